@@ -1,0 +1,149 @@
+//! Kafka client settings from the command line.
+//!
+//! Every binary takes `--brokers` (env `KAFKA_BROKERS`) and any number of
+//! `-X key=value` librdkafka properties, applied last so they override our
+//! defaults, as kcat does. That is also how TLS and SASL are configured
+//! (`-X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 ...`).
+//! Values of secret properties never appear in logs: see [`redacted`].
+
+use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
+
+/// The connection flags shared by the producer and both consumers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated host:port pairs.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092", value_parser = parse_brokers)]
+    pub brokers: String,
+
+    /// Topic of the banking events.
+    #[arg(long, default_value = "banking.events")]
+    pub topic: String,
+
+    /// Any librdkafka property as key=value, repeatable; applied after the
+    /// built-in defaults so it overrides them (TLS/SASL settings go here,
+    /// e.g. -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN
+    /// -X sasl.username=u -X sasl.password=p). Secret values are never logged.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    /// A client configuration with `bootstrap.servers`, the given defaults,
+    /// then the user's `-X` properties on top.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        config.set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in defaults {
+            config.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+
+    /// The `-X` properties as `key=value` with secrets masked, for logs and
+    /// stats files.
+    pub fn redacted_properties(&self) -> Vec<String> {
+        self.properties
+            .iter()
+            .map(|(k, v)| format!("{k}={}", redacted(k, v)))
+            .collect()
+    }
+
+    /// The value the user set for `key` with `-X`, else `default`.
+    pub fn property_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or(default)
+    }
+}
+
+/// Parses one `-X key=value` argument.
+pub fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+/// Checks a bootstrap list: comma-separated `host:port`, each port a number.
+/// librdkafka would accept garbage here and then retry it forever; we refuse
+/// it up front with a message that says what is wrong.
+pub fn parse_brokers(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("the broker list is empty".into());
+    }
+    for entry in s.split(',') {
+        let entry = entry.trim();
+        let addr = entry
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(entry);
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return Err(format!("{entry:?} is not host:port"));
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._[]:".contains(c));
+        if !host_ok {
+            return Err(format!("{entry:?} has an invalid host name"));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(format!("{entry:?} has an invalid port {port:?}")),
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// The value to show for property `key`: `[redacted]` for anything that can
+/// hold a secret (passwords, keys, tokens, JAAS/OAuth configs).
+pub fn redacted<'a>(key: &str, value: &'a str) -> &'a str {
+    const SECRET_MARKERS: [&str; 6] = ["password", "secret", "key", "token", "jaas", "oauthbearer"];
+    let k = key.to_ascii_lowercase();
+    if SECRET_MARKERS.iter().any(|m| k.contains(m)) && !k.ends_with(".location") {
+        "[redacted]"
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_are_checked() {
+        assert!(parse_brokers("localhost:9092").is_ok());
+        assert!(parse_brokers("a:1, b.example.com:9093").is_ok());
+        assert!(parse_brokers("PLAINTEXT://127.0.0.1:9092").is_ok());
+        assert!(parse_brokers("").is_err());
+        assert!(parse_brokers("localhost").is_err());
+        assert!(parse_brokers("localhost:notaport").is_err());
+        assert!(parse_brokers("localhost:0").is_err());
+        assert!(parse_brokers("bad host:9092").is_err());
+    }
+
+    #[test]
+    fn properties_parse_and_secrets_are_masked() {
+        assert_eq!(
+            parse_property("linger.ms=5").unwrap(),
+            ("linger.ms".into(), "5".into())
+        );
+        assert_eq!(parse_property("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(parse_property("novalue").is_err());
+        assert!(parse_property("=x").is_err());
+        assert_eq!(redacted("sasl.password", "hunter2"), "[redacted]");
+        assert_eq!(redacted("ssl.key.pem", "-----BEGIN"), "[redacted]");
+        assert_eq!(redacted("ssl.key.location", "/etc/k.pem"), "/etc/k.pem");
+        assert_eq!(redacted("linger.ms", "5"), "5");
+    }
+}

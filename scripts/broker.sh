@@ -1,0 +1,549 @@
+#!/usr/bin/env bash
+# A running Kafka-compatible broker on any machine, and a way to stop it again.
+# See `scripts/broker.sh --help` (the usage text below) for what it does.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/broker.sh <command> [options]
+
+Gives a running Kafka-compatible broker on any machine, and stops it again.
+
+Commands:
+  start [--topic T] [--partitions N] [--no-topic]
+      Make sure a broker runs, create topic T (default banking.events) with
+      N partitions (default $PARTITIONS or 6) unless --no-topic, and print the
+      bootstrap address as the last line of stdout, alone:
+          BROKERS=$(scripts/broker.sh start | tail -1)
+      Everything else goes to stderr. The broker is picked in this order:
+        1. KAFKA_BROKERS is set and a broker answers there: use it as is
+           (kind "kafka-env"; nothing is started or created).
+        2. A Docker engine answers (`docker info`) and BROKER_PORT is 9092:
+           `docker compose up -d --wait kafka` with the repo's
+           docker-compose.yml (Apache Kafka in KRaft mode; kind "docker").
+        3. Otherwise Tansu (kind "tansu"), a Kafka-compatible broker written
+           in Rust, with in-memory storage: installed first when missing
+           (`cargo install tansu --locked --features dynostore`, ~11 minutes,
+           once), then started in the background on BROKER_HOST:BROKER_PORT.
+      A broker this script started earlier (its pid file is alive) is reused.
+      Something else listening on the port is an error, never taken over.
+
+  topic NAME [--partitions N]
+      Create topic NAME (default 6 partitions) on the broker started here.
+      Succeeds when the topic exists already. With kind "kafka-env" nothing
+      is created: the producer's --partitions flag creates its topic.
+
+  stop
+      Stop what `start` started: kill the Tansu process from the pid file and
+      wait for it to exit, or `docker compose down -v`. Never stops a broker
+      this script did not start (an external KAFKA_BROKERS, or containers that
+      were already running before `start`).
+
+  status
+      Print kind, address, pid, version and whether the broker answers.
+      Exit status 0 when it answers, 1 otherwise.
+
+Files in the run directory (RUN_DIR):
+  kind      kafka-env | docker | tansu   (kept after stop, for reports)
+  version   e.g. "tansu 0.6.0" or "apache/kafka:4.3.1"
+  address   the bootstrap address printed by start
+  pid       Tansu's process id (only while it runs)
+  tansu.log Tansu's output
+  owned     docker: "yes" when start brought the containers up
+
+Environment:
+  KAFKA_BROKERS         an existing broker to use (host:port[,host:port...])
+  BROKER_KIND           auto (default) | kafka-env | docker | tansu: skip the
+                        choice above (e.g. tests that want a private Tansu)
+  BROKER_HOST           address Tansu listens on (default 127.0.0.1)
+  BROKER_PORT           port (default 9092); use another one for a private
+                        Tansu next to the default one
+  RUN_DIR               state directory (default <repo>/.run/broker, or
+                        <repo>/.run/broker-<port> when BROKER_PORT != 9092)
+  BROKER_START_TIMEOUT  seconds to wait for the broker to answer (default 30)
+  TANSU                 path of the tansu binary (default: PATH, ~/.cargo/bin)
+
+"Answers" means a TCP connection to the address succeeds.
+EOF
+}
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+COMPOSE_FILE_PATH="$REPO_ROOT/docker-compose.yml"
+# The compose file publishes and advertises this port; it is not configurable.
+DOCKER_PORT=9092
+DOCKER_ADDRESS="localhost:$DOCKER_PORT"
+
+BROKER_KIND="${BROKER_KIND:-auto}"
+BROKER_HOST="${BROKER_HOST:-127.0.0.1}"
+BROKER_PORT="${BROKER_PORT:-9092}"
+if [[ "$BROKER_PORT" == 9092 ]]; then
+    RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker}"
+else
+    RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker-$BROKER_PORT}"
+fi
+START_TIMEOUT="${BROKER_START_TIMEOUT:-30}"
+DEFAULT_TOPIC="banking.events"
+DEFAULT_PARTITIONS="${PARTITIONS:-6}"
+TANSU_INSTALL=(cargo install tansu --locked --features dynostore)
+
+log() { printf 'broker.sh: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# --- small helpers -----------------------------------------------------------
+
+# answers HOST PORT: a TCP connection succeeds within 2 s.
+answers() {
+    # shellcheck disable=SC2016 # $0/$1 expand in the inner bash, on purpose
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
+# answers_any "h1:p1,h2:p2": at least one of a bootstrap list answers.
+answers_any() {
+    local hp host port
+    local -a list
+    IFS=',' read -r -a list <<<"$1"
+    for hp in "${list[@]}"; do
+        hp="${hp// /}"
+        hp="${hp#*://}" # tolerate PLAINTEXT://host:port
+        [[ -n "$hp" ]] || continue
+        if [[ "$hp" == *:* ]]; then
+            host="${hp%:*}" port="${hp##*:}"
+        else
+            host="$hp" port=9092
+        fi
+        host="${host#[}" host="${host%]}"
+        if answers "$host" "$port"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+state_get() { if [[ -f "$RUN_DIR/$1" ]]; then cat "$RUN_DIR/$1"; fi; }
+state_set() { printf '%s\n' "$2" >"$RUN_DIR/$1"; }
+
+is_positive_int() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
+
+# Serialise start/stop/topic on one run directory, so parallel callers (tests)
+# do not start two brokers. fd 9 must not leak into the broker process.
+lock_run_dir() {
+    mkdir -p "$RUN_DIR"
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$RUN_DIR/lock"
+        flock 9
+    fi
+}
+
+# --- Tansu -------------------------------------------------------------------
+
+find_tansu() {
+    local candidate
+    for candidate in "${TANSU:-}" "$(command -v tansu 2>/dev/null || true)" \
+        "${CARGO_HOME:-$HOME/.cargo}/bin/tansu"; do
+        if [[ -n "$candidate" && -x "$candidate" ]]; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Prints the path of a tansu binary that has the in-memory storage engine,
+# installing it first when missing.
+ensure_tansu() {
+    local tansu
+    if ! tansu=$(find_tansu); then
+        command -v cargo >/dev/null 2>&1 ||
+            die "tansu is not installed and cargo is not on PATH to install it"
+        log "no KAFKA_BROKERS broker and no Docker engine, so using Tansu (a Kafka-compatible broker in Rust)."
+        log "tansu is not installed: running '${TANSU_INSTALL[*]}'."
+        log "This builds it from source once (~11 minutes on 2 cores); later runs reuse ~/.cargo/bin/tansu."
+        "${TANSU_INSTALL[@]}" >&2 || die "'${TANSU_INSTALL[*]}' failed"
+        tansu=$(find_tansu) || die "cargo install finished but no tansu binary was found"
+    fi
+    # Without the dynostore feature Tansu cannot store anything
+    # (FeatureNotEnabled dynostore); its --help lists the engines it has.
+    if ! "$tansu" --help 2>/dev/null | grep -q 'dynostore'; then
+        die "$tansu was built without the 'dynostore' feature (in-memory storage); reinstall: ${TANSU_INSTALL[*]} --force"
+    fi
+    printf '%s\n' "$tansu"
+}
+
+# Pid of the Tansu this run directory started, if it is still alive.
+our_tansu_pid() {
+    local pid
+    pid=$(state_get pid)
+    [[ -n "$pid" && "$(state_get kind)" == tansu ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    # Guard against a recycled pid: it must still be a tansu process.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'tansu' || return 1
+    printf '%s\n' "$pid"
+}
+
+# wait_until_answers HOST PORT [PID]: poll up to START_TIMEOUT seconds; fail
+# early when PID exits.
+wait_until_answers() {
+    local host=$1 port=$2 pid=${3:-} deadline=$((SECONDS + START_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        if answers "$host" "$port"; then
+            return 0
+        fi
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.2
+    done
+    answers "$host" "$port"
+}
+
+show_log_tail() {
+    if [[ -f "$RUN_DIR/tansu.log" ]]; then
+        log "last lines of $RUN_DIR/tansu.log:"
+        tail -n 20 "$RUN_DIR/tansu.log" >&2 || true
+    fi
+}
+
+start_tansu() {
+    local tansu pid url address="$BROKER_HOST:$BROKER_PORT"
+    tansu=$(ensure_tansu)
+    url="tcp://$BROKER_HOST:$BROKER_PORT"
+
+    if pid=$(our_tansu_pid); then
+        log "reusing Tansu started earlier (pid $pid) on $address"
+        wait_until_answers "$BROKER_HOST" "$BROKER_PORT" "$pid" ||
+            die "Tansu (pid $pid) does not answer on $address; try '$0 stop' then start"
+    else
+        rm -f "$RUN_DIR/pid"
+        if answers "$BROKER_HOST" "$BROKER_PORT"; then
+            die "something already listens on $address and this script did not start it (no live pid in $RUN_DIR/pid). Use it with KAFKA_BROKERS=$address, stop it, or choose another BROKER_PORT."
+        fi
+        log "starting Tansu on $address (in-memory storage), log in $RUN_DIR/tansu.log"
+        # setsid: its own session, so it outlives this script and the caller's
+        # process group; runs in RUN_DIR so it reads no stray .env (Tansu loads
+        # one from its working directory).
+        (
+            cd "$RUN_DIR"
+            exec setsid nohup "$tansu" broker \
+                --listener-url "$url" \
+                --advertised-listener-url "$url" \
+                --storage-engine memory://tansu/ \
+                >"$RUN_DIR/tansu.log" 2>&1 </dev/null 9>&-
+        ) &
+        pid=$!
+        state_set pid "$pid"
+        state_set kind tansu
+        if ! wait_until_answers "$BROKER_HOST" "$BROKER_PORT" "$pid"; then
+            show_log_tail
+            if kill -0 "$pid" 2>/dev/null; then
+                kill "$pid" 2>/dev/null || true
+                die "Tansu (pid $pid) did not answer on $address within ${START_TIMEOUT}s; stopped it"
+            fi
+            rm -f "$RUN_DIR/pid"
+            die "Tansu exited before answering on $address"
+        fi
+        log "Tansu is up (pid $pid)"
+    fi
+    state_set kind tansu
+    state_set version "$("$tansu" --version 2>/dev/null || echo 'tansu (unknown version)')"
+    state_set address "$address"
+}
+
+create_topic_tansu() {
+    local name=$1 partitions=$2 address tansu out
+    address=$(state_get address)
+    tansu=$(find_tansu) || die "tansu binary not found"
+    if out=$(cd "$RUN_DIR" && "$tansu" topic create "$name" --partitions "$partitions" \
+        --broker "tcp://$address" 2>&1); then
+        log "created topic $name with $partitions partitions on $address"
+    elif grep -qiE 'already exists|TopicAlreadyExists' <<<"$out"; then
+        log "topic $name already exists on $address"
+        warn_partition_mismatch "$tansu" "$address" "$name" "$partitions"
+    else
+        printf '%s\n' "$out" >&2
+        die "tansu topic create $name failed"
+    fi
+}
+
+# An existing topic keeps its partition count; say so when it differs from the
+# one asked for (best effort: needs python3 to read `tansu topic list` JSON).
+warn_partition_mismatch() {
+    local tansu=$1 address=$2 name=$3 want=$4 have
+    command -v python3 >/dev/null 2>&1 || return 0
+    have=$(cd "$RUN_DIR" && "$tansu" topic list --broker "tcp://$address" 2>/dev/null |
+        python3 -c 'import json, sys
+for t in json.load(sys.stdin):
+    if t.get("name") == sys.argv[1]:
+        print(len(t.get("partitions") or []))' "$name" 2>/dev/null) || return 0
+    if [[ -n "$have" && "$have" != "$want" ]]; then
+        log "warning: topic $name has $have partitions, not $want; stop and start the broker (memory storage) for a fresh topic"
+    fi
+}
+
+stop_tansu() {
+    local pid
+    if ! pid=$(our_tansu_pid); then
+        log "Tansu from $RUN_DIR is not running"
+        rm -f "$RUN_DIR/pid"
+        return 0
+    fi
+    log "stopping Tansu (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "Tansu did not exit within 10 s of SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 0.1
+        done
+    fi
+    rm -f "$RUN_DIR/pid"
+    log "Tansu stopped"
+}
+
+# --- Docker ------------------------------------------------------------------
+
+docker_available() {
+    command -v docker >/dev/null 2>&1 &&
+        docker info >/dev/null 2>&1 &&
+        docker compose version >/dev/null 2>&1
+}
+
+compose() { docker compose -f "$COMPOSE_FILE_PATH" "$@"; }
+
+docker_image() {
+    grep -m1 -oE 'apache/kafka:[^[:space:]"]+' "$COMPOSE_FILE_PATH" || echo 'apache/kafka (unknown tag)'
+}
+
+start_docker() {
+    local owned=yes
+    # Containers that run before we start them belong to someone else: reuse
+    # them, but `stop` must leave them alone.
+    if [[ -n "$(compose ps -q --status running kafka 2>/dev/null)" ]] &&
+        ! [[ "$(state_get kind)" == docker && "$(state_get owned)" == yes ]]; then
+        owned=no
+        log "Kafka container already running (not started by this script); reusing it"
+    fi
+    log "using Docker: docker compose up -d --wait kafka ($(docker_image))"
+    # Only the broker service: --wait treats the one-shot kafka-init as a
+    # failure once it has exited (docker/compose#10596). Topics are created
+    # below with kafka-topics.sh inside the broker container instead.
+    compose up -d --wait kafka >&2
+    state_set kind docker
+    state_set version "$(docker_image)"
+    state_set address "$DOCKER_ADDRESS"
+    state_set owned "$owned"
+    rm -f "$RUN_DIR/pid"
+}
+
+create_topic_docker() {
+    local name=$1 partitions=$2
+    compose exec -T kafka /opt/kafka/bin/kafka-topics.sh \
+        --bootstrap-server "localhost:$DOCKER_PORT" \
+        --create --if-not-exists --topic "$name" \
+        --partitions "$partitions" --replication-factor 1 >&2
+    log "topic $name ready (created with $partitions partitions unless it existed)"
+}
+
+stop_docker() {
+    if [[ "$(state_get owned)" != yes ]]; then
+        log "the Kafka containers were not started by this script; leaving them running"
+        return 0
+    fi
+    log "docker compose down -v"
+    compose down -v >&2
+    state_set owned no
+}
+
+# --- external broker (KAFKA_BROKERS) -------------------------------------------
+
+start_kafka_env() {
+    log "using the broker at KAFKA_BROKERS=$KAFKA_BROKERS (it answers)"
+    rm -f "$RUN_DIR/pid" "$RUN_DIR/owned"
+    state_set kind kafka-env
+    state_set version "external broker (KAFKA_BROKERS), version not probed"
+    state_set address "$KAFKA_BROKERS"
+}
+
+# --- commands ------------------------------------------------------------------
+
+create_topic() {
+    local name=$1 partitions=$2
+    case "$(state_get kind)" in
+        tansu) create_topic_tansu "$name" "$partitions" ;;
+        docker) create_topic_docker "$name" "$partitions" ;;
+        kafka-env)
+            log "external broker (KAFKA_BROKERS): not creating topic $name here;" \
+                "the producer's --partitions flag creates it"
+            ;;
+        *) die "no broker started from $RUN_DIR; run '$0 start' first" ;;
+    esac
+}
+
+cmd_start() {
+    local topic=$DEFAULT_TOPIC partitions=$DEFAULT_PARTITIONS make_topic=yes
+    while (($#)); do
+        case "$1" in
+            --topic)
+                [[ $# -ge 2 ]] || die "--topic needs a value"
+                topic=$2
+                shift 2
+                ;;
+            --partitions)
+                [[ $# -ge 2 ]] || die "--partitions needs a value"
+                partitions=$2
+                shift 2
+                ;;
+            --no-topic)
+                make_topic=no
+                shift
+                ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            *) die "start: unknown argument '$1' (see --help)" ;;
+        esac
+    done
+    is_positive_int "$partitions" || die "--partitions must be a positive integer, got '$partitions'"
+    is_positive_int "$BROKER_PORT" || die "BROKER_PORT must be a port number, got '$BROKER_PORT'"
+    case "$BROKER_KIND" in auto | kafka-env | docker | tansu) ;; *)
+        die "BROKER_KIND must be auto, kafka-env, docker or tansu, got '$BROKER_KIND'"
+        ;;
+    esac
+
+    lock_run_dir
+
+    local kind
+    kind=$(state_get kind)
+    if [[ "$kind" == tansu ]] && our_tansu_pid >/dev/null &&
+        [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == tansu ]]; then
+        # Ours and alive: keep using it even if KAFKA_BROKERS now points at
+        # it, so that `stop` still knows it has to stop it.
+        start_tansu
+    elif [[ -n "${KAFKA_BROKERS:-}" && ("$BROKER_KIND" == auto || "$BROKER_KIND" == kafka-env) ]] &&
+        answers_any "$KAFKA_BROKERS"; then
+        start_kafka_env
+    elif [[ "$BROKER_KIND" == kafka-env ]]; then
+        die "BROKER_KIND=kafka-env but no broker answers at KAFKA_BROKERS='${KAFKA_BROKERS:-}'"
+    else
+        if [[ -n "${KAFKA_BROKERS:-}" && "$BROKER_KIND" == auto ]]; then
+            log "KAFKA_BROKERS=$KAFKA_BROKERS does not answer; starting a broker instead"
+        fi
+        if [[ "$BROKER_KIND" != tansu ]] && docker_available; then
+            if [[ "$BROKER_PORT" == "$DOCKER_PORT" ]]; then
+                start_docker
+            elif [[ "$BROKER_KIND" == docker ]]; then
+                die "docker-compose.yml serves port $DOCKER_PORT only; unset BROKER_PORT or use BROKER_KIND=tansu"
+            else
+                log "Docker is available but docker-compose.yml serves port $DOCKER_PORT only; using Tansu for BROKER_PORT=$BROKER_PORT"
+                start_tansu
+            fi
+        elif [[ "$BROKER_KIND" == docker ]]; then
+            die "BROKER_KIND=docker but no Docker engine answers ('docker info' failed) or 'docker compose' is missing"
+        else
+            start_tansu
+        fi
+    fi
+
+    if [[ "$make_topic" == yes ]]; then
+        create_topic "$topic" "$partitions"
+    fi
+    log "broker kind: $(state_get kind) ($(state_get version))"
+    # The contract: the last line of stdout is the bootstrap address, alone.
+    state_get address
+}
+
+cmd_topic() {
+    local name="" partitions=$DEFAULT_PARTITIONS
+    while (($#)); do
+        case "$1" in
+            --partitions)
+                [[ $# -ge 2 ]] || die "--partitions needs a value"
+                partitions=$2
+                shift 2
+                ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            -*) die "topic: unknown option '$1' (see --help)" ;;
+            *)
+                [[ -z "$name" ]] || die "topic: only one topic name, got '$name' and '$1'"
+                name=$1
+                shift
+                ;;
+        esac
+    done
+    [[ -n "$name" ]] || die "usage: $0 topic NAME [--partitions N]"
+    is_positive_int "$partitions" || die "--partitions must be a positive integer, got '$partitions'"
+    lock_run_dir
+    create_topic "$name" "$partitions"
+}
+
+cmd_stop() {
+    lock_run_dir
+    case "$(state_get kind)" in
+        tansu) stop_tansu ;;
+        docker) stop_docker ;;
+        kafka-env) log "external broker (KAFKA_BROKERS): nothing to stop" ;;
+        *) log "nothing was started from $RUN_DIR; nothing to stop" ;;
+    esac
+    rm -f "$RUN_DIR/address"
+}
+
+cmd_status() {
+    local kind address version pid="-" up=no
+    kind=$(state_get kind)
+    address=$(state_get address)
+    case "$kind" in
+        tansu)
+            pid=$(our_tansu_pid) || pid="-"
+            if [[ "$pid" != "-" ]] && answers_any "$address"; then up=yes; fi
+            ;;
+        docker | kafka-env)
+            if [[ -n "$address" ]] && answers_any "$address"; then up=yes; fi
+            ;;
+    esac
+    printf 'kind:     %s\n' "${kind:-none (nothing started from this run dir)}"
+    printf 'address:  %s\n' "${address:--}"
+    printf 'pid:      %s\n' "$pid"
+    version=$(state_get version)
+    printf 'version:  %s\n' "${version:--}"
+    printf 'answers:  %s\n' "$up"
+    printf 'run dir:  %s\n' "$RUN_DIR"
+    if [[ -z "$kind" || -z "$address" ]] && answers "$BROKER_HOST" "$BROKER_PORT"; then
+        printf 'note:     something not started by this script listens on %s:%s\n' \
+            "$BROKER_HOST" "$BROKER_PORT"
+    fi
+    [[ "$up" == yes ]]
+}
+
+main() {
+    local cmd=${1:-}
+    [[ $# -gt 0 ]] && shift
+    case "$cmd" in
+        start) cmd_start "$@" ;;
+        topic) cmd_topic "$@" ;;
+        stop) cmd_stop "$@" ;;
+        status) cmd_status "$@" ;;
+        -h | --help | help) usage ;;
+        "")
+            usage >&2
+            exit 2
+            ;;
+        *)
+            log "unknown command '$cmd'"
+            usage >&2
+            exit 2
+            ;;
+    esac
+}
+
+main "$@"

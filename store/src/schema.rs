@@ -1,0 +1,283 @@
+//! Creating the database file, checking what is in it before touching it,
+//! and the schema itself.
+
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tracing::{info, warn};
+
+use crate::retry::{Failure, retry_busy};
+use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
+
+/// The tables of schema version 1.
+///
+/// - `events` has no secondary index: an index maintained on every insert
+///   costs SQLite an order of magnitude in load rate (DESIGN.md: ~475k vs
+///   ~31k rows/s). [`Store::ensure_query_index`](crate::Store::ensure_query_index)
+///   builds it after a load instead.
+/// - `event_id` is the rowid, so mostly increasing ids append to the table's
+///   b-tree instead of splitting pages all over it.
+/// - STRICT tables refuse a value of the wrong type instead of storing it.
+///   The one that matters: SQLite turns an integer sum that overflows 64 bits
+///   into a REAL, and a STRICT `balance_minor` refuses that REAL, so an
+///   overflowing balance fails the batch instead of silently losing cents.
+/// - `account_balances` and `offsets` are WITHOUT ROWID: they are looked up
+///   only by their primary key, which then is the table itself.
+const SCHEMA: &str = r#"
+CREATE TABLE events (
+    event_id                INTEGER PRIMARY KEY,
+    event_type              TEXT    NOT NULL,
+    account_id              INTEGER NOT NULL,
+    amount_minor            INTEGER NOT NULL,
+    currency                TEXT    NOT NULL,
+    channel                 TEXT    NOT NULL,
+    status                  TEXT    NOT NULL,
+    country                 TEXT    NOT NULL,
+    transaction_ref         TEXT    NOT NULL,
+    counterparty_account_id INTEGER,
+    created_at_us           INTEGER NOT NULL,
+    committed_at_us         INTEGER NOT NULL,
+    kafka_partition         INTEGER NOT NULL,
+    kafka_offset            INTEGER NOT NULL,
+    payload                 BLOB    NOT NULL
+) STRICT;
+
+CREATE TABLE account_balances (
+    account_id    INTEGER NOT NULL,
+    currency      TEXT    NOT NULL,
+    balance_minor INTEGER NOT NULL,
+    event_count   INTEGER NOT NULL,
+    PRIMARY KEY (account_id, currency)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE offsets (
+    topic       TEXT    NOT NULL,
+    "partition" INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, "partition")
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE dead_letters (
+    id             INTEGER PRIMARY KEY,
+    topic          TEXT    NOT NULL,
+    "partition"    INTEGER NOT NULL,
+    "offset"       INTEGER NOT NULL,
+    key            BLOB,
+    payload        BLOB,
+    error          TEXT    NOT NULL,
+    recorded_at_us INTEGER NOT NULL
+) STRICT;
+"#;
+
+/// The tables a version-1 store must have.
+const TABLES: [&str; 4] = ["events", "account_balances", "offsets", "dead_letters"];
+
+/// How long SQLite itself spins on a lock before handing SQLITE_BUSY back to
+/// our retry loop, which logs and backs off. Kept short so the loop, not
+/// SQLite, decides how waiting looks.
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Room for the per-row statements, the per-batch ones and the queries.
+const STATEMENT_CACHE: usize = 32;
+
+/// Opens (creating if needed) the store at `path`, refusing anything that is
+/// not ours before changing a single byte of it.
+pub(crate) fn open(path: &Path, opts: &StoreOptions) -> Result<Connection, StoreError> {
+    let created = create_file(path)?;
+    let result = check_file(path, opts).and_then(|found| init(path, opts, found));
+    if result.is_err() && created {
+        // Nothing of value is in a file we created a moment ago; leaving it
+        // behind would make the next start see a half-made database.
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    result
+}
+
+/// Creates a missing database file with mode 0600 (bank data is for the
+/// owner only; SQLite gives the -wal and -shm files the same mode). Returns
+/// whether the file is new.
+fn create_file(path: &Path) -> Result<bool, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(StoreError::CannotOpen {
+            path: path.to_path_buf(),
+            detail: "it is a directory".into(),
+        }),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(StoreError::MissingDirectory {
+                    path: path.to_path_buf(),
+                    dir: dir.to_path_buf(),
+                });
+            }
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {
+                    info!(path = %path.display(), "created new database file (mode 0600)");
+                    Ok(true)
+                }
+                // Another process created it between our two calls: use theirs.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                Err(io) => Err(StoreError::CreateFile {
+                    path: path.to_path_buf(),
+                    io,
+                }),
+            }
+        }
+        Err(io) => Err(StoreError::CannotOpen {
+            path: path.to_path_buf(),
+            detail: io.to_string(),
+        }),
+    }
+}
+
+/// What [`check_file`] found in an acceptable file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// An empty database (or a new, empty file): create the schema.
+    Empty,
+    /// A store of the current schema version.
+    Current,
+}
+
+/// Looks at the file through a read-only connection that is not allowed to
+/// checkpoint on close, so that a file we refuse keeps every byte it had.
+fn check_file(path: &Path, opts: &StoreOptions) -> Result<Found, StoreError> {
+    let probe = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::from_sqlite(path, e))?;
+    probe
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+    probe
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+    retry_busy(path, opts.busy_log_every, "read the schema", || {
+        classify(path, &probe)
+    })
+}
+
+/// Decides from `user_version` and the objects present whether the file is
+/// ours. Shared by the read-only probe and the re-check inside the schema
+/// creating transaction (another process may have been faster).
+fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
+    let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let refuse = |found: String| {
+        Failure::Store(StoreError::NotABankingStore {
+            path: path.to_path_buf(),
+            found,
+        })
+    };
+    if version > SCHEMA_VERSION {
+        return Err(Failure::Store(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        }));
+    }
+    if version < 0 {
+        return Err(refuse(format!("user_version {version}")));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT type, name FROM sqlite_schema \
+         WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name",
+    )?;
+    let objects = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if version == 0 {
+        if objects.is_empty() {
+            return Ok(Found::Empty);
+        }
+        let names: Vec<String> = objects.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        return Err(refuse(format!(
+            "user_version 0 but it holds {}",
+            names.join(", ")
+        )));
+    }
+    let missing: Vec<&str> = TABLES
+        .iter()
+        .copied()
+        .filter(|t| !objects.iter().any(|(ty, n)| ty == "table" && n == t))
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(format!(
+            "user_version {version} but no table {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(Found::Current)
+}
+
+/// Opens the writing connection, sets the pragmas and creates the schema if
+/// the file is empty. Only reached for a file [`check_file`] accepted.
+fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, StoreError> {
+    let sqlite = |e| StoreError::from_sqlite(path, e);
+    // Not SQLITE_OPEN_CREATE: the file exists (create_file made sure), and if
+    // it vanished since, creating an empty one here would hide that.
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite)?;
+    // SQLite quietly falls back to read-only when the file is not writable;
+    // better to say so now than at the first commit.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(sqlite)? {
+        return Err(StoreError::ReadOnly {
+            path: path.to_path_buf(),
+            detail: "the file is not writable by this user".into(),
+        });
+    }
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(sqlite)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+
+    let mode: String = retry_busy(path, opts.busy_log_every, "switch to WAL", || {
+        Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?)
+    })?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still atomic (rollback journal), only slower and blocking readers.
+        warn!(path = %path.display(), mode, "could not switch the database to WAL");
+    }
+    // NORMAL in WAL mode: a commit is atomic and consistent; a power cut may
+    // lose the last commits, which Kafka then redelivers because their
+    // offsets were lost with them. OFF could corrupt the file: never.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite)?;
+    let cache_kib = -(i64::from(opts.cache_mib) * 1024);
+    conn.pragma_update(None, "cache_size", cache_kib)
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(sqlite)?;
+
+    if found == Found::Empty {
+        retry_busy(path, opts.busy_log_every, "create the schema", || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if classify(path, &tx)? == Found::Empty {
+                tx.execute_batch(SCHEMA)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+                info!(path = %path.display(), version = SCHEMA_VERSION, "created the store's schema");
+            }
+            Ok(())
+        })?;
+    }
+    Ok(conn)
+}

@@ -1,0 +1,345 @@
+//! Committing batches: counts, checksum, offsets, duplicates, dead letters.
+
+use std::collections::HashMap;
+
+use banking_proto::{EventType, IdChecksum, Status};
+use banking_store::{Batch, SCHEMA_VERSION, Store};
+
+use crate::common::{TOPIC, count, deposit, event, push, temp_store};
+
+#[test]
+fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    assert!(store.stored_offsets(TOPIC).unwrap().is_empty());
+
+    let n = 3_000u64;
+    let mut batch = Batch::with_capacity(TOPIC, n as usize);
+    let mut expected_offsets: HashMap<i32, i64> = HashMap::new();
+    let mut offsets = [100i64, 0, 7_000, 42];
+    let mut sum = 0i128;
+    for id in 1..=n {
+        let partition = (id % 4) as i32;
+        let offset = offsets[partition as usize];
+        offsets[partition as usize] += 1 + (id % 3) as i64; // gaps, as after compaction
+        expected_offsets.insert(partition, offset + 1);
+        let amount = 1 + (id as i64 * 7919) % 100_000;
+        sum += i128::from(amount);
+        let ty = EventType::try_from(1 + (id % 6) as i32).unwrap();
+        push(
+            &mut batch,
+            partition,
+            offset,
+            event(id, ty, 1 + id % 50, amount, Status::Completed),
+        );
+    }
+    assert_eq!(batch.len(), n as usize);
+    assert_eq!(
+        batch.next_offsets().collect::<HashMap<_, _>>(),
+        expected_offsets
+    );
+
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!(outcome.events_stored, n as usize);
+    assert_eq!(outcome.dead_letters, 0);
+    assert_eq!(outcome.duplicates, 0);
+
+    let summary = store.summary().unwrap();
+    assert_eq!(summary.events, n);
+    assert_eq!(summary.distinct_event_ids, n);
+    assert_eq!(summary.amount_minor_sum, sum);
+    assert_eq!(summary.id_checksum, (1..=n).collect::<IdChecksum>());
+    assert_eq!(summary.dead_letters, 0);
+    assert_eq!(summary.schema_version, SCHEMA_VERSION);
+    assert_eq!(store.stored_offsets(TOPIC).unwrap(), expected_offsets);
+    assert!(store.stored_offsets("other.topic").unwrap().is_empty());
+    let balances = store.balances().unwrap();
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.summary().unwrap(), summary);
+    assert_eq!(store.stored_offsets(TOPIC).unwrap(), expected_offsets);
+    assert_eq!(store.balances().unwrap(), balances);
+}
+
+#[test]
+fn events_are_stored_column_by_column() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = Batch::new(TOPIC);
+    let transfer = event(9, EventType::Transfer, 10, 2_500, Status::Pending);
+    let payload = prost::Message::encode_to_vec(&transfer);
+    push(&mut batch, 3, 77, transfer.clone());
+    push(
+        &mut batch,
+        3,
+        78,
+        event(10, EventType::Fee, 10, 30, Status::Declined),
+    );
+    let outcome = store.commit(&batch).unwrap();
+
+    let rows = store.latest_events(10, 10).unwrap();
+    assert_eq!(rows.len(), 2);
+    let fee = &rows[0];
+    assert_eq!((fee.event_id, fee.event_type.as_str()), (10, "FEE"));
+    assert_eq!(fee.status, "DECLINED");
+    assert_eq!(fee.counterparty_account_id, None);
+    let t = &rows[1];
+    assert_eq!(t.event_id, 9);
+    assert_eq!(t.event_type, "TRANSFER");
+    assert_eq!(t.account_id, 10);
+    assert_eq!(t.amount_minor, 2_500);
+    assert_eq!(t.currency, "EUR");
+    assert_eq!(t.channel, "ONLINE");
+    assert_eq!(t.status, "PENDING");
+    assert_eq!(t.country, "DE");
+    assert_eq!(t.transaction_ref, transfer.transaction_ref);
+    assert_eq!(t.counterparty_account_id, Some(11));
+    assert_eq!(t.created_at_us, transfer.created_at_us);
+    assert!(t.committed_at_us > 0 && t.committed_at_us <= outcome.committed_at_us);
+    assert_eq!((t.kafka_partition, t.kafka_offset), (3, 77));
+    assert_eq!(t.payload, payload);
+}
+
+#[test]
+fn duplicates_within_and_across_batches_become_dead_letters() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+
+    let mut batch = Batch::new(TOPIC);
+    push(&mut batch, 0, 0, deposit(1, 5, 1_000));
+    push(&mut batch, 0, 1, deposit(2, 5, 20));
+    push(&mut batch, 1, 0, deposit(1, 6, 999_999)); // same id, other account
+    let first = store.commit(&batch).unwrap();
+    assert_eq!(
+        (first.events_stored, first.duplicates, first.dead_letters),
+        (2, 1, 1)
+    );
+
+    batch.clear();
+    assert!(batch.is_empty());
+    assert_eq!(batch.topic(), TOPIC);
+    push(&mut batch, 0, 2, deposit(2, 5, 20)); // id stored by the first batch
+    push(&mut batch, 1, 1, deposit(3, 6, 5));
+    let second = store.commit(&batch).unwrap();
+    assert_eq!(
+        (second.events_stored, second.duplicates, second.dead_letters),
+        (1, 1, 1)
+    );
+
+    let balances = store.balances().unwrap();
+    let as_tuples: Vec<_> = balances
+        .iter()
+        .map(|b| {
+            (
+                b.account_id,
+                b.currency.as_str(),
+                b.balance_minor,
+                b.event_count,
+            )
+        })
+        .collect();
+    assert_eq!(as_tuples, [(5, "EUR", 1_020, 2), (6, "EUR", 5, 1)]);
+
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!((dead[0].partition, dead[0].offset), (1, 0));
+    assert!(
+        dead[0].error.contains("duplicate event_id 1"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        dead[0].error.contains("partition 0 offset 0"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(
+        dead[0].payload.as_deref(),
+        Some(&prost::Message::encode_to_vec(&deposit(1, 6, 999_999))[..])
+    );
+    assert!(
+        dead[1].error.contains("duplicate event_id 2"),
+        "{}",
+        dead[1].error
+    );
+    assert_eq!((dead[1].partition, dead[1].offset), (0, 2));
+
+    // The duplicates' offsets advanced like any other message's.
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 3), (1, 2)])
+    );
+    let summary = store.summary().unwrap();
+    assert_eq!((summary.events, summary.dead_letters), (3, 2));
+    assert_eq!(summary.amount_minor_sum, 1_000 + 20 + 5);
+}
+
+#[test]
+fn dead_letters_keep_partition_offset_key_payload_and_error() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = Batch::new(TOPIC);
+    batch.push_dead_letter(
+        2,
+        40,
+        Some(b"acct-7".to_vec()),
+        Some(vec![0xff, 0x00, 0x13]),
+        "not a banking.v1.BankingEvent: bad wire type".into(),
+    );
+    batch.push_dead_letter(0, 9, None, None, "empty message".into());
+    push(&mut batch, 2, 41, deposit(1, 7, 10));
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!(
+        (
+            outcome.events_stored,
+            outcome.dead_letters,
+            outcome.duplicates
+        ),
+        (1, 2, 0)
+    );
+
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0].topic, TOPIC);
+    assert_eq!((dead[0].partition, dead[0].offset), (2, 40));
+    assert_eq!(dead[0].key.as_deref(), Some(&b"acct-7"[..]));
+    assert_eq!(dead[0].payload.as_deref(), Some(&[0xff, 0x00, 0x13][..]));
+    assert_eq!(
+        dead[0].error,
+        "not a banking.v1.BankingEvent: bad wire type"
+    );
+    assert!(dead[0].recorded_at_us > crate::common::T0);
+    assert_eq!(
+        (
+            dead[1].partition,
+            dead[1].offset,
+            dead[1].key.clone(),
+            dead[1].payload.clone()
+        ),
+        (0, 9, None, None)
+    );
+    assert_eq!(dead[1].error, "empty message");
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 10), (2, 42)])
+    );
+}
+
+#[test]
+fn invalid_event_is_refused_by_the_store_itself() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = Batch::new(TOPIC);
+    let mut bad = deposit(1, 7, 10);
+    bad.amount_minor = -10;
+    batch.push_event(0, 0, bad, vec![1, 2, 3]);
+    let mut huge_id = deposit(2, 7, 10);
+    huge_id.event_id = u64::MAX;
+    batch.push_event(0, 1, huge_id, vec![4]);
+    push(&mut batch, 0, 2, deposit(3, 7, 10));
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!(
+        (
+            outcome.events_stored,
+            outcome.dead_letters,
+            outcome.duplicates
+        ),
+        (1, 2, 0)
+    );
+    let dead = store.dead_letters().unwrap();
+    assert!(
+        dead[0].error.contains("amount_minor -10"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        dead[1].error.contains("event_id 18446744073709551615"),
+        "{}",
+        dead[1].error
+    );
+    assert_eq!(store.balances().unwrap()[0].balance_minor, 10);
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 3)])
+    );
+}
+
+#[test]
+fn offsets_never_move_backwards_and_topics_are_separate() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = Batch::new(TOPIC);
+    push(&mut batch, 0, 500, deposit(1, 1, 1));
+    store.commit(&batch).unwrap();
+    batch.clear();
+    // An older offset (a seek back by hand, say) must not rewind the store.
+    push(&mut batch, 0, 10, deposit(2, 1, 1));
+    push(&mut batch, 1, 10, deposit(3, 1, 1));
+    store.commit(&batch).unwrap();
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 501), (1, 11)])
+    );
+
+    let mut other = Batch::new("audit");
+    other.push_dead_letter(0, 3, None, None, "x".into());
+    store.commit(&other).unwrap();
+    assert_eq!(
+        store.stored_offsets("audit").unwrap(),
+        HashMap::from([(0, 4)])
+    );
+    assert_eq!(store.stored_offsets(TOPIC).unwrap().len(), 2);
+}
+
+#[test]
+fn empty_batch_writes_nothing() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let outcome = store.commit(&Batch::new(TOPIC)).unwrap();
+    assert_eq!((outcome.events_stored, outcome.dead_letters), (0, 0));
+    assert_eq!(count(&store, "offsets"), 0);
+}
+
+#[test]
+fn batch_bookkeeping() {
+    let mut batch = Batch::with_capacity(TOPIC, 8);
+    assert!(batch.is_empty());
+    push(&mut batch, 1, 5, deposit(1, 1, 1));
+    push(&mut batch, 1, 3, deposit(2, 1, 1)); // out of order: max wins
+    batch.push_dead_letter(0, 9, None, None, "x".into());
+    assert_eq!(batch.len(), 3);
+    assert_eq!(batch.events().len(), 2);
+    assert_eq!(batch.events()[1].event.event_id, 2);
+    assert_eq!(batch.dead_letters().len(), 1);
+    assert_eq!(batch.next_offsets().collect::<Vec<_>>(), [(0, 10), (1, 6)]);
+    batch.clear();
+    assert!(batch.is_empty());
+    assert_eq!(batch.next_offsets().count(), 0);
+    assert_eq!(batch.topic(), TOPIC);
+}
+
+#[test]
+fn a_commit_survives_a_crash_before_checkpoint() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = Batch::new(TOPIC);
+    for id in 1..=300 {
+        push(&mut batch, 0, id as i64, deposit(id, 4, 2));
+    }
+    store.commit(&batch).unwrap();
+    // No close, no checkpoint: the rows live only in the -wal file, as
+    // after a crash right after COMMIT.
+    std::mem::forget(store);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.summary().unwrap().events, 300);
+    assert_eq!(store.balances().unwrap()[0].balance_minor, 600);
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 301)])
+    );
+}

@@ -1,0 +1,66 @@
+//! Hand-built events and small helpers shared by the tests.
+
+use std::path::PathBuf;
+
+use banking_proto::{BankingEvent, Channel, EventType, Status};
+use banking_store::{Batch, Store};
+use prost::Message;
+
+pub const TOPIC: &str = "banking.events";
+
+/// 2024-01-01T00:00:00Z in µs: inside `validate`'s plausible range.
+pub const T0: i64 = 1_704_067_200_000_000;
+
+/// A valid event; transfers get a counterparty (account + 1).
+pub fn event(id: u64, ty: EventType, account: u64, amount: i64, status: Status) -> BankingEvent {
+    let counterparty = if ty == EventType::Transfer {
+        if account == banking_proto::MAX_ACCOUNT_ID {
+            1
+        } else {
+            account + 1
+        }
+    } else {
+        0
+    };
+    let e = BankingEvent {
+        event_id: id,
+        event_type: ty as i32,
+        account_id: account,
+        amount_minor: amount,
+        currency: "EUR".into(),
+        channel: Channel::Online as i32,
+        status: status as i32,
+        country: "DE".into(),
+        transaction_ref: format!("REF-{id:010}"),
+        counterparty_account_id: counterparty,
+        created_at_us: T0 + id as i64,
+    };
+    banking_proto::validate(&e).expect("test helper builds valid events");
+    e
+}
+
+/// A completed deposit.
+pub fn deposit(id: u64, account: u64, amount: i64) -> BankingEvent {
+    event(id, EventType::Deposit, account, amount, Status::Completed)
+}
+
+/// Pushes `e` with its encoded bytes as payload.
+pub fn push(batch: &mut Batch, partition: i32, offset: i64, e: BankingEvent) {
+    let payload = e.encode_to_vec();
+    batch.push_event(partition, offset, e, payload);
+}
+
+/// A fresh directory and a store path inside it (the file does not exist).
+pub fn temp_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    (dir, path)
+}
+
+/// Row counts straight from SQL, independent of the store's own queries.
+pub fn count(store: &Store, table: &str) -> i64 {
+    store
+        .connection_for_tests()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}

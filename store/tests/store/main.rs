@@ -1,0 +1,9 @@
+//! Integration tests of the banking store, one binary (one link) with a
+//! module per concern.
+
+mod balances;
+mod commit;
+mod common;
+mod failures;
+mod open;
+mod queries;

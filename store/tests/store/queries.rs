@@ -1,0 +1,97 @@
+//! Reads for people and tools: one account's balances and latest events.
+
+use banking_proto::{EventType, Status};
+use banking_store::{Batch, Store};
+
+use crate::common::{TOPIC, event, push, temp_store};
+
+fn plan(store: &Store) -> String {
+    let conn = store.connection_for_tests();
+    let mut stmt = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT * FROM events WHERE account_id = 1 \
+             ORDER BY created_at_us DESC, event_id DESC LIMIT 3",
+        )
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+}
+
+#[test]
+fn latest_events_and_account_balances_with_and_without_the_index() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = Batch::new(TOPIC);
+    // Account 1: events whose creation times are not in id order, plus two
+    // events created at the same instant (the id breaks the tie).
+    let mut e = |id: u64, account: u64, ty: EventType, created: i64| {
+        let mut ev = event(id, ty, account, 100 * id as i64, Status::Completed);
+        ev.created_at_us = crate::common::T0 + created;
+        push(&mut batch, 0, id as i64, ev);
+    };
+    e(1, 1, EventType::Deposit, 50);
+    e(2, 2, EventType::Deposit, 60);
+    e(3, 1, EventType::Fee, 10);
+    e(4, 1, EventType::Transfer, 70); // to account 2
+    e(5, 1, EventType::Withdrawal, 70);
+    e(6, 2, EventType::Payment, 80);
+    store.commit(&batch).unwrap();
+
+    let check = |store: &Store| {
+        let ids: Vec<u64> = store
+            .latest_events(1, 3)
+            .unwrap()
+            .iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(ids, [5, 4, 1]);
+        let all: Vec<u64> = store
+            .latest_events(1, 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(all, [5, 4, 1, 3]);
+        assert!(store.latest_events(1, 0).unwrap().is_empty());
+        assert!(store.latest_events(99, 5).unwrap().is_empty());
+        let two: Vec<u64> = store
+            .latest_events(2, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(two, [6, 2]); // the transfer belongs to account 1's rows
+
+        let b1 = store.account_balances(1).unwrap();
+        assert_eq!(b1.len(), 1);
+        assert_eq!(
+            (b1[0].balance_minor, b1[0].event_count),
+            (100 - 300 - 400 - 500, 4)
+        );
+        let b2 = store.account_balances(2).unwrap();
+        assert_eq!(
+            (b2[0].balance_minor, b2[0].event_count),
+            (200 + 400 - 600, 3)
+        );
+    };
+
+    assert!(!plan(&store).contains("events_by_account"));
+    check(&store);
+    store.ensure_query_index().unwrap();
+    store.ensure_query_index().unwrap(); // idempotent
+    assert!(
+        plan(&store).contains("events_by_account"),
+        "{}",
+        plan(&store)
+    );
+    check(&store);
+
+    // Later commits keep the index up to date.
+    batch.clear();
+    let mut late = event(7, EventType::Deposit, 1, 1, Status::Pending);
+    late.created_at_us = crate::common::T0 + 1_000;
+    push(&mut batch, 0, 7, late);
+    store.commit(&batch).unwrap();
+    assert_eq!(store.latest_events(1, 1).unwrap()[0].event_id, 7);
+    assert_eq!(store.account_balances(1).unwrap()[0].event_count, 4);
+}

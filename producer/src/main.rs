@@ -1,1 +1,86 @@
-fn main(){}
+//! `producer`: see `producer --help`, or the crate docs of `banking_producer`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context as _;
+use banking_producer::{Args, ProducerStats};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    banking_common::init_tracing();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("producer: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.stats_json {
+        banking_common::stats::check_writable(path)
+            .with_context(|| format!("--stats-json {} cannot be written", path.display()))?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handlers")?;
+    }
+    let stats = banking_producer::run(args, &stop)?;
+    print_summary(&stats);
+    if let Some(path) = &args.stats_json {
+        banking_common::stats::write_json(path, &stats)
+            .with_context(|| format!("cannot write --stats-json {}", path.display()))?;
+    }
+    if stats.events_failed > 0 {
+        anyhow::bail!(
+            "{} of {} event(s) failed delivery (first error: {})",
+            stats.events_failed,
+            stats.events_sent,
+            stats
+                .errors
+                .first()
+                .map(String::as_str)
+                .unwrap_or("unknown")
+        );
+    }
+    if stats.interrupted {
+        eprintln!("producer: interrupted before --count was reached");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(s: &ProducerStats) {
+    println!(
+        "{} {} event(s) to {} on {} in {:.2}s: {:.0} events/s",
+        if s.mode == "raw" {
+            "raw ceiling: sent"
+        } else {
+            "acknowledged"
+        },
+        s.events_acknowledged,
+        s.topic,
+        s.brokers,
+        s.wall_seconds,
+        s.events_per_second
+    );
+    println!(
+        "events_acknowledged={} events_failed={} amount_minor_sum={} id_checksum={} ids={}..={}",
+        s.events_acknowledged,
+        s.events_failed,
+        s.amount_minor_sum,
+        s.id_checksum,
+        s.first_event_id,
+        s.last_event_id
+    );
+    println!(
+        "cpu_seconds={:.2} max_rss_mb={:.1}",
+        s.cpu_seconds,
+        s.max_rss_bytes as f64 / 1e6
+    );
+}

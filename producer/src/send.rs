@@ -1,0 +1,479 @@
+//! Sending: the librdkafka producer, the delivery tally and the send loop.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use banking_common::{Progress, ResourceUsage, kafka::redacted};
+use banking_proto::{BankingEvent, IdChecksum};
+use prost::Message;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use tracing::{info, warn};
+
+use crate::Args;
+use crate::generator::{Generator, GeneratorError};
+
+/// librdkafka settings of the producer; `-X` overrides any of them.
+///
+/// - idempotence: librdkafka's retries never duplicate or reorder an event;
+///   it implies `acks=all` and at most 5 requests in flight per broker.
+/// - lz4: the cheapest of the codecs the default build has, and banking
+///   events compress well (repeated currencies, countries, references).
+/// - linger 5 ms and 1 MB batches: large enough batches for throughput,
+///   short enough that a live event waits at most 5 ms in the producer.
+/// - queue of 500k messages: about 60 MB of ~120-byte events, which bounds
+///   the producer's memory whatever the broker's pace.
+/// - no topic auto-creation: a mistyped --topic is an error, not a new
+///   topic with the broker's default partition count.
+const DEFAULTS: [(&str, &str); 7] = [
+    ("allow.auto.create.topics", "false"),
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("compression.type", "lz4"),
+    ("linger.ms", "5"),
+    ("batch.size", "1000000"),
+    ("queue.buffering.max.messages", "500000"),
+];
+
+/// How many pre-encoded events `--raw` cycles through.
+const RAW_POOL: usize = 4_096;
+
+/// Why the producer could not run, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// The generator settings are invalid.
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
+    /// librdkafka refused the configuration (an unknown `-X` property, ...).
+    #[error("invalid Kafka client configuration: {0}")]
+    Config(KafkaError),
+    /// No broker answered within `--timeout`.
+    #[error(
+        "cannot reach the Kafka broker(s) at {brokers} within {secs}s ({detail}); \
+         is the broker running? start one with scripts/broker.sh start, or set --brokers / KAFKA_BROKERS"
+    )]
+    Unreachable {
+        /// The bootstrap list.
+        brokers: String,
+        /// How long we waited.
+        secs: u64,
+        /// What librdkafka said.
+        detail: String,
+    },
+    /// The topic does not exist and `--partitions` was not given.
+    #[error(
+        "topic {topic:?} does not exist on {brokers}; create it, or pass --partitions N to let the producer create it"
+    )]
+    TopicMissing {
+        /// The topic.
+        topic: String,
+        /// The bootstrap list.
+        brokers: String,
+    },
+    /// The broker refused to create the topic.
+    #[error(
+        "the broker refused to create topic {topic:?} with {partitions} partition(s): {detail}"
+    )]
+    TopicCreate {
+        /// The topic.
+        topic: String,
+        /// Partitions asked for.
+        partitions: i32,
+        /// What the broker said.
+        detail: String,
+    },
+    /// librdkafka refused a message outright (not a full queue).
+    #[error("cannot enqueue event {event_id}: {source}")]
+    Enqueue {
+        /// The event.
+        event_id: u64,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+}
+
+/// The figures of a run: what `--stats-json` holds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProducerStats {
+    /// `events`, or `raw` for a `--raw` ceiling run.
+    pub mode: &'static str,
+    /// The bootstrap list.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// `--count`.
+    pub events_requested: u64,
+    /// Events handed to librdkafka.
+    pub events_sent: u64,
+    /// Events whose delivery report said the broker has them.
+    pub events_acknowledged: u64,
+    /// Events whose delivery finally failed (or that were never reported).
+    pub events_failed: u64,
+    /// Sum of `amount_minor` over the acknowledged events.
+    pub amount_minor_sum: i128,
+    /// [`IdChecksum`] of the acknowledged ids, 16 hex digits.
+    pub id_checksum: String,
+    /// Id of the first event generated.
+    pub first_event_id: u64,
+    /// Id of the last event generated (0 if none).
+    pub last_event_id: u64,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--accounts`.
+    pub accounts: u64,
+    /// `--rate` (0 = unlimited).
+    pub rate_limit: u64,
+    /// From the first send to the last delivery report.
+    pub wall_seconds: f64,
+    /// Acknowledged events per second of wall time.
+    pub events_per_second: f64,
+    /// User plus system CPU of the process.
+    pub cpu_seconds: f64,
+    /// Peak resident set size.
+    pub max_rss_bytes: u64,
+    /// Stopped early by SIGINT/SIGTERM.
+    pub interrupted: bool,
+    /// The librdkafka settings in force (secrets masked).
+    pub settings: BTreeMap<String, String>,
+    /// The first delivery errors, for the log and the stats file.
+    pub errors: Vec<String>,
+}
+
+/// Tally of delivery reports, updated from the delivery callback.
+#[derive(Debug, Default)]
+struct Tally {
+    acknowledged: u64,
+    failed: u64,
+    amount_minor_sum: i128,
+    checksum: IdChecksum,
+    errors: Vec<String>,
+}
+
+/// What the delivery callback needs to know about an event.
+struct Sent {
+    event_id: u64,
+    amount_minor: i64,
+}
+
+/// The producer's librdkafka context: counts delivery reports.
+struct Context {
+    tally: Mutex<Tally>,
+}
+
+impl ClientContext for Context {}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(_) => {
+                t.acknowledged += 1;
+                t.amount_minor_sum += i128::from(sent.amount_minor);
+                t.checksum.add(sent.event_id);
+            }
+            Err((err, _)) => {
+                t.failed += 1;
+                if t.errors.len() < 10 {
+                    let msg = format!("event {} failed delivery: {err}", sent.event_id);
+                    warn!("{msg}");
+                    t.errors.push(msg);
+                }
+            }
+        }
+    }
+}
+
+/// Generates and sends `args.count` events (or `--raw` payloads), waits for
+/// every delivery report, and returns the figures. Stops early, still
+/// waiting for what was sent, once `stop` is set.
+pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerError> {
+    let mut generator = Generator::new(args.seed, args.accounts, args.first_id)?;
+    let settings = effective_settings(args.timeout);
+    let mut config = args.kafka.client_config(&[]);
+    for (k, v) in &settings {
+        config.set(*k, v);
+    }
+    // The user's -X wins over everything above.
+    for (k, v) in &args.kafka.properties {
+        config.set(k, v);
+    }
+    let producer: BaseProducer<Context> = config
+        .create_with_context(Context {
+            tally: Mutex::new(Tally::default()),
+        })
+        .map_err(ProducerError::Config)?;
+
+    ensure_topic(args, &producer)?;
+
+    let topic = args.kafka.topic.as_str();
+    let pool = if args.raw {
+        let now = banking_common::now_us();
+        let pool: Vec<(String, Vec<u8>, Sent)> = (0..RAW_POOL)
+            .map(|_| {
+                let e = generator.next_event(now);
+                (e.account_id.to_string(), e.encode_to_vec(), sent_of(&e))
+            })
+            .collect();
+        info!(
+            "raw ceiling: sending {} copies of {RAW_POOL} pre-encoded events",
+            args.count
+        );
+        Some(pool)
+    } else {
+        None
+    };
+
+    info!(
+        brokers = %args.kafka.brokers,
+        topic,
+        count = args.count,
+        rate = args.rate,
+        seed = args.seed,
+        accounts = args.accounts,
+        "producing"
+    );
+    let mut progress = Progress::new(Some(args.count), "acknowledged");
+    let started = Instant::now();
+    let mut event = BankingEvent::default();
+    let mut payload = Vec::with_capacity(256);
+    let mut key = String::with_capacity(16);
+    let mut sent = 0u64;
+    let mut reported = 0u64;
+    let first_event_id = generator.next_id();
+
+    while sent < args.count {
+        if stop.load(Ordering::Relaxed) {
+            warn!(
+                "interrupted: sent {sent} of {} events; waiting for their delivery reports",
+                args.count
+            );
+            break;
+        }
+        if args.rate > 0 {
+            pace(&producer, started, sent, args.rate);
+        }
+        let (key_bytes, payload_bytes, opaque): (&[u8], &[u8], Box<Sent>) = match &pool {
+            Some(pool) => {
+                let (k, p, s) = &pool[(sent % RAW_POOL as u64) as usize];
+                let opaque = Box::new(Sent {
+                    event_id: s.event_id,
+                    amount_minor: s.amount_minor,
+                });
+                (k.as_bytes(), p.as_slice(), opaque)
+            }
+            None => {
+                generator.fill(&mut event, banking_common::now_us());
+                payload.clear();
+                event
+                    .encode(&mut payload)
+                    .expect("a Vec grows to fit any message");
+                key.clear();
+                let _ = write!(key, "{}", event.account_id);
+                (
+                    key.as_bytes(),
+                    payload.as_slice(),
+                    Box::new(sent_of(&event)),
+                )
+            }
+        };
+        let event_id = opaque.event_id;
+        let mut record = BaseRecord::with_opaque_to(topic, opaque)
+            .key(key_bytes)
+            .payload(payload_bytes);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // librdkafka's queue is full: serve delivery reports
+                    // until it has room. This is the producer's backpressure.
+                    producer.poll(Duration::from_millis(5));
+                    record = back;
+                }
+                Err((source, _)) => return Err(ProducerError::Enqueue { event_id, source }),
+            }
+        }
+        sent += 1;
+        if sent % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+            let acked = lock(&producer).acknowledged;
+            progress.inc(acked - reported);
+            reported = acked;
+        }
+    }
+    let last_event_id = if sent == 0 {
+        0
+    } else {
+        first_event_id + sent - 1
+    };
+
+    // Every message is reported within message.timeout.ms; wait a little
+    // longer than that, serving delivery reports, then give up on the rest.
+    let deadline = Instant::now() + args.timeout() + Duration::from_secs(5);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(100));
+        let acked = lock(&producer).acknowledged;
+        progress.inc(acked - reported);
+        reported = acked;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    progress.finish();
+
+    let unreported = producer.in_flight_count().max(0) as u64;
+    let tally = std::mem::take(&mut *lock(&producer));
+    let mut errors = tally.errors;
+    if unreported > 0 {
+        errors.push(format!(
+            "{unreported} event(s) got no delivery report within {}s",
+            args.timeout + 5
+        ));
+    }
+    let usage = ResourceUsage::now();
+    let mut shown = BTreeMap::new();
+    for (k, v) in settings {
+        shown.insert(k.to_owned(), v);
+    }
+    for (k, v) in &args.kafka.properties {
+        shown.insert(k.clone(), redacted(k, v).to_owned());
+    }
+    Ok(ProducerStats {
+        mode: if args.raw { "raw" } else { "events" },
+        brokers: args.kafka.brokers.clone(),
+        topic: topic.to_owned(),
+        events_requested: args.count,
+        events_sent: sent,
+        events_acknowledged: tally.acknowledged,
+        events_failed: tally.failed + unreported,
+        amount_minor_sum: tally.amount_minor_sum,
+        id_checksum: tally.checksum.hex(),
+        first_event_id,
+        last_event_id,
+        seed: args.seed,
+        accounts: args.accounts,
+        rate_limit: args.rate,
+        wall_seconds: wall,
+        events_per_second: tally.acknowledged as f64 / wall.max(1e-9),
+        cpu_seconds: usage.cpu_seconds,
+        max_rss_bytes: usage.max_rss_bytes,
+        interrupted: sent < args.count,
+        settings: shown,
+        errors,
+    })
+}
+
+fn lock(producer: &BaseProducer<Context>) -> std::sync::MutexGuard<'_, Tally> {
+    producer
+        .context()
+        .tally
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn sent_of(e: &BankingEvent) -> Sent {
+    Sent {
+        event_id: e.event_id,
+        amount_minor: e.amount_minor,
+    }
+}
+
+/// The producer's defaults plus `message.timeout.ms` from `--timeout`.
+fn effective_settings(timeout_secs: u64) -> Vec<(&'static str, String)> {
+    let mut settings: Vec<(&'static str, String)> = DEFAULTS
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    settings.push(("message.timeout.ms", (timeout_secs * 1000).to_string()));
+    settings
+}
+
+/// Holds the send loop back to `rate` events per second: event `sent` is
+/// due at `started + sent / rate`. Waiting is done inside `poll`, so
+/// delivery reports keep flowing.
+fn pace(producer: &BaseProducer<Context>, started: Instant, sent: u64, rate: u64) {
+    let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+    let now = Instant::now();
+    if due > now {
+        producer.poll(due - now);
+        // poll may return early with an event; sleep off the rest.
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
+/// Checks that a broker answers and the topic exists, creating it with
+/// `--partitions` when missing.
+fn ensure_topic(args: &Args, producer: &BaseProducer<Context>) -> Result<(), ProducerError> {
+    let topic = args.kafka.topic.as_str();
+    let brokers = args.kafka.brokers.clone();
+    let unreachable = |e: KafkaError| ProducerError::Unreachable {
+        brokers: brokers.clone(),
+        secs: args.timeout,
+        detail: e.to_string(),
+    };
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), args.timeout())
+        .map_err(unreachable)?;
+    let existing = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len());
+    match (existing, args.partitions) {
+        (Some(n), Some(want)) if n != want as usize => {
+            warn!("topic {topic} exists with {n} partition(s), not {want}; using it as it is");
+            Ok(())
+        }
+        (Some(n), _) => {
+            info!("topic {topic} has {n} partition(s)");
+            Ok(())
+        }
+        (None, None) => Err(ProducerError::TopicMissing {
+            topic: topic.to_owned(),
+            brokers,
+        }),
+        (None, Some(partitions)) => create_topic(args, topic, partitions),
+    }
+}
+
+fn create_topic(args: &Args, topic: &str, partitions: i32) -> Result<(), ProducerError> {
+    let refused = |detail: String| ProducerError::TopicCreate {
+        topic: topic.to_owned(),
+        partitions,
+        detail,
+    };
+    let admin: AdminClient<DefaultClientContext> = args
+        .kafka
+        .client_config(&[])
+        .create()
+        .map_err(ProducerError::Config)?;
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(args.replication_factor),
+    );
+    let options = AdminOptions::new().operation_timeout(Some(args.timeout()));
+    let results = futures::executor::block_on(admin.create_topics([&new_topic], &options))
+        .map_err(|e| refused(e.to_string()))?;
+    for result in results {
+        match result {
+            Ok(_) => info!("created topic {topic} with {partitions} partition(s)"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                info!("topic {topic} was created meanwhile by someone else")
+            }
+            Err((_, code)) => return Err(refused(code.to_string())),
+        }
+    }
+    // Let the new topic's leaders be known before the first send.
+    std::thread::sleep(Duration::from_millis(200));
+    Ok(())
+}

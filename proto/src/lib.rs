@@ -90,7 +90,10 @@ pub fn validate(e: &BankingEvent) -> Result<(), InvalidEvent> {
         }
         Ok(t) => t,
     };
-    if matches!(Channel::try_from(e.channel), Ok(Channel::Unspecified) | Err(_)) {
+    if matches!(
+        Channel::try_from(e.channel),
+        Ok(Channel::Unspecified) | Err(_)
+    ) {
         return Err(InvalidEvent::UnknownChannel(e.channel));
     }
     if matches!(Status::try_from(e.status), Ok(Status::Unspecified) | Err(_)) {

@@ -41,8 +41,14 @@ fn each_bad_event_is_refused_with_its_reason() {
         (|e| e.account_id = 100_000_000, "is out of range"),
         (|e| e.country = "Germany".into(), "ISO 3166-1"),
         (|e| e.transaction_ref.clear(), "transaction_ref is empty"),
-        (|e| e.counterparty_account_id = 0, "transfer without counterparty"),
-        (|e| e.counterparty_account_id = 1234, "invalid for this transfer"),
+        (
+            |e| e.counterparty_account_id = 0,
+            "transfer without counterparty",
+        ),
+        (
+            |e| e.counterparty_account_id = 1234,
+            "invalid for this transfer",
+        ),
         (
             |e| e.event_type = EventType::Deposit as i32,
             "counterparty_account_id set on a non-transfer",
@@ -79,15 +85,31 @@ fn balance_rule() {
     let t = good();
     let changes: Vec<_> = t.balance_changes().collect();
     assert_eq!(changes.len(), 2);
-    assert_eq!((changes[0].account_id, changes[0].delta_minor), (1234, -12_345));
-    assert_eq!((changes[1].account_id, changes[1].delta_minor), (4321, 12_345));
+    assert_eq!(
+        (changes[0].account_id, changes[0].delta_minor),
+        (1234, -12_345)
+    );
+    assert_eq!(
+        (changes[1].account_id, changes[1].delta_minor),
+        (4321, 12_345)
+    );
 
     let mut d = good();
     d.event_type = EventType::Deposit as i32;
     d.counterparty_account_id = 0;
-    assert_eq!(d.balance_changes().map(|c| c.delta_minor).collect::<Vec<_>>(), [12_345]);
+    assert_eq!(
+        d.balance_changes()
+            .map(|c| c.delta_minor)
+            .collect::<Vec<_>>(),
+        [12_345]
+    );
     d.event_type = EventType::Fee as i32;
-    assert_eq!(d.balance_changes().map(|c| c.delta_minor).collect::<Vec<_>>(), [-12_345]);
+    assert_eq!(
+        d.balance_changes()
+            .map(|c| c.delta_minor)
+            .collect::<Vec<_>>(),
+        [-12_345]
+    );
     d.status = Status::Declined as i32;
     assert_eq!(d.balance_changes().count(), 0);
     d.status = Status::Pending as i32;

@@ -1,0 +1,219 @@
+//! What consumer-pull and consumer-push share, so that the two binaries
+//! differ only in how messages reach the store.
+//!
+//! A run, in either model:
+//!
+//! 1. [`Pipeline::start`] parses nothing itself (see [`parse_cli`]) but
+//!    checks everything before work starts: the librdkafka configuration
+//!    (our defaults, then `-X`), the stats file's directory, the database.
+//!    It returns the [`StoreWriter`] (the only SQLite writer) and the
+//!    [`ExactlyOnceContext`] (rebalance handling) to build the consumer with.
+//! 2. The binary moves messages: each one becomes a [`Decoded`] (event or
+//!    dead letter) in a [`banking_store::Batch`]; a batch is committed by
+//!    size (`--batch-size`) or age (`--flush-interval-ms`), then its offsets
+//!    are committed to Kafka asynchronously ([`commit_async`]).
+//! 3. It stops on a signal ([`Shutdown`]), on `--exit-when-idle`
+//!    ([`IdleDetector`]), on `--max-events`, or on an error; commits the
+//!    open batch, then the offsets to Kafka synchronously ([`commit_final`]);
+//!    and [`Pipeline::finish`] writes `--stats-json` and prints the summary.
+//!
+//! Exactly once: offsets live in the same SQLite transaction as the rows
+//! (see `banking_store`), each assigned partition starts from them, and
+//! revoked partitions are flushed and committed before they are let go
+//! (see [`context`]).
+
+#![deny(missing_docs)]
+
+pub mod args;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod idle;
+pub mod shutdown;
+pub mod stats;
+pub mod writer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use banking_store::Store;
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use tracing::{info, warn};
+
+pub use args::{ConsumerArgs, Model, parse_cli};
+pub use context::{AssignmentWatch, ExactlyOnceContext, blocking_section, commit_async, commit_final};
+pub use error::ConsumerError;
+pub use idle::IdleDetector;
+pub use shutdown::Shutdown;
+pub use stats::{ExitReason, ReportContext, RunClock, RunStats, StatsReport};
+pub use writer::{Committed, CommittedOffsets, Decoded, StoreWriter};
+
+/// The parts of a run both models share. See the crate documentation.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// pull or push.
+    pub model: Model,
+    /// The command line.
+    pub args: ConsumerArgs,
+    /// consumer-push's bounded channel capacity.
+    pub channel_capacity: Option<usize>,
+    /// The consumer's librdkafka configuration.
+    pub client_config: ClientConfig,
+    /// Every librdkafka property in force, secrets redacted.
+    pub kafka_properties: BTreeMap<String, String>,
+    /// Set by SIGINT/SIGTERM.
+    pub shutdown: Shutdown,
+    /// Process start and first message.
+    pub clock: Arc<RunClock>,
+    /// The current assignment, as the rebalance handler records it.
+    pub assignment: Arc<AssignmentWatch>,
+}
+
+impl Pipeline {
+    /// Checks the configuration, installs the signal handlers and opens the
+    /// database (twice: the writer's connection, and the rebalance
+    /// handler's for reading stored offsets).
+    pub fn start(
+        model: Model,
+        args: ConsumerArgs,
+        channel_capacity: Option<usize>,
+    ) -> Result<(Pipeline, StoreWriter, ExactlyOnceContext), ConsumerError> {
+        if let Some(path) = &args.stats_json {
+            banking_common::stats::check_writable(path).map_err(|source| {
+                ConsumerError::StatsFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        let client_config = config::client_config(model, &args);
+        let kafka_properties = config::properties_in_force(&client_config)?;
+        let shutdown = Shutdown::install()?;
+        let clock = Arc::new(RunClock::new());
+        let committed = Arc::new(CommittedOffsets::default());
+        let assignment = Arc::new(AssignmentWatch::default());
+        let writer = StoreWriter::open(&args.db, committed.clone(), clock.clone())?;
+        let offsets_db = Store::open(&args.db)?;
+        let context =
+            ExactlyOnceContext::new(&args.kafka.topic, offsets_db, committed, assignment.clone());
+        info!(
+            "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}{}",
+            model.binary(),
+            args.kafka.topic,
+            args.kafka.brokers,
+            args.group,
+            args.db.display(),
+            args.batch_size,
+            args.flush_interval_ms,
+            channel_capacity
+                .map(|c| format!(", channel of {c}"))
+                .unwrap_or_default(),
+            if args.kafka.properties.is_empty() {
+                String::new()
+            } else {
+                format!(", -X {}", args.kafka.redacted_properties().join(" "))
+            }
+        );
+        Ok((
+            Pipeline {
+                model,
+                args,
+                channel_capacity,
+                client_config,
+                kafka_properties,
+                shutdown,
+                clock,
+                assignment,
+            },
+            writer,
+            context,
+        ))
+    }
+
+    /// `--batch-size`.
+    pub fn batch_size(&self) -> usize {
+        self.args.batch_size
+    }
+
+    /// `--flush-interval-ms`.
+    pub fn flush_interval(&self) -> Duration {
+        self.args.flush_interval()
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.args.kafka.topic
+    }
+
+    /// A detector for `--exit-when-idle`.
+    pub fn idle_detector(&self) -> IdleDetector {
+        IdleDetector::new(self.args.idle_after())
+    }
+
+    /// Writes `--stats-json` (if asked) and prints the summary to stdout.
+    /// Returns the report.
+    pub fn finish(
+        &self,
+        writer: &StoreWriter,
+        exit_reason: ExitReason,
+        error: Option<&ConsumerError>,
+    ) -> Result<StatsReport, ConsumerError> {
+        writer.finish_progress();
+        let report = writer.stats().report(&ReportContext {
+            model: self.model,
+            args: &self.args,
+            channel_capacity: self.channel_capacity,
+            kafka_properties: &self.kafka_properties,
+            clock: &self.clock,
+            exit_reason,
+            error: error.map(|e| e.to_string()),
+        });
+        print!("{}", report.summary());
+        if let Some(path) = &self.args.stats_json {
+            banking_common::stats::write_json(path, &report).map_err(|source| {
+                ConsumerError::StatsFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(report)
+    }
+}
+
+/// Sorts a consumer error from librdkafka: fatal ones end the run; the rest
+/// (a broker briefly unreachable, a topic not there yet, ...) librdkafka
+/// recovers from by itself, so they are logged, each kind at most every
+/// ten seconds.
+#[derive(Debug, Default)]
+pub struct KafkaErrors {
+    last_logged: BTreeMap<String, (Instant, u64)>,
+}
+
+impl KafkaErrors {
+    /// `Err` for a fatal error, else logs it and returns `Ok`.
+    pub fn handle(&mut self, e: KafkaError) -> Result<(), ConsumerError> {
+        if let KafkaError::MessageConsumptionFatal(_) = e {
+            return Err(ConsumerError::FatalKafka(e));
+        }
+        let text = e.to_string();
+        let now = Instant::now();
+        match self.last_logged.get_mut(&text) {
+            Some((at, suppressed)) if now.duration_since(*at) < Duration::from_secs(10) => {
+                *suppressed += 1;
+            }
+            Some((at, suppressed)) => {
+                warn!("Kafka: {text} (and {suppressed} more like it)");
+                *at = now;
+                *suppressed = 0;
+            }
+            None => {
+                warn!("Kafka: {text}");
+                self.last_logged.insert(text, (now, 0));
+            }
+        }
+        Ok(())
+    }
+}

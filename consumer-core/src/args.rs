@@ -1,0 +1,205 @@
+//! The command line both consumers share.
+//!
+//! The two binaries differ only in their defaults (`--group`, `--db`) and
+//! in flags of their own (consumer-push's `--channel-capacity`), so they
+//! flatten [`ConsumerArgs`] into their own `clap::Parser` and parse it with
+//! [`parse_cli`], which fills in the model's defaults (shown in `--help`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use banking_common::KafkaArgs;
+
+/// Which consumption model a binary implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// `BaseConsumer` poll loop: the consumer sets the pace.
+    Pull,
+    /// `StreamConsumer` on tokio: messages are pushed to a handler.
+    Push,
+}
+
+impl Model {
+    /// `"pull"` or `"push"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Pull => "pull",
+            Model::Push => "push",
+        }
+    }
+
+    /// The binary's name, also librdkafka's `client.id`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Model::Pull => "consumer-pull",
+            Model::Push => "consumer-push",
+        }
+    }
+
+    /// Default consumer group: `banking-pull` / `banking-push`.
+    pub fn default_group(self) -> &'static str {
+        match self {
+            Model::Pull => "banking-pull",
+            Model::Push => "banking-push",
+        }
+    }
+
+    /// Default database file: `pull.db` / `push.db`.
+    pub fn default_db(self) -> &'static str {
+        match self {
+            Model::Pull => "pull.db",
+            Model::Push => "push.db",
+        }
+    }
+}
+
+/// Default of `--batch-size`.
+pub const DEFAULT_BATCH_SIZE: usize = 20_000;
+/// Default of `--flush-interval-ms`.
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 100;
+
+/// Flags shared by consumer-pull and consumer-push.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumerArgs {
+    /// Kafka connection and topic.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Consumer group. Members of one group share the topic's partitions.
+    #[arg(long, value_name = "GROUP")]
+    pub group: String,
+
+    /// SQLite database the events are stored in (created if missing; its
+    /// directory must exist). It also holds the consumed offsets, so a
+    /// restart resumes exactly where it left off.
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+
+    /// Messages per SQLite transaction: a batch is written when it holds
+    /// this many messages or when --flush-interval-ms has passed since its
+    /// first message, whichever comes first.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub batch_size: usize,
+
+    /// Longest time a message waits in an open batch before the batch is
+    /// written, in milliseconds (bounds latency when traffic is light).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_FLUSH_INTERVAL_MS,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub flush_interval_ms: u64,
+
+    /// Write the run's figures (throughput, latency percentiles, CPU,
+    /// memory, settings) as JSON to this file (mode 0600) at exit.
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+
+    /// Exit (status 0) once every assigned partition has been read to its
+    /// end and no message has arrived for SECS seconds. Without it the
+    /// consumer runs until SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub exit_when_idle: Option<u64>,
+
+    /// Exit (status 0) after N messages (events and dead letters alike) have
+    /// been stored; the rest stays in Kafka for the next run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_events: Option<u64>,
+}
+
+impl ConsumerArgs {
+    /// `--flush-interval-ms` as a duration.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+
+    /// `--exit-when-idle` as a duration.
+    pub fn idle_after(&self) -> Option<Duration> {
+        self.exit_when_idle.map(Duration::from_secs)
+    }
+}
+
+/// Parses the command line of a consumer binary whose `clap::Parser` `T`
+/// flattens [`ConsumerArgs`], with `model`'s defaults for `--group` and
+/// `--db`. Exits with clap's message on a usage error, as `Parser::parse`.
+pub fn parse_cli<T: clap::Parser>(model: Model) -> T {
+    parse_cli_from(model, std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse_cli`] over the given arguments (the first is the program name).
+pub fn parse_cli_from<T, I, S>(model: Model, argv: I) -> Result<T, clap::Error>
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = with_model_defaults(T::command(), model);
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    T::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// Gives `--group` and `--db` the defaults of `model`.
+pub fn with_model_defaults(cmd: clap::Command, model: Model) -> clap::Command {
+    cmd.mut_arg("group", |a| {
+        a.default_value(model.default_group()).required(false)
+    })
+    .mut_arg("db", |a| a.default_value(model.default_db()).required(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        consumer: ConsumerArgs,
+    }
+
+    #[test]
+    fn defaults_follow_the_model() {
+        let pull: Cli = parse_cli_from(Model::Pull, ["consumer-pull"]).unwrap();
+        assert_eq!(pull.consumer.group, "banking-pull");
+        assert_eq!(pull.consumer.db, PathBuf::from("pull.db"));
+        assert_eq!(pull.consumer.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(pull.consumer.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
+        assert_eq!(pull.consumer.exit_when_idle, None);
+        let push: Cli = parse_cli_from(Model::Push, ["consumer-push"]).unwrap();
+        assert_eq!(push.consumer.group, "banking-push");
+        assert_eq!(push.consumer.db, PathBuf::from("push.db"));
+    }
+
+    #[test]
+    fn flags_are_parsed_and_checked() {
+        let cli: Cli = parse_cli_from(
+            Model::Pull,
+            [
+                "consumer-pull",
+                "--group",
+                "g",
+                "--db",
+                "/tmp/x.db",
+                "--batch-size",
+                "500",
+                "--flush-interval-ms",
+                "20",
+                "--exit-when-idle",
+                "3",
+                "--max-events",
+                "10",
+                "-X",
+                "fetch.wait.max.ms=50",
+            ],
+        )
+        .unwrap();
+        assert_eq!(cli.consumer.group, "g");
+        assert_eq!(cli.consumer.batch_size, 500);
+        assert_eq!(cli.consumer.idle_after(), Some(Duration::from_secs(3)));
+        assert_eq!(cli.consumer.max_events, Some(10));
+        assert_eq!(
+            cli.consumer.kafka.properties,
+            vec![("fetch.wait.max.ms".to_string(), "50".to_string())]
+        );
+        assert!(parse_cli_from::<Cli, _, _>(Model::Pull, ["c", "--batch-size", "0"]).is_err());
+        assert!(parse_cli_from::<Cli, _, _>(Model::Pull, ["c", "--exit-when-idle", "0"]).is_err());
+    }
+}

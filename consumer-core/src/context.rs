@@ -1,0 +1,379 @@
+//! The rebalance handling that makes delivery into SQLite exactly once.
+//!
+//! librdkafka calls [`ExactlyOnceContext::rebalance`] from inside
+//! `poll()` (consumer-pull) or the message stream (consumer-push), on the
+//! thread that consumes, whenever the group hands out or takes back
+//! partitions:
+//!
+//! - **assign**: each partition starts from the offset stored in SQLite,
+//!   else the group's committed offset, else `auto.offset.reset`
+//!   (earliest). When both exist the larger wins: the group's offset is
+//!   only ever ahead of this database when another member, writing to its
+//!   own database, consumed that stretch, and reading it again would store
+//!   those events twice across the databases. With one database the stored
+//!   offset is never behind the group's (Kafka only gets offsets SQLite has
+//!   committed), so it is the one used.
+//! - **revoke**: before the partitions are let go, the revoke hook flushes
+//!   the open batch into SQLite, then the offsets SQLite holds for the
+//!   revoked partitions are committed to Kafka synchronously, so that the
+//!   next owner (whatever its database) starts exactly where this one
+//!   stopped.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use banking_store::Store;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{debug, error, info, warn};
+
+use crate::error::ConsumerError;
+use crate::writer::{CommittedOffsets, offsets_tpl};
+
+/// What the consumer must do before revoked partitions are let go: write
+/// the open batch to SQLite and return once it is committed (or failed).
+pub type RevokeHook = Box<dyn Fn() -> Result<(), ConsumerError> + Send + Sync>;
+
+/// The partitions currently assigned, as the consuming loop sees them: a
+/// generation number that changes with every assignment change, so the
+/// loop can notice cheaply.
+#[derive(Debug, Default)]
+pub struct AssignmentWatch {
+    generation: AtomicU64,
+    partitions: Mutex<Option<BTreeSet<i32>>>,
+}
+
+impl AssignmentWatch {
+    fn lock(&self) -> MutexGuard<'_, Option<BTreeSet<i32>>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bumped at every assignment change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The assigned partitions; `None` before the first assignment and
+    /// while a rebalance is in progress.
+    pub fn partitions(&self) -> Option<BTreeSet<i32>> {
+        self.lock().clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Option<BTreeSet<i32>>)) {
+        let mut p = self.lock();
+        f(&mut p);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_for_tests(&self, partitions: Option<BTreeSet<i32>>) {
+        self.update(|a| *a = partitions);
+    }
+}
+
+/// How long to wait for the group's committed offsets on assignment.
+const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The consumer context of both consumers. See the module documentation.
+pub struct ExactlyOnceContext {
+    topic: String,
+    offsets_db: Mutex<Store>,
+    committed: Arc<CommittedOffsets>,
+    assignment: Arc<AssignmentWatch>,
+    revoke_hook: OnceLock<RevokeHook>,
+    fatal: Mutex<Option<ConsumerError>>,
+    has_fatal: AtomicBool,
+}
+
+impl std::fmt::Debug for ExactlyOnceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExactlyOnceContext")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExactlyOnceContext {
+    /// A context for `topic`. `offsets_db` is a connection of its own to the
+    /// consumer's database, used to read stored offsets on assignment.
+    pub fn new(
+        topic: &str,
+        offsets_db: Store,
+        committed: Arc<CommittedOffsets>,
+        assignment: Arc<AssignmentWatch>,
+    ) -> ExactlyOnceContext {
+        ExactlyOnceContext {
+            topic: topic.to_string(),
+            offsets_db: Mutex::new(offsets_db),
+            committed,
+            assignment,
+            revoke_hook: OnceLock::new(),
+            fatal: Mutex::new(None),
+            has_fatal: AtomicBool::new(false),
+        }
+    }
+
+    /// Installs what flushes the open batch before partitions are revoked.
+    /// Set once, before the consumer subscribes.
+    pub fn set_revoke_hook(&self, hook: RevokeHook) {
+        if self.revoke_hook.set(hook).is_err() {
+            panic!("the revoke hook is set once");
+        }
+    }
+
+    /// Whether an error inside a rebalance requires the run to stop.
+    #[inline]
+    pub fn has_fatal(&self) -> bool {
+        self.has_fatal.load(Ordering::Acquire)
+    }
+
+    /// The error recorded inside a rebalance, if any (taken once).
+    pub fn take_fatal(&self) -> Option<ConsumerError> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn set_fatal(&self, e: ConsumerError) {
+        error!("{e}");
+        let mut slot = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.has_fatal.store(true, Ordering::Release);
+    }
+
+    /// The SQLite-committed offsets of this run.
+    pub fn committed(&self) -> &Arc<CommittedOffsets> {
+        &self.committed
+    }
+
+    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let stored = match self
+            .offsets_db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stored_offsets(&self.topic)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                // Without the stored offsets any start position could store
+                // events twice: stop the run before anything is written.
+                self.set_fatal(e.into());
+                Default::default()
+            }
+        };
+        let group = if partitions.is_empty() {
+            None
+        } else {
+            match consumer.committed_offsets(tpl.clone(), COMMITTED_LOOKUP_TIMEOUT) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    warn!(
+                        "could not read the group's committed offsets ({e}); partitions without \
+                         an offset in the database start from the group's offset as librdkafka \
+                         finds it, else from auto.offset.reset"
+                    );
+                    None
+                }
+            }
+        };
+        let mut plan = Vec::with_capacity(partitions.len());
+        for &p in &partitions {
+            let db = stored.get(&p).copied();
+            let grp = group
+                .as_ref()
+                .and_then(|g| g.find_partition(&self.topic, p))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Some(o),
+                    _ => None,
+                });
+            let (start, from) = match (db, grp) {
+                (Some(d), Some(g)) if g > d => {
+                    info!(
+                        "partition {p}: the group's offset {g} is ahead of this database's {d}; \
+                         another member (with its own database) consumed that stretch, so \
+                         reading resumes at {g} and no event is stored twice"
+                    );
+                    (Some(g), "group")
+                }
+                (Some(d), _) => (Some(d), "db"),
+                (None, Some(g)) => (Some(g), "group"),
+                (None, None) => (None, "reset"),
+            };
+            if let Some(o) = start {
+                if let Err(e) = tpl.set_partition_offset(&self.topic, p, Offset::Offset(o)) {
+                    self.set_fatal(ConsumerError::kafka("set a start offset", e));
+                }
+            }
+            plan.push(match start {
+                Some(o) => format!("{p}@{o}({from})"),
+                None => format!("{p}@auto.offset.reset"),
+            });
+        }
+        info!(
+            "assigned {} partition(s) of {}: {}",
+            partitions.len(),
+            self.topic,
+            if plan.is_empty() {
+                "none".to_string()
+            } else {
+                plan.join(" ")
+            }
+        );
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = if cooperative {
+            consumer.incremental_assign(tpl)
+        } else {
+            consumer.assign(tpl)
+        };
+        if let Err(e) = result {
+            self.set_fatal(ConsumerError::kafka("assign partitions", e));
+        }
+        self.assignment.update(|a| {
+            let set = a.get_or_insert_with(BTreeSet::new);
+            if !cooperative {
+                set.clear();
+            }
+            set.extend(partitions.iter().copied());
+        });
+    }
+
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<i32> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        debug!("revoking partitions {partitions:?}: flushing the open batch first");
+        if let Some(hook) = self.revoke_hook.get() {
+            match hook() {
+                Ok(()) | Err(ConsumerError::WriterStopped) => {}
+                Err(e) => self.set_fatal(e),
+            }
+        }
+        let offsets = self.committed.take(&partitions);
+        if offsets.is_empty() {
+            debug!("nothing committed for the revoked partitions");
+        } else if consumer.assignment_lost() {
+            warn!(
+                "the assignment was lost (session timeout?); offsets {offsets:?} stay in the \
+                 database but are not committed to Kafka"
+            );
+        } else {
+            match consumer.commit(&offsets_tpl(&self.topic, &offsets), CommitMode::Sync) {
+                Ok(()) => info!("revoked {partitions:?}; committed {offsets:?} to Kafka"),
+                Err(e) => warn!("could not commit offsets {offsets:?} to Kafka on revocation: {e}"),
+            }
+        }
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(e) = result {
+            warn!("unassign failed: {e}");
+        }
+        self.assignment.update(|a| {
+            if cooperative {
+                if let Some(set) = a {
+                    for p in &partitions {
+                        set.remove(p);
+                    }
+                }
+            } else {
+                // Eager: everything was revoked; the next assignment follows.
+                *a = None;
+            }
+        });
+    }
+}
+
+/// Runs `f`, telling tokio first when called on one of its worker threads,
+/// so that blocking in a rebalance (waiting for the writer, a synchronous
+/// commit) never stalls the tasks queued on this worker, the writer among
+/// them.
+pub fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl ClientContext for ExactlyOnceContext {}
+
+impl ConsumerContext for ExactlyOnceContext {
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        blocking_section(|| match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.on_assign(base_consumer, tpl)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.on_revoke(base_consumer, tpl)
+            }
+            other => {
+                let e = KafkaError::Rebalance(other.into());
+                error!("rebalance failed: {e}; dropping the assignment");
+                if let Err(e) = base_consumer.unassign() {
+                    warn!("unassign failed: {e}");
+                }
+                self.assignment.update(|a| *a = None);
+            }
+        })
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => debug!("offsets committed to Kafka: {} partition(s)", offsets.count()),
+            // Kafka's copy of the offsets is informational; SQLite's is the
+            // truth. A failed commit only delays what lag tools show.
+            Err(e) => warn!("committing offsets to Kafka failed (informational copy): {e}"),
+        }
+    }
+}
+
+/// Commits `offsets` to Kafka without waiting: the informational copy made
+/// after each SQLite commit.
+pub fn commit_async<C: Consumer<ExactlyOnceContext>>(consumer: &C, topic: &str, offsets: &[(i32, i64)]) {
+    if offsets.is_empty() {
+        return;
+    }
+    if let Err(e) = consumer.commit(&offsets_tpl(topic, offsets), CommitMode::Async) {
+        debug!("could not queue an offset commit to Kafka: {e}");
+    }
+}
+
+/// Commits every SQLite-committed offset of this run to Kafka and waits for
+/// the answer: the last step before leaving the group.
+pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C, topic: &str) {
+    let offsets = consumer.context().committed().take_all();
+    if offsets.is_empty() {
+        return;
+    }
+    blocking_section(|| {
+        match consumer.commit(&offsets_tpl(topic, &offsets), CommitMode::Sync) {
+            Ok(()) => debug!("final offsets committed to Kafka: {offsets:?}"),
+            Err(e) => warn!(
+                "could not commit the final offsets {offsets:?} to Kafka ({e}); the database \
+                 holds them, a restart with the same database resumes correctly"
+            ),
+        }
+    })
+}

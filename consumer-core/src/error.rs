@@ -1,0 +1,72 @@
+//! What can end a consumer run, worded for the person reading the log.
+
+use std::path::PathBuf;
+
+use banking_store::StoreError;
+use rdkafka::error::KafkaError;
+
+/// Why a consumer stopped with an error.
+///
+/// Whatever the variant, the offsets stored in SQLite (and committed to
+/// Kafka) never move past rows that were not committed: a restart resumes
+/// exactly where the database left off.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumerError {
+    /// The SQLite store failed in a way that needs a person (a full disk, an
+    /// I/O error, a file that is not ours, ...). The batch in progress was
+    /// rolled back.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+
+    /// A store error that passes by itself (out of memory, ...) did not pass
+    /// after several attempts at the same batch.
+    #[error("gave up committing a batch after {attempts} attempts: {last}")]
+    StoreRetriesExhausted {
+        /// How many times the batch was tried.
+        attempts: u32,
+        /// The error of the last attempt.
+        last: StoreError,
+    },
+
+    /// The writer stopped after an earlier error; nothing more is written.
+    #[error("the SQLite writer stopped after an earlier error")]
+    WriterStopped,
+
+    /// librdkafka refused the configuration (a bad `-X` property, ...).
+    #[error("invalid Kafka client configuration: {0}")]
+    Config(#[source] KafkaError),
+
+    /// A Kafka operation failed in a way the consumer cannot work around.
+    #[error("Kafka: cannot {what}: {source}")]
+    Kafka {
+        /// What the consumer was doing.
+        what: &'static str,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+
+    /// librdkafka reported a fatal consumer error; the client is unusable.
+    #[error("fatal Kafka consumer error: {0}")]
+    FatalKafka(#[source] KafkaError),
+
+    /// The `--stats-json` file cannot be written.
+    #[error("cannot write stats file {}: {source}", path.display())]
+    StatsFile {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+
+    /// The SIGINT/SIGTERM handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+impl ConsumerError {
+    /// A Kafka failure while doing `what`.
+    pub fn kafka(what: &'static str, source: KafkaError) -> ConsumerError {
+        ConsumerError::Kafka { what, source }
+    }
+}

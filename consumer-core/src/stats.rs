@@ -1,0 +1,472 @@
+//! The figures of a run: counters, the end-to-end latency histogram, the
+//! throughput timeline, and the `--stats-json` file the benchmark reads.
+//!
+//! The JSON keys are a contract with `bench/` and `scripts/`: add keys if
+//! needed, never rename or remove one.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use banking_store::CommitOutcome;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::args::{ConsumerArgs, Model};
+
+/// Why a run ended (`exit_reason` in the stats file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitReason {
+    /// `--exit-when-idle`: every assigned partition drained, nothing new.
+    Idle,
+    /// `--max-events` messages stored.
+    MaxEvents,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// An error ended the run (the process exits non-zero).
+    Error,
+}
+
+impl ExitReason {
+    /// The name used in the stats file and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitReason::Idle => "idle",
+            ExitReason::MaxEvents => "max-events",
+            ExitReason::Signal => "signal",
+            ExitReason::Error => "error",
+        }
+    }
+}
+
+/// The two instants a run is measured between, shared by the thread that
+/// receives messages and the one that commits them.
+#[derive(Debug)]
+pub struct RunClock {
+    process_start: Instant,
+    first_message: OnceLock<Instant>,
+}
+
+impl RunClock {
+    /// Starts the process clock now.
+    pub fn new() -> RunClock {
+        RunClock {
+            process_start: Instant::now(),
+            first_message: OnceLock::new(),
+        }
+    }
+
+    /// Notes that a message was received (only the first call counts).
+    #[inline]
+    pub fn message_received(&self) {
+        if self.first_message.get().is_none() {
+            let _ = self.first_message.set(Instant::now());
+        }
+    }
+
+    /// When the first message was received, if one was.
+    pub fn first_message(&self) -> Option<Instant> {
+        self.first_message.get().copied()
+    }
+
+    /// Seconds since the process started.
+    pub fn process_seconds(&self) -> f64 {
+        self.process_start.elapsed().as_secs_f64()
+    }
+}
+
+impl Default for RunClock {
+    fn default() -> Self {
+        RunClock::new()
+    }
+}
+
+/// Most points kept in the timeline; beyond that every other point is
+/// dropped and the sampling interval doubles, so a run of any length gives
+/// a file of bounded size.
+const TIMELINE_MAX_POINTS: usize = 2_000;
+const TIMELINE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Counters and histograms, updated after every SQLite commit.
+#[derive(Debug)]
+pub struct RunStats {
+    events_committed: u64,
+    dead_letters: u64,
+    duplicates: u64,
+    batches: u64,
+    latency_us: Histogram<u64>,
+    last_commit: Option<Instant>,
+    timeline: Vec<(f64, u64)>,
+    timeline_interval: Duration,
+    last_sample: Option<Instant>,
+}
+
+impl Default for RunStats {
+    fn default() -> Self {
+        RunStats::new()
+    }
+}
+
+impl RunStats {
+    /// Empty stats.
+    pub fn new() -> RunStats {
+        RunStats {
+            events_committed: 0,
+            dead_letters: 0,
+            duplicates: 0,
+            batches: 0,
+            // 3 significant digits, auto-resizing: microseconds to hours.
+            latency_us: Histogram::new(3).expect("valid histogram precision"),
+            last_commit: None,
+            timeline: Vec::new(),
+            timeline_interval: TIMELINE_INTERVAL,
+            last_sample: None,
+        }
+    }
+
+    /// Records one committed batch. `created_at_us` yields the creation time
+    /// of each event of the batch; its latency is the commit time minus
+    /// that (clamped at 0 when clocks disagree).
+    pub fn record_commit(
+        &mut self,
+        outcome: &CommitOutcome,
+        created_at_us: impl Iterator<Item = i64>,
+        clock: &RunClock,
+    ) {
+        let now = Instant::now();
+        self.events_committed += outcome.events_stored as u64;
+        self.dead_letters += outcome.dead_letters as u64;
+        self.duplicates += outcome.duplicates as u64;
+        self.batches += 1;
+        self.last_commit = Some(now);
+        for created in created_at_us {
+            let latency = outcome.committed_at_us.saturating_sub(created).max(0) as u64;
+            // The histogram grows to fit (saturating_record would clamp to
+            // its current range instead).
+            if self.latency_us.record(latency).is_err() {
+                self.latency_us.saturating_record(latency);
+            }
+        }
+        let due = self
+            .last_sample
+            .is_none_or(|t| now.duration_since(t) >= self.timeline_interval);
+        if due {
+            self.last_sample = Some(now);
+            self.push_point(clock, now);
+        }
+    }
+
+    fn push_point(&mut self, clock: &RunClock, at: Instant) {
+        let Some(first) = clock.first_message() else {
+            return;
+        };
+        let elapsed = at.saturating_duration_since(first).as_secs_f64();
+        let point = (round_ms(elapsed), self.events_committed);
+        if self.timeline.last() == Some(&point) {
+            return;
+        }
+        self.timeline.push(point);
+        if self.timeline.len() > TIMELINE_MAX_POINTS {
+            let last = *self.timeline.last().expect("non-empty");
+            let mut i = 0;
+            self.timeline.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            if self.timeline.last() != Some(&last) {
+                self.timeline.push(last);
+            }
+            self.timeline_interval *= 2;
+        }
+    }
+
+    /// Events stored so far.
+    pub fn events_committed(&self) -> u64 {
+        self.events_committed
+    }
+
+    /// Dead letters stored so far (including refused duplicates).
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letters
+    }
+
+    /// Non-empty batches committed so far.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// The report of the run, for the stats file and the summary.
+    pub fn report(&self, ctx: &ReportContext<'_>) -> StatsReport {
+        let wall_seconds = match (ctx.clock.first_message(), self.last_commit) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
+            _ => 0.0,
+        };
+        let events_per_second = if wall_seconds > 0.0 {
+            self.events_committed as f64 / wall_seconds
+        } else {
+            0.0
+        };
+        let mut timeline = self.timeline.clone();
+        if let (Some(first), Some(last)) = (ctx.clock.first_message(), self.last_commit) {
+            let point = (
+                round_ms(last.saturating_duration_since(first).as_secs_f64()),
+                self.events_committed,
+            );
+            if timeline.last() != Some(&point) {
+                timeline.push(point);
+            }
+        }
+        let h = &self.latency_us;
+        let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
+        let usage = banking_common::ResourceUsage::now();
+        let mut settings: BTreeMap<String, serde_json::Value> = ctx
+            .kafka_properties
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+            .collect();
+        settings.insert("batch_size".into(), ctx.args.batch_size.into());
+        settings.insert("flush_interval_ms".into(), ctx.args.flush_interval_ms.into());
+        if let Some(c) = ctx.channel_capacity {
+            settings.insert("channel_capacity".into(), c.into());
+        }
+        if let Some(s) = ctx.args.exit_when_idle {
+            settings.insert("exit_when_idle_s".into(), s.into());
+        }
+        if let Some(n) = ctx.args.max_events {
+            settings.insert("max_events".into(), n.into());
+        }
+        StatsReport {
+            model: ctx.model,
+            brokers: ctx.args.kafka.brokers.clone(),
+            topic: ctx.args.kafka.topic.clone(),
+            group: ctx.args.group.clone(),
+            db: ctx.args.db.display().to_string(),
+            events_committed: self.events_committed,
+            dead_letters: self.dead_letters,
+            duplicates: self.duplicates,
+            batches: self.batches,
+            wall_seconds,
+            process_seconds: ctx.clock.process_seconds(),
+            events_per_second,
+            latency_us: LatencyReport {
+                count: h.len(),
+                min: if h.is_empty() { 0 } else { h.min() },
+                mean: if h.is_empty() { 0.0 } else { h.mean() },
+                p50: q(0.50),
+                p90: q(0.90),
+                p99: q(0.99),
+                p999: q(0.999),
+                max: if h.is_empty() { 0 } else { h.max() },
+            },
+            cpu_seconds: usage.cpu_seconds,
+            max_rss_bytes: usage.max_rss_bytes,
+            exit_reason: ctx.exit_reason,
+            error: ctx.error.clone(),
+            settings,
+            timeline,
+        }
+    }
+}
+
+fn round_ms(secs: f64) -> f64 {
+    (secs * 1000.0).round() / 1000.0
+}
+
+/// What a report needs besides the counters.
+#[derive(Debug)]
+pub struct ReportContext<'a> {
+    /// pull or push.
+    pub model: Model,
+    /// The command line.
+    pub args: &'a ConsumerArgs,
+    /// consumer-push's `--channel-capacity`.
+    pub channel_capacity: Option<usize>,
+    /// [`crate::config::properties_in_force`].
+    pub kafka_properties: &'a BTreeMap<String, String>,
+    /// The run's clock.
+    pub clock: &'a RunClock,
+    /// Why the run ended.
+    pub exit_reason: ExitReason,
+    /// The error that ended it, if any.
+    pub error: Option<String>,
+}
+
+/// End-to-end latency percentiles in microseconds: SQLite commit time minus
+/// the producer's `created_at_us`, one sample per stored event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatencyReport {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+/// The `--stats-json` file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsReport {
+    /// `"pull"` or `"push"`.
+    pub model: Model,
+    /// `--brokers`.
+    pub brokers: String,
+    /// `--topic`.
+    pub topic: String,
+    /// `--group`.
+    pub group: String,
+    /// `--db`.
+    pub db: String,
+    /// Rows written to `events` by this run.
+    pub events_committed: u64,
+    /// Rows written to `dead_letters` by this run.
+    pub dead_letters: u64,
+    /// Of those, events whose id was already stored.
+    pub duplicates: u64,
+    /// Non-empty SQLite transactions.
+    pub batches: u64,
+    /// First message received to last commit, seconds.
+    pub wall_seconds: f64,
+    /// Process start to the report, seconds.
+    pub process_seconds: f64,
+    /// `events_committed / wall_seconds`.
+    pub events_per_second: f64,
+    /// End-to-end latency.
+    pub latency_us: LatencyReport,
+    /// User + system CPU of the process.
+    pub cpu_seconds: f64,
+    /// Peak resident set size.
+    pub max_rss_bytes: u64,
+    /// `"idle"`, `"max-events"`, `"signal"` or `"error"`.
+    pub exit_reason: ExitReason,
+    /// The error that ended the run (only with `exit_reason: "error"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// batch_size, flush_interval_ms, channel_capacity (push) and every
+    /// librdkafka property in force, secrets redacted.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// `[seconds since the first message, events committed so far]`,
+    /// sampled at most every 250 ms, ending with the last commit.
+    pub timeline: Vec<(f64, u64)>,
+}
+
+impl StatsReport {
+    /// A few lines for a person, printed to stdout at exit.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "consumer-{}: {} events committed, {} dead letters ({} duplicates), {} batches; exit: {}",
+            self.model.name(),
+            self.events_committed,
+            self.dead_letters,
+            self.duplicates,
+            self.batches,
+            self.exit_reason.name()
+        );
+        let _ = writeln!(
+            s,
+            "  throughput: {:.0} events/s over {:.2} s (first message to last commit); process {:.2} s",
+            self.events_per_second, self.wall_seconds, self.process_seconds
+        );
+        let l = &self.latency_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let _ = writeln!(
+            s,
+            "  latency (commit - creation, ms): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max),
+            l.count
+        );
+        let setting = |k: &str| {
+            self.settings
+                .get(k)
+                .map(|v| v.to_string().trim_matches('"').to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        let _ = writeln!(
+            s,
+            "  settings: batch_size={} flush_interval_ms={}{} fetch.wait.max.ms={}",
+            setting("batch_size"),
+            setting("flush_interval_ms"),
+            match self.settings.get("channel_capacity") {
+                Some(c) => format!(" channel_capacity={c}"),
+                None => String::new(),
+            },
+            setting("fetch.wait.max.ms"),
+        );
+        let _ = writeln!(
+            s,
+            "  cpu {:.2} s, peak RSS {:.1} MiB; db {}, group {}, topic {} @ {}",
+            self.cpu_seconds,
+            self.max_rss_bytes as f64 / (1024.0 * 1024.0),
+            self.db,
+            self.group,
+            self.topic,
+            self.brokers
+        );
+        if let Some(e) = &self.error {
+            let _ = writeln!(s, "  error: {e}");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(events: usize, committed_at_us: i64) -> CommitOutcome {
+        CommitOutcome {
+            events_stored: events,
+            dead_letters: 1,
+            duplicates: 0,
+            committed_at_us,
+        }
+    }
+
+    #[test]
+    fn counters_latency_and_timeline() {
+        let clock = RunClock::new();
+        clock.message_received();
+        let mut stats = RunStats::new();
+        stats.record_commit(&outcome(3, 10_000), [9_000, 8_000, 7_000].into_iter(), &clock);
+        stats.record_commit(&outcome(1, 20_000), [21_000].into_iter(), &clock);
+        assert_eq!(stats.events_committed(), 4);
+        assert_eq!(stats.dead_letters(), 2);
+        assert_eq!(stats.batches(), 2);
+        assert_eq!(stats.latency_us.len(), 4);
+        assert_eq!(stats.latency_us.min(), 0, "negative latency is clamped");
+        let max = stats.latency_us.max();
+        assert!((2_990..=3_010).contains(&max), "{max}");
+        assert_eq!(stats.timeline.len(), 1, "second commit came within 250 ms");
+    }
+
+    #[test]
+    fn timeline_stays_bounded_and_keeps_the_last_point() {
+        let clock = RunClock::new();
+        clock.message_received();
+        let mut stats = RunStats::new();
+        stats.timeline_interval = Duration::ZERO;
+        for i in 0..10_000u64 {
+            stats.events_committed = i;
+            stats.push_point(&clock, Instant::now() + Duration::from_millis(i));
+        }
+        assert!(stats.timeline.len() <= TIMELINE_MAX_POINTS + 1);
+        assert_eq!(stats.timeline.last().unwrap().1, 9_999);
+    }
+}

@@ -1,0 +1,358 @@
+//! From Kafka messages to committed SQLite batches.
+//!
+//! [`Decoded`] turns a message into what the store takes (an event, or a
+//! dead letter with the reason), [`StoreWriter`] commits batches and keeps
+//! the figures, and [`CommittedOffsets`] remembers, per partition, how far
+//! SQLite has committed: the only offsets ever committed to Kafka.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use banking_common::Progress;
+use banking_proto::BankingEvent;
+use banking_store::{Batch, Store};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{error, warn};
+
+use crate::error::ConsumerError;
+use crate::stats::{RunClock, RunStats};
+
+/// A Kafka message, decoded and validated, ready for a [`Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A valid banking event.
+    Event {
+        /// Kafka partition.
+        partition: i32,
+        /// Kafka offset.
+        offset: i64,
+        /// The event.
+        event: BankingEvent,
+        /// The raw protobuf bytes, stored with the row.
+        payload: Vec<u8>,
+    },
+    /// A message that cannot be stored as an event.
+    DeadLetter {
+        /// Kafka partition.
+        partition: i32,
+        /// Kafka offset.
+        offset: i64,
+        /// Kafka key, if any.
+        key: Option<Vec<u8>>,
+        /// Raw value, if any.
+        payload: Option<Vec<u8>>,
+        /// Why it was refused.
+        error: String,
+    },
+}
+
+impl Decoded {
+    /// Decodes and validates `message` ([`banking_proto::decode_event`]).
+    /// Never fails: a bad message becomes a dead letter.
+    pub fn from_message<M: Message>(message: &M) -> Decoded {
+        let partition = message.partition();
+        let offset = message.offset();
+        match message.payload() {
+            Some(bytes) => match banking_proto::decode_event(bytes) {
+                Ok(event) => Decoded::Event {
+                    partition,
+                    offset,
+                    event,
+                    payload: bytes.to_vec(),
+                },
+                Err(e) => Decoded::DeadLetter {
+                    partition,
+                    offset,
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: Some(bytes.to_vec()),
+                    error: e.to_string(),
+                },
+            },
+            None => Decoded::DeadLetter {
+                partition,
+                offset,
+                key: message.key().map(<[u8]>::to_vec),
+                payload: None,
+                error: "message has no value (null payload)".to_string(),
+            },
+        }
+    }
+
+    /// Adds it to `batch`.
+    pub fn push_into(self, batch: &mut Batch) {
+        match self {
+            Decoded::Event {
+                partition,
+                offset,
+                event,
+                payload,
+            } => batch.push_event(partition, offset, event, payload),
+            Decoded::DeadLetter {
+                partition,
+                offset,
+                key,
+                payload,
+                error,
+            } => batch.push_dead_letter(partition, offset, key, payload, error),
+        }
+    }
+}
+
+/// Per partition, the next offset to read according to what this process
+/// has committed to SQLite since the partition was assigned to it.
+///
+/// The writer adds to it after every SQLite commit; the rebalance handler
+/// takes the revoked partitions' entries to commit them to Kafka
+/// synchronously. Taking them out matters: should the partition come back
+/// later, an entry from the earlier assignment would be stale (another
+/// member may have moved on meanwhile) and must never be committed again.
+#[derive(Debug, Default)]
+pub struct CommittedOffsets {
+    next: Mutex<BTreeMap<i32, i64>>,
+}
+
+impl CommittedOffsets {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, i64>> {
+        self.next.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the next offsets of a committed batch.
+    pub fn record(&self, offsets: &[(i32, i64)]) {
+        let mut next = self.lock();
+        for &(p, o) in offsets {
+            let slot = next.entry(p).or_insert(o);
+            *slot = (*slot).max(o);
+        }
+    }
+
+    /// Removes and returns the entries of `partitions`.
+    pub fn take(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
+        let mut next = self.lock();
+        partitions
+            .iter()
+            .filter_map(|p| next.remove(p).map(|o| (*p, o)))
+            .collect()
+    }
+
+    /// Removes and returns every entry.
+    pub fn take_all(&self) -> Vec<(i32, i64)> {
+        std::mem::take(&mut *self.lock()).into_iter().collect()
+    }
+
+    /// A copy of every entry.
+    pub fn snapshot(&self) -> Vec<(i32, i64)> {
+        self.lock().iter().map(|(&p, &o)| (p, o)).collect()
+    }
+}
+
+/// `(partition, next offset)` pairs of `topic` as a list to commit.
+pub fn offsets_tpl(topic: &str, offsets: &[(i32, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for &(p, o) in offsets {
+        // Only fails for Offset::OffsetTail, which this is not.
+        let _ = tpl.add_partition_offset(topic, p, Offset::Offset(o));
+    }
+    tpl
+}
+
+/// How often a store error that passes by itself is retried on the same
+/// batch before the run gives up.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// The one SQLite writer of a consumer: commits batches, records what they
+/// did, and remembers their offsets.
+///
+/// After an error that needs a person it refuses every further commit, so
+/// that nothing (rows or offsets) is written past a failed batch.
+pub struct StoreWriter {
+    store: Store,
+    committed: Arc<CommittedOffsets>,
+    clock: Arc<RunClock>,
+    stats: RunStats,
+    progress: Progress,
+    failed: bool,
+}
+
+impl std::fmt::Debug for StoreWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreWriter")
+            .field("db", &self.store.path())
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a successful [`StoreWriter::commit`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// `(partition, next offset)` of the batch, now stored in SQLite: what to
+    /// commit to Kafka.
+    pub offsets: Vec<(i32, i64)>,
+    /// Messages in the batch (events and dead letters).
+    pub messages: usize,
+}
+
+impl StoreWriter {
+    /// Opens (or creates) the database at `db`.
+    pub fn open(
+        db: &Path,
+        committed: Arc<CommittedOffsets>,
+        clock: Arc<RunClock>,
+    ) -> Result<StoreWriter, ConsumerError> {
+        let store = Store::open(db)?;
+        Ok(StoreWriter {
+            store,
+            committed,
+            clock,
+            stats: RunStats::new(),
+            progress: Progress::new(None, "stored"),
+            failed: false,
+        })
+    }
+
+    /// Commits `batch` in one transaction (events, balances, dead letters,
+    /// offsets). Returns `None` for an empty batch.
+    ///
+    /// A lock held by another connection is waited out by the store. Errors
+    /// that pass by themselves are retried a few times on the same batch;
+    /// anything else (a full disk, an I/O error, ...) is returned, and the
+    /// writer refuses every later batch. Either way the batch is not
+    /// cleared: that is the caller's job once it succeeded.
+    pub fn commit(&mut self, batch: &Batch) -> Result<Option<Committed>, ConsumerError> {
+        if self.failed {
+            return Err(ConsumerError::WriterStopped);
+        }
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let mut attempt = 1;
+        let outcome = loop {
+            match self.store.commit(batch) {
+                Ok(outcome) => break outcome,
+                Err(e) if !e.is_fatal() && attempt < TRANSIENT_ATTEMPTS => {
+                    warn!("attempt {attempt} to commit a batch failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(100 << attempt));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    self.failed = true;
+                    error!("{e}");
+                    return Err(if e.is_fatal() {
+                        ConsumerError::Store(e)
+                    } else {
+                        ConsumerError::StoreRetriesExhausted {
+                            attempts: attempt,
+                            last: e,
+                        }
+                    });
+                }
+            }
+        };
+        let offsets: Vec<(i32, i64)> = batch.next_offsets().collect();
+        self.committed.record(&offsets);
+        self.stats.record_commit(
+            &outcome,
+            batch.events().iter().map(|e| e.event.created_at_us),
+            &self.clock,
+        );
+        self.progress.inc(batch.len() as u64);
+        Ok(Some(Committed {
+            offsets,
+            messages: batch.len(),
+        }))
+    }
+
+    /// The figures so far.
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// Whether a commit failed for good.
+    pub fn has_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Removes the progress bar (before the summary is printed).
+    pub fn finish_progress(&self) {
+        self.progress.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::OwnedMessage;
+    use rdkafka::Timestamp;
+
+    fn message(payload: Option<Vec<u8>>) -> OwnedMessage {
+        OwnedMessage::new(
+            payload,
+            Some(b"k".to_vec()),
+            "t".into(),
+            Timestamp::NotAvailable,
+            2,
+            7,
+            None,
+        )
+    }
+
+    #[test]
+    fn bad_messages_become_dead_letters() {
+        match Decoded::from_message(&message(Some(vec![0xff, 0xff, 0xff]))) {
+            Decoded::DeadLetter {
+                partition,
+                offset,
+                key,
+                payload,
+                error,
+            } => {
+                assert_eq!((partition, offset), (2, 7));
+                assert_eq!(key.as_deref(), Some(&b"k"[..]));
+                assert_eq!(payload, Some(vec![0xff, 0xff, 0xff]));
+                assert!(error.contains("not a banking.v1.BankingEvent"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Decoded::from_message(&message(None)),
+            Decoded::DeadLetter { payload: None, .. }
+        ));
+        // Decodes (empty message) but fails validation.
+        assert!(matches!(
+            Decoded::from_message(&message(Some(Vec::new()))),
+            Decoded::DeadLetter { .. }
+        ));
+    }
+
+    #[test]
+    fn committed_offsets_only_grow_and_are_taken_once() {
+        let c = CommittedOffsets::default();
+        c.record(&[(0, 10), (1, 5)]);
+        c.record(&[(0, 8), (2, 1)]);
+        assert_eq!(c.snapshot(), vec![(0, 10), (1, 5), (2, 1)]);
+        assert_eq!(c.take(&[1, 3]), vec![(1, 5)]);
+        assert_eq!(c.take_all(), vec![(0, 10), (2, 1)]);
+        assert!(c.snapshot().is_empty());
+    }
+
+    #[test]
+    fn writer_commits_and_remembers_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let committed = Arc::new(CommittedOffsets::default());
+        let clock = Arc::new(RunClock::new());
+        clock.message_received();
+        let mut w =
+            StoreWriter::open(&dir.path().join("w.db"), committed.clone(), clock).unwrap();
+        let mut batch = Batch::new("t");
+        assert_eq!(w.commit(&batch).unwrap(), None);
+        Decoded::from_message(&message(Some(vec![1, 2, 3]))).push_into(&mut batch);
+        let c = w.commit(&batch).unwrap().unwrap();
+        assert_eq!(c.offsets, vec![(2, 8)]);
+        assert_eq!(committed.snapshot(), vec![(2, 8)]);
+        assert_eq!(w.stats().dead_letters(), 1);
+        assert_eq!(w.stats().batches(), 1);
+    }
+}

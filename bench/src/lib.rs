@@ -1,0 +1,39 @@
+//! The push-vs-pull benchmark of the banking pipeline, behind the `bench`
+//! binary that `scripts/bench.sh` calls.
+//!
+//! A run ([`run::run`]) drives the real binaries (`producer`,
+//! `consumer-pull`, `consumer-push`) as child processes against one broker,
+//! so every figure is what a user would get from those binaries:
+//!
+//! 1. **backlog**: the producer writes N events as fast as it can; each
+//!    consumer then drains them alone into its own fresh database; the two
+//!    ceilings that bound a consumer are measured on the same events
+//!    ([`ceilings`]), and the producer against its own raw ceiling;
+//! 2. **live**: at each of several rates, both consumers run while the
+//!    producer emits at that rate for a fixed time, and report per-event
+//!    end-to-end latency;
+//! 3. **verification** after each phase ([`verify`]): every database holds
+//!    exactly the acknowledged events;
+//! 4. **report** ([`results`], [`report`], [`plots`]): `results.json`,
+//!    `report.md` and SVG pictures in the output directory.
+//!
+//! Module map: [`cli`] (command line), [`run`] (phases), [`procs`] (child
+//! processes and their logs), [`topics`] (fresh topics), [`stats`] (stats
+//! files), [`ceilings`], [`queries`] (store query timing), [`verify`],
+//! [`machine`] (machine and broker facts), [`results`], [`report`],
+//! [`plots`].
+
+#![deny(missing_docs)]
+
+pub mod ceilings;
+pub mod cli;
+pub mod machine;
+pub mod plots;
+pub mod procs;
+pub mod queries;
+pub mod report;
+pub mod results;
+pub mod run;
+pub mod stats;
+pub mod topics;
+pub mod verify;

@@ -1,0 +1,248 @@
+//! The two ceilings that bound a consumer, measured in their own processes
+//! (`bench ceiling-consume`, `bench ceiling-store`) so that their CPU and
+//! memory are their own:
+//!
+//! - **raw consume**: a `BaseConsumer` with the consumers' librdkafka
+//!   settings and a fresh group reads the topic and decodes every message,
+//!   storing nothing. No consumer can read faster from this broker.
+//! - **store insert**: the same events, regenerated from the seed, committed
+//!   with [`Store::commit`] in batches of the consumers' size into a
+//!   scratch database. No Kafka. No consumer can store faster.
+//!
+//! A consumer's rate divided by the lower of the two says how much of the
+//! possible it achieves.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use banking_common::{Progress, ResourceUsage, now_us};
+use banking_producer::Generator;
+use banking_store::{Batch, Store};
+use prost::Message as _;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+
+use crate::stats::{RawConsumeStats, StoreInsertStats};
+
+/// What `bench ceiling-consume` needs.
+#[derive(Debug, Clone)]
+pub struct ConsumeCeiling {
+    /// Bootstrap list.
+    pub brokers: String,
+    /// Topic to read from the beginning.
+    pub topic: String,
+    /// A group nobody used before.
+    pub group: String,
+    /// Stop after this many messages.
+    pub count: u64,
+    /// librdkafka properties (the consumers'), applied before the few this
+    /// measurement must force.
+    pub properties: Vec<(String, String)>,
+    /// Stop when nothing arrives for this long after the first message.
+    pub idle: Duration,
+    /// Give up when no first message arrives within this long.
+    pub start_timeout: Duration,
+}
+
+/// Properties a raw read must not inherit: they name the consumers' own
+/// group or client, or would make it commit.
+const NOT_INHERITED: [&str; 4] = [
+    "bootstrap.servers",
+    "group.id",
+    "client.id",
+    "group.instance.id",
+];
+
+/// Reads and decodes `count` messages; nothing is stored.
+pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
+    let mut config = ClientConfig::new();
+    config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
+    for (k, v) in &c.properties {
+        if !NOT_INHERITED.contains(&k.as_str()) {
+            config.set(k, v);
+        }
+    }
+    config
+        .set("bootstrap.servers", &c.brokers)
+        .set("group.id", &c.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    let settings: BTreeMap<String, String> = config
+        .config_map()
+        .iter()
+        .map(|(k, v)| (k.to_string(), banking_common::kafka::redacted(k, v).to_string()))
+        .collect();
+    let consumer: BaseConsumer = config.create().context("cannot create the consumer")?;
+    consumer
+        .subscribe(&[&c.topic])
+        .with_context(|| format!("cannot subscribe to {}", c.topic))?;
+
+    let mut progress = Progress::new(Some(c.count), "read (raw)");
+    let started = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut last = started;
+    let mut events = 0u64;
+    let mut decode_errors = 0u64;
+    let mut pending = 0u64;
+    let exit_reason = loop {
+        if events >= c.count {
+            break "count";
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                events += 1;
+                pending += 1;
+                if banking_proto::decode_event(m.payload().unwrap_or_default()).is_err() {
+                    decode_errors += 1;
+                }
+                if pending >= 10_000 {
+                    progress.inc(pending);
+                    pending = 0;
+                }
+            }
+            Some(Err(e)) => tracing::warn!("consumer error: {e}"),
+            None => {
+                let waited = match first {
+                    Some(_) => last.elapsed() >= c.idle,
+                    None => started.elapsed() >= c.start_timeout,
+                };
+                if waited {
+                    break if first.is_some() { "idle" } else { "no-messages" };
+                }
+            }
+        }
+    };
+    progress.inc(pending);
+    progress.finish();
+    let wall = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
+    let usage = ResourceUsage::now();
+    Ok(RawConsumeStats {
+        topic: c.topic.clone(),
+        group: c.group.clone(),
+        events,
+        decode_errors,
+        wall_seconds: wall,
+        events_per_second: rate(events, wall),
+        cpu_seconds: usage.cpu_seconds,
+        max_rss_bytes: usage.max_rss_bytes,
+        settings,
+        exit_reason: exit_reason.to_string(),
+    })
+}
+
+/// What `bench ceiling-store` needs.
+#[derive(Debug, Clone)]
+pub struct StoreCeiling {
+    /// Scratch database; must not exist.
+    pub db: std::path::PathBuf,
+    /// Events to commit.
+    pub events: u64,
+    /// Generator seed (the producer's).
+    pub seed: u64,
+    /// Generator accounts (the producer's).
+    pub accounts: u64,
+    /// First id (the producer's).
+    pub first_id: u64,
+    /// Events per transaction (the consumers').
+    pub batch_size: u64,
+    /// Partitions to spread the fake offsets over (the topic's).
+    pub partitions: i32,
+}
+
+/// Regenerates the producer's events and commits them, timing the commits.
+pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
+    anyhow::ensure!(
+        !c.db.exists(),
+        "{} exists already; the store ceiling needs a fresh database",
+        c.db.display()
+    );
+    let batch_size = c.batch_size.max(1);
+    let partitions = c.partitions.max(1) as u64;
+    let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
+        .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
+    let mut store =
+        Store::open(&c.db).with_context(|| format!("cannot open {}", c.db.display()))?;
+    let topic = "bench.store-ceiling";
+    let mut batch = Batch::with_capacity(topic, batch_size as usize);
+    let mut offsets = vec![0i64; partitions as usize];
+    let mut progress = Progress::new(Some(c.events), "stored (no Kafka)");
+    let started = Instant::now();
+    let mut commit_time = Duration::ZERO;
+    let mut generate_time = Duration::ZERO;
+    let mut done = 0u64;
+    let mut batches = 0u64;
+    while done < c.events {
+        let n = batch_size.min(c.events - done);
+        let t = Instant::now();
+        for _ in 0..n {
+            let event = generator.next_event(now_us());
+            let payload = event.encode_to_vec();
+            let partition = (event.account_id % partitions) as usize;
+            let offset = offsets[partition];
+            offsets[partition] += 1;
+            batch.push_event(partition as i32, offset, event, payload);
+        }
+        generate_time += t.elapsed();
+        let t = Instant::now();
+        store.commit(&batch).context("store commit failed")?;
+        commit_time += t.elapsed();
+        batch.clear();
+        batches += 1;
+        done += n;
+        progress.inc(n);
+    }
+    progress.finish();
+    drop(store);
+    let wall = started.elapsed().as_secs_f64();
+    let usage = ResourceUsage::now();
+    let commit_s = commit_time.as_secs_f64();
+    Ok(StoreInsertStats {
+        events: done,
+        batch_size,
+        batches,
+        commit_seconds: commit_s,
+        generate_seconds: generate_time.as_secs_f64(),
+        wall_seconds: wall,
+        events_per_second: rate(done, commit_s),
+        events_per_second_with_generation: rate(done, wall),
+        db_bytes: db_bytes(&c.db),
+        cpu_seconds: usage.cpu_seconds,
+        max_rss_bytes: usage.max_rss_bytes,
+    })
+}
+
+/// Size of a SQLite database: the file plus its WAL.
+pub fn db_bytes(db: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .map(|suffix| {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Removes a database and its WAL and shared-memory files.
+pub fn remove_db(db: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,337 @@
+//! The `bench` command line. `scripts/bench.sh` is the front door (it builds
+//! the binaries and gets a broker); it calls `bench run`, or `bench verify`
+//! for `--verify-only`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use banking_common::parse_property;
+use clap::{Args, Parser, Subcommand};
+
+use crate::{ceilings, queries, run, verify};
+
+/// Top level.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    version,
+    about = "Push-vs-pull benchmark of the banking pipeline: phases, ceilings, verification and report.",
+    long_about = "Push-vs-pull benchmark of the banking pipeline. Usually run through \
+scripts/bench.sh, which builds the binaries and provides a broker; `bench run` does the work: \
+the backlog phase (producer, then each consumer draining alone, the two consumer ceilings, the \
+producer's raw ceiling, the store queries), the live phase at several rates, verification of \
+every database, and report.md / results.json / SVG pictures in the output directory."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole benchmark against a running broker.
+    Run(RunArgs),
+    /// Verify the databases of an earlier run against its producer stats:
+    /// prints PASS/FAIL per check, exits 1 on any FAIL.
+    Verify {
+        /// The run's output directory.
+        dir: PathBuf,
+    },
+    /// Redraw report.md, results.json and the pictures of an earlier run
+    /// from its files (no broker needed).
+    Report {
+        /// The run's output directory.
+        dir: PathBuf,
+    },
+    /// Ceiling: read and decode a topic with a BaseConsumer, storing nothing.
+    CeilingConsume(ConsumeArgs),
+    /// Ceiling: commit the generator's events into a scratch store, no Kafka.
+    CeilingStore(StoreArgs),
+    /// Time "the 50 latest events of one account" and "the balance of one
+    /// account" on a database (builds the query index first).
+    Queries(QueryArgs),
+}
+
+/// `bench run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Events in the backlog phase.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: u64,
+
+    /// Partitions of every topic the run creates.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+
+    /// Output directory (must not exist or be empty); default
+    /// bench-results/<UTC timestamp>.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Live-phase rates in events/s, comma-separated: a low, a middle and a
+    /// high one for a 2-core machine by default.
+    #[arg(long, value_delimiter = ',', default_value = "2000,20000,100000")]
+    pub rates: Vec<u64>,
+
+    /// One live rate instead of --rates.
+    #[arg(long, value_name = "EVENTS_PER_S")]
+    pub rate: Option<u64>,
+
+    /// Seconds the producer emits at each live rate.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+
+    /// Seconds the consumers get to join their group before the live
+    /// producer starts.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: u64,
+
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Generator accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u64,
+
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// scripts/broker.sh's run directory, to record the broker's kind and
+    /// version.
+    #[arg(long, value_name = "DIR")]
+    pub broker_run_dir: Option<PathBuf>,
+
+    /// Directory of the producer, consumer-pull and consumer-push binaries
+    /// (default: this binary's directory).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Skip the backlog phase.
+    #[arg(long)]
+    pub skip_backlog: bool,
+
+    /// Skip the live phase.
+    #[arg(long)]
+    pub skip_live: bool,
+
+    /// Skip the two ceilings and the producer's raw ceiling.
+    #[arg(long)]
+    pub skip_ceilings: bool,
+
+    /// Accounts sampled when timing the store queries.
+    #[arg(long, default_value_t = 200)]
+    pub query_samples: u64,
+
+    /// Keep the store-ceiling scratch database (deleted by default).
+    #[arg(long)]
+    pub keep_scratch_db: bool,
+
+    /// Extra argument for the producer, repeatable (e.g.
+    /// --producer-arg=-Xlinger.ms=1).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub producer_arg: Vec<String>,
+
+    /// Extra argument for both consumers, repeatable (e.g.
+    /// --consumer-arg=--batch-size=5000).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub consumer_arg: Vec<String>,
+
+    /// Extra argument for consumer-pull only, repeatable.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub pull_arg: Vec<String>,
+
+    /// Extra argument for consumer-push only, repeatable.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub push_arg: Vec<String>,
+
+    /// The command line to record in the report (scripts/bench.sh passes
+    /// its own).
+    #[arg(long, hide = true)]
+    pub command_line: Option<String>,
+}
+
+impl RunArgs {
+    /// The live rates to run, in order.
+    pub fn live_rates(&self) -> Vec<u64> {
+        if self.skip_live {
+            return Vec::new();
+        }
+        let mut rates = match self.rate {
+            Some(r) => vec![r],
+            None => self.rates.clone(),
+        };
+        rates.retain(|&r| r > 0);
+        rates.dedup();
+        rates
+    }
+}
+
+/// `bench ceiling-consume`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+    /// Topic to read from the beginning.
+    #[arg(long)]
+    pub topic: String,
+    /// Consumer group (use a fresh one).
+    #[arg(long)]
+    pub group: String,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: u64,
+    /// librdkafka property key=value, repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+    /// Stop after this many seconds without a message.
+    #[arg(long, default_value_t = 10)]
+    pub idle: u64,
+    /// Write the figures here.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// `bench ceiling-store`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Scratch database (must not exist).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Events to commit.
+    #[arg(long)]
+    pub events: u64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Generator accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u64,
+    /// First event id.
+    #[arg(long, default_value_t = 1)]
+    pub first_id: u64,
+    /// Events per transaction.
+    #[arg(long, default_value_t = 20_000)]
+    pub batch_size: u64,
+    /// Partitions to spread the offsets over.
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    /// Write the figures here.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// `bench queries`.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// The database.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Accounts the events were generated over.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u64,
+    /// Accounts to query.
+    #[arg(long, default_value_t = 200)]
+    pub samples: u64,
+    /// Write the figures here.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    banking_common::init_tracing();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_stats<T: serde::Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    if let Some(p) = path {
+        banking_common::stats::write_json(p, value)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Verify { dir } => {
+            let checks = verify::check_run(&dir)?;
+            for c in &checks {
+                println!("{}", c.line());
+            }
+            let verdict = verify::verdict(&checks);
+            let failed = checks.iter().filter(|c| !c.pass).count();
+            println!(
+                "verification {verdict}: {} check(s), {failed} failed ({})",
+                checks.len(),
+                dir.display()
+            );
+            Ok(if verdict == "PASS" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Report { dir } => {
+            let r = run::write_report(&dir)?;
+            println!("{}", crate::report::table(&r));
+            println!("report: {}", dir.join("report.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CeilingConsume(a) => {
+            let stats = ceilings::raw_consume(&ceilings::ConsumeCeiling {
+                brokers: a.brokers,
+                topic: a.topic,
+                group: a.group,
+                count: a.count,
+                properties: a.properties,
+                idle: std::time::Duration::from_secs(a.idle),
+                start_timeout: std::time::Duration::from_secs(60),
+            })?;
+            write_stats(&a.stats_json, &stats)?;
+            Ok(if stats.events >= a.count {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "bench ceiling-consume: read {} of {} messages ({})",
+                    stats.events, a.count, stats.exit_reason
+                );
+                ExitCode::FAILURE
+            })
+        }
+        Command::CeilingStore(a) => {
+            let stats = ceilings::store_insert(&ceilings::StoreCeiling {
+                db: a.db,
+                events: a.events,
+                seed: a.seed,
+                accounts: a.accounts,
+                first_id: a.first_id,
+                batch_size: a.batch_size,
+                partitions: a.partitions,
+            })?;
+            write_stats(&a.stats_json, &stats)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Queries(a) => {
+            let stats = queries::time_queries(&a.db, a.accounts, a.samples)?;
+            write_stats(&a.stats_json, &stats)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+

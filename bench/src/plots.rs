@@ -1,0 +1,321 @@
+//! The report's pictures, as SVG (plotters' SVG backend: no system font
+//! library needed, the viewer draws the text).
+//!
+//! - `backlog-throughput.svg`: events committed per second over time while
+//!   each consumer drains the backlog alone, with the lower ceiling;
+//! - `live-latency.svg`: p50 / p99 / p99.9 latency per live rate, pull
+//!   against push, log-log;
+//! - `live-throughput.svg`: committed events per second over time in each
+//!   live phase, one panel per rate.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::results::{Figures, Results};
+
+const PULL: RGBColor = RGBColor(31, 119, 180);
+const PUSH: RGBColor = RGBColor(214, 39, 40);
+const CEILING: RGBColor = RGBColor(120, 120, 120);
+const FONT: &str = "sans-serif";
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing failed: {e:?}")
+}
+
+fn color(model: &str) -> RGBColor {
+    if model == "pull" { PULL } else { PUSH }
+}
+
+/// Events per second from a cumulative timeline, over windows of at least
+/// `window` seconds, plotted at each window's end.
+pub fn rate_series(timeline: &[(f64, f64)], window: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let Some(&(mut t0, mut n0)) = timeline.first() else {
+        return out;
+    };
+    out.push((t0, 0.0));
+    for &(t, n) in &timeline[1..] {
+        if t - t0 >= window {
+            out.push((t, ((n - n0) / (t - t0)).max(0.0)));
+            t0 = t;
+            n0 = n;
+        }
+    }
+    out
+}
+
+/// Draws every picture it has data for; returns the files written.
+pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let backlog: Vec<(&str, &Figures)> = [("pull", &r.pull), ("push", &r.push)]
+        .into_iter()
+        .filter_map(|(m, x)| x.as_ref().map(|x| (m, &x.backlog)))
+        .filter(|(_, f)| f.timeline.len() >= 2)
+        .collect();
+    if !backlog.is_empty() {
+        let path = dir.join("backlog-throughput.svg");
+        let ceiling = r.ceilings.as_ref().and_then(|c| {
+            c.lower_events_per_second
+                .map(|eps| (format!("lower ceiling ({})", c.lower), eps))
+        });
+        throughput(
+            &path,
+            &format!("Backlog drain: events committed per second ({} events)", r.run.config.events),
+            &backlog,
+            ceiling,
+        )?;
+        written.push(path);
+    }
+    if r.live.iter().any(|l| l.pull.is_some() || l.push.is_some()) {
+        let path = dir.join("live-latency.svg");
+        live_latency(r, &path)?;
+        written.push(path);
+        let path = dir.join("live-throughput.svg");
+        live_throughput(r, &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn throughput(
+    path: &Path,
+    title: &str,
+    series: &[(&str, &Figures)],
+    ceiling: Option<(String, f64)>,
+) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (960, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    throughput_panel(&root, title, series, ceiling)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn throughput_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    series: &[(&str, &Figures)],
+    ceiling: Option<(String, f64)>,
+) -> anyhow::Result<()> {
+    let rates: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(m, f)| (*m, rate_series(&f.timeline, 1.0)))
+        .collect();
+    let x_max = rates
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
+    let y_max = rates
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .chain(ceiling.as_ref().map(|c| c.1))
+        .fold(1.0f64, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the first committed batch")
+        .y_desc("events/s")
+        .y_label_formatter(&|v| human(*v))
+        .draw()
+        .map_err(err)?;
+    for (model, points) in &rates {
+        let c = color(model);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(*model)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    if let Some((label, eps)) = ceiling {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, eps), (x_max, eps)],
+                CEILING.stroke_width(1),
+            ))
+            .map_err(err)?
+            .label(format!("{label}: {}/s", human(eps)))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], CEILING.stroke_width(1)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// (model, percentile label, points (rate, ms)).
+type Line = (&'static str, &'static str, Vec<(f64, f64)>);
+
+fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let mut lines: Vec<Line> = Vec::new();
+    for model in ["pull", "push"] {
+        for (label, pick) in [
+            ("p50", (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> f64),
+            ("p99", |l| l.p99),
+            ("p99.9", |l| l.p999),
+        ] {
+            let points: Vec<(f64, f64)> = r
+                .live
+                .iter()
+                .filter_map(|l| {
+                    let f = if model == "pull" { &l.pull } else { &l.push };
+                    f.as_ref()
+                        .filter(|f| f.latency_us.count > 0)
+                        .map(|f| (l.rate as f64, (pick(&f.latency_us) / 1e3).max(0.01)))
+                })
+                .collect();
+            if !points.is_empty() {
+                lines.push((model, label, points));
+            }
+        }
+    }
+    let xs: Vec<f64> = r.live.iter().map(|l| l.rate as f64).collect();
+    let x_lo = xs.iter().copied().fold(f64::INFINITY, f64::min).max(1.0) / 1.6;
+    let x_hi = xs.iter().copied().fold(1.0, f64::max) * 1.6;
+    let ys = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1));
+    let y_lo = ys.clone().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
+    let y_hi = ys.fold(1.0, f64::max) * 2.0;
+
+    let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let flush = r.setting("pull", "flush_interval_ms");
+    let title = format!(
+        "Live end-to-end latency per offered rate (flush interval {} ms, linger.ms {})",
+        flush,
+        r.setting("producer", "linger.ms")
+    );
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("offered rate, events/s (log)")
+        .y_desc("latency, ms (log)")
+        .x_label_formatter(&|v| human(*v))
+        .y_label_formatter(&|v| format!("{v}"))
+        .draw()
+        .map_err(err)?;
+    for (model, label, points) in &lines {
+        let c = color(model);
+        let width = match *label {
+            "p50" => 1,
+            "p99" => 2,
+            _ => 3,
+        };
+        let style = ShapeStyle::from(&c).stroke_width(width);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), style))
+            .map_err(err)?
+            .label(format!("{model} {label}"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        let marker = *label;
+        chart
+            .draw_series(points.iter().map(move |&(x, y)| -> DynElement<_, _> {
+                match marker {
+                    "p50" => Circle::new((x, y), 4, c.filled()).into_dyn(),
+                    "p99" => TriangleMarker::new((x, y), 5, c.filled()).into_dyn(),
+                    _ => Cross::new((x, y), 5, c.stroke_width(2)).into_dyn(),
+                }
+            }))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+fn live_throughput(r: &Results, path: &Path) -> anyhow::Result<()> {
+    let n = r.live.len().max(1);
+    let root = SVGBackend::new(path, (960, (260 * n) as u32 + 20)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((n, 1));
+    for (live, area) in r.live.iter().zip(panels.iter()) {
+        let series: Vec<(&str, &Figures)> = [("pull", &live.pull), ("push", &live.push)]
+            .into_iter()
+            .filter_map(|(m, f)| f.as_ref().map(|f| (m, f)))
+            .filter(|(_, f)| f.timeline.len() >= 2)
+            .collect();
+        let title = format!(
+            "Live at {}/s offered: events committed per second",
+            human(live.rate as f64)
+        );
+        throughput_panel(
+            area,
+            &title,
+            &series,
+            Some(("offered rate".to_string(), live.rate as f64)),
+        )?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// 1234567 -> "1.23M", 20000 -> "20k".
+pub fn human(v: f64) -> String {
+    let a = v.abs();
+    let (x, suffix) = if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let s = if x.abs() >= 100.0 || x.fract().abs() < 1e-9 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_from_a_cumulative_timeline() {
+        let t = [(0.0, 0.0), (0.5, 50.0), (1.0, 100.0), (2.0, 300.0), (2.5, 300.0)];
+        assert_eq!(
+            rate_series(&t, 1.0),
+            vec![(0.0, 0.0), (1.0, 100.0), (2.0, 200.0)]
+        );
+        assert!(rate_series(&[], 1.0).is_empty());
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human(20_000.0), "20k");
+        assert_eq!(human(1_234_567.0), "1.23M");
+        assert_eq!(human(512.0), "512");
+        assert_eq!(human(2.5), "2.5");
+    }
+}

@@ -1,0 +1,440 @@
+//! The figures of a run, gathered from the files in its directory:
+//! `run.json` (what the orchestrator did), the stats files of every process,
+//! `verification.json` and `queries.json`. `results.json` is this struct;
+//! the report and the pictures are drawn from it alone, so `bench report
+//! DIR` redraws them from an old run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::machine::{BrokerInfo, Machine};
+use crate::queries::QueryStats;
+use crate::stats::{
+    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, flat_settings,
+    read_json,
+};
+use crate::verify::{self, Check};
+
+/// What the orchestrator records as it goes (`run.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunRecord {
+    /// The command line as the user gave it.
+    pub command: String,
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub started_at: String,
+    /// UTC, when the report was written.
+    pub finished_at: String,
+    /// Whole run, builds excluded.
+    pub wall_seconds: f64,
+    /// The run's parameters.
+    pub config: RunConfig,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Which broker.
+    pub broker: BrokerInfo,
+    /// Every step with its duration, in order.
+    pub steps: Vec<Step>,
+    /// Size of each database (`backlog/pull.db`, ...) right after its
+    /// consumer finished, before any query index.
+    pub db_bytes: BTreeMap<String, u64>,
+    /// Exit code of each process (`backlog/pull`, ...).
+    pub exit_codes: BTreeMap<String, i32>,
+    /// What went wrong, in words.
+    pub failures: Vec<String>,
+}
+
+/// The parameters of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    /// Backlog size (0 when the backlog phase was skipped).
+    pub events: u64,
+    /// Partitions of every topic.
+    pub partitions: i32,
+    /// Generator seed.
+    pub seed: u64,
+    /// Generator accounts.
+    pub accounts: u64,
+    /// Live-phase rates, events/s.
+    pub rates: Vec<u64>,
+    /// Live-phase length per rate.
+    pub duration_s: u64,
+    /// Seconds the consumers get to join before the live producer starts.
+    pub warmup_s: u64,
+    /// Prefix of this run's topics and groups.
+    pub run_id: String,
+    /// Extra producer arguments.
+    pub producer_args: Vec<String>,
+    /// Extra consumer-pull arguments.
+    pub pull_args: Vec<String>,
+    /// Extra consumer-push arguments.
+    pub push_args: Vec<String>,
+}
+
+/// One step of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Step {
+    /// `backlog`, `live-20000`, `report`.
+    pub phase: String,
+    /// What it did.
+    pub name: String,
+    /// How long.
+    pub seconds: f64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The figures of one consumer run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Figures {
+    /// Events committed.
+    pub events: u64,
+    /// First message to last commit.
+    pub wall_seconds: f64,
+    /// Events committed per wall second.
+    pub events_per_second: f64,
+    /// End-to-end latency per event, µs.
+    pub latency_us: Latency,
+    /// CPU of the process.
+    pub cpu_seconds: f64,
+    /// Peak RSS of the process.
+    pub max_rss_bytes: u64,
+    /// Database size after the run.
+    pub db_bytes: u64,
+    /// Dead letters written.
+    pub dead_letters: u64,
+    /// Store transactions.
+    pub batches: u64,
+    /// Why the process stopped.
+    pub exit_reason: String,
+    /// Its exit code, when known.
+    pub exit_code: Option<i32>,
+    /// PASS or FAIL.
+    pub verification: String,
+    /// `[elapsed_s, committed so far]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<(f64, f64)>,
+}
+
+/// Latency of one model at one live rate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveLatency {
+    /// Offered rate, events/s.
+    pub rate: u64,
+    /// Achieved rate.
+    pub events_per_second: f64,
+    /// µs.
+    pub latency_us: Latency,
+}
+
+/// A model's figures: the backlog drain, its ceiling, and its live latency.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelResult {
+    /// The backlog drain.
+    #[serde(flatten)]
+    pub backlog: Figures,
+    /// The lower of the two ceilings, events/s.
+    pub ceiling_events_per_second: Option<f64>,
+    /// `events_per_second / ceiling_events_per_second`.
+    pub fraction_of_ceiling: Option<f64>,
+    /// Latency per live rate.
+    pub live: Vec<LiveLatency>,
+}
+
+/// The producer against its raw ceiling.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProducerResult {
+    /// Acknowledged events.
+    pub events: u64,
+    /// Wall time.
+    pub wall_seconds: f64,
+    /// Acknowledged events per second.
+    pub events_per_second: f64,
+    /// `producer --raw`: same count, pre-encoded payloads.
+    pub raw_events_per_second: Option<f64>,
+    /// `events_per_second / raw_events_per_second`.
+    pub ratio_to_raw: Option<f64>,
+    /// CPU.
+    pub cpu_seconds: f64,
+    /// Peak RSS.
+    pub max_rss_bytes: u64,
+    /// CPU of the raw run.
+    pub raw_cpu_seconds: Option<f64>,
+    /// Peak RSS of the raw run.
+    pub raw_max_rss_bytes: Option<u64>,
+}
+
+/// The two consumer ceilings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ceilings {
+    /// Raw consume, decode only.
+    pub raw_consume: Option<RawConsumeStats>,
+    /// Store insert, no Kafka.
+    pub store_insert: Option<StoreInsertStats>,
+    /// The lower of the two, events/s.
+    pub lower_events_per_second: Option<f64>,
+    /// `raw consume` or `store insert`.
+    pub lower: String,
+}
+
+/// One live rate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveResult {
+    /// Offered rate, events/s.
+    pub rate: u64,
+    /// Seconds the producer emitted.
+    pub duration_s: u64,
+    /// Events the producer got acknowledged.
+    pub produced: u64,
+    /// Rate the producer achieved.
+    pub producer_events_per_second: f64,
+    /// Producer CPU.
+    pub producer_cpu_seconds: f64,
+    /// Producer peak RSS.
+    pub producer_max_rss_bytes: u64,
+    /// consumer-pull.
+    pub pull: Option<Figures>,
+    /// consumer-push.
+    pub push: Option<Figures>,
+}
+
+/// Settings that decide latency, as each process reported them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Producer's librdkafka settings.
+    pub producer: BTreeMap<String, String>,
+    /// consumer-pull's settings.
+    pub pull: BTreeMap<String, String>,
+    /// consumer-push's settings.
+    pub push: BTreeMap<String, String>,
+}
+
+/// Everything `results.json` holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Results {
+    /// PASS when every check passed, FAIL otherwise.
+    pub verification: String,
+    /// Every check.
+    pub checks: Vec<Check>,
+    /// consumer-pull.
+    pub pull: Option<ModelResult>,
+    /// consumer-push.
+    pub push: Option<ModelResult>,
+    /// The backlog producer.
+    pub producer: Option<ProducerResult>,
+    /// The consumer ceilings.
+    pub ceilings: Option<Ceilings>,
+    /// The two store queries on the backlog database.
+    pub queries: Option<QueryStats>,
+    /// One entry per live rate.
+    pub live: Vec<LiveResult>,
+    /// Settings that decide latency.
+    pub settings: Settings,
+    /// The orchestrator's record (machine, broker, config, steps).
+    pub run: RunRecord,
+}
+
+impl Results {
+    /// Gathers the figures of the run in `dir`.
+    pub fn collect(dir: &Path) -> anyhow::Result<Results> {
+        let run: RunRecord = read_opt(&dir.join("run.json")).unwrap_or_default();
+        let checks: Vec<Check> = read_opt(&dir.join("verification.json")).unwrap_or_default();
+        let mut r = Results {
+            verification: verify::verdict(&checks).to_string(),
+            checks,
+            run,
+            ..Results::default()
+        };
+
+        let backlog = dir.join("backlog");
+        let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"));
+        let raw_producer: Option<ProducerStats> = read_opt(&backlog.join("producer-raw.json"));
+        let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"));
+        let store_insert: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert.json"));
+        r.queries = read_opt(&dir.join("queries.json"));
+
+        if let Some(p) = &producer {
+            r.settings.producer = flat_settings(&p.settings);
+            let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
+            r.producer = Some(ProducerResult {
+                events: p.events_acknowledged,
+                wall_seconds: p.wall_seconds,
+                events_per_second: p.events_per_second,
+                raw_events_per_second: raw_eps,
+                ratio_to_raw: raw_eps.filter(|&x| x > 0.0).map(|x| p.events_per_second / x),
+                cpu_seconds: p.cpu_seconds,
+                max_rss_bytes: p.max_rss_bytes,
+                raw_cpu_seconds: raw_producer.as_ref().map(|s| s.cpu_seconds),
+                raw_max_rss_bytes: raw_producer.as_ref().map(|s| s.max_rss_bytes),
+            });
+        }
+
+        let lower = [
+            raw_consume
+                .as_ref()
+                .map(|s| ("raw consume", s.events_per_second)),
+            store_insert
+                .as_ref()
+                .map(|s| ("store insert", s.events_per_second)),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|(_, eps)| *eps > 0.0)
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+        if raw_consume.is_some() || store_insert.is_some() {
+            r.ceilings = Some(Ceilings {
+                raw_consume,
+                store_insert,
+                lower_events_per_second: lower.map(|l| l.1),
+                lower: lower.map(|l| l.0.to_string()).unwrap_or_default(),
+            });
+        }
+
+        for model in verify::MODELS {
+            let stats: Option<ConsumerStats> = read_opt(&backlog.join(format!("{model}.json")));
+            let Some(stats) = stats else { continue };
+            let figures = r.figures("backlog", model, &stats);
+            let settings = flat_settings(&stats.settings);
+            let ceiling = lower.map(|l| l.1);
+            let result = ModelResult {
+                fraction_of_ceiling: ceiling
+                    .filter(|&c| c > 0.0)
+                    .map(|c| figures.events_per_second / c),
+                ceiling_events_per_second: ceiling,
+                backlog: figures,
+                live: Vec::new(),
+            };
+            match model {
+                "pull" => {
+                    r.settings.pull = settings;
+                    r.pull = Some(result);
+                }
+                _ => {
+                    r.settings.push = settings;
+                    r.push = Some(result);
+                }
+            }
+        }
+
+        for phase_dir in verify::phase_dirs(dir).unwrap_or_default() {
+            let phase = phase_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(rate) = phase
+                .strip_prefix("live-")
+                .and_then(|x| x.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let p: ProducerStats = read_opt(&phase_dir.join("producer.json")).unwrap_or_default();
+            if r.settings.producer.is_empty() {
+                r.settings.producer = flat_settings(&p.settings);
+            }
+            let mut live = LiveResult {
+                rate,
+                duration_s: r.run.config.duration_s,
+                produced: p.events_acknowledged,
+                producer_events_per_second: p.events_per_second,
+                producer_cpu_seconds: p.cpu_seconds,
+                producer_max_rss_bytes: p.max_rss_bytes,
+                pull: None,
+                push: None,
+            };
+            for model in verify::MODELS {
+                let stats: Option<ConsumerStats> =
+                    read_opt(&phase_dir.join(format!("{model}.json")));
+                let Some(stats) = stats else { continue };
+                let figures = r.figures(&phase, model, &stats);
+                let entry = LiveLatency {
+                    rate,
+                    events_per_second: figures.events_per_second,
+                    latency_us: figures.latency_us,
+                };
+                let settings = flat_settings(&stats.settings);
+                let slot = if model == "pull" {
+                    live.pull = Some(figures);
+                    if r.settings.pull.is_empty() {
+                        r.settings.pull = settings;
+                    }
+                    &mut r.pull
+                } else {
+                    live.push = Some(figures);
+                    if r.settings.push.is_empty() {
+                        r.settings.push = settings;
+                    }
+                    &mut r.push
+                };
+                slot.get_or_insert_with(ModelResult::default)
+                    .live
+                    .push(entry);
+            }
+            r.live.push(live);
+        }
+        Ok(r)
+    }
+
+    fn figures(&self, phase: &str, model: &str, s: &ConsumerStats) -> Figures {
+        let key = format!("{phase}/{model}");
+        Figures {
+            events: s.events_committed,
+            wall_seconds: s.wall_seconds,
+            events_per_second: s.events_per_second,
+            latency_us: s.latency_us,
+            cpu_seconds: s.cpu_seconds,
+            max_rss_bytes: s.max_rss_bytes,
+            db_bytes: self
+                .run
+                .db_bytes
+                .get(&format!("{key}.db"))
+                .copied()
+                .unwrap_or(0),
+            dead_letters: s.dead_letters,
+            batches: s.batches,
+            exit_reason: s.exit_reason.clone(),
+            exit_code: self.run.exit_codes.get(&key).copied(),
+            verification: if self.checks.is_empty() {
+                "not run".into()
+            } else {
+                verify::verdict_of(&self.checks, phase, model).into()
+            },
+            timeline: s.timeline.clone(),
+        }
+    }
+
+    /// A setting of `who` (`producer`, `pull`, `push`), or "–".
+    pub fn setting(&self, who: &str, key: &str) -> String {
+        let map = match who {
+            "producer" => &self.settings.producer,
+            "pull" => &self.settings.pull,
+            _ => &self.settings.push,
+        };
+        map.get(key).cloned().unwrap_or_else(|| "–".into())
+    }
+}
+
+fn read_opt<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    if !path.is_file() {
+        return None;
+    }
+    match read_json(path) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("bench: warning: {e:#}");
+            None
+        }
+    }
+}
+

@@ -1,0 +1,795 @@
+//! `bench run`: the phases, in order, each step timed and recorded in
+//! `run.json` as it completes, then the report.
+//!
+//! Layout of the output directory:
+//!
+//! ```text
+//! run.json            what was run, where, each step's duration
+//! verification.json   every check
+//! queries.json        the two store queries on backlog/pull.db
+//! results.json        all figures (what report.md is drawn from)
+//! report.md, *.svg    the report
+//! backlog/            producer.json, producer-raw.json, pull.json, push.json,
+//!                     pull.db, push.db, raw-consume.json, store-insert.json, *.log
+//! live-<rate>/        producer.json, pull.json, push.json, pull.db, push.db, *.log
+//! ```
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+
+use crate::ceilings::{db_bytes, remove_db};
+use crate::cli::RunArgs;
+use crate::machine::{BrokerInfo, Machine};
+use crate::procs::{self, Finished};
+use crate::results::{Results, RunConfig, RunRecord, Step};
+use crate::stats::{ConsumerStats, ProducerStats, read_json};
+use crate::verify::{self, Check};
+use crate::{plots, queries, report, topics};
+
+/// Batch size the store ceiling uses when the consumers did not report
+/// theirs.
+const FALLBACK_BATCH_SIZE: u64 = 20_000;
+
+/// The binaries a run starts.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    /// `producer`.
+    pub producer: PathBuf,
+    /// `consumer-pull`.
+    pub pull: PathBuf,
+    /// `consumer-push`.
+    pub push: PathBuf,
+    /// This binary, for the ceilings.
+    pub bench: PathBuf,
+}
+
+impl Bins {
+    /// Finds the three pipeline binaries in `dir`; says which are missing
+    /// and how to build them.
+    pub fn locate(dir: &Path) -> anyhow::Result<Bins> {
+        let bench = std::env::current_exe().context("cannot locate the bench binary")?;
+        let bins = Bins {
+            producer: dir.join("producer"),
+            pull: dir.join("consumer-pull"),
+            push: dir.join("consumer-push"),
+            bench,
+        };
+        let missing: Vec<String> = [&bins.producer, &bins.pull, &bins.push]
+            .into_iter()
+            .filter(|p| !p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "missing binaries: {}. Build them with `cargo build --release -p banking-producer \
+                 -p consumer-pull -p consumer-push -p banking-bench` (scripts/bench.sh does) or \
+                 point --bin-dir / BIN_DIR at a directory that has them",
+                missing.join(", ")
+            );
+        }
+        Ok(bins)
+    }
+}
+
+struct Ctx<'a> {
+    args: &'a RunArgs,
+    out: PathBuf,
+    bins: Bins,
+    record: RunRecord,
+    checks: Vec<Check>,
+    started: Instant,
+    run_id: String,
+    extra_consumer: [Vec<String>; 2],
+}
+
+/// Runs the benchmark; the exit code is non-zero on any failed check or
+/// failed step.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let started_at = SystemTime::now();
+    let (iso, compact) = utc(started_at);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("bench-results").join(&compact));
+    prepare_out_dir(&out)?;
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let bins = Bins::locate(&bin_dir)?;
+    let rates = args.live_rates();
+    let run_id = format!("bench.{compact}.{}", std::process::id());
+    let events = if args.skip_backlog { 0 } else { args.events };
+
+    let mut consumer_common = args.consumer_arg.clone();
+    consumer_common.retain(|a| !a.is_empty());
+    let pull_args: Vec<String> = consumer_common.iter().chain(&args.pull_arg).cloned().collect();
+    let push_args: Vec<String> = consumer_common.iter().chain(&args.push_arg).cloned().collect();
+
+    let record = RunRecord {
+        command: args.command_line.clone().unwrap_or_else(|| {
+            std::env::args().collect::<Vec<_>>().join(" ")
+        }),
+        started_at: iso,
+        config: RunConfig {
+            events,
+            partitions: args.partitions,
+            seed: args.seed,
+            accounts: args.accounts,
+            rates: rates.clone(),
+            duration_s: args.duration,
+            warmup_s: args.warmup,
+            run_id: run_id.clone(),
+            producer_args: args.producer_arg.clone(),
+            pull_args: pull_args.clone(),
+            push_args: push_args.clone(),
+        },
+        machine: Machine::probe(),
+        broker: BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &args.brokers),
+        ..RunRecord::default()
+    };
+    let mut ctx = Ctx {
+        args,
+        out: out.clone(),
+        bins,
+        record,
+        checks: Vec::new(),
+        started: Instant::now(),
+        run_id,
+        extra_consumer: [pull_args, push_args],
+    };
+    eprintln!(
+        "bench: output in {}; broker {} ({}, {}); {} backlog events, live rates {:?} for {} s each",
+        out.display(),
+        ctx.record.broker.address,
+        ctx.record.broker.kind,
+        ctx.record.broker.version,
+        events,
+        rates,
+        args.duration
+    );
+    ctx.save()?;
+
+    if !args.skip_backlog
+        && let Err(e) = backlog(&mut ctx)
+    {
+        ctx.fail(format!("backlog phase: {e:#}"));
+    }
+    for &rate in &rates {
+        if let Err(e) = live(&mut ctx, rate) {
+            ctx.fail(format!("live phase at {rate}/s: {e:#}"));
+        }
+    }
+
+    ctx.record.finished_at = utc(SystemTime::now()).0;
+    ctx.record.wall_seconds = ctx.started.elapsed().as_secs_f64();
+    ctx.save()?;
+    let results = write_report(&out)?;
+
+    println!("\n{}", report::table(&results));
+    let failed = ctx.checks.iter().filter(|c| !c.pass).count();
+    println!(
+        "verification {}: {} check(s), {failed} failed",
+        results.verification,
+        ctx.checks.len()
+    );
+    for f in &ctx.record.failures {
+        println!("failure: {f}");
+    }
+    println!(
+        "benchmark finished in {:.0} s; report: {}",
+        ctx.record.wall_seconds,
+        out.join("report.md").display()
+    );
+    Ok(
+        if results.verification == "PASS" && ctx.record.failures.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
+
+/// Gathers the figures of `dir` and writes results.json, the pictures and
+/// report.md.
+pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
+    let results = Results::collect(dir)?;
+    let pictures = match plots::draw_all(&results, dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bench: warning: pictures not drawn: {e:#}");
+            Vec::new()
+        }
+    };
+    let names: Vec<String> = pictures
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    banking_common::stats::write_json(&dir.join("results.json"), &results)
+        .context("cannot write results.json")?;
+    std::fs::write(dir.join("report.md"), report::render(&results, &names))
+        .context("cannot write report.md")?;
+    Ok(results)
+}
+
+fn prepare_out_dir(out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        let mut entries =
+            std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "{} exists and is not empty; give a new --out directory",
+                out.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
+}
+
+impl Ctx<'_> {
+    fn save(&self) -> anyhow::Result<()> {
+        banking_common::stats::write_json(&self.out.join("run.json"), &self.record)
+            .context("cannot write run.json")?;
+        banking_common::stats::write_json(&self.out.join("verification.json"), &self.checks)
+            .context("cannot write verification.json")
+    }
+
+    fn fail(&mut self, what: String) {
+        eprintln!("bench: FAILED: {what}");
+        self.record.failures.push(what);
+        let _ = self.save();
+    }
+
+    /// Runs one step: announces it, times it, records it.
+    fn step<T>(
+        &mut self,
+        phase: &str,
+        name: &str,
+        f: impl FnOnce(&mut Self) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        eprintln!(
+            "\n==> [{phase}] {name}  (t+{:.0}s)",
+            self.started.elapsed().as_secs_f64()
+        );
+        let t = Instant::now();
+        let result = f(self);
+        let seconds = t.elapsed().as_secs_f64();
+        eprintln!(
+            "    [{phase}] {} in {seconds:.1}s",
+            if result.is_ok() { "done" } else { "FAILED" }
+        );
+        self.record.steps.push(Step {
+            phase: phase.into(),
+            name: name.into(),
+            seconds,
+            ok: result.is_ok(),
+        });
+        let _ = self.save();
+        result
+    }
+
+    fn topic(&self, phase: &str) -> String {
+        format!("{}.{phase}", self.run_id)
+    }
+
+    fn producer_args(
+        &self,
+        topic: &str,
+        count: u64,
+        rate: u64,
+        stats: &Path,
+        raw: bool,
+    ) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec![
+            "--brokers".into(),
+            self.args.brokers.clone().into(),
+            "--topic".into(),
+            topic.into(),
+            "--count".into(),
+            count.to_string().into(),
+            "--rate".into(),
+            rate.to_string().into(),
+            "--seed".into(),
+            self.args.seed.to_string().into(),
+            "--accounts".into(),
+            self.args.accounts.to_string().into(),
+            "--partitions".into(),
+            self.args.partitions.to_string().into(),
+            "--timeout".into(),
+            "60".into(),
+            "--stats-json".into(),
+            stats.into(),
+        ];
+        if raw {
+            a.push("--raw".into());
+        }
+        a.extend(self.args.producer_arg.iter().map(OsString::from));
+        a
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn consumer_args(
+        &self,
+        model: &str,
+        topic: &str,
+        group: &str,
+        db: &Path,
+        stats: &Path,
+        max_events: u64,
+        idle_s: u64,
+    ) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec![
+            "--brokers".into(),
+            self.args.brokers.clone().into(),
+            "--topic".into(),
+            topic.into(),
+            "--group".into(),
+            group.into(),
+            "--db".into(),
+            db.into(),
+            "--stats-json".into(),
+            stats.into(),
+            "--exit-when-idle".into(),
+            idle_s.to_string().into(),
+            "--max-events".into(),
+            max_events.to_string().into(),
+        ];
+        let extra = if model == "pull" {
+            &self.extra_consumer[0]
+        } else {
+            &self.extra_consumer[1]
+        };
+        a.extend(extra.iter().map(OsString::from));
+        a
+    }
+
+    fn consumer_bin(&self, model: &str) -> PathBuf {
+        if model == "pull" {
+            self.bins.pull.clone()
+        } else {
+            self.bins.push.clone()
+        }
+    }
+
+    /// Records a finished process; an error when it failed.
+    fn finished(&mut self, phase: &str, f: &Finished) -> anyhow::Result<()> {
+        self.record
+            .exit_codes
+            .insert(format!("{phase}/{}", f.name), f.code());
+        let _ = self.save();
+        if f.ok() {
+            Ok(())
+        } else {
+            bail!("{}", f.failure())
+        }
+    }
+
+    fn record_db(&mut self, phase: &str, model: &str, db: &Path) {
+        self.record
+            .db_bytes
+            .insert(format!("{phase}/{model}.db"), db_bytes(db));
+    }
+
+    fn verify_phase(&mut self, phase: &str, dir: &Path) -> anyhow::Result<()> {
+        let checks = verify::check_phase(dir)?;
+        for c in &checks {
+            eprintln!("    {}", c.line());
+        }
+        let verdict = verify::verdict(&checks);
+        eprintln!("    [{phase}] verification {verdict}");
+        self.checks.extend(checks);
+        self.save()?;
+        Ok(())
+    }
+
+    fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
+        topics::create(&self.args.brokers, topic, self.args.partitions)?;
+        eprintln!(
+            "    topic {topic} created with {} partitions",
+            self.args.partitions
+        );
+        Ok(())
+    }
+}
+
+/// Generous limits: a stuck process must not hang the run forever, but a
+/// slow machine must not be cut short either.
+fn producer_limit(count: u64, rate: u64) -> Duration {
+    let expected = count.checked_div(rate).unwrap_or(count / 20_000);
+    Duration::from_secs(300 + expected * 2)
+}
+
+fn drain_limit(count: u64) -> Duration {
+    Duration::from_secs(300 + count / 5_000)
+}
+
+fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let phase = "backlog";
+    let n = ctx.args.events;
+    let dir = ctx.out.join(phase);
+    std::fs::create_dir_all(&dir)?;
+    let topic = ctx.topic(phase);
+    let skip_ceilings = ctx.args.skip_ceilings;
+
+    let produced: ProducerStats = ctx.step(
+        phase,
+        &format!("producer writes {n} events as fast as it can"),
+        |ctx| {
+            ctx.create_topic(&topic)?;
+            let stats = dir.join("producer.json");
+            let args = ctx.producer_args(&topic, n, 0, &stats, false);
+            let f = procs::run(
+                "producer",
+                &ctx.bins.producer,
+                &args,
+                &dir.join("producer.log"),
+                producer_limit(n, 0),
+            )?;
+            ctx.finished(phase, &f)?;
+            let p: ProducerStats = read_json(&stats)?;
+            eprintln!(
+                "    acknowledged {} events in {:.2}s: {:.0} events/s",
+                p.events_acknowledged, p.wall_seconds, p.events_per_second
+            );
+            Ok(p)
+        },
+    )?;
+    let acked = produced.events_acknowledged;
+
+    if !skip_ceilings {
+        let raw_topic = ctx.topic("producer-raw");
+        let r = ctx.step(
+            phase,
+            &format!("producer --raw: raw ceiling, {n} pre-encoded events to a throw-away topic"),
+            |ctx| {
+                ctx.create_topic(&raw_topic)?;
+                let stats = dir.join("producer-raw.json");
+                let args = ctx.producer_args(&raw_topic, n, 0, &stats, true);
+                let f = procs::run(
+                    "producer-raw",
+                    &ctx.bins.producer,
+                    &args,
+                    &dir.join("producer-raw.log"),
+                    producer_limit(n, 0),
+                );
+                topics::delete(&ctx.args.brokers, &raw_topic);
+                let f = f?;
+                ctx.finished(phase, &f)?;
+                let p: ProducerStats = read_json(&stats)?;
+                eprintln!(
+                    "    raw ceiling {:.0} events/s; producer {:.0} events/s = {:.0}%",
+                    p.events_per_second,
+                    produced.events_per_second,
+                    100.0 * produced.events_per_second / p.events_per_second.max(1e-9)
+                );
+                Ok(())
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("producer raw ceiling: {e:#}"));
+        }
+    }
+
+    for model in verify::MODELS {
+        let r = ctx.step(
+            phase,
+            &format!("consumer-{model} drains {acked} events alone into {phase}/{model}.db"),
+            |ctx| {
+                let db = dir.join(format!("{model}.db"));
+                let stats = dir.join(format!("{model}.json"));
+                let group = format!("{}.{model}.{phase}", ctx.run_id);
+                let args = ctx.consumer_args(model, &topic, &group, &db, &stats, acked, 5);
+                let f = procs::run(
+                    model,
+                    &ctx.consumer_bin(model),
+                    &args,
+                    &dir.join(format!("{model}.log")),
+                    drain_limit(acked),
+                )?;
+                ctx.record_db(phase, model, &db);
+                ctx.finished(phase, &f)?;
+                let s: ConsumerStats = read_json(&stats)?;
+                eprintln!(
+                    "    {model}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
+                    s.events_committed,
+                    s.wall_seconds,
+                    s.events_per_second,
+                    s.cpu_seconds,
+                    s.max_rss_bytes as f64 / 1e6
+                );
+                Ok(())
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("consumer-{model} backlog drain: {e:#}"));
+        }
+    }
+
+    if !skip_ceilings {
+        let r = ctx.step(
+            phase,
+            "ceiling: raw consume (BaseConsumer, consumers' settings, fresh group, decode only)",
+            |ctx| {
+                let settings = consumer_kafka_settings(&dir);
+                let mut args: Vec<OsString> = vec![
+                    "ceiling-consume".into(),
+                    "--brokers".into(),
+                    ctx.args.brokers.clone().into(),
+                    "--topic".into(),
+                    topic.clone().into(),
+                    "--group".into(),
+                    format!("{}.raw-consume", ctx.run_id).into(),
+                    "--count".into(),
+                    acked.to_string().into(),
+                    "--stats-json".into(),
+                    dir.join("raw-consume.json").into(),
+                ];
+                for (k, v) in settings {
+                    args.push(format!("-X{k}={v}").into());
+                }
+                let f = procs::run(
+                    "raw-consume",
+                    &ctx.bins.bench,
+                    &args,
+                    &dir.join("raw-consume.log"),
+                    drain_limit(acked),
+                )?;
+                ctx.finished(phase, &f)
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("raw consume ceiling: {e:#}"));
+        }
+        let r = ctx.step(
+            phase,
+            &format!("ceiling: store insert of the same {n} events, no Kafka"),
+            |ctx| {
+                let scratch = dir.join("store-ceiling.db");
+                remove_db(&scratch);
+                let batch = consumer_batch_size(&dir);
+                let args: Vec<OsString> = vec![
+                    "ceiling-store".into(),
+                    "--db".into(),
+                    scratch.clone().into(),
+                    "--events".into(),
+                    n.to_string().into(),
+                    "--seed".into(),
+                    ctx.args.seed.to_string().into(),
+                    "--accounts".into(),
+                    ctx.args.accounts.to_string().into(),
+                    "--first-id".into(),
+                    produced.first_event_id.max(1).to_string().into(),
+                    "--batch-size".into(),
+                    batch.to_string().into(),
+                    "--partitions".into(),
+                    ctx.args.partitions.to_string().into(),
+                    "--stats-json".into(),
+                    dir.join("store-insert.json").into(),
+                ];
+                let f = procs::run(
+                    "store-insert",
+                    &ctx.bins.bench,
+                    &args,
+                    &dir.join("store-insert.log"),
+                    drain_limit(n),
+                );
+                if !ctx.args.keep_scratch_db {
+                    remove_db(&scratch);
+                }
+                let f = f?;
+                ctx.finished(phase, &f)
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("store insert ceiling: {e:#}"));
+        }
+    }
+    topics::delete(&ctx.args.brokers, &topic);
+
+    ctx.step(phase, "verification of pull.db and push.db", |ctx| {
+        ctx.verify_phase(phase, &dir)
+    })?;
+
+    let pull_db = dir.join("pull.db");
+    if pull_db.is_file() {
+        let r = ctx.step(
+            phase,
+            "store queries on pull.db (after ensure_query_index)",
+            |ctx| {
+                let q = queries::time_queries(&pull_db, ctx.args.accounts, ctx.args.query_samples)?;
+                eprintln!(
+                    "    index built in {:.1}s; 50 latest events p99 {:.3} ms; balance p99 {:.3} ms",
+                    q.index_build_seconds, q.latest_events_50.p99_ms, q.account_balance.p99_ms
+                );
+                banking_common::stats::write_json(&ctx.out.join("queries.json"), &q)?;
+                Ok(())
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("store queries: {e:#}"));
+        }
+    }
+    Ok(())
+}
+
+/// The librdkafka settings the consumers ran with (from pull's stats, else
+/// push's), for the raw consume ceiling.
+fn consumer_kafka_settings(dir: &Path) -> Vec<(String, String)> {
+    for model in verify::MODELS {
+        if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
+            let settings = s.librdkafka_settings();
+            if !settings.is_empty() {
+                return settings
+                    .into_iter()
+                    .filter(|(_, v)| v != "[redacted]")
+                    .collect();
+            }
+        }
+    }
+    eprintln!(
+        "bench: warning: the consumers reported no librdkafka settings; the raw consume ceiling uses librdkafka's defaults"
+    );
+    Vec::new()
+}
+
+fn consumer_batch_size(dir: &Path) -> u64 {
+    for model in verify::MODELS {
+        if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json")))
+            && let Some(b) = s.setting("batch_size").and_then(|b| b.parse::<u64>().ok())
+            && b > 0
+        {
+            return b;
+        }
+    }
+    eprintln!(
+        "bench: warning: the consumers reported no batch_size; the store ceiling uses {FALLBACK_BATCH_SIZE}"
+    );
+    FALLBACK_BATCH_SIZE
+}
+
+fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
+    let phase = format!("live-{rate}");
+    let dir = ctx.out.join(&phase);
+    std::fs::create_dir_all(&dir)?;
+    let topic = ctx.topic(&phase);
+    let duration = ctx.args.duration;
+    let warmup = ctx.args.warmup;
+    let count = (rate * duration).max(1);
+    let r = ctx.step(
+        &phase,
+        &format!(
+            "both consumers live while the producer emits {rate} events/s for {duration} s ({count} events)"
+        ),
+        |ctx| {
+            ctx.create_topic(&topic)?;
+            // Idle must outlast the warm-up: the consumers see an empty,
+            // drained topic until the producer starts.
+            let idle = warmup + 15;
+            let mut running = Vec::new();
+            for model in verify::MODELS {
+                let db = dir.join(format!("{model}.db"));
+                let stats = dir.join(format!("{model}.json"));
+                let group = format!("{}.{model}.{phase}", ctx.run_id);
+                let args = ctx.consumer_args(model, &topic, &group, &db, &stats, count, idle);
+                running.push(procs::spawn(
+                    model,
+                    &ctx.consumer_bin(model),
+                    &args,
+                    &dir.join(format!("{model}.log")),
+                )?);
+            }
+            eprintln!("    consumers started; {warmup} s for them to join their groups");
+            let until = Instant::now() + Duration::from_secs(warmup);
+            while Instant::now() < until {
+                if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
+                    eprintln!("    {} exited during the warm-up", r.name());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let stats = dir.join("producer.json");
+            let args = ctx.producer_args(&topic, count, rate, &stats, false);
+            let produced = procs::run(
+                "producer",
+                &ctx.bins.producer,
+                &args,
+                &dir.join("producer.log"),
+                producer_limit(count, rate),
+            );
+            let limit = Duration::from_secs(warmup + duration + 180);
+            let mut errors = Vec::new();
+            let produced = match produced {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    errors.push(format!("{e:#}"));
+                    None
+                }
+            };
+            let producer_ok = produced.as_ref().is_some_and(Finished::ok);
+            for r in running {
+                // Without a producer nothing will arrive: stop them now.
+                let f = if producer_ok {
+                    r.wait(limit)?
+                } else {
+                    r.stop()?
+                };
+                let name = f.name.clone();
+                ctx.record_db(&phase, &name, &dir.join(format!("{name}.db")));
+                if let Err(e) = ctx.finished(&phase, &f) {
+                    errors.push(format!("{e:#}"));
+                }
+            }
+            if let Some(f) = &produced
+                && let Err(e) = ctx.finished(&phase, f)
+            {
+                errors.push(format!("{e:#}"));
+            }
+            for model in verify::MODELS {
+                if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
+                    let l = s.latency_us;
+                    eprintln!(
+                        "    {model}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                        s.events_committed,
+                        l.p50 / 1e3,
+                        l.p99 / 1e3,
+                        l.p999 / 1e3,
+                        l.max / 1e3
+                    );
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                bail!("{}", errors.join("; "))
+            }
+        },
+    );
+    topics::delete(&ctx.args.brokers, &topic);
+    if dir.join("producer.json").is_file() {
+        ctx.step(&phase, "verification of pull.db and push.db", |ctx| {
+            ctx.verify_phase(&phase, &dir)
+        })?;
+    }
+    r
+}
+
+/// `(YYYY-MM-DDTHH:MM:SSZ, YYYYMMDD-HHMMSS)` in UTC.
+pub fn utc(t: SystemTime) -> (String, String) {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Howard Hinnant's days_from_civil, inverted.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    (
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
+        format!("{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_500_000);
+        assert_eq!(utc(t).0, "2026-11-24T06:00:00Z");
+        assert_eq!(utc(UNIX_EPOCH).1, "19700101-000000");
+    }
+}

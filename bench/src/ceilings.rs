@@ -74,7 +74,12 @@ pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
     let settings: BTreeMap<String, String> = config
         .config_map()
         .iter()
-        .map(|(k, v)| (k.to_string(), banking_common::kafka::redacted(k, v).to_string()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                banking_common::kafka::redacted(k, v).to_string(),
+            )
+        })
         .collect();
     let consumer: BaseConsumer = config.create().context("cannot create the consumer")?;
     consumer
@@ -114,7 +119,11 @@ pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
                     None => started.elapsed() >= c.start_timeout,
                 };
                 if waited {
-                    break if first.is_some() { "idle" } else { "no-messages" };
+                    break if first.is_some() {
+                        "idle"
+                    } else {
+                        "no-messages"
+                    };
                 }
             }
         }

@@ -334,4 +334,3 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 }
-

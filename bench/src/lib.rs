@@ -20,13 +20,14 @@
 //! Module map: [`cli`] (command line), [`run`] (phases), [`procs`] (child
 //! processes and their logs), [`topics`] (fresh topics), [`stats`] (stats
 //! files), [`ceilings`], [`queries`] (store query timing), [`verify`],
-//! [`machine`] (machine and broker facts), [`results`], [`report`],
+//! [`machine`] (machine and broker facts), [`defaults`] (librdkafka's defaults), [`results`], [`report`],
 //! [`plots`].
 
 #![deny(missing_docs)]
 
 pub mod ceilings;
 pub mod cli;
+pub mod defaults;
 pub mod machine;
 pub mod plots;
 pub mod procs;

@@ -61,7 +61,10 @@ pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         });
         throughput(
             &path,
-            &format!("Backlog drain: events committed per second ({} events)", r.run.config.events),
+            &format!(
+                "Backlog drain: events committed per second ({} events)",
+                r.run.config.events
+            ),
             &backlog,
             ceiling,
         )?;
@@ -161,7 +164,10 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
     let mut lines: Vec<Line> = Vec::new();
     for model in ["pull", "push"] {
         for (label, pick) in [
-            ("p50", (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> f64),
+            (
+                "p50",
+                (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> f64,
+            ),
             ("p99", |l| l.p99),
             ("p99.9", |l| l.p999),
         ] {
@@ -303,7 +309,13 @@ mod tests {
 
     #[test]
     fn rates_from_a_cumulative_timeline() {
-        let t = [(0.0, 0.0), (0.5, 50.0), (1.0, 100.0), (2.0, 300.0), (2.5, 300.0)];
+        let t = [
+            (0.0, 0.0),
+            (0.5, 50.0),
+            (1.0, 100.0),
+            (2.0, 300.0),
+            (2.5, 300.0),
+        ];
         assert_eq!(
             rate_series(&t, 1.0),
             vec![(0.0, 0.0), (1.0, 100.0), (2.0, 200.0)]

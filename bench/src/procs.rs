@@ -162,7 +162,11 @@ impl Running {
         self.wait_until(deadline, Some(limit))
     }
 
-    fn wait_until(mut self, deadline: Instant, limit: Option<Duration>) -> anyhow::Result<Finished> {
+    fn wait_until(
+        mut self,
+        deadline: Instant,
+        limit: Option<Duration>,
+    ) -> anyhow::Result<Finished> {
         let mut terminated_at: Option<Instant> = None;
         let status = loop {
             if let Some(status) = self.child.try_wait()? {

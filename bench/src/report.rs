@@ -338,7 +338,9 @@ fn queries_section(r: &Results, s: &mut String) {
         mb(q.db_bytes_after_index),
         q.latest_events_50.samples
     );
-    s.push_str("| Query | first ms | p50 ms | p99 ms | max ms | rows/call |\n|---|--:|--:|--:|--:|--:|\n");
+    s.push_str(
+        "| Query | first ms | p50 ms | p99 ms | max ms | rows/call |\n|---|--:|--:|--:|--:|--:|\n",
+    );
     for (name, t) in [
         ("50 latest events of one account", &q.latest_events_50),
         ("balance of one account", &q.account_balance),
@@ -352,6 +354,27 @@ fn queries_section(r: &Results, s: &mut String) {
     s.push('\n');
 }
 
+/// Settings shown in the report whatever their value: they decide latency.
+const ALWAYS_SHOWN: [&str; 9] = [
+    "linger.ms",
+    "batch.size",
+    "compression.type",
+    "fetch.wait.max.ms",
+    "fetch.min.bytes",
+    "queued.min.messages",
+    "batch_size",
+    "flush_interval_ms",
+    "channel_capacity",
+];
+
+/// Per-run identities, stated elsewhere in the report.
+const NEVER_SHOWN: [&str; 4] = [
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "client.id",
+];
+
 fn settings_section(r: &Results, s: &mut String) {
     let st = &r.settings;
     if st.producer.is_empty() && st.pull.is_empty() && st.push.is_empty() {
@@ -360,14 +383,25 @@ fn settings_section(r: &Results, s: &mut String) {
     let _ = writeln!(s, "## Settings\n");
     let _ = writeln!(
         s,
-        "As each process reported them in its stats file (librdkafka properties have dots).\n"
+        "As each process reported them in its stats file: the consumers' own knobs, every librdkafka \
+         property (dotted names) that differs from librdkafka's default, and the latency-deciding ones \
+         always. `results.json` has the complete lists.\n"
     );
     s.push_str("| Setting | producer | pull | push |\n|---|---|---|---|\n");
+    let chosen = |k: &str| {
+        ALWAYS_SHOWN.contains(&k)
+            || (!NEVER_SHOWN.contains(&k)
+                && [&st.producer, &st.pull, &st.push].iter().any(|m| {
+                    m.get(k)
+                        .is_some_and(|v| v != "[redacted]" && !crate::defaults::is_default(k, v))
+                }))
+    };
     let mut keys: Vec<&String> = st
         .producer
         .keys()
         .chain(st.pull.keys())
         .chain(st.push.keys())
+        .filter(|k| chosen(k))
         .collect();
     keys.sort();
     keys.dedup();
@@ -408,7 +442,7 @@ pub fn reading(r: &Results) -> Vec<String> {
         && let (Some(raw), Some(ratio)) = (p.raw_events_per_second, p.ratio_to_raw)
     {
         out.push(format!(
-            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads); the rest is event generation and protobuf encoding on the sending thread.",
+            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads); the difference between the two runs is event generation and protobuf encoding, which the raw run skips.",
             eps(p.events_per_second),
             ratio * 100.0,
             eps(raw)
@@ -433,7 +467,10 @@ fn backlog_reading(r: &Results, out: &mut Vec<String>) {
     let (Some(pull), Some(push)) = (&r.pull, &r.push) else {
         return;
     };
-    let (a, b) = (pull.backlog.events_per_second, push.backlog.events_per_second);
+    let (a, b) = (
+        pull.backlog.events_per_second,
+        push.backlog.events_per_second,
+    );
     if a <= 0.0 || b <= 0.0 {
         return;
     }
@@ -461,7 +498,10 @@ fn backlog_reading(r: &Results, out: &mut Vec<String>) {
         && let Some(lower) = c.lower_events_per_second
     {
         let other = match c.lower.as_str() {
-            "store insert" => c.raw_consume.as_ref().map(|x| ("raw consume", x.events_per_second)),
+            "store insert" => c
+                .raw_consume
+                .as_ref()
+                .map(|x| ("raw consume", x.events_per_second)),
             _ => c
                 .store_insert
                 .as_ref()
@@ -563,7 +603,10 @@ fn live_reading(r: &Results, live: &LiveResult) -> Option<String> {
                 flush,
                 match r.setting("pull", "fetch.wait.max.ms").as_str() {
                     "–" => String::new(),
-                    w => format!(" plus fetch.wait.max.ms ({w} ms) and linger.ms ({} ms)", r.setting("producer", "linger.ms")),
+                    w => format!(
+                        " plus fetch.wait.max.ms ({w} ms) and linger.ms ({} ms)",
+                        r.setting("producer", "linger.ms")
+                    ),
                 }
             );
         } else {
@@ -605,7 +648,11 @@ fn divergence_reading(r: &Results, out: &mut Vec<String>) {
             if x <= 0.0 || y <= 0.0 {
                 return None;
             }
-            Some((l.rate, x.max(y) / x.min(y), if x < y { "pull" } else { "push" }))
+            Some((
+                l.rate,
+                x.max(y) / x.min(y),
+                if x < y { "pull" } else { "push" },
+            ))
         })
         .collect();
     if diffs.len() < 2 {
@@ -635,7 +682,13 @@ fn resources_reading(r: &Results, out: &mut Vec<String>) {
         let live_max = r
             .live
             .iter()
-            .filter_map(|l| if model == "pull" { l.pull.as_ref() } else { l.push.as_ref() })
+            .filter_map(|l| {
+                if model == "pull" {
+                    l.pull.as_ref()
+                } else {
+                    l.push.as_ref()
+                }
+            })
             .map(|f| f.max_rss_bytes)
             .max()
             .unwrap_or(0);
@@ -643,12 +696,21 @@ fn resources_reading(r: &Results, out: &mut Vec<String>) {
     };
     let (a, b) = (peak(pull, "pull"), peak(push, "push"));
     if a > 0 && b > 0 {
+        let (hi, lo) = (a.max(b) as f64, a.min(b) as f64);
         out.push(format!(
-            "Memory: peak RSS over all runs pull {} MB, push {} MB, with a backlog of {} events; {} holds more in flight.",
+            "Memory: peak RSS over all runs pull {} MB, push {} MB, with a backlog of {} events{}.",
             mb(a),
             mb(b),
             num(r.run.config.events),
-            if a > b { "pull" } else { "push" }
+            if hi > lo * 1.1 {
+                format!(
+                    "; {} needs {:.0}% more",
+                    if a > b { "pull" } else { "push" },
+                    (hi / lo - 1.0) * 100.0
+                )
+            } else {
+                "; no meaningful difference".into()
+            }
         ));
     }
 }

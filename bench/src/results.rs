@@ -273,7 +273,9 @@ impl Results {
                 wall_seconds: p.wall_seconds,
                 events_per_second: p.events_per_second,
                 raw_events_per_second: raw_eps,
-                ratio_to_raw: raw_eps.filter(|&x| x > 0.0).map(|x| p.events_per_second / x),
+                ratio_to_raw: raw_eps
+                    .filter(|&x| x > 0.0)
+                    .map(|x| p.events_per_second / x),
                 cpu_seconds: p.cpu_seconds,
                 max_rss_bytes: p.max_rss_bytes,
                 raw_cpu_seconds: raw_producer.as_ref().map(|s| s.cpu_seconds),
@@ -437,4 +439,3 @@ fn read_opt<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
         }
     }
 }
-

@@ -110,13 +110,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut consumer_common = args.consumer_arg.clone();
     consumer_common.retain(|a| !a.is_empty());
-    let pull_args: Vec<String> = consumer_common.iter().chain(&args.pull_arg).cloned().collect();
-    let push_args: Vec<String> = consumer_common.iter().chain(&args.push_arg).cloned().collect();
+    let pull_args: Vec<String> = consumer_common
+        .iter()
+        .chain(&args.pull_arg)
+        .cloned()
+        .collect();
+    let push_args: Vec<String> = consumer_common
+        .iter()
+        .chain(&args.push_arg)
+        .cloned()
+        .collect();
 
     let record = RunRecord {
-        command: args.command_line.clone().unwrap_or_else(|| {
-            std::env::args().collect::<Vec<_>>().join(" ")
-        }),
+        command: args
+            .command_line
+            .clone()
+            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
         started_at: iso,
         config: RunConfig {
             events,
@@ -626,9 +635,12 @@ fn consumer_kafka_settings(dir: &Path) -> Vec<(String, String)> {
         if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
             let settings = s.librdkafka_settings();
             if !settings.is_empty() {
+                // Only what the consumers chose: librdkafka's defaults apply
+                // anyway, and some of them cannot even be set on this
+                // platform (ssl.ca.certificate.stores).
                 return settings
                     .into_iter()
-                    .filter(|(_, v)| v != "[redacted]")
+                    .filter(|(k, v)| v != "[redacted]" && !crate::defaults::is_default(k, v))
                     .collect();
             }
         }
@@ -762,7 +774,10 @@ fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
 
 /// `(YYYY-MM-DDTHH:MM:SSZ, YYYYMMDD-HHMMSS)` in UTC.
 pub fn utc(t: SystemTime) -> (String, String) {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);

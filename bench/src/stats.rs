@@ -231,7 +231,8 @@ pub struct StoreInsertStats {
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid stats JSON", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid stats JSON", path.display()))
 }
 
 /// An integer that may be written as a JSON number (any size) or a string.
@@ -301,9 +302,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.amount_minor_sum, 12_345_678_901_234);
-        let s: ProducerStats =
-            serde_json::from_str(r#"{"amount_minor_sum":"170141183460469231731687303715884105727"}"#)
-                .unwrap();
+        let s: ProducerStats = serde_json::from_str(
+            r#"{"amount_minor_sum":"170141183460469231731687303715884105727"}"#,
+        )
+        .unwrap();
         assert_eq!(s.amount_minor_sum, i128::MAX);
         let back = serde_json::to_value(&s).unwrap();
         assert!(back["amount_minor_sum"].is_string());

@@ -54,7 +54,9 @@ pub fn delete(brokers: &str, name: &str) {
         Ok(results) => {
             for r in results {
                 if let Err((t, code)) = r {
-                    eprintln!("bench: note: topic {t} not deleted ({code}); it stays on the broker");
+                    eprintln!(
+                        "bench: note: topic {t} not deleted ({code}); it stays on the broker"
+                    );
                 }
             }
         }

@@ -1,0 +1,242 @@
+//! The README's first command, small: the whole `scripts/bench.sh` against a
+//! private Tansu, then `--verify-only` on a database with one event deleted.
+//!
+//! Uses the binaries of this very build (BIN_DIR = the directory of the
+//! `bench` binary under test; `cargo test --workspace` builds the producer
+//! and both consumers there too). Skipped, visibly, when Tansu is not
+//! installed.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ lives one level below the root")
+        .to_path_buf()
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_bench"))
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf()
+}
+
+fn tansu_installed() -> bool {
+    let in_path = Command::new("tansu")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    in_path || cargo_home.is_some_and(|h| h.join("bin/tansu").is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+fn show(what: &str, o: &Output) -> String {
+    format!(
+        "{what}: status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn bench_sh() -> Command {
+    let mut c = Command::new(repo_root().join("scripts/bench.sh"));
+    c.env("BIN_DIR", bin_dir()).env_remove("KAFKA_BROKERS");
+    c
+}
+
+#[test]
+fn small_run_passes_and_a_deleted_event_fails_verify_only() {
+    if !tansu_installed() {
+        eprintln!(
+            "SKIPPED small_run_passes_and_a_deleted_event_fails_verify_only: tansu is not installed \
+             (cargo install tansu --locked --features dynostore)"
+        );
+        return;
+    }
+    let bins = bin_dir();
+    for b in ["producer", "consumer-pull", "consumer-push"] {
+        assert!(
+            bins.join(b).is_file(),
+            "{} is missing: this test runs the real binaries; build them with \
+             `cargo build -p banking-producer -p consumer-pull -p consumer-push` \
+             (or run `cargo test --workspace`, which builds every binary)",
+            bins.join(b).display()
+        );
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("run");
+    let run_dir = tmp.path().join("broker");
+    let port = free_port();
+
+    let o = bench_sh()
+        .args([
+            "--events",
+            "20000",
+            "--partitions",
+            "3",
+            "--rates",
+            "1000,5000",
+            "--duration",
+            "3",
+            "--warmup",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .env("BROKER_KIND", "tansu")
+        .env("BROKER_PORT", port.to_string())
+        .env("RUN_DIR", &run_dir)
+        .output()
+        .expect("run scripts/bench.sh");
+    let log = show("scripts/bench.sh", &o);
+    assert!(o.status.success(), "{log}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("verification PASS"), "{log}");
+    assert!(
+        !run_dir.join("pid").exists(),
+        "the broker this run started must be stopped at the end\n{log}"
+    );
+
+    for f in [
+        "report.md",
+        "results.json",
+        "backlog-throughput.svg",
+        "live-latency.svg",
+        "live-throughput.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} not written\n{log}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("| backlog | pull | 20,000 |"), "{report}");
+    assert!(report.contains("| live 5k/s | push |"), "{report}");
+    assert!(report.contains("Verification: **PASS**"), "{report}");
+
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["verification"], "PASS");
+    for model in ["pull", "push"] {
+        let m = &results[model];
+        assert_eq!(m["events"], 20_000, "{model}: {m}");
+        for key in [
+            "events_per_second",
+            "ceiling_events_per_second",
+            "max_rss_bytes",
+        ] {
+            assert!(
+                m[key].as_f64().is_some_and(|x| x > 0.0),
+                "{model}.{key} missing or zero: {m}"
+            );
+        }
+        assert!(m["latency_us"]["p99"].as_f64().is_some(), "{model}: {m}");
+        assert_eq!(m["live"].as_array().map(Vec::len), Some(2), "{model}: {m}");
+    }
+    assert!(results["producer"]["ratio_to_raw"].as_f64().is_some());
+    assert!(
+        results["ceilings"]["raw_consume"]["events_per_second"]
+            .as_f64()
+            .is_some()
+    );
+    assert!(
+        results["ceilings"]["store_insert"]["events_per_second"]
+            .as_f64()
+            .is_some()
+    );
+    assert!(
+        results["queries"]["latest_events_50"]["p99_ms"]
+            .as_f64()
+            .is_some()
+    );
+
+    // Untouched, --verify-only agrees.
+    let o = bench_sh()
+        .arg("--verify-only")
+        .arg(&out)
+        .output()
+        .expect("run --verify-only");
+    assert!(o.status.success(), "{}", show("--verify-only", &o));
+
+    // One event fewer in one database: FAIL, non-zero exit.
+    let db = out.join("backlog/push.db");
+    let conn = rusqlite::Connection::open(&db).expect("open push.db");
+    let deleted = conn
+        .execute(
+            "DELETE FROM events WHERE event_id = (SELECT max(event_id) FROM events)",
+            [],
+        )
+        .expect("delete one event");
+    assert_eq!(deleted, 1);
+    drop(conn);
+    let o = bench_sh()
+        .arg("--verify-only")
+        .arg(&out)
+        .output()
+        .expect("run --verify-only");
+    let log = show("--verify-only after deleting an event", &o);
+    assert!(!o.status.success(), "{log}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("FAIL backlog/push events: 19999 (expected 20000)"),
+        "{log}"
+    );
+    assert!(stdout.contains("FAIL backlog/push id checksum"), "{log}");
+    assert!(stdout.contains("PASS backlog/pull events: 20000"), "{log}");
+    assert!(stdout.contains("verification FAIL"), "{log}");
+}
+
+#[test]
+fn missing_binaries_are_reported_before_any_broker_starts() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run_dir = empty.path().join("broker");
+    let o = Command::new(repo_root().join("scripts/bench.sh"))
+        .args(["--events", "10"])
+        .env("BIN_DIR", empty.path())
+        .env("BROKER_KIND", "tansu")
+        .env("BROKER_PORT", free_port().to_string())
+        .env("RUN_DIR", &run_dir)
+        .output()
+        .expect("run scripts/bench.sh");
+    let log = show("scripts/bench.sh with an empty BIN_DIR", &o);
+    assert!(!o.status.success(), "{log}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("is missing"), "{log}");
+    assert!(stderr.contains("cargo build"), "{log}");
+    assert!(!run_dir.exists(), "no broker may be started\n{log}");
+}
+
+#[test]
+fn help_describes_the_flags() {
+    let o = Command::new(repo_root().join("scripts/bench.sh"))
+        .arg("--help")
+        .output()
+        .expect("run scripts/bench.sh --help");
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--events",
+        "--partitions",
+        "--out",
+        "--rate",
+        "--duration",
+        "--verify-only",
+        "BIN_DIR",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}:\n{text}"
+        );
+    }
+}

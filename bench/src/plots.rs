@@ -27,22 +27,33 @@ fn color(model: &str) -> RGBColor {
     if model == "pull" { PULL } else { PUSH }
 }
 
-/// Events per second from a cumulative timeline, over windows of at least
-/// `window` seconds, plotted at each window's end.
+/// Events per second from a cumulative timeline (which starts, implicitly,
+/// at 0 events at 0 s: the first message), over windows of at least
+/// `window` seconds, as a step line: each window is a flat segment at its
+/// average rate.
 pub fn rate_series(timeline: &[(f64, f64)], window: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
-    let Some(&(mut t0, mut n0)) = timeline.first() else {
+    if timeline.is_empty() {
         return out;
-    };
-    out.push((t0, 0.0));
-    for &(t, n) in &timeline[1..] {
+    }
+    let (mut t0, mut n0) = (0.0, 0.0);
+    for &(t, n) in timeline {
         if t - t0 >= window {
-            out.push((t, ((n - n0) / (t - t0)).max(0.0)));
+            let r = ((n - n0) / (t - t0)).max(0.0);
+            out.push((t0, r));
+            out.push((t, r));
             t0 = t;
             n0 = n;
         }
     }
     out
+}
+
+/// A window that gives about 60 steps over the run, between 0.25 s (the
+/// consumers sample every 250 ms) and 5 s.
+pub fn window_for(timeline: &[(f64, f64)]) -> f64 {
+    let span = timeline.last().map(|p| p.0).unwrap_or(0.0);
+    (span / 60.0).clamp(0.25, 5.0)
 }
 
 /// Draws every picture it has data for; returns the files written.
@@ -51,7 +62,7 @@ pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let backlog: Vec<(&str, &Figures)> = [("pull", &r.pull), ("push", &r.push)]
         .into_iter()
         .filter_map(|(m, x)| x.as_ref().map(|x| (m, &x.backlog)))
-        .filter(|(_, f)| f.timeline.len() >= 2)
+        .filter(|(_, f)| !f.timeline.is_empty())
         .collect();
     if !backlog.is_empty() {
         let path = dir.join("backlog-throughput.svg");
@@ -102,7 +113,7 @@ fn throughput_panel<DB: DrawingBackend>(
 ) -> anyhow::Result<()> {
     let rates: Vec<(&str, Vec<(f64, f64)>)> = series
         .iter()
-        .map(|(m, f)| (*m, rate_series(&f.timeline, 1.0)))
+        .map(|(m, f)| (*m, rate_series(&f.timeline, window_for(&f.timeline))))
         .collect();
     let x_max = rates
         .iter()
@@ -123,7 +134,7 @@ fn throughput_panel<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("seconds since the first committed batch")
+        .x_desc("seconds since the consumer's first message")
         .y_desc("events/s")
         .y_label_formatter(&|v| human(*v))
         .draw()
@@ -210,6 +221,7 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .light_line_style(TRANSPARENT)
         .x_desc("offered rate, events/s (log)")
         .y_desc("latency, ms (log)")
         .x_label_formatter(&|v| human(*v))
@@ -261,7 +273,7 @@ fn live_throughput(r: &Results, path: &Path) -> anyhow::Result<()> {
         let series: Vec<(&str, &Figures)> = [("pull", &live.pull), ("push", &live.push)]
             .into_iter()
             .filter_map(|(m, f)| f.as_ref().map(|f| (m, f)))
-            .filter(|(_, f)| f.timeline.len() >= 2)
+            .filter(|(_, f)| !f.timeline.is_empty())
             .collect();
         let title = format!(
             "Live at {}/s offered: events committed per second",
@@ -309,17 +321,12 @@ mod tests {
 
     #[test]
     fn rates_from_a_cumulative_timeline() {
-        let t = [
-            (0.0, 0.0),
-            (0.5, 50.0),
-            (1.0, 100.0),
-            (2.0, 300.0),
-            (2.5, 300.0),
-        ];
+        let t = [(0.5, 50.0), (1.0, 100.0), (2.0, 300.0), (2.5, 300.0)];
         assert_eq!(
             rate_series(&t, 1.0),
-            vec![(0.0, 0.0), (1.0, 100.0), (2.0, 200.0)]
+            vec![(0.0, 100.0), (1.0, 100.0), (1.0, 200.0), (2.0, 200.0)]
         );
+        assert_eq!(window_for(&t), 0.25);
         assert!(rate_series(&[], 1.0).is_empty());
     }
 

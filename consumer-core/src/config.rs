@@ -27,7 +27,16 @@ use crate::error::ConsumerError;
 ///   what librdkafka holds in memory at 64 MiB (plus at most one fetch
 ///   response) whatever the backlog: the two limits are "either", so the
 ///   byte cap wins for ~120-byte events.
+/// - `partition.assignment.strategy=cooperative-sticky`: a rebalance only
+///   moves the partitions that change owner, and the others keep flowing.
+///   It also makes the hand-over commit reliable: the revoking member
+///   commits its final offsets after the group has settled on the new
+///   generation, before the partitions go to their new owner. (With the
+///   eager protocol the commit happens while the group is re-forming; a
+///   real Kafka broker accepts it then, librdkafka's mock cluster refuses
+///   it with REBALANCE_IN_PROGRESS.)
 pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("partition.assignment.strategy", "cooperative-sticky"),
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),

@@ -22,13 +22,14 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use banking_store::Store;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
@@ -88,6 +89,7 @@ pub struct ExactlyOnceContext {
     revoke_hook: OnceLock<RevokeHook>,
     fatal: Mutex<Option<ConsumerError>>,
     has_fatal: AtomicBool,
+    commit_warned: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for ExactlyOnceContext {
@@ -115,6 +117,7 @@ impl ExactlyOnceContext {
             revoke_hook: OnceLock::new(),
             fatal: Mutex::new(None),
             has_fatal: AtomicBool::new(false),
+            commit_warned: Mutex::new(None),
         }
     }
 
@@ -271,7 +274,12 @@ impl ExactlyOnceContext {
         } else {
             match consumer.commit(&offsets_tpl(&self.topic, &offsets), CommitMode::Sync) {
                 Ok(()) => info!("revoked {partitions:?}; committed {offsets:?} to Kafka"),
-                Err(e) => warn!("could not commit offsets {offsets:?} to Kafka on revocation: {e}"),
+                Err(e) => warn!(
+                    "could not commit offsets {offsets:?} to Kafka on revocation ({e}): the next \
+                     owner of these partitions starts from the group's older offsets. Harmless \
+                     when it shares this database; with a database of its own it stores the \
+                     events in between a second time"
+                ),
             }
         }
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
@@ -312,7 +320,38 @@ pub fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-impl ClientContext for ExactlyOnceContext {}
+impl ClientContext for ExactlyOnceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // Failed offset commits are reported by `commit_callback` and the
+        // revoke handler, with what they mean here.
+        if fac == "COMMITFAIL" {
+            debug!("librdkafka: {fac} {log_message}");
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!("librdkafka: {fac} {log_message}"),
+            RDKafkaLogLevel::Warning => warn!("librdkafka: {fac} {log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!("librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Debug => debug!("librdkafka: {fac} {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            // Delivered to the consuming loop as well, which is where it
+            // matters (`--exit-when-idle`).
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {}
+            // Anything else global is transient (brokers down, ...):
+            // librdkafka keeps retrying; fatal errors also reach the loop.
+            _ => warn!("librdkafka: {error}: {reason}"),
+        }
+    }
+}
 
 impl ConsumerContext for ExactlyOnceContext {
     fn rebalance(
@@ -342,9 +381,23 @@ impl ConsumerContext for ExactlyOnceContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => debug!("offsets committed to Kafka: {} partition(s)", offsets.count()),
-            // Kafka's copy of the offsets is informational; SQLite's is the
-            // truth. A failed commit only delays what lag tools show.
-            Err(e) => warn!("committing offsets to Kafka failed (informational copy): {e}"),
+            // Kafka's copy of the offsets is informational while partitions
+            // are assigned; SQLite's is the truth. A failed commit only delays
+            // what lag tools show; the revoke handler commits the latest
+            // offsets again before partitions are let go.
+            Err(e) => {
+                let mut last = self.commit_warned.lock().unwrap_or_else(|e| e.into_inner());
+                let rebalancing = matches!(
+                    e,
+                    KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress)
+                );
+                if rebalancing || last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+                    debug!("committing offsets to Kafka failed (informational copy): {e}");
+                } else {
+                    *last = Some(Instant::now());
+                    warn!("committing offsets to Kafka failed (informational copy): {e}");
+                }
+            }
         }
     }
 }

@@ -32,6 +32,8 @@ use rdkafka::producer::DefaultProducerContext;
 
 pub use banking_producer;
 
+pub mod scenarios;
+
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

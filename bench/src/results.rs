@@ -242,6 +242,11 @@ pub struct Results {
     pub live: Vec<LiveResult>,
     /// Settings that decide latency.
     pub settings: Settings,
+    /// Peak RSS of each program over every run of it (`producer`,
+    /// `producer-raw`, `pull`, `push`, `raw-consume`, `store-insert`).
+    pub peak_rss_bytes: BTreeMap<String, u64>,
+    /// The whole benchmark, builds excluded (same as `run.wall_seconds`).
+    pub benchmark_wall_seconds: f64,
     /// The orchestrator's record (machine, broker, config, steps).
     pub run: RunRecord,
 }
@@ -385,7 +390,47 @@ impl Results {
             }
             r.live.push(live);
         }
+        r.peak_rss_bytes = r.peaks();
+        r.benchmark_wall_seconds = r.run.wall_seconds;
         Ok(r)
+    }
+
+    fn peaks(&self) -> BTreeMap<String, u64> {
+        let mut peaks = BTreeMap::new();
+        let mut note = |who: &str, bytes: u64| {
+            if bytes > 0 {
+                let slot = peaks.entry(who.to_string()).or_insert(0);
+                *slot = (*slot).max(bytes);
+            }
+        };
+        if let Some(p) = &self.producer {
+            note("producer", p.max_rss_bytes);
+            note("producer-raw", p.raw_max_rss_bytes.unwrap_or(0));
+        }
+        if let Some(c) = &self.ceilings {
+            note(
+                "raw-consume",
+                c.raw_consume.as_ref().map_or(0, |x| x.max_rss_bytes),
+            );
+            note(
+                "store-insert",
+                c.store_insert.as_ref().map_or(0, |x| x.max_rss_bytes),
+            );
+        }
+        for (model, m) in [("pull", &self.pull), ("push", &self.push)] {
+            if let Some(m) = m {
+                note(model, m.backlog.max_rss_bytes);
+            }
+        }
+        for l in &self.live {
+            note("producer", l.producer_max_rss_bytes);
+            for (model, f) in [("pull", &l.pull), ("push", &l.push)] {
+                if let Some(f) = f {
+                    note(model, f.max_rss_bytes);
+                }
+            }
+        }
+        peaks
     }
 
     fn figures(&self, phase: &str, model: &str, s: &ConsumerStats) -> Figures {

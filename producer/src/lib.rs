@@ -95,7 +95,7 @@ pub struct Args {
     pub stats_json: Option<PathBuf>,
 
     /// Measure the ceiling instead: send pre-encoded payloads of the same
-    /// events (a pool of 4,096, reused) with the same settings, skipping
+    /// events (a pool of 65,536, reused) with the same settings, skipping
     /// generation and encoding. Ids repeat, so the checksum means nothing;
     /// use a throw-away topic.
     #[arg(long)]

@@ -1,7 +1,6 @@
 //! Sending: the librdkafka producer, the delivery tally and the send loop.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -41,8 +40,10 @@ const DEFAULTS: [(&str, &str); 7] = [
     ("queue.buffering.max.messages", "500000"),
 ];
 
-/// How many pre-encoded events `--raw` cycles through.
-const RAW_POOL: usize = 4_096;
+/// How many pre-encoded events `--raw` cycles through: enough that, per
+/// partition, a payload repeats only far outside lz4's 64 KiB window, so the
+/// raw payloads compress no better than fresh ones.
+const RAW_POOL: usize = 65_536;
 
 /// Why the producer could not run, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -119,9 +120,9 @@ pub struct ProducerStats {
     pub amount_minor_sum: i128,
     /// [`IdChecksum`] of the acknowledged ids, 16 hex digits.
     pub id_checksum: String,
-    /// Id of the first event generated.
+    /// Id of the first event generated (with `--raw`, of the pool).
     pub first_event_id: u64,
-    /// Id of the last event generated (0 if none).
+    /// Id of the last event generated (0 if none; with `--raw`, of the pool).
     pub last_event_id: u64,
     /// `--seed`.
     pub seed: u64,
@@ -214,6 +215,7 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
     ensure_topic(args, &producer)?;
 
     let topic = args.kafka.topic.as_str();
+    let first_event_id = generator.next_id();
     let pool = if args.raw {
         let now = banking_common::now_us();
         let pool: Vec<(String, Vec<u8>, Sent)> = (0..RAW_POOL)
@@ -244,10 +246,9 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
     let started = Instant::now();
     let mut event = BankingEvent::default();
     let mut payload = Vec::with_capacity(256);
-    let mut key = String::with_capacity(16);
+    let mut key = itoa::Buffer::new();
     let mut sent = 0u64;
     let mut reported = 0u64;
-    let first_event_id = generator.next_id();
 
     while sent < args.count {
         if stop.load(Ordering::Relaxed) {
@@ -275,10 +276,8 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
                 event
                     .encode(&mut payload)
                     .expect("a Vec grows to fit any message");
-                key.clear();
-                let _ = write!(key, "{}", event.account_id);
                 (
-                    key.as_bytes(),
+                    key.format(event.account_id).as_bytes(),
                     payload.as_slice(),
                     Box::new(sent_of(&event)),
                 )
@@ -308,7 +307,10 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
             reported = acked;
         }
     }
-    let last_event_id = if sent == 0 {
+    let last_event_id = if let Some(pool) = &pool {
+        // --raw cycles through the pool's ids.
+        first_event_id + (pool.len() as u64).min(sent).max(1) - 1
+    } else if sent == 0 {
         0
     } else {
         first_event_id + sent - 1

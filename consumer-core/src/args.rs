@@ -142,7 +142,9 @@ pub fn with_model_defaults(cmd: clap::Command, model: Model) -> clap::Command {
     cmd.mut_arg("group", |a| {
         a.default_value(model.default_group()).required(false)
     })
-    .mut_arg("db", |a| a.default_value(model.default_db()).required(false))
+    .mut_arg("db", |a| {
+        a.default_value(model.default_db()).required(false)
+    })
 }
 
 #[cfg(test)]

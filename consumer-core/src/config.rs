@@ -62,7 +62,9 @@ pub fn client_config(model: Model, args: &ConsumerArgs) -> ClientConfig {
 ///
 /// Fails when librdkafka refuses the configuration, which is how a bad `-X`
 /// property is reported before anything else happens.
-pub fn properties_in_force(config: &ClientConfig) -> Result<BTreeMap<String, String>, ConsumerError> {
+pub fn properties_in_force(
+    config: &ClientConfig,
+) -> Result<BTreeMap<String, String>, ConsumerError> {
     let native = config
         .create_native_config()
         .map_err(ConsumerError::Config)?;
@@ -76,7 +78,9 @@ pub fn properties_in_force(config: &ClientConfig) -> Result<BTreeMap<String, Str
         if !arr.is_null() {
             for i in (0..cnt.saturating_sub(1)).step_by(2) {
                 let k = CStr::from_ptr(*arr.add(i)).to_string_lossy().into_owned();
-                let v = CStr::from_ptr(*arr.add(i + 1)).to_string_lossy().into_owned();
+                let v = CStr::from_ptr(*arr.add(i + 1))
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(k, v);
             }
             rdkafka::bindings::rd_kafka_conf_dump_free(arr, cnt);

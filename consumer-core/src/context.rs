@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use banking_store::Store;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
@@ -232,7 +232,10 @@ impl ExactlyOnceContext {
                 plan.join(" ")
             }
         );
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let result = if cooperative {
             consumer.incremental_assign(tpl)
         } else {
@@ -282,7 +285,10 @@ impl ExactlyOnceContext {
                 ),
             }
         }
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
         let result = if cooperative {
             consumer.incremental_unassign(tpl)
         } else {
@@ -313,9 +319,7 @@ impl ExactlyOnceContext {
 pub fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
 }
@@ -380,7 +384,10 @@ impl ConsumerContext for ExactlyOnceContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => debug!("offsets committed to Kafka: {} partition(s)", offsets.count()),
+            Ok(()) => debug!(
+                "offsets committed to Kafka: {} partition(s)",
+                offsets.count()
+            ),
             // Kafka's copy of the offsets is informational while partitions
             // are assigned; SQLite's is the truth. A failed commit only delays
             // what lag tools show; the revoke handler commits the latest
@@ -404,7 +411,11 @@ impl ConsumerContext for ExactlyOnceContext {
 
 /// Commits `offsets` to Kafka without waiting: the informational copy made
 /// after each SQLite commit.
-pub fn commit_async<C: Consumer<ExactlyOnceContext>>(consumer: &C, topic: &str, offsets: &[(i32, i64)]) {
+pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
+    consumer: &C,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) {
     if offsets.is_empty() {
         return;
     }
@@ -420,13 +431,13 @@ pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C, topic: &str) 
     if offsets.is_empty() {
         return;
     }
-    blocking_section(|| {
-        match consumer.commit(&offsets_tpl(topic, &offsets), CommitMode::Sync) {
+    blocking_section(
+        || match consumer.commit(&offsets_tpl(topic, &offsets), CommitMode::Sync) {
             Ok(()) => debug!("final offsets committed to Kafka: {offsets:?}"),
             Err(e) => warn!(
                 "could not commit the final offsets {offsets:?} to Kafka ({e}); the database \
                  holds them, a restart with the same database resumes correctly"
             ),
-        }
-    })
+        },
+    )
 }

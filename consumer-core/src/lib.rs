@@ -44,7 +44,9 @@ use tracing::{info, warn};
 
 pub use args::{ConsumerArgs, Model, parse_cli};
 pub use banking_store::{self, Batch};
-pub use context::{AssignmentWatch, ExactlyOnceContext, blocking_section, commit_async, commit_final};
+pub use context::{
+    AssignmentWatch, ExactlyOnceContext, blocking_section, commit_async, commit_final,
+};
 pub use error::ConsumerError;
 pub use idle::IdleDetector;
 pub use shutdown::Shutdown;

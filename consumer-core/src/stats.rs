@@ -219,7 +219,13 @@ impl RunStats {
             }
         }
         let h = &self.latency_us;
-        let q = |x: f64| if h.is_empty() { 0 } else { h.value_at_quantile(x) };
+        let q = |x: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(x)
+            }
+        };
         let usage = banking_common::ResourceUsage::now();
         let mut settings: BTreeMap<String, serde_json::Value> = ctx
             .kafka_properties
@@ -227,7 +233,10 @@ impl RunStats {
             .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
             .collect();
         settings.insert("batch_size".into(), ctx.args.batch_size.into());
-        settings.insert("flush_interval_ms".into(), ctx.args.flush_interval_ms.into());
+        settings.insert(
+            "flush_interval_ms".into(),
+            ctx.args.flush_interval_ms.into(),
+        );
         if let Some(c) = ctx.channel_capacity {
             settings.insert("channel_capacity".into(), c.into());
         }
@@ -444,7 +453,11 @@ mod tests {
         let clock = RunClock::new();
         clock.message_received();
         let mut stats = RunStats::new();
-        stats.record_commit(&outcome(3, 10_000), [9_000, 8_000, 7_000].into_iter(), &clock);
+        stats.record_commit(
+            &outcome(3, 10_000),
+            [9_000, 8_000, 7_000].into_iter(),
+            &clock,
+        );
         stats.record_commit(&outcome(1, 20_000), [21_000].into_iter(), &clock);
         assert_eq!(stats.events_committed(), 4);
         assert_eq!(stats.dead_letters(), 2);

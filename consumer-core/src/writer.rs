@@ -284,8 +284,8 @@ impl StoreWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::OwnedMessage;
     use rdkafka::Timestamp;
+    use rdkafka::message::OwnedMessage;
 
     fn message(payload: Option<Vec<u8>>) -> OwnedMessage {
         OwnedMessage::new(
@@ -344,8 +344,7 @@ mod tests {
         let committed = Arc::new(CommittedOffsets::default());
         let clock = Arc::new(RunClock::new());
         clock.message_received();
-        let mut w =
-            StoreWriter::open(&dir.path().join("w.db"), committed.clone(), clock).unwrap();
+        let mut w = StoreWriter::open(&dir.path().join("w.db"), committed.clone(), clock).unwrap();
         let mut batch = Batch::new("t");
         assert_eq!(w.commit(&batch).unwrap(), None);
         Decoded::from_message(&message(Some(vec![1, 2, 3]))).push_into(&mut batch);

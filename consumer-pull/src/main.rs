@@ -166,9 +166,9 @@ fn consume(
     let mut last_tick = Instant::now();
 
     loop {
-        let timeout = lock(open)
-            .due
-            .map_or(TICK, |d| d.saturating_duration_since(Instant::now()).min(TICK));
+        let timeout = lock(open).due.map_or(TICK, |d| {
+            d.saturating_duration_since(Instant::now()).min(TICK)
+        });
         let polled = consumer.poll(timeout);
         let mut to_kafka: Option<Committed> = None;
         match polled {

@@ -139,7 +139,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // holds and stops.
     let _ = tx.send(ToWriter::Finish).await;
     drop(tx);
-    let (writer, written) = writer_task.await.context("the SQLite writer task panicked")?;
+    let (writer, written) = writer_task
+        .await
+        .context("the SQLite writer task panicked")?;
     // The writer's own error says more than the handler's "writer stopped".
     let (reason, error) = match (handled, written) {
         (_, Err(e)) | (Err(e), Ok(())) => (ExitReason::Error, Some(e)),

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,10 @@ impl Drop for Workdir {
     fn drop(&mut self) {
         if thread::panicking() {
             if let Some(dir) = self.dir.take() {
-                eprintln!("scenario failed: its files are kept in {}", dir.keep().display());
+                eprintln!(
+                    "scenario failed: its files are kept in {}",
+                    dir.keep().display()
+                );
             }
         }
     }
@@ -243,7 +246,12 @@ fn stat_str<'a>(stats: &'a Value, key: &str) -> &'a str {
 /// Produces `count` events of `seed` (ids from 1) with the producer
 /// library, at `rate` events/s (0: as fast as possible), in a background
 /// thread.
-fn produce_in_background(bootstrap: &str, count: u64, seed: u64, rate: u64) -> JoinHandle<ProducerStats> {
+fn produce_in_background(
+    bootstrap: &str,
+    count: u64,
+    seed: u64,
+    rate: u64,
+) -> JoinHandle<ProducerStats> {
     let bootstrap = bootstrap.to_string();
     thread::spawn(move || {
         let (count, seed, rate, accounts) = (
@@ -256,12 +264,24 @@ fn produce_in_background(bootstrap: &str, count: u64, seed: u64, rate: u64) -> J
             &bootstrap,
             TOPIC,
             &[
-                "--count", &count, "--seed", &seed, "--accounts", &accounts, "--rate", &rate,
-                "--timeout", "60",
+                "--count",
+                &count,
+                "--seed",
+                &seed,
+                "--accounts",
+                &accounts,
+                "--rate",
+                &rate,
+                "--timeout",
+                "60",
             ],
         );
         let stats = banking_producer::run(&args, &AtomicBool::new(false)).expect("produce events");
-        assert_eq!(stats.events_failed, 0, "delivery failures: {:?}", stats.errors);
+        assert_eq!(
+            stats.events_failed, 0,
+            "delivery failures: {:?}",
+            stats.errors
+        );
         assert_eq!(stats.events_acknowledged, stats.events_requested);
         stats
     })
@@ -333,9 +353,15 @@ fn produce_raw(bootstrap: &str, messages: &[Raw]) -> Vec<(i32, i64)> {
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(60)).expect("flush the plain producer");
+    producer
+        .flush(Duration::from_secs(60))
+        .expect("flush the plain producer");
     let deliveries = std::mem::take(&mut *producer.context().0.lock().unwrap());
-    assert_eq!(deliveries.len(), messages.len(), "every message got a delivery report");
+    assert_eq!(
+        deliveries.len(),
+        messages.len(),
+        "every message got a delivery report"
+    );
     deliveries
         .into_iter()
         .map(|(i, r)| r.unwrap_or_else(|e| panic!("message {i} was not delivered: {e}")))
@@ -424,13 +450,23 @@ fn assert_exact(db: &Path, expected: &Expected, produced: Option<&ProducerStats>
     assert_eq!(s.amount_minor_sum, expected.amount_minor_sum, "amount sum");
     assert_eq!(s.id_checksum, expected.id_checksum, "id checksum");
     if let Some(p) = produced {
-        assert_eq!(s.amount_minor_sum, p.amount_minor_sum, "producer's amount sum");
+        assert_eq!(
+            s.amount_minor_sum, p.amount_minor_sum,
+            "producer's amount sum"
+        );
         assert_eq!(s.id_checksum.hex(), p.id_checksum, "producer's id checksum");
     }
     let ids: HashSet<u64> = stored_ids(db).into_iter().collect();
-    assert!(ids == expected.ids, "the stored ids are not the produced ones");
+    assert!(
+        ids == expected.ids,
+        "the stored ids are not the produced ones"
+    );
     let balances = balances_of(&[db]);
-    assert_eq!(balances.len(), expected.balances.len(), "number of balances");
+    assert_eq!(
+        balances.len(),
+        expected.balances.len(),
+        "number of balances"
+    );
     assert!(
         balances == expected.balances,
         "balances differ from the independently computed ones"
@@ -457,7 +493,9 @@ fn assert_offsets_match_rows(db: &Path) -> BTreeMap<i32, i64> {
         let (p, v) = r.unwrap();
         rows.insert(p, v);
     }
-    let stored = read_store(db).stored_offsets(TOPIC).expect("stored offsets");
+    let stored = read_store(db)
+        .stored_offsets(TOPIC)
+        .expect("stored offsets");
     for (p, (count, min, max)) in &rows {
         assert_eq!(*min, 0, "partition {p}: first stored offset");
         assert_eq!(*max + 1, *count, "partition {p}: offsets have a gap");
@@ -520,6 +558,14 @@ pub fn full_run(bin: &Path) {
     // After a clean exit Kafka has a copy of the final offsets.
     let stored = assert_offsets_match_rows(&db);
     assert_eq!(group_offsets(&kafka.bootstrap, "g"), stored);
+
+    // The database, not Kafka, says where to resume: a run in a new group
+    // (no offsets in Kafka, auto.offset.reset=earliest) stores nothing.
+    let mut again = ConsumerRun::spawn(bin, &work, "again", &kafka.bootstrap, "fresh", &db, &[]);
+    let stats = again.wait_success();
+    assert_eq!(stat_u64(&stats, "events_committed"), 0, "events read again");
+    assert_eq!(stat_u64(&stats, "dead_letters"), 0);
+    assert_exact(&db, &expected, Some(&produced));
 }
 
 /// `kill -9` in the middle of the run, then a restart: exactly the produced
@@ -532,17 +578,36 @@ pub fn kill9_then_restart(bin: &Path) {
     // still arriving, so certainly mid-run.
     let producer = produce_in_background(&kafka.bootstrap, EVENTS, 12, 10_000);
     let small_batches = ["--batch-size", "1000", "--flush-interval-ms", "20"];
-    let mut first = ConsumerRun::spawn(bin, &work, "first", &kafka.bootstrap, "g", &db, &small_batches);
+    let mut first = ConsumerRun::spawn(
+        bin,
+        &work,
+        "first",
+        &kafka.bootstrap,
+        "g",
+        &db,
+        &small_batches,
+    );
     wait_for_rows(&db, 1, &first);
     first.kill9();
     let at_kill = row_count(&db);
     let produced = producer.join().expect("producer thread");
-    assert!(at_kill > 0 && at_kill < EVENTS, "killed with {at_kill} rows stored");
+    assert!(
+        at_kill > 0 && at_kill < EVENTS,
+        "killed with {at_kill} rows stored"
+    );
     eprintln!("killed with {at_kill} of {EVENTS} events stored");
     // The rows and offsets of the killed run are consistent.
     assert_offsets_match_rows(&db);
 
-    let mut second = ConsumerRun::spawn(bin, &work, "second", &kafka.bootstrap, "g", &db, &small_batches);
+    let mut second = ConsumerRun::spawn(
+        bin,
+        &work,
+        "second",
+        &kafka.bootstrap,
+        "g",
+        &db,
+        &small_batches,
+    );
     let stats = second.wait_success();
     let expected = Expected::of(12, ACCOUNTS, EVENTS);
     assert_exact(&db, &expected, Some(&produced));
@@ -613,15 +678,26 @@ pub fn bad_messages(bin: &Path) {
         want.insert(landed[i], &messages[i]);
     }
     for d in &dead {
-        let raw = want
-            .remove(&(d.partition, d.offset))
-            .unwrap_or_else(|| panic!("dead letter at {}/{} was not a bad message", d.partition, d.offset));
+        let raw = want.remove(&(d.partition, d.offset)).unwrap_or_else(|| {
+            panic!(
+                "dead letter at {}/{} was not a bad message",
+                d.partition, d.offset
+            )
+        });
         assert_eq!(d.topic, TOPIC);
-        assert_eq!(d.payload, raw.payload, "raw bytes of {}/{}", d.partition, d.offset);
+        assert_eq!(
+            d.payload, raw.payload,
+            "raw bytes of {}/{}",
+            d.partition, d.offset
+        );
         assert_eq!(d.key, raw.key, "key of {}/{}", d.partition, d.offset);
         assert!(!d.error.is_empty());
     }
-    assert!(want.is_empty(), "bad messages missing from dead_letters: {:?}", want.keys());
+    assert!(
+        want.is_empty(),
+        "bad messages missing from dead_letters: {:?}",
+        want.keys()
+    );
     assert_offsets_match_rows_with_dead_letters(&db, &landed);
 }
 
@@ -639,8 +715,9 @@ fn bad_message(n: usize, rng: &mut ChaCha8Rng, now: i64) -> Raw {
         },
         // truncated protobuf: a valid event cut short
         1 => {
-            let mut g = banking_producer::Generator::new(1_000 + n as u64, ACCOUNTS, 9_000_000 + n as u64)
-                .expect("generator");
+            let mut g =
+                banking_producer::Generator::new(1_000 + n as u64, ACCOUNTS, 9_000_000 + n as u64)
+                    .expect("generator");
             let full = g.next_event(now).encode_to_vec();
             let mut cut = full.len() / 2;
             while decode_event(&full[..cut]).is_ok() {
@@ -650,8 +727,9 @@ fn bad_message(n: usize, rng: &mut ChaCha8Rng, now: i64) -> Raw {
         }
         // a well-formed event that fails validation
         2 | 3 => {
-            let mut g = banking_producer::Generator::new(2_000 + n as u64, ACCOUNTS, 8_000_000 + n as u64)
-                .expect("generator");
+            let mut g =
+                banking_producer::Generator::new(2_000 + n as u64, ACCOUNTS, 8_000_000 + n as u64)
+                    .expect("generator");
             let mut e = g.next_event(now);
             match n % 4 {
                 0 => e.amount_minor = -e.amount_minor.abs() - 1,
@@ -704,7 +782,11 @@ pub fn sigterm_then_restart(bin: &Path) {
     first.sigterm();
     let status = first.wait(Duration::from_secs(60));
     let took = signalled.elapsed();
-    assert!(status.success(), "exit status after SIGTERM: {status}; log:\n{}", first.log());
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}; log:\n{}",
+        first.log()
+    );
     assert!(
         took <= Duration::from_secs(5),
         "took {took:?} to exit after SIGTERM; log:\n{}",
@@ -714,13 +796,20 @@ pub fn sigterm_then_restart(bin: &Path) {
     assert_eq!(stat_str(&stats, "exit_reason"), "signal");
     let at_signal = row_count(&db);
     assert!(at_signal > 0, "the open batch was not committed on SIGTERM");
-    assert!(at_signal < EVENTS, "the signal came after everything was produced");
+    assert!(
+        at_signal < EVENTS,
+        "the signal came after everything was produced"
+    );
     assert_eq!(stat_u64(&stats, "events_committed"), at_signal);
     assert_eq!(stat_u64(&stats, "batches"), 1);
     // The stored offsets are exactly past the rows, and Kafka got the same
     // offsets before the consumer left the group.
     let stored = assert_offsets_match_rows(&db);
-    assert_eq!(group_offsets(&kafka.bootstrap, "g"), stored, "Kafka's offsets");
+    assert_eq!(
+        group_offsets(&kafka.bootstrap, "g"),
+        stored,
+        "Kafka's offsets"
+    );
 
     let produced = producer.join().expect("producer thread");
     let mut second = ConsumerRun::spawn(bin, &work, "second", &kafka.bootstrap, "g", &db, &[]);
@@ -759,7 +848,8 @@ pub fn write_lock_for_two_seconds(bin: &Path) {
     // the first half's), so the consumer meets the lock with work to do.
     let conn = rusqlite::Connection::open(&db).expect("open db");
     conn.busy_timeout(Duration::from_secs(30)).unwrap();
-    conn.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
     let locked = Instant::now();
     let second_half = {
         let args = producer_args(
@@ -780,7 +870,11 @@ pub fn write_lock_for_two_seconds(bin: &Path) {
     };
     assert_eq!(second_half.events_acknowledged, EVENTS / 2);
     thread::sleep(Duration::from_secs(2).saturating_sub(locked.elapsed()));
-    assert_eq!(row_count(&db), EVENTS / 2, "nothing was written under our lock");
+    assert_eq!(
+        row_count(&db),
+        EVENTS / 2,
+        "nothing was written under our lock"
+    );
     assert!(
         run.child.try_wait().expect("try_wait").is_none(),
         "the consumer exited while the database was locked; log:\n{}",
@@ -805,7 +899,8 @@ pub fn write_lock_for_two_seconds(bin: &Path) {
 fn expected_two_halves(seed: u64) -> Expected {
     let now = 0;
     let mut a = banking_producer::Generator::new(seed, ACCOUNTS, 1).expect("generator");
-    let mut b = banking_producer::Generator::new(seed, ACCOUNTS, EVENTS / 2 + 1).expect("generator");
+    let mut b =
+        banking_producer::Generator::new(seed, ACCOUNTS, EVENTS / 2 + 1).expect("generator");
     let mut events: Vec<BankingEvent> = (0..EVENTS / 2).map(|_| a.next_event(now)).collect();
     events.extend((0..EVENTS / 2).map(|_| b.next_event(now)));
     Expected::from_events(events)
@@ -813,7 +908,10 @@ fn expected_two_halves(seed: u64) -> Expected {
 
 /// Two instances in one group, each with its own database, the second
 /// joining mid-run: after the rebalance, the union of the two databases
-/// holds every event exactly once.
+/// holds every event exactly once. Then the second leaves (SIGTERM) and its
+/// partitions go back to the first, whose database still has the offsets
+/// from before it gave them away: it must resume from the group's newer
+/// offsets, not read the second one's events again.
 pub fn two_instances_one_group(bin: &Path) {
     let kafka = MockKafka::start(TOPIC, PARTITIONS);
     let work = Workdir::new("two");
@@ -830,12 +928,33 @@ pub fn two_instances_one_group(bin: &Path) {
     wait_for_rows(&db_a, 1, &a);
     let mut b = ConsumerRun::spawn(bin, &work, "b", &kafka.bootstrap, "g", &db_b, &args);
     let produced = producer.join().expect("producer thread");
-    let stats_a = a.wait_success();
+    wait_for_log(&b, "stored");
+    let deadline = Instant::now() + GENEROUS;
+    while row_count(&db_a) + row_count(&db_b) < EVENTS {
+        assert!(
+            Instant::now() < deadline,
+            "the two instances never stored everything"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let nb = row_count(&db_b);
+    assert!(
+        nb > 0,
+        "the second instance never got a partition; its log:\n{}",
+        b.log()
+    );
+    b.sigterm();
     let stats_b = b.wait_success();
+    assert_eq!(stat_str(&stats_b, "exit_reason"), "signal");
+    let stats_a = a.wait_success();
+    assert!(
+        a.log().matches("assigned ").count() >= 3,
+        "the first instance did not get the partitions back; its log:\n{}",
+        a.log()
+    );
 
     let (na, nb) = (row_count(&db_a), row_count(&db_b));
     eprintln!("instance a stored {na}, instance b stored {nb}");
-    assert!(nb > 0, "the second instance never got a partition; its log:\n{}", b.log());
     assert_eq!(na + nb, EVENTS, "union of the two databases");
     assert_eq!(stat_u64(&stats_a, "events_committed"), na);
     assert_eq!(stat_u64(&stats_b, "events_committed"), nb);
@@ -853,7 +972,10 @@ pub fn two_instances_one_group(bin: &Path) {
         read_store(&db_b).summary().unwrap(),
     );
     assert_eq!(sa.dead_letters + sb.dead_letters, 0);
-    assert_eq!(sa.amount_minor_sum + sb.amount_minor_sum, produced.amount_minor_sum);
+    assert_eq!(
+        sa.amount_minor_sum + sb.amount_minor_sum,
+        produced.amount_minor_sum
+    );
     assert!(
         balances_of(&[&db_a, &db_b]) == expected.balances,
         "the two databases' balances do not add up to the expected ones"

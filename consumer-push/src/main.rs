@@ -240,11 +240,15 @@ async fn handle_messages(
     }
 }
 
+/// What a commit on the blocking pool hands back: the writer, the batch
+/// (to be reused), and the outcome.
+type InFlight = (StoreWriter, Batch, Result<Option<Committed>, ConsumerError>);
+
 /// The writer's side of SQLite: at most one batch committing on the
 /// blocking pool at a time, the writer and a spare batch otherwise.
 struct Committer {
     ready: Option<(StoreWriter, Batch)>,
-    busy: Option<JoinHandle<(StoreWriter, Batch, Result<Option<Committed>, ConsumerError>)>>,
+    busy: Option<JoinHandle<InFlight>>,
     consumer: Arc<Kafka>,
     topic: String,
 }

@@ -293,9 +293,12 @@ fn produce(bootstrap: &str, count: u64, seed: u64) -> ProducerStats {
         .expect("producer thread")
 }
 
+/// Where a message landed (partition, offset), or why it did not.
+type Landed = Result<(i32, i64), String>;
+
 /// Delivery reports of the plain producer: message index -> where it landed.
 #[derive(Default)]
-struct Deliveries(Mutex<BTreeMap<usize, Result<(i32, i64), String>>>);
+struct Deliveries(Mutex<BTreeMap<usize, Landed>>);
 
 impl ClientContext for Deliveries {}
 

@@ -40,6 +40,16 @@ pub enum Command {
         /// The run's output directory.
         dir: PathBuf,
     },
+    /// Verify one phase directory and write the checks as JSON (what `bench
+    /// run` uses after each phase, in a process of its own).
+    #[command(hide = true)]
+    CheckPhase {
+        /// The phase directory (with producer.json, pull.db, push.db).
+        dir: PathBuf,
+        /// Where to write the checks.
+        #[arg(long)]
+        json: PathBuf,
+    },
     /// Redraw report.md, results.json and the pictures of an earlier run
     /// from its files (no broker needed).
     Report {
@@ -286,6 +296,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::CheckPhase { dir, json } => {
+            let checks = verify::check_phase(&dir)?;
+            for c in &checks {
+                println!("{}", c.line());
+            }
+            banking_common::stats::write_json(&json, &checks)
+                .with_context(|| format!("cannot write {}", json.display()))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir } => {
             let r = run::write_report(&dir)?;

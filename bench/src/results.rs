@@ -44,6 +44,11 @@ pub struct RunRecord {
     pub exit_codes: BTreeMap<String, i32>,
     /// What went wrong, in words.
     pub failures: Vec<String>,
+    /// Peak RSS of `bench run` itself. Every child starts with at least
+    /// this as its `ru_maxrss` (Linux keeps the high-water mark across fork
+    /// and exec), so it must stay small for the children's figures to be
+    /// their own.
+    pub orchestrator_max_rss_bytes: u64,
 }
 
 /// The parameters of a run.

@@ -177,6 +177,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    ctx.record.orchestrator_max_rss_bytes = banking_common::ResourceUsage::now().max_rss_bytes;
     ctx.record.finished_at = utc(SystemTime::now()).0;
     ctx.record.wall_seconds = ctx.started.elapsed().as_secs_f64();
     ctx.save()?;
@@ -386,11 +387,30 @@ impl Ctx<'_> {
             .insert(format!("{phase}/{model}.db"), db_bytes(db));
     }
 
+    /// Verifies a phase in a child process (`bench check-phase`): a summary
+    /// scan of a large database grows SQLite's page cache, and every process
+    /// started afterwards would inherit that peak in its own `ru_maxrss`
+    /// (Linux carries the high-water mark across fork and exec). Keeping the
+    /// orchestrator small keeps the children's peak RSS their own.
     fn verify_phase(&mut self, phase: &str, dir: &Path) -> anyhow::Result<()> {
-        let checks = verify::check_phase(dir)?;
-        for c in &checks {
-            eprintln!("    {}", c.line());
+        let json = dir.join("checks.json");
+        let args: Vec<OsString> = vec![
+            "check-phase".into(),
+            dir.into(),
+            "--json".into(),
+            json.clone().into(),
+        ];
+        let f = procs::run(
+            "verify",
+            &self.bins.bench,
+            &args,
+            &dir.join("verify.log"),
+            Duration::from_secs(3600),
+        )?;
+        if !f.ok() {
+            bail!("{}", f.failure());
         }
+        let checks: Vec<Check> = read_json(&json)?;
         let verdict = verify::verdict(&checks);
         eprintln!("    [{phase}] verification {verdict}");
         self.checks.extend(checks);
@@ -612,12 +632,32 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             phase,
             "store queries on pull.db (after ensure_query_index)",
             |ctx| {
-                let q = queries::time_queries(&pull_db, ctx.args.accounts, ctx.args.query_samples)?;
+                // A child process, for the same reason as the verification.
+                let json = ctx.out.join("queries.json");
+                let args: Vec<OsString> = vec![
+                    "queries".into(),
+                    "--db".into(),
+                    pull_db.clone().into(),
+                    "--accounts".into(),
+                    ctx.args.accounts.to_string().into(),
+                    "--samples".into(),
+                    ctx.args.query_samples.to_string().into(),
+                    "--stats-json".into(),
+                    json.clone().into(),
+                ];
+                let f = procs::run(
+                    "queries",
+                    &ctx.bins.bench,
+                    &args,
+                    &dir.join("queries.log"),
+                    Duration::from_secs(3600),
+                )?;
+                ctx.finished(phase, &f)?;
+                let q: queries::QueryStats = read_json(&json)?;
                 eprintln!(
                     "    index built in {:.1}s; 50 latest events p99 {:.3} ms; balance p99 {:.3} ms",
                     q.index_build_seconds, q.latest_events_50.p99_ms, q.account_balance.p99_ms
                 );
-                banking_common::stats::write_json(&ctx.out.join("queries.json"), &q)?;
                 Ok(())
             },
         );

@@ -338,6 +338,63 @@ mod tests {
         assert!(c.snapshot().is_empty());
     }
 
+    fn deposit(id: u64) -> BankingEvent {
+        use banking_proto::{Channel, EventType, Status};
+        BankingEvent {
+            event_id: id,
+            event_type: EventType::Deposit as i32,
+            account_id: 10_000_001 + id % 50,
+            amount_minor: 100,
+            currency: "EUR".into(),
+            channel: Channel::Online as i32,
+            status: Status::Completed as i32,
+            country: "DE".into(),
+            transaction_ref: format!("{id:0>64}"),
+            created_at_us: banking_common::now_us(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_writer_and_no_offset_passes_the_failed_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let committed = Arc::new(CommittedOffsets::default());
+        let clock = Arc::new(RunClock::new());
+        let mut w = StoreWriter::open(&dir.path().join("w.db"), committed.clone(), clock).unwrap();
+        let mut batch = Batch::new("t");
+        batch.push_event(0, 0, deposit(1), vec![1]);
+        w.commit(&batch).unwrap();
+        assert_eq!(committed.snapshot(), vec![(0, 1)]);
+
+        let conn = w.store.connection_for_tests();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+        batch.clear();
+        for id in 2..5_000 {
+            batch.push_event(0, id as i64 - 1, deposit(id), vec![0; 100]);
+        }
+        let err = w.commit(&batch).unwrap_err();
+        assert!(
+            matches!(err, ConsumerError::Store(ref e) if e.is_fatal()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("full"), "{err}");
+        assert!(w.has_failed());
+        assert_eq!(
+            committed.snapshot(),
+            vec![(0, 1)],
+            "offsets stay behind the failed batch"
+        );
+        assert!(matches!(
+            w.commit(&batch),
+            Err(ConsumerError::WriterStopped)
+        ));
+        assert_eq!(w.stats().events_committed(), 1);
+    }
+
     #[test]
     fn writer_commits_and_remembers_offsets() {
         let dir = tempfile::tempdir().unwrap();

@@ -576,46 +576,106 @@ fn live_reading(r: &Results, live: &LiveResult) -> Option<String> {
     );
     let (a, b) = (pull.latency_us.p99, push.latency_us.p99);
     let d = rel(a.max(b), a.min(b));
-    if d < 10.0 {
-        p.push_str(" — no meaningful difference at p99.");
-    } else {
+    let better = if a < b { "pull" } else { "push" };
+    let differs = d >= 10.0;
+    if differs {
         let _ = write!(
             p,
-            " — {} is {:.0}% lower at p99.",
-            if a < b { "pull" } else { "push" },
+            " — {better} is {:.0}% lower at p99.",
             d / (1.0 + d / 100.0)
         );
+    } else {
+        p.push_str(" — no meaningful difference at p99.");
     }
-    // Batches close on time or on size?
-    let batch = parse_f(&r.setting("pull", "batch_size"));
+
+    // What the timers alone account for: an event waits up to linger.ms in
+    // the producer, up to fetch.wait.max.ms in the broker, up to the flush
+    // interval in an open batch.
     let flush = parse_f(&r.setting("pull", "flush_interval_ms"));
-    if let (Some(batch), Some(flush)) = (batch, flush)
-        && rate > 0.0
-        && flush > 0.0
-    {
-        let fill_ms = batch / rate * 1e3;
-        if fill_ms > flush {
+    let wait = parse_f(&r.setting("pull", "fetch.wait.max.ms")).unwrap_or(0.0);
+    let linger = parse_f(&r.setting("producer", "linger.ms")).unwrap_or(0.0);
+    let batch = parse_f(&r.setting("pull", "batch_size"));
+    if let Some(flush) = flush {
+        let timers = flush + wait + linger;
+        let p50_max = pull.latency_us.p50.max(push.latency_us.p50) / 1e3;
+        let p50_min = pull.latency_us.p50.min(push.latency_us.p50) / 1e3;
+        let closes = match batch {
+            Some(batch) if rate > 0.0 => {
+                let fill_ms = batch / rate * 1e3;
+                if fill_ms > flush {
+                    format!(
+                        "batches close on the {flush:.0} ms timer (a batch of {} would take {fill_ms:.0} ms to fill)",
+                        num(batch as u64)
+                    )
+                } else {
+                    format!(
+                        "batches close on size ({} events fill in {fill_ms:.0} ms, before the {flush:.0} ms timer)",
+                        num(batch as u64)
+                    )
+                }
+            }
+            _ => String::new(),
+        };
+        if p50_max <= timers * 1.5 {
             let _ = write!(
                 p,
-                " A batch of {} takes {:.0} ms to fill at this rate, longer than the {} ms flush interval, so batches close on the timer: latency here is set by the flush interval{}, not by push or pull.",
-                num(batch as u64),
-                fill_ms,
-                flush,
-                match r.setting("pull", "fetch.wait.max.ms").as_str() {
-                    "–" => String::new(),
-                    w => format!(
-                        " plus fetch.wait.max.ms ({w} ms) and linger.ms ({} ms)",
-                        r.setting("producer", "linger.ms")
-                    ),
+                " The timers account for this: flush interval {flush:.0} ms + fetch.wait.max.ms {wait:.0} + linger.ms {linger:.0} = {timers:.0} ms{}{}",
+                if closes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {closes}")
+                },
+                if differs {
+                    "."
+                } else {
+                    ", so at this rate the settings, not the consumption model, decide latency."
                 }
+            );
+        } else if p50_min <= timers * 1.5 {
+            let (slow, fast) = if pull.latency_us.p50 > push.latency_us.p50 {
+                ("pull", "push")
+            } else {
+                ("push", "pull")
+            };
+            let _ = write!(
+                p,
+                " {fast}'s median stays within what the timers account for (flush {flush:.0} + fetch.wait.max.ms {wait:.0} + linger.ms {linger:.0} = {timers:.0} ms), {slow}'s does not: events queue before {slow} commits them at this rate."
             );
         } else {
             let _ = write!(
                 p,
-                " Batches of {} fill in {:.0} ms, before the {} ms flush interval, so they close on size and the time to commit a batch counts.",
-                num(batch as u64),
-                fill_ms,
-                flush
+                " Both medians exceed the {timers:.0} ms the timers account for (flush {flush:.0} + fetch.wait.max.ms {wait:.0} + linger.ms {linger:.0}){}: events queue before they are committed, so this rate is near what a consumer sustains here{}.",
+                if closes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {closes}")
+                },
+                if differs {
+                    let backlog_winner = match (&r.pull, &r.push) {
+                        (Some(x), Some(y))
+                            if x.backlog.events_per_second > 0.0
+                                && y.backlog.events_per_second > 0.0 =>
+                        {
+                            Some(
+                                if x.backlog.events_per_second >= y.backlog.events_per_second {
+                                    "pull"
+                                } else {
+                                    "push"
+                                },
+                            )
+                        }
+                        _ => None,
+                    };
+                    if backlog_winner == Some(better) {
+                        format!(
+                            ", and {better}, which also drained the backlog faster, keeps the queue shorter"
+                        )
+                    } else {
+                        format!(", and {better} keeps the queue shorter")
+                    }
+                } else {
+                    String::new()
+                }
             );
         }
     }
@@ -634,6 +694,14 @@ fn live_reading(r: &Results, live: &LiveResult) -> Option<String> {
                 eps(f.events_per_second)
             );
         }
+    }
+    if live.produced > 0 && live.producer_events_per_second < rate * 0.9 {
+        let _ = write!(
+            p,
+            " The producer itself reached only {} events/s of the {} offered.",
+            eps(live.producer_events_per_second),
+            num(live.rate)
+        );
     }
     Some(p)
 }

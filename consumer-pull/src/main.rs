@@ -39,7 +39,7 @@ consumer-pull --db pull.db --exit-when-idle 3 --stats-json pull.json\n  \
 consumer-pull -X fetch.wait.max.ms=100 -X security.protocol=SASL_SSL ...\n\n\
 librdkafka defaults set here (override with -X): enable.auto.commit=false, \
 enable.auto.offset.store=false, auto.offset.reset=earliest, enable.partition.eof=true, \
-queued.min.messages=1000000, queued.max.messages.kbytes=65536, fetch.queue.backoff.ms=0, \
+queued.min.messages=1000000, queued.max.messages.kbytes=16384, fetch.queue.backoff.ms=10, \
 partition.assignment.strategy=cooperative-sticky."
 )]
 struct Cli {

@@ -124,7 +124,7 @@ fn throughput_panel<DB: DrawingBackend>(
         .flat_map(|(_, s)| s.iter().map(|p| p.1))
         .chain(ceiling.as_ref().map(|c| c.1))
         .fold(1.0f64, f64::max)
-        * 1.15;
+        * 1.4;
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 18))
         .margin(12)
@@ -159,7 +159,7 @@ fn throughput_panel<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 14))
@@ -185,11 +185,12 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
             let points: Vec<(f64, f64)> = r
                 .live
                 .iter()
-                .filter_map(|l| {
+                .enumerate()
+                .filter_map(|(i, l)| {
                     let f = if model == "pull" { &l.pull } else { &l.push };
                     f.as_ref()
                         .filter(|f| f.latency_us.count > 0)
-                        .map(|f| (l.rate as f64, (pick(&f.latency_us) / 1e3).max(0.01)))
+                        .map(|f| (i as f64, (pick(&f.latency_us) / 1e3).max(0.01)))
                 })
                 .collect();
             if !points.is_empty() {
@@ -197,9 +198,11 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    let xs: Vec<f64> = r.live.iter().map(|l| l.rate as f64).collect();
-    let x_lo = xs.iter().copied().fold(f64::INFINITY, f64::min).max(1.0) / 1.6;
-    let x_hi = xs.iter().copied().fold(1.0, f64::max) * 1.6;
+    // One slot per rate, evenly spaced and labelled with the rate itself
+    // (the rates are few and chosen by hand; a log axis would label
+    // neither of them).
+    let rates: Vec<u64> = r.live.iter().map(|l| l.rate).collect();
+    let (x_lo, x_hi) = (-0.5, rates.len() as f64 - 0.5);
     let ys = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1));
     let y_lo = ys.clone().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
     let y_hi = ys.fold(1.0, f64::max) * 2.0;
@@ -217,14 +220,25 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+        .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
         .light_line_style(TRANSPARENT)
-        .x_desc("offered rate, events/s (log)")
+        .x_labels(rates.len())
+        .x_desc("offered rate, events/s")
         .y_desc("latency, ms (log)")
-        .x_label_formatter(&|v| human(*v))
+        .x_label_formatter(&|v| {
+            let i = v.round();
+            if (v - i).abs() < 1e-6 && i >= 0.0 {
+                rates
+                    .get(i as usize)
+                    .map(|r| format!("{}/s", human(*r as f64)))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
         .y_label_formatter(&|v| format!("{v}"))
         .draw()
         .map_err(err)?;

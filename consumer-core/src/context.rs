@@ -141,7 +141,7 @@ impl ExactlyOnceContext {
     }
 
     fn set_fatal(&self, e: ConsumerError) {
-        error!("{e}");
+        error!("{}", crate::error::error_chain(&e));
         let mut slot = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(e);

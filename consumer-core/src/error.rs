@@ -16,7 +16,7 @@ pub enum ConsumerError {
     /// The SQLite store failed in a way that needs a person (a full disk, an
     /// I/O error, a file that is not ours, ...). The batch in progress was
     /// rolled back.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
 
     /// A store error that passes by itself (out of memory, ...) did not pass
@@ -34,11 +34,11 @@ pub enum ConsumerError {
     WriterStopped,
 
     /// librdkafka refused the configuration (a bad `-X` property, ...).
-    #[error("invalid Kafka client configuration: {0}")]
+    #[error("invalid Kafka client configuration")]
     Config(#[source] KafkaError),
 
     /// A Kafka operation failed in a way the consumer cannot work around.
-    #[error("Kafka: cannot {what}: {source}")]
+    #[error("Kafka: cannot {what}")]
     Kafka {
         /// What the consumer was doing.
         what: &'static str,
@@ -47,11 +47,11 @@ pub enum ConsumerError {
     },
 
     /// librdkafka reported a fatal consumer error; the client is unusable.
-    #[error("fatal Kafka consumer error: {0}")]
+    #[error("fatal Kafka consumer error")]
     FatalKafka(#[source] KafkaError),
 
     /// The `--stats-json` file cannot be written.
-    #[error("cannot write stats file {}: {source}", path.display())]
+    #[error("cannot write stats file {}", path.display())]
     StatsFile {
         /// The file.
         path: PathBuf,
@@ -60,8 +60,23 @@ pub enum ConsumerError {
     },
 
     /// The SIGINT/SIGTERM handlers could not be installed.
-    #[error("cannot install signal handlers: {0}")]
+    #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+}
+
+/// `e` and its sources, joined by ": " (what `{:#}` shows for anyhow).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl ConsumerError {

@@ -47,7 +47,7 @@ pub use banking_store::{self, Batch};
 pub use context::{
     AssignmentWatch, ExactlyOnceContext, blocking_section, commit_async, commit_final,
 };
-pub use error::ConsumerError;
+pub use error::{ConsumerError, error_chain};
 pub use idle::IdleDetector;
 pub use shutdown::Shutdown;
 pub use stats::{ExitReason, ReportContext, RunClock, RunStats, StatsReport};
@@ -171,7 +171,7 @@ impl Pipeline {
             kafka_properties: &self.kafka_properties,
             clock: &self.clock,
             exit_reason,
-            error: error.map(|e| e.to_string()),
+            error: error.map(|e| error_chain(e)),
         });
         print!("{}", report.summary());
         if let Some(path) = &self.args.stats_json {

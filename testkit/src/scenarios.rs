@@ -844,7 +844,17 @@ pub fn write_lock_for_two_seconds(bin: &Path) {
     let db = work.path("c.db");
     // Phase 1: the first half, consumed completely.
     let first_half = produce(&kafka.bootstrap, EVENTS / 2, 15);
-    let mut run = ConsumerRun::spawn(bin, &work, "run", &kafka.bootstrap, "g", &db, &[]);
+    // Idle longer than it takes to lock and produce the second half, even
+    // on a loaded machine.
+    let mut run = ConsumerRun::spawn(
+        bin,
+        &work,
+        "run",
+        &kafka.bootstrap,
+        "g",
+        &db,
+        &["--exit-when-idle", "8"],
+    );
     wait_for_rows(&db, EVENTS / 2, &run);
 
     // Phase 2: lock the database, then send the second half (ids follow
@@ -931,7 +941,7 @@ pub fn two_instances_one_group(bin: &Path) {
     wait_for_rows(&db_a, 1, &a);
     let mut b = ConsumerRun::spawn(bin, &work, "b", &kafka.bootstrap, "g", &db_b, &args);
     let produced = producer.join().expect("producer thread");
-    wait_for_log(&b, "stored");
+    wait_for_rows(&db_b, 1, &b);
     let deadline = Instant::now() + GENEROUS;
     while row_count(&db_a) + row_count(&db_b) < EVENTS {
         assert!(

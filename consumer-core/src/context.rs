@@ -201,10 +201,12 @@ impl ExactlyOnceContext {
                 });
             let (start, from) = match (db, grp) {
                 (Some(d), Some(g)) if g > d => {
-                    info!(
-                        "partition {p}: the group's offset {g} is ahead of this database's {d}; \
-                         another member (with its own database) consumed that stretch, so \
-                         reading resumes at {g} and no event is stored twice"
+                    warn!(
+                        "partition {p}: the group's offset {g} is ahead of this database's {d}: \
+                         another member with its own database consumed that stretch (or this \
+                         database is older than the group's progress, e.g. restored from a \
+                         backup); reading resumes at {g} so that no event is stored twice \
+                         across databases"
                     );
                     (Some(g), "group")
                 }

@@ -6,8 +6,12 @@
 //! (`-X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 ...`).
 //! Values of secret properties never appear in logs: see [`redacted`].
 
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+
 use rdkafka::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaResult;
 
 /// The connection flags shared by the producer and both consumers.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +66,35 @@ impl KafkaArgs {
             .map(|(_, v)| v.as_str())
             .unwrap_or(default)
     }
+}
+
+/// Every global property librdkafka has in force for `config`, its own
+/// defaults included, as `rd_kafka_conf_dump` lists them (values unredacted;
+/// topic-level properties such as `auto.offset.reset` are not in it).
+///
+/// Fails when librdkafka refuses the configuration (an unknown property, a
+/// bad value), which makes it the way to check `-X` before connecting.
+pub fn conf_dump(config: &ClientConfig) -> KafkaResult<BTreeMap<String, String>> {
+    let native = config.create_native_config()?;
+    let mut out = BTreeMap::new();
+    // SAFETY: rd_kafka_conf_dump returns `cnt` C strings (key, value, key,
+    // value, ...) that stay valid until rd_kafka_conf_dump_free, which is
+    // called once they are copied; `native` outlives both calls.
+    unsafe {
+        let mut cnt = 0usize;
+        let arr = rdkafka::bindings::rd_kafka_conf_dump(native.ptr(), &mut cnt);
+        if !arr.is_null() {
+            for i in (0..cnt.saturating_sub(1)).step_by(2) {
+                let k = CStr::from_ptr(*arr.add(i)).to_string_lossy().into_owned();
+                let v = CStr::from_ptr(*arr.add(i + 1))
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(k, v);
+            }
+            rdkafka::bindings::rd_kafka_conf_dump_free(arr, cnt);
+        }
+    }
+    Ok(out)
 }
 
 /// Parses one `-X key=value` argument.
@@ -130,6 +163,17 @@ mod tests {
         assert!(parse_brokers("localhost:notaport").is_err());
         assert!(parse_brokers("localhost:0").is_err());
         assert!(parse_brokers("bad host:9092").is_err());
+    }
+
+    #[test]
+    fn conf_dump_lists_defaults_and_overrides_and_refuses_unknown_keys() {
+        let mut config = ClientConfig::new();
+        config.set("fetch.wait.max.ms", "42");
+        let dump = conf_dump(&config).unwrap();
+        assert_eq!(dump["fetch.wait.max.ms"], "42");
+        assert_eq!(dump["queued.min.messages"], "100000");
+        config.set("no.such.property", "1");
+        assert!(conf_dump(&config).is_err());
     }
 
     #[test]

@@ -2,9 +2,7 @@
 //! property in force that goes into the stats file.
 
 use std::collections::BTreeMap;
-use std::ffi::CStr;
-
-use banking_common::kafka::redacted;
+use banking_common::kafka::{conf_dump, redacted};
 use rdkafka::ClientConfig;
 
 use crate::args::{ConsumerArgs, Model};
@@ -73,27 +71,7 @@ pub fn client_config(model: Model, args: &ConsumerArgs) -> ClientConfig {
 pub fn properties_in_force(
     config: &ClientConfig,
 ) -> Result<BTreeMap<String, String>, ConsumerError> {
-    let native = config
-        .create_native_config()
-        .map_err(ConsumerError::Config)?;
-    let mut out = BTreeMap::new();
-    // SAFETY: rd_kafka_conf_dump returns `cnt` C strings (key, value,
-    // key, value, ...) that stay valid until rd_kafka_conf_dump_free, which
-    // is called once they are copied.
-    unsafe {
-        let mut cnt = 0usize;
-        let arr = rdkafka::bindings::rd_kafka_conf_dump(native.ptr(), &mut cnt);
-        if !arr.is_null() {
-            for i in (0..cnt.saturating_sub(1)).step_by(2) {
-                let k = CStr::from_ptr(*arr.add(i)).to_string_lossy().into_owned();
-                let v = CStr::from_ptr(*arr.add(i + 1))
-                    .to_string_lossy()
-                    .into_owned();
-                out.insert(k, v);
-            }
-            rdkafka::bindings::rd_kafka_conf_dump_free(arr, cnt);
-        }
-    }
+    let mut out = conf_dump(config).map_err(ConsumerError::Config)?;
     // Topic-level properties (auto.offset.reset, ...) live in the default
     // topic configuration, which the dump above does not show.
     for (k, v) in config.config_map() {

@@ -442,7 +442,7 @@ pub fn reading(r: &Results) -> Vec<String> {
         && let (Some(raw), Some(ratio)) = (p.raw_events_per_second, p.ratio_to_raw)
     {
         out.push(format!(
-            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads, same count and settings, measured first on a throw-away topic){}",
+            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads, same count and settings, measured right after it on a throw-away topic){}",
             eps(p.events_per_second),
             ratio * 100.0,
             eps(raw),

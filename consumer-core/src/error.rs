@@ -46,6 +46,29 @@ pub enum ConsumerError {
         source: KafkaError,
     },
 
+    /// librdkafka could not create the consumer client.
+    #[error("cannot create the Kafka consumer")]
+    CreateConsumer(#[source] KafkaError),
+
+    /// The subscription to the topic was refused.
+    #[error("cannot subscribe to {topic}")]
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+
+    /// A task of the consumer panicked (a bug); what it held is lost,
+    /// uncommitted, so its offsets did not move either.
+    #[error("the {what} panicked")]
+    TaskPanicked {
+        /// Which task.
+        what: &'static str,
+        /// The panic, as tokio reports it.
+        source: tokio::task::JoinError,
+    },
+
     /// librdkafka reported a fatal consumer error; the client is unusable.
     #[error("fatal Kafka consumer error")]
     FatalKafka(#[source] KafkaError),

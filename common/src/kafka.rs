@@ -11,7 +11,8 @@ use std::ffi::CStr;
 
 use rdkafka::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::types::RDKafkaConfRes;
 
 /// The connection flags shared by the producer and both consumers.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,7 +76,7 @@ impl KafkaArgs {
 /// Fails when librdkafka refuses the configuration (an unknown property, a
 /// bad value), which makes it the way to check `-X` before connecting.
 pub fn conf_dump(config: &ClientConfig) -> KafkaResult<BTreeMap<String, String>> {
-    let native = config.create_native_config()?;
+    let native = config.create_native_config().map_err(scrub_config_error)?;
     let mut out = BTreeMap::new();
     // SAFETY: rd_kafka_conf_dump returns `cnt` C strings (key, value, key,
     // value, ...) that stay valid until rd_kafka_conf_dump_free, which is
@@ -137,6 +138,26 @@ pub fn parse_brokers(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// librdkafka's configuration errors print the refused value; for an
+/// unknown property (a mistyped `sasl.pasword=...`) or a secret one that
+/// value may be a password. Returns the error with the value masked, in its
+/// last field and in the description.
+pub fn scrub_config_error(e: KafkaError) -> KafkaError {
+    match e {
+        KafkaError::ClientConfig(code, desc, key, value) => {
+            let hide =
+                code == RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN || redacted(&key, &value) != value;
+            if hide && !value.is_empty() {
+                let desc = desc.replace(&value, "[redacted]");
+                KafkaError::ClientConfig(code, desc, key, "[redacted]".into())
+            } else {
+                KafkaError::ClientConfig(code, desc, key, value)
+            }
+        }
+        other => other,
+    }
+}
+
 /// The value to show for property `key`: `[redacted]` for anything that can
 /// hold a secret (passwords, keys, tokens, JAAS/OAuth configs).
 pub fn redacted<'a>(key: &str, value: &'a str) -> &'a str {
@@ -174,6 +195,32 @@ mod tests {
         assert_eq!(dump["queued.min.messages"], "100000");
         config.set("no.such.property", "1");
         assert!(conf_dump(&config).is_err());
+    }
+
+    #[test]
+    fn config_errors_never_show_the_value_of_a_mistyped_or_secret_property() {
+        // Found by the chaos suite (bad-input): `-X sasl.pasword=...` echoed
+        // the password in the error message.
+        let mut config = ClientConfig::new();
+        config.set("sasl.pasword", "hunter2");
+        let e = conf_dump(&config).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("sasl.pasword"), "{e}");
+        let e = scrub_config_error(KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"hunter2\" for configuration property \"ssl.key.password\"".into(),
+            "ssl.key.password".into(),
+            "hunter2".into(),
+        ))
+        .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        let mut config = ClientConfig::new();
+        config.set("linger.ms", "abc");
+        let e = conf_dump(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("abc"),
+            "a non-secret bad value is still shown: {e}"
+        );
     }
 
     #[test]

@@ -210,7 +210,7 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
         .create_with_context(Context {
             tally: Mutex::new(Tally::default()),
         })
-        .map_err(ProducerError::Config)?;
+        .map_err(|e| ProducerError::Config(banking_common::kafka::scrub_config_error(e)))?;
 
     ensure_topic(args, &producer)?;
 
@@ -459,7 +459,7 @@ fn create_topic(args: &Args, topic: &str, partitions: i32) -> Result<(), Produce
         .kafka
         .client_config(&[])
         .create()
-        .map_err(ProducerError::Config)?;
+        .map_err(|e| ProducerError::Config(banking_common::kafka::scrub_config_error(e)))?;
     let new_topic = NewTopic::new(
         topic,
         partitions,

@@ -1,0 +1,136 @@
+//! `chaos`: the fault suite's command line. See `chaos --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use banking_chaos::{Config, Consumer, Scenario, run};
+use clap::Parser;
+
+/// Runs the project's binaries against a private Tansu broker while faults
+/// are injected (kill -9, broker outages, bad messages, a locked or full
+/// database, bad command lines) and checks that every consumer's database
+/// holds exactly the produced events: nothing lost, nothing duplicated,
+/// every balance right. Prints one line of figures per scenario and
+/// consumer; exits 1 if any scenario failed.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Scenarios (in the default order): bad-input, kill9, bad-messages, no-broker, \
+db-lock, disk-full, outage.\n\nExample:\n  scripts/chaos.sh --events 1000000 --scenarios kill9,bad-messages"
+)]
+struct Cli {
+    /// Good events per scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1_000..=50_000_000))]
+    events: u64,
+    /// Comma-separated scenarios, or `all`.
+    #[arg(long, default_value = "all")]
+    scenarios: String,
+    /// Comma-separated consumers: pull, push.
+    #[arg(long, default_value = "pull,push")]
+    consumers: String,
+    /// Working directory: databases, logs, stats files, broker state. Its
+    /// scenario subdirectories are replaced on each run.
+    #[arg(long, default_value = "chaos-results")]
+    out: PathBuf,
+    /// Directory with the producer, consumer-pull and consumer-push
+    /// binaries (default: the directory of this binary).
+    #[arg(long, env = "BIN_DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Seed of the events and of the random moments.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Accounts the events are spread over.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    accounts: u64,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=64))]
+    partitions: i32,
+    /// kill -9 per consumer in the kill9 scenario.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    kills: u32,
+    /// Seconds the broker is unreachable in the outage scenario.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    outage_secs: u64,
+    /// Seconds the consumers run before the broker appears (no-broker).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    no_broker_secs: u64,
+    /// Seconds the database is locked in db-lock.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    lock_secs: u64,
+    /// Largest accepted loss of consumer throughput with 1% bad messages,
+    /// as a fraction of the clean run's.
+    #[arg(long, default_value_t = 0.2)]
+    throughput_tolerance: f64,
+    /// --batch-size passed to the consumers (default: theirs).
+    #[arg(long)]
+    batch_size: Option<u64>,
+    /// scripts/broker.sh (default: the one of the source tree).
+    #[arg(long)]
+    broker_script: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("chaos: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<bool> {
+    let bin_dir = match cli.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()?
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+    };
+    let mut cfg = Config::new(cli.events, &cli.out, &bin_dir);
+    cfg.scenarios = Scenario::parse_list(&cli.scenarios)?;
+    cfg.consumers = cli
+        .consumers
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(Consumer::parse)
+        .collect::<Result<_>>()?;
+    cfg.seed = cli.seed;
+    cfg.accounts = cli.accounts;
+    cfg.partitions = cli.partitions;
+    cfg.kills = cli.kills;
+    cfg.outage_secs = cli.outage_secs;
+    cfg.no_broker_secs = cli.no_broker_secs;
+    cfg.lock_secs = cli.lock_secs;
+    cfg.throughput_tolerance = cli.throughput_tolerance;
+    cfg.batch_size = cli.batch_size;
+    if let Some(s) = cli.broker_script {
+        cfg.broker_script = s;
+    }
+    println!(
+        "chaos: {} events per scenario, consumers {}, scenarios {}, out {}",
+        cfg.events,
+        cfg.consumers
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        cfg.scenarios
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        cfg.out.display()
+    );
+    let outcomes = run(&cfg)?;
+    let failed = outcomes.iter().filter(|o| !o.pass).count();
+    let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
+    println!(
+        "chaos: {} passed, {failed} failed, {skipped} skipped",
+        outcomes.len() - failed - skipped
+    );
+    Ok(failed == 0)
+}

@@ -1,12 +1,67 @@
-//! A private Tansu broker for the scenarios, driven through
+//! The broker of a scenario: a private Tansu driven through
 //! `scripts/broker.sh` (in-memory storage, its own port and run directory),
-//! which the harness can freeze (SIGSTOP) to make it unreachable without
-//! losing the topic's data, and thaw again (SIGCONT).
+//! or librdkafka's mock cluster hosted by the harness.
+//!
+//! Tansu 0.6.0's in-memory engine cannot serve a fetch that starts inside a
+//! record batch (it returns only the batches whose base offset is at or
+//! after the requested offset), so a consumer that resumes mid-batch, as
+//! every restart after `kill -9` does, would wait forever or skip the rest
+//! of the batch. Apache Kafka and the mock cluster return the batch that
+//! holds the offset. The scenarios that restart consumers therefore use the
+//! mock cluster, which can also take its broker down and up again.
+//!
+//! Tansu can be frozen (SIGSTOP) to make it unreachable without losing the
+//! topic's data, and thawed again (SIGCONT).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+
+/// The mock cluster keeps at most 5 MiB per partition and silently drops
+/// older data (DESIGN.md): the topic gets enough partitions to hold this
+/// many events each, whatever was asked for.
+const MOCK_EVENTS_PER_PARTITION: u64 = 25_000;
+
+/// librdkafka's mock cluster, one broker, hosted by this process.
+pub struct Mock {
+    /// `host:port`.
+    pub bootstrap: String,
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+impl Mock {
+    /// A one-broker mock cluster.
+    pub fn start() -> Result<Mock> {
+        let cluster = MockCluster::new(1)?;
+        Ok(Mock {
+            bootstrap: cluster.bootstrap_servers(),
+            cluster,
+        })
+    }
+
+    /// Creates `topic` for `events` events: at least `partitions`
+    /// partitions, more when needed to stay under the mock's per-partition
+    /// limit. Returns the number of partitions.
+    pub fn topic(&self, topic: &str, partitions: i32, events: u64) -> Result<i32> {
+        let needed = events.div_ceil(MOCK_EVENTS_PER_PARTITION) as i32;
+        let partitions = partitions.max(needed);
+        self.cluster.create_topic(topic, partitions, 1)?;
+        Ok(partitions)
+    }
+
+    /// Takes the broker down: connections are closed and refused.
+    pub fn down(&self) -> Result<()> {
+        Ok(self.cluster.broker_down(1)?)
+    }
+
+    /// Brings the broker back.
+    pub fn up(&self) -> Result<()> {
+        Ok(self.cluster.broker_up(1)?)
+    }
+}
 
 /// A Tansu broker started by the harness; stopped on drop.
 pub struct Broker {

@@ -1,23 +1,261 @@
-//! Not written yet.
+//! Item 5: the database locked by another process, and a disk that fills
+//! up.
+//!
+//! - lock: once a third of the events are committed, the harness takes
+//!   SQLite's write lock (`BEGIN IMMEDIATE`) on each consumer's database
+//!   for `--lock-secs`; the consumer must stay up, commit nothing under the
+//!   lock, and finish exactly once it is released.
+//! - disk full: the database lives on a tmpfs too small for the events
+//!   (`mount -t tmpfs -o size=...`, needs root; skipped otherwise). The
+//!   consumer must stop with a clear message and a non-zero exit; after the
+//!   file system is grown (`mount -o remount,size=...`: space freed) a
+//!   restart must complete with nothing lost. Uses the mock cluster, since
+//!   the restart resumes mid-batch (see broker.rs).
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::{Config, Outcome, Scenario};
+use anyhow::{Context, Result, bail};
 
-/// Lock.
-pub fn lock(_cfg: &Config) -> Result<Vec<Outcome>> {
-    Ok(vec![Outcome::skipped(
-        Scenario::DbLock,
-        "all",
-        "not implemented yet".into(),
-    )])
+use super::{Spawn, exactness, expected, fresh_dir, per_consumer, start_broker, wait_until};
+use crate::broker::Mock;
+use crate::procs::produce;
+use crate::verify::{committed_messages, verify};
+use crate::{Config, Outcome, Scenario, TOPIC};
+
+/// The lock scenario, both consumers at once.
+pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, "db-lock")?;
+    let broker = start_broker(cfg, &dir)?;
+    broker.topic(TOPIC, cfg.partitions)?;
+    produce(
+        &cfg.bin_dir,
+        &dir,
+        "producer",
+        &broker.bootstrap,
+        TOPIC,
+        cfg.events,
+        cfg.seed,
+        cfg.accounts,
+        1,
+    )?;
+    let expected = expected(cfg);
+    let brokers = &broker.bootstrap;
+    let dir = &dir;
+    Ok(per_consumer(cfg, Scenario::DbLock, |c| {
+        let spawn = Spawn {
+            cfg,
+            consumer: c,
+            brokers,
+            topic: TOPIC,
+            dir,
+            idle_secs: 5,
+            db_dir: None,
+        };
+        let db = spawn.db();
+        let mut p = spawn.run(0, &[])?;
+        let mut problems = Vec::new();
+        wait_until(Duration::from_secs(900), "a third of the events", || {
+            committed_messages(&db) >= cfg.events / 3 || p.try_status().is_some()
+        })?;
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.busy_timeout(Duration::from_secs(120))?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .context("take the write lock")?;
+        let locked_at = committed_messages(&db);
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_secs(cfg.lock_secs));
+        let held = started.elapsed();
+        let during = committed_messages(&db);
+        let alive = p.try_status().is_none();
+        conn.execute_batch("COMMIT")?;
+        drop(conn);
+        if during != locked_at {
+            problems.push(format!(
+                "{} messages committed under another process's lock",
+                during.abs_diff(locked_at)
+            ));
+        }
+        if !alive && locked_at < cfg.events {
+            problems.push(format!(
+                "exited while the database was locked: {}",
+                p.log_tail(3)
+            ));
+        }
+        let status = p.wait(Duration::from_secs(3600))?;
+        if !status.success() {
+            problems.push(format!("exited with {status}: {}", p.log_tail(5)));
+        }
+        let waits_logged = p
+            .log_text()
+            .lines()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("lock") || l.contains("busy")
+            })
+            .count();
+        let f = verify(&db, &expected, 0)?;
+        exactness(&f, cfg.events, &mut problems);
+        Ok(Outcome::new(
+            Scenario::DbLock,
+            c.name(),
+            format!(
+                "events {} locked_s {:.1} at_message {locked_at} of {} wait_lines_logged {waits_logged} {}",
+                f.events,
+                held.as_secs_f64(),
+                cfg.events,
+                f.brief()
+            ),
+            problems,
+        ))
+    }))
 }
 
-/// Disk full.
-pub fn disk_full(_cfg: &Config) -> Result<Vec<Outcome>> {
-    Ok(vec![Outcome::skipped(
-        Scenario::DiskFull,
-        "all",
-        "not implemented yet".into(),
-    )])
+/// A tmpfs mounted by the harness, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, bytes: u64) -> Result<Tmpfs> {
+        std::fs::create_dir_all(at)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={bytes},mode=0700"))
+            .arg("tmpfs")
+            .arg(at)
+            .output()
+            .context("run mount")?;
+        if !out.status.success() {
+            bail!(
+                "mount -t tmpfs failed (needs root): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(Tmpfs(at.to_path_buf()))
+    }
+
+    fn grow(&self, bytes: u64) -> Result<()> {
+        let out = Command::new("mount")
+            .args(["-o"])
+            .arg(format!("remount,size={bytes}"))
+            .arg(&self.0)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "mount -o remount failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
+/// Bytes of database per event, roughly (row, payload, WAL).
+const BYTES_PER_EVENT: u64 = 400;
+
+/// The disk-full scenario, both consumers at once, each on its own tmpfs.
+pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, "disk-full")?;
+    // Too small for the events: about a third of them fit.
+    let small = (cfg.events * BYTES_PER_EVENT / 3).max(512 * 1024);
+    let mut disks = Vec::new();
+    for &c in &cfg.consumers {
+        match Tmpfs::mount(&dir.join(format!("{}-disk", c.name())), small) {
+            Ok(t) => disks.push((c, t)),
+            Err(e) => {
+                return Ok(vec![Outcome::skipped(
+                    Scenario::DiskFull,
+                    "all",
+                    format!("{e:#}"),
+                )]);
+            }
+        }
+    }
+    let broker = Mock::start()?;
+    broker.topic(TOPIC, cfg.partitions, cfg.events)?;
+    produce(
+        &cfg.bin_dir,
+        &dir,
+        "producer",
+        &broker.bootstrap,
+        TOPIC,
+        cfg.events,
+        cfg.seed,
+        cfg.accounts,
+        1,
+    )?;
+    let expected = expected(cfg);
+    let brokers = &broker.bootstrap;
+    let dir = &dir;
+    let disks = &disks;
+    Ok(per_consumer(cfg, Scenario::DiskFull, |c| {
+        let disk = &disks.iter().find(|(k, _)| *k == c).expect("disk").1;
+        let spawn = Spawn {
+            cfg,
+            consumer: c,
+            brokers,
+            topic: TOPIC,
+            dir,
+            idle_secs: 5,
+            db_dir: Some(&disk.0),
+        };
+        let db = spawn.db();
+        let mut problems = Vec::new();
+        let mut p = spawn.run(0, &[])?;
+        let status = p.wait(Duration::from_secs(3600))?;
+        let at_full = committed_messages(&db);
+        let first_code = status.code().unwrap_or(-1);
+        let text = p.log_text();
+        let error_line = text
+            .lines()
+            .rev()
+            .find(|l| l.to_ascii_lowercase().contains("error"))
+            .unwrap_or("")
+            .to_string();
+        if status.success() {
+            problems.push(format!(
+                "exit status 0 on a full disk ({at_full} of {} committed)",
+                cfg.events
+            ));
+        }
+        if !error_line.to_ascii_lowercase().contains("full") {
+            problems.push(format!("no clear 'full' error: {error_line:?}"));
+        }
+        // Space freed: the file system grows to hold everything.
+        disk.grow((cfg.events * BYTES_PER_EVENT * 4).max(64 * 1024 * 1024))?;
+        let mut again = spawn.run(1, &[])?;
+        let status = again.wait(Duration::from_secs(3600))?;
+        if !status.success() {
+            problems.push(format!(
+                "restart after freeing space exited with {status}: {}",
+                again.log_tail(5)
+            ));
+        }
+        let f = verify(&db, &expected, 0)?;
+        exactness(&f, cfg.events, &mut problems);
+        let shown: String = error_line
+            .rsplit("error: ")
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(120)
+            .collect();
+        Ok(Outcome::new(
+            Scenario::DiskFull,
+            c.name(),
+            format!(
+                "events {} fs_bytes {small} stopped_at {at_full} exit_code {} error {shown:?} {}",
+                f.events,
+                first_code,
+                f.brief()
+            ),
+            problems,
+        ))
+    }))
 }

@@ -16,9 +16,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Spawn, exactness, expected, fresh_dir, loose_modes, per_consumer, secret_leaks, start_broker,
-    wait_until,
+    Spawn, exactness, expected, fresh_dir, loose_modes, per_consumer, secret_leaks, wait_until,
 };
+use crate::broker::Mock;
 use crate::procs::produce;
 use crate::verify::{committed_messages, verify};
 use crate::{Config, Consumer, Outcome, Scenario, TOPIC};
@@ -33,8 +33,9 @@ enum Moment {
 /// Runs the scenario for every consumer at once.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "kill9")?;
-    let broker = start_broker(cfg, &dir)?;
-    broker.topic(TOPIC, cfg.partitions)?;
+    // The mock cluster, not Tansu: restarts resume mid-batch (see broker.rs).
+    let broker = Mock::start()?;
+    broker.topic(TOPIC, cfg.partitions, cfg.events)?;
     let produced = produce(
         &cfg.bin_dir,
         &dir,
@@ -69,6 +70,7 @@ fn one(
         topic: TOPIC,
         dir,
         idle_secs: 5,
+        db_dir: None,
     };
     let db = spawn.db();
     let n = cfg.events;

@@ -91,12 +91,16 @@ pub(crate) struct Spawn<'a> {
     pub topic: &'a str,
     pub dir: &'a Path,
     pub idle_secs: u64,
+    /// Where the database goes, when not in `dir`.
+    pub db_dir: Option<&'a Path>,
 }
 
 impl Spawn<'_> {
     /// The database path.
     pub fn db(&self) -> PathBuf {
-        self.dir.join(format!("{}.db", self.consumer.name()))
+        self.db_dir
+            .unwrap_or(self.dir)
+            .join(format!("{}.db", self.consumer.name()))
     }
 
     /// Run number `n`: log `<consumer>-<n>.log`, stats `<consumer>-<n>.json`.

@@ -21,7 +21,12 @@ use crate::{Config, Consumer, Outcome, Scenario, free_port, tansu_installed};
 
 /// Runs one scenario; never panics, a harness failure is a failed outcome.
 pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
-    if sc != Scenario::BadInput && !tansu_installed() {
+    // kill9, disk-full and outage use librdkafka's mock cluster.
+    let needs_tansu = matches!(
+        sc,
+        Scenario::BadMessages | Scenario::NoBroker | Scenario::DbLock
+    );
+    if needs_tansu && !tansu_installed() {
         return vec![Outcome::skipped(
             sc,
             "all",

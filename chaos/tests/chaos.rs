@@ -115,7 +115,7 @@ fn kill9_three_times_then_the_harness_catches_a_lost_event() {
     let conn = rusqlite::Connection::open(&db).expect("open");
     conn.execute(
         "UPDATE account_balances SET balance_minor = balance_minor + 1 \
-         WHERE rowid = (SELECT min(rowid) FROM account_balances)",
+         WHERE account_id = (SELECT min(account_id) FROM account_balances)",
         [],
     )
     .expect("update");

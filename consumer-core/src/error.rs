@@ -69,6 +69,15 @@ pub enum ConsumerError {
         source: tokio::task::JoinError,
     },
 
+    /// A thread of the consumer could not be started.
+    #[error("cannot start the {what} thread")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+
     /// librdkafka reported a fatal consumer error; the client is unusable.
     #[error("fatal Kafka consumer error")]
     FatalKafka(#[source] KafkaError),

@@ -13,7 +13,9 @@
 //!
 //! - The SQLite commit runs on tokio's blocking pool, never on the runtime's
 //!   workers; while one batch is being committed the writer keeps filling
-//!   the next, and waits for the first before committing the second.
+//!   the next, and waits for the first before committing the second. A
+//!   batch that is due while the previous one is still committing keeps
+//!   filling until the commit is done, so batches grow under load.
 //! - Backpressure comes from the bounded channel only: when the writer
 //!   falls behind, the handler waits for room and stops taking messages
 //!   from librdkafka, whose prefetch queue is itself bounded. Memory is
@@ -68,7 +70,7 @@ consumer-push -X fetch.wait.max.ms=100 -X security.protocol=SASL_SSL ...\n\n\
 librdkafka defaults set here (override with -X): enable.auto.commit=false, \
 enable.auto.offset.store=false, auto.offset.reset=earliest, enable.partition.eof=true, \
 queued.min.messages=1000000, queued.max.messages.kbytes=16384, fetch.queue.backoff.ms=10, \
-partition.assignment.strategy=cooperative-sticky."
+fetch.wait.max.ms=5, fetch.error.backoff.ms=10, partition.assignment.strategy=cooperative-sticky."
 )]
 pub struct Cli {
     /// The flags both consumers share.
@@ -261,6 +263,11 @@ impl Committer {
         }
     }
 
+    /// Whether a commit is still running on the blocking pool.
+    fn is_busy(&self) -> bool {
+        self.busy.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
     /// Waits for the batch in flight, then copies its offsets to Kafka.
     async fn wait(&mut self) -> Result<(), ConsumerError> {
         if let Some(handle) = self.busy.take() {
@@ -327,6 +334,13 @@ async fn write_loop(
             let next = tokio::select! {
                 next = rx.recv() => next,
                 () = &mut timer, if armed => {
+                    // Due, but the previous batch is still committing: keep
+                    // filling this one (up to a full batch) and look again
+                    // shortly, rather than stop draining the channel.
+                    if committer.is_busy() {
+                        timer.as_mut().reset(Instant::now() + Duration::from_millis(1));
+                        continue;
+                    }
                     armed = false;
                     committer.submit(&mut batch).await?;
                     continue;

@@ -128,6 +128,9 @@ pub struct Config {
     pub lock_secs: u64,
     /// Largest allowed throughput loss with bad messages (0.2 = 20%).
     pub throughput_tolerance: f64,
+    /// Clean and bad runs per consumer in bad-messages; the best of each
+    /// is compared.
+    pub throughput_rounds: u32,
     /// `--batch-size` for the consumers (None: their default).
     pub batch_size: Option<u64>,
 }
@@ -150,6 +153,7 @@ impl Config {
             no_broker_secs: 15,
             lock_secs: 10,
             throughput_tolerance: 0.2,
+            throughput_rounds: 3,
             batch_size: None,
         }
     }

@@ -62,6 +62,10 @@ struct Cli {
     /// as a fraction of the clean run's.
     #[arg(long, default_value_t = 0.2)]
     throughput_tolerance: f64,
+    /// Clean and bad runs per consumer in bad-messages (alternating); the
+    /// best throughput of each kind is compared.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    throughput_rounds: u32,
     /// --batch-size passed to the consumers (default: theirs).
     #[arg(long)]
     batch_size: Option<u64>,
@@ -106,6 +110,7 @@ fn real_main(cli: Cli) -> Result<bool> {
     cfg.no_broker_secs = cli.no_broker_secs;
     cfg.lock_secs = cli.lock_secs;
     cfg.throughput_tolerance = cli.throughput_tolerance;
+    cfg.throughput_rounds = cli.throughput_rounds;
     cfg.batch_size = cli.batch_size;
     if let Some(s) = cli.broker_script {
         cfg.broker_script = s;

@@ -131,6 +131,7 @@ fn bad_messages_of_every_kind() {
     // 20,000 events take well under a second: throughput is noise here,
     // reported but not judged (the full run judges it at 20%).
     cfg.throughput_tolerance = 1.0;
+    cfg.throughput_rounds = 1;
     check(&cfg, Scenario::BadMessages);
 }
 

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Spawn, exactness, expected, fresh_dir, per_consumer, start_broker, wait_until};
+use super::{
+    Spawn, exactness, expected, fresh_dir, per_consumer, secret_leaks, start_broker, wait_until,
+};
 use crate::broker::Mock;
 use crate::procs::produce;
 use crate::verify::{committed_messages, verify};
@@ -90,18 +92,25 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
         let waits_logged = p
             .log_text()
             .lines()
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                l.contains("lock") || l.contains("busy")
-            })
+            .filter(|l| l.contains("locked by another") || l.contains("free again"))
             .count();
+        if waits_logged == 0 {
+            problems.push("logged nothing while waiting for the lock".into());
+        }
+        let rss = spawn
+            .stats(0)
+            .ok()
+            .and_then(|s| s["max_rss_bytes"].as_u64())
+            .unwrap_or(0)
+            >> 20;
         let f = verify(&db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
+        problems.extend(secret_leaks(dir));
         Ok(Outcome::new(
             Scenario::DbLock,
             c.name(),
             format!(
-                "events {} locked_s {:.1} at_message {locked_at} of {} wait_lines_logged {waits_logged} {}",
+                "events {} locked_s {:.1} at_message {locked_at} of {} lock_wait_lines_logged {waits_logged} peak_rss_mib {rss} {}",
                 f.events,
                 held.as_secs_f64(),
                 cfg.events,
@@ -239,6 +248,7 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         }
         let f = verify(&db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
+        problems.extend(secret_leaks(dir));
         let shown: String = error_line
             .rsplit("error: ")
             .next()

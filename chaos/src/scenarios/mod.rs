@@ -116,7 +116,16 @@ impl Spawn<'_> {
         let batch = self.cfg.batch_args();
         let mut all: Vec<&str> = batch.iter().map(String::as_str).collect();
         all.extend_from_slice(extra);
-        let group = format!("chaos-{}", self.consumer.name());
+        // One group per consumer and directory: runs in other directories
+        // (rounds, scenarios) must not inherit this one's Kafka offsets.
+        let group = format!(
+            "chaos-{}-{}",
+            self.consumer.name(),
+            self.dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
         let args = ConsumerArgs {
             brokers: self.brokers,
             topic: self.topic,

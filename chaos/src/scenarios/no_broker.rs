@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{Spawn, exactness, expected, fresh_dir, per_consumer, wait_until};
+use super::{Spawn, exactness, expected, fresh_dir, per_consumer, secret_leaks, wait_until};
 use crate::broker::Broker;
 use crate::procs::{Proc, produce};
 use crate::verify::{committed_messages, verify};
@@ -109,6 +109,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         }
         let f = verify(&db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
+        problems.extend(secret_leaks(&dir));
         let resumed = first_commit
             .map(|t| format!("{:.1}", t.saturating_sub(appeared).as_secs_f64()))
             .unwrap_or_else(|| "never".into());

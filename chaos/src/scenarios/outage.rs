@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::{Spawn, exactness, expected, fresh_dir};
+use super::{Spawn, exactness, expected, fresh_dir, secret_leaks};
 use crate::broker::Mock;
 use crate::procs::Proc;
 use crate::verify::{committed_messages, verify};
@@ -163,6 +163,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         }
         let f = verify(db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
+        problems.extend(secret_leaks(&dir));
         outcomes.push(Outcome::new(
             Scenario::Outage,
             c.name(),

@@ -21,12 +21,13 @@ use crate::error::ConsumerError;
 ///   backlog is drained.
 /// - Prefetch: `queued.min.messages=1000000` so that only the byte cap
 ///   limits librdkafka's prefetch queue, and `queued.max.messages.kbytes=
-///   16384` as that cap, which bounds memory whatever the backlog. The cap
+///   4096` as that cap, which bounds memory whatever the backlog. The cap
 ///   counts payload bytes only; librdkafka's own per-message overhead
-///   roughly triples it for ~120-byte events (measured: peak RSS ~230 MiB
-///   with 16 MiB, ~300 MiB with 64 MiB, same throughput). 16 MiB is still
-///   ~130,000 events, several SQLite commits' worth, so the writer never
-///   waits for Kafka.
+///   roughly triples it for ~120-byte events (measured, 10M backlog on
+///   Tansu: peak RSS ~290 MiB with 16 MiB, ~232 MiB with 8 MiB, ~180 MiB
+///   with 4 MiB, throughput within the run-to-run noise). 4 MiB is still
+///   ~33,000 events, more than a full batch, and with `fetch.wait.max.ms=5`
+///   a refill is a few milliseconds away.
 /// - `fetch.queue.backoff.ms=10`: when that queue is full librdkafka
 ///   checks again 10 ms later. DESIGN.md's 0 was measured without a
 ///   database; here the SQLite writer is the bottleneck, the queue is full
@@ -59,7 +60,7 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
     ("enable.partition.eof", "true"),
     ("queued.min.messages", "1000000"),
-    ("queued.max.messages.kbytes", "16384"),
+    ("queued.max.messages.kbytes", "4096"),
     ("fetch.queue.backoff.ms", "10"),
     ("fetch.wait.max.ms", "5"),
     ("fetch.error.backoff.ms", "10"),

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! librdkafka queue ─poll─▶ poll loop (decode) ─▶ open batch ──▶ writer thread: SQLite commit
-//! (≤ 16 MiB payload)                              (one in flight, one filling)
+//! (≤ 4 MiB payload)                               (one in flight, one filling)
 //! ```
 //!
 //! - The loop fills the next batch while the writer commits the previous
@@ -57,7 +57,7 @@ consumer-pull --db pull.db --exit-when-idle 3 --stats-json pull.json\n  \
 consumer-pull -X fetch.wait.max.ms=100 -X security.protocol=SASL_SSL ...\n\n\
 librdkafka defaults set here (override with -X): enable.auto.commit=false, \
 enable.auto.offset.store=false, auto.offset.reset=earliest, enable.partition.eof=true, \
-queued.min.messages=1000000, queued.max.messages.kbytes=16384, fetch.queue.backoff.ms=10, \
+queued.min.messages=1000000, queued.max.messages.kbytes=4096, fetch.queue.backoff.ms=10, \
 fetch.wait.max.ms=5, fetch.error.backoff.ms=10, partition.assignment.strategy=cooperative-sticky."
 )]
 pub struct Cli {

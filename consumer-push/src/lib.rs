@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! librdkafka queue ─stream─▶ handler ─bounded channel─▶ writer task ─▶ open batch
-//! (≤ 16 MiB payload)         (decode)  (--channel-capacity)                  │
+//! (≤ 4 MiB payload)          (decode)  (--channel-capacity)                  │
 //!                                                                             ▼
 //!                                  spawn_blocking: SQLite commit (one in flight)
 //! ```
@@ -69,7 +69,7 @@ consumer-push --db push.db --exit-when-idle 3 --stats-json push.json\n  \
 consumer-push -X fetch.wait.max.ms=100 -X security.protocol=SASL_SSL ...\n\n\
 librdkafka defaults set here (override with -X): enable.auto.commit=false, \
 enable.auto.offset.store=false, auto.offset.reset=earliest, enable.partition.eof=true, \
-queued.min.messages=1000000, queued.max.messages.kbytes=16384, fetch.queue.backoff.ms=10, \
+queued.min.messages=1000000, queued.max.messages.kbytes=4096, fetch.queue.backoff.ms=10, \
 fetch.wait.max.ms=5, fetch.error.backoff.ms=10, partition.assignment.strategy=cooperative-sticky."
 )]
 pub struct Cli {

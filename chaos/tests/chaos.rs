@@ -122,6 +122,31 @@ fn kill9_three_times_then_the_harness_catches_a_lost_event() {
     drop(conn);
     let g = verify(&db, &expected, 0).expect("verify");
     assert!(g.wrong_balances >= 1, "{g:?}");
+
+    // A stored event read again from its own partition and offset (a
+    // redelivery: the store refuses it as a duplicate id) is a duplicate;
+    // the same event at another offset (written twice upstream) is not the
+    // consumer's doing and is reported apart.
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute(
+        "INSERT INTO dead_letters (topic, \"partition\", \"offset\", key, payload, error, recorded_at_us) \
+         SELECT 'banking.events', kafka_partition, kafka_offset, NULL, payload, 'dup', 0 \
+         FROM events WHERE event_id = 778",
+        [],
+    )
+    .expect("insert a redelivered copy");
+    drop(conn);
+    let h = verify(&db, &expected, 0).expect("verify");
+    assert_eq!((h.duplicated, h.topic_duplicates), (1, 0), "{h:?}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    conn.execute(
+        "UPDATE dead_letters SET \"offset\" = \"offset\" + 1000000 WHERE error = 'dup'",
+        [],
+    )
+    .expect("move the copy");
+    drop(conn);
+    let h = verify(&db, &expected, 0).expect("verify");
+    assert_eq!((h.duplicated, h.topic_duplicates), (0, 1), "{h:?}");
 }
 
 #[test]

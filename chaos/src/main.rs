@@ -7,8 +7,9 @@ use anyhow::Result;
 use banking_chaos::{Config, Consumer, Scenario, run};
 use clap::Parser;
 
-/// Runs the project's binaries against a private Tansu broker while faults
-/// are injected (kill -9, broker outages, bad messages, a locked or full
+/// Runs the project's binaries against private brokers (Tansu, or
+/// librdkafka's mock cluster where consumers restart) while faults are
+/// injected (kill -9, broker outages, bad messages, a locked or full
 /// database, bad command lines) and checks that every consumer's database
 /// holds exactly the produced events: nothing lost, nothing duplicated,
 /// every balance right. Prints one line of figures per scenario and
@@ -31,7 +32,7 @@ struct Cli {
     consumers: String,
     /// Working directory: databases, logs, stats files, broker state. Its
     /// scenario subdirectories are replaced on each run.
-    #[arg(long, default_value = "chaos-results")]
+    #[arg(long, default_value = ".run/chaos")]
     out: PathBuf,
     /// Directory with the producer, consumer-pull and consumer-push
     /// binaries (default: the directory of this binary).

@@ -59,8 +59,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 20_000;
 /// Default of `--flush-interval-ms`. Short, because it only decides when
 /// traffic is light: under load a due batch waits for the writer (one batch
 /// is committed at a time) and keeps filling meanwhile, up to
-/// `--batch-size` (measured on 2 cores, 20k events/s: p99 ~30 ms with 10,
-/// ~120 ms more with 100; same backlog throughput).
+/// `--batch-size`, so the backlog drain still commits full batches
+/// (measured on 2 cores, Tansu, 20k events/s: p99 ~150 ms with 100 ms and
+/// `fetch.wait.max.ms=10`, 31-35 ms with 10 ms and `fetch.wait.max.ms=5`).
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
 
 /// Flags shared by consumer-pull and consumer-push.

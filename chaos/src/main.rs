@@ -67,6 +67,9 @@ struct Cli {
     /// best throughput of each kind is compared.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     throughput_rounds: u32,
+    /// Size of the oversized bad messages in bytes (bad-messages).
+    #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(256..=900_000))]
+    oversized_bytes: u64,
     /// --batch-size passed to the consumers (default: theirs).
     #[arg(long)]
     batch_size: Option<u64>,
@@ -112,6 +115,7 @@ fn real_main(cli: Cli) -> Result<bool> {
     cfg.lock_secs = cli.lock_secs;
     cfg.throughput_tolerance = cli.throughput_tolerance;
     cfg.throughput_rounds = cli.throughput_rounds;
+    cfg.oversized_bytes = cli.oversized_bytes as usize;
     cfg.batch_size = cli.batch_size;
     if let Some(s) = cli.broker_script {
         cfg.broker_script = s;

@@ -1,6 +1,6 @@
 //! Item 4: bad messages from another producer on the same topic, 1% of the
 //! stream, of every kind: empty (and null), random bytes, truncated
-//! protobuf, oversized (16 KiB), wrong schema (JSON), valid protobuf with
+//! protobuf, oversized (`--oversized-bytes`, 16 KiB), wrong schema (JSON), valid protobuf with
 //! invalid fields, duplicate event id (an exact re-send, or the same id
 //! with another amount, on the same partition after the original). Every
 //! one must land in `dead_letters`, every good event be stored once with
@@ -43,12 +43,6 @@ const KINDS: [&str; 7] = [
     "invalid-fields",
     "duplicate-id",
 ];
-
-/// Size of an oversized message: a hundred times the largest valid event.
-/// (Much larger ones are a different test: 1% of the stream at 100 KiB is
-/// more bytes than all the good events together, and the dead letters
-/// keep every byte.)
-const OVERSIZED: usize = 16 * 1024;
 
 /// Runs the scenario: one clean and one bad run per consumer, one after
 /// the other so that their throughputs compare.
@@ -214,7 +208,7 @@ fn send(cfg: &Config, brokers: &str, topic: &str, bad: u64) -> Result<BTreeMap<&
             n_bad += 1;
             *per_kind.entry(kind).or_default() += 1;
             let original = last_good.as_ref().expect("checked above");
-            bad_message(kind, n_bad, original, &mut rng)
+            bad_message(kind, n_bad, original, cfg.oversized_bytes, &mut rng)
         } else {
             good_left -= 1;
             let e = generator.next_event(banking_common::now_us());
@@ -256,6 +250,7 @@ fn bad_message(
     kind: &'static str,
     n: u64,
     original: &BankingEvent,
+    oversized: usize,
     rng: &mut ChaCha8Rng,
 ) -> (Vec<u8>, Option<Vec<u8>>) {
     let key = format!("bad-{kind}-{n}").into_bytes();
@@ -285,7 +280,7 @@ fn bad_message(
             Some(full[..cut].to_vec())
         }
         "oversized" => {
-            sample.transaction_ref = "X".repeat(OVERSIZED);
+            sample.transaction_ref = "X".repeat(oversized);
             Some(sample.encode_to_vec())
         }
         "wrong-schema" => Some(

@@ -510,7 +510,6 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
     }
 
-
     for model in verify::MODELS {
         let r = ctx.step(
             phase,

@@ -54,11 +54,11 @@ pub struct Args {
     pub kafka: KafkaArgs,
 
     /// Number of events to send.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000_000))]
     pub count: u64,
 
     /// Events per second; 0 sends as fast as the broker takes them.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub rate: u64,
 
     /// Seed of the event generator: the same seed gives the same events.
@@ -66,28 +66,28 @@ pub struct Args {
     pub seed: u64,
 
     /// Number of bank accounts the events are spread over (at least 2).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=generator::MAX_ACCOUNTS))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=generator::MAX_ACCOUNTS))]
     pub accounts: u64,
 
     /// Id of the first event; the next ones count up from it. Give each run
     /// into the same topic its own range so that ids stay unique.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub first_id: u64,
 
     /// Create the topic with this many partitions when it does not exist
     /// (an existing topic is used as it is). Without it, a missing topic is
     /// an error.
-    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub partitions: Option<i32>,
 
     /// Replication factor of a topic created with --partitions.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=100))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=100))]
     pub replication_factor: i32,
 
     /// Seconds to wait for the broker to answer at start, and for each
     /// event's delivery (librdkafka's message.timeout.ms) before it counts
     /// as failed.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 
     /// Write the final figures as JSON to this file (mode 0600).

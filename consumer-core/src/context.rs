@@ -77,6 +77,13 @@ impl AssignmentWatch {
     }
 }
 
+/// Per kind of global librdkafka error: when it was last logged, and how
+/// many repeats were not logged since.
+type GlobalErrorLog = std::collections::HashMap<String, (Option<Instant>, u64)>;
+
+/// At most one log line per kind of global librdkafka error in this time.
+const GLOBAL_ERROR_EVERY: Duration = Duration::from_secs(5);
+
 /// How long to wait for the group's committed offsets on assignment.
 const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -90,6 +97,7 @@ pub struct ExactlyOnceContext {
     fatal: Mutex<Option<ConsumerError>>,
     has_fatal: AtomicBool,
     commit_warned: Mutex<Option<Instant>>,
+    global_errors: Mutex<GlobalErrorLog>,
 }
 
 impl std::fmt::Debug for ExactlyOnceContext {
@@ -118,6 +126,7 @@ impl ExactlyOnceContext {
             fatal: Mutex::new(None),
             has_fatal: AtomicBool::new(false),
             commit_warned: Mutex::new(None),
+            global_errors: Mutex::new(GlobalErrorLog::new()),
         }
     }
 
@@ -354,7 +363,34 @@ impl ClientContext for ExactlyOnceContext {
             KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {}
             // Anything else global is transient (brokers down, ...):
             // librdkafka keeps retrying; fatal errors also reach the loop.
-            _ => warn!("librdkafka: {error}: {reason}"),
+            // While a broker is down librdkafka repeats the same error many
+            // times a second: say it once per GLOBAL_ERROR_EVERY per kind,
+            // with how many repeats were not shown.
+            _ => {
+                let kind = match error.rdkafka_error_code() {
+                    Some(code) => format!("{code:?}"),
+                    None => error.to_string(),
+                };
+                let mut seen = self.global_errors.lock().unwrap_or_else(|e| e.into_inner());
+                let slot = seen.entry(kind).or_insert((None, 0));
+                match slot.0 {
+                    Some(t) if t.elapsed() < GLOBAL_ERROR_EVERY => {
+                        slot.1 += 1;
+                        debug!("librdkafka: {error}: {reason}");
+                    }
+                    _ => {
+                        let repeats = std::mem::take(&mut slot.1);
+                        slot.0 = Some(Instant::now());
+                        if repeats > 0 {
+                            warn!(
+                                "librdkafka: {error}: {reason} ({repeats} more like it since the last such line)"
+                            );
+                        } else {
+                            warn!("librdkafka: {error}: {reason}");
+                        }
+                    }
+                }
+            }
         }
     }
 }

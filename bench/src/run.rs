@@ -439,6 +439,30 @@ fn drain_limit(count: u64) -> Duration {
     Duration::from_secs(300 + count / 5_000)
 }
 
+/// `producer --raw` with `count` events into a throw-away topic, deleted
+/// afterwards whatever happened; stats and log in `dir` as `{name}.json`
+/// and `{name}.log`.
+fn raw_to_throwaway_topic(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    name: &str,
+    count: u64,
+) -> anyhow::Result<Finished> {
+    let topic = ctx.topic(name);
+    ctx.create_topic(&topic)?;
+    let stats = dir.join(format!("{name}.json"));
+    let args = ctx.producer_args(&topic, count, 0, &stats, true);
+    let f = procs::run(
+        name,
+        &ctx.bins.producer,
+        &args,
+        &dir.join(format!("{name}.log")),
+        producer_limit(count, 0),
+    );
+    topics::delete(&ctx.args.brokers, &topic);
+    f
+}
+
 fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let phase = "backlog";
     let n = ctx.args.events;
@@ -454,25 +478,10 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     // not an artefact of their order.
     if !skip_ceilings {
         let warm = n.clamp(1, 1_000_000);
-        let warm_topic = ctx.topic("warm-up");
         let r = ctx.step(
             phase,
             &format!("broker warm-up: {warm} events to a throw-away topic"),
-            |ctx| {
-                ctx.create_topic(&warm_topic)?;
-                let stats = dir.join("producer-warm-up.json");
-                let args = ctx.producer_args(&warm_topic, warm, 0, &stats, true);
-                let f = procs::run(
-                    "producer-warm-up",
-                    &ctx.bins.producer,
-                    &args,
-                    &dir.join("producer-warm-up.log"),
-                    producer_limit(warm, 0),
-                );
-                topics::delete(&ctx.args.brokers, &warm_topic);
-                f?;
-                Ok(())
-            },
+            |ctx| raw_to_throwaway_topic(ctx, &dir, "producer-warm-up", warm).map(drop),
         );
         if let Err(e) = r {
             ctx.fail(format!("broker warm-up: {e:#}"));
@@ -507,25 +516,13 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     // The producer's raw ceiling, on a throw-away topic deleted right
     // after, before the consumers read (the broker was warmed up above).
     if !skip_ceilings {
-        let raw_topic = ctx.topic("producer-raw");
         let r = ctx.step(
             phase,
             &format!("producer --raw: raw ceiling, {n} pre-encoded events to a throw-away topic"),
             |ctx| {
-                ctx.create_topic(&raw_topic)?;
-                let stats = dir.join("producer-raw.json");
-                let args = ctx.producer_args(&raw_topic, n, 0, &stats, true);
-                let f = procs::run(
-                    "producer-raw",
-                    &ctx.bins.producer,
-                    &args,
-                    &dir.join("producer-raw.log"),
-                    producer_limit(n, 0),
-                );
-                topics::delete(&ctx.args.brokers, &raw_topic);
-                let f = f?;
+                let f = raw_to_throwaway_topic(ctx, &dir, "producer-raw", n)?;
                 ctx.finished(phase, &f)?;
-                let p: ProducerStats = read_json(&stats)?;
+                let p: ProducerStats = read_json(&dir.join("producer-raw.json"))?;
                 eprintln!(
                     "    raw ceiling {:.0} events/s; the producer reached {:.0}% of it",
                     p.events_per_second,

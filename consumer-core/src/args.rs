@@ -142,14 +142,30 @@ where
     T::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
-/// Gives `--group` and `--db` the defaults of `model`.
+/// Gives `--group` and `--db` the defaults of `model`, and ends the help
+/// with the librdkafka settings the consumers set, listed from
+/// [`CONSUMER_DEFAULTS`](crate::config::CONSUMER_DEFAULTS) so the help
+/// cannot drift from the code.
 pub fn with_model_defaults(cmd: clap::Command, model: Model) -> clap::Command {
-    cmd.mut_arg("group", |a| {
-        a.default_value(model.default_group()).required(false)
-    })
-    .mut_arg("db", |a| {
-        a.default_value(model.default_db()).required(false)
-    })
+    let settings: Vec<String> = crate::config::CONSUMER_DEFAULTS
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let defaults = format!(
+        "librdkafka defaults set here (override with -X): {}.",
+        settings.join(", ")
+    );
+    let after_help = match cmd.get_after_help() {
+        Some(examples) => format!("{examples}\n\n{defaults}"),
+        None => defaults,
+    };
+    cmd.after_help(after_help)
+        .mut_arg("group", |a| {
+            a.default_value(model.default_group()).required(false)
+        })
+        .mut_arg("db", |a| {
+            a.default_value(model.default_db()).required(false)
+        })
 }
 
 #[cfg(test)]

@@ -66,11 +66,7 @@ Messages that are not valid events go to the dead_letters table with their parti
 offset. SIGINT/SIGTERM commits the open batch and exits 0; a second signal exits at once.",
     after_help = "Examples:\n  consumer-push --brokers localhost:9092 --topic banking.events\n  \
 consumer-push --db push.db --exit-when-idle 3 --stats-json push.json\n  \
-consumer-push -X fetch.wait.max.ms=100 -X security.protocol=SASL_SSL ...\n\n\
-librdkafka defaults set here (override with -X): enable.auto.commit=false, \
-enable.auto.offset.store=false, auto.offset.reset=earliest, enable.partition.eof=true, \
-queued.min.messages=1000000, queued.max.messages.kbytes=4096, fetch.queue.backoff.ms=10, \
-fetch.wait.max.ms=5, fetch.error.backoff.ms=10, partition.assignment.strategy=cooperative-sticky."
+consumer-push -X fetch.wait.max.ms=100 -X security.protocol=SASL_SSL ..."
 )]
 pub struct Cli {
     /// The flags both consumers share.

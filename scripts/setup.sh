@@ -6,9 +6,9 @@
 #   scripts/setup.sh              system packages + Tansu
 #   scripts/setup.sh --no-tansu   system packages only
 #
-# - Debian packages for librdkafka's bundled build (C toolchain, make,
-#   pkg-config, OpenSSL headers for the `ssl` feature, zlib) and python3.
-#   Installed with apt-get as root (or through sudo) when missing.
+# - Debian packages: librdkafka's bundled build (C toolchain, make,
+#   pkg-config, OpenSSL headers for `ssl`, zlib), python3, stunnel4 (TLS
+#   tests). Installed with apt-get as root (or through sudo) when missing.
 # - Tansu, the Kafka-compatible broker the cross-broker tests and the
 #   benchmark use when no other broker answers: built from crates.io with
 #   the in-memory storage engine (~11 minutes on 2 cores, once).
@@ -31,7 +31,7 @@ esac
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 log() { printf 'setup.sh: %s\n' "$*" >&2; }
 
-packages=(build-essential pkg-config libssl-dev zlib1g-dev python3)
+packages=(build-essential pkg-config libssl-dev zlib1g-dev python3 stunnel4)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
     for package in "${packages[@]}"; do

@@ -19,8 +19,8 @@
 use banking_proto::{BankingEvent, Channel, EventType, Status};
 use rand::distr::weighted::WeightedIndex;
 use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// The first account number; accounts are `FIRST_ACCOUNT ..
 /// FIRST_ACCOUNT + accounts` (eight-digit numbers, as validation wants).
@@ -119,7 +119,7 @@ pub enum GeneratorError {
 /// Produces an endless, reproducible stream of valid events.
 #[derive(Debug, Clone)]
 pub struct Generator {
-    rng: ChaCha8Rng,
+    rng: Xoshiro256PlusPlus,
     accounts: u64,
     next_id: u64,
     types: WeightedIndex<u32>,
@@ -142,7 +142,7 @@ impl Generator {
         }
         let weighted = |w: &[u32]| WeightedIndex::new(w).expect("static weights are valid");
         Ok(Generator {
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             accounts,
             next_id: first_id,
             types: weighted(&TYPE_WEIGHTS),

@@ -21,6 +21,8 @@ pub mod verify;
 use std::fmt;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
 
 use anyhow::{Result, bail};
 
@@ -293,4 +295,51 @@ pub fn free_port() -> u16 {
 /// Whether Tansu is installed.
 pub fn tansu_installed() -> bool {
     banking_testkit::Tansu::installed()
+}
+
+/// For the tests: the directory of the producer and consumer binaries of
+/// this build (`target/<profile>`), built first when any of them is missing
+/// or older than the running test binary (a plain `cargo test -p
+/// banking-chaos` builds the libraries the test links, not the binaries it
+/// spawns, which would otherwise be stale).
+pub fn test_bin_dir() -> PathBuf {
+    static BUILD: Once = Once::new();
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    BUILD.call_once(|| {
+        let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let test_built = built(&exe);
+        let stale = ["producer", "consumer-pull", "consumer-push"]
+            .iter()
+            .any(|b| match (built(&dir.join(b)), test_built) {
+                (None, _) => true,
+                (Some(bin), Some(test)) => bin < test,
+                (Some(_), None) => false,
+            });
+        if stale {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args([
+                "build",
+                "-p",
+                "banking-producer",
+                "-p",
+                "consumer-pull",
+                "-p",
+                "consumer-push",
+            ]);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build of the binaries failed");
+        }
+    });
+    dir
 }

@@ -4,8 +4,6 @@
 //! disk-full needs root (a tmpfs) and is SKIPPED otherwise.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
 
 use banking_chaos::verify::verify;
 use banking_chaos::{Config, Outcome, Scenario, scenarios};
@@ -13,39 +11,7 @@ use banking_chaos::{Config, Outcome, Scenario, scenarios};
 /// The producer and consumer binaries of this build, built on demand when a
 /// plain `cargo test -p banking-chaos` did not build them.
 fn bin_dir() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    BUILD.call_once(|| {
-        let missing = ["producer", "consumer-pull", "consumer-push"]
-            .iter()
-            .any(|b| !dir.join(b).is_file());
-        if missing {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "-p",
-                "banking-producer",
-                "-p",
-                "consumer-pull",
-                "-p",
-                "consumer-push",
-            ]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build of the binaries failed");
-        }
-    });
-    dir
+    banking_chaos::test_bin_dir()
 }
 
 fn config(events: u64, out: &Path) -> Config {

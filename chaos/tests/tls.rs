@@ -25,7 +25,6 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,39 +46,7 @@ const FAIL_TIMEOUT_SECS: u64 = 5;
 /// The producer and consumer binaries of this build, built on demand when a
 /// plain `cargo test -p banking-chaos` did not build them (as in chaos.rs).
 fn bin_dir() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    BUILD.call_once(|| {
-        let missing = ["producer", "consumer-pull", "consumer-push"]
-            .iter()
-            .any(|b| !dir.join(b).is_file());
-        if missing {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "-p",
-                "banking-producer",
-                "-p",
-                "consumer-pull",
-                "-p",
-                "consumer-push",
-            ]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build of the binaries failed");
-        }
-    });
-    dir
+    banking_chaos::test_bin_dir()
 }
 
 /// The first of `candidates` that runs with `arg` and exits 0.
@@ -392,16 +359,29 @@ fn files_showing_secret(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The lines of `text` that say `error` (any case).
+/// The error lines of `text`: logged at level ERROR, or the binary's final
+/// `name: error: ...` line. (librdkafka's own words, logged as warnings
+/// while it retries, may say "error" too: "SSL routines ... error:0A...".)
 fn error_lines(text: &str) -> Vec<&str> {
     text.lines()
-        .filter(|l| l.to_ascii_lowercase().contains("error"))
+        .filter(|l| {
+            l.contains(" ERROR ")
+                || l.split_once(": error")
+                    .is_some_and(|(head, _)| !head.contains(' '))
+        })
         .collect()
 }
 
 /// A producer run that must fail: non-zero exit within its `--timeout`
-/// plus a margin, no panic, exactly one error line, naming the broker.
-fn assert_producer_fails_clearly(dir: &Path, name: &str, bootstrap: &str, extra: &[String]) {
+/// plus a margin, no panic, exactly one error line, naming the broker and
+/// saying why (`cause`, e.g. librdkafka's "certificate verify failed").
+fn assert_producer_fails_clearly(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    extra: &[String],
+    cause: &str,
+) {
     let mut args: Vec<String> = [
         "--brokers",
         bootstrap,
@@ -435,6 +415,11 @@ fn assert_producer_fails_clearly(dir: &Path, name: &str, bootstrap: &str, extra:
     assert!(
         errors[0].contains(bootstrap),
         "{name}: the error line does not name the broker: {}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains(cause),
+        "{name}: the error line does not say why ({cause:?}): {}",
         errors[0]
     );
 }
@@ -596,9 +581,17 @@ fn tls_without_the_ca_or_in_plaintext_fails_clearly() {
         .map(|c| spawn_consumer(c, dir, &broker.bootstrap, 5, &no_ca))
         .collect();
     thread::scope(|s| {
-        s.spawn(|| assert_producer_fails_clearly(dir, "producer-no-ca", &broker.bootstrap, &no_ca));
         s.spawn(|| {
-            assert_producer_fails_clearly(dir, "producer-plaintext", &broker.bootstrap, &[])
+            assert_producer_fails_clearly(
+                dir,
+                "producer-no-ca",
+                &broker.bootstrap,
+                &no_ca,
+                "certificate verify failed",
+            )
+        });
+        s.spawn(|| {
+            assert_producer_fails_clearly(dir, "producer-plaintext", &broker.bootstrap, &[], "")
         });
     });
     for p in &mut consumers {
@@ -631,7 +624,13 @@ fn sasl_scram_over_tls_refused_fails_clearly_and_never_shows_the_password() {
         .into_iter()
         .map(|c| spawn_consumer(c, dir, &broker.bootstrap, 5, &sasl))
         .collect();
-    assert_producer_fails_clearly(dir, "producer-sasl", &broker.bootstrap, &sasl);
+    assert_producer_fails_clearly(
+        dir,
+        "producer-sasl",
+        &broker.bootstrap,
+        &sasl,
+        "SASL SCRAM authentication failed",
+    );
     for p in &mut consumers {
         // librdkafka: "SASL authentication error: SASL SCRAM authentication
         // failed: broker responded with unknown-user": the SCRAM exchange

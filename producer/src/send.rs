@@ -11,6 +11,7 @@ use prost::Message;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use tracing::{info, warn};
@@ -55,10 +56,7 @@ pub enum ProducerError {
     #[error("invalid Kafka client configuration: {0}")]
     Config(KafkaError),
     /// No broker answered within `--timeout`.
-    #[error(
-        "cannot reach the Kafka broker(s) at {brokers} within {secs}s ({detail}); \
-         is the broker running? start one with scripts/broker.sh start, or set --brokers / KAFKA_BROKERS"
-    )]
+    #[error("cannot reach the Kafka broker(s) at {brokers} within {secs}s ({detail}); {hint}")]
     Unreachable {
         /// The bootstrap list.
         brokers: String,
@@ -66,6 +64,8 @@ pub enum ProducerError {
         secs: u64,
         /// What librdkafka said.
         detail: String,
+        /// What to check.
+        hint: &'static str,
     },
     /// The topic does not exist and `--partitions` was not given.
     #[error(
@@ -169,9 +169,40 @@ struct Context {
     /// Delivery reports served so far (successes and failures), readable
     /// without the lock.
     reports: AtomicU64,
+    /// The last error librdkafka logged about the connection (a refused
+    /// TLS handshake, a failed SASL login, ...), for the error message when
+    /// no broker answers.
+    last_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    /// librdkafka's log lines, through `tracing`. Its error lines (a refused
+    /// connection, a failed TLS handshake or SASL login) are transient, as
+    /// librdkafka retries: they are logged as warnings, and the last one is
+    /// kept for the error message if no broker ever answers.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                warn!("librdkafka: {fac} {log_message}");
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(log_message.to_owned());
+            }
+            RDKafkaLogLevel::Warning => warn!("librdkafka: {fac} {log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!("librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!("librdkafka: {fac} {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // "1/1 brokers are down" and the like: the log lines above say why.
+        tracing::debug!("librdkafka: {error}: {reason}");
+    }
+}
 
 impl ProducerContext for Context {
     type DeliveryOpaque = Box<Sent>;
@@ -215,6 +246,7 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
         .create_with_context(Context {
             tally: Mutex::new(Tally::default()),
             reports: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         })
         .map_err(|e| ProducerError::Config(banking_common::kafka::scrub_config_error(e)))?;
 
@@ -540,10 +572,34 @@ impl Source {
 fn ensure_topic(args: &Args, producer: &BaseProducer<Context>) -> Result<(), ProducerError> {
     let topic = args.kafka.topic.as_str();
     let brokers = args.kafka.brokers.clone();
-    let unreachable = |e: KafkaError| ProducerError::Unreachable {
-        brokers: brokers.clone(),
-        secs: args.timeout,
-        detail: e.to_string(),
+    let unreachable = |e: KafkaError| {
+        // librdkafka's log lines (why the connection failed) arrive as
+        // events: serve them before reading the last one.
+        producer.poll(Duration::from_millis(100));
+        let last = producer
+            .context()
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let security = last
+            .as_deref()
+            .is_some_and(|l| ["SSL", "SASL", "certificate"].iter().any(|w| l.contains(w)));
+        ProducerError::Unreachable {
+            brokers: brokers.clone(),
+            secs: args.timeout,
+            detail: match last {
+                Some(last) => format!("{e}; last failure: {last}"),
+                None => e.to_string(),
+            },
+            hint: if security {
+                "check the TLS/SASL settings given with -X (security.protocol, \
+                 ssl.ca.location, sasl.mechanism, sasl.username, sasl.password)"
+            } else {
+                "is the broker running? start one with scripts/broker.sh start, \
+                 or set --brokers / KAFKA_BROKERS"
+            },
+        }
     };
     let metadata = producer
         .client()

@@ -94,8 +94,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
 
-    /// Seconds the consumers get to join their group before the live
-    /// producer starts.
+    /// Seconds the consumers get at most to join their groups before the
+    /// live producer starts; it starts as soon as both have logged their
+    /// partitions.
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
 

@@ -116,7 +116,7 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
     let _ = writeln!(s, "- Command: `{}`", or_dash(&run.command));
     let _ = writeln!(
         s,
-        "- Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, after {} s for the consumers to join.",
+        "- Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, once both consumers have their partitions (at most {} s).",
         num(c.events),
         c.partitions,
         c.seed,

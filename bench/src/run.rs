@@ -767,11 +767,23 @@ fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
                     &dir.join(format!("{model}.log")),
                 )?);
             }
-            eprintln!("    consumers started; {warmup} s for them to join their groups");
+            eprintln!(
+                "    consumers started; the producer starts once both have their partitions (at most {warmup} s)"
+            );
             let until = Instant::now() + Duration::from_secs(warmup);
+            let logs: Vec<_> = verify::MODELS
+                .iter()
+                .map(|model| dir.join(format!("{model}.log")))
+                .collect();
             while Instant::now() < until {
                 if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
                     eprintln!("    {} exited during the warm-up", r.name());
+                    break;
+                }
+                if logs.iter().all(|log| has_partitions(log)) {
+                    // Let them look up their start offsets and send their
+                    // first fetch before the first event exists.
+                    std::thread::sleep(ASSIGNED_MARGIN);
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -877,4 +889,16 @@ mod tests {
         assert_eq!(utc(t).0, "2026-11-24T06:00:00Z");
         assert_eq!(utc(UNIX_EPOCH).1, "19700101-000000");
     }
+}
+
+/// After both consumers have logged their partitions: time for their offset
+/// lookups and first fetches, before the live producer starts.
+const ASSIGNED_MARGIN: Duration = Duration::from_millis(500);
+
+/// Whether a consumer's log says it was assigned at least one partition.
+fn has_partitions(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.contains(" INFO assigned ") && !l.ends_with(": none"))
+    })
 }

@@ -82,6 +82,8 @@ if [[ "$BROKER_PORT" == 9092 ]]; then
 else
     RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker-$BROKER_PORT}"
 fi
+# Absolute: Tansu runs with RUN_DIR as its working directory.
+[[ "$RUN_DIR" = /* ]] || RUN_DIR="$PWD/$RUN_DIR"
 START_TIMEOUT="${BROKER_START_TIMEOUT:-30}"
 DEFAULT_TOPIC="banking.events"
 DEFAULT_PARTITIONS="${PARTITIONS:-6}"

@@ -879,18 +879,6 @@ pub fn utc(t: SystemTime) -> (String, String) {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formatting() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_500_000);
-        assert_eq!(utc(t).0, "2026-11-24T06:00:00Z");
-        assert_eq!(utc(UNIX_EPOCH).1, "19700101-000000");
-    }
-}
-
 /// After both consumers have logged their partitions: time for their offset
 /// lookups and first fetches, before the live producer starts.
 const ASSIGNED_MARGIN: Duration = Duration::from_millis(500);
@@ -901,4 +889,34 @@ fn has_partitions(log: &Path) -> bool {
         text.lines()
             .any(|l| l.contains(" INFO assigned ") && !l.ends_with(": none"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_500_000);
+        assert_eq!(utc(t).0, "2026-11-24T06:00:00Z");
+        assert_eq!(utc(UNIX_EPOCH).1, "19700101-000000");
+    }
+
+    #[test]
+    fn partitions_seen_in_a_consumer_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("pull.log");
+        assert!(!has_partitions(&log), "no log yet");
+        std::fs::write(
+            &log,
+            "2026-11-23T08:00:18.592055Z  INFO consumer-pull: topic t at b\n\
+             2026-11-23T08:00:18.6Z  INFO assigned 0 partition(s) of t: none\n",
+        )
+        .unwrap();
+        assert!(!has_partitions(&log), "an empty assignment");
+        let mut text = std::fs::read_to_string(&log).unwrap();
+        text.push_str("2026-11-23T08:00:18.648239Z  INFO assigned 6 partition(s) of t: 0@auto.offset.reset 1@auto.offset.reset\n");
+        std::fs::write(&log, text).unwrap();
+        assert!(has_partitions(&log));
+    }
 }

@@ -477,6 +477,8 @@ fn serve_reports(producer: &BaseProducer<Context>) -> u64 {
 }
 
 /// Where the send loop takes its events from.
+// One per run, on the stack: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     /// `--raw`: pre-encoded events, cycled.
     Raw {

@@ -1,9 +1,10 @@
 //! Item 5: the database locked by another process, and a disk that fills
 //! up.
 //!
-//! - lock: once a third of the events are committed, the harness takes
-//!   SQLite's write lock (`BEGIN IMMEDIATE`) on each consumer's database
-//!   for `--lock-secs`; the consumer must stay up, commit nothing under the
+//! - lock: once the first third of the events is committed, the harness
+//!   takes SQLite's write lock (`BEGIN IMMEDIATE`) on each consumer's
+//!   database for `--lock-secs` and produces the other two thirds; the
+//!   consumer must stay up, log that it waits, commit nothing under the
 //!   lock, and finish exactly once it is released.
 //! - disk full: the database lives on a tmpfs too small for the events
 //!   (`mount -t tmpfs -o size=...`, needs root; skipped otherwise). The
@@ -17,6 +18,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use banking_producer::Generator;
+use banking_testkit::Expected;
 
 use super::{
     Spawn, exactness, expected, fresh_dir, per_consumer, secret_leaks, start_broker, wait_until,
@@ -26,31 +29,52 @@ use crate::procs::produce;
 use crate::verify::{committed_messages, verify};
 use crate::{Config, Outcome, Scenario, TOPIC};
 
-/// The lock scenario, both consumers at once.
+/// The lock scenario, both consumers at once, each on a topic of its own.
+///
+/// The first third of the events is in the topic before the consumer
+/// starts; once the consumer has committed all of it, the harness takes
+/// the lock and only then produces the rest, so the consumer always meets
+/// the lock in the middle of the run with events to write, however fast it
+/// drains (with everything produced up front, a small run could be over
+/// before the lock was taken).
 pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "db-lock")?;
     let broker = start_broker(cfg, &dir)?;
-    broker.topic(TOPIC, cfg.partitions)?;
-    produce(
-        &cfg.bin_dir,
-        &dir,
-        "producer",
-        &broker.bootstrap,
-        TOPIC,
-        cfg.events,
-        cfg.seed,
-        cfg.accounts,
-        1,
-    )?;
-    let expected = expected(cfg);
+    let first = (cfg.events / 3).max(1).min(cfg.events);
+    let rest = cfg.events - first;
+    // Both parts from the same seed; the ids carry on.
+    let expected = Expected::from_events(
+        Generator::new(cfg.seed, cfg.accounts, 1)?
+            .take(first as usize)
+            .chain(Generator::new(cfg.seed, cfg.accounts, first + 1)?.take(rest as usize))
+            .collect(),
+    );
     let brokers = &broker.bootstrap;
+    let broker = &broker;
     let dir = &dir;
+    let expected = &expected;
     Ok(per_consumer(cfg, Scenario::DbLock, |c| {
+        let topic = format!("{TOPIC}.{}", c.name());
+        broker.topic(&topic, cfg.partitions)?;
+        let part = |name: &str, count: u64, first_id: u64| {
+            produce(
+                &cfg.bin_dir,
+                dir,
+                &format!("producer-{}-{name}", c.name()),
+                brokers,
+                &topic,
+                count,
+                cfg.seed,
+                cfg.accounts,
+                first_id,
+            )
+        };
+        part("before", first, 1)?;
         let spawn = Spawn {
             cfg,
             consumer: c,
             brokers,
-            topic: TOPIC,
+            topic: &topic,
             dir,
             idle_secs: 5,
             db_dir: None,
@@ -58,28 +82,36 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
         let db = spawn.db();
         let mut p = spawn.run(0, &[])?;
         let mut problems = Vec::new();
-        wait_until(Duration::from_secs(900), "a third of the events", || {
-            committed_messages(&db) >= cfg.events / 3 || p.try_status().is_some()
-        })?;
+        wait_until(
+            Duration::from_secs(900),
+            "the first third of the events",
+            || committed_messages(&db) >= first || p.try_status().is_some(),
+        )?;
         let conn = rusqlite::Connection::open(&db)?;
         conn.busy_timeout(Duration::from_secs(120))?;
         conn.execute_batch("BEGIN IMMEDIATE")
             .context("take the write lock")?;
         let locked_at = committed_messages(&db);
         let started = Instant::now();
-        std::thread::sleep(Duration::from_secs(cfg.lock_secs));
+        let produced = if rest > 0 {
+            part("under-lock", rest, first + 1).map(drop)
+        } else {
+            Ok(())
+        };
+        std::thread::sleep(Duration::from_secs(cfg.lock_secs).saturating_sub(started.elapsed()));
         let held = started.elapsed();
         let during = committed_messages(&db);
         let alive = p.try_status().is_none();
         conn.execute_batch("COMMIT")?;
         drop(conn);
+        produced?;
         if during != locked_at {
             problems.push(format!(
                 "{} messages committed under another process's lock",
                 during.abs_diff(locked_at)
             ));
         }
-        if !alive && locked_at < cfg.events {
+        if !alive {
             problems.push(format!(
                 "exited while the database was locked: {}",
                 p.log_tail(3)
@@ -94,7 +126,7 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
             .lines()
             .filter(|l| l.contains("locked by another") || l.contains("free again"))
             .count();
-        if waits_logged == 0 {
+        if waits_logged == 0 && rest > 0 {
             problems.push("logged nothing while waiting for the lock".into());
         }
         let rss = spawn
@@ -103,7 +135,7 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
             .and_then(|s| s["max_rss_bytes"].as_u64())
             .unwrap_or(0)
             >> 20;
-        let f = verify(&db, &expected, 0)?;
+        let f = verify(&db, expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(dir));
         Ok(Outcome::new(

@@ -485,10 +485,10 @@ enum Source {
         pool: Vec<(String, Vec<u8>, Sent)>,
         next: usize,
     },
-    /// Each event generated and encoded right before it is sent. (Generating on a thread of its own
-    /// was tried: on 2 cores the extra thread competes with librdkafka's and
-    /// the broker's, and the producer got slower, 1.25-1.48M vs 1.45-1.60M
-    /// events/s.)
+    /// Each event generated and encoded right before it is sent.
+    /// (Generating on a thread of its own was tried: on 2 cores the extra
+    /// thread competes with librdkafka's and the broker's, and the producer
+    /// got slower, 1.25-1.48M vs 1.45-1.60M events/s.)
     Generated {
         generator: Generator,
         event: BankingEvent,

@@ -15,14 +15,16 @@ Runs the push-vs-pull benchmark and writes a report:
   2. gets a broker through scripts/broker.sh (KAFKA_BROKERS if it answers,
      else Docker, else an embedded Tansu; see scripts/broker.sh --help), and
      stops it at the end only if this script started it;
-  3. backlog phase: the producer writes --events events as fast as it can
+  3. live phase (first, while the broker holds little: Tansu's in-memory
+     engine slows down as it fills): at each rate, both consumers run while
+     the producer emits at that rate for --duration seconds; per-event
+     end-to-end latency;
+  4. backlog phase: the producer writes --events events as fast as it can
      into a fresh topic; consumer-pull drains them alone into a fresh
      database, then consumer-push alone into another. In the same run: the
      raw consume ceiling (decode only, no storage), the store insert ceiling
      (same events, no Kafka), the producer against its raw ceiling, and the
      two store queries on the backlog database;
-  4. live phase: at each rate, both consumers run while the producer emits
-     at that rate for --duration seconds; per-event end-to-end latency;
   5. verification after each phase: each database holds exactly the
      acknowledged events (count, distinct ids, amount sum, id checksum),
      PASS/FAIL printed per check;
@@ -36,8 +38,9 @@ Options:
   --rates R1,R2,...   live rates in events/s (default 2000,20000,100000)
   --rate R            one live rate instead of --rates
   --duration S        seconds per live rate (default 10)
-  --warmup S          seconds for the consumers to join before the live
-                      producer starts (default 5)
+  --warmup S          at most this many seconds for the consumers to join
+                      before the live producer starts; it starts as soon as
+                      both have their partitions (default 5)
   --seed N, --accounts N      generator settings (default 42, 10000)
   --skip-backlog, --skip-live, --skip-ceilings
   --producer-arg=ARG  extra producer argument, repeatable

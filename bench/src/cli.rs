@@ -19,9 +19,10 @@ use crate::{ceilings, queries, run, verify};
     about = "Push-vs-pull benchmark of the banking pipeline: phases, ceilings, verification and report.",
     long_about = "Push-vs-pull benchmark of the banking pipeline. Usually run through \
 scripts/bench.sh, which builds the binaries and provides a broker; `bench run` does the work: \
-the backlog phase (producer, then each consumer draining alone, the two consumer ceilings, the \
-producer's raw ceiling, the store queries), the live phase at several rates, verification of \
-every database, and report.md / results.json / SVG pictures in the output directory."
+the live phase at several rates (first, while the broker holds little), the backlog phase \
+(producer, then each consumer draining alone, the two consumer ceilings, the producer's raw \
+ceiling, the store queries), verification of every database, and report.md / results.json / \
+SVG pictures in the output directory."
 )]
 pub struct Cli {
     /// What to do.

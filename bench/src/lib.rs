@@ -5,13 +5,14 @@
 //! `consumer-pull`, `consumer-push`) as child processes against one broker,
 //! so every figure is what a user would get from those binaries:
 //!
-//! 1. **backlog**: the producer writes N events as fast as it can; each
+//! 1. **live**, first, while the broker holds little (Tansu's in-memory
+//!    engine slows down as it fills): at each of several rates, both
+//!    consumers run while the producer emits at that rate for a fixed time,
+//!    and report per-event end-to-end latency;
+//! 2. **backlog**: the producer writes N events as fast as it can; each
 //!    consumer then drains them alone into its own fresh database; the two
 //!    ceilings that bound a consumer are measured on the same events
 //!    ([`ceilings`]), and the producer against its own raw ceiling;
-//! 2. **live**: at each of several rates, both consumers run while the
-//!    producer emits at that rate for a fixed time, and report per-event
-//!    end-to-end latency;
 //! 3. **verification** after each phase ([`verify`]): every database holds
 //!    exactly the acknowledged events;
 //! 4. **report** ([`results`], [`report`], [`plots`]): `results.json`,

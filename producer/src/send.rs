@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use banking_common::{Progress, ResourceUsage, kafka::redacted};
@@ -166,9 +166,6 @@ struct Sent {
 /// The producer's librdkafka context: counts delivery reports.
 struct Context {
     tally: Mutex<Tally>,
-    /// Delivery reports served so far (successes and failures), readable
-    /// without the lock.
-    reports: AtomicU64,
     /// The last error librdkafka logged about the connection (a refused
     /// TLS handshake, a failed SASL login, ...), for the error message when
     /// no broker answers.
@@ -208,7 +205,6 @@ impl ProducerContext for Context {
     type DeliveryOpaque = Box<Sent>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
-        self.reports.fetch_add(1, Ordering::Relaxed);
         let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(_) => {
@@ -245,7 +241,6 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
     let producer: BaseProducer<Context> = config
         .create_with_context(Context {
             tally: Mutex::new(Tally::default()),
-            reports: AtomicU64::new(0),
             last_error: Mutex::new(None),
         })
         .map_err(|e| ProducerError::Config(banking_common::kafka::scrub_config_error(e)))?;
@@ -462,7 +457,10 @@ fn pace(producer: &BaseProducer<Context>, started: Instant, sent: u64, rate: u64
 /// returns how many. (`poll(0)` serves one librdkafka event, the reports of
 /// one batch; a single call per wake-up falls behind at high rates.)
 fn serve_reports(producer: &BaseProducer<Context>) -> u64 {
-    let reports = || producer.context().reports.load(Ordering::Relaxed);
+    let reports = || {
+        let t = lock(producer);
+        t.acknowledged + t.failed
+    };
     let before = reports();
     let mut last = before;
     for _ in 0..256 {

@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod generator;
 mod send;
 

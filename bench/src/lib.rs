@@ -12,7 +12,8 @@
 //! 2. **backlog**: the producer writes N events as fast as it can; each
 //!    consumer then drains them alone into its own fresh database; the two
 //!    ceilings that bound a consumer are measured on the same events
-//!    ([`ceilings`]), and the producer against its own raw ceiling;
+//!    ([`ceilings`]), and the producer against its own raw ceiling
+//!    (pre-encoded payloads, half right before the producer, half after);
 //! 3. **verification** after each phase ([`verify`]): every database holds
 //!    exactly the acknowledged events;
 //! 4. **report** ([`results`], [`report`], [`plots`]): `results.json`,

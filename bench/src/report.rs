@@ -313,13 +313,19 @@ fn ceilings_section(r: &Results, s: &mut String) {
         if let Some(raw) = p.raw_events_per_second {
             let _ = writeln!(
                 s,
-                "| producer --raw (pre-encoded payloads) | {} | {} | – | {} | {} | same count and settings, throw-away topic |",
+                "| producer --raw (pre-encoded payloads) | {} | {} | – | {} | {} | same count and settings, throw-away topics; half before the producer ({}/s), half after ({}/s) |",
                 num(p.events),
                 eps(raw),
                 p.raw_cpu_seconds
                     .map(|x| format!("{x:.1}"))
                     .unwrap_or_else(|| "–".into()),
-                p.raw_max_rss_bytes.map(mb).unwrap_or_else(|| "–".into())
+                p.raw_max_rss_bytes.map(mb).unwrap_or_else(|| "–".into()),
+                p.raw_before_events_per_second
+                    .map(eps)
+                    .unwrap_or_else(|| "–".into()),
+                p.raw_after_events_per_second
+                    .map(eps)
+                    .unwrap_or_else(|| "–".into())
             );
         }
     }
@@ -442,12 +448,16 @@ pub fn reading(r: &Results) -> Vec<String> {
         && let (Some(raw), Some(ratio)) = (p.raw_events_per_second, p.ratio_to_raw)
     {
         out.push(format!(
-            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads, same count and settings, measured right after it on a throw-away topic){}",
+            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads, same count and settings on throw-away topics, half measured right before the producer and half right after it, so that the broker's drift as it fills weighs on both sides alike{}){}",
             eps(p.events_per_second),
             ratio * 100.0,
             eps(raw),
+            match (p.raw_before_events_per_second, p.raw_after_events_per_second) {
+                (Some(b), Some(a)) => format!("; before {}/s, after {}/s", eps(b), eps(a)),
+                _ => String::new(),
+            },
             if ratio > 1.1 {
-                ": the producer ran faster than its raw-payload run, so on this broker the raw run is no ceiling and this ratio says nothing about what generating and encoding cost; compare backlog/producer.log with backlog/producer-raw.log."
+                ": the producer ran faster than its raw-payload run, so on this broker the raw run is no ceiling and this ratio says nothing about what generating and encoding cost; compare backlog/producer.log with backlog/producer-raw-*.log."
             } else if ratio >= 0.97 {
                 ": generating and encoding the events costs the producer nothing measurable here; the broker and librdkafka set the pace (a few percent either way is run-to-run noise)."
             } else {

@@ -163,18 +163,68 @@ pub struct ProducerResult {
     pub wall_seconds: f64,
     /// Acknowledged events per second.
     pub events_per_second: f64,
-    /// `producer --raw`: same count, pre-encoded payloads.
+    /// `producer --raw`: pre-encoded payloads, same count in all, half
+    /// right before the producer and half right after; events over wall
+    /// time of both halves.
     pub raw_events_per_second: Option<f64>,
+    /// The raw half run right before the producer.
+    pub raw_before_events_per_second: Option<f64>,
+    /// The raw half run right after the producer.
+    pub raw_after_events_per_second: Option<f64>,
     /// `events_per_second / raw_events_per_second`.
     pub ratio_to_raw: Option<f64>,
     /// CPU.
     pub cpu_seconds: f64,
     /// Peak RSS.
     pub max_rss_bytes: u64,
-    /// CPU of the raw run.
+    /// CPU of the raw runs, together.
     pub raw_cpu_seconds: Option<f64>,
-    /// Peak RSS of the raw run.
+    /// Peak RSS of the raw runs.
     pub raw_max_rss_bytes: Option<u64>,
+}
+
+/// The producer's raw ceiling, from its halves (`producer-raw-before.json`,
+/// `producer-raw-after.json`), or from the single `producer-raw.json` of
+/// runs made before the ceiling was split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawProducer {
+    /// Events acknowledged over all raw runs.
+    pub events: u64,
+    /// `events` over the runs' wall time together.
+    pub events_per_second: f64,
+    /// The before and after halves' own rates (absent for a single run).
+    pub halves: [Option<f64>; 2],
+    /// CPU of the runs together.
+    pub cpu_seconds: f64,
+    /// The highest peak RSS of the runs.
+    pub max_rss_bytes: u64,
+}
+
+impl RawProducer {
+    /// The raw ceiling measured in the backlog directory `backlog`, if any.
+    pub fn read(backlog: &Path) -> Option<RawProducer> {
+        let halves: [Option<ProducerStats>; 2] = [
+            read_opt(&backlog.join("producer-raw-before.json")),
+            read_opt(&backlog.join("producer-raw-after.json")),
+        ];
+        let single = || -> Option<Vec<ProducerStats>> {
+            Some(vec![read_opt(&backlog.join("producer-raw.json"))?])
+        };
+        let runs: Vec<ProducerStats> = if halves.iter().any(Option::is_some) {
+            halves.iter().flatten().cloned().collect()
+        } else {
+            single()?
+        };
+        let events: u64 = runs.iter().map(|r| r.events_acknowledged).sum();
+        let wall: f64 = runs.iter().map(|r| r.wall_seconds).sum();
+        (wall > 0.0).then(|| RawProducer {
+            events,
+            events_per_second: events as f64 / wall,
+            halves: halves.map(|h| h.map(|r| r.events_per_second)),
+            cpu_seconds: runs.iter().map(|r| r.cpu_seconds).sum(),
+            max_rss_bytes: runs.iter().map(|r| r.max_rss_bytes).max().unwrap_or(0),
+        })
+    }
 }
 
 /// The two consumer ceilings.
@@ -270,7 +320,7 @@ impl Results {
 
         let backlog = dir.join("backlog");
         let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"));
-        let raw_producer: Option<ProducerStats> = read_opt(&backlog.join("producer-raw.json"));
+        let raw_producer = RawProducer::read(&backlog);
         let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"));
         let store_insert: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert.json"));
         r.queries = read_opt(&dir.join("queries.json"));
@@ -278,11 +328,18 @@ impl Results {
         if let Some(p) = &producer {
             r.settings.producer = flat_settings(&p.settings);
             let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
+            let half = |i: usize| {
+                raw_producer
+                    .as_ref()
+                    .and_then(|s| s.halves.get(i).copied().flatten())
+            };
             r.producer = Some(ProducerResult {
                 events: p.events_acknowledged,
                 wall_seconds: p.wall_seconds,
                 events_per_second: p.events_per_second,
                 raw_events_per_second: raw_eps,
+                raw_before_events_per_second: half(0),
+                raw_after_events_per_second: half(1),
                 ratio_to_raw: raw_eps
                     .filter(|&x| x > 0.0)
                     .map(|x| p.events_per_second / x),
@@ -487,5 +544,49 @@ fn read_opt<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
             eprintln!("bench: warning: {e:#}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
+        let stats = ProducerStats {
+            mode: "raw".into(),
+            events_acknowledged: events,
+            wall_seconds: wall,
+            events_per_second: events as f64 / wall,
+            cpu_seconds: 2.0,
+            max_rss_bytes: rss,
+            ..ProducerStats::default()
+        };
+        std::fs::write(dir.join(name), serde_json::to_vec(&stats).unwrap()).unwrap();
+    }
+
+    /// The ceiling is both halves' events over both halves' time, not the
+    /// mean of their rates.
+    #[test]
+    fn the_raw_ceiling_joins_its_two_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(RawProducer::read(dir.path()), None);
+        write(dir.path(), "producer-raw-before.json", 5_000_000, 2.0, 40);
+        write(dir.path(), "producer-raw-after.json", 5_000_000, 3.0, 60);
+        let raw = RawProducer::read(dir.path()).unwrap();
+        assert_eq!(raw.events, 10_000_000);
+        assert_eq!(raw.events_per_second, 2_000_000.0);
+        assert_eq!(raw.halves, [Some(2_500_000.0), Some(5_000_000.0 / 3.0)]);
+        assert_eq!(raw.cpu_seconds, 4.0);
+        assert_eq!(raw.max_rss_bytes, 60);
+    }
+
+    /// Result directories from before the split hold one raw run.
+    #[test]
+    fn a_single_raw_run_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "producer-raw.json", 10_000_000, 4.0, 50);
+        let raw = RawProducer::read(dir.path()).unwrap();
+        assert_eq!(raw.events_per_second, 2_500_000.0);
+        assert_eq!(raw.halves, [None, None]);
     }
 }

@@ -329,6 +329,12 @@ mod tests {
             if t == EventType::Withdrawal {
                 assert_eq!(e.amount_minor % 1_000, 0);
             }
+            // A channel of weight 0 for this type never appears (no
+            // deposit through the API, no withdrawal online).
+            let row = TYPES.iter().position(|x| *x == t).unwrap();
+            let c = Channel::try_from(e.channel).unwrap();
+            let col = CHANNELS.iter().position(|x| *x == c).unwrap();
+            assert!(CHANNEL_WEIGHTS[row][col] > 0, "{t:?} through {c:?}");
             types.insert(e.event_type);
             channels.insert(e.channel);
             statuses.insert(e.status);

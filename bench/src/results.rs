@@ -207,13 +207,10 @@ impl RawProducer {
             read_opt(&backlog.join("producer-raw-before.json")),
             read_opt(&backlog.join("producer-raw-after.json")),
         ];
-        let single = || -> Option<Vec<ProducerStats>> {
-            Some(vec![read_opt(&backlog.join("producer-raw.json"))?])
-        };
         let runs: Vec<ProducerStats> = if halves.iter().any(Option::is_some) {
             halves.iter().flatten().cloned().collect()
         } else {
-            single()?
+            vec![read_opt(&backlog.join("producer-raw.json"))?]
         };
         let events: u64 = runs.iter().map(|r| r.events_acknowledged).sum();
         let wall: f64 = runs.iter().map(|r| r.wall_seconds).sum();
@@ -328,18 +325,14 @@ impl Results {
         if let Some(p) = &producer {
             r.settings.producer = flat_settings(&p.settings);
             let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
-            let half = |i: usize| {
-                raw_producer
-                    .as_ref()
-                    .and_then(|s| s.halves.get(i).copied().flatten())
-            };
+            let [raw_before, raw_after] = raw_producer.as_ref().map_or([None; 2], |s| s.halves);
             r.producer = Some(ProducerResult {
                 events: p.events_acknowledged,
                 wall_seconds: p.wall_seconds,
                 events_per_second: p.events_per_second,
                 raw_events_per_second: raw_eps,
-                raw_before_events_per_second: half(0),
-                raw_after_events_per_second: half(1),
+                raw_before_events_per_second: raw_before,
+                raw_after_events_per_second: raw_after,
                 ratio_to_raw: raw_eps
                     .filter(|&x| x > 0.0)
                     .map(|x| p.events_per_second / x),

@@ -3,19 +3,13 @@
 //! that need Tansu print a visible SKIPPED line when it is not installed;
 //! disk-full needs root (a tmpfs) and is SKIPPED otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use banking_chaos::verify::verify;
 use banking_chaos::{Config, Outcome, Scenario, scenarios};
 
-/// The producer and consumer binaries of this build, built on demand when a
-/// plain `cargo test -p banking-chaos` did not build them.
-fn bin_dir() -> PathBuf {
-    banking_chaos::test_bin_dir()
-}
-
 fn config(events: u64, out: &Path) -> Config {
-    let mut cfg = Config::new(events, out, &bin_dir());
+    let mut cfg = Config::new(events, out, &banking_chaos::test_bin_dir());
     cfg.accounts = 2_000;
     cfg.batch_size = Some(1_000);
     cfg

@@ -43,12 +43,6 @@ const ACCOUNTS: u64 = 2_000;
 /// `--timeout` of the producer runs that must fail.
 const FAIL_TIMEOUT_SECS: u64 = 5;
 
-/// The producer and consumer binaries of this build, built on demand when a
-/// plain `cargo test -p banking-chaos` did not build them (as in chaos.rs).
-fn bin_dir() -> PathBuf {
-    banking_chaos::test_bin_dir()
-}
-
 /// The first of `candidates` that runs with `arg` and exits 0.
 fn runnable(candidates: Vec<PathBuf>, arg: &str) -> Option<PathBuf> {
     candidates.into_iter().find(|c| {
@@ -301,7 +295,7 @@ fn run_producer(dir: &Path, name: &str, args: &[String], limit: Duration) -> (Ex
         dir.join(format!("{name}.json")).into(),
     ]);
     let mut p = Proc::spawn(
-        &bin_dir().join("producer"),
+        &banking_chaos::test_bin_dir().join("producer"),
         &all,
         &dir.join(format!("{name}.log")),
         None,
@@ -335,7 +329,7 @@ fn spawn_consumer(
         extra: &extra,
     };
     Proc::spawn(
-        &bin_dir().join(c.binary()),
+        &banking_chaos::test_bin_dir().join(c.binary()),
         &args.to_vec(),
         &dir.join(format!("{}.log", c.name())),
         None,

@@ -454,9 +454,23 @@ impl Store {
     pub fn ensure_query_index(&self) -> Result<(), StoreError> {
         let started = Instant::now();
         self.read("build the query index", |conn| {
-            conn.execute_batch(
+            // SQLite sorts the keys in runs of about the page cache's size,
+            // spilled to temporary files, then merges them. Small runs that
+            // stay in the CPU's caches and plain temporary files are much
+            // faster than the writer's settings (64 MiB cache, temp_store
+            // MEMORY): on the 10M-event database 6.3 s with 4 MiB and
+            // temp_store FILE, 15.6 s with 64 MiB, 24 s with temp_store
+            // MEMORY as well. The writer's settings come back afterwards,
+            // whatever happened.
+            conn.execute_batch("PRAGMA cache_size = -4096; PRAGMA temp_store = FILE;")?;
+            let built = conn.execute_batch(
                 "CREATE INDEX IF NOT EXISTS events_by_account ON events (account_id, created_at_us)",
-            )?;
+            );
+            let cache_kib = -(i64::from(self.opts.cache_mib) * 1024);
+            conn.execute_batch(&format!(
+                "PRAGMA cache_size = {cache_kib}; PRAGMA temp_store = MEMORY;"
+            ))?;
+            built?;
             Ok(())
         })?;
         info!(

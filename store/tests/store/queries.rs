@@ -77,8 +77,21 @@ fn latest_events_and_account_balances_with_and_without_the_index() {
 
     assert!(!plan(&store).contains("events_by_account"));
     check(&store);
+    let pragma = |store: &Store, name: &str| -> i64 {
+        store
+            .connection_for_tests()
+            .pragma_query_value(None, name, |r| r.get(0))
+            .unwrap()
+    };
+    let writer_settings = (pragma(&store, "cache_size"), pragma(&store, "temp_store"));
     store.ensure_query_index().unwrap();
     store.ensure_query_index().unwrap(); // idempotent
+    // The build's own cache and temp_store settings do not outlive it.
+    assert_eq!(
+        (pragma(&store, "cache_size"), pragma(&store, "temp_store")),
+        writer_settings
+    );
+    assert_eq!(writer_settings.1, 2, "the writer keeps temp_store MEMORY");
     assert!(
         plan(&store).contains("events_by_account"),
         "{}",

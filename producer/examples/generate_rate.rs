@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use banking_producer::Generator;
-use banking_producer::batch::EncodedBatch;
+use banking_producer::batch::{EncodedBatch, VecWriter};
 use banking_proto::BankingEvent;
 use prost::Message;
 
@@ -51,9 +51,16 @@ fn main() {
         event.encode(&mut payload).expect("a Vec grows");
     }
     let encode_vec = per_event(started);
+    let started = Instant::now();
+    for _ in 0..n {
+        payload.clear();
+        event.encode_raw(&mut VecWriter(&mut payload));
+    }
+    let encode_writer = per_event(started);
     println!(
         "batched fill+encode+key: {batched:.0} ns/event ({} bytes/event); \
-         fill alone: {fill:.0} ns/event; encode into a Vec alone: {encode_vec:.0} ns/event",
+         fill alone: {fill:.0} ns/event; encode into a Vec alone: {encode_vec:.0} ns/event; \
+         encode through VecWriter alone: {encode_writer:.0} ns/event",
         bytes as u64 / n
     );
 }

@@ -287,7 +287,7 @@ fn ceilings_section(r: &Results, s: &mut String) {
         if let Some(x) = &c.store_insert {
             let _ = writeln!(
                 s,
-                "| store insert (no Kafka) | {} | {} | {:.2} | {:.1} | {} | Store::commit time only, batches of {}; {} events/s counting generation; DB {} MB |",
+                "| store insert (no Kafka) | {} | {} | {:.2} | {:.1} | {} | Store::commit time only, batches of {}; {} events/s in wall time, events generated on another thread meanwhile; DB {} MB |",
                 num(x.events),
                 eps(x.events_per_second),
                 x.commit_seconds,

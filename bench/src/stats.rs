@@ -211,13 +211,14 @@ pub struct StoreInsertStats {
     pub batches: u64,
     /// Time spent in `Store::commit` only.
     pub commit_seconds: f64,
-    /// Time spent generating and encoding events (not part of the ceiling).
+    /// Time spent generating and encoding events, on a thread of its own
+    /// while the previous batch commits (not part of the ceiling).
     pub generate_seconds: f64,
     /// Whole run.
     pub wall_seconds: f64,
     /// `events / commit_seconds`: the ceiling.
     pub events_per_second: f64,
-    /// `events / wall_seconds`, generation included.
+    /// `events / wall_seconds`, with generation overlapping the commits.
     pub events_per_second_with_generation: f64,
     /// Database size at the end (file + WAL).
     pub db_bytes: u64,

@@ -149,7 +149,9 @@ pub fn check_db(phase: &str, model: &str, db: &Path, p: &ProducerStats) -> Vec<C
 }
 
 /// Verifies one phase directory: its producer, then each model whose
-/// database or stats file is there.
+/// database or stats file is there. The databases are read side by side,
+/// one thread each (each read is a full scan on one core; nothing else
+/// runs while the benchmark verifies).
 pub fn check_phase(dir: &Path) -> anyhow::Result<Vec<Check>> {
     let phase = dir
         .file_name()
@@ -157,15 +159,24 @@ pub fn check_phase(dir: &Path) -> anyhow::Result<Vec<Check>> {
         .unwrap_or_default();
     let producer: ProducerStats = read_json(&dir.join("producer.json"))?;
     let mut checks = vec![check_producer(&phase, &producer)];
-    for model in MODELS {
-        let db = dir.join(format!("{model}.db"));
-        let expected = db.exists()
-            || dir.join(format!("{model}.json")).exists()
-            || dir.join(format!("{model}.log")).exists();
-        if expected {
-            checks.extend(check_db(&phase, model, &db, &producer));
-        }
-    }
+    let per_model: Vec<Vec<Check>> = std::thread::scope(|scope| {
+        let running: Vec<_> = MODELS
+            .iter()
+            .filter_map(|model| {
+                let db = dir.join(format!("{model}.db"));
+                let expected = db.exists()
+                    || dir.join(format!("{model}.json")).exists()
+                    || dir.join(format!("{model}.log")).exists();
+                let (phase, producer) = (&phase, &producer);
+                expected.then(|| scope.spawn(move || check_db(phase, model, &db, producer)))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("a database check panicked"))
+            .collect()
+    });
+    checks.extend(per_model.into_iter().flatten());
     Ok(checks)
 }
 

@@ -227,8 +227,8 @@ pub struct StoreArgs {
     /// First event id.
     #[arg(long, default_value_t = 1)]
     pub first_id: u64,
-    /// Events per transaction.
-    #[arg(long, default_value_t = 20_000)]
+    /// Events per transaction (the consumers' default).
+    #[arg(long, default_value_t = 50_000)]
     pub batch_size: u64,
     /// Partitions to spread the offsets over.
     #[arg(long, default_value_t = 6)]

@@ -32,7 +32,7 @@ use crate::{plots, queries, report, topics};
 
 /// Batch size the store ceiling uses when the consumers did not report
 /// theirs.
-const FALLBACK_BATCH_SIZE: u64 = 20_000;
+const FALLBACK_BATCH_SIZE: u64 = 50_000;
 
 /// The binaries a run starts.
 #[derive(Debug, Clone)]

@@ -129,6 +129,13 @@ impl EncodedBatch {
     }
 
     /// Appends `self.event`'s encoding to the payloads.
+    ///
+    /// `encode_raw` rather than `encode`: `encode` first computes the
+    /// encoded length, only to check that the buffer has room, which a
+    /// growing `Vec` always has; that was 124 of 777 instructions per event
+    /// (callgrind). `encode_raw` is the trait's own (documented as meant for
+    /// implementations, and hidden); the bytes are the same, which the
+    /// tests below check against `encode_to_vec`.
     fn encode_event(&mut self) {
         self.event.encode_raw(&mut VecWriter(&mut self.payloads));
     }

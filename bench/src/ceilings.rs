@@ -164,22 +164,49 @@ pub struct StoreCeiling {
     pub batch_size: u64,
     /// Partitions to spread the fake offsets over (the topic's).
     pub partitions: i32,
+    /// Generator events to pass over first: those an earlier run stored in
+    /// the same database, which this run continues (its offsets too). With
+    /// 0 the database must not exist; otherwise it must.
+    pub skip: u64,
 }
 
+/// The topic name the store ceiling's rows and offsets carry.
+const CEILING_TOPIC: &str = "bench.store-ceiling";
+
 /// Regenerates the producer's events and commits them, timing the commits.
+/// With `skip`, continues the database an earlier run began: the benchmark
+/// measures the ceiling in two halves, one before the consumers drain the
+/// backlog and one after, so that the machine's drift weighs on both sides.
 pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
-    anyhow::ensure!(
-        !c.db.exists(),
-        "{} exists already; the store ceiling needs a fresh database",
-        c.db.display()
-    );
+    if c.skip == 0 {
+        anyhow::ensure!(
+            !c.db.exists(),
+            "{} exists already; the store ceiling needs a fresh database",
+            c.db.display()
+        );
+    } else {
+        anyhow::ensure!(
+            c.db.exists(),
+            "{} does not exist; --skip continues a database an earlier run began",
+            c.db.display()
+        );
+    }
     let batch_size = c.batch_size.max(1);
     let partitions = c.partitions.max(1) as u64;
     let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
         .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
+    for _ in 0..c.skip {
+        generator.next_event(0);
+    }
     let mut store =
         Store::open(&c.db).with_context(|| format!("cannot open {}", c.db.display()))?;
-    let topic = "bench.store-ceiling";
+    let topic = CEILING_TOPIC;
+    let stored = store
+        .stored_offsets(topic)
+        .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
+    let mut offsets: Vec<i64> = (0..partitions as i32)
+        .map(|p| stored.get(&p).copied().unwrap_or(0))
+        .collect();
     let mut progress = Progress::new(Some(c.events), "stored (no Kafka)");
     let started = Instant::now();
     let mut commit_time = Duration::ZERO;
@@ -200,7 +227,6 @@ pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
     let events = c.events;
     let generate_time = std::thread::scope(|scope| -> anyhow::Result<Duration> {
         let generating = scope.spawn(move || {
-            let mut offsets = vec![0i64; partitions as usize];
             let mut generate_time = Duration::ZERO;
             let mut left = events;
             while left > 0 {
@@ -261,6 +287,7 @@ pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
         db_bytes: db_bytes(&c.db),
         cpu_seconds: usage.cpu_seconds,
         max_rss_bytes: usage.max_rss_bytes,
+        halves_events_per_second: None,
     })
 }
 
@@ -311,24 +338,44 @@ mod tests {
             first_id: 11,
             batch_size: 1_000,
             partitions: 3,
+            skip: 0,
         };
         let stats = store_insert(&c).unwrap();
         assert_eq!((stats.events, stats.batches), (2_500, 3));
         assert!(stats.commit_seconds <= stats.wall_seconds);
+        // A second fresh run refuses the existing database...
+        assert!(store_insert(&c).is_err());
+        // ...and a continuation refuses a missing one.
+        let missing = StoreCeiling {
+            db: dir.path().join("missing.db"),
+            skip: 10,
+            ..c.clone()
+        };
+        assert!(store_insert(&missing).is_err());
+
+        // The second half continues the generator and the offsets: the
+        // database then holds exactly the first 4,000 events, once each.
+        let second = StoreCeiling {
+            events: 1_500,
+            skip: 2_500,
+            ..c.clone()
+        };
+        assert_eq!(store_insert(&second).unwrap().events, 1_500);
 
         let mut expected = Generator::new(7, 100, 11).unwrap();
         let (mut sum, mut checksum) = (0i128, IdChecksum::default());
-        for _ in 0..2_500 {
+        let mut per_partition = std::collections::HashMap::<i32, i64>::new();
+        for _ in 0..4_000 {
             let e = expected.next_event(0);
             sum += i128::from(e.amount_minor);
             checksum.add(e.event_id);
+            *per_partition.entry((e.account_id % 3) as i32).or_default() += 1;
         }
-        let s = Store::open(&c.db).unwrap().summary().unwrap();
-        assert_eq!((s.events, s.distinct_event_ids), (2_500, 2_500));
+        let store = Store::open(&c.db).unwrap();
+        let s = store.summary().unwrap();
+        assert_eq!((s.events, s.distinct_event_ids), (4_000, 4_000));
         assert_eq!(s.amount_minor_sum, sum);
         assert_eq!(s.id_checksum, checksum);
-
-        // A second run refuses the existing database.
-        assert!(store_insert(&c).is_err());
+        assert_eq!(store.stored_offsets(CEILING_TOPIC).unwrap(), per_partition);
     }
 }

@@ -212,7 +212,7 @@ pub struct ConsumeArgs {
 /// `bench ceiling-store`.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Scratch database (must not exist).
+    /// Scratch database (must not exist, unless --skip).
     #[arg(long)]
     pub db: PathBuf,
     /// Events to commit.
@@ -233,6 +233,11 @@ pub struct StoreArgs {
     /// Partitions to spread the offsets over.
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
+    /// Pass over the generator's first N events, which an earlier run
+    /// stored in the same --db, and continue that database (0: --db must
+    /// not exist).
+    #[arg(long, default_value_t = 0)]
+    pub skip: u64,
     /// Write the figures here.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
@@ -344,6 +349,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 first_id: a.first_id,
                 batch_size: a.batch_size,
                 partitions: a.partitions,
+                skip: a.skip,
             })?;
             write_stats(&a.stats_json, &stats)?;
             Ok(ExitCode::SUCCESS)

@@ -285,9 +285,19 @@ fn ceilings_section(r: &Results, s: &mut String) {
             );
         }
         if let Some(x) = &c.store_insert {
+            let halves = x
+                .halves_events_per_second
+                .map(|[b, a]| {
+                    format!(
+                        "; in two halves into one database, before the drains ({}/s) and after them ({}/s)",
+                        eps(b),
+                        eps(a)
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "| store insert (no Kafka) | {} | {} | {:.2} | {:.1} | {} | Store::commit time only, batches of {}; {} events/s in wall time, events generated on another thread meanwhile; DB {} MB |",
+                "| store insert (no Kafka) | {} | {} | {:.2} | {:.1} | {} | Store::commit time only, batches of {}{halves}; {} events/s in wall time, events generated on another thread meanwhile; DB {} MB |",
                 num(x.events),
                 eps(x.events_per_second),
                 x.commit_seconds,

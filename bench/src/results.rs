@@ -224,6 +224,20 @@ impl RawProducer {
     }
 }
 
+/// The store ceiling measured in the backlog directory `backlog`: its two
+/// halves (`store-insert-before.json`, `store-insert-after.json`) joined,
+/// or the single `store-insert.json` of runs made before it was split.
+/// A half without the other is not a ceiling of the whole backlog: none.
+pub fn store_ceiling(backlog: &Path) -> Option<StoreInsertStats> {
+    let before: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-before.json"));
+    let after: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-after.json"));
+    match (before, after) {
+        (Some(b), Some(a)) => Some(StoreInsertStats::joined(&b, &a)),
+        (None, None) => read_opt(&backlog.join("store-insert.json")),
+        _ => None,
+    }
+}
+
 /// The two consumer ceilings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -319,7 +333,7 @@ impl Results {
         let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"));
         let raw_producer = RawProducer::read(&backlog);
         let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"));
-        let store_insert: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert.json"));
+        let store_insert = store_ceiling(&backlog);
         r.queries = read_opt(&dir.join("queries.json"));
 
         if let Some(p) = &producer {
@@ -571,6 +585,48 @@ mod tests {
         assert_eq!(raw.halves, [Some(2_500_000.0), Some(5_000_000.0 / 3.0)]);
         assert_eq!(raw.cpu_seconds, 4.0);
         assert_eq!(raw.max_rss_bytes, 60);
+    }
+
+    fn write_store(dir: &Path, name: &str, events: u64, commit: f64, rss: u64) {
+        let stats = StoreInsertStats {
+            events,
+            batch_size: 50_000,
+            batches: events / 50_000,
+            commit_seconds: commit,
+            wall_seconds: commit + 1.0,
+            events_per_second: events as f64 / commit,
+            db_bytes: rss * 10,
+            max_rss_bytes: rss,
+            ..StoreInsertStats::default()
+        };
+        std::fs::write(dir.join(name), serde_json::to_vec(&stats).unwrap()).unwrap();
+    }
+
+    /// The store ceiling is both halves' events over both halves' commit
+    /// time; one half alone is no ceiling of the backlog; runs from before
+    /// the split still read.
+    #[test]
+    fn the_store_ceiling_joins_its_two_halves() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(store_ceiling(dir.path()).is_none());
+        write_store(dir.path(), "store-insert-before.json", 5_000_000, 10.0, 100);
+        assert!(store_ceiling(dir.path()).is_none());
+        write_store(dir.path(), "store-insert-after.json", 5_000_000, 15.0, 120);
+        let s = store_ceiling(dir.path()).unwrap();
+        assert_eq!((s.events, s.batches), (10_000_000, 200));
+        assert_eq!(s.events_per_second, 400_000.0);
+        assert_eq!(s.events_per_second_with_generation, 10_000_000.0 / 27.0);
+        assert_eq!(
+            s.halves_events_per_second,
+            Some([500_000.0, 5_000_000.0 / 15.0])
+        );
+        assert_eq!((s.max_rss_bytes, s.db_bytes), (120, 1_200));
+
+        let old = tempfile::tempdir().unwrap();
+        write_store(old.path(), "store-insert.json", 10_000_000, 20.0, 90);
+        let s = store_ceiling(old.path()).unwrap();
+        assert_eq!(s.events_per_second, 500_000.0);
+        assert_eq!(s.halves_events_per_second, None);
     }
 
     /// Result directories from before the split hold one raw run.

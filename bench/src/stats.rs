@@ -226,6 +226,42 @@ pub struct StoreInsertStats {
     pub cpu_seconds: f64,
     /// Peak RSS of the process.
     pub max_rss_bytes: u64,
+    /// When the benchmark measured the ceiling in two halves (before and
+    /// after the consumers' drains), each half's own rate; the fields above
+    /// are then both halves together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halves_events_per_second: Option<[f64; 2]>,
+}
+
+impl StoreInsertStats {
+    /// Both halves of a ceiling as one: events and times added up, the
+    /// rates recomputed from them, the larger database and peak RSS.
+    pub fn joined(before: &StoreInsertStats, after: &StoreInsertStats) -> StoreInsertStats {
+        let events = before.events + after.events;
+        let rate = |secs: f64| {
+            if secs > 0.0 {
+                events as f64 / secs
+            } else {
+                0.0
+            }
+        };
+        let commit_seconds = before.commit_seconds + after.commit_seconds;
+        let wall_seconds = before.wall_seconds + after.wall_seconds;
+        StoreInsertStats {
+            events,
+            batch_size: before.batch_size,
+            batches: before.batches + after.batches,
+            commit_seconds,
+            generate_seconds: before.generate_seconds + after.generate_seconds,
+            wall_seconds,
+            events_per_second: rate(commit_seconds),
+            events_per_second_with_generation: rate(wall_seconds),
+            db_bytes: before.db_bytes.max(after.db_bytes),
+            cpu_seconds: before.cpu_seconds + after.cpu_seconds,
+            max_rss_bytes: before.max_rss_bytes.max(after.max_rss_bytes),
+            halves_events_per_second: Some([before.events_per_second, after.events_per_second]),
+        }
+    }
 }
 
 /// Reads and parses a JSON stats file.

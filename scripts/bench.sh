@@ -23,8 +23,9 @@ Runs the push-vs-pull benchmark and writes a report:
      into a fresh topic; consumer-pull drains them alone into a fresh
      database, then consumer-push alone into another. In the same run: the
      raw consume ceiling (decode only, no storage), the store insert ceiling
-     (same events, no Kafka), the producer against its raw ceiling, and the
-     two store queries on the backlog database;
+     (same events, no Kafka, half before the drains and half after), the
+     producer against its raw ceiling, and the two store queries on the
+     backlog database;
   5. verification after each phase: each database holds exactly the
      acknowledged events (count, distinct ids, amount sum, id checksum),
      PASS/FAIL printed per check;

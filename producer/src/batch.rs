@@ -157,6 +157,12 @@ impl EncodedBatch {
         })
     }
 
+    /// Makes every event of the batch available again, from the first
+    /// (`--raw` cycles through one batch).
+    pub fn rewind(&mut self) {
+        self.next = 0;
+    }
+
     /// Whether every event of the batch was taken.
     pub fn is_drained(&self) -> bool {
         self.next == self.items.len()
@@ -202,6 +208,11 @@ mod tests {
             assert!(batch.is_drained());
             assert!(batch.take().is_none());
         }
+        // Rewound, the last batch gives the same events again.
+        batch.rewind();
+        let again: Vec<u64> = std::iter::from_fn(|| batch.take().map(|e| e.event_id)).collect();
+        assert_eq!(again.len(), 7);
+        assert_eq!(again.windows(2).filter(|w| w[1] != w[0] + 1).count(), 0);
     }
 
     #[test]

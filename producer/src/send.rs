@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use banking_common::{Progress, ResourceUsage, kafka::redacted};
-use banking_proto::{BankingEvent, IdChecksum};
-use prost::Message;
+use banking_proto::IdChecksum;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -17,7 +16,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use tracing::{info, warn};
 
 use crate::Args;
-use crate::batch::EncodedBatch;
+use crate::batch::{EncodedBatch, EncodedEvent};
 use crate::generator::{Generator, GeneratorError};
 
 /// librdkafka settings of the producer; `-X` overrides any of them.
@@ -259,17 +258,18 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
     let first_event_id = generator.next_id();
     let mut source = if args.raw {
         let now = banking_common::now_us();
-        let pool: Vec<(String, Vec<u8>, Sent)> = (0..RAW_POOL)
-            .map(|_| {
-                let e = generator.next_event(now);
-                (e.account_id.to_string(), e.encode_to_vec(), sent_of(&e))
-            })
-            .collect();
+        // Laid out as the generated batches are (payloads back to back, keys
+        // back to back), so the ceiling reads its events as cheaply as the
+        // producer does. (A pool of separate allocations per event cost the
+        // raw run cache misses the producer does not have: it measured
+        // 13-23% below the generating producer on the same broker.)
+        let mut pool = EncodedBatch::new();
+        pool.refill(&mut generator, RAW_POOL, || now);
         info!(
             "raw ceiling: sending {} copies of {RAW_POOL} pre-encoded events",
             args.count
         );
-        Source::Raw { pool, next: 0 }
+        Source::Raw { pool }
     } else {
         Source::Generated {
             generator,
@@ -423,11 +423,13 @@ fn lock(producer: &BaseProducer<Context>) -> std::sync::MutexGuard<'_, Tally> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-fn sent_of(e: &BankingEvent) -> Sent {
-    Sent {
+/// An encoded event's key, payload and what its delivery report needs.
+fn sent_parts(e: EncodedEvent<'_>) -> (&[u8], &[u8], Sent) {
+    let sent = Sent {
         event_id: e.event_id,
         amount_minor: e.amount_minor,
-    }
+    };
+    (e.key, e.payload, sent)
 }
 
 /// The producer's defaults plus `message.timeout.ms` from `--timeout`.
@@ -486,10 +488,7 @@ fn serve_reports(producer: &BaseProducer<Context>) -> u64 {
 #[allow(clippy::large_enum_variant)]
 enum Source {
     /// `--raw`: pre-encoded events, cycled.
-    Raw {
-        pool: Vec<(String, Vec<u8>, Sent)>,
-        next: usize,
-    },
+    Raw { pool: EncodedBatch },
     /// Events generated and encoded right before they are sent, a batch
     /// at a time (one at a time when paced).
     /// (Generating on a thread of its own was tried: on 2 cores the extra
@@ -546,10 +545,11 @@ impl Source {
     /// `left` events remain to be sent, this one included.
     fn next(&mut self, left: u64) -> (&[u8], &[u8], Sent) {
         match self {
-            Source::Raw { pool, next } => {
-                let (k, p, s) = &pool[*next];
-                *next = (*next + 1) % pool.len();
-                (k.as_bytes(), p.as_slice(), *s)
+            Source::Raw { pool } => {
+                if pool.is_drained() {
+                    pool.rewind();
+                }
+                sent_parts(pool.take().expect("the raw pool holds events"))
             }
             Source::Generated {
                 generator,
@@ -561,12 +561,7 @@ impl Source {
                     let n = (*batch_len as u64).min(left) as usize;
                     batch.refill(generator, n, || clock.now_us());
                 }
-                let e = batch.take().expect("a refilled batch holds an event");
-                let sent = Sent {
-                    event_id: e.event_id,
-                    amount_minor: e.amount_minor,
-                };
-                (e.key, e.payload, sent)
+                sent_parts(batch.take().expect("a refilled batch holds an event"))
             }
         }
     }

@@ -561,7 +561,7 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     // once after the drains, it came out 5-9% below a consumer that had
     // just stored the same events, while alone it measured 10-20% above.
     let scratch = dir.join("store-ceiling.db");
-    let batch = consumer_batch_size(&ctx.out);
+    let batch = consumer_batch_size(&ctx.out, &ctx.extra_consumer[0]);
     let first_id = produced.first_event_id.max(1);
     let store_half = |ctx: &mut Ctx<'_>, name: &str, count: u64, skip: u64| {
         if skip_ceilings || count == 0 {
@@ -759,8 +759,9 @@ fn consumer_kafka_settings(dir: &Path) -> Vec<(String, String)> {
 
 /// The batch size the consumers reported in any phase of the run in `out`
 /// (they all run with the same arguments; the backlog's drains have not
-/// run yet when the store ceiling's first half needs it).
-fn consumer_batch_size(out: &Path) -> u64 {
+/// run yet when the store ceiling's first half needs it), else the one
+/// their extra arguments `args` give, else their default.
+fn consumer_batch_size(out: &Path, args: &[String]) -> u64 {
     let mut dirs = vec![out.join("backlog")];
     if let Ok(entries) = std::fs::read_dir(out) {
         let mut live: Vec<PathBuf> = entries
@@ -784,10 +785,30 @@ fn consumer_batch_size(out: &Path) -> u64 {
             }
         }
     }
+    if let Some(b) = batch_size_arg(args) {
+        return b;
+    }
     eprintln!(
         "bench: warning: the consumers reported no batch_size; the store ceiling uses {FALLBACK_BATCH_SIZE}"
     );
     FALLBACK_BATCH_SIZE
+}
+
+/// The last `--batch-size N` or `--batch-size=N` of a consumer's arguments.
+fn batch_size_arg(args: &[String]) -> Option<u64> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.strip_prefix("--batch-size") {
+            Some("") => it.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(b) = value.and_then(|v| v.parse::<u64>().ok()).filter(|&b| b > 0) {
+            found = Some(b);
+        }
+    }
+    found
 }
 
 fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
@@ -948,6 +969,33 @@ fn has_partitions(log: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_size_from_consumer_arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(batch_size_arg(&args(&[])), None);
+        assert_eq!(batch_size_arg(&args(&["--batch-size=5000"])), Some(5000));
+        assert_eq!(
+            batch_size_arg(&args(&["--batch-size", "7", "--flush-interval-ms=3"])),
+            Some(7)
+        );
+        assert_eq!(
+            batch_size_arg(&args(&["--batch-size=1", "--batch-size", "9"])),
+            Some(9)
+        );
+        assert_eq!(
+            batch_size_arg(&args(&["--batch-sizes=3", "--batch-size"])),
+            None
+        );
+
+        // Without stats in the run directory: the arguments, else the default.
+        let out = tempfile::tempdir().unwrap();
+        assert_eq!(
+            consumer_batch_size(out.path(), &args(&["--batch-size=11"])),
+            11
+        );
+        assert_eq!(consumer_batch_size(out.path(), &[]), FALLBACK_BATCH_SIZE);
+    }
 
     #[test]
     fn utc_formatting() {

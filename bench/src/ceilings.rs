@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use banking_common::{Progress, ResourceUsage, now_us};
 use banking_producer::Generator;
+use banking_proto::BankingEvent;
 use banking_store::{Batch, Store};
 use prost::Message as _;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 
-use crate::stats::{RawConsumeStats, StoreInsertStats};
+use crate::stats::{RawConsumeStats, StoreInsertStats, rate};
 
 /// What `bench ceiling-consume` needs.
 #[derive(Debug, Clone)]
@@ -195,8 +196,9 @@ pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
     let partitions = c.partitions.max(1) as u64;
     let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
         .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
+    let mut passed_over = BankingEvent::default();
     for _ in 0..c.skip {
-        generator.next_event(0);
+        generator.fill(&mut passed_over, 0);
     }
     let mut store =
         Store::open(&c.db).with_context(|| format!("cannot open {}", c.db.display()))?;
@@ -309,14 +311,6 @@ pub fn remove_db(db: &Path) {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(p);
-    }
-}
-
-fn rate(n: u64, seconds: f64) -> f64 {
-    if seconds > 0.0 {
-        n as f64 / seconds
-    } else {
-        0.0
     }
 }
 

@@ -238,13 +238,6 @@ impl StoreInsertStats {
     /// rates recomputed from them, the larger database and peak RSS.
     pub fn joined(before: &StoreInsertStats, after: &StoreInsertStats) -> StoreInsertStats {
         let events = before.events + after.events;
-        let rate = |secs: f64| {
-            if secs > 0.0 {
-                events as f64 / secs
-            } else {
-                0.0
-            }
-        };
         let commit_seconds = before.commit_seconds + after.commit_seconds;
         let wall_seconds = before.wall_seconds + after.wall_seconds;
         StoreInsertStats {
@@ -254,13 +247,22 @@ impl StoreInsertStats {
             commit_seconds,
             generate_seconds: before.generate_seconds + after.generate_seconds,
             wall_seconds,
-            events_per_second: rate(commit_seconds),
-            events_per_second_with_generation: rate(wall_seconds),
+            events_per_second: rate(events, commit_seconds),
+            events_per_second_with_generation: rate(events, wall_seconds),
             db_bytes: before.db_bytes.max(after.db_bytes),
             cpu_seconds: before.cpu_seconds + after.cpu_seconds,
             max_rss_bytes: before.max_rss_bytes.max(after.max_rss_bytes),
             halves_events_per_second: Some([before.events_per_second, after.events_per_second]),
         }
+    }
+}
+
+/// `n` per second of `seconds`; 0 for no time at all.
+pub(crate) fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
     }
 }
 

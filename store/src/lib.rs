@@ -466,10 +466,7 @@ impl Store {
             let built = conn.execute_batch(
                 "CREATE INDEX IF NOT EXISTS events_by_account ON events (account_id, created_at_us)",
             );
-            let cache_kib = -(i64::from(self.opts.cache_mib) * 1024);
-            conn.execute_batch(&format!(
-                "PRAGMA cache_size = {cache_kib}; PRAGMA temp_store = MEMORY;"
-            ))?;
+            schema::writer_cache(conn, &self.opts)?;
             built?;
             Ok(())
         })?;

@@ -238,6 +238,15 @@ fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
     Ok(Found::Current)
 }
 
+/// The writer's page cache (`opts.cache_mib`) and in-memory temporary
+/// storage: set when the connection opens, and again after a step that
+/// needs other settings ([`Store::ensure_query_index`](crate::Store::ensure_query_index)).
+pub(crate) fn writer_cache(conn: &Connection, opts: &StoreOptions) -> rusqlite::Result<()> {
+    let cache_kib = -(i64::from(opts.cache_mib) * 1024);
+    conn.pragma_update(None, "cache_size", cache_kib)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+}
+
 /// Opens the writing connection, sets the pragmas and creates the schema if
 /// the file is empty. Only reached for a file [`check_file`] accepted.
 fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, StoreError> {
@@ -272,11 +281,7 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
     // offsets were lost with them. OFF could corrupt the file: never.
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite)?;
-    let cache_kib = -(i64::from(opts.cache_mib) * 1024);
-    conn.pragma_update(None, "cache_size", cache_kib)
-        .map_err(sqlite)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(sqlite)?;
+    writer_cache(&conn, opts).map_err(sqlite)?;
 
     if found == Found::Empty {
         retry_busy(path, opts.busy_log_every, "create the schema", || {

@@ -10,7 +10,7 @@ Usage: scripts/broker.sh <command> [options]
 Gives a running Kafka-compatible broker on any machine, and stops it again.
 
 Commands:
-  start [--topic T] [--partitions N] [--no-topic]
+  start [--topic T] [--partitions N] [--no-topic] [--fresh]
       Make sure a broker runs, create topic T (default banking.events) with
       N partitions (default $PARTITIONS or 6) unless --no-topic, and print the
       bootstrap address as the last line of stdout, alone:
@@ -21,12 +21,20 @@ Commands:
         2. A Docker engine answers (`docker info`) and BROKER_PORT is 9092:
            `docker compose up -d --wait kafka` with the repo's
            docker-compose.yml (Apache Kafka in KRaft mode; kind "docker").
-        3. Otherwise Tansu (kind "tansu"), a Kafka-compatible broker written
-           in Rust, with in-memory storage: installed first when missing
-           (`cargo install tansu --locked --features dynostore`, ~11 minutes,
-           once), then started in the background on BROKER_HOST:BROKER_PORT.
+        3. Java is there (or can be installed): Apache Kafka itself, the
+           version of docker-compose.yml's image, from Maven Central (kind
+           "kafka"; installed by scripts/setup.sh, ~15 s once), as one JVM
+           in KRaft combined mode (broker + controller) with the compose
+           file's settings, on BROKER_HOST:BROKER_PORT, its controller on
+           KAFKA_CONTROLLER_PORT, its log directory under RUN_DIR/kafka.
+        4. Otherwise the embedded Rust broker (kind "tansu"), a
+           Kafka-compatible broker with in-memory storage: installed first
+           when missing (`cargo install tansu --locked --features dynostore`,
+           ~11 minutes, once).
       A broker this script started earlier (its pid file is alive) is reused.
       Something else listening on the port is an error, never taken over.
+      --fresh (kind kafka): delete the stored log first, when the broker is
+      not running, so every topic starts empty.
 
   topic NAME [--partitions N]
       Create topic NAME (default 6 partitions) on the broker started here.
@@ -34,33 +42,44 @@ Commands:
       is created: the producer's --partitions flag creates its topic.
 
   stop
-      Stop what `start` started: kill the Tansu process from the pid file and
-      wait for it to exit, or `docker compose down -v`. Never stops a broker
-      this script did not start (an external KAFKA_BROKERS, or containers that
-      were already running before `start`).
+      Stop what `start` started: SIGTERM to the Kafka or Tansu process from
+      the pid file, waiting for it to exit (SIGKILL after 60 s), or
+      `docker compose down -v`. A local Kafka keeps its log under RUN_DIR,
+      so the next `start` serves the same topics (use `start --fresh` for
+      empty ones). Never stops a broker this script did not start (an
+      external KAFKA_BROKERS, or containers already running before `start`).
 
   status
       Print kind, address, pid, version and whether the broker answers.
       Exit status 0 when it answers, 1 otherwise.
 
 Files in the run directory (RUN_DIR):
-  kind      kafka-env | docker | tansu   (kept after stop, for reports)
-  version   e.g. "tansu 0.6.0" or "apache/kafka:4.3.1"
+  kind      kafka-env | docker | kafka | tansu   (kept after stop, for reports)
+  version   e.g. "Apache Kafka 4.3.1", "tansu 0.6.0" or "apache/kafka:4.3.1"
   address   the bootstrap address printed by start
-  pid       Tansu's process id (only while it runs)
+  pid       the broker's process id (kafka, tansu; only while it runs)
+  heap      the JVM's heap options (kafka)
+  kafka/    kafka: server.properties, data/ (the log), logs/server.log
   tansu.log Tansu's output
   owned     docker: "yes" when start brought the containers up
 
 Environment:
   KAFKA_BROKERS         an existing broker to use (host:port[,host:port...])
-  BROKER_KIND           auto (default) | kafka-env | docker | tansu: skip the
-                        choice above (e.g. tests that want a private Tansu)
-  BROKER_HOST           address Tansu listens on (default 127.0.0.1)
+  BROKER_KIND           auto (default) | kafka-env | docker | kafka | tansu:
+                        skip the choice above
+  BROKER_HOST           address a local broker listens on (default 127.0.0.1)
   BROKER_PORT           port (default 9092); use another one for a private
-                        Tansu next to the default one
+                        broker next to the default one
+  KAFKA_CONTROLLER_PORT kafka: the KRaft controller's port (default
+                        BROKER_PORT + 1)
+  KAFKA_HEAP            kafka: JVM heap options (default "-Xms1g -Xmx1g",
+                        as Kafka's own start script; ample for one node on
+                        a 2-core machine)
+  KAFKA_HOME_DIR        kafka: where its jars are installed (default
+                        ~/.cache/banking-pipeline/kafka-<version>)
   RUN_DIR               state directory (default <repo>/.run/broker, or
                         <repo>/.run/broker-<port> when BROKER_PORT != 9092)
-  BROKER_START_TIMEOUT  seconds to wait for the broker to answer (default 30)
+  BROKER_START_TIMEOUT  seconds to wait for the broker to answer (default 60)
   TANSU                 path of the tansu binary (default: PATH, ~/.cargo/bin)
 
 "Answers" means a TCP connection to the address succeeds.
@@ -84,9 +103,13 @@ else
 fi
 # Absolute: Tansu runs with RUN_DIR as its working directory.
 [[ "$RUN_DIR" = /* ]] || RUN_DIR="$PWD/$RUN_DIR"
-START_TIMEOUT="${BROKER_START_TIMEOUT:-30}"
+START_TIMEOUT="${BROKER_START_TIMEOUT:-60}"
+KAFKA_HEAP="${KAFKA_HEAP:--Xms1g -Xmx1g}"
+# shellcheck source=lib/kafka.sh
+source "$SCRIPT_DIR/lib/kafka.sh"
 DEFAULT_TOPIC="banking.events"
 DEFAULT_PARTITIONS="${PARTITIONS:-6}"
+FRESH=no
 TANSU_INSTALL=(cargo install tansu --locked --features dynostore)
 
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
@@ -309,6 +332,170 @@ stop_tansu() {
     log "Tansu stopped"
 }
 
+# --- Apache Kafka (local JVM) -------------------------------------------------------
+
+KAFKA_DIR="$RUN_DIR/kafka"
+# The compose file's CLUSTER_ID: any fixed base64 UUID.
+KAFKA_CLUSTER_ID="b4nk1ngEv3ntsPipe1ineQ"
+# Kafka's own start script's JVM options (bin/kafka-run-class.sh).
+KAFKA_JVM_OPTS=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
+    -XX:MaxInlineLevel=15 -Djava.awt.headless=true)
+
+kafka_controller_port() { printf '%s\n' "${KAFKA_CONTROLLER_PORT:-$((BROKER_PORT + 1))}"; }
+
+# Java is there, or can be installed, and the jars are (or can be) copied.
+kafka_possible() {
+    kafka_installed && return 0
+    command -v java >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1
+}
+
+ensure_kafka() {
+    kafka_installed && return 0
+    install_kafka log || die "Apache Kafka could not be installed (see above); use BROKER_KIND=tansu for the embedded broker"
+}
+
+our_kafka_pid() {
+    local pid
+    pid=$(state_get pid)
+    [[ -n "$pid" && "$(state_get kind)" == kafka ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka.Kafka' || return 1
+    printf '%s\n' "$pid"
+}
+
+# The compose file's broker settings, for one local node.
+write_kafka_config() {
+    local controller
+    controller=$(kafka_controller_port)
+    mkdir -p "$KAFKA_DIR/logs"
+    cat >"$KAFKA_DIR/server.properties" <<PROPS
+# Written by scripts/broker.sh: docker-compose.yml's settings for one local node.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$BROKER_HOST:$controller
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://$BROKER_HOST:$BROKER_PORT,CONTROLLER://$BROKER_HOST:$controller
+advertised.listeners=PLAINTEXT://$BROKER_HOST:$BROKER_PORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+default.replication.factor=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+PROPS
+}
+
+start_kafka() {
+    local pid address="$BROKER_HOST:$BROKER_PORT" version
+    ensure_kafka
+    version=$(kafka_version)
+    if pid=$(our_kafka_pid); then
+        log "reusing Apache Kafka started earlier (pid $pid) on $address"
+        wait_until_answers "$BROKER_HOST" "$BROKER_PORT" "$pid" ||
+            die "Kafka (pid $pid) does not answer on $address; try '$0 stop' then start"
+    else
+        rm -f "$RUN_DIR/pid"
+        if answers "$BROKER_HOST" "$BROKER_PORT"; then
+            die "something already listens on $address and this script did not start it (no live pid in $RUN_DIR/pid). Use it with KAFKA_BROKERS=$address, stop it, or choose another BROKER_PORT."
+        fi
+        if answers "$BROKER_HOST" "$(kafka_controller_port)"; then
+            die "the controller port $BROKER_HOST:$(kafka_controller_port) is taken; set KAFKA_CONTROLLER_PORT"
+        fi
+        if [[ "$FRESH" == yes && -d "$KAFKA_DIR/data" ]]; then
+            log "--fresh: deleting the stored log $KAFKA_DIR/data"
+            rm -rf "$KAFKA_DIR/data"
+        fi
+        write_kafka_config
+        if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
+            log "formatting the log directory $KAFKA_DIR/data (KRaft, cluster $KAFKA_CLUSTER_ID)"
+            kafka_java "-Xmx256m" "$KAFKA_DIR/logs" kafka.tools.StorageTool format \
+                -t "$KAFKA_CLUSTER_ID" -c "$KAFKA_DIR/server.properties" --ignore-formatted >&2 ||
+                die "kafka-storage format failed"
+        fi
+        log "starting Apache Kafka $version on $address (KRaft combined mode, heap $KAFKA_HEAP), log in $KAFKA_DIR/logs/server.log"
+        : >"$KAFKA_DIR/logs/server.log"
+        (
+            cd "$KAFKA_DIR"
+            # shellcheck disable=SC2086 # KAFKA_HEAP holds several options
+            exec setsid nohup java $KAFKA_HEAP "${KAFKA_JVM_OPTS[@]}" \
+                -Dkafka.logs.dir="$KAFKA_DIR/logs" \
+                -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.properties" \
+                -cp "$(kafka_home)/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
+                >"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null 9>&-
+        ) &
+        pid=$!
+        state_set pid "$pid"
+        state_set kind kafka
+        local deadline=$((SECONDS + START_TIMEOUT)) started=$SECONDS
+        until grep -q 'Kafka Server started' "$KAFKA_DIR/logs/server.log" 2>/dev/null &&
+            answers "$BROKER_HOST" "$BROKER_PORT"; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                rm -f "$RUN_DIR/pid"
+                log "last lines of $KAFKA_DIR/logs/server.log and stdout.log:"
+                tail -n 20 "$KAFKA_DIR/logs/server.log" "$KAFKA_DIR/logs/stdout.log" >&2 || true
+                die "Apache Kafka exited before it served clients"
+            fi
+            if ((SECONDS >= deadline)); then
+                kill "$pid" 2>/dev/null || true
+                die "Apache Kafka (pid $pid) did not start within ${START_TIMEOUT}s; stopped it (see $KAFKA_DIR/logs/server.log)"
+            fi
+            sleep 0.2
+        done
+        log "Apache Kafka is up (pid $pid) after $((SECONDS - started)) s"
+    fi
+    state_set kind kafka
+    state_set version "Apache Kafka $version"
+    state_set heap "$KAFKA_HEAP"
+    state_set address "$address"
+}
+
+create_topic_kafka() {
+    local name=$1 partitions=$2 address have
+    address=$(state_get address)
+    kafka_java "-Xmx256m" "$KAFKA_DIR/tool-logs" org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "$address" --create --if-not-exists --topic "$name" \
+        --partitions "$partitions" --replication-factor 1 >&2 ||
+        die "creating topic $name on $address failed"
+    have=$(kafka_java "-Xmx256m" "$KAFKA_DIR/tool-logs" org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "$address" --describe --topic "$name" 2>/dev/null |
+        grep -oE 'PartitionCount: *[0-9]+' | grep -oE '[0-9]+' || true)
+    if [[ -n "$have" && "$have" != "$partitions" ]]; then
+        log "warning: topic $name has $have partitions, not $partitions; 'stop' then 'start --fresh' for a fresh topic"
+    else
+        log "topic $name ready on $address ($partitions partitions)"
+    fi
+}
+
+stop_kafka() {
+    local pid
+    if ! pid=$(our_kafka_pid); then
+        log "Apache Kafka from $RUN_DIR is not running"
+        rm -f "$RUN_DIR/pid"
+        return 0
+    fi
+    log "stopping Apache Kafka (pid $pid; controlled shutdown)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 60))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "Kafka did not exit within 60 s of SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 0.1
+        done
+    fi
+    rm -f "$RUN_DIR/pid"
+    log "Apache Kafka stopped (its log stays in $KAFKA_DIR/data)"
+}
+
 # --- Docker ------------------------------------------------------------------
 
 docker_available() {
@@ -379,6 +566,7 @@ create_topic() {
     local name=$1 partitions=$2
     case "$(state_get kind)" in
         tansu) create_topic_tansu "$name" "$partitions" ;;
+        kafka) create_topic_kafka "$name" "$partitions" ;;
         docker) create_topic_docker "$name" "$partitions" ;;
         kafka-env)
             log "external broker (KAFKA_BROKERS): not creating topic $name here;" \
@@ -406,6 +594,10 @@ cmd_start() {
                 make_topic=no
                 shift
                 ;;
+            --fresh)
+                FRESH=yes
+                shift
+                ;;
             -h | --help)
                 usage
                 exit 0
@@ -415,8 +607,8 @@ cmd_start() {
     done
     is_positive_int "$partitions" || die "--partitions must be a positive integer, got '$partitions'"
     is_positive_int "$BROKER_PORT" || die "BROKER_PORT must be a port number, got '$BROKER_PORT'"
-    case "$BROKER_KIND" in auto | kafka-env | docker | tansu) ;; *)
-        die "BROKER_KIND must be auto, kafka-env, docker or tansu, got '$BROKER_KIND'"
+    case "$BROKER_KIND" in auto | kafka-env | docker | kafka | tansu) ;; *)
+        die "BROKER_KIND must be auto, kafka-env, docker, kafka or tansu, got '$BROKER_KIND'"
         ;;
     esac
 
@@ -429,6 +621,9 @@ cmd_start() {
         # Ours and alive: keep using it even if KAFKA_BROKERS now points at
         # it, so that `stop` still knows it has to stop it.
         start_tansu
+    elif [[ "$kind" == kafka ]] && our_kafka_pid >/dev/null &&
+        [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == kafka ]]; then
+        start_kafka
     elif [[ -n "${KAFKA_BROKERS:-}" && ("$BROKER_KIND" == auto || "$BROKER_KIND" == kafka-env) ]] &&
         answers_any "$KAFKA_BROKERS"; then
         start_kafka_env
@@ -438,20 +633,27 @@ cmd_start() {
         if [[ -n "${KAFKA_BROKERS:-}" && "$BROKER_KIND" == auto ]]; then
             log "KAFKA_BROKERS=$KAFKA_BROKERS does not answer; starting a broker instead"
         fi
-        if [[ "$BROKER_KIND" != tansu ]] && docker_available; then
-            if [[ "$BROKER_PORT" == "$DOCKER_PORT" ]]; then
+        case "$BROKER_KIND" in
+            docker)
+                docker_available ||
+                    die "BROKER_KIND=docker but no Docker engine answers ('docker info' failed) or 'docker compose' is missing"
+                [[ "$BROKER_PORT" == "$DOCKER_PORT" ]] ||
+                    die "docker-compose.yml serves port $DOCKER_PORT only; unset BROKER_PORT or use BROKER_KIND=kafka"
                 start_docker
-            elif [[ "$BROKER_KIND" == docker ]]; then
-                die "docker-compose.yml serves port $DOCKER_PORT only; unset BROKER_PORT or use BROKER_KIND=tansu"
-            else
-                log "Docker is available but docker-compose.yml serves port $DOCKER_PORT only; using Tansu for BROKER_PORT=$BROKER_PORT"
-                start_tansu
-            fi
-        elif [[ "$BROKER_KIND" == docker ]]; then
-            die "BROKER_KIND=docker but no Docker engine answers ('docker info' failed) or 'docker compose' is missing"
-        else
-            start_tansu
-        fi
+                ;;
+            kafka) start_kafka ;;
+            tansu) start_tansu ;;
+            auto)
+                if docker_available && [[ "$BROKER_PORT" == "$DOCKER_PORT" ]]; then
+                    start_docker
+                elif kafka_possible && { kafka_installed || install_kafka log; }; then
+                    start_kafka
+                else
+                    log "Apache Kafka cannot run here (no Java, or Maven Central out of reach): using the embedded Rust broker"
+                    start_tansu
+                fi
+                ;;
+        esac
     fi
 
     if [[ "$make_topic" == yes ]]; then
@@ -493,6 +695,7 @@ cmd_stop() {
     lock_run_dir
     case "$(state_get kind)" in
         tansu) stop_tansu ;;
+        kafka) stop_kafka ;;
         docker) stop_docker ;;
         kafka-env) log "external broker (KAFKA_BROKERS): nothing to stop" ;;
         *) log "nothing was started from $RUN_DIR; nothing to stop" ;;
@@ -505,8 +708,12 @@ cmd_status() {
     kind=$(state_get kind)
     address=$(state_get address)
     case "$kind" in
-        tansu)
-            pid=$(our_tansu_pid) || pid="-"
+        tansu | kafka)
+            if [[ "$kind" == tansu ]]; then
+                pid=$(our_tansu_pid) || pid="-"
+            else
+                pid=$(our_kafka_pid) || pid="-"
+            fi
             if [[ "$pid" != "-" ]] && answers_any "$address"; then up=yes; fi
             ;;
         docker | kafka-env)
@@ -518,6 +725,10 @@ cmd_status() {
     printf 'pid:      %s\n' "$pid"
     version=$(state_get version)
     printf 'version:  %s\n' "${version:--}"
+    if [[ "$kind" == kafka ]]; then
+        printf 'heap:     %s\n' "$(state_get heap)"
+        printf 'log:      %s\n' "$KAFKA_DIR/logs/server.log"
+    fi
     printf 'answers:  %s\n' "$up"
     printf 'run dir:  %s\n' "$RUN_DIR"
     if [[ -z "$kind" || -z "$address" ]] && answers "$BROKER_HOST" "$BROKER_PORT"; then

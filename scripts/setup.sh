@@ -3,23 +3,30 @@
 # machine may lack; skips everything that is already there, so it is cheap
 # to run every time.
 #
-#   scripts/setup.sh              system packages + Tansu
-#   scripts/setup.sh --no-tansu   system packages only
+#   scripts/setup.sh              system packages + Apache Kafka
+#   scripts/setup.sh --no-broker  system packages only
 #
 # - Debian packages: librdkafka's bundled build (C toolchain, make,
-#   pkg-config, OpenSSL headers for `ssl`, zlib), python3, stunnel4 (TLS
-#   tests). Installed with apt-get as root (or through sudo) when missing.
-# - Tansu, the Kafka-compatible broker the cross-broker tests and the
-#   benchmark use when no other broker answers: built from crates.io with
-#   the in-memory storage engine (~11 minutes on 2 cores, once).
+#   pkg-config, OpenSSL headers for `ssl`, zlib), python3. Installed with
+#   apt-get as root (or through sudo) when missing.
+# - Apache Kafka, the broker the tests, the benchmark and the fault suite
+#   run on: the server's jars from Maven Central (scripts/kafka/pom.xml, the
+#   version of docker-compose.yml's image) into
+#   ~/.cache/banking-pipeline/kafka-<version>; OpenJDK 17 and Maven from
+#   Debian's packages when missing. About 15 s, once.
+# - Where Apache Kafka cannot be installed (no Java, Maven Central out of
+#   reach), the embedded Rust broker instead: Tansu from crates.io
+#   (~11 minutes on 2 cores, once). It says which happened.
 set -euo pipefail
 
-with_tansu=yes
+with_broker=yes
 case "${1:-}" in
-    --no-tansu) with_tansu=no ;;
+    --no-broker) with_broker=no ;;
+    # Older name: Tansu is no longer installed unless Kafka cannot be.
+    --no-tansu) ;;
     "") ;;
     -h | --help)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -61,11 +68,15 @@ command -v cargo >/dev/null 2>&1 || {
     exit 1
 }
 
-if [[ "$with_tansu" == yes ]]; then
-    if command -v tansu >/dev/null 2>&1; then
-        log "Tansu present: $(command -v tansu) ($(tansu --version 2>/dev/null || echo '?'))"
+if [[ "$with_broker" == yes ]]; then
+    # shellcheck source=lib/kafka.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
+    if install_kafka log; then
+        :
+    elif command -v tansu >/dev/null 2>&1; then
+        log "Apache Kafka is not available here; the embedded broker is the fallback: Tansu present at $(command -v tansu)"
     else
-        log "installing Tansu: cargo install tansu --locked --features dynostore (~11 minutes, once)"
+        log "Apache Kafka is not available here; installing the embedded broker instead: cargo install tansu --locked --features dynostore (~11 minutes, once)"
         cargo install tansu --locked --features dynostore
     fi
 fi

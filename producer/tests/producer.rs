@@ -1,11 +1,12 @@
-//! The producer binary against real brokers: librdkafka's mock cluster hosted
-//! by this test, Tansu as a separate process, and no broker at all.
+//! The producer binary against real brokers: Apache Kafka as a separate
+//! process, librdkafka's mock cluster hosted by this test, and no broker at
+//! all.
 
 use std::collections::HashSet;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use banking_testkit::{Expected, MockKafka, Tansu, free_port, read_back};
+use banking_testkit::{Expected, Kafka, MockKafka, free_port, kafka, read_back};
 
 const TOPIC: &str = "banking.events";
 const COUNT: u64 = 50_000;
@@ -24,6 +25,11 @@ fn producer(args: &[&str]) -> Output {
 /// Produces COUNT events with the binary, then reads the topic back and
 /// checks ids, amounts and the producer's own stats against the generator.
 fn produce_and_read_back(bootstrap: &str, extra: &[&str]) {
+    produce_and_read_back_on(bootstrap, TOPIC, extra);
+}
+
+/// [`produce_and_read_back`] on another topic.
+fn produce_and_read_back_on(bootstrap: &str, topic: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let stats_path = dir.path().join("producer.json");
     let count = COUNT.to_string();
@@ -33,7 +39,7 @@ fn produce_and_read_back(bootstrap: &str, extra: &[&str]) {
         "--brokers",
         bootstrap,
         "--topic",
-        TOPIC,
+        topic,
         "--count",
         &count,
         "--seed",
@@ -69,7 +75,7 @@ fn produce_and_read_back(bootstrap: &str, extra: &[&str]) {
     assert_eq!(mode & 0o777, 0o600, "stats are for the owner only");
 
     let started = Instant::now();
-    let events = read_back(bootstrap, TOPIC, COUNT as usize, Duration::from_secs(60));
+    let events = read_back(bootstrap, topic, COUNT as usize, Duration::from_secs(60));
     eprintln!(
         "read back {} events in {:?}",
         events.len(),
@@ -95,12 +101,14 @@ fn mock_cluster_receives_exactly_the_produced_events() {
 }
 
 #[test]
-fn tansu_receives_exactly_the_produced_events() {
-    let Some(tansu) = Tansu::start_or_skip("tansu_receives_exactly_the_produced_events", TOPIC, 4)
+fn apache_kafka_receives_exactly_the_produced_events() {
+    let Some(kafka) = Kafka::shared_or_skip("apache_kafka_receives_exactly_the_produced_events")
     else {
         return;
     };
-    produce_and_read_back(&tansu.bootstrap, &[]);
+    let topic = kafka::unique("producer");
+    kafka.create_topic(&topic, 4).expect("create the topic");
+    produce_and_read_back_on(kafka.bootstrap(), &topic, &[]);
 }
 
 #[test]

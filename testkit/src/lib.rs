@@ -32,7 +32,10 @@ use rdkafka::producer::DefaultProducerContext;
 
 pub use banking_producer;
 
+pub mod kafka;
 pub mod scenarios;
+
+pub use kafka::{Kafka, KafkaOptions};
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {

@@ -1,0 +1,466 @@
+//! Apache Kafka for tests: one local JVM in KRaft combined mode (broker and
+//! controller), started from the jars that `scripts/setup.sh` copies from
+//! Maven Central, on free loopback ports, in a directory of its own, and
+//! killed when the guard is dropped.
+//!
+//! It follows the rules of `scripts/lib/kafka.sh` (which serves people and
+//! `scripts/broker.sh`): the version is the `apache/kafka` image tag of
+//! `docker-compose.yml`, the jars are in `$KAFKA_HOME_DIR`, by default
+//! `~/.cache/banking-pipeline/kafka-<version>/libs`, and the broker gets the
+//! compose file's settings.
+//!
+//! Two ways to get one:
+//! - [`Kafka::shared`]: one broker for the whole test process, started on
+//!   first use; tests keep out of each other's way with topics and groups
+//!   of their own ([`unique`]).
+//! - [`Kafka::start`]: a private broker, for tests that stop, kill or
+//!   restart it, or need listeners of their own (TLS, SASL).
+//!
+//! When Java or the jars are missing, [`Kafka::shared_or_skip`] and
+//! [`Kafka::start_or_skip`] print `SKIPPED <test>: <why>` and return
+//! `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
+//! is skipped there.
+
+use std::fs::{self, File};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::{free_port, repo_root};
+
+/// The compose file's `CLUSTER_ID`: any fixed base64 UUID.
+const CLUSTER_ID: &str = "b4nk1ngEv3ntsPipe1ineQ";
+/// Heap of a test broker: tests hold little data, and several brokers may
+/// run at once on a small machine.
+const TEST_HEAP: &str = "-Xmx512m";
+/// Longest wait for the JVM to serve clients.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The Apache Kafka version: the `apache/kafka` image tag in
+/// `docker-compose.yml`.
+pub fn version() -> Result<String> {
+    let compose = repo_root().join("docker-compose.yml");
+    let text = fs::read_to_string(&compose)
+        .with_context(|| format!("read {}", compose.display()))?;
+    text.split_whitespace()
+        .find_map(|w| w.trim_matches('"').strip_prefix("apache/kafka:"))
+        .map(str::to_string)
+        .context("docker-compose.yml names no apache/kafka image")
+}
+
+/// Where `scripts/setup.sh` installs the jars.
+pub fn home() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("KAFKA_HOME_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(cache
+        .join("banking-pipeline")
+        .join(format!("kafka-{}", version()?)))
+}
+
+/// `Ok` when a broker can be started here, else why not.
+pub fn available() -> Result<PathBuf> {
+    let home = home()?;
+    if !home.join(".complete").is_file() {
+        bail!(
+            "Apache Kafka is not installed in {} (scripts/setup.sh installs it; CI runs it)",
+            home.display()
+        );
+    }
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !java.is_ok_and(|s| s.success()) {
+        bail!("java is not on PATH (scripts/setup.sh installs OpenJDK 17)");
+    }
+    Ok(home.join("libs"))
+}
+
+/// A name no other test of this process uses: `<prefix>-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// What a private broker needs beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaOptions {
+    /// Extra listeners, `(name, security protocol)`, e.g. `("SSL", "SSL")`
+    /// or `("SASL_SSL", "SASL_SSL")`; each gets a free port
+    /// ([`Kafka::listener`]). Their settings go in `properties`
+    /// (`listener.name.<name lowercase>.…`).
+    pub listeners: Vec<(String, String)>,
+    /// Extra `server.properties` lines.
+    pub properties: Vec<(String, String)>,
+    /// SCRAM credentials written by the storage format tool:
+    /// `(mechanism, user, password)`, e.g. `("SCRAM-SHA-512", "alice", "…")`.
+    pub scram: Vec<(String, String, String)>,
+}
+
+/// A local Apache Kafka broker; killed on drop.
+pub struct Kafka {
+    bootstrap: String,
+    listeners: Vec<(String, String)>,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    libs: PathBuf,
+    child: Option<Child>,
+}
+
+impl Kafka {
+    /// One broker for the whole test process, started on first use; `None`
+    /// (with `SKIPPED <test>: …` printed) when Kafka cannot run here.
+    pub fn shared_or_skip(test: &str) -> Option<&'static Kafka> {
+        static SHARED: OnceLock<Result<Kafka, String>> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| {
+            available().map_err(|e| e.to_string())?;
+            // Started from a thread that lives as long as the process: the
+            // JVM is told to die with the thread that started it (see
+            // `spawn`), and a static guard is never dropped.
+            let (tx, rx) = std::sync::mpsc::channel();
+            thread::Builder::new()
+                .name("shared-kafka".into())
+                .spawn(move || {
+                    let started = Kafka::start(KafkaOptions::default());
+                    let failed = started.is_err();
+                    let _ = tx.send(started);
+                    if !failed {
+                        loop {
+                            thread::park();
+                        }
+                    }
+                })
+                .expect("spawn the shared Kafka thread");
+            rx.recv()
+                .expect("the shared Kafka thread answers")
+                .map_err(|e| format!("{e:#}"))
+        });
+        match shared {
+            Ok(kafka) => Some(kafka),
+            Err(why) if why.contains("not installed") || why.contains("java is not") => {
+                eprintln!("SKIPPED {test}: {why}");
+                None
+            }
+            Err(why) => panic!("the shared Apache Kafka did not start: {why}"),
+        }
+    }
+
+    /// A private broker, or `None` (with `SKIPPED <test>: …` printed) when
+    /// Kafka cannot run here.
+    pub fn start_or_skip(test: &str, options: KafkaOptions) -> Option<Kafka> {
+        if let Err(why) = available() {
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        }
+        Some(Kafka::start(options).expect("start a private Apache Kafka"))
+    }
+
+    /// Starts a private broker in a new temporary directory.
+    pub fn start(options: KafkaOptions) -> Result<Kafka> {
+        let temp = tempfile::Builder::new().prefix("kafka-").tempdir()?;
+        let dir = temp.path().to_path_buf();
+        Kafka::start_in(&dir, options, Some(temp))
+    }
+
+    /// Starts a broker with its files in `dir` (kept afterwards).
+    pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
+        fs::create_dir_all(dir)?;
+        Kafka::start_in(dir, options, None)
+    }
+
+    fn start_in(dir: &Path, options: KafkaOptions, temp: Option<tempfile::TempDir>) -> Result<Kafka> {
+        let libs = available()?;
+        let port = free_port();
+        let controller = free_port();
+        let mut listeners = vec![("PLAINTEXT".to_string(), format!("127.0.0.1:{port}"))];
+        let mut protocols = vec![
+            "CONTROLLER:PLAINTEXT".to_string(),
+            "PLAINTEXT:PLAINTEXT".to_string(),
+        ];
+        for (name, protocol) in &options.listeners {
+            listeners.push((name.clone(), format!("127.0.0.1:{}", free_port())));
+            protocols.push(format!("{name}:{protocol}"));
+        }
+        let listed = |with_controller: bool| {
+            let mut v: Vec<String> = listeners
+                .iter()
+                .map(|(n, a)| format!("{n}://{a}"))
+                .collect();
+            if with_controller {
+                v.push(format!("CONTROLLER://127.0.0.1:{controller}"));
+            }
+            v.join(",")
+        };
+        let mut props = vec![
+            ("process.roles".to_string(), "broker,controller".to_string()),
+            ("node.id".into(), "1".into()),
+            (
+                "controller.quorum.voters".into(),
+                format!("1@127.0.0.1:{controller}"),
+            ),
+            ("controller.listener.names".into(), "CONTROLLER".into()),
+            ("listeners".into(), listed(true)),
+            ("advertised.listeners".into(), listed(false)),
+            ("listener.security.protocol.map".into(), protocols.join(",")),
+            ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
+            ("log.dirs".into(), dir.join("data").display().to_string()),
+            ("offsets.topic.replication.factor".into(), "1".into()),
+            ("transaction.state.log.replication.factor".into(), "1".into()),
+            ("transaction.state.log.min.isr".into(), "1".into()),
+            (
+                "share.coordinator.state.topic.replication.factor".into(),
+                "1".into(),
+            ),
+            ("share.coordinator.state.topic.min.isr".into(), "1".into()),
+            ("default.replication.factor".into(), "1".into()),
+            ("group.initial.rebalance.delay.ms".into(), "0".into()),
+            ("auto.create.topics.enable".into(), "false".into()),
+        ];
+        props.extend(options.properties.iter().cloned());
+        let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        fs::create_dir_all(dir.join("logs"))?;
+        fs::write(dir.join("server.properties"), text)?;
+
+        let mut format = java(&libs, dir, "-Xmx256m");
+        format.args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c"]);
+        format.arg(dir.join("server.properties"));
+        for (mechanism, user, password) in &options.scram {
+            format
+                .arg("--add-scram")
+                .arg(format!("{mechanism}=[name={user},password={password}]"));
+        }
+        let out = format.output().context("run Kafka's storage format tool")?;
+        if !out.status.success() {
+            bail!(
+                "kafka-storage format failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        let mut kafka = Kafka {
+            bootstrap: format!("127.0.0.1:{port}"),
+            listeners,
+            dir: dir.to_path_buf(),
+            _temp: temp,
+            libs,
+            child: None,
+        };
+        kafka.spawn()?;
+        Ok(kafka)
+    }
+
+    /// Starts the JVM on the directory's configuration and log, and waits
+    /// until it serves clients.
+    fn spawn(&mut self) -> Result<()> {
+        let log = self.dir.join("logs/server.log");
+        let _ = fs::remove_file(&log);
+        let stdout = File::create(self.dir.join("logs/stdout.log"))?;
+        let mut cmd = java(&self.libs, &self.dir, TEST_HEAP);
+        cmd.args(["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "kafka.Kafka"])
+            .arg(self.dir.join("server.properties"))
+            .stdin(Stdio::null())
+            .stdout(stdout.try_clone()?)
+            .stderr(stdout);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // kill the JVM when the thread that started it ends, so that no
+        // broker outlives a test process that dies without dropping it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("start java kafka.Kafka")?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let started = fs::read_to_string(&log)
+                .map(|t| t.contains("Kafka Server started"))
+                .unwrap_or(false);
+            if started && TcpStream::connect(&self.bootstrap).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "Apache Kafka exited ({status}) before serving clients; {}",
+                    self.log_tail()
+                );
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "Apache Kafka did not start within {START_TIMEOUT:?}; {}",
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The PLAINTEXT bootstrap address, `127.0.0.1:port`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The address of a listener given in [`KafkaOptions::listeners`].
+    pub fn listener(&self, name: &str) -> &str {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.as_str())
+            .unwrap_or_else(|| panic!("no listener {name}"))
+    }
+
+    /// The broker's files: `server.properties`, `data/`, `logs/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The JVM's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Creates `topic` with `partitions` partitions (replication factor 1)
+    /// and waits until its leaders are known.
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        create_topic(&self.bootstrap, topic, partitions)
+    }
+
+    /// Stops the broker as an operator would (SIGTERM: controlled
+    /// shutdown), keeping its log; [`Kafka::restart`] serves the same data.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on the broker this guard started.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait()?.is_none() {
+                if Instant::now() >= deadline {
+                    child.kill()?;
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// `kill -9` of the broker, keeping its log.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped or killed broker again on the same ports and data.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the broker is running");
+        }
+        self.spawn()
+    }
+
+    /// The last lines of the broker's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let mut text = String::new();
+        for name in ["logs/server.log", "logs/stdout.log"] {
+            let body = fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+            let lines: Vec<&str> = body.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            text.push_str(&format!("last lines of {name}:\n{tail}\n"));
+        }
+        text
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `java` with the broker's class path and log settings.
+fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.arg(heap)
+        .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            repo_root().join("scripts/kafka/log4j2.properties").display()
+        ))
+        .arg("-Djava.awt.headless=true")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .current_dir(dir);
+    cmd
+}
+
+/// Creates `topic` on the broker at `bootstrap` through the admin API
+/// (an existing topic is fine), then waits until every partition has a
+/// leader.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("create an admin client")?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
+        .with_context(|| format!("create topic {topic}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("create topic {name}: {code}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let md = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(5));
+        if let Ok(md) = md {
+            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                if t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("topic {topic} has no leaders after 60 s");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}

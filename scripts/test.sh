@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs what is missing (scripts/setup.sh),
-# then runs every test of the workspace. Tests start their own brokers
-# (librdkafka's mock cluster in-process, a private Tansu on a free port).
+# then runs every test of the workspace. Tests start their own brokers:
+# Apache Kafka as a local JVM on free ports (testkit), and librdkafka's mock
+# cluster in-process for the fast hermetic ones.
 # Extra arguments go to `cargo test`, e.g. scripts/test.sh -p consumer-pull.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

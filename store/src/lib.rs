@@ -448,7 +448,7 @@ impl Store {
     ///
     /// It is not part of the schema on purpose: maintained row by row
     /// during a load it costs SQLite an order of magnitude in insert rate
-    /// (DESIGN.md measured ~475k vs ~31k rows/s), while building it once
+    /// (docs/design.md: ~475k vs ~31k rows/s), while building it once
     /// afterwards takes seconds for ten million rows. Call it when the load
     /// is done; once it exists, later commits maintain it (and are slower).
     pub fn ensure_query_index(&self) -> Result<(), StoreError> {

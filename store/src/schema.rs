@@ -16,7 +16,7 @@ use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 /// The tables of schema version 1.
 ///
 /// - `events` has no secondary index: an index maintained on every insert
-///   costs SQLite an order of magnitude in load rate (DESIGN.md: ~475k vs
+///   costs SQLite an order of magnitude in load rate (docs/design.md: ~475k vs
 ///   ~31k rows/s). [`Store::ensure_query_index`](crate::Store::ensure_query_index)
 ///   builds it after a load instead.
 /// - The rowid `id` is arrival order, so every row appends to the right

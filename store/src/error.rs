@@ -161,6 +161,31 @@ pub enum StoreError {
         currency: String,
     },
 
+    /// A batch would continue a partition past the offset this database
+    /// stopped at: the offsets in between would be skipped without a trace.
+    /// Our topics hold neither transactions nor compaction, so their offsets
+    /// are contiguous and a jump means events went missing on the way (a
+    /// broker that answered a fetch from a later offset than asked, or a
+    /// log start that moved past the stored offset). Nothing of the batch
+    /// was stored.
+    #[error(
+        "database {}: partition {partition} of {topic} would continue at offset {found}, but          this database stopped at {expected}: {} offset(s) in between were never delivered.          Nothing of this batch was stored. If the broker deleted them (retention,          DeleteRecords), restart with --accept-data-loss to record the gap and go on",
+        path.display(),
+        found - expected
+    )]
+    OffsetGap {
+        /// The database file.
+        path: PathBuf,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The next offset this database expects.
+        expected: i64,
+        /// The offset the batch continues at.
+        found: i64,
+    },
+
     /// Any other SQLite failure.
     #[error("database {}: {detail}", path.display())]
     Sqlite {
@@ -211,6 +236,7 @@ impl StoreError {
             | StoreError::Corrupt { path, .. }
             | StoreError::ReadOnly { path, .. }
             | StoreError::BalanceOverflow { path, .. }
+            | StoreError::OffsetGap { path, .. }
             | StoreError::Sqlite { path, .. } => path,
         }
     }

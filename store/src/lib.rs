@@ -51,12 +51,12 @@ mod error;
 mod retry;
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use banking_proto::{BankingEvent, Channel, EventType, IdChecksum, Status};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tracing::{debug, info, warn};
 
 pub use batch::{Batch, BatchDeadLetter, BatchEvent};
@@ -66,7 +66,7 @@ use retry::{Failure, retry_busy};
 /// The schema version this build writes and understands, kept in
 /// `PRAGMA user_version`. A database with a higher number is refused, so an
 /// old consumer never writes rows a newer one would misread.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Tuning of a [`Store`]. Every field has a default that suits a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,10 @@ pub struct CommitOutcome {
     /// Of those, events whose id was already stored (earlier in this batch
     /// or in an earlier one).
     pub duplicates: usize,
+    /// Messages skipped because this database already holds their offset:
+    /// Kafka delivered them again (after a seek back, a rebalance, a
+    /// restart). Neither stored nor dead letters.
+    pub redelivered: usize,
     /// When COMMIT returned, in microseconds since the Unix epoch: the end
     /// of the end-to-end latency clock. The rows' `committed_at_us` column
     /// holds the moment the transaction got the write lock, which is earlier
@@ -124,8 +128,53 @@ pub struct Summary {
     pub id_checksum: IdChecksum,
     /// Rows in `dead_letters`.
     pub dead_letters: u64,
+    /// Rows in `offset_gaps`: ranges of offsets this database skipped on
+    /// purpose (see [`Store::record_gap`]). 0 for a database that is the
+    /// only one of its group and lost nothing.
+    pub offset_gaps: u64,
     /// `PRAGMA user_version` of the file.
     pub schema_version: i32,
+}
+
+/// Why a database skips a range of offsets ([`Store::record_gap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// The group's committed offset is ahead of this database's: another
+    /// instance of the group, with a database of its own, stored that
+    /// stretch.
+    HandOver,
+    /// The broker deleted the events (retention, `DeleteRecords`) before
+    /// they were read, and the operator accepted the loss
+    /// (`--accept-data-loss`).
+    LogStartMoved,
+}
+
+impl GapReason {
+    /// The `reason` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::HandOver => "hand-over",
+            GapReason::LogStartMoved => "log-start-moved",
+        }
+    }
+}
+
+/// One row of `offset_gaps`: offsets `[from_offset, to_offset)` of a
+/// partition that this database skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetGap {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First skipped offset.
+    pub from_offset: i64,
+    /// First offset after the gap.
+    pub to_offset: i64,
+    /// [`GapReason::as_str`].
+    pub reason: String,
+    /// When it was recorded, microseconds since the Unix epoch.
+    pub recorded_at_us: i64,
 }
 
 /// One row of `account_balances`.
@@ -279,13 +328,84 @@ impl Store {
         })
     }
 
+    /// Records that this database skips offsets `[from, to)` of
+    /// `partition`, for `reason`, and moves the partition's stored offset to
+    /// `to`, in one transaction: batches then continue at `to` (see
+    /// [`commit`](Store::commit): a batch never jumps over offsets without
+    /// such a record). Does nothing when `to <= from`, or when the stored
+    /// offset is already at or past `to`.
+    pub fn record_gap(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+        reason: GapReason,
+    ) -> Result<bool, StoreError> {
+        if to <= from {
+            return Ok(false);
+        }
+        let Store { conn, path, opts } = self;
+        retry_busy(path, opts.busy_log_every, "record an offset gap", || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stored: Option<i64> = tx
+                .query_row(
+                    "SELECT next_offset FROM offsets WHERE topic = ?1 AND \"partition\" = ?2",
+                    params![topic, partition],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if stored.is_some_and(|s| s >= to) {
+                return Ok(false);
+            }
+            let from = stored.map_or(from, |s| s.max(from));
+            tx.execute(
+                "INSERT INTO offset_gaps (topic, \"partition\", from_offset, to_offset, reason, \
+                 recorded_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![topic, partition, from, to, reason.as_str(), now_us()],
+            )?;
+            tx.execute(UPSERT_OFFSET, params![topic, partition, to])?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    /// Every recorded gap, oldest first.
+    pub fn offset_gaps(&self) -> Result<Vec<OffsetGap>, StoreError> {
+        self.read("read offset gaps", |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT topic, \"partition\", from_offset, to_offset, reason, recorded_at_us \
+                 FROM offset_gaps ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(OffsetGap {
+                    topic: r.get(0)?,
+                    partition: r.get(1)?,
+                    from_offset: r.get(2)?,
+                    to_offset: r.get(3)?,
+                    reason: r.get(4)?,
+                    recorded_at_us: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Writes `batch` in one transaction: events, balance changes, dead
     /// letters and the batch's next offsets, or nothing at all.
     ///
+    /// Offsets are checked first, against those stored, in the same
+    /// transaction: per partition, a message below the stored next offset
+    /// is a redelivery, skipped and counted
+    /// ([`CommitOutcome::redelivered`]), never stored twice nor turned into
+    /// a dead letter; a message above it would skip offsets, and fails the
+    /// whole batch ([`StoreError::OffsetGap`]) unless the range was recorded
+    /// with [`record_gap`](Store::record_gap).
+    ///
     /// Each event is validated again (a row in `events` is always a valid
     /// event, whatever the caller did); one that fails, or whose id is
-    /// already stored, becomes a dead letter and moves no money. Its offset
-    /// advances all the same.
+    /// already stored at another offset, becomes a dead letter and moves no
+    /// money. Its offset advances all the same.
     ///
     /// If another connection holds the write lock, waits (logging every
     /// [`StoreOptions::busy_log_every`]) and retries the whole transaction
@@ -298,6 +418,7 @@ impl Store {
                 events_stored: 0,
                 dead_letters: 0,
                 duplicates: 0,
+                redelivered: 0,
                 committed_at_us: now_us(),
             });
         }
@@ -306,6 +427,14 @@ impl Store {
         let outcome = retry_busy(path, opts.busy_log_every, "commit a batch", || {
             write_batch(conn, path, batch)
         })?;
+        if outcome.redelivered > 0 {
+            warn!(
+                "database {}: skipped {} message(s) of this batch whose offsets were already \
+                 stored (delivered again by Kafka)",
+                path.display(),
+                outcome.redelivered
+            );
+        }
         if outcome.duplicates > 0 {
             warn!(
                 "database {}: {} event(s) of this batch had an id that was already stored; \
@@ -355,6 +484,8 @@ impl Store {
             let distinct = distinct as u64;
             let dead_letters: i64 =
                 tx.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?;
+            let offset_gaps: i64 =
+                tx.query_row("SELECT count(*) FROM offset_gaps", [], |r| r.get(0))?;
             let schema_version: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             tx.finish()?;
             Ok(Summary {
@@ -363,6 +494,7 @@ impl Store {
                 amount_minor_sum: sum,
                 id_checksum: checksum,
                 dead_letters: dead_letters as u64,
+                offset_gaps: offset_gaps as u64,
                 schema_version,
             })
         })
@@ -509,6 +641,7 @@ fn write_batch(
     let stamped_at = now_us();
     let topic = batch.topic();
     let events = batch.events();
+    let plan = plan_offsets(&tx, path, batch)?;
 
     let mut stored = 0usize;
     let mut duplicates = 0usize;
@@ -520,6 +653,9 @@ fn write_batch(
     {
         let mut insert = tx.prepare_cached(INSERT_EVENT)?;
         for (i, item) in events.iter().enumerate() {
+            if plan.skip_event[i] {
+                continue;
+            }
             let e = &item.event;
             if let Err(why) = check(e) {
                 refused.push((i, why));
@@ -579,10 +715,14 @@ fn write_batch(
         }
     }
 
-    let dead_letters = batch.dead_letters().len() + refused.len();
+    let kept_dead_letters = plan.skip_dead_letter.iter().filter(|s| !**s).count();
+    let dead_letters = kept_dead_letters + refused.len();
     if dead_letters > 0 {
         let mut insert = tx.prepare_cached(INSERT_DEAD_LETTER)?;
-        for d in batch.dead_letters() {
+        for (i, d) in batch.dead_letters().iter().enumerate() {
+            if plan.skip_dead_letter[i] {
+                continue;
+            }
             insert.execute(params![
                 topic,
                 d.partition,
@@ -609,7 +749,7 @@ fn write_batch(
 
     {
         let mut upsert = tx.prepare_cached(UPSERT_OFFSET)?;
-        for (partition, next) in batch.next_offsets() {
+        for (partition, next) in &plan.next_offsets {
             upsert.execute(params![topic, partition, next])?;
         }
     }
@@ -619,8 +759,95 @@ fn write_batch(
         events_stored: stored,
         dead_letters,
         duplicates,
+        redelivered: plan.redelivered,
         committed_at_us: now_us(),
     })
+}
+
+/// Which messages of a batch to write, checked against the offsets stored
+/// in the same transaction.
+struct OffsetPlan {
+    /// Per event of the batch: already stored (redelivered), skip it.
+    skip_event: Vec<bool>,
+    /// Per dead letter of the batch: the same.
+    skip_dead_letter: Vec<bool>,
+    /// How many were skipped.
+    redelivered: usize,
+    /// The partitions' next offsets after this batch.
+    next_offsets: BTreeMap<i32, i64>,
+}
+
+/// Walks each partition's messages in offset order from where this
+/// database stopped: an offset below it is a redelivery (skipped, counted),
+/// the next one is written, and one above it is a gap, which fails the
+/// whole batch ([`StoreError::OffsetGap`]). A partition this database has
+/// never stored starts at its first message.
+fn plan_offsets(conn: &Connection, path: &Path, batch: &Batch) -> Result<OffsetPlan, Failure> {
+    let topic = batch.topic();
+    let mut stored: HashMap<i32, i64> = HashMap::new();
+    {
+        let mut stmt =
+            conn.prepare_cached("SELECT \"partition\", next_offset FROM offsets WHERE topic = ?1")?;
+        for row in stmt.query_map([topic], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (p, o) = row?;
+            stored.insert(p, o);
+        }
+    }
+    let events = batch.events();
+    let dead = batch.dead_letters();
+    // (partition, offset, is a dead letter, index); stable, so a message
+    // delivered twice within the batch keeps its first copy.
+    let mut order: Vec<(i32, i64, bool, usize)> = Vec::with_capacity(events.len() + dead.len());
+    order.extend(
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.partition, e.offset, false, i)),
+    );
+    order.extend(
+        dead.iter()
+            .enumerate()
+            .map(|(i, d)| (d.partition, d.offset, true, i)),
+    );
+    order.sort_by_key(|&(p, o, _, _)| (p, o));
+    let mut plan = OffsetPlan {
+        skip_event: vec![false; events.len()],
+        skip_dead_letter: vec![false; dead.len()],
+        redelivered: 0,
+        next_offsets: BTreeMap::new(),
+    };
+    let mut current: Option<(i32, Option<i64>)> = None;
+    for (p, o, is_dead, i) in order {
+        let expect = match current {
+            Some((cp, e)) if cp == p => e,
+            _ => stored.get(&p).copied(),
+        };
+        match expect {
+            Some(x) if o < x => {
+                plan.redelivered += 1;
+                if is_dead {
+                    plan.skip_dead_letter[i] = true;
+                } else {
+                    plan.skip_event[i] = true;
+                }
+                current = Some((p, Some(x)));
+            }
+            Some(x) if o > x => {
+                return Err(Failure::Store(StoreError::OffsetGap {
+                    path: path.to_path_buf(),
+                    topic: topic.to_string(),
+                    partition: p,
+                    expected: x,
+                    found: o,
+                }));
+            }
+            _ => {
+                plan.next_offsets.insert(p, o + 1);
+                current = Some((p, Some(o + 1)));
+            }
+        }
+    }
+    Ok(plan)
 }
 
 /// The store's own check of an event, on top of the caller's: `validate`,

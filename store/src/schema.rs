@@ -84,8 +84,46 @@ CREATE TABLE dead_letters (
 ) STRICT;
 "#;
 
-/// The tables a version-1 store must have.
-const TABLES: [&str; 4] = ["events", "account_balances", "offsets", "dead_letters"];
+/// What version 2 adds to version 1:
+///
+/// - a message is a dead letter at most once: (topic, partition, offset) is
+///   unique;
+/// - `offset_gaps`: every range of offsets `[from_offset, to_offset)` this
+///   database skipped, and why (`hand-over`: another instance with its own
+///   database stored that stretch; `log-start-moved`: the broker deleted
+///   those events before they were read, accepted by the operator).
+const SCHEMA_V2: &str = r#"
+CREATE UNIQUE INDEX dead_letters_by_offset ON dead_letters (topic, "partition", "offset");
+
+CREATE TABLE offset_gaps (
+    id             INTEGER PRIMARY KEY,
+    topic          TEXT    NOT NULL,
+    "partition"    INTEGER NOT NULL,
+    from_offset    INTEGER NOT NULL,
+    to_offset      INTEGER NOT NULL,
+    reason         TEXT    NOT NULL,
+    recorded_at_us INTEGER NOT NULL,
+    CHECK (to_offset > from_offset)
+) STRICT;
+"#;
+
+/// Version 1 stored a dead letter again when its message was read twice;
+/// keep the first copy of each before the unique index can be built.
+const DEDUPE_DEAD_LETTERS: &str = r#"
+DELETE FROM dead_letters WHERE id NOT IN (
+    SELECT min(id) FROM dead_letters GROUP BY topic, "partition", "offset"
+);
+"#;
+
+/// The tables a store of each version must have.
+const TABLES_V1: [&str; 4] = ["events", "account_balances", "offsets", "dead_letters"];
+const TABLES_V2: [&str; 5] = [
+    "events",
+    "account_balances",
+    "offsets",
+    "dead_letters",
+    "offset_gaps",
+];
 
 /// How long SQLite itself spins on a lock before handing SQLITE_BUSY back to
 /// our retry loop, which logs and backs off. Kept short so the loop, not
@@ -165,6 +203,8 @@ enum Found {
     Empty,
     /// A store of the current schema version.
     Current,
+    /// A store of version 1: upgraded in place when opened for writing.
+    Version1,
 }
 
 /// Looks at the file through a read-only connection that is not allowed to
@@ -224,7 +264,8 @@ fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
             names.join(", ")
         )));
     }
-    let missing: Vec<&str> = TABLES
+    let tables: &[&str] = if version == 1 { &TABLES_V1 } else { &TABLES_V2 };
+    let missing: Vec<&str> = tables
         .iter()
         .copied()
         .filter(|t| !objects.iter().any(|(ty, n)| ty == "table" && n == t))
@@ -235,7 +276,11 @@ fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
             missing.join(", ")
         )));
     }
-    Ok(Found::Current)
+    Ok(if version == 1 {
+        Found::Version1
+    } else {
+        Found::Current
+    })
 }
 
 /// The writer's page cache (`opts.cache_mib`) and in-memory temporary
@@ -288,9 +333,29 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if classify(path, &tx)? == Found::Empty {
                 tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(SCHEMA_V2)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;
                 info!(path = %path.display(), version = SCHEMA_VERSION, "created the store's schema");
+            }
+            Ok(())
+        })?;
+    }
+    if found == Found::Version1 {
+        retry_busy(path, opts.busy_log_every, "upgrade the schema", || {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if classify(path, &tx)? == Found::Version1 {
+                let removed = tx.execute(DEDUPE_DEAD_LETTERS, [])?;
+                tx.execute_batch(SCHEMA_V2)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+                info!(
+                    path = %path.display(),
+                    from = 1,
+                    to = SCHEMA_VERSION,
+                    duplicate_dead_letters_removed = removed,
+                    "upgraded the store's schema"
+                );
             }
             Ok(())
         })?;

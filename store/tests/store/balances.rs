@@ -83,9 +83,12 @@ fn balances_match_an_independent_computation() {
     let events: Vec<BankingEvent> = (1..=600).map(|id| random_event(&mut rng, id)).collect();
     // Several batches of uneven size, so balances accumulate across commits.
     let mut batch = Batch::new(TOPIC);
-    for (i, chunk) in events.chunks(137).enumerate() {
+    let mut next = [0i64; 3];
+    for chunk in events.chunks(137) {
         for (j, e) in chunk.iter().enumerate() {
-            push(&mut batch, (j % 3) as i32, (i * 137 + j) as i64, e.clone());
+            let p = j % 3;
+            push(&mut batch, p as i32, next[p], e.clone());
+            next[p] += 1;
         }
         store.commit(&batch).unwrap();
         batch.clear();

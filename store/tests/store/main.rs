@@ -5,5 +5,6 @@ mod balances;
 mod commit;
 mod common;
 mod failures;
+mod offsets;
 mod open;
 mod queries;

@@ -1,0 +1,219 @@
+//! Offsets checked inside the transaction: a message this database already
+//! holds is a redelivery (skipped and counted, never a dead letter), a jump
+//! past the stored offset fails the batch, and a skipped range is only
+//! accepted through a recorded gap.
+
+use std::collections::HashMap;
+
+use banking_store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError};
+use rusqlite::Connection;
+
+use crate::common::{TOPIC, count, deposit, push, temp_store};
+
+/// Events `ids` on `partition` at offsets `first..`.
+fn batch_of(partition: i32, first: i64, ids: std::ops::Range<u64>) -> Batch {
+    let mut batch = Batch::new(TOPIC);
+    for (i, id) in ids.enumerate() {
+        push(
+            &mut batch,
+            partition,
+            first + i as i64,
+            deposit(id, 1 + id % 7, 100),
+        );
+    }
+    batch
+}
+
+#[test]
+fn a_stretch_read_twice_is_skipped_and_counted_not_dead_lettered() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut first = batch_of(0, 0, 1..101);
+    first.push_dead_letter(0, 100, None, Some(vec![1, 2, 3]), "junk".into());
+    store.commit(&first).unwrap();
+    let before = store.summary().unwrap();
+    let balances = store.balances().unwrap();
+
+    // Kafka delivers offsets 50..=100 again, then the new 101..=120.
+    let mut again = batch_of(0, 50, 51..101);
+    again.push_dead_letter(0, 100, None, Some(vec![1, 2, 3]), "junk".into());
+    let fresh = batch_of(0, 101, 101..121);
+    for e in fresh.events() {
+        again.push_event(e.partition, e.offset, e.event.clone(), e.payload.clone());
+    }
+    let outcome = store.commit(&again).unwrap();
+    assert_eq!(outcome.redelivered, 51, "50 events and 1 dead letter");
+    assert_eq!(outcome.events_stored, 20);
+    assert_eq!(outcome.dead_letters, 0);
+    assert_eq!(outcome.duplicates, 0);
+    let after = store.summary().unwrap();
+    assert_eq!(after.events, before.events + 20);
+    assert_eq!(after.dead_letters, 1, "the dead letter is stored once");
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 121)])
+    );
+    assert_ne!(store.balances().unwrap(), balances);
+
+    // A batch made only of redeliveries changes nothing.
+    let outcome = store.commit(&batch_of(0, 0, 1..121)).unwrap();
+    assert_eq!((outcome.redelivered, outcome.events_stored), (120, 0));
+    assert_eq!(store.summary().unwrap().events, 120);
+}
+
+#[test]
+fn a_message_delivered_twice_within_one_batch_is_stored_once() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let mut batch = batch_of(3, 0, 1..11);
+    let again = batch_of(3, 5, 6..11);
+    for e in again.events() {
+        batch.push_event(e.partition, e.offset, e.event.clone(), e.payload.clone());
+    }
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!((outcome.events_stored, outcome.redelivered), (10, 5));
+    assert_eq!(outcome.dead_letters, 0);
+    assert_eq!(count(&store, "events"), 10);
+}
+
+#[test]
+fn a_jump_past_the_stored_offset_fails_the_batch_and_stores_nothing() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    store.commit(&batch_of(1, 0, 1..11)).unwrap();
+    let before = store.summary().unwrap();
+
+    // Offsets 10..15 never arrived.
+    let mut batch = batch_of(2, 0, 100..105); // another partition, fine
+    for e in batch_of(1, 15, 11..21).events() {
+        batch.push_event(e.partition, e.offset, e.event.clone(), e.payload.clone());
+    }
+    let err = store.commit(&batch).unwrap_err();
+    match &err {
+        StoreError::OffsetGap {
+            partition,
+            expected,
+            found,
+            ..
+        } => assert_eq!((*partition, *expected, *found), (1, 10, 15)),
+        other => panic!("expected OffsetGap, got {other:?}"),
+    }
+    assert!(err.is_fatal());
+    let message = err.to_string();
+    assert!(message.contains("5 offset(s)"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert_eq!(store.summary().unwrap(), before, "nothing of the batch");
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(1, 10)])
+    );
+
+    // A gap inside a batch is caught too.
+    let mut batch = batch_of(1, 10, 11..13);
+    for e in batch_of(1, 13, 13..15).events() {
+        batch.push_event(e.partition, e.offset, e.event.clone(), e.payload.clone());
+    }
+    assert!(matches!(
+        store.commit(&batch),
+        Err(StoreError::OffsetGap {
+            expected: 12,
+            found: 13,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_recorded_gap_moves_the_stored_offset_and_the_batch_continues_there() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    store.commit(&batch_of(0, 0, 1..11)).unwrap();
+    assert!(
+        store
+            .record_gap(TOPIC, 0, 10, 500, GapReason::HandOver)
+            .unwrap()
+    );
+    // Already covered: nothing recorded.
+    assert!(
+        !store
+            .record_gap(TOPIC, 0, 10, 400, GapReason::HandOver)
+            .unwrap()
+    );
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 500)])
+    );
+    let outcome = store.commit(&batch_of(0, 500, 11..21)).unwrap();
+    assert_eq!(outcome.events_stored, 10);
+    let gaps = store.offset_gaps().unwrap();
+    assert_eq!(gaps.len(), 1);
+    let g = &gaps[0];
+    assert_eq!(
+        (
+            g.topic.as_str(),
+            g.partition,
+            g.from_offset,
+            g.to_offset,
+            g.reason.as_str()
+        ),
+        (TOPIC, 0, 10, 500, "hand-over")
+    );
+    assert!(g.recorded_at_us > 0);
+    assert_eq!(store.summary().unwrap().offset_gaps, 1);
+
+    // A partition never stored here: the gap starts where asked.
+    store
+        .record_gap(TOPIC, 4, 0, 77, GapReason::LogStartMoved)
+        .unwrap();
+    assert_eq!(store.offset_gaps().unwrap()[1].reason, "log-start-moved");
+    assert_eq!(store.stored_offsets(TOPIC).unwrap()[&4], 77);
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_and_its_doubled_dead_letters_kept_once() {
+    let (_dir, path) = temp_store();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            r#"
+            CREATE TABLE events (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE,
+                event_type TEXT NOT NULL, account_id INTEGER NOT NULL,
+                amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, channel TEXT NOT NULL,
+                status TEXT NOT NULL, country TEXT NOT NULL, transaction_ref TEXT NOT NULL,
+                counterparty_account_id INTEGER, created_at_us INTEGER NOT NULL,
+                committed_at_us INTEGER NOT NULL, kafka_partition INTEGER NOT NULL,
+                kafka_offset INTEGER NOT NULL, payload BLOB NOT NULL) STRICT;
+            CREATE TABLE account_balances (account_id INTEGER NOT NULL, currency TEXT NOT NULL,
+                balance_minor INTEGER NOT NULL, event_count INTEGER NOT NULL,
+                PRIMARY KEY (account_id, currency)) STRICT, WITHOUT ROWID;
+            CREATE TABLE offsets (topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
+                next_offset INTEGER NOT NULL, PRIMARY KEY (topic, "partition"))
+                STRICT, WITHOUT ROWID;
+            CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,
+                "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, key BLOB, payload BLOB,
+                error TEXT NOT NULL, recorded_at_us INTEGER NOT NULL) STRICT;
+            INSERT INTO dead_letters (topic, "partition", "offset", error, recorded_at_us)
+                VALUES ('banking.events', 0, 7, 'junk', 1), ('banking.events', 0, 7, 'junk', 2),
+                       ('banking.events', 1, 7, 'junk', 3);
+            INSERT INTO offsets VALUES ('banking.events', 0, 8), ('banking.events', 1, 8);
+            PRAGMA user_version = 1;
+            "#,
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let s = store.summary().unwrap();
+    assert_eq!(s.schema_version, SCHEMA_VERSION);
+    assert_eq!(s.dead_letters, 2, "the doubled one is kept once");
+    assert_eq!(s.offset_gaps, 0);
+    let kept: Vec<i64> = store
+        .dead_letters()
+        .unwrap()
+        .iter()
+        .map(|d| d.recorded_at_us)
+        .collect();
+    assert_eq!(kept, [1, 3], "the first copy stays");
+    // And it works as a version 2 store.
+    store.commit(&batch_of(0, 8, 1..4)).unwrap();
+    assert_eq!(store.summary().unwrap().events, 3);
+}

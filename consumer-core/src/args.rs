@@ -115,6 +115,15 @@ pub struct ConsumerArgs {
     /// been stored; the rest stays in Kafka for the next run.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: Option<u64>,
+
+    /// Go on when the broker has deleted events this database never read
+    /// (retention or DeleteRecords moved the partition's log start past the
+    /// stored offset). The lost range is recorded in the offset_gaps table
+    /// and logged. Without it the consumer stops with an error that names
+    /// the partition and how many events are gone, and stores nothing past
+    /// the gap.
+    #[arg(long)]
+    pub accept_data_loss: bool,
 }
 
 impl ConsumerArgs {

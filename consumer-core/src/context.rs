@@ -10,9 +10,13 @@
 //!   (earliest). When both exist the larger wins: the group's offset is
 //!   only ever ahead of this database when another member, writing to its
 //!   own database, consumed that stretch, and reading it again would store
-//!   those events twice across the databases. With one database the stored
-//!   offset is never behind the group's (Kafka only gets offsets SQLite has
-//!   committed), so it is the one used.
+//!   those events twice across the databases. That skipped range is
+//!   recorded in the database (`offset_gaps`, a hand-over) before the
+//!   partition starts, as is a range the broker deleted before it was read
+//!   (only with `--accept-data-loss`; without it the run stops). The store
+//!   refuses any batch that jumps past its stored offset otherwise, so no
+//!   gap is ever silent. If the stored offsets cannot be read, no partition
+//!   is taken and the run stops.
 //! - **revoke**: before the partitions are let go, the revoke hook flushes
 //!   the open batch into SQLite, then the offsets SQLite holds for the
 //!   revoked partitions are committed to Kafka synchronously, so that the
@@ -24,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use banking_store::Store;
+use banking_store::{GapReason, Store};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -98,6 +102,7 @@ pub struct ExactlyOnceContext {
     has_fatal: AtomicBool,
     commit_warned: Mutex<Option<Instant>>,
     global_errors: Mutex<GlobalErrorLog>,
+    accept_data_loss: AtomicBool,
 }
 
 impl std::fmt::Debug for ExactlyOnceContext {
@@ -127,7 +132,15 @@ impl ExactlyOnceContext {
             has_fatal: AtomicBool::new(false),
             commit_warned: Mutex::new(None),
             global_errors: Mutex::new(GlobalErrorLog::new()),
+            accept_data_loss: AtomicBool::new(false),
         }
+    }
+
+    /// `--accept-data-loss`: when the broker's log start has moved past a
+    /// partition's stored offset, record the lost range and go on instead
+    /// of stopping.
+    pub fn set_accept_data_loss(&self, accept: bool) {
+        self.accept_data_loss.store(accept, Ordering::Relaxed);
     }
 
     /// Installs what flushes the open batch before partitions are revoked.
@@ -178,9 +191,10 @@ impl ExactlyOnceContext {
             Ok(s) => s,
             Err(e) => {
                 // Without the stored offsets any start position could store
-                // events twice: stop the run before anything is written.
+                // events twice or skip some: take no partition, stop.
+                error!("cannot read the stored offsets, so no partition is taken: {e}");
                 self.set_fatal(e.into());
-                Default::default()
+                return;
             }
         };
         let group = if partitions.is_empty() {
@@ -208,28 +222,21 @@ impl ExactlyOnceContext {
                     Offset::Offset(o) if o >= 0 => Some(o),
                     _ => None,
                 });
-            let (start, from) = match (db, grp) {
-                (Some(d), Some(g)) if g > d => {
-                    warn!(
-                        "partition {p}: the group's offset {g} is ahead of this database's {d}: \
-                         another member with its own database consumed that stretch (or this \
-                         database is older than the group's progress, e.g. restored from a \
-                         backup); reading resumes at {g} so that no event is stored twice \
-                         across databases"
-                    );
-                    (Some(g), "group")
+            let start = match self.start_offset(consumer, p, db, grp) {
+                Ok(start) => start,
+                Err(e) => {
+                    self.set_fatal(e);
+                    return;
                 }
-                (Some(d), _) => (Some(d), "db"),
-                (None, Some(g)) => (Some(g), "group"),
-                (None, None) => (None, "reset"),
             };
-            if let Some(o) = start {
+            if let Some((o, _)) = start {
                 if let Err(e) = tpl.set_partition_offset(&self.topic, p, Offset::Offset(o)) {
                     self.set_fatal(ConsumerError::kafka("set a start offset", e));
+                    return;
                 }
             }
             plan.push(match start {
-                Some(o) => format!("{p}@{o}({from})"),
+                Some((o, from)) => format!("{p}@{o}({from})"),
                 None => format!("{p}@auto.offset.reset"),
             });
         }
@@ -262,6 +269,94 @@ impl ExactlyOnceContext {
             }
             set.extend(partitions.iter().copied());
         });
+    }
+
+    /// Where partition `p` starts, and why, from this database's stored
+    /// offset `db` and the group's committed offset `group`. Every range
+    /// skipped on the way is recorded in the database first (see
+    /// `Store::record_gap`), so that the store, which refuses any batch that
+    /// jumps past its stored offset, accepts the new start:
+    ///
+    /// - the group is ahead of the database: another instance, with its own
+    ///   database, stored that stretch; recorded as a hand-over;
+    /// - the broker's log starts past that position (retention or
+    ///   DeleteRecords removed unread events): an error naming the loss,
+    ///   unless `--accept-data-loss`, which records it and starts at the log
+    ///   start.
+    ///
+    /// `None`: neither knows the partition; `auto.offset.reset` decides.
+    fn start_offset(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        p: i32,
+        db: Option<i64>,
+        group: Option<i64>,
+    ) -> Result<Option<(i64, &'static str)>, ConsumerError> {
+        let topic = self.topic.as_str();
+        let (mut start, from) = match (db, group) {
+            (Some(d), Some(g)) if g > d => {
+                warn!(
+                    "partition {p}: the group's offset {g} is ahead of this database's {d}: \
+                     another member with its own database consumed offsets {d}..{g} (or this \
+                     database is older than the group's progress, e.g. restored from a backup); \
+                     reading resumes at {g}, and the range is recorded in offset_gaps as a \
+                     hand-over"
+                );
+                self.record_gap(p, d, g, GapReason::HandOver)?;
+                (g, "group")
+            }
+            (Some(d), _) => (d, "db"),
+            (None, Some(g)) => {
+                if g > 0 {
+                    info!(
+                        "partition {p}: new to this database; the group has read it up to {g}, \
+                         so offsets 0..{g} are recorded in offset_gaps as a hand-over"
+                    );
+                    self.record_gap(p, 0, g, GapReason::HandOver)?;
+                }
+                (g, "group")
+            }
+            (None, None) => return Ok(None),
+        };
+        match consumer.fetch_watermarks(topic, p, COMMITTED_LOOKUP_TIMEOUT) {
+            Ok((log_start, _)) if log_start > start => {
+                if !self.accept_data_loss.load(Ordering::Relaxed) {
+                    return Err(ConsumerError::LogStartMoved {
+                        topic: topic.to_string(),
+                        partition: p,
+                        stored: start,
+                        log_start,
+                    });
+                }
+                warn!(
+                    "partition {p}: the broker deleted offsets {start}..{log_start} ({} event(s)) \
+                     before this database read them; --accept-data-loss: recorded in offset_gaps, \
+                     reading resumes at {log_start}",
+                    log_start - start
+                );
+                self.record_gap(p, start, log_start, GapReason::LogStartMoved)?;
+                start = log_start;
+            }
+            Ok(_) => {}
+            // The store still refuses any batch that would jump past the
+            // stored offset, so an unchecked start cannot skip silently.
+            Err(e) => warn!("partition {p}: could not read the log start ({e}); not checked"),
+        }
+        Ok(Some((start, from)))
+    }
+
+    fn record_gap(
+        &self,
+        p: i32,
+        from: i64,
+        to: i64,
+        reason: GapReason,
+    ) -> Result<(), ConsumerError> {
+        self.offsets_db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record_gap(&self.topic, p, from, to, reason)?;
+        Ok(())
     }
 
     fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {

@@ -29,6 +29,27 @@ pub enum ConsumerError {
         last: StoreError,
     },
 
+    /// The broker deleted events of a partition before this database read
+    /// them (retention, DeleteRecords). Nothing was assigned or stored past
+    /// the gap.
+    #[error(
+        "partition {partition} of {topic}: the broker's log now starts at offset {log_start}, \
+         but this database stopped at {stored}: {} event(s) were deleted before they were read. \
+         Nothing past the gap was stored. Restart with --accept-data-loss to record the gap \
+         and go on",
+        log_start - stored
+    )]
+    LogStartMoved {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Where this database (or the group) would resume.
+        stored: i64,
+        /// The partition's first offset on the broker.
+        log_start: i64,
+    },
+
     /// The writer stopped after an earlier error; nothing more is written.
     #[error("the SQLite writer stopped after an earlier error")]
     WriterStopped,

@@ -101,6 +101,7 @@ impl Pipeline {
         let offsets_db = Store::open(&args.db)?;
         let context =
             ExactlyOnceContext::new(&args.kafka.topic, offsets_db, committed, assignment.clone());
+        context.set_accept_data_loss(args.accept_data_loss);
         info!(
             "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}{}",
             model.binary(),

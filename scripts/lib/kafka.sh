@@ -62,9 +62,12 @@ install_kafka() {
     started=$SECONDS
     rm -rf "$home/libs"
     mkdir -p "$home"
+    local mvn_log="$home/install.log"
     if ! mvn -B -q -Dstyle.color=never -f "$KAFKA_LIB_DIR/../kafka/pom.xml" -Dkafka.version="$version" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$home/libs" >&2; then
-        "$say" "mvn could not fetch Apache Kafka $version from Maven Central"
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$home/libs" \
+        >"$mvn_log" 2>&1; then
+        tail -n 30 "$mvn_log" >&2
+        "$say" "mvn could not fetch Apache Kafka $version from Maven Central (log: $mvn_log)"
         return 1
     fi
     ls "$home/libs"/kafka_2.13-"$version".jar >/dev/null 2>&1 || {

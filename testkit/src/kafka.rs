@@ -51,8 +51,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// `docker-compose.yml`.
 pub fn version() -> Result<String> {
     let compose = repo_root().join("docker-compose.yml");
-    let text = fs::read_to_string(&compose)
-        .with_context(|| format!("read {}", compose.display()))?;
+    let text =
+        fs::read_to_string(&compose).with_context(|| format!("read {}", compose.display()))?;
     text.split_whitespace()
         .find_map(|w| w.trim_matches('"').strip_prefix("apache/kafka:"))
         .map(str::to_string)
@@ -189,7 +189,11 @@ impl Kafka {
         Kafka::start_in(dir, options, None)
     }
 
-    fn start_in(dir: &Path, options: KafkaOptions, temp: Option<tempfile::TempDir>) -> Result<Kafka> {
+    fn start_in(
+        dir: &Path,
+        options: KafkaOptions,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Kafka> {
         let libs = available()?;
         let port = free_port();
         let controller = free_port();
@@ -226,7 +230,10 @@ impl Kafka {
             ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
             ("log.dirs".into(), dir.join("data").display().to_string()),
             ("offsets.topic.replication.factor".into(), "1".into()),
-            ("transaction.state.log.replication.factor".into(), "1".into()),
+            (
+                "transaction.state.log.replication.factor".into(),
+                "1".into(),
+            ),
             ("transaction.state.log.min.isr".into(), "1".into()),
             (
                 "share.coordinator.state.topic.replication.factor".into(),
@@ -416,7 +423,9 @@ fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
         .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
         .arg(format!(
             "-Dlog4j2.configurationFile={}",
-            repo_root().join("scripts/kafka/log4j2.properties").display()
+            repo_root()
+                .join("scripts/kafka/log4j2.properties")
+                .display()
         ))
         .arg("-Djava.awt.headless=true")
         .arg("-cp")

@@ -34,6 +34,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use crate::error::ConsumerError;
+use crate::ready::ReadyFile;
 use crate::writer::{CommittedOffsets, offsets_tpl};
 
 /// What the consumer must do before revoked partitions are let go: write
@@ -47,6 +48,7 @@ pub type RevokeHook = Box<dyn Fn() -> Result<(), ConsumerError> + Send + Sync>;
 pub struct AssignmentWatch {
     generation: AtomicU64,
     partitions: Mutex<Option<BTreeSet<i32>>>,
+    ready: OnceLock<ReadyFile>,
 }
 
 impl AssignmentWatch {
@@ -65,10 +67,21 @@ impl AssignmentWatch {
         self.lock().clone()
     }
 
+    /// `--ready-file`: written at the first non-empty assignment. Set once,
+    /// before the consumer subscribes.
+    pub fn set_ready_file(&self, ready: ReadyFile) {
+        if self.ready.set(ready).is_err() {
+            panic!("the ready file is set once");
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut Option<BTreeSet<i32>>)) {
         let mut p = self.lock();
         f(&mut p);
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let (Some(ready), Some(assigned)) = (self.ready.get(), p.as_ref()) {
+            ready.assigned(assigned);
+        }
     }
 
     #[cfg(test)]

@@ -27,27 +27,11 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 
-use crate::stats::{RawConsumeStats, StoreInsertStats, rate};
+use crate::cli::{ConsumeArgs, StoreArgs};
+use crate::stats::{RawConsumeStats, STATS_VERSION, StoreInsertStats, rate};
 
-/// What `bench ceiling-consume` needs.
-#[derive(Debug, Clone)]
-pub struct ConsumeCeiling {
-    /// Bootstrap list.
-    pub brokers: String,
-    /// Topic to read from the beginning.
-    pub topic: String,
-    /// A group nobody used before.
-    pub group: String,
-    /// Stop after this many messages.
-    pub count: u64,
-    /// librdkafka properties (the consumers'), applied before the few this
-    /// measurement must force.
-    pub properties: Vec<(String, String)>,
-    /// Stop when nothing arrives for this long after the first message.
-    pub idle: Duration,
-    /// Give up when no first message arrives within this long.
-    pub start_timeout: Duration,
-}
+/// How long the raw read waits for its first message.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Properties a raw read must not inherit: they name the consumers' own
 /// group or client, or would make it commit.
@@ -59,7 +43,10 @@ const NOT_INHERITED: [&str; 4] = [
 ];
 
 /// Reads and decodes `count` messages; nothing is stored.
-pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
+/// `c.properties` are the consumers' librdkafka settings, applied before
+/// the few this measurement must force; it stops after `c.count` messages,
+/// or `c.idle` seconds without one.
+pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
     let mut config = ClientConfig::new();
     config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
     for (k, v) in &c.properties {
@@ -117,8 +104,8 @@ pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
             Some(Err(e)) => tracing::warn!("consumer error: {e}"),
             None => {
                 let waited = match first {
-                    Some(_) => last.elapsed() >= c.idle,
-                    None => started.elapsed() >= c.start_timeout,
+                    Some(_) => last.elapsed() >= Duration::from_secs(c.idle),
+                    None => started.elapsed() >= START_TIMEOUT,
                 };
                 if waited {
                     break if first.is_some() {
@@ -135,6 +122,7 @@ pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
     let wall = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
     let usage = ResourceUsage::now();
     Ok(RawConsumeStats {
+        version: STATS_VERSION,
         topic: c.topic.clone(),
         group: c.group.clone(),
         events,
@@ -148,29 +136,6 @@ pub fn raw_consume(c: &ConsumeCeiling) -> anyhow::Result<RawConsumeStats> {
     })
 }
 
-/// What `bench ceiling-store` needs.
-#[derive(Debug, Clone)]
-pub struct StoreCeiling {
-    /// Scratch database; must not exist.
-    pub db: std::path::PathBuf,
-    /// Events to commit.
-    pub events: u64,
-    /// Generator seed (the producer's).
-    pub seed: u64,
-    /// Generator accounts (the producer's).
-    pub accounts: u64,
-    /// First id (the producer's).
-    pub first_id: u64,
-    /// Events per transaction (the consumers').
-    pub batch_size: u64,
-    /// Partitions to spread the fake offsets over (the topic's).
-    pub partitions: i32,
-    /// Generator events to pass over first: those an earlier run stored in
-    /// the same database, which this run continues (its offsets too). With
-    /// 0 the database must not exist; otherwise it must.
-    pub skip: u64,
-}
-
 /// The topic name the store ceiling's rows and offsets carry.
 const CEILING_TOPIC: &str = "bench.store-ceiling";
 
@@ -178,7 +143,8 @@ const CEILING_TOPIC: &str = "bench.store-ceiling";
 /// With `skip`, continues the database an earlier run began: the benchmark
 /// measures the ceiling in two halves, one before the consumers drain the
 /// backlog and one after, so that the machine's drift weighs on both sides.
-pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
+/// With `c.skip` 0 the database must not exist; otherwise it must.
+pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
     if c.skip == 0 {
         anyhow::ensure!(
             !c.db.exists(),
@@ -278,6 +244,7 @@ pub fn store_insert(c: &StoreCeiling) -> anyhow::Result<StoreInsertStats> {
     let usage = ResourceUsage::now();
     let commit_s = commit_time.as_secs_f64();
     Ok(StoreInsertStats {
+        version: STATS_VERSION,
         events: done,
         batch_size,
         batches,
@@ -324,7 +291,7 @@ mod tests {
     #[test]
     fn store_ceiling_commits_exactly_the_generated_events() {
         let dir = tempfile::tempdir().unwrap();
-        let c = StoreCeiling {
+        let c = StoreArgs {
             db: dir.path().join("ceiling.db"),
             events: 2_500,
             seed: 7,
@@ -333,6 +300,7 @@ mod tests {
             batch_size: 1_000,
             partitions: 3,
             skip: 0,
+            stats_json: None,
         };
         let stats = store_insert(&c).unwrap();
         assert_eq!((stats.events, stats.batches), (2_500, 3));
@@ -340,7 +308,7 @@ mod tests {
         // A second fresh run refuses the existing database...
         assert!(store_insert(&c).is_err());
         // ...and a continuation refuses a missing one.
-        let missing = StoreCeiling {
+        let missing = StoreArgs {
             db: dir.path().join("missing.db"),
             skip: 10,
             ..c.clone()
@@ -349,7 +317,7 @@ mod tests {
 
         // The second half continues the generator and the offsets: the
         // database then holds exactly the first 4,000 events, once each.
-        let second = StoreCeiling {
+        let second = StoreArgs {
             events: 1_500,
             skip: 2_500,
             ..c.clone()

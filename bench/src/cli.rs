@@ -1,6 +1,6 @@
 //! The `bench` command line. `scripts/bench.sh` is the front door (it builds
-//! the binaries and gets a broker); it calls `bench run`, or `bench verify`
-//! for `--verify-only`.
+//! the binaries and gets a broker); it hands its arguments to `bench run`
+//! untouched, or calls `bench verify` for `--verify-only`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use banking_common::parse_property;
 use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 
+use crate::settings::Settings;
 use crate::{ceilings, queries, run, verify};
 
 /// Top level.
@@ -22,7 +24,10 @@ scripts/bench.sh, which builds the binaries and provides a broker; `bench run` d
 the live phase at several rates (first, while the broker holds little), the backlog phase \
 (producer, then each consumer draining alone, the two consumer ceilings, the producer's raw \
 ceiling, the store queries), verification of every database, and report.md / results.json / \
-SVG pictures in the output directory."
+SVG pictures in the output directory.",
+    // scripts/bench.sh gives --brokers and friends first; the user's own
+    // flags, after them, win.
+    args_override_self = true
 )]
 pub struct Cli {
     /// What to do.
@@ -44,13 +49,7 @@ pub enum Command {
     /// Verify one phase directory and write the checks as JSON (what `bench
     /// run` uses after each phase, in a process of its own).
     #[command(hide = true)]
-    CheckPhase {
-        /// The phase directory (with producer.json, pull.db, push.db).
-        dir: PathBuf,
-        /// Where to write the checks.
-        #[arg(long)]
-        json: PathBuf,
-    },
+    CheckPhase(CheckPhaseArgs),
     /// Redraw report.md, results.json and the pictures of an earlier run
     /// from its files (no broker needed).
     Report {
@@ -73,14 +72,19 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub events: u64,
 
-    /// Partitions of every topic the run creates.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
-    pub partitions: i32,
-
     /// Output directory (must not exist or be empty); default
-    /// bench-results/<UTC timestamp>.
+    /// <RESULTS>/<UTC time>.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Where the default --out directory is made.
+    #[arg(
+        long,
+        value_name = "RESULTS",
+        env = "BENCH_RESULTS",
+        default_value = "bench-results"
+    )]
+    pub results: PathBuf,
 
     /// Live-phase rates in events/s, comma-separated: a low, a middle and a
     /// high one for a 2-core machine by default.
@@ -96,25 +100,17 @@ pub struct RunArgs {
     pub duration: u64,
 
     /// Seconds the consumers get at most to join their groups before the
-    /// live producer starts; it starts as soon as both have logged their
-    /// partitions.
+    /// live producer starts; it starts as soon as both have written their
+    /// ready files (partitions assigned and positioned).
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
 
-    /// Generator seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// What every process of the run is started with.
+    #[command(flatten)]
+    pub settings: Settings,
 
-    /// Generator accounts.
-    #[arg(long, default_value_t = 10_000)]
-    pub accounts: u64,
-
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
-    pub brokers: String,
-
-    /// scripts/broker.sh's run directory, to record the broker's kind and
-    /// version.
+    /// scripts/broker.sh's run directory: the broker's kind, version, heap
+    /// and process id (whose CPU and memory are sampled in each step).
     #[arg(long, value_name = "DIR")]
     pub broker_run_dir: Option<PathBuf>,
 
@@ -143,28 +139,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep_scratch_db: bool,
 
-    /// Extra argument for the producer, repeatable (e.g.
-    /// --producer-arg=-Xlinger.ms=1).
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
-    pub producer_arg: Vec<String>,
-
-    /// Extra argument for both consumers, repeatable (e.g.
-    /// --consumer-arg=--batch-size=5000).
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
-    pub consumer_arg: Vec<String>,
-
-    /// Extra argument for consumer-pull only, repeatable.
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
-    pub pull_arg: Vec<String>,
-
-    /// Extra argument for consumer-push only, repeatable.
-    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
-    pub push_arg: Vec<String>,
-
     /// The command line to record in the report (scripts/bench.sh passes
     /// its own).
     #[arg(long, hide = true)]
     pub command_line: Option<String>,
+
+    /// Check the arguments and settings, then exit (scripts/bench.sh does,
+    /// before it gets a broker).
+    #[arg(long, hide = true)]
+    pub dry_run: bool,
 }
 
 impl RunArgs {
@@ -183,8 +166,18 @@ impl RunArgs {
     }
 }
 
+/// `bench check-phase`.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct CheckPhaseArgs {
+    /// The phase directory (with producer.json, pull.db, push.db).
+    pub dir: PathBuf,
+    /// Where to write the checks.
+    #[arg(long)]
+    pub json: PathBuf,
+}
+
 /// `bench ceiling-consume`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct ConsumeArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
@@ -210,7 +203,7 @@ pub struct ConsumeArgs {
 }
 
 /// `bench ceiling-store`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct StoreArgs {
     /// Scratch database (must not exist, unless --skip).
     #[arg(long)]
@@ -244,7 +237,7 @@ pub struct StoreArgs {
 }
 
 /// `bench queries`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct QueryArgs {
     /// The database.
     #[arg(long)]
@@ -304,7 +297,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::CheckPhase { dir, json } => {
+        Command::CheckPhase(CheckPhaseArgs { dir, json }) => {
             let checks = verify::check_phase(&dir)?;
             for c in &checks {
                 println!("{}", c.line());
@@ -320,15 +313,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CeilingConsume(a) => {
-            let stats = ceilings::raw_consume(&ceilings::ConsumeCeiling {
-                brokers: a.brokers,
-                topic: a.topic,
-                group: a.group,
-                count: a.count,
-                properties: a.properties,
-                idle: std::time::Duration::from_secs(a.idle),
-                start_timeout: std::time::Duration::from_secs(60),
-            })?;
+            let stats = ceilings::raw_consume(&a)?;
             write_stats(&a.stats_json, &stats)?;
             Ok(if stats.events >= a.count {
                 ExitCode::SUCCESS
@@ -341,16 +326,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::CeilingStore(a) => {
-            let stats = ceilings::store_insert(&ceilings::StoreCeiling {
-                db: a.db,
-                events: a.events,
-                seed: a.seed,
-                accounts: a.accounts,
-                first_id: a.first_id,
-                batch_size: a.batch_size,
-                partitions: a.partitions,
-                skip: a.skip,
-            })?;
+            let stats = ceilings::store_insert(&a)?;
             write_stats(&a.stats_json, &stats)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -19,14 +19,17 @@
 //! 4. **report** ([`results`], [`report`], [`plots`]): `results.json`,
 //!    `report.md` and SVG pictures in the output directory.
 //!
-//! Module map: [`cli`] (command line), [`run`] (phases), [`procs`] (child
-//! processes and their logs), [`topics`] (fresh topics), [`stats`] (stats
-//! files), [`ceilings`], [`queries`] (store query timing), [`verify`],
-//! [`machine`] (machine and broker facts), [`defaults`] (librdkafka's defaults), [`results`], [`report`],
-//! [`plots`].
+//! Module map: [`cli`] (command line), [`settings`] (what every process
+//! is started with), [`argv`] (command lines from typed arguments), [`run`]
+//! (phases), [`procs`] (child processes and their logs), [`topics`] (fresh
+//! topics), [`stats`] (stats files), [`ceilings`], [`queries`] (store query
+//! timing), [`verify`], [`machine`] (machine and broker facts, broker
+//! sampling), [`defaults`] (librdkafka's defaults), [`results`], [`report`],
+//! [`plots`]. The method and the history of runs: `docs/benchmark.md`.
 
 #![deny(missing_docs)]
 
+pub mod argv;
 pub mod ceilings;
 pub mod cli;
 pub mod defaults;
@@ -37,6 +40,7 @@ pub mod queries;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod settings;
 pub mod stats;
 pub mod topics;
 pub mod verify;

@@ -1,12 +1,15 @@
-//! What the figures were measured on: the machine and the broker.
+//! What the figures were measured on: the machine and the broker, and the
+//! broker process's CPU and memory while each step ran.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// The machine a run used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Machine {
     /// Logical CPUs available to the process.
     pub cores: usize,
@@ -62,21 +65,27 @@ impl Machine {
     }
 }
 
-/// The broker a run used.
+/// The broker a run used, as `scripts/broker.sh` describes it in its run
+/// directory.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
 pub struct BrokerInfo {
-    /// `tansu`, `docker`, `kafka-env`, or `unknown`.
+    /// `kafka` (a local Apache Kafka), `tansu`, `docker`, `kafka-env`, or
+    /// `unknown`.
     pub kind: String,
-    /// e.g. `tansu 0.6.0`.
+    /// e.g. `Apache Kafka 4.3.1`.
     pub version: String,
     /// Bootstrap address.
     pub address: String,
+    /// The JVM heap options of a local Apache Kafka (e.g. `-Xms1g -Xmx1g`).
+    pub heap: Option<String>,
+    /// The broker's process id, for the local kinds.
+    pub pid: Option<u32>,
 }
 
 impl BrokerInfo {
-    /// From the `kind` and `version` files `scripts/broker.sh` keeps in its
-    /// run directory, when given.
+    /// From the files `kind`, `version`, `address`, `heap` and `pid` that
+    /// `scripts/broker.sh` keeps in its run directory, when given; the
+    /// address defaults to `address`.
     pub fn from_run_dir(run_dir: Option<&Path>, address: &str) -> BrokerInfo {
         let read = |name: &str| {
             run_dir
@@ -87,7 +96,141 @@ impl BrokerInfo {
         BrokerInfo {
             kind: read("kind").unwrap_or_else(|| "unknown".into()),
             version: read("version").unwrap_or_else(|| "unknown".into()),
-            address: address.to_string(),
+            address: read("address").unwrap_or_else(|| address.to_string()),
+            heap: read("heap"),
+            pid: read("pid").and_then(|p| p.parse().ok()),
         }
+    }
+}
+
+/// What one process used over an interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcUsage {
+    /// User + system CPU over the interval (`/proc/PID/stat`).
+    pub cpu_seconds: f64,
+    /// The highest `VmRSS` sampled over the interval (every 100 ms).
+    pub max_rss_bytes: u64,
+    /// `VmHWM` at the end: the peak over the process's whole life.
+    pub hwm_bytes: u64,
+}
+
+/// Samples a process's CPU and memory from `/proc` while a step runs.
+#[derive(Debug)]
+pub struct ProcSampler {
+    pid: u32,
+    cpu_start: f64,
+    stop: Arc<AtomicBool>,
+    rss: std::thread::JoinHandle<u64>,
+}
+
+/// How often `VmRSS` is read.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+
+impl ProcSampler {
+    /// Starts sampling `pid`; `None` when `/proc` does not show it.
+    pub fn start(pid: u32) -> Option<ProcSampler> {
+        let cpu_start = cpu_seconds(pid)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let rss = std::thread::spawn(move || {
+            let mut max = 0;
+            loop {
+                max = max.max(status_bytes(pid, "VmRSS:").unwrap_or(0));
+                if stopped.load(Ordering::Relaxed) {
+                    return max;
+                }
+                std::thread::sleep(RSS_EVERY);
+            }
+        });
+        Some(ProcSampler {
+            pid,
+            cpu_start,
+            stop,
+            rss,
+        })
+    }
+
+    /// Stops sampling; `None` when the process is gone.
+    pub fn finish(self) -> Option<ProcUsage> {
+        self.stop.store(true, Ordering::Relaxed);
+        let max_rss_bytes = self.rss.join().unwrap_or(0);
+        Some(ProcUsage {
+            cpu_seconds: cpu_seconds(self.pid)? - self.cpu_start,
+            max_rss_bytes,
+            hwm_bytes: status_bytes(self.pid, "VmHWM:")?,
+        })
+    }
+}
+
+/// User + system CPU of `pid` so far: fields 14 and 15 of
+/// `/proc/PID/stat`, in clock ticks.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
+}
+
+/// A `kB` line of `/proc/PID/status`, in bytes.
+fn status_bytes(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = BrokerInfo::from_run_dir(None, "h:1");
+        assert_eq!(
+            (none.kind.as_str(), none.address.as_str()),
+            ("unknown", "h:1")
+        );
+        assert_eq!((none.heap, none.pid), (None, None));
+        for (f, v) in [
+            ("kind", "kafka\n"),
+            ("version", "Apache Kafka 4.3.1\n"),
+            ("heap", "-Xms1g -Xmx1g\n"),
+            ("pid", "4242\n"),
+        ] {
+            std::fs::write(dir.path().join(f), v).unwrap();
+        }
+        let b = BrokerInfo::from_run_dir(Some(dir.path()), "h:1");
+        assert_eq!(b.kind, "kafka");
+        assert_eq!(b.version, "Apache Kafka 4.3.1");
+        assert_eq!(b.heap.as_deref(), Some("-Xms1g -Xmx1g"));
+        assert_eq!(b.pid, Some(4242));
+        assert_eq!(b.address, "h:1");
+    }
+
+    /// This test process, sampled while it burns some CPU.
+    #[test]
+    fn a_process_is_sampled() {
+        let pid = std::process::id();
+        let sampler = ProcSampler::start(pid).unwrap();
+        let start = cpu_seconds(pid).unwrap();
+        let mut x = 0u64;
+        while cpu_seconds(pid).unwrap() < start + 0.05 {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        let u = sampler.finish().unwrap();
+        assert!(u.cpu_seconds > 0.0, "{u:?}");
+        assert!(
+            u.max_rss_bytes > 0 && u.hwm_bytes >= u.max_rss_bytes,
+            "{u:?}"
+        );
+        assert!(ProcSampler::start(u32::MAX).is_none());
     }
 }

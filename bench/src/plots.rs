@@ -31,13 +31,14 @@ fn color(model: &str) -> RGBColor {
 /// at 0 events at 0 s: the first message), over windows of at least
 /// `window` seconds, as a step line: each window is a flat segment at its
 /// average rate.
-pub fn rate_series(timeline: &[(f64, f64)], window: f64) -> Vec<(f64, f64)> {
+pub fn rate_series(timeline: &[(f64, u64)], window: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     if timeline.is_empty() {
         return out;
     }
     let (mut t0, mut n0) = (0.0, 0.0);
     for &(t, n) in timeline {
+        let n = n as f64;
         if t - t0 >= window {
             let r = ((n - n0) / (t - t0)).max(0.0);
             out.push((t0, r));
@@ -51,7 +52,7 @@ pub fn rate_series(timeline: &[(f64, f64)], window: f64) -> Vec<(f64, f64)> {
 
 /// A window that gives about 60 steps over the run, between 0.25 s (the
 /// consumers sample every 250 ms) and 5 s.
-pub fn window_for(timeline: &[(f64, f64)]) -> f64 {
+pub fn window_for(timeline: &[(f64, u64)]) -> f64 {
     let span = timeline.last().map(|p| p.0).unwrap_or(0.0);
     (span / 60.0).clamp(0.25, 5.0)
 }
@@ -177,7 +178,7 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
         for (label, pick) in [
             (
                 "p50",
-                (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> f64,
+                (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> u64,
             ),
             ("p99", |l| l.p99),
             ("p99.9", |l| l.p999),
@@ -190,7 +191,7 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
                     let f = if model == "pull" { &l.pull } else { &l.push };
                     f.as_ref()
                         .filter(|f| f.latency_us.count > 0)
-                        .map(|f| (i as f64, (pick(&f.latency_us) / 1e3).max(0.01)))
+                        .map(|f| (i as f64, (pick(&f.latency_us) as f64 / 1e3).max(0.01)))
                 })
                 .collect();
             if !points.is_empty() {
@@ -335,7 +336,7 @@ mod tests {
 
     #[test]
     fn rates_from_a_cumulative_timeline() {
-        let t = [(0.5, 50.0), (1.0, 100.0), (2.0, 300.0), (2.5, 300.0)];
+        let t = [(0.5, 50), (1.0, 100), (2.0, 300), (2.5, 300)];
         assert_eq!(
             rate_series(&t, 1.0),
             vec![(0.0, 100.0), (1.0, 100.0), (1.0, 200.0), (2.0, 200.0)]

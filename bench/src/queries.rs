@@ -14,7 +14,6 @@ use crate::ceilings::db_bytes;
 
 /// Timings of one query over the sampled accounts, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
 pub struct QueryTiming {
     /// Accounts queried.
     pub samples: u64,
@@ -36,8 +35,9 @@ pub struct QueryTiming {
 
 /// What `bench queries` measures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
 pub struct QueryStats {
+    /// [`STATS_VERSION`](crate::stats::STATS_VERSION).
+    pub version: u32,
     /// The database.
     pub db: String,
     /// Time `ensure_query_index` took (0 when the index existed).
@@ -72,6 +72,7 @@ pub fn time_queries(db: &Path, accounts: u64, samples: u64) -> anyhow::Result<Qu
     let latest = time_each(&ids, |a| Ok(store.latest_events(a, 50)?.len()))?;
     let balance = time_each(&ids, |a| Ok(store.account_balances(a)?.len()))?;
     Ok(QueryStats {
+        version: crate::stats::STATS_VERSION,
         db: db.display().to_string(),
         index_build_seconds,
         db_bytes_before_index: before,

@@ -1,12 +1,15 @@
-//! `report.md`: one table of every consumer run, the pictures, the ceilings
-//! and the producer, the store queries, the settings that decide latency,
-//! the verification, where the time went, and a short reading of the
-//! figures written from the figures themselves.
+//! `report.md`: one table of every consumer run, a short reading computed
+//! from the figures (one sentence per phase, every difference stated as the
+//! percentage it is), the pictures, the ceilings and the producer, the
+//! store queries, the settings, the broker during each phase, the
+//! verification, and where the time went. The method and the discussion of
+//! past runs are in `docs/benchmark.md`, written by hand.
 
 use std::fmt::Write as _;
 
 use crate::plots::human;
 use crate::results::{Figures, LiveResult, Results};
+use crate::stats::Latency;
 
 /// Megabytes with one decimal.
 fn mb(bytes: u64) -> String {
@@ -17,7 +20,8 @@ fn mb(bytes: u64) -> String {
     }
 }
 
-fn ms(us: f64) -> String {
+fn ms(us: u64) -> String {
+    let us = us as f64;
     if us >= 100_000.0 {
         format!("{:.0}", us / 1e3)
     } else if us >= 10_000.0 {
@@ -61,7 +65,7 @@ pub fn table(r: &Results) -> String {
     s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
     let mut row = |phase: &str, model: &str, f: &Figures, fraction: String| {
         let l = &f.latency_us;
-        let lat = |v: f64| if l.count > 0 { ms(v) } else { "–".into() };
+        let lat = |v: u64| if l.count > 0 { ms(v) } else { "–".into() };
         let verification = match f.exit_code {
             Some(code) if code != 0 => format!("{} (exit {code})", f.verification),
             _ => f.verification.clone(),
@@ -116,11 +120,11 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
     let _ = writeln!(s, "- Command: `{}`", or_dash(&run.command));
     let _ = writeln!(
         s,
-        "- Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, once both consumers have their partitions (at most {} s).",
+        "- Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, once both consumers are ready (at most {} s).",
         num(c.events),
-        c.partitions,
-        c.seed,
-        num(c.accounts),
+        c.settings.partitions,
+        c.settings.seed,
+        num(c.settings.accounts),
         c.duration_s,
         c.rates
             .iter()
@@ -146,10 +150,18 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
     let b = &run.broker;
     let _ = writeln!(
         s,
-        "- Broker: {} ({}) at {}.",
+        "- Broker: {} ({}{}) at {}{}.",
         or_dash(&b.kind),
         or_dash(&b.version),
-        or_dash(&b.address)
+        b.heap
+            .as_ref()
+            .map(|h| format!(", JVM heap `{h}`"))
+            .unwrap_or_default(),
+        or_dash(&b.address),
+        match b.pid {
+            Some(pid) => format!(", process {pid} (its CPU and memory per phase below)"),
+            None => ", not a local process: its CPU and memory were not sampled".into(),
+        }
     );
     let _ = writeln!(
         s,
@@ -194,7 +206,10 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
         for p in reading {
             let _ = writeln!(s, "- {p}");
         }
-        s.push('\n');
+        let _ = writeln!(
+            s,
+            "\nWhat each figure means and how it is measured, and what past runs showed: `docs/benchmark.md`.\n"
+        );
     }
 
     if !pictures.is_empty() {
@@ -213,6 +228,7 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
     ceilings_section(r, &mut s);
     queries_section(r, &mut s);
     settings_section(r, &mut s);
+    broker_section(r, &mut s);
 
     let _ = writeln!(s, "## Verification\n");
     let _ = writeln!(
@@ -433,385 +449,195 @@ fn settings_section(r: &Results, s: &mut String) {
     s.push('\n');
 }
 
-fn parse_f(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok()
+/// The broker process during each phase: its CPU and memory over the
+/// phase's steps, from `/proc` (local brokers only).
+fn broker_section(r: &Results, s: &mut String) {
+    let mut phases: Vec<(&str, f64, f64, u64, u64)> = Vec::new();
+    for st in &r.run.steps {
+        let Some(u) = &st.broker else { continue };
+        match phases.iter_mut().find(|p| p.0 == st.phase) {
+            Some(p) => {
+                p.1 += st.seconds;
+                p.2 += u.cpu_seconds;
+                p.3 = p.3.max(u.max_rss_bytes);
+                p.4 = p.4.max(u.hwm_bytes);
+            }
+            None => phases.push((
+                &st.phase,
+                st.seconds,
+                u.cpu_seconds,
+                u.max_rss_bytes,
+                u.hwm_bytes,
+            )),
+        }
+    }
+    if phases.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Broker during each phase\n");
+    let _ = writeln!(
+        s,
+        "The broker process ({}), from `/proc/PID/stat` (user + system CPU) and `/proc/PID/status` \
+         (`VmRSS` sampled every 100 ms; `VmHWM`, its peak since it started).\n",
+        or_dash(&r.run.broker.kind)
+    );
+    s.push_str("| Phase | Seconds | CPU s | Cores busy | Peak RSS MB | VmHWM MB |\n|---|--:|--:|--:|--:|--:|\n");
+    for (phase, secs, cpu, rss, hwm) in phases {
+        let _ = writeln!(
+            s,
+            "| {phase} | {secs:.1} | {cpu:.1} | {:.2} | {} | {} |",
+            if secs > 0.0 { cpu / secs } else { 0.0 },
+            mb(rss),
+            mb(hwm)
+        );
+    }
+    s.push('\n');
 }
 
-/// Relative difference of `a` over `b`, as a percentage.
-fn rel(a: f64, b: f64) -> f64 {
-    if b > 0.0 { (a / b - 1.0) * 100.0 } else { 0.0 }
+/// How `b` compares with `a`, as measured: the relative difference of the
+/// larger over the smaller, whatever its size; no judgement of whether it
+/// matters.
+fn versus(a_name: &str, a: f64, b_name: &str, b: f64) -> String {
+    if a <= 0.0 || b <= 0.0 {
+        return "not comparable".into();
+    }
+    if a == b {
+        return "equal".into();
+    }
+    let (hi, lo, name) = if a > b {
+        (a, b, a_name)
+    } else {
+        (b, a, b_name)
+    };
+    let d = (hi / lo - 1.0) * 100.0;
+    if d >= 10.0 {
+        format!("{name} {d:.0}% higher")
+    } else {
+        format!("{name} {d:.1}% higher")
+    }
 }
 
-/// A few sentences drawn from this run's figures: which model wins where,
-/// and the mechanism the figures point at.
+/// One percentile of both models: "p50 pull 24.1 ms, push 42.4 ms (push
+/// 76% higher)".
+fn latency_pair(what: &str, pick: fn(&Latency) -> u64, pull: &Figures, push: &Figures) -> String {
+    let (a, b) = (pick(&pull.latency_us), pick(&push.latency_us));
+    format!(
+        "{what} pull {} ms, push {} ms ({})",
+        ms(a),
+        ms(b),
+        versus("pull", a as f64, "push", b as f64)
+    )
+}
+
+/// One sentence per phase, each computed from the figures of this run.
 pub fn reading(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
-    backlog_reading(r, &mut out);
-    for live in &r.live {
-        if let Some(p) = live_reading(r, live) {
+    if let (Some(pull), Some(push)) = (&r.pull, &r.push) {
+        let (a, b) = (
+            pull.backlog.events_per_second,
+            push.backlog.events_per_second,
+        );
+        if a > 0.0 && b > 0.0 {
+            let mut p = format!(
+                "Backlog: pull drained {} events/s, push {} events/s ({})",
+                eps(a),
+                eps(b),
+                versus("pull", a, "push", b)
+            );
+            if let Some(c) = &r.ceilings
+                && let Some(lower) = c.lower_events_per_second
+            {
+                let _ = write!(
+                    p,
+                    "; the lower ceiling, {} at {} events/s, was reached to {} by pull and {} by push",
+                    c.lower,
+                    eps(lower),
+                    pct(pull.fraction_of_ceiling),
+                    pct(push.fraction_of_ceiling)
+                );
+            }
+            let per_million = |f: &Figures| f.cpu_seconds / (f.events.max(1) as f64 / 1e6);
+            let (cp, cu) = (per_million(&pull.backlog), per_million(&push.backlog));
+            let _ = write!(
+                p,
+                "; CPU per million events pull {cp:.2} s, push {cu:.2} s ({}).",
+                versus("pull", cp, "push", cu)
+            );
             out.push(p);
         }
     }
-    divergence_reading(r, &mut out);
-    resources_reading(r, &mut out);
+    for live in &r.live {
+        if let Some(p) = live_reading(live) {
+            out.push(p);
+        }
+    }
     if let Some(p) = &r.producer
         && let (Some(raw), Some(ratio)) = (p.raw_events_per_second, p.ratio_to_raw)
     {
         out.push(format!(
-            "Producer: {} events/s, {:.0}% of the raw rdkafka ceiling ({} events/s with pre-encoded payloads, same count and settings on throw-away topics, half measured right before the producer and half right after it, so that the broker's drift as it fills weighs on both sides alike{}){}",
+            "Producer: {} events/s, {:.0}% of its raw ceiling ({} events/s with pre-encoded payloads).",
             eps(p.events_per_second),
             ratio * 100.0,
-            eps(raw),
-            match (p.raw_before_events_per_second, p.raw_after_events_per_second) {
-                (Some(b), Some(a)) => format!("; before {}/s, after {}/s", eps(b), eps(a)),
-                _ => String::new(),
-            },
-            if ratio > 1.1 {
-                ": the producer ran faster than its raw-payload run, so on this broker the raw run is no ceiling and this ratio says nothing about what generating and encoding cost; compare backlog/producer.log with backlog/producer-raw-*.log."
-            } else if ratio >= 0.97 {
-                ": generating and encoding the events costs the producer nothing measurable here; the broker and librdkafka set the pace (a few percent either way is run-to-run noise)."
-            } else {
-                ": the gap is what generating and encoding the events costs, the only work the raw run skips."
-            }
+            eps(raw)
         ));
     }
-    if let Some(q) = &r.queries {
+    let peak = |m: &str| r.peak_rss_bytes.get(m).copied().unwrap_or(0);
+    let (a, b) = (peak("pull"), peak("push"));
+    if a > 0 && b > 0 {
         out.push(format!(
-            "Queries on the backlog database: the 50 latest events of an account take {:.2} ms at p99, an account's balance {:.3} ms at p99 (index built after the load in {:.1} s).",
-            q.latest_events_50.p99_ms, q.account_balance.p99_ms, q.index_build_seconds
+            "Memory: peak RSS over all runs pull {} MB, push {} MB ({}).",
+            mb(a),
+            mb(b),
+            versus("pull", a as f64, "push", b as f64)
         ));
     }
     if r.verification != "PASS" {
         out.push(format!(
-            "Verification is {}: the figures above describe a run whose databases do not (all) hold exactly the acknowledged events; see Verification.",
+            "Verification is {}: the databases do not (all) hold exactly the acknowledged events; the figures above describe a faulty run.",
             r.verification
         ));
     }
     out
 }
 
-fn backlog_reading(r: &Results, out: &mut Vec<String>) {
-    let (Some(pull), Some(push)) = (&r.pull, &r.push) else {
-        return;
-    };
-    let (a, b) = (
-        pull.backlog.events_per_second,
-        push.backlog.events_per_second,
-    );
-    if a <= 0.0 || b <= 0.0 {
-        return;
-    }
-    let (winner, loser, w, l) = if a >= b {
-        ("pull", "push", a, b)
-    } else {
-        ("push", "pull", b, a)
-    };
-    let d = rel(w, l);
-    let mut p = if d < 5.0 {
-        format!(
-            "Backlog: a draw within noise — pull {} events/s, push {} events/s ({d:.1}% apart).",
-            eps(a),
-            eps(b)
-        )
-    } else {
-        format!(
-            "Backlog: {winner} drained fastest, {} events/s against {}'s {} (+{d:.0}%).",
-            eps(w),
-            loser,
-            eps(l)
-        )
-    };
-    if let Some(c) = &r.ceilings
-        && let Some(lower) = c.lower_events_per_second
-    {
-        let other = match c.lower.as_str() {
-            "store insert" => c
-                .raw_consume
-                .as_ref()
-                .map(|x| ("raw consume", x.events_per_second)),
-            _ => c
-                .store_insert
-                .as_ref()
-                .map(|x| ("store insert", x.events_per_second)),
-        };
-        let _ = write!(
-            p,
-            " The lower ceiling is {} at {} events/s{}, so {}; pull reached {} and push {} of it.",
-            c.lower,
-            eps(lower),
-            other
-                .map(|(w, e)| format!(" (vs {w} at {} events/s)", eps(e)))
-                .unwrap_or_default(),
-            match other {
-                Some((_, e)) if e < lower * 1.1 => {
-                    "the two ceilings are level: reading and storing cost about the same, and a consumer does both, so it can approach either only by overlapping them on separate cores"
-                }
-                _ if c.lower == "store insert" => {
-                    "the SQLite writer, not Kafka, bounds both consumers"
-                }
-                _ => "reading from the broker, not SQLite, bounds both consumers",
-            },
-            pct(pull.fraction_of_ceiling),
-            pct(push.fraction_of_ceiling)
-        );
-    }
-    let (pc, uc) = (pull.backlog.cpu_seconds, push.backlog.cpu_seconds);
-    if pull.backlog.events > 0 && push.backlog.events > 0 && pc > 0.0 && uc > 0.0 {
-        let per = |cpu: f64, n: u64| cpu / (n as f64 / 1e6);
-        let (pp, up) = (per(pc, pull.backlog.events), per(uc, push.backlog.events));
-        let _ = write!(
-            p,
-            " CPU per million events: pull {pp:.2} s, push {up:.2} s{}.",
-            if up > pp * 1.05 {
-                " — push pays for the async runtime and the hand-off through its bounded channel"
-            } else if pp > up * 1.05 {
-                " — pull spends more CPU per event here"
-            } else {
-                ""
-            }
-        );
-        let cores = r.run.machine.cores.max(1) as f64;
-        let util = |cpu: f64, wall: f64| if wall > 0.0 { cpu / wall } else { 0.0 };
-        let (pu, uu) = (
-            util(pc, pull.backlog.wall_seconds),
-            util(uc, push.backlog.wall_seconds),
-        );
-        let _ = write!(
-            p,
-            " Cores kept busy while draining: pull {pu:.2}, push {uu:.2} of {cores:.0}{}",
-            if uu > pu * 1.1 && b > a {
-                "; push overlaps reading and decoding with the SQLite commit on another thread, which is what a drain rewards when a core is free."
-            } else if pu >= uu && a >= b {
-                "; pull's single loop reads while librdkafka prefetches in the background and does not pay for a second hand-off."
-            } else {
-                "."
-            }
-        );
-    }
-    out.push(p);
-}
-
-fn live_reading(r: &Results, live: &LiveResult) -> Option<String> {
+/// One live rate: both medians and both p99s compared, and any model or
+/// producer that fell short of the offered rate.
+fn live_reading(live: &LiveResult) -> Option<String> {
     let (pull, push) = (live.pull.as_ref()?, live.push.as_ref()?);
     if pull.latency_us.count == 0 || push.latency_us.count == 0 {
         return None;
     }
-    let rate = live.rate as f64;
     let mut p = format!(
-        "Live {}/s: p50 pull {} ms / push {} ms, p99 pull {} ms / push {} ms",
-        human(rate),
-        ms(pull.latency_us.p50),
-        ms(push.latency_us.p50),
-        ms(pull.latency_us.p99),
-        ms(push.latency_us.p99)
+        "Live {}/s: {}; {}",
+        human(live.rate as f64),
+        latency_pair("p50", |l| l.p50, pull, push),
+        latency_pair("p99", |l| l.p99, pull, push)
     );
-    let (a, b) = (pull.latency_us.p99, push.latency_us.p99);
-    let d = rel(a.max(b), a.min(b));
-    let better = if a < b { "pull" } else { "push" };
-    let differs = d >= 10.0;
-    if differs {
-        let _ = write!(
-            p,
-            " — {better} is {:.0}% lower at p99.",
-            d / (1.0 + d / 100.0)
-        );
-    } else {
-        p.push_str(" — no meaningful difference at p99.");
-    }
-
-    // What the timers alone account for: an event waits up to linger.ms in
-    // the producer, up to fetch.wait.max.ms in the broker, up to the flush
-    // interval in an open batch.
-    let flush = parse_f(&r.setting("pull", "flush_interval_ms"));
-    let wait = parse_f(&r.setting("pull", "fetch.wait.max.ms")).unwrap_or(0.0);
-    let linger = parse_f(&r.setting("producer", "linger.ms")).unwrap_or(0.0);
-    let batch = parse_f(&r.setting("pull", "batch_size"));
-    if let Some(flush) = flush {
-        let timers = flush + wait + linger;
-        let p50_max = pull.latency_us.p50.max(push.latency_us.p50) / 1e3;
-        let p50_min = pull.latency_us.p50.min(push.latency_us.p50) / 1e3;
-        let closes = match batch {
-            Some(batch) if rate > 0.0 => {
-                let fill_ms = batch / rate * 1e3;
-                if fill_ms > flush {
-                    format!(
-                        "batches close on the {flush:.0} ms timer (a batch of {} would take {fill_ms:.0} ms to fill)",
-                        num(batch as u64)
-                    )
-                } else {
-                    format!(
-                        "batches close on size ({} events fill in {fill_ms:.0} ms, before the {flush:.0} ms timer)",
-                        num(batch as u64)
-                    )
-                }
-            }
-            _ => String::new(),
-        };
-        if p50_max <= timers * 1.5 {
-            let _ = write!(
-                p,
-                " The timers account for this: flush interval {flush:.0} ms + fetch.wait.max.ms {wait:.0} + linger.ms {linger:.0} = {timers:.0} ms{}{}",
-                if closes.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {closes}")
-                },
-                if differs {
-                    "."
-                } else {
-                    ", so at this rate the settings, not the consumption model, decide latency."
-                }
-            );
-        } else if p50_min <= timers * 1.5 {
-            let (slow, fast) = if pull.latency_us.p50 > push.latency_us.p50 {
-                ("pull", "push")
-            } else {
-                ("push", "pull")
-            };
-            let _ = write!(
-                p,
-                " {fast}'s median stays within what the timers account for (flush {flush:.0} + fetch.wait.max.ms {wait:.0} + linger.ms {linger:.0} = {timers:.0} ms), {slow}'s does not: events queue before {slow} commits them at this rate."
-            );
-        } else {
-            let _ = write!(
-                p,
-                " Both medians exceed the {timers:.0} ms the timers account for (flush {flush:.0} + fetch.wait.max.ms {wait:.0} + linger.ms {linger:.0}){}: events queue before they are committed, so this rate is near what a consumer sustains here{}.",
-                if closes.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {closes}")
-                },
-                if differs {
-                    let backlog_winner = match (&r.pull, &r.push) {
-                        (Some(x), Some(y))
-                            if x.backlog.events_per_second > 0.0
-                                && y.backlog.events_per_second > 0.0 =>
-                        {
-                            Some(
-                                if x.backlog.events_per_second >= y.backlog.events_per_second {
-                                    "pull"
-                                } else {
-                                    "push"
-                                },
-                            )
-                        }
-                        _ => None,
-                    };
-                    if backlog_winner == Some(better) {
-                        format!(
-                            ", and {better}, which also drained the backlog faster, keeps the queue shorter"
-                        )
-                    } else {
-                        format!(", and {better} keeps the queue shorter")
-                    }
-                } else {
-                    String::new()
-                }
-            );
-        }
-    }
     for (model, f) in [("pull", pull), ("push", push)] {
         if live.produced > 0 && f.events < live.produced {
             let _ = write!(
                 p,
-                " {model} stored only {} of {} events.",
+                "; {model} stored only {} of {} events",
                 num(f.events),
                 num(live.produced)
             );
-        } else if f.events_per_second > 0.0 && f.events_per_second < rate * 0.9 {
+        } else if f.events_per_second < live.rate as f64 * 0.9 {
             let _ = write!(
                 p,
-                " {model} committed {} events/s, below the offered rate: it fell behind.",
+                "; {model} committed {} events/s, below the offered rate",
                 eps(f.events_per_second)
             );
         }
     }
-    if live.produced > 0 && live.producer_events_per_second < rate * 0.9 {
+    if live.produced > 0 && live.producer_events_per_second < live.rate as f64 * 0.9 {
         let _ = write!(
             p,
-            " The producer itself reached only {} events/s of the {} offered.",
-            eps(live.producer_events_per_second),
-            num(live.rate)
+            "; the producer reached only {} events/s",
+            eps(live.producer_events_per_second)
         );
     }
+    p.push('.');
     Some(p)
-}
-
-fn divergence_reading(r: &Results, out: &mut Vec<String>) {
-    let diffs: Vec<(u64, f64, &str)> = r
-        .live
-        .iter()
-        .filter_map(|l| {
-            let (a, b) = (l.pull.as_ref()?, l.push.as_ref()?);
-            let (x, y) = (a.latency_us.p99, b.latency_us.p99);
-            if x <= 0.0 || y <= 0.0 {
-                return None;
-            }
-            Some((
-                l.rate,
-                x.max(y) / x.min(y),
-                if x < y { "pull" } else { "push" },
-            ))
-        })
-        .collect();
-    if diffs.len() < 2 {
-        return;
-    }
-    let Some(&(rate, ratio, better)) = diffs.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
-        return;
-    };
-    if ratio >= 1.1 {
-        out.push(format!(
-            "Where they diverge: the largest p99 gap is at {}/s, where {better} is {ratio:.1}× lower.",
-            human(rate as f64)
-        ));
-    } else {
-        out.push(
-            "Across the live rates the two models stay within 10% of each other at p99: at these rates the batching settings, not the consumption model, decide latency."
-                .into(),
-        );
-    }
-}
-
-fn resources_reading(r: &Results, out: &mut Vec<String>) {
-    let (Some(pull), Some(push)) = (&r.pull, &r.push) else {
-        return;
-    };
-    let peak = |m: &crate::results::ModelResult, model: &str| {
-        let live_max = r
-            .live
-            .iter()
-            .filter_map(|l| {
-                if model == "pull" {
-                    l.pull.as_ref()
-                } else {
-                    l.push.as_ref()
-                }
-            })
-            .map(|f| f.max_rss_bytes)
-            .max()
-            .unwrap_or(0);
-        m.backlog.max_rss_bytes.max(live_max)
-    };
-    let (a, b) = (peak(pull, "pull"), peak(push, "push"));
-    if a > 0 && b > 0 {
-        let (hi, lo) = (a.max(b) as f64, a.min(b) as f64);
-        out.push(format!(
-            "Memory: peak RSS over all runs pull {} MB, push {} MB, with a backlog of {} events{}.",
-            mb(a),
-            mb(b),
-            num(r.run.config.events),
-            if hi > lo * 1.1 {
-                format!(
-                    "; {} needs {:.0}% more",
-                    if a > b { "pull" } else { "push" },
-                    (hi / lo - 1.0) * 100.0
-                )
-            } else {
-                "; no meaningful difference".into()
-            }
-        ));
-    }
 }
 
 #[cfg(test)]
@@ -822,9 +648,64 @@ mod tests {
     fn number_formats() {
         assert_eq!(num(10_000_000), "10,000,000");
         assert_eq!(num(999), "999");
-        assert_eq!(ms(1_500.0), "1.50");
-        assert_eq!(ms(25_000.0), "25.0");
+        assert_eq!(ms(1_500), "1.50");
+        assert_eq!(ms(25_000), "25.0");
         assert_eq!(mb(0), "–");
         assert_eq!(pct(Some(0.834)), "83%");
+    }
+
+    fn live(pull: (u64, u64), push: (u64, u64)) -> LiveResult {
+        let figures = |(p50, p99): (u64, u64)| Figures {
+            events: 200_000,
+            events_per_second: 19_800.0,
+            latency_us: Latency {
+                count: 200_000,
+                p50,
+                p99,
+                ..Latency::default()
+            },
+            ..Figures::default()
+        };
+        LiveResult {
+            rate: 20_000,
+            produced: 200_000,
+            producer_events_per_second: 19_800.0,
+            pull: Some(figures(pull)),
+            push: Some(figures(push)),
+            ..LiveResult::default()
+        }
+    }
+
+    /// A 76% gap at p50 is stated as such, even when p99 agrees.
+    #[test]
+    fn a_large_difference_is_never_called_small() {
+        let p = live_reading(&live((24_100, 40_000), (42_400, 40_000))).unwrap();
+        assert!(
+            p.contains("p50 pull 24.1 ms, push 42.4 ms (push 76% higher)"),
+            "{p}"
+        );
+        assert!(p.contains("p99 pull 40.0 ms, push 40.0 ms (equal)"), "{p}");
+        for word in ["no meaningful", "negligible", "within noise", "draw"] {
+            assert!(!p.contains(word), "{p}");
+        }
+        let p = live_reading(&live((24_000, 39_600), (25_000, 37_200))).unwrap();
+        assert!(p.contains("(push 4.2% higher)"), "{p}");
+        assert!(p.contains("(pull 6.5% higher)"), "{p}");
+        assert!(
+            p.ends_with("p99 pull 39.6 ms, push 37.2 ms (pull 6.5% higher)."),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn a_model_short_of_the_produced_events_is_named() {
+        let mut l = live((1, 1), (1, 1));
+        l.push.as_mut().unwrap().events = 150_000;
+        let p = live_reading(&l).unwrap();
+        assert!(
+            p.contains("push stored only 150,000 of 200,000 events"),
+            "{p}"
+        );
+        assert!(!p.contains("pull stored only"), "{p}");
     }
 }

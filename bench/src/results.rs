@@ -7,20 +7,22 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use banking_consumer::Model;
 use serde::{Deserialize, Serialize};
 
-use crate::machine::{BrokerInfo, Machine};
+use crate::machine::{BrokerInfo, Machine, ProcUsage};
 use crate::queries::QueryStats;
+use crate::settings::Settings;
 use crate::stats::{
-    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, flat_settings,
-    read_json,
+    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, read_json,
 };
 use crate::verify::{self, Check};
 
 /// What the orchestrator records as it goes (`run.json`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// [`STATS_VERSION`](crate::stats::STATS_VERSION).
+    pub version: u32,
     /// The command line as the user gave it.
     pub command: String,
     /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
@@ -52,36 +54,25 @@ pub struct RunRecord {
 }
 
 /// The parameters of a run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Backlog size (0 when the backlog phase was skipped).
     pub events: u64,
-    /// Partitions of every topic.
-    pub partitions: i32,
-    /// Generator seed.
-    pub seed: u64,
-    /// Generator accounts.
-    pub accounts: u64,
     /// Live-phase rates, events/s.
     pub rates: Vec<u64>,
     /// Live-phase length per rate.
     pub duration_s: u64,
-    /// Seconds the consumers get to join before the live producer starts.
+    /// Seconds the consumers get to be ready before the live producer
+    /// starts.
     pub warmup_s: u64,
     /// Prefix of this run's topics and groups.
     pub run_id: String,
-    /// Extra producer arguments.
-    pub producer_args: Vec<String>,
-    /// Extra consumer-pull arguments.
-    pub pull_args: Vec<String>,
-    /// Extra consumer-push arguments.
-    pub push_args: Vec<String>,
+    /// What every process was started with.
+    pub settings: Settings,
 }
 
 /// One step of the run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// `backlog`, `live-20000`, `report`.
     pub phase: String,
@@ -91,11 +82,13 @@ pub struct Step {
     pub seconds: f64,
     /// Whether it succeeded.
     pub ok: bool,
+    /// The broker process's CPU and memory meanwhile (local brokers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<ProcUsage>,
 }
 
 /// The figures of one consumer run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Figures {
     /// Events committed.
     pub events: u64,
@@ -123,12 +116,11 @@ pub struct Figures {
     pub verification: String,
     /// `[elapsed_s, committed so far]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub timeline: Vec<(f64, f64)>,
+    pub timeline: Vec<(f64, u64)>,
 }
 
 /// Latency of one model at one live rate.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveLatency {
     /// Offered rate, events/s.
     pub rate: u64,
@@ -139,8 +131,7 @@ pub struct LiveLatency {
 }
 
 /// A model's figures: the backlog drain, its ceiling, and its live latency.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ModelResult {
     /// The backlog drain.
     #[serde(flatten)]
@@ -154,8 +145,7 @@ pub struct ModelResult {
 }
 
 /// The producer against its raw ceiling.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ProducerResult {
     /// Acknowledged events.
     pub events: u64,
@@ -184,8 +174,7 @@ pub struct ProducerResult {
 }
 
 /// The producer's raw ceiling, from its halves (`producer-raw-before.json`,
-/// `producer-raw-after.json`), or from the single `producer-raw.json` of
-/// runs made before the ceiling was split.
+/// `producer-raw-after.json`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawProducer {
     /// Events acknowledged over all raw runs.
@@ -202,45 +191,38 @@ pub struct RawProducer {
 
 impl RawProducer {
     /// The raw ceiling measured in the backlog directory `backlog`, if any.
-    pub fn read(backlog: &Path) -> Option<RawProducer> {
+    pub fn read(backlog: &Path) -> anyhow::Result<Option<RawProducer>> {
         let halves: [Option<ProducerStats>; 2] = [
-            read_opt(&backlog.join("producer-raw-before.json")),
-            read_opt(&backlog.join("producer-raw-after.json")),
+            read_opt(&backlog.join("producer-raw-before.json"))?,
+            read_opt(&backlog.join("producer-raw-after.json"))?,
         ];
-        let runs: Vec<ProducerStats> = if halves.iter().any(Option::is_some) {
-            halves.iter().flatten().cloned().collect()
-        } else {
-            vec![read_opt(&backlog.join("producer-raw.json"))?]
-        };
+        let rates = [0, 1].map(|i| halves[i].as_ref().map(|r| r.events_per_second));
+        let runs: Vec<&ProducerStats> = halves.iter().flatten().collect();
         let events: u64 = runs.iter().map(|r| r.events_acknowledged).sum();
         let wall: f64 = runs.iter().map(|r| r.wall_seconds).sum();
-        (wall > 0.0).then(|| RawProducer {
+        Ok((wall > 0.0).then(|| RawProducer {
             events,
             events_per_second: events as f64 / wall,
-            halves: halves.map(|h| h.map(|r| r.events_per_second)),
+            halves: rates,
             cpu_seconds: runs.iter().map(|r| r.cpu_seconds).sum(),
             max_rss_bytes: runs.iter().map(|r| r.max_rss_bytes).max().unwrap_or(0),
-        })
+        }))
     }
 }
 
 /// The store ceiling measured in the backlog directory `backlog`: its two
-/// halves (`store-insert-before.json`, `store-insert-after.json`) joined,
-/// or the single `store-insert.json` of runs made before it was split.
+/// halves (`store-insert-before.json`, `store-insert-after.json`) joined.
 /// A half without the other is not a ceiling of the whole backlog: none.
-pub fn store_ceiling(backlog: &Path) -> Option<StoreInsertStats> {
-    let before: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-before.json"));
-    let after: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-after.json"));
-    match (before, after) {
-        (Some(b), Some(a)) => Some(StoreInsertStats::joined(&b, &a)),
-        (None, None) => read_opt(&backlog.join("store-insert.json")),
-        _ => None,
-    }
+pub fn store_ceiling(backlog: &Path) -> anyhow::Result<Option<StoreInsertStats>> {
+    let before: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-before.json"))?;
+    let after: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-after.json"))?;
+    Ok(before
+        .zip(after)
+        .map(|(b, a)| StoreInsertStats::joined(&b, &a)))
 }
 
 /// The two consumer ceilings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Ceilings {
     /// Raw consume, decode only.
     pub raw_consume: Option<RawConsumeStats>,
@@ -253,8 +235,7 @@ pub struct Ceilings {
 }
 
 /// One live rate.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveResult {
     /// Offered rate, events/s.
     pub rate: u64,
@@ -275,9 +256,8 @@ pub struct LiveResult {
 }
 
 /// Settings that decide latency, as each process reported them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reported {
     /// Producer's librdkafka settings.
     pub producer: BTreeMap<String, String>,
     /// consumer-pull's settings.
@@ -287,8 +267,7 @@ pub struct Settings {
 }
 
 /// Everything `results.json` holds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Results {
     /// PASS when every check passed, FAIL otherwise.
     pub verification: String,
@@ -306,8 +285,8 @@ pub struct Results {
     pub queries: Option<QueryStats>,
     /// One entry per live rate.
     pub live: Vec<LiveResult>,
-    /// Settings that decide latency.
-    pub settings: Settings,
+    /// Settings that decide latency, as each process reported them.
+    pub settings: Reported,
     /// Peak RSS of each program over every run of it (`producer`,
     /// `producer-raw`, `pull`, `push`, `raw-consume`, `store-insert`).
     pub peak_rss_bytes: BTreeMap<String, u64>,
@@ -320,24 +299,32 @@ pub struct Results {
 impl Results {
     /// Gathers the figures of the run in `dir`.
     pub fn collect(dir: &Path) -> anyhow::Result<Results> {
-        let run: RunRecord = read_opt(&dir.join("run.json")).unwrap_or_default();
-        let checks: Vec<Check> = read_opt(&dir.join("verification.json")).unwrap_or_default();
+        let run: RunRecord = read_json(&dir.join("run.json"))?;
+        let checks: Vec<Check> = verify::read_checks(&dir.join("verification.json"))?;
         let mut r = Results {
             verification: verify::verdict(&checks).to_string(),
             checks,
+            benchmark_wall_seconds: run.wall_seconds,
             run,
-            ..Results::default()
+            pull: None,
+            push: None,
+            producer: None,
+            ceilings: None,
+            queries: None,
+            live: Vec::new(),
+            settings: Reported::default(),
+            peak_rss_bytes: BTreeMap::new(),
         };
 
         let backlog = dir.join("backlog");
-        let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"));
-        let raw_producer = RawProducer::read(&backlog);
-        let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"));
-        let store_insert = store_ceiling(&backlog);
-        r.queries = read_opt(&dir.join("queries.json"));
+        let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"))?;
+        let raw_producer = RawProducer::read(&backlog)?;
+        let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"))?;
+        let store_insert = store_ceiling(&backlog)?;
+        r.queries = read_opt(&dir.join("queries.json"))?;
 
         if let Some(p) = &producer {
-            r.settings.producer = flat_settings(&p.settings);
+            r.settings.producer = p.settings.clone();
             let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
             let [raw_before, raw_after] = raw_producer.as_ref().map_or([None; 2], |s| s.halves);
             r.producer = Some(ProducerResult {
@@ -378,11 +365,12 @@ impl Results {
             });
         }
 
-        for model in verify::MODELS {
-            let stats: Option<ConsumerStats> = read_opt(&backlog.join(format!("{model}.json")));
+        for model in Model::ALL {
+            let stats: Option<ConsumerStats> =
+                read_opt(&backlog.join(format!("{}.json", model.name())))?;
             let Some(stats) = stats else { continue };
             let figures = r.figures("backlog", model, &stats);
-            let settings = flat_settings(&stats.settings);
+            let settings = stats.settings.flat();
             let ceiling = lower.map(|l| l.1);
             let result = ModelResult {
                 fraction_of_ceiling: ceiling
@@ -393,11 +381,11 @@ impl Results {
                 live: Vec::new(),
             };
             match model {
-                "pull" => {
+                Model::Pull => {
                     r.settings.pull = settings;
                     r.pull = Some(result);
                 }
-                _ => {
+                Model::Push => {
                     r.settings.push = settings;
                     r.push = Some(result);
                 }
@@ -415,23 +403,24 @@ impl Results {
             else {
                 continue;
             };
-            let p: ProducerStats = read_opt(&phase_dir.join("producer.json")).unwrap_or_default();
-            if r.settings.producer.is_empty() {
-                r.settings.producer = flat_settings(&p.settings);
-            }
+            let p: Option<ProducerStats> = read_opt(&phase_dir.join("producer.json"))?;
             let mut live = LiveResult {
                 rate,
                 duration_s: r.run.config.duration_s,
-                produced: p.events_acknowledged,
-                producer_events_per_second: p.events_per_second,
-                producer_cpu_seconds: p.cpu_seconds,
-                producer_max_rss_bytes: p.max_rss_bytes,
-                pull: None,
-                push: None,
+                ..LiveResult::default()
             };
-            for model in verify::MODELS {
+            if let Some(p) = p {
+                if r.settings.producer.is_empty() {
+                    r.settings.producer = p.settings.clone();
+                }
+                live.produced = p.events_acknowledged;
+                live.producer_events_per_second = p.events_per_second;
+                live.producer_cpu_seconds = p.cpu_seconds;
+                live.producer_max_rss_bytes = p.max_rss_bytes;
+            }
+            for model in Model::ALL {
                 let stats: Option<ConsumerStats> =
-                    read_opt(&phase_dir.join(format!("{model}.json")));
+                    read_opt(&phase_dir.join(format!("{}.json", model.name())))?;
                 let Some(stats) = stats else { continue };
                 let figures = r.figures(&phase, model, &stats);
                 let entry = LiveLatency {
@@ -439,8 +428,8 @@ impl Results {
                     events_per_second: figures.events_per_second,
                     latency_us: figures.latency_us,
                 };
-                let settings = flat_settings(&stats.settings);
-                let slot = if model == "pull" {
+                let settings = stats.settings.flat();
+                let slot = if model == Model::Pull {
                     live.pull = Some(figures);
                     if r.settings.pull.is_empty() {
                         r.settings.pull = settings;
@@ -460,7 +449,6 @@ impl Results {
             r.live.push(live);
         }
         r.peak_rss_bytes = r.peaks();
-        r.benchmark_wall_seconds = r.run.wall_seconds;
         Ok(r)
     }
 
@@ -502,8 +490,8 @@ impl Results {
         peaks
     }
 
-    fn figures(&self, phase: &str, model: &str, s: &ConsumerStats) -> Figures {
-        let key = format!("{phase}/{model}");
+    fn figures(&self, phase: &str, model: Model, s: &ConsumerStats) -> Figures {
+        let key = format!("{phase}/{}", model.name());
         Figures {
             events: s.events_committed,
             wall_seconds: s.wall_seconds,
@@ -519,12 +507,12 @@ impl Results {
                 .unwrap_or(0),
             dead_letters: s.dead_letters,
             batches: s.batches,
-            exit_reason: s.exit_reason.clone(),
+            exit_reason: s.exit_reason.name().to_string(),
             exit_code: self.run.exit_codes.get(&key).copied(),
             verification: if self.checks.is_empty() {
                 "not run".into()
             } else {
-                verify::verdict_of(&self.checks, phase, model).into()
+                verify::verdict_of(&self.checks, phase, model.name()).into()
             },
             timeline: s.timeline.clone(),
         }
@@ -541,34 +529,43 @@ impl Results {
     }
 }
 
-fn read_opt<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    if !path.is_file() {
-        return None;
-    }
-    match read_json(path) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            eprintln!("bench: warning: {e:#}");
-            None
-        }
-    }
+/// A stats file that a failed or skipped step may not have written; one
+/// that exists but cannot be read (another format version) is an error.
+fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+    path.is_file().then(|| read_json(path)).transpose()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use banking_common::stats::{ProducerMode, STATS_VERSION};
 
     fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
         let stats = ProducerStats {
-            mode: "raw".into(),
+            version: STATS_VERSION,
+            mode: ProducerMode::Raw,
+            brokers: "b".into(),
+            topic: "t".into(),
+            events_requested: events,
+            events_sent: events,
             events_acknowledged: events,
+            events_failed: 0,
+            amount_minor_sum: 0,
+            id_checksum: String::new(),
+            first_event_id: 1,
+            last_event_id: events,
+            seed: 42,
+            accounts: 10,
+            rate_limit: 0,
             wall_seconds: wall,
             events_per_second: events as f64 / wall,
             cpu_seconds: 2.0,
             max_rss_bytes: rss,
-            ..ProducerStats::default()
+            interrupted: false,
+            settings: BTreeMap::new(),
+            errors: Vec::new(),
         };
-        std::fs::write(dir.join(name), serde_json::to_vec(&stats).unwrap()).unwrap();
+        banking_common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
 
     /// The ceiling is both halves' events over both halves' time, not the
@@ -576,10 +573,10 @@ mod tests {
     #[test]
     fn the_raw_ceiling_joins_its_two_halves() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(RawProducer::read(dir.path()), None);
+        assert_eq!(RawProducer::read(dir.path()).unwrap(), None);
         write(dir.path(), "producer-raw-before.json", 5_000_000, 2.0, 40);
         write(dir.path(), "producer-raw-after.json", 5_000_000, 3.0, 60);
-        let raw = RawProducer::read(dir.path()).unwrap();
+        let raw = RawProducer::read(dir.path()).unwrap().unwrap();
         assert_eq!(raw.events, 10_000_000);
         assert_eq!(raw.events_per_second, 2_000_000.0);
         assert_eq!(raw.halves, [Some(2_500_000.0), Some(5_000_000.0 / 3.0)]);
@@ -589,6 +586,7 @@ mod tests {
 
     fn write_store(dir: &Path, name: &str, events: u64, commit: f64, rss: u64) {
         let stats = StoreInsertStats {
+            version: STATS_VERSION,
             events,
             batch_size: 50_000,
             batches: events / 50_000,
@@ -599,20 +597,19 @@ mod tests {
             max_rss_bytes: rss,
             ..StoreInsertStats::default()
         };
-        std::fs::write(dir.join(name), serde_json::to_vec(&stats).unwrap()).unwrap();
+        banking_common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
 
     /// The store ceiling is both halves' events over both halves' commit
-    /// time; one half alone is no ceiling of the backlog; runs from before
-    /// the split still read.
+    /// time; one half alone is no ceiling of the backlog.
     #[test]
     fn the_store_ceiling_joins_its_two_halves() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(store_ceiling(dir.path()).is_none());
+        assert!(store_ceiling(dir.path()).unwrap().is_none());
         write_store(dir.path(), "store-insert-before.json", 5_000_000, 10.0, 100);
-        assert!(store_ceiling(dir.path()).is_none());
+        assert!(store_ceiling(dir.path()).unwrap().is_none());
         write_store(dir.path(), "store-insert-after.json", 5_000_000, 15.0, 120);
-        let s = store_ceiling(dir.path()).unwrap();
+        let s = store_ceiling(dir.path()).unwrap().unwrap();
         assert_eq!((s.events, s.batches), (10_000_000, 200));
         assert_eq!(s.events_per_second, 400_000.0);
         assert_eq!(s.events_per_second_with_generation, 10_000_000.0 / 27.0);
@@ -621,21 +618,20 @@ mod tests {
             Some([500_000.0, 5_000_000.0 / 15.0])
         );
         assert_eq!((s.max_rss_bytes, s.db_bytes), (120, 1_200));
-
-        let old = tempfile::tempdir().unwrap();
-        write_store(old.path(), "store-insert.json", 10_000_000, 20.0, 90);
-        let s = store_ceiling(old.path()).unwrap();
-        assert_eq!(s.events_per_second, 500_000.0);
-        assert_eq!(s.halves_events_per_second, None);
     }
 
-    /// Result directories from before the split hold one raw run.
+    /// A stats file of an older format is refused, naming the file: the
+    /// report is not drawn with zeros in its place.
     #[test]
-    fn a_single_raw_run_is_still_read() {
+    fn an_old_stats_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "producer-raw.json", 10_000_000, 4.0, 50);
-        let raw = RawProducer::read(dir.path()).unwrap();
-        assert_eq!(raw.events_per_second, 2_500_000.0);
-        assert_eq!(raw.halves, [None, None]);
+        std::fs::write(
+            dir.path().join("producer-raw-before.json"),
+            r#"{"mode":"raw","events_acknowledged":3}"#,
+        )
+        .unwrap();
+        let e = format!("{:#}", RawProducer::read(dir.path()).unwrap_err());
+        assert!(e.contains("producer-raw-before.json"), "{e}");
+        assert!(e.contains("format version 1"), "{e}");
     }
 }

@@ -12,8 +12,13 @@
 //! backlog/            producer.json, producer-raw-{before,after}.json, pull.json, push.json,
 //!                     pull.db, push.db, raw-consume.json,
 //!                     store-insert-{before,after}.json, *.log
-//! live-<rate>/        producer.json, pull.json, push.json, pull.db, push.db, *.log
+//! live-<rate>/        producer.json, pull.json, push.json, pull.db, push.db,
+//!                     pull.ready, push.ready, *.log
 //! ```
+//!
+//! Every process is started with arguments built from the run's
+//! [`Settings`] (see [`crate::settings`]); the live producer starts once
+//! both consumers have written their ready files (`--ready-file`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,19 +26,20 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
+use banking_consumer::Model;
+use banking_consumer::ready::Ready;
+use serde::Serialize;
 
+use crate::argv::argv;
 use crate::ceilings::{db_bytes, remove_db};
-use crate::cli::RunArgs;
-use crate::machine::{BrokerInfo, Machine};
+use crate::cli::{CheckPhaseArgs, QueryArgs, RunArgs};
+use crate::machine::{BrokerInfo, Machine, ProcSampler};
 use crate::procs::{self, Finished};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::stats::{ConsumerStats, ProducerStats, read_json};
+use crate::settings::{ConsumerJob, Settings};
+use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};
-
-/// Batch size the store ceiling uses when the consumers did not report
-/// theirs.
-const FALLBACK_BATCH_SIZE: u64 = 50_000;
 
 /// The binaries a run starts.
 #[derive(Debug, Clone)]
@@ -78,13 +84,13 @@ impl Bins {
 
 struct Ctx<'a> {
     args: &'a RunArgs,
+    settings: &'a Settings,
     out: PathBuf,
     bins: Bins,
     record: RunRecord,
     checks: Vec<Check>,
     started: Instant,
     run_id: String,
-    extra_consumer: [Vec<String>; 2],
 }
 
 /// Runs the benchmark; the exit code is non-zero on any failed check or
@@ -92,10 +98,15 @@ struct Ctx<'a> {
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let started_at = SystemTime::now();
     let (iso, compact) = utc(started_at);
+    let settings = &args.settings;
+    settings.check()?;
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("bench-results").join(&compact));
+        .unwrap_or_else(|| args.results.join(&compact));
     prepare_out_dir(&out)?;
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
@@ -109,58 +120,51 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let run_id = format!("bench.{compact}.{}", std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
 
-    let mut consumer_common = args.consumer_arg.clone();
-    consumer_common.retain(|a| !a.is_empty());
-    let pull_args: Vec<String> = consumer_common
-        .iter()
-        .chain(&args.pull_arg)
-        .cloned()
-        .collect();
-    let push_args: Vec<String> = consumer_common
-        .iter()
-        .chain(&args.push_arg)
-        .cloned()
-        .collect();
-
     let record = RunRecord {
+        version: STATS_VERSION,
         command: args
             .command_line
             .clone()
             .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
         started_at: iso,
+        finished_at: String::new(),
+        wall_seconds: 0.0,
         config: RunConfig {
             events,
-            partitions: args.partitions,
-            seed: args.seed,
-            accounts: args.accounts,
             rates: rates.clone(),
             duration_s: args.duration,
             warmup_s: args.warmup,
             run_id: run_id.clone(),
-            producer_args: args.producer_arg.clone(),
-            pull_args: pull_args.clone(),
-            push_args: push_args.clone(),
+            settings: settings.clone(),
         },
         machine: Machine::probe(),
-        broker: BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &args.brokers),
-        ..RunRecord::default()
+        broker: BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &settings.brokers),
+        steps: Vec::new(),
+        db_bytes: Default::default(),
+        exit_codes: Default::default(),
+        failures: Vec::new(),
+        orchestrator_max_rss_bytes: 0,
     };
     let mut ctx = Ctx {
         args,
+        settings,
         out: out.clone(),
         bins,
         record,
         checks: Vec::new(),
         started: Instant::now(),
         run_id,
-        extra_consumer: [pull_args, push_args],
     };
     eprintln!(
-        "bench: output in {}; broker {} ({}, {}); {} backlog events, live rates {:?} for {} s each",
+        "bench: output in {}; broker {} ({}, {}{}); {} backlog events, live rates {:?} for {} s each",
         out.display(),
         ctx.record.broker.address,
         ctx.record.broker.kind,
         ctx.record.broker.version,
+        match ctx.record.broker.pid {
+            Some(pid) => format!(", pid {pid}"),
+            None => ", not sampled: no local process id".into(),
+        },
         events,
         rates,
         args.duration
@@ -273,9 +277,11 @@ impl Ctx<'_> {
             "\n==> [{phase}] {name}  (t+{:.0}s)",
             self.started.elapsed().as_secs_f64()
         );
+        let sampler = self.record.broker.pid.and_then(ProcSampler::start);
         let t = Instant::now();
         let result = f(self);
         let seconds = t.elapsed().as_secs_f64();
+        let broker = sampler.and_then(ProcSampler::finish);
         eprintln!(
             "    [{phase}] {} in {seconds:.1}s",
             if result.is_ok() { "done" } else { "FAILED" }
@@ -285,6 +291,7 @@ impl Ctx<'_> {
             name: name.into(),
             seconds,
             ok: result.is_ok(),
+            broker,
         });
         let _ = self.save();
         result
@@ -294,83 +301,56 @@ impl Ctx<'_> {
         format!("{}.{phase}", self.run_id)
     }
 
-    fn producer_args(
+    /// Runs the producer (`name` in `dir`: `{name}.json`, `{name}.log`).
+    fn producer(
         &self,
+        dir: &Path,
+        name: &str,
         topic: &str,
         count: u64,
         rate: u64,
-        stats: &Path,
         raw: bool,
-    ) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec![
-            "--brokers".into(),
-            self.args.brokers.clone().into(),
-            "--topic".into(),
-            topic.into(),
-            "--count".into(),
-            count.to_string().into(),
-            "--rate".into(),
-            rate.to_string().into(),
-            "--seed".into(),
-            self.args.seed.to_string().into(),
-            "--accounts".into(),
-            self.args.accounts.to_string().into(),
-            "--partitions".into(),
-            self.args.partitions.to_string().into(),
-            "--timeout".into(),
-            "60".into(),
-            "--stats-json".into(),
-            stats.into(),
-        ];
-        if raw {
-            a.push("--raw".into());
-        }
-        a.extend(self.args.producer_arg.iter().map(OsString::from));
-        a
+    ) -> anyhow::Result<Finished> {
+        let stats = dir.join(format!("{name}.json"));
+        let args = argv(&self.settings.producer(topic, count, rate, &stats, raw))?;
+        let log = dir.join(format!("{name}.log"));
+        procs::run(
+            name,
+            &self.bins.producer,
+            &args,
+            &log,
+            producer_limit(count, rate),
+        )
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn consumer_args(
+    /// Starts a consumer; its files in `dir` are named after its model.
+    fn consumer(
         &self,
-        model: &str,
-        topic: &str,
-        group: &str,
-        db: &Path,
-        stats: &Path,
-        max_events: u64,
-        idle_s: u64,
-    ) -> Vec<OsString> {
-        let mut a: Vec<OsString> = vec![
-            "--brokers".into(),
-            self.args.brokers.clone().into(),
-            "--topic".into(),
-            topic.into(),
-            "--group".into(),
-            group.into(),
-            "--db".into(),
-            db.into(),
-            "--stats-json".into(),
-            stats.into(),
-            "--exit-when-idle".into(),
-            idle_s.to_string().into(),
-            "--max-events".into(),
-            max_events.to_string().into(),
-        ];
-        let extra = if model == "pull" {
-            &self.extra_consumer[0]
-        } else {
-            &self.extra_consumer[1]
+        model: Model,
+        dir: &Path,
+        job: &ConsumerJob<'_>,
+    ) -> anyhow::Result<procs::Running> {
+        let bin = match model {
+            Model::Pull => &self.bins.pull,
+            Model::Push => &self.bins.push,
         };
-        a.extend(extra.iter().map(OsString::from));
-        a
+        let args = self.settings.consumer_argv(model, job)?;
+        let log = dir.join(format!("{}.log", model.name()));
+        procs::spawn(model.name(), bin, &args, &log)
     }
 
-    fn consumer_bin(&self, model: &str) -> PathBuf {
-        if model == "pull" {
-            self.bins.pull.clone()
-        } else {
-            self.bins.push.clone()
-        }
+    /// Runs `bench SUBCOMMAND` with `args` in a process of its own.
+    fn bench<T: clap::Args + Serialize>(
+        &self,
+        name: &str,
+        subcommand: &str,
+        args: &T,
+        log: &Path,
+        limit: Duration,
+    ) -> anyhow::Result<Finished> {
+        let mut argv_ = vec![OsString::from(subcommand)];
+        argv_.extend(argv(args)?);
+        procs::run(name, &self.bins.bench, &argv_, log, limit)
     }
 
     /// Records a finished process; an error when it failed.
@@ -399,15 +379,13 @@ impl Ctx<'_> {
     /// orchestrator small keeps the children's peak RSS their own.
     fn verify_phase(&mut self, phase: &str, dir: &Path) -> anyhow::Result<()> {
         let json = dir.join("checks.json");
-        let args: Vec<OsString> = vec![
-            "check-phase".into(),
-            dir.into(),
-            "--json".into(),
-            json.clone().into(),
-        ];
-        let f = procs::run(
+        let args = CheckPhaseArgs {
+            dir: dir.to_path_buf(),
+            json: json.clone(),
+        };
+        let f = self.bench(
             "verify",
-            &self.bins.bench,
+            "check-phase",
             &args,
             &dir.join("verify.log"),
             Duration::from_secs(3600),
@@ -415,7 +393,7 @@ impl Ctx<'_> {
         if !f.ok() {
             bail!("{}", f.failure());
         }
-        let checks: Vec<Check> = read_json(&json)?;
+        let checks = verify::read_checks(&json)?;
         let verdict = verify::verdict(&checks);
         eprintln!("    [{phase}] verification {verdict}");
         self.checks.extend(checks);
@@ -424,10 +402,10 @@ impl Ctx<'_> {
     }
 
     fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
-        topics::create(&self.args.brokers, topic, self.args.partitions)?;
+        topics::create(&self.settings.brokers, topic, self.settings.partitions)?;
         eprintln!(
             "    topic {topic} created with {} partitions",
-            self.args.partitions
+            self.settings.partitions
         );
         Ok(())
     }
@@ -455,16 +433,8 @@ fn raw_to_throwaway_topic(
 ) -> anyhow::Result<Finished> {
     let topic = ctx.topic(name);
     ctx.create_topic(&topic)?;
-    let stats = dir.join(format!("{name}.json"));
-    let args = ctx.producer_args(&topic, count, 0, &stats, true);
-    let f = procs::run(
-        name,
-        &ctx.bins.producer,
-        &args,
-        &dir.join(format!("{name}.log")),
-        producer_limit(count, 0),
-    );
-    topics::delete(&ctx.args.brokers, &topic);
+    let f = ctx.producer(dir, name, &topic, count, 0, true);
+    topics::delete(&ctx.settings.brokers, &topic);
     f
 }
 
@@ -523,17 +493,9 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         &format!("producer writes {n} events as fast as it can"),
         |ctx| {
             ctx.create_topic(&topic)?;
-            let stats = dir.join("producer.json");
-            let args = ctx.producer_args(&topic, n, 0, &stats, false);
-            let f = procs::run(
-                "producer",
-                &ctx.bins.producer,
-                &args,
-                &dir.join("producer.log"),
-                producer_limit(n, 0),
-            )?;
+            let f = ctx.producer(&dir, "producer", &topic, n, 0, false)?;
             ctx.finished(phase, &f)?;
-            let p: ProducerStats = read_json(&stats)?;
+            let p: ProducerStats = read_json(&dir.join("producer.json"))?;
             eprintln!(
                 "    acknowledged {} events in {:.2}s: {:.0} events/s",
                 p.events_acknowledged, p.wall_seconds, p.events_per_second
@@ -545,7 +507,7 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
 
     raw_half(ctx, "producer-raw-after", n - n / 2);
     if !skip_ceilings {
-        if let Some(raw) = crate::results::RawProducer::read(&dir) {
+        if let Some(raw) = crate::results::RawProducer::read(&dir)? {
             eprintln!(
                 "    raw ceiling over both halves {:.0} events/s; the producer reached {:.0}% of it",
                 raw.events_per_second,
@@ -561,7 +523,6 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     // once after the drains, it came out 5-9% below a consumer that had
     // just stored the same events, while alone it measured 10-20% above.
     let scratch = dir.join("store-ceiling.db");
-    let batch = consumer_batch_size(&ctx.out, &ctx.extra_consumer[0]);
     let first_id = produced.first_event_id.max(1);
     let store_half = |ctx: &mut Ctx<'_>, name: &str, count: u64, skip: u64| {
         if skip_ceilings || count == 0 {
@@ -574,34 +535,12 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 if skip == 0 {
                     remove_db(&scratch);
                 }
-                let args: Vec<OsString> = vec![
-                    "ceiling-store".into(),
-                    "--db".into(),
-                    scratch.clone().into(),
-                    "--events".into(),
-                    count.to_string().into(),
-                    "--skip".into(),
-                    skip.to_string().into(),
-                    "--seed".into(),
-                    ctx.args.seed.to_string().into(),
-                    "--accounts".into(),
-                    ctx.args.accounts.to_string().into(),
-                    "--first-id".into(),
-                    first_id.to_string().into(),
-                    "--batch-size".into(),
-                    batch.to_string().into(),
-                    "--partitions".into(),
-                    ctx.args.partitions.to_string().into(),
-                    "--stats-json".into(),
-                    dir.join(format!("{name}.json")).into(),
-                ];
-                let f = procs::run(
-                    name,
-                    &ctx.bins.bench,
-                    &args,
-                    &dir.join(format!("{name}.log")),
-                    drain_limit(count),
-                )?;
+                let stats = dir.join(format!("{name}.json"));
+                let args = ctx
+                    .settings
+                    .store_ceiling(&scratch, count, skip, first_id, &stats);
+                let log = dir.join(format!("{name}.log"));
+                let f = ctx.bench(name, "ceiling-store", &args, &log, drain_limit(count))?;
                 ctx.finished(phase, &f)
             },
         );
@@ -611,27 +550,28 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     };
     store_half(ctx, "store-insert-before", n / 2, 0);
 
-    for model in verify::MODELS {
+    for model in Model::ALL {
+        let name = model.name();
         let r = ctx.step(
             phase,
-            &format!("consumer-{model} drains {acked} events alone into {phase}/{model}.db"),
+            &format!("consumer-{name} drains {acked} events alone into {phase}/{name}.db"),
             |ctx| {
-                let db = dir.join(format!("{model}.db"));
-                let stats = dir.join(format!("{model}.json"));
-                let group = format!("{}.{model}.{phase}", ctx.run_id);
-                let args = ctx.consumer_args(model, &topic, &group, &db, &stats, acked, 5);
-                let f = procs::run(
-                    model,
-                    &ctx.consumer_bin(model),
-                    &args,
-                    &dir.join(format!("{model}.log")),
-                    drain_limit(acked),
-                )?;
-                ctx.record_db(phase, model, &db);
+                let group = format!("{}.{name}.{phase}", ctx.run_id);
+                let job = ConsumerJob {
+                    topic: &topic,
+                    group: &group,
+                    db: dir.join(format!("{name}.db")),
+                    stats: dir.join(format!("{name}.json")),
+                    ready: None,
+                    max_events: acked,
+                    idle_s: 5,
+                };
+                let f = ctx.consumer(model, &dir, &job)?.wait(drain_limit(acked))?;
+                ctx.record_db(phase, name, &job.db);
                 ctx.finished(phase, &f)?;
-                let s: ConsumerStats = read_json(&stats)?;
+                let s: ConsumerStats = read_json(&job.stats)?;
                 eprintln!(
-                    "    {model}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
+                    "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
                     s.events_committed,
                     s.wall_seconds,
                     s.events_per_second,
@@ -642,7 +582,7 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             },
         );
         if let Err(e) = r {
-            ctx.fail(format!("consumer-{model} backlog drain: {e:#}"));
+            ctx.fail(format!("consumer-{name} backlog drain: {e:#}"));
         }
     }
 
@@ -651,28 +591,15 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             phase,
             "ceiling: raw consume (BaseConsumer, consumers' settings, fresh group, decode only)",
             |ctx| {
-                let settings = consumer_kafka_settings(&dir);
-                let mut args: Vec<OsString> = vec![
-                    "ceiling-consume".into(),
-                    "--brokers".into(),
-                    ctx.args.brokers.clone().into(),
-                    "--topic".into(),
-                    topic.clone().into(),
-                    "--group".into(),
-                    format!("{}.raw-consume", ctx.run_id).into(),
-                    "--count".into(),
-                    acked.to_string().into(),
-                    "--stats-json".into(),
-                    dir.join("raw-consume.json").into(),
-                ];
-                for (k, v) in settings {
-                    args.push(format!("-X{k}={v}").into());
-                }
-                let f = procs::run(
+                let group = format!("{}.raw-consume", ctx.run_id);
+                let stats = dir.join("raw-consume.json");
+                let args = ctx.settings.raw_consume(&topic, &group, acked, &stats);
+                let log = dir.join("raw-consume.log");
+                let f = ctx.bench(
                     "raw-consume",
-                    &ctx.bins.bench,
+                    "ceiling-consume",
                     &args,
-                    &dir.join("raw-consume.log"),
+                    &log,
                     drain_limit(acked),
                 )?;
                 ctx.finished(phase, &f)
@@ -686,7 +613,7 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             remove_db(&scratch);
         }
     }
-    topics::delete(&ctx.args.brokers, &topic);
+    topics::delete(&ctx.settings.brokers, &topic);
 
     ctx.step(phase, "verification of pull.db and push.db", |ctx| {
         ctx.verify_phase(phase, &dir)
@@ -700,24 +627,14 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             |ctx| {
                 // A child process, for the same reason as the verification.
                 let json = ctx.out.join("queries.json");
-                let args: Vec<OsString> = vec![
-                    "queries".into(),
-                    "--db".into(),
-                    pull_db.clone().into(),
-                    "--accounts".into(),
-                    ctx.args.accounts.to_string().into(),
-                    "--samples".into(),
-                    ctx.args.query_samples.to_string().into(),
-                    "--stats-json".into(),
-                    json.clone().into(),
-                ];
-                let f = procs::run(
-                    "queries",
-                    &ctx.bins.bench,
-                    &args,
-                    &dir.join("queries.log"),
-                    Duration::from_secs(3600),
-                )?;
+                let args = QueryArgs {
+                    db: pull_db.clone(),
+                    accounts: ctx.settings.accounts,
+                    samples: ctx.args.query_samples,
+                    stats_json: Some(json.clone()),
+                };
+                let log = dir.join("queries.log");
+                let f = ctx.bench("queries", "queries", &args, &log, Duration::from_secs(3600))?;
                 ctx.finished(phase, &f)?;
                 let q: queries::QueryStats = read_json(&json)?;
                 eprintln!(
@@ -732,83 +649,6 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The librdkafka settings the consumers ran with (from pull's stats, else
-/// push's), for the raw consume ceiling.
-fn consumer_kafka_settings(dir: &Path) -> Vec<(String, String)> {
-    for model in verify::MODELS {
-        if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
-            let settings = s.librdkafka_settings();
-            if !settings.is_empty() {
-                // Only what the consumers chose: librdkafka's defaults apply
-                // anyway, and some of them cannot even be set on this
-                // platform (ssl.ca.certificate.stores).
-                return settings
-                    .into_iter()
-                    .filter(|(k, v)| v != "[redacted]" && !crate::defaults::is_default(k, v))
-                    .collect();
-            }
-        }
-    }
-    eprintln!(
-        "bench: warning: the consumers reported no librdkafka settings; the raw consume ceiling uses librdkafka's defaults"
-    );
-    Vec::new()
-}
-
-/// The batch size the consumers reported in any phase of the run in `out`
-/// (they all run with the same arguments; the backlog's drains have not
-/// run yet when the store ceiling's first half needs it), else the one
-/// their extra arguments `args` give, else their default.
-fn consumer_batch_size(out: &Path, args: &[String]) -> u64 {
-    let mut dirs = vec![out.join("backlog")];
-    if let Ok(entries) = std::fs::read_dir(out) {
-        let mut live: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("live-"))
-            })
-            .collect();
-        live.sort();
-        dirs.extend(live);
-    }
-    for dir in &dirs {
-        for model in verify::MODELS {
-            if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json")))
-                && let Some(b) = s.setting("batch_size").and_then(|b| b.parse::<u64>().ok())
-                && b > 0
-            {
-                return b;
-            }
-        }
-    }
-    if let Some(b) = batch_size_arg(args) {
-        return b;
-    }
-    eprintln!(
-        "bench: warning: the consumers reported no batch_size; the store ceiling uses {FALLBACK_BATCH_SIZE}"
-    );
-    FALLBACK_BATCH_SIZE
-}
-
-/// The last `--batch-size N` or `--batch-size=N` of a consumer's arguments.
-fn batch_size_arg(args: &[String]) -> Option<u64> {
-    let mut found = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let value = match a.strip_prefix("--batch-size") {
-            Some("") => it.next().map(String::as_str),
-            Some(rest) => rest.strip_prefix('='),
-            None => None,
-        };
-        if let Some(b) = value.and_then(|v| v.parse::<u64>().ok()).filter(|&b| b > 0) {
-            found = Some(b);
-        }
-    }
-    found
 }
 
 fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
@@ -830,48 +670,43 @@ fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
             // drained topic until the producer starts.
             let idle = warmup + 15;
             let mut running = Vec::new();
-            for model in verify::MODELS {
-                let db = dir.join(format!("{model}.db"));
-                let stats = dir.join(format!("{model}.json"));
-                let group = format!("{}.{model}.{phase}", ctx.run_id);
-                let args = ctx.consumer_args(model, &topic, &group, &db, &stats, count, idle);
-                running.push(procs::spawn(
-                    model,
-                    &ctx.consumer_bin(model),
-                    &args,
-                    &dir.join(format!("{model}.log")),
-                )?);
+            let mut ready = Vec::new();
+            for model in Model::ALL {
+                let name = model.name();
+                let group = format!("{}.{name}.{phase}", ctx.run_id);
+                let job = ConsumerJob {
+                    topic: &topic,
+                    group: &group,
+                    db: dir.join(format!("{name}.db")),
+                    stats: dir.join(format!("{name}.json")),
+                    ready: Some(dir.join(format!("{name}.ready"))),
+                    max_events: count,
+                    idle_s: idle,
+                };
+                let consumer = ctx.consumer(model, &dir, &job)?;
+                ready.push((job.ready.expect("set above"), consumer.id()));
+                running.push(consumer);
             }
             eprintln!(
-                "    consumers started; the producer starts once both have their partitions (at most {warmup} s)"
+                "    consumers started; the producer starts once both are ready (at most {warmup} s)"
             );
             let until = Instant::now() + Duration::from_secs(warmup);
-            let logs: Vec<_> = verify::MODELS
-                .iter()
-                .map(|model| dir.join(format!("{model}.log")))
-                .collect();
             while Instant::now() < until {
                 if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
                     eprintln!("    {} exited during the warm-up", r.name());
                     break;
                 }
-                if logs.iter().all(|log| has_partitions(log)) {
-                    // Let them look up their start offsets and send their
-                    // first fetch before the first event exists.
-                    std::thread::sleep(ASSIGNED_MARGIN);
+                let is_ready =
+                    |(file, pid): &(PathBuf, u32)| Ready::read(file).is_some_and(|r| r.pid == *pid);
+                if ready.iter().all(is_ready) {
+                    // Let them send their first fetch before the first
+                    // event exists.
+                    std::thread::sleep(READY_MARGIN);
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(20));
             }
-            let stats = dir.join("producer.json");
-            let args = ctx.producer_args(&topic, count, rate, &stats, false);
-            let produced = procs::run(
-                "producer",
-                &ctx.bins.producer,
-                &args,
-                &dir.join("producer.log"),
-                producer_limit(count, rate),
-            );
+            let produced = ctx.producer(&dir, "producer", &topic, count, rate, false);
             let limit = Duration::from_secs(warmup + duration + 180);
             let mut errors = Vec::new();
             let produced = match produced {
@@ -902,14 +737,15 @@ fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
             }
             for model in verify::MODELS {
                 if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
+                    let ms = |us: u64| us as f64 / 1e3;
                     let l = s.latency_us;
                     eprintln!(
                         "    {model}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
                         s.events_committed,
-                        l.p50 / 1e3,
-                        l.p99 / 1e3,
-                        l.p999 / 1e3,
-                        l.max / 1e3
+                        ms(l.p50),
+                        ms(l.p99),
+                        ms(l.p999),
+                        ms(l.max)
                     );
                 }
             }
@@ -920,7 +756,7 @@ fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
             }
         },
     );
-    topics::delete(&ctx.args.brokers, &topic);
+    topics::delete(&ctx.settings.brokers, &topic);
     if dir.join("producer.json").is_file() {
         ctx.step(&phase, "verification of pull.db and push.db", |ctx| {
             ctx.verify_phase(&phase, &dir)
@@ -954,71 +790,18 @@ pub fn utc(t: SystemTime) -> (String, String) {
     )
 }
 
-/// After both consumers have logged their partitions: time for their offset
-/// lookups and first fetches, before the live producer starts.
-const ASSIGNED_MARGIN: Duration = Duration::from_millis(500);
-
-/// Whether a consumer's log says it was assigned at least one partition.
-fn has_partitions(log: &Path) -> bool {
-    std::fs::read_to_string(log).is_ok_and(|text| {
-        text.lines()
-            .any(|l| l.contains(" INFO assigned ") && !l.ends_with(": none"))
-    })
-}
+/// After both consumers are ready (partitions assigned and positioned):
+/// time for their first fetches, before the live producer starts.
+const READY_MARGIN: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn batch_size_from_consumer_arguments() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(batch_size_arg(&args(&[])), None);
-        assert_eq!(batch_size_arg(&args(&["--batch-size=5000"])), Some(5000));
-        assert_eq!(
-            batch_size_arg(&args(&["--batch-size", "7", "--flush-interval-ms=3"])),
-            Some(7)
-        );
-        assert_eq!(
-            batch_size_arg(&args(&["--batch-size=1", "--batch-size", "9"])),
-            Some(9)
-        );
-        assert_eq!(
-            batch_size_arg(&args(&["--batch-sizes=3", "--batch-size"])),
-            None
-        );
-
-        // Without stats in the run directory: the arguments, else the default.
-        let out = tempfile::tempdir().unwrap();
-        assert_eq!(
-            consumer_batch_size(out.path(), &args(&["--batch-size=11"])),
-            11
-        );
-        assert_eq!(consumer_batch_size(out.path(), &[]), FALLBACK_BATCH_SIZE);
-    }
-
-    #[test]
     fn utc_formatting() {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_500_000);
         assert_eq!(utc(t).0, "2026-11-24T06:00:00Z");
         assert_eq!(utc(UNIX_EPOCH).1, "19700101-000000");
-    }
-
-    #[test]
-    fn partitions_seen_in_a_consumer_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("pull.log");
-        assert!(!has_partitions(&log), "no log yet");
-        std::fs::write(
-            &log,
-            "2026-11-23T08:00:18.592055Z  INFO consumer-pull: topic t at b\n\
-             2026-11-23T08:00:18.6Z  INFO assigned 0 partition(s) of t: none\n",
-        )
-        .unwrap();
-        assert!(!has_partitions(&log), "an empty assignment");
-        let mut text = std::fs::read_to_string(&log).unwrap();
-        text.push_str("2026-11-23T08:00:18.648239Z  INFO assigned 6 partition(s) of t: 0@auto.offset.reset 1@auto.offset.reset\n");
-        std::fs::write(&log, text).unwrap();
-        assert!(has_partitions(&log));
     }
 }

@@ -201,6 +201,18 @@ pub fn phase_dirs(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+/// The checks a run recorded (`verification.json`); none when it has not
+/// verified anything yet.
+pub fn read_checks(path: &Path) -> anyhow::Result<Vec<Check>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a list of checks", path.display()))
+}
+
 /// Verifies every phase of a run directory.
 pub fn check_run(run: &Path) -> anyhow::Result<Vec<Check>> {
     let dirs = phase_dirs(run)?;

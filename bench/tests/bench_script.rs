@@ -197,6 +197,28 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
     assert!(stdout.contains("verification FAIL"), "{log}");
 }
 
+/// A mistyped option is refused by `bench run` itself, before a broker is
+/// started.
+#[test]
+fn a_mistyped_option_fails_before_any_broker_starts() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run_dir = empty.path().join("broker");
+    let o = bench_sh()
+        .args(["--events", "10", "--evnets", "10"])
+        .env("BROKER_KIND", "tansu")
+        .env("BROKER_PORT", free_port().to_string())
+        .env("RUN_DIR", &run_dir)
+        .output()
+        .expect("run scripts/bench.sh");
+    let log = show("scripts/bench.sh --evnets", &o);
+    assert!(!o.status.success(), "{log}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--evnets"),
+        "{log}"
+    );
+    assert!(!run_dir.exists(), "no broker may be started\n{log}");
+}
+
 #[test]
 fn missing_binaries_are_reported_before_any_broker_starts() {
     let empty = tempfile::tempdir().expect("temp dir");
@@ -217,13 +239,15 @@ fn missing_binaries_are_reported_before_any_broker_starts() {
     assert!(!run_dir.exists(), "no broker may be started\n{log}");
 }
 
+/// The script's own lines, then every option of `bench run`, which it
+/// hands over untouched.
 #[test]
 fn help_describes_the_flags() {
-    let o = Command::new(repo_root().join("scripts/bench.sh"))
+    let o = bench_sh()
         .arg("--help")
         .output()
         .expect("run scripts/bench.sh --help");
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", show("--help", &o));
     let text = String::from_utf8_lossy(&o.stdout);
     for flag in [
         "--events",
@@ -231,6 +255,8 @@ fn help_describes_the_flags() {
         "--out",
         "--rate",
         "--duration",
+        "--batch-size",
+        "--consumer-property",
         "--verify-only",
         "BIN_DIR",
     ] {

@@ -14,8 +14,10 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaConfRes;
 
-/// The connection flags shared by the producer and both consumers.
-#[derive(Debug, Clone, clap::Args)]
+/// The connection flags shared by the producer and both consumers
+/// (serializable, so that a program starting one of them can build the
+/// command line from this struct).
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port pairs.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092", value_parser = parse_brokers)]

@@ -10,49 +10,7 @@ use std::time::Duration;
 
 use banking_common::KafkaArgs;
 
-/// Which consumption model a binary implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Model {
-    /// `BaseConsumer` poll loop: the consumer sets the pace.
-    Pull,
-    /// `StreamConsumer` on tokio: messages are pushed to a handler.
-    Push,
-}
-
-impl Model {
-    /// `"pull"` or `"push"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Pull => "pull",
-            Model::Push => "push",
-        }
-    }
-
-    /// The binary's name, also librdkafka's `client.id`.
-    pub fn binary(self) -> &'static str {
-        match self {
-            Model::Pull => "consumer-pull",
-            Model::Push => "consumer-push",
-        }
-    }
-
-    /// Default consumer group: `banking-pull` / `banking-push`.
-    pub fn default_group(self) -> &'static str {
-        match self {
-            Model::Pull => "banking-pull",
-            Model::Push => "banking-push",
-        }
-    }
-
-    /// Default database file: `pull.db` / `push.db`.
-    pub fn default_db(self) -> &'static str {
-        match self {
-            Model::Pull => "pull.db",
-            Model::Push => "push.db",
-        }
-    }
-}
+pub use banking_common::stats::Model;
 
 /// Default of `--batch-size`. A batch is one SQLite transaction, and its
 /// fixed cost is mostly the balances: a batch of 20,000 events touches most
@@ -70,11 +28,14 @@ pub const DEFAULT_BATCH_SIZE: usize = 50_000;
 /// `fetch.wait.max.ms=10`, 31-35 ms with 10 ms and `fetch.wait.max.ms=5`).
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
 
-/// Flags shared by consumer-pull and consumer-push.
-#[derive(Debug, Clone, clap::Args)]
+/// Flags shared by consumer-pull and consumer-push. Serializable so that
+/// a program starting a consumer (the benchmark) can build the command line
+/// from this very struct.
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct ConsumerArgs {
     /// Kafka connection and topic.
     #[command(flatten)]
+    #[serde(flatten)]
     pub kafka: KafkaArgs,
 
     /// Consumer group. Members of one group share the topic's partitions.
@@ -124,6 +85,14 @@ pub struct ConsumerArgs {
     /// the gap.
     #[arg(long)]
     pub accept_data_loss: bool,
+
+    /// Write this file (atomically: a temporary file, then a rename) once
+    /// the first partitions are assigned and positioned at their start
+    /// offsets, so that a program starting the consumer knows when it is
+    /// ready. Removed at start if it exists. It holds JSON: the topic and
+    /// the assigned partitions.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 impl ConsumerArgs {
@@ -226,9 +195,12 @@ mod tests {
                 "10",
                 "-X",
                 "fetch.wait.max.ms=50",
+                "--ready-file",
+                "/tmp/x.ready",
             ],
         )
         .unwrap();
+        assert_eq!(cli.consumer.ready_file, Some(PathBuf::from("/tmp/x.ready")));
         assert_eq!(cli.consumer.group, "g");
         assert_eq!(cli.consumer.batch_size, 500);
         assert_eq!(cli.consumer.idle_after(), Some(Duration::from_secs(3)));

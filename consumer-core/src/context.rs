@@ -38,6 +38,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use crate::error::ConsumerError;
+use crate::ready::ReadyFile;
 use crate::writer::{CommittedOffsets, offsets_tpl};
 
 /// What the consumer must do before revoked partitions are let go: write
@@ -51,6 +52,8 @@ pub type RevokeHook = Box<dyn Fn() -> Result<(), ConsumerError> + Send + Sync>;
 pub struct AssignmentWatch {
     generation: AtomicU64,
     partitions: Mutex<Option<BTreeSet<i32>>>,
+    ready: OnceLock<ReadyFile>,
+    offset_gaps: AtomicU64,
 }
 
 impl AssignmentWatch {
@@ -63,16 +66,33 @@ impl AssignmentWatch {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Offset gaps recorded on assignment so far (hand-overs, accepted
+    /// losses).
+    pub fn offset_gaps(&self) -> u64 {
+        self.offset_gaps.load(Ordering::Relaxed)
+    }
+
     /// The assigned partitions; `None` before the first assignment and
     /// while a rebalance is in progress.
     pub fn partitions(&self) -> Option<BTreeSet<i32>> {
         self.lock().clone()
     }
 
+    /// `--ready-file`: written at the first non-empty assignment. Set once,
+    /// before the consumer subscribes.
+    pub fn set_ready_file(&self, ready: ReadyFile) {
+        if self.ready.set(ready).is_err() {
+            panic!("the ready file is set once");
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut Option<BTreeSet<i32>>)) {
         let mut p = self.lock();
         f(&mut p);
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let (Some(ready), Some(assigned)) = (self.ready.get(), p.as_ref()) {
+            ready.assigned(assigned);
+        }
     }
 
     #[cfg(test)]
@@ -352,10 +372,14 @@ impl ExactlyOnceContext {
         to: i64,
         reason: GapReason,
     ) -> Result<(), ConsumerError> {
-        self.offsets_db
+        let recorded = self
+            .offsets_db
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .record_gap(&self.topic, p, from, to, reason)?;
+        if recorded {
+            self.assignment.offset_gaps.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 

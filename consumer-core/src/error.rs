@@ -112,6 +112,15 @@ pub enum ConsumerError {
         source: std::io::Error,
     },
 
+    /// The `--ready-file` cannot be written (or a stale one removed).
+    #[error("cannot write ready file {}", path.display())]
+    ReadyFile {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+
     /// The SIGINT/SIGTERM handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),

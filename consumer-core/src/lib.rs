@@ -17,6 +17,9 @@
 //!    open batch, then the offsets to Kafka synchronously ([`commit_final`]);
 //!    and [`Pipeline::finish`] writes `--stats-json` and prints the summary.
 //!
+//! With `--ready-file` the consumer tells when it is ready to consume (see
+//! [`ready`]).
+//!
 //! Exactly once: offsets live in the same SQLite transaction as the rows
 //! (see `banking_store`), each assigned partition starts from them, and
 //! revoked partitions are flushed and committed before they are let go
@@ -29,6 +32,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod idle;
+pub mod ready;
 pub mod shutdown;
 pub mod stats;
 pub mod writer;
@@ -49,8 +53,9 @@ pub use context::{
 };
 pub use error::{ConsumerError, error_chain};
 pub use idle::IdleDetector;
+pub use ready::ReadyFile;
 pub use shutdown::Shutdown;
-pub use stats::{ExitReason, ReportContext, RunClock, RunStats, StatsReport};
+pub use stats::{ConsumerStats, ExitReason, ReportContext, RunClock, RunStats, StatsReport};
 pub use writer::{Committed, CommittedOffsets, Decoded, StoreWriter};
 
 /// The parts of a run both models share. See the crate documentation.
@@ -97,6 +102,15 @@ impl Pipeline {
         let clock = Arc::new(RunClock::new());
         let committed = Arc::new(CommittedOffsets::default());
         let assignment = Arc::new(AssignmentWatch::default());
+        if let Some(path) = &args.ready_file {
+            let ready = ReadyFile::prepare(path, &args.kafka.topic).map_err(|source| {
+                ConsumerError::ReadyFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            assignment.set_ready_file(ready);
+        }
         let writer = StoreWriter::open(&args.db, committed.clone(), clock.clone())?;
         let offsets_db = Store::open(&args.db)?;
         let context =
@@ -163,7 +177,7 @@ impl Pipeline {
         writer: &StoreWriter,
         exit_reason: ExitReason,
         error: Option<&ConsumerError>,
-    ) -> Result<StatsReport, ConsumerError> {
+    ) -> Result<ConsumerStats, ConsumerError> {
         writer.finish_progress();
         let report = writer.stats().report(&ReportContext {
             model: self.model,
@@ -173,6 +187,7 @@ impl Pipeline {
             clock: &self.clock,
             exit_reason,
             error: error.map(|e| error_chain(e)),
+            offset_gaps: self.assignment.offset_gaps(),
         });
         print!("{}", report.summary());
         if let Some(path) = &self.args.stats_json {

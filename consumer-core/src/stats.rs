@@ -1,45 +1,24 @@
 //! The figures of a run: counters, the end-to-end latency histogram, the
-//! throughput timeline, and the `--stats-json` file the benchmark reads.
-//!
-//! The JSON keys are a contract with `bench/` and `scripts/`: add keys if
-//! needed, never rename or remove one.
+//! throughput timeline, and the `--stats-json` file, whose format
+//! ([`ConsumerStats`]) is defined once in `banking_common::stats` for the
+//! consumers and every reader alike.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use banking_common::stats::{
+    ConsumerSettings, ConsumerStats, ExitReason, Latency, Model, STATS_VERSION,
+};
 use banking_store::CommitOutcome;
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
-use crate::args::{ConsumerArgs, Model};
+use crate::args::ConsumerArgs;
 
-/// Why a run ended (`exit_reason` in the stats file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExitReason {
-    /// `--exit-when-idle`: every assigned partition drained, nothing new.
-    Idle,
-    /// `--max-events` messages stored.
-    MaxEvents,
-    /// SIGINT or SIGTERM.
-    Signal,
-    /// An error ended the run (the process exits non-zero).
-    Error,
-}
-
-impl ExitReason {
-    /// The name used in the stats file and the summary.
-    pub fn name(self) -> &'static str {
-        match self {
-            ExitReason::Idle => "idle",
-            ExitReason::MaxEvents => "max-events",
-            ExitReason::Signal => "signal",
-            ExitReason::Error => "error",
-        }
-    }
-}
+/// The stats file, under the name this crate has always used.
+pub type StatsReport = ConsumerStats;
+/// Its latency figures.
+pub type LatencyReport = Latency;
 
 /// The two instants a run is measured between, shared by the thread that
 /// receives messages and the one that commits them.
@@ -95,6 +74,7 @@ pub struct RunStats {
     events_committed: u64,
     dead_letters: u64,
     duplicates: u64,
+    redelivered: u64,
     batches: u64,
     latency_us: Histogram<u64>,
     last_commit: Option<Instant>,
@@ -116,6 +96,7 @@ impl RunStats {
             events_committed: 0,
             dead_letters: 0,
             duplicates: 0,
+            redelivered: 0,
             batches: 0,
             // 3 significant digits, auto-resizing: microseconds to hours.
             latency_us: Histogram::new(3).expect("valid histogram precision"),
@@ -139,6 +120,7 @@ impl RunStats {
         self.events_committed += outcome.events_stored as u64;
         self.dead_letters += outcome.dead_letters as u64;
         self.duplicates += outcome.duplicates as u64;
+        self.redelivered += outcome.redelivered as u64;
         self.batches += 1;
         self.last_commit = Some(now);
         for created in created_at_us {
@@ -198,7 +180,7 @@ impl RunStats {
     }
 
     /// The report of the run, for the stats file and the summary.
-    pub fn report(&self, ctx: &ReportContext<'_>) -> StatsReport {
+    pub fn report(&self, ctx: &ReportContext<'_>) -> ConsumerStats {
         let wall_seconds = match (ctx.clock.first_message(), self.last_commit) {
             (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
             _ => 0.0,
@@ -227,26 +209,16 @@ impl RunStats {
             }
         };
         let usage = banking_common::ResourceUsage::now();
-        let mut settings: BTreeMap<String, serde_json::Value> = ctx
-            .kafka_properties
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-            .collect();
-        settings.insert("batch_size".into(), ctx.args.batch_size.into());
-        settings.insert(
-            "flush_interval_ms".into(),
-            ctx.args.flush_interval_ms.into(),
-        );
-        if let Some(c) = ctx.channel_capacity {
-            settings.insert("channel_capacity".into(), c.into());
-        }
-        if let Some(s) = ctx.args.exit_when_idle {
-            settings.insert("exit_when_idle_s".into(), s.into());
-        }
-        if let Some(n) = ctx.args.max_events {
-            settings.insert("max_events".into(), n.into());
-        }
-        StatsReport {
+        let settings = ConsumerSettings {
+            batch_size: ctx.args.batch_size as u64,
+            flush_interval_ms: ctx.args.flush_interval_ms,
+            channel_capacity: ctx.channel_capacity.map(|c| c as u64),
+            exit_when_idle_s: ctx.args.exit_when_idle,
+            max_events: ctx.args.max_events,
+            librdkafka: ctx.kafka_properties.clone(),
+        };
+        ConsumerStats {
+            version: STATS_VERSION,
             model: ctx.model,
             brokers: ctx.args.kafka.brokers.clone(),
             topic: ctx.args.kafka.topic.clone(),
@@ -255,11 +227,13 @@ impl RunStats {
             events_committed: self.events_committed,
             dead_letters: self.dead_letters,
             duplicates: self.duplicates,
+            redelivered: self.redelivered,
+            offset_gaps: ctx.offset_gaps,
             batches: self.batches,
             wall_seconds,
             process_seconds: ctx.clock.process_seconds(),
             events_per_second,
-            latency_us: LatencyReport {
+            latency_us: Latency {
                 count: h.len(),
                 min: if h.is_empty() { 0 } else { h.min() },
                 mean: if h.is_empty() { 0.0 } else { h.mean() },
@@ -300,139 +274,8 @@ pub struct ReportContext<'a> {
     pub exit_reason: ExitReason,
     /// The error that ended it, if any.
     pub error: Option<String>,
-}
-
-/// End-to-end latency percentiles in microseconds: SQLite commit time minus
-/// the producer's `created_at_us`, one sample per stored event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LatencyReport {
-    /// Samples.
-    pub count: u64,
-    /// Smallest.
-    pub min: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p999: u64,
-    /// Largest.
-    pub max: u64,
-}
-
-/// The `--stats-json` file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatsReport {
-    /// `"pull"` or `"push"`.
-    pub model: Model,
-    /// `--brokers`.
-    pub brokers: String,
-    /// `--topic`.
-    pub topic: String,
-    /// `--group`.
-    pub group: String,
-    /// `--db`.
-    pub db: String,
-    /// Rows written to `events` by this run.
-    pub events_committed: u64,
-    /// Rows written to `dead_letters` by this run.
-    pub dead_letters: u64,
-    /// Of those, events whose id was already stored.
-    pub duplicates: u64,
-    /// Non-empty SQLite transactions.
-    pub batches: u64,
-    /// First message received to last commit, seconds.
-    pub wall_seconds: f64,
-    /// Process start to the report, seconds.
-    pub process_seconds: f64,
-    /// `events_committed / wall_seconds`.
-    pub events_per_second: f64,
-    /// End-to-end latency.
-    pub latency_us: LatencyReport,
-    /// User + system CPU of the process.
-    pub cpu_seconds: f64,
-    /// Peak resident set size.
-    pub max_rss_bytes: u64,
-    /// `"idle"`, `"max-events"`, `"signal"` or `"error"`.
-    pub exit_reason: ExitReason,
-    /// The error that ended the run (only with `exit_reason: "error"`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// batch_size, flush_interval_ms, channel_capacity (push) and every
-    /// librdkafka property in force, secrets redacted.
-    pub settings: BTreeMap<String, serde_json::Value>,
-    /// `[seconds since the first message, events committed so far]`,
-    /// sampled at most every 250 ms, ending with the last commit.
-    pub timeline: Vec<(f64, u64)>,
-}
-
-impl StatsReport {
-    /// A few lines for a person, printed to stdout at exit.
-    pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "consumer-{}: {} events committed, {} dead letters ({} duplicates), {} batches; exit: {}",
-            self.model.name(),
-            self.events_committed,
-            self.dead_letters,
-            self.duplicates,
-            self.batches,
-            self.exit_reason.name()
-        );
-        let _ = writeln!(
-            s,
-            "  throughput: {:.0} events/s over {:.2} s (first message to last commit); process {:.2} s",
-            self.events_per_second, self.wall_seconds, self.process_seconds
-        );
-        let l = &self.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let _ = writeln!(
-            s,
-            "  latency (commit - creation, ms): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max),
-            l.count
-        );
-        let setting = |k: &str| {
-            self.settings
-                .get(k)
-                .map(|v| v.to_string().trim_matches('"').to_string())
-                .unwrap_or_else(|| "-".into())
-        };
-        let _ = writeln!(
-            s,
-            "  settings: batch_size={} flush_interval_ms={}{} fetch.wait.max.ms={}",
-            setting("batch_size"),
-            setting("flush_interval_ms"),
-            match self.settings.get("channel_capacity") {
-                Some(c) => format!(" channel_capacity={c}"),
-                None => String::new(),
-            },
-            setting("fetch.wait.max.ms"),
-        );
-        let _ = writeln!(
-            s,
-            "  cpu {:.2} s, peak RSS {:.1} MiB; db {}, group {}, topic {} @ {}",
-            self.cpu_seconds,
-            self.max_rss_bytes as f64 / (1024.0 * 1024.0),
-            self.db,
-            self.group,
-            self.topic,
-            self.brokers
-        );
-        if let Some(e) = &self.error {
-            let _ = writeln!(s, "  error: {e}");
-        }
-        s
-    }
+    /// Offset gaps the rebalance handler recorded.
+    pub offset_gaps: u64,
 }
 
 #[cfg(test)]
@@ -444,6 +287,7 @@ mod tests {
             events_stored: events,
             dead_letters: 1,
             duplicates: 0,
+            redelivered: 0,
             committed_at_us,
         }
     }

@@ -25,11 +25,14 @@ use std::time::Duration;
 use banking_common::KafkaArgs;
 use clap::Parser;
 
+pub use banking_common::stats::ProducerStats;
 pub use generator::{Generator, GeneratorError};
-pub use send::{ProducerError, ProducerStats, run};
+pub use send::{ProducerError, run};
 
-/// Command line of the `producer` binary (also the configuration of [`run`]).
-#[derive(Debug, Clone, Parser)]
+/// Command line of the `producer` binary (also the configuration of
+/// [`run`]). Serializable so that a program starting the producer (the
+/// benchmark) can build the command line from this very struct.
+#[derive(Debug, Clone, Parser, serde::Serialize)]
 #[command(
     name = "producer",
     version,
@@ -52,6 +55,7 @@ message.timeout.ms=<--timeout>."
 pub struct Args {
     /// Kafka connection and topic.
     #[command(flatten)]
+    #[serde(flatten)]
     pub kafka: KafkaArgs,
 
     /// Number of events to send.

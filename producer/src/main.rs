@@ -58,7 +58,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
 fn print_summary(s: &ProducerStats) {
     println!(
         "{} {} event(s) to {} on {} in {:.2}s: {:.0} events/s",
-        if s.mode == "raw" {
+        if s.mode == banking_common::stats::ProducerMode::Raw {
             "raw ceiling: sent"
         } else {
             "acknowledged"

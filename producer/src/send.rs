@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use banking_common::stats::{ProducerMode, ProducerStats, STATS_VERSION};
 use banking_common::{Progress, ResourceUsage, kafka::redacted};
 use banking_proto::IdChecksum;
 use rdkafka::ClientContext;
@@ -104,53 +105,6 @@ pub enum ProducerError {
         /// librdkafka's error.
         source: KafkaError,
     },
-}
-
-/// The figures of a run: what `--stats-json` holds.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ProducerStats {
-    /// `events`, or `raw` for a `--raw` ceiling run.
-    pub mode: &'static str,
-    /// The bootstrap list.
-    pub brokers: String,
-    /// The topic.
-    pub topic: String,
-    /// `--count`.
-    pub events_requested: u64,
-    /// Events handed to librdkafka.
-    pub events_sent: u64,
-    /// Events whose delivery report said the broker has them.
-    pub events_acknowledged: u64,
-    /// Events whose delivery finally failed (or that were never reported).
-    pub events_failed: u64,
-    /// Sum of `amount_minor` over the acknowledged events.
-    pub amount_minor_sum: i128,
-    /// [`IdChecksum`] of the acknowledged ids, 16 hex digits.
-    pub id_checksum: String,
-    /// Id of the first event generated (with `--raw`, of the pool).
-    pub first_event_id: u64,
-    /// Id of the last event generated (0 if none; with `--raw`, of the pool).
-    pub last_event_id: u64,
-    /// `--seed`.
-    pub seed: u64,
-    /// `--accounts`.
-    pub accounts: u64,
-    /// `--rate` (0 = unlimited).
-    pub rate_limit: u64,
-    /// From the first send to the last delivery report.
-    pub wall_seconds: f64,
-    /// Acknowledged events per second of wall time.
-    pub events_per_second: f64,
-    /// User plus system CPU of the process.
-    pub cpu_seconds: f64,
-    /// Peak resident set size.
-    pub max_rss_bytes: u64,
-    /// Stopped early by SIGINT/SIGTERM.
-    pub interrupted: bool,
-    /// The librdkafka settings in force (secrets masked).
-    pub settings: BTreeMap<String, String>,
-    /// The first delivery errors, for the log and the stats file.
-    pub errors: Vec<String>,
 }
 
 /// Tally of delivery reports, updated from the delivery callback.
@@ -392,7 +346,12 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
         shown.insert(k.clone(), redacted(k, v).to_owned());
     }
     Ok(ProducerStats {
-        mode: if args.raw { "raw" } else { "events" },
+        version: STATS_VERSION,
+        mode: if args.raw {
+            ProducerMode::Raw
+        } else {
+            ProducerMode::Events
+        },
         brokers: args.kafka.brokers.clone(),
         topic: topic.to_owned(),
         events_requested: args.count,

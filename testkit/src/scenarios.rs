@@ -22,6 +22,7 @@ use std::sync::atomic::AtomicBool;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use banking_common::stats::{ConsumerStats, ExitReason, read_stats};
 use banking_producer::ProducerStats;
 use banking_proto::{BankingEvent, decode_event};
 use banking_store::{Store, Summary};
@@ -33,7 +34,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::Value;
 
 use crate::{Expected, MockKafka, producer_args};
 
@@ -183,7 +183,7 @@ impl ConsumerRun {
     }
 
     /// Waits for a clean exit (status 0) and returns the stats file.
-    pub fn wait_success(&mut self) -> Value {
+    pub fn wait_success(&mut self) -> ConsumerStats {
         let status = self.wait(GENEROUS);
         assert!(
             status.success(),
@@ -195,15 +195,9 @@ impl ConsumerRun {
     }
 
     /// The `--stats-json` file.
-    pub fn stats(&self) -> Value {
-        let text = std::fs::read_to_string(&self.stats).unwrap_or_else(|e| {
-            panic!(
-                "{}: no stats file ({e}); its log:\n{}",
-                self.name,
-                self.log()
-            )
-        });
-        serde_json::from_str(&text).expect("stats file is JSON")
+    pub fn stats(&self) -> ConsumerStats {
+        read_stats(&self.stats)
+            .unwrap_or_else(|e| panic!("{}: {e}; its log:\n{}", self.name, self.log()))
     }
 
     /// SIGKILL, and wait for it.
@@ -226,18 +220,6 @@ impl Drop for ConsumerRun {
             let _ = self.child.wait();
         }
     }
-}
-
-fn stat_u64(stats: &Value, key: &str) -> u64 {
-    stats[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("stats have no integer {key:?}: {stats}"))
-}
-
-fn stat_str<'a>(stats: &'a Value, key: &str) -> &'a str {
-    stats[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("stats have no string {key:?}: {stats}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -551,13 +533,13 @@ pub fn full_run(bin: &Path) {
     let mut run = ConsumerRun::spawn(bin, &work, "run", &kafka.bootstrap, "g", &db, &[]);
     let stats = run.wait_success();
     assert_exact(&db, &expected, Some(&produced));
-    assert_eq!(stat_u64(&stats, "events_committed"), EVENTS);
-    assert_eq!(stat_u64(&stats, "dead_letters"), 0);
-    assert_eq!(stat_str(&stats, "exit_reason"), "idle");
-    assert_eq!(stats["latency_us"]["count"].as_u64(), Some(EVENTS));
-    assert!(stats["events_per_second"].as_f64().unwrap() > 0.0);
-    assert!(stats["settings"]["fetch.wait.max.ms"].is_string());
-    assert!(stats["timeline"].as_array().is_some_and(|t| !t.is_empty()));
+    assert_eq!(stats.events_committed, EVENTS);
+    assert_eq!(stats.dead_letters, 0);
+    assert_eq!(stats.exit_reason, ExitReason::Idle);
+    assert_eq!(stats.latency_us.count, EVENTS);
+    assert!(stats.events_per_second > 0.0);
+    assert!(stats.settings.librdkafka.contains_key("fetch.wait.max.ms"));
+    assert!(!stats.timeline.is_empty());
     // After a clean exit Kafka has a copy of the final offsets.
     let stored = assert_offsets_match_rows(&db);
     assert_eq!(group_offsets(&kafka.bootstrap, "g"), stored);
@@ -566,8 +548,8 @@ pub fn full_run(bin: &Path) {
     // (no offsets in Kafka, auto.offset.reset=earliest) stores nothing.
     let mut again = ConsumerRun::spawn(bin, &work, "again", &kafka.bootstrap, "fresh", &db, &[]);
     let stats = again.wait_success();
-    assert_eq!(stat_u64(&stats, "events_committed"), 0, "events read again");
-    assert_eq!(stat_u64(&stats, "dead_letters"), 0);
+    assert_eq!(stats.events_committed, 0, "events read again");
+    assert_eq!(stats.dead_letters, 0);
     assert_exact(&db, &expected, Some(&produced));
 }
 
@@ -615,11 +597,11 @@ pub fn kill9_then_restart(bin: &Path) {
     let expected = Expected::of(12, ACCOUNTS, EVENTS);
     assert_exact(&db, &expected, Some(&produced));
     assert_eq!(
-        stat_u64(&stats, "events_committed"),
+        stats.events_committed,
         EVENTS - at_kill,
         "the restart stored exactly what the killed run had not"
     );
-    assert_eq!(stat_u64(&stats, "duplicates"), 0);
+    assert_eq!(stats.duplicates, 0);
     assert_offsets_match_rows(&db);
 }
 
@@ -663,9 +645,9 @@ pub fn bad_messages(bin: &Path) {
     let db = work.path("c.db");
     let mut run = ConsumerRun::spawn(bin, &work, "run", &kafka.bootstrap, "g", &db, &[]);
     let stats = run.wait_success();
-    assert_eq!(stat_str(&stats, "exit_reason"), "idle", "stopped early");
-    assert_eq!(stat_u64(&stats, "events_committed"), GOOD);
-    assert_eq!(stat_u64(&stats, "dead_letters"), BAD as u64);
+    assert_eq!(stats.exit_reason, ExitReason::Idle, "stopped early");
+    assert_eq!(stats.events_committed, GOOD);
+    assert_eq!(stats.dead_letters, BAD as u64);
 
     let store = read_store(&db);
     let s = store.summary().expect("summary");
@@ -796,15 +778,15 @@ pub fn sigterm_then_restart(bin: &Path) {
         first.log()
     );
     let stats = first.stats();
-    assert_eq!(stat_str(&stats, "exit_reason"), "signal");
+    assert_eq!(stats.exit_reason, ExitReason::Signal);
     let at_signal = row_count(&db);
     assert!(at_signal > 0, "the open batch was not committed on SIGTERM");
     assert!(
         at_signal < EVENTS,
         "the signal came after everything was produced"
     );
-    assert_eq!(stat_u64(&stats, "events_committed"), at_signal);
-    assert_eq!(stat_u64(&stats, "batches"), 1);
+    assert_eq!(stats.events_committed, at_signal);
+    assert_eq!(stats.batches, 1);
     // The stored offsets are exactly past the rows, and Kafka got the same
     // offsets before the consumer left the group.
     let stored = assert_offsets_match_rows(&db);
@@ -818,7 +800,7 @@ pub fn sigterm_then_restart(bin: &Path) {
     let mut second = ConsumerRun::spawn(bin, &work, "second", &kafka.bootstrap, "g", &db, &[]);
     let stats = second.wait_success();
     assert_exact(&db, &Expected::of(14, ACCOUNTS, EVENTS), Some(&produced));
-    assert_eq!(stat_u64(&stats, "events_committed"), EVENTS - at_signal);
+    assert_eq!(stats.events_committed, EVENTS - at_signal);
     assert_offsets_match_rows(&db);
 }
 
@@ -897,7 +879,7 @@ pub fn write_lock_for_two_seconds(bin: &Path) {
     drop(conn);
 
     let stats = run.wait_success();
-    assert_eq!(stat_u64(&stats, "events_committed"), EVENTS);
+    assert_eq!(stats.events_committed, EVENTS);
     let s = assert_exact(&db, &expected_two_halves(15), None);
     assert_eq!(
         s.amount_minor_sum,
@@ -958,7 +940,7 @@ pub fn two_instances_one_group(bin: &Path) {
     );
     b.sigterm();
     let stats_b = b.wait_success();
-    assert_eq!(stat_str(&stats_b, "exit_reason"), "signal");
+    assert_eq!(stats_b.exit_reason, ExitReason::Signal);
     let stats_a = a.wait_success();
     assert!(
         a.log().matches("assigned ").count() >= 3,
@@ -969,8 +951,8 @@ pub fn two_instances_one_group(bin: &Path) {
     let (na, nb) = (row_count(&db_a), row_count(&db_b));
     eprintln!("instance a stored {na}, instance b stored {nb}");
     assert_eq!(na + nb, EVENTS, "union of the two databases");
-    assert_eq!(stat_u64(&stats_a, "events_committed"), na);
-    assert_eq!(stat_u64(&stats_b, "events_committed"), nb);
+    assert_eq!(stats_a.events_committed, na);
+    assert_eq!(stats_b.events_committed, nb);
     let expected = Expected::of(16, ACCOUNTS, EVENTS);
     let ids_a = stored_ids(&db_a);
     let ids_b: HashSet<u64> = stored_ids(&db_b).into_iter().collect();

@@ -1,0 +1,314 @@
+//! The settings of a run, owned by the bench: given on its command line,
+//! recorded in `run.json`, and handed to every process it starts (the
+//! producer, both consumers, the ceilings) as the typed arguments of that
+//! process, turned into its command line by [`crate::argv`]. Nothing is
+//! read back from stats files, logs or directory names to learn them.
+//!
+//! Defaults are the programs' own: a producer or consumer setting the bench
+//! does not choose is taken from the program's parser, and the raw consume
+//! ceiling reads with the consumers' [`CONSUMER_DEFAULTS`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use banking_common::parse_property;
+use banking_consumer::args::{DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, parse_cli_from};
+use banking_consumer::config::CONSUMER_DEFAULTS;
+use banking_consumer::{ConsumerArgs, Model};
+use clap::Parser as _;
+use serde::{Deserialize, Serialize};
+
+use crate::argv::argv;
+use crate::cli::{ConsumeArgs, StoreArgs};
+
+/// How long the producer waits for the broker and for each delivery.
+const PRODUCER_TIMEOUT_S: u64 = 60;
+
+/// What the run's processes are started with.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct Settings {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
+    pub brokers: String,
+
+    /// Partitions of every topic the run creates.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Generator accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u64,
+
+    /// librdkafka property for the producer (and its raw ceiling), applied
+    /// after the producer's defaults; repeatable (e.g. linger.ms=1).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub producer_property: Vec<(String, String)>,
+
+    /// The consumers' --batch-size (also the store ceiling's batches).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH_SIZE)]
+    pub batch_size: usize,
+
+    /// The consumers' --flush-interval-ms.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_FLUSH_INTERVAL_MS)]
+    pub flush_interval_ms: u64,
+
+    /// consumer-push's --channel-capacity (default: consumer-push's own).
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub channel_capacity: Option<usize>,
+
+    /// librdkafka property for both consumers and the raw consume ceiling,
+    /// applied after the consumers' defaults; repeatable (e.g.
+    /// fetch.wait.max.ms=10).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub consumer_property: Vec<(String, String)>,
+}
+
+/// One consumer process: what differs from one start to the next.
+#[derive(Debug, Clone)]
+pub struct ConsumerJob<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Group.
+    pub group: &'a str,
+    /// Database.
+    pub db: PathBuf,
+    /// Stats file.
+    pub stats: PathBuf,
+    /// Ready file, when the bench waits for it.
+    pub ready: Option<PathBuf>,
+    /// `--max-events`.
+    pub max_events: u64,
+    /// `--exit-when-idle`, seconds.
+    pub idle_s: u64,
+}
+
+/// A consumer's command line, to take the consumers' defaults from.
+#[derive(Debug, clap::Parser)]
+struct ConsumerCli {
+    #[command(flatten)]
+    consumer: ConsumerArgs,
+}
+
+impl Settings {
+    /// The producer's arguments: `count` events at `rate` (0: unpaced), or
+    /// its raw ceiling.
+    pub fn producer(
+        &self,
+        topic: &str,
+        count: u64,
+        rate: u64,
+        stats: &Path,
+        raw: bool,
+    ) -> banking_producer::Args {
+        let mut a = banking_producer::Args::try_parse_from(["producer"])
+            .expect("the producer's defaults parse");
+        a.kafka.brokers = self.brokers.clone();
+        a.kafka.topic = topic.to_string();
+        a.kafka.properties = self.producer_property.clone();
+        a.count = count;
+        a.rate = rate;
+        a.seed = self.seed;
+        a.accounts = self.accounts;
+        a.partitions = Some(self.partitions);
+        a.timeout = PRODUCER_TIMEOUT_S;
+        a.stats_json = Some(stats.to_path_buf());
+        a.raw = raw;
+        a
+    }
+
+    /// A consumer's arguments (consumer-push's channel capacity aside).
+    pub fn consumer(&self, model: Model, job: &ConsumerJob<'_>) -> ConsumerArgs {
+        let mut a = parse_cli_from::<ConsumerCli, _, _>(model, [model.binary()])
+            .expect("the consumers' defaults parse")
+            .consumer;
+        a.kafka.brokers = self.brokers.clone();
+        a.kafka.topic = job.topic.to_string();
+        a.kafka.properties = self.consumer_property.clone();
+        a.group = job.group.to_string();
+        a.db = job.db.clone();
+        a.batch_size = self.batch_size;
+        a.flush_interval_ms = self.flush_interval_ms;
+        a.stats_json = Some(job.stats.clone());
+        a.exit_when_idle = Some(job.idle_s);
+        a.max_events = Some(job.max_events);
+        a.ready_file = job.ready.clone();
+        a
+    }
+
+    /// A consumer's command line.
+    pub fn consumer_argv(
+        &self,
+        model: Model,
+        job: &ConsumerJob<'_>,
+    ) -> anyhow::Result<Vec<OsString>> {
+        let mut args = argv(&self.consumer(model, job))?;
+        if let (Model::Push, Some(c)) = (model, self.channel_capacity) {
+            args.push(format!("--channel-capacity={c}").into());
+        }
+        Ok(args)
+    }
+
+    /// The raw consume ceiling: the consumers' librdkafka settings, a
+    /// fresh group.
+    pub fn raw_consume(&self, topic: &str, group: &str, count: u64, stats: &Path) -> ConsumeArgs {
+        let properties = CONSUMER_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(self.consumer_property.iter().cloned())
+            .collect();
+        ConsumeArgs {
+            brokers: self.brokers.clone(),
+            topic: topic.to_string(),
+            group: group.to_string(),
+            count,
+            properties,
+            idle: 10,
+            stats_json: Some(stats.to_path_buf()),
+        }
+    }
+
+    /// One half of the store ceiling: `events` of the producer's events
+    /// (ids from `first_id`), after passing over `skip`, in the consumers'
+    /// batches.
+    pub fn store_ceiling(
+        &self,
+        db: &Path,
+        events: u64,
+        skip: u64,
+        first_id: u64,
+        stats: &Path,
+    ) -> StoreArgs {
+        StoreArgs {
+            db: db.to_path_buf(),
+            events,
+            seed: self.seed,
+            accounts: self.accounts,
+            first_id,
+            batch_size: self.batch_size as u64,
+            partitions: self.partitions,
+            skip,
+            stats_json: Some(stats.to_path_buf()),
+        }
+    }
+
+    /// Checks, before anything starts, that the producer and both
+    /// consumers accept these settings: their command lines are parsed with
+    /// the programs' own parsers.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let p = argv(&self.producer("t", 1, 0, Path::new("p.json"), false))?;
+        banking_producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))
+            .map_err(|e| anyhow::anyhow!("the producer refuses these settings: {e}"))?;
+        let job = ConsumerJob {
+            topic: "t",
+            group: "g",
+            db: "c.db".into(),
+            stats: "c.json".into(),
+            ready: None,
+            max_events: 1,
+            idle_s: 1,
+        };
+        for model in Model::ALL {
+            let args = argv(&self.consumer(model, &job))?;
+            parse_cli_from::<ConsumerCli, _, _>(
+                model,
+                std::iter::once(OsString::from(model.binary())).chain(args),
+            )
+            .map_err(|e| anyhow::anyhow!("{} refuses these settings: {e}", model.binary()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn settings(extra: &[&str]) -> Settings {
+        let argv = ["bench", "--brokers", "h:1"].iter().chain(extra);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    fn json<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    /// The command lines parse back, in the programs' own parsers, into
+    /// exactly the arguments the bench chose.
+    #[test]
+    fn every_program_gets_exactly_the_settings() {
+        let s = settings(&[
+            "--batch-size=700",
+            "--producer-property=linger.ms=1",
+            "--consumer-property",
+            "fetch.wait.max.ms=9",
+        ]);
+        s.check().unwrap();
+        let p = s.producer("topic", 10, 5, Path::new("/o/p.json"), true);
+        let back = banking_producer::Args::try_parse_from(
+            std::iter::once("producer".into()).chain(argv(&p).unwrap()),
+        )
+        .unwrap();
+        assert_eq!(json(&back), json(&p));
+        assert_eq!(back.kafka.properties, [("linger.ms".into(), "1".into())]);
+
+        let job = ConsumerJob {
+            topic: "topic",
+            group: "g",
+            db: "/o/pull.db".into(),
+            stats: "/o/pull.json".into(),
+            ready: Some("/o/pull.ready".into()),
+            max_events: 10,
+            idle_s: 20,
+        };
+        let c = s.consumer(Model::Pull, &job);
+        let back: ConsumerCli = parse_cli_from(
+            Model::Pull,
+            std::iter::once(OsString::from("consumer-pull")).chain(argv(&c).unwrap()),
+        )
+        .unwrap();
+        assert_eq!(json(&back.consumer), json(&c));
+        assert_eq!(back.consumer.batch_size, 700);
+        assert_eq!(back.consumer.ready_file, Some("/o/pull.ready".into()));
+        assert!(
+            !s.consumer_argv(Model::Push, &job)
+                .unwrap()
+                .iter()
+                .any(|a| { a.to_string_lossy().starts_with("--channel-capacity") })
+        );
+        let s = settings(&["--channel-capacity=5"]);
+        assert!(
+            s.consumer_argv(Model::Push, &job)
+                .unwrap()
+                .contains(&"--channel-capacity=5".into())
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_the_consumers() {
+        let s = settings(&[]);
+        assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(s.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
+        let raw = s.raw_consume("t", "g", 1, Path::new("r.json"));
+        assert_eq!(raw.properties.len(), CONSUMER_DEFAULTS.len());
+        let store = s.store_ceiling(Path::new("s.db"), 5, 0, 1, Path::new("s.json"));
+        assert_eq!(store.batch_size, DEFAULT_BATCH_SIZE as u64);
+    }
+
+    #[test]
+    fn a_setting_a_consumer_refuses_is_caught_before_the_run() {
+        let e = settings(&["--batch-size=0"]).check().unwrap_err();
+        assert!(e.to_string().contains("consumer-pull"), "{e}");
+    }
+}

@@ -1,14 +1,17 @@
 //! The README's first command, small: the whole `scripts/bench.sh` against a
-//! private Tansu, then `--verify-only` on a database with one event deleted.
+//! private Apache Kafka (started and stopped by the script itself, through
+//! `scripts/broker.sh`, on free ports), then `--verify-only` on a database
+//! with one event deleted.
 //!
 //! Uses the binaries of this very build (BIN_DIR = the directory of the
 //! `bench` binary under test; `cargo test --workspace` builds the producer
-//! and both consumers there too). Skipped, visibly, when Tansu is not
-//! installed.
+//! and both consumers there too). Skipped, visibly, when Java or Kafka's
+//! jars are missing (`scripts/setup.sh` installs them; CI runs it).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use banking_testkit::free_port;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,25 +25,6 @@ fn bin_dir() -> PathBuf {
         .parent()
         .expect("binary has a directory")
         .to_path_buf()
-}
-
-fn tansu_installed() -> bool {
-    let in_path = Command::new("tansu")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
-    in_path || cargo_home.is_some_and(|h| h.join("bin/tansu").is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
 }
 
 fn show(what: &str, o: &Output) -> String {
@@ -60,11 +44,8 @@ fn bench_sh() -> Command {
 
 #[test]
 fn small_run_passes_and_a_deleted_event_fails_verify_only() {
-    if !tansu_installed() {
-        eprintln!(
-            "SKIPPED small_run_passes_and_a_deleted_event_fails_verify_only: tansu is not installed \
-             (cargo install tansu --locked --features dynostore)"
-        );
+    if let Err(why) = banking_testkit::kafka::available() {
+        eprintln!("SKIPPED small_run_passes_and_a_deleted_event_fails_verify_only: {why}");
         return;
     }
     let bins = bin_dir();
@@ -97,8 +78,9 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
             "--out",
         ])
         .arg(&out)
-        .env("BROKER_KIND", "tansu")
+        .env("BROKER_KIND", "kafka")
         .env("BROKER_PORT", port.to_string())
+        .env("KAFKA_CONTROLLER_PORT", free_port().to_string())
         .env("RUN_DIR", &run_dir)
         .output()
         .expect("run scripts/bench.sh");
@@ -205,7 +187,7 @@ fn a_mistyped_option_fails_before_any_broker_starts() {
     let run_dir = empty.path().join("broker");
     let o = bench_sh()
         .args(["--events", "10", "--evnets", "10"])
-        .env("BROKER_KIND", "tansu")
+        .env("BROKER_KIND", "kafka")
         .env("BROKER_PORT", free_port().to_string())
         .env("RUN_DIR", &run_dir)
         .output()
@@ -226,7 +208,7 @@ fn missing_binaries_are_reported_before_any_broker_starts() {
     let o = Command::new(repo_root().join("scripts/bench.sh"))
         .args(["--events", "10"])
         .env("BIN_DIR", empty.path())
-        .env("BROKER_KIND", "tansu")
+        .env("BROKER_KIND", "kafka")
         .env("BROKER_PORT", free_port().to_string())
         .env("RUN_DIR", &run_dir)
         .output()

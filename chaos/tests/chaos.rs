@@ -5,12 +5,16 @@
 //! db-lock) run the same code from the consumer crates' tests, once per
 //! consumer. Scenarios needing Apache Kafka print `SKIPPED <test>: <why>`
 //! when it is not installed; disk-full needs root (a tmpfs) and is SKIPPED
-//! otherwise.
+//! otherwise. One test injects a fault only librdkafka's mock cluster can
+//! give on demand.
 
 use std::process::Command;
 
 use banking_chaos::{BrokerKind, Scenario, short_run};
 use banking_testkit::bins::MODELS;
+use banking_testkit::procs::stat_u64;
+use banking_testkit::{Bins, ConsumerCmd, Expected, MockKafka, ProducerCmd, group_offsets, verify};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 #[test]
 fn bad_command_lines_and_files() {
@@ -85,4 +89,53 @@ fn the_command_line_prints_one_line_of_figures_per_subject() {
         stdout.contains("chaos: 2 passed, 0 failed, 0 skipped"),
         "{stdout}"
     );
+}
+
+/// Kafka refuses every offset commit (fault injection on librdkafka's mock
+/// cluster: the real broker cannot be told to). Kafka's copy of the offsets
+/// is informational, the database's is the truth: each consumer must store
+/// every event exactly once, exit 0, and a restart in the same group, with
+/// no offsets in Kafka, must resume from the database and store nothing
+/// again.
+#[test]
+fn offset_commits_refused_by_kafka_change_nothing_on_the_mock_cluster() {
+    const EVENTS: u64 = 10_000;
+    const PARTITIONS: i32 = 3;
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = work.path();
+    let bins = Bins::of_this_build();
+    let mock = MockKafka::start("refused", PARTITIONS);
+    ProducerCmd::new(mock.bootstrap(), "refused", EVENTS, 5, 500)
+        .run(&bins, dir, "producer")
+        .expect("produce");
+    mock.cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 100_000],
+    );
+    let expected = Expected::of(5, 500, EVENTS);
+    for model in MODELS {
+        let group = format!("refused-{}", model.name());
+        let mut cmd = ConsumerCmd::new(model, mock.bootstrap(), "refused", &group, dir);
+        cmd.extra = vec!["--batch-size".into(), "500".into()];
+        cmd.idle_secs = Some(3);
+        let mut first = cmd.spawn(&bins, 0, &[]).expect("spawn");
+        let stats = first.wait_success().expect("first run");
+        assert_eq!(stat_u64(&stats, "events_committed").unwrap(), EVENTS);
+        let log = first.log_text();
+        assert!(
+            log.contains("could not commit the final offsets"),
+            "the refused commits are not reported:\n{}",
+            first.log_tail(20)
+        );
+        let in_kafka = group_offsets(mock.bootstrap(), &group, "refused", PARTITIONS).unwrap();
+        assert!(in_kafka.is_empty(), "Kafka took offsets: {in_kafka:?}");
+        let stats = cmd.spawn(&bins, 1, &[]).unwrap().wait_success().unwrap();
+        assert_eq!(
+            stat_u64(&stats, "events_committed").unwrap(),
+            0,
+            "read again"
+        );
+        let f = verify(&cmd.db, &expected, 0).expect("verify");
+        assert!(f.exact() && f.events == EVENTS, "{model:?}: {}", f.brief());
+    }
 }

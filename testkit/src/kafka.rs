@@ -226,7 +226,11 @@ impl Kafka {
     /// Starts a broker with its files in `dir` (kept afterwards).
     pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
         fs::create_dir_all(dir)?;
-        Kafka::start_in(dir, options, None)
+        // Absolute: the JVM runs in `dir` and reads its paths from there.
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolve {}", dir.display()))?;
+        Kafka::start_in(&dir, options, None)
     }
 
     fn start_in(

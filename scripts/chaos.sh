@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# The fault suite (issue 6): kill -9, broker outages, bad messages, a locked
-# or full database, bad command lines. Builds the release binaries (unless
-# BIN_DIR names a directory that has them), then runs the `chaos` harness,
-# which starts its own private brokers (Tansu via scripts/broker.sh on free
-# ports, or librdkafka's mock cluster in-process) and prints one line of
-# figures per scenario and consumer. Exit status: 0 all passed, 1 a scenario
-# failed (an event lost or duplicated, a balance wrong, a check missed),
-# 2 the harness could not run.
+# The fault suite (issue 6): kill -9, SIGTERM, a second instance, broker
+# outages, bad messages, a locked or full database, bad command lines. Builds
+# the release binaries (unless BIN_DIR names a directory that has them), then
+# runs the `chaos` harness, which starts Apache Kafka itself (one JVM for the
+# run, plus a private one for the scenarios that stop the broker or start it
+# late; data and logs under --out) and prints one line of figures per
+# scenario and consumer. Exit status: 0 all passed, 1 a scenario failed (an
+# event lost or duplicated, a balance wrong, a check missed), 2 the harness
+# could not run.
 #
 #   scripts/chaos.sh                                   # every scenario, 1,000,000 events each
 #   scripts/chaos.sh --events 50000 --scenarios kill9,bad-messages --consumers pull
 #   BIN_DIR=target/release scripts/chaos.sh --help     # all flags
 #
+# Apache Kafka comes from scripts/setup.sh (Java and the server's jars from
+# Maven Central, in $KAFKA_HOME_DIR or ~/.cache/banking-pipeline/kafka-<version>);
+# without it the scenarios that need a broker are reported as SKIPPED.
 # disk-full mounts small tmpfs file systems and needs root; without root it
-# is reported as SKIPPED. Scenarios that need a broker are SKIPPED when Tansu
-# is not installed (cargo install tansu --locked --features dynostore).
+# is reported as SKIPPED.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source=lib/kafka.sh
+. "$SCRIPT_DIR/lib/kafka.sh"
 
 log() { printf 'chaos.sh: %s\n' "$*" >&2; }
 die() {
@@ -39,5 +44,6 @@ fi
 for bin in chaos producer consumer-pull consumer-push; do
     [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build with: cargo build --release -p banking-chaos -p banking-producer -p consumer-pull -p consumer-push"
 done
+kafka_installed || log "Apache Kafka is not installed in $(kafka_home) (or java is missing): run scripts/setup.sh; the scenarios that need a broker will be SKIPPED"
 export BIN_DIR
-exec "$BIN_DIR/chaos" --broker-script "$SCRIPT_DIR/broker.sh" "$@"
+exec "$BIN_DIR/chaos" --kafka-home "$(kafka_home)" "$@"

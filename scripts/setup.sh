@@ -38,7 +38,7 @@ esac
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 log() { printf 'setup.sh: %s\n' "$*" >&2; }
 
-packages=(build-essential pkg-config libssl-dev zlib1g-dev python3 stunnel4)
+packages=(build-essential pkg-config libssl-dev zlib1g-dev python3)
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
     for package in "${packages[@]}"; do

@@ -1,8 +1,15 @@
 //! The fault suite (issue 6): runs the real binaries (`producer`,
-//! `consumer-pull`, `consumer-push`) against a private Tansu broker while
-//! faults are injected, then checks every consumer's database against the
-//! produced events with totals computed independently of the store
-//! ([`banking_testkit::Expected`]).
+//! `consumer-pull`, `consumer-push`) against Apache Kafka while faults are
+//! injected, then checks every consumer's database against the produced
+//! events with the one verification of the harness
+//! ([`banking_testkit::verify`]).
+//!
+//! Each scenario exists once, here, built on the harness
+//! ([`banking_testkit`]: brokers, binaries, processes, verification).
+//! `scripts/chaos.sh` runs them with big numbers ([`Config::new`]); the
+//! tests run the same code with small ones ([`short_run`]): the consumer
+//! crates' tests the scenarios about one consumer, `tests/chaos.rs` the
+//! ones about the broker and the command lines.
 //!
 //! Each scenario prints one line of figures, e.g.
 //! `kill9 pull: events 1000000 kills 10 restarts 10 lost 0 duplicated 0 wrong_balances 0 PASS`.
@@ -13,23 +20,13 @@
 
 #![deny(missing_docs)]
 
-pub mod broker;
-pub mod procs;
 pub mod scenarios;
-pub mod verify;
 
 use std::fmt;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Once;
 
 use anyhow::{Result, bail};
-
-pub use procs::Consumer;
-
-/// The topic of the scenarios.
-pub const TOPIC: &str = "banking.events";
+use banking_testkit::{Bins, Model};
 
 /// One scenario of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +34,16 @@ pub enum Scenario {
     /// Bad command lines and files (issue 6, item 6), plus the cheap
     /// security checks.
     BadInput,
+    /// No fault: every event stored exactly once, the stats complete, and
+    /// the database (not Kafka) says where to resume.
+    FullRun,
     /// `kill -9` at random moments, restarted each time (item 1).
     Kill9,
+    /// SIGTERM mid-run: the open batch committed on the way out, within the
+    /// 5 s bound, and a restart that continues where it stopped.
+    Sigterm,
+    /// Two instances in one group, each with its own database.
+    TwoInstances,
     /// 1% bad messages of every kind (item 4).
     BadMessages,
     /// The broker unreachable at start (item 3).
@@ -47,15 +52,19 @@ pub enum Scenario {
     DbLock,
     /// The disk fills up (item 5, second half).
     DiskFull,
-    /// The broker unreachable in the middle of a run (item 2).
+    /// The broker stopped in the middle of a run, then restarted on the
+    /// same data (item 2).
     Outage,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::BadInput,
+        Scenario::FullRun,
         Scenario::Kill9,
+        Scenario::Sigterm,
+        Scenario::TwoInstances,
         Scenario::BadMessages,
         Scenario::NoBroker,
         Scenario::DbLock,
@@ -67,7 +76,10 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::BadInput => "bad-input",
+            Scenario::FullRun => "full-run",
             Scenario::Kill9 => "kill9",
+            Scenario::Sigterm => "sigterm",
+            Scenario::TwoInstances => "two-instances",
             Scenario::BadMessages => "bad-messages",
             Scenario::NoBroker => "no-broker",
             Scenario::DbLock => "db-lock",
@@ -99,6 +111,30 @@ impl Scenario {
     }
 }
 
+/// Parses a comma-separated list of consumers (`pull`, `push`).
+pub fn parse_models(s: &str) -> Result<Vec<Model>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            banking_testkit::bins::MODELS
+                .into_iter()
+                .find(|m| m.name() == p)
+                .ok_or_else(|| anyhow::anyhow!("unknown consumer {p:?} (expected pull or push)"))
+        })
+        .collect()
+}
+
+/// The broker of the scenarios that do not stop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Apache Kafka, one for the whole run ([`banking_testkit::Kafka::shared`]).
+    Kafka,
+    /// librdkafka's mock cluster, a new one per scenario: hermetic tests
+    /// only (no JVM needed), never the only proof of a guarantee.
+    Mock,
+}
+
 /// Everything a run of the suite needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -107,13 +143,14 @@ pub struct Config {
     /// Scenarios to run, in order.
     pub scenarios: Vec<Scenario>,
     /// Consumers to run each scenario against.
-    pub consumers: Vec<Consumer>,
-    /// Working directory: databases, logs, stats, broker state.
+    pub consumers: Vec<Model>,
+    /// Working directory: databases, logs, stats, private brokers.
     pub out: PathBuf,
-    /// Directory with `producer`, `consumer-pull`, `consumer-push`.
-    pub bin_dir: PathBuf,
-    /// `scripts/broker.sh`.
-    pub broker_script: PathBuf,
+    /// The producer and consumer binaries.
+    pub bins: Bins,
+    /// The broker of the scenarios that do not stop it (`no-broker` and
+    /// `outage` always start a private Apache Kafka).
+    pub broker: BrokerKind,
     /// Seed of the events (and of the random moments).
     pub seed: u64,
     /// Accounts the events are spread over.
@@ -122,7 +159,7 @@ pub struct Config {
     pub partitions: i32,
     /// `kill -9`s per consumer.
     pub kills: u32,
-    /// Seconds the broker is unreachable mid-run.
+    /// Seconds the broker is down mid-run.
     pub outage_secs: u64,
     /// Seconds the consumers run without a broker at start.
     pub no_broker_secs: u64,
@@ -143,15 +180,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for `events` events in `out`, binaries from `bin_dir`.
-    pub fn new(events: u64, out: &Path, bin_dir: &Path) -> Config {
+    /// Defaults for `events` events in `out`, on Apache Kafka.
+    pub fn new(events: u64, out: &Path, bins: Bins) -> Config {
         Config {
             events,
             scenarios: Scenario::ALL.to_vec(),
-            consumers: vec![Consumer::Pull, Consumer::Push],
+            consumers: banking_testkit::bins::MODELS.to_vec(),
             out: out.to_path_buf(),
-            bin_dir: bin_dir.to_path_buf(),
-            broker_script: default_broker_script(),
+            bins,
+            broker: BrokerKind::Kafka,
             seed: 42,
             accounts: 10_000,
             partitions: 6,
@@ -166,6 +203,25 @@ impl Config {
         }
     }
 
+    /// The small sizes of the tests, for `consumers`, with the binaries of
+    /// this build: 20,000 events over 2,000 accounts in batches of 1,000,
+    /// 3 kills, a 3 s lock, the broker absent 5 s and down 6 s, and
+    /// throughput reported but not judged (a run of 20,000 events is too
+    /// short to measure it).
+    pub fn short(out: &Path, consumers: &[Model]) -> Config {
+        let mut cfg = Config::new(20_000, out, Bins::of_this_build());
+        cfg.consumers = consumers.to_vec();
+        cfg.accounts = 2_000;
+        cfg.batch_size = Some(1_000);
+        cfg.kills = 3;
+        cfg.lock_secs = 3;
+        cfg.no_broker_secs = 5;
+        cfg.outage_secs = 6;
+        cfg.throughput_tolerance = 1.0;
+        cfg.throughput_rounds = 1;
+        cfg
+    }
+
     /// The consumers' extra arguments every scenario passes.
     pub fn batch_args(&self) -> Vec<String> {
         match self.batch_size {
@@ -173,14 +229,6 @@ impl Config {
             None => Vec::new(),
         }
     }
-}
-
-/// `scripts/broker.sh` of the source tree this harness was built from.
-pub fn default_broker_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.join("scripts/broker.sh"))
-        .unwrap_or_else(|| PathBuf::from("scripts/broker.sh"))
 }
 
 /// The verdict of one scenario for one consumer (or for both).
@@ -265,14 +313,6 @@ impl fmt::Display for Outcome {
 /// known, and returns them all.
 pub fn run(config: &Config) -> Result<Vec<Outcome>> {
     std::fs::create_dir_all(&config.out)?;
-    for bin in ["producer", "consumer-pull", "consumer-push"] {
-        if !config.bin_dir.join(bin).is_file() {
-            bail!(
-                "{} is missing; build with: cargo build --release -p banking-producer -p consumer-pull -p consumer-push (or set BIN_DIR)",
-                config.bin_dir.join(bin).display()
-            );
-        }
-    }
     let mut all = Vec::new();
     for sc in &config.scenarios {
         let outcomes = scenarios::run(config, *sc);
@@ -284,62 +324,40 @@ pub fn run(config: &Config) -> Result<Vec<Outcome>> {
     Ok(all)
 }
 
-/// A TCP port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(19_092)
-}
-
-/// Whether Tansu is installed.
-pub fn tansu_installed() -> bool {
-    banking_testkit::Tansu::installed()
-}
-
-/// For the tests: the directory of the producer and consumer binaries of
-/// this build (`target/<profile>`), built first when any of them is missing
-/// or older than the running test binary (a plain `cargo test -p
-/// banking-chaos` builds the libraries the test links, not the binaries it
-/// spawns, which would otherwise be stale).
-pub fn test_bin_dir() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf();
-    BUILD.call_once(|| {
-        let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let test_built = built(&exe);
-        let stale = ["producer", "consumer-pull", "consumer-push"]
-            .iter()
-            .any(|b| match (built(&dir.join(b)), test_built) {
-                (None, _) => true,
-                (Some(bin), Some(test)) => bin < test,
-                (Some(_), None) => false,
-            });
-        if stale {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args([
-                "build",
-                "-p",
-                "banking-producer",
-                "-p",
-                "consumer-pull",
-                "-p",
-                "consumer-push",
-            ]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build of the binaries failed");
+/// For the tests: runs `sc` with the small sizes ([`Config::short`]) for
+/// `consumers` on `broker`, in a temporary directory (kept when it
+/// fails), prints its lines (`SKIPPED <test>: <why>` when it could not run
+/// here) and fails on any failed outcome.
+pub fn short_run(
+    test: &str,
+    sc: Scenario,
+    consumers: &[Model],
+    broker: BrokerKind,
+) -> Vec<Outcome> {
+    let out = tempfile::Builder::new()
+        .prefix(&format!("chaos-{}-", sc.name()))
+        .tempdir()
+        .expect("temp dir");
+    let mut cfg = Config::short(out.path(), consumers);
+    cfg.broker = broker;
+    let outcomes = scenarios::run(&cfg, sc);
+    for o in &outcomes {
+        match &o.skipped {
+            Some(why) => eprintln!("SKIPPED {test}: {why}"),
+            None => eprintln!("{o}"),
         }
-    });
-    dir
+    }
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.pass)
+        .map(|o| o.to_string())
+        .collect();
+    if !failed.is_empty() {
+        panic!(
+            "failed (files kept in {}):\n{}",
+            out.keep().display(),
+            failed.join("\n")
+        );
+    }
+    outcomes
 }

@@ -4,21 +4,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use banking_chaos::{Config, Consumer, Scenario, run};
+use banking_chaos::{Config, Scenario, parse_models, run};
+use banking_testkit::{Bins, kafka};
 use clap::Parser;
 
-/// Runs the project's binaries against private brokers (Tansu, or
-/// librdkafka's mock cluster where consumers restart) while faults are
-/// injected (kill -9, broker outages, bad messages, a locked or full
-/// database, bad command lines) and checks that every consumer's database
-/// holds exactly the produced events: nothing lost, nothing duplicated,
-/// every balance right. Prints one line of figures per scenario and
-/// consumer; exits 1 if any scenario failed.
+/// Runs the project's binaries against Apache Kafka (one broker for the
+/// run, started here from the jars scripts/setup.sh installs; a private one
+/// for the scenarios that stop it or start it late) while faults are
+/// injected (kill -9, SIGTERM, a second instance, broker outages, bad
+/// messages, a locked or full database, bad command lines) and checks that
+/// every consumer's database holds exactly the produced events: nothing
+/// lost, nothing duplicated, every balance right. Prints one line of
+/// figures per scenario and consumer; exits 1 if any scenario failed.
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "Scenarios (in the default order): bad-input, kill9, bad-messages, no-broker, \
-db-lock, disk-full, outage.\n\nExample:\n  scripts/chaos.sh --events 1000000 --scenarios kill9,bad-messages"
+    after_help = "Scenarios (in the default order): bad-input, full-run, kill9, sigterm, \
+two-instances, bad-messages, no-broker, db-lock, disk-full, outage.\n\nExample:\n  \
+scripts/chaos.sh --events 1000000 --scenarios kill9,bad-messages"
 )]
 struct Cli {
     /// Good events per scenario.
@@ -30,8 +33,8 @@ struct Cli {
     /// Comma-separated consumers: pull, push.
     #[arg(long, default_value = "pull,push")]
     consumers: String,
-    /// Working directory: databases, logs, stats files, broker state. Its
-    /// scenario subdirectories are replaced on each run.
+    /// Working directory: databases, logs, stats files, the brokers' data
+    /// and logs. Its scenario subdirectories are replaced on each run.
     #[arg(long, default_value = ".run/chaos")]
     out: PathBuf,
     /// Directory with the producer, consumer-pull and consumer-push
@@ -50,7 +53,7 @@ struct Cli {
     /// kill -9 per consumer in the kill9 scenario.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     kills: u32,
-    /// Seconds the broker is unreachable in the outage scenario.
+    /// Seconds the broker is down in the outage scenario.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
     outage_secs: u64,
     /// Seconds the consumers run before the broker appears (no-broker).
@@ -73,9 +76,10 @@ struct Cli {
     /// --batch-size passed to the consumers (default: theirs).
     #[arg(long)]
     batch_size: Option<u64>,
-    /// scripts/broker.sh (default: the one of the source tree).
-    #[arg(long)]
-    broker_script: Option<PathBuf>,
+    /// Apache Kafka's installation (its `libs/` jars), as scripts/setup.sh
+    /// makes it (default: ~/.cache/banking-pipeline/kafka-<version>).
+    #[arg(long, env = "KAFKA_HOME_DIR")]
+    kafka_home: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -98,14 +102,17 @@ fn real_main(cli: Cli) -> Result<bool> {
             .map(PathBuf::from)
             .unwrap_or_default(),
     };
-    let mut cfg = Config::new(cli.events, &cli.out, &bin_dir);
+    if let Some(home) = &cli.kafka_home {
+        kafka::set_home(home);
+    }
+    let shared = cli.out.join("kafka");
+    if shared.exists() {
+        std::fs::remove_dir_all(&shared)?;
+    }
+    kafka::set_shared_dir(&shared);
+    let mut cfg = Config::new(cli.events, &cli.out, Bins::in_dir(&bin_dir)?);
     cfg.scenarios = Scenario::parse_list(&cli.scenarios)?;
-    cfg.consumers = cli
-        .consumers
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(Consumer::parse)
-        .collect::<Result<_>>()?;
+    cfg.consumers = parse_models(&cli.consumers)?;
     cfg.seed = cli.seed;
     cfg.accounts = cli.accounts;
     cfg.partitions = cli.partitions;
@@ -117,9 +124,6 @@ fn real_main(cli: Cli) -> Result<bool> {
     cfg.throughput_rounds = cli.throughput_rounds;
     cfg.oversized_bytes = cli.oversized_bytes as usize;
     cfg.batch_size = cli.batch_size;
-    if let Some(s) = cli.broker_script {
-        cfg.broker_script = s;
-    }
     println!(
         "chaos: {} events per scenario, consumers {}, scenarios {}, out {}",
         cfg.events,

@@ -1,146 +1,137 @@
-//! The short version of the fault suite: every scenario with a few tens of
-//! thousands of events against the real binaries of this build. Scenarios
-//! that need Tansu print a visible SKIPPED line when it is not installed;
-//! disk-full needs root (a tmpfs) and is SKIPPED otherwise.
+//! The short version of the fault suite: the scenarios about the broker
+//! and the command lines, for both consumers at once, with small numbers,
+//! against the real binaries of this build. The scenarios about one
+//! consumer (full-run, kill9, sigterm, two-instances, bad-messages,
+//! db-lock) run the same code from the consumer crates' tests, once per
+//! consumer. Scenarios needing Apache Kafka print `SKIPPED <test>: <why>`
+//! when it is not installed; disk-full needs root (a tmpfs) and is SKIPPED
+//! otherwise. One test injects a fault only librdkafka's mock cluster can
+//! give on demand.
 
-use std::path::Path;
+use banking_testkit::ConsumerStats;
+use std::process::Command;
 
-use banking_chaos::verify::verify;
-use banking_chaos::{Config, Outcome, Scenario, scenarios};
-
-fn config(events: u64, out: &Path) -> Config {
-    let mut cfg = Config::new(events, out, &banking_chaos::test_bin_dir());
-    cfg.accounts = 2_000;
-    cfg.batch_size = Some(1_000);
-    cfg
-}
-
-/// Runs one scenario, prints its lines, fails on any failed outcome.
-fn check(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
-    let outcomes = scenarios::run(cfg, sc);
-    for o in &outcomes {
-        if o.skipped.is_some() {
-            eprintln!("SKIPPED {o}");
-        } else {
-            eprintln!("{o}");
-        }
-    }
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter(|o| !o.pass)
-        .map(|o| o.to_string())
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "failed (files kept in {}):\n{}",
-        cfg.out.display(),
-        failed.join("\n")
-    );
-    outcomes
-}
-
-fn out_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("chaos-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
+use banking_chaos::{BrokerKind, Scenario, short_run};
+use banking_testkit::bins::MODELS;
+use banking_testkit::{Bins, ConsumerCmd, Expected, MockKafka, ProducerCmd, group_offsets, verify};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 #[test]
 fn bad_command_lines_and_files() {
-    let out = out_dir("bad-input");
-    let outcomes = check(&config(1_000, out.path()), Scenario::BadInput);
+    let outcomes = short_run(
+        "bad_command_lines_and_files",
+        Scenario::BadInput,
+        &MODELS,
+        BrokerKind::Kafka,
+    );
     assert_eq!(outcomes.len(), 3, "producer and both consumers");
 }
 
 #[test]
-fn kill9_three_times_then_the_harness_catches_a_lost_event() {
-    let out = out_dir("kill9");
-    let mut cfg = config(20_000, out.path());
-    cfg.kills = 3;
-    let outcomes = check(&cfg, Scenario::Kill9);
-    assert!(outcomes.iter().all(|o| o.figures.contains("kills ")));
-
-    // The verification can fail: one event deleted is one lost, and its
-    // balances are wrong.
-    let db = out.path().join("kill9/pull.db");
-    let expected = banking_testkit::Expected::of(cfg.seed, cfg.accounts, cfg.events);
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    conn.execute("DELETE FROM events WHERE event_id = 777", [])
-        .expect("delete");
-    drop(conn);
-    let f = verify(&db, &expected, 0).expect("verify");
-    assert_eq!(f.lost, 1, "{f:?}");
-    assert!(!f.exact());
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    conn.execute(
-        "UPDATE account_balances SET balance_minor = balance_minor + 1 \
-         WHERE account_id = (SELECT min(account_id) FROM account_balances)",
-        [],
-    )
-    .expect("update");
-    drop(conn);
-    let g = verify(&db, &expected, 0).expect("verify");
-    assert!(g.wrong_balances >= 1, "{g:?}");
-
-    // A stored event read again from its own partition and offset (a
-    // redelivery: the store refuses it as a duplicate id) is a duplicate;
-    // the same event at another offset (written twice upstream) is not the
-    // consumer's doing and is reported apart.
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    conn.execute(
-        "INSERT INTO dead_letters (topic, \"partition\", \"offset\", key, payload, error, recorded_at_us) \
-         SELECT 'banking.events', kafka_partition, kafka_offset, NULL, payload, 'dup', 0 \
-         FROM events WHERE event_id = 778",
-        [],
-    )
-    .expect("insert a redelivered copy");
-    drop(conn);
-    let h = verify(&db, &expected, 0).expect("verify");
-    assert_eq!((h.duplicated, h.topic_duplicates), (1, 0), "{h:?}");
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    conn.execute(
-        "UPDATE dead_letters SET \"offset\" = \"offset\" + 1000000 WHERE error = 'dup'",
-        [],
-    )
-    .expect("move the copy");
-    drop(conn);
-    let h = verify(&db, &expected, 0).expect("verify");
-    assert_eq!((h.duplicated, h.topic_duplicates), (0, 1), "{h:?}");
-}
-
-#[test]
-fn bad_messages_of_every_kind() {
-    let out = out_dir("bad-messages");
-    let mut cfg = config(20_000, out.path());
-    // 20,000 events take well under a second: throughput is noise here,
-    // reported but not judged (the full run judges it at 20%).
-    cfg.throughput_tolerance = 1.0;
-    cfg.throughput_rounds = 1;
-    check(&cfg, Scenario::BadMessages);
-}
-
-#[test]
 fn broker_absent_at_start() {
-    let out = out_dir("no-broker");
-    let mut cfg = config(10_000, out.path());
-    cfg.no_broker_secs = 5;
-    check(&cfg, Scenario::NoBroker);
+    short_run(
+        "broker_absent_at_start",
+        Scenario::NoBroker,
+        &MODELS,
+        BrokerKind::Kafka,
+    );
 }
 
 #[test]
-fn database_locked_then_disk_full() {
-    let out = out_dir("db");
-    let mut cfg = config(20_000, out.path());
-    cfg.lock_secs = 3;
-    check(&cfg, Scenario::DbLock);
-    check(&cfg, Scenario::DiskFull);
+fn broker_stopped_mid_run_then_restarted() {
+    short_run(
+        "broker_stopped_mid_run_then_restarted",
+        Scenario::Outage,
+        &MODELS,
+        BrokerKind::Kafka,
+    );
 }
 
 #[test]
-fn broker_down_mid_run() {
-    let out = out_dir("outage");
-    let mut cfg = config(20_000, out.path());
-    cfg.outage_secs = 6;
-    check(&cfg, Scenario::Outage);
+fn disk_full() {
+    short_run("disk_full", Scenario::DiskFull, &MODELS, BrokerKind::Kafka);
+}
+
+/// The command line `scripts/chaos.sh` runs: flags parsed, one figures
+/// line per subject, a total, exit status 0.
+#[test]
+fn the_command_line_prints_one_line_of_figures_per_subject() {
+    let bins = banking_testkit::Bins::of_this_build();
+    let out = tempfile::tempdir().expect("temp dir");
+    let run = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "--events",
+            "1000",
+            "--scenarios",
+            "bad-input",
+            "--consumers",
+            "pull",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .env("BIN_DIR", bins.dir())
+        .output()
+        .expect("run chaos");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "chaos exited with {}:\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("bad-input "))
+        .collect();
+    assert_eq!(lines.len(), 2, "producer and pull:\n{stdout}");
+    assert!(lines.iter().all(|l| l.ends_with(" PASS")), "{stdout}");
+    assert!(
+        stdout.contains("chaos: 2 passed, 0 failed, 0 skipped"),
+        "{stdout}"
+    );
+}
+
+/// Kafka refuses every offset commit (fault injection on librdkafka's mock
+/// cluster: the real broker cannot be told to). Kafka's copy of the offsets
+/// is informational, the database's is the truth: each consumer must store
+/// every event exactly once, exit 0, and a restart in the same group, with
+/// no offsets in Kafka, must resume from the database and store nothing
+/// again.
+#[test]
+fn offset_commits_refused_by_kafka_change_nothing_on_the_mock_cluster() {
+    const EVENTS: u64 = 10_000;
+    const PARTITIONS: i32 = 3;
+    let work = tempfile::tempdir().expect("temp dir");
+    let dir = work.path();
+    let bins = Bins::of_this_build();
+    let mock = MockKafka::start("refused", PARTITIONS);
+    ProducerCmd::new(mock.bootstrap(), "refused", EVENTS, 5, 500)
+        .run(&bins, dir, "producer")
+        .expect("produce");
+    mock.cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE; 100_000],
+    );
+    let expected = Expected::of(5, 500, EVENTS);
+    for model in MODELS {
+        let group = format!("refused-{}", model.name());
+        let mut cmd = ConsumerCmd::new(model, mock.bootstrap(), "refused", &group, dir);
+        cmd.extra = vec!["--batch-size".into(), "500".into()];
+        cmd.idle_secs = Some(3);
+        let mut first = cmd.spawn(&bins, 0, &[]).expect("spawn");
+        let stats: ConsumerStats = first.wait_success().expect("first run");
+        assert_eq!(stats.events_committed, EVENTS);
+        let log = first.log_text();
+        assert!(
+            log.contains("could not commit the final offsets"),
+            "the refused commits are not reported:\n{}",
+            first.log_tail(20)
+        );
+        let in_kafka = group_offsets(mock.bootstrap(), &group, "refused", PARTITIONS).unwrap();
+        assert!(in_kafka.is_empty(), "Kafka took offsets: {in_kafka:?}");
+        let stats: ConsumerStats = cmd.spawn(&bins, 1, &[]).unwrap().wait_success().unwrap();
+        assert_eq!(stats.events_committed, 0, "read again");
+        let f = verify(&cmd.db, &expected, 0).expect("verify");
+        assert!(f.exact() && f.events == EVENTS, "{model:?}: {}", f.brief());
+    }
 }

@@ -1,36 +1,41 @@
-//! consumer-push end to end, against librdkafka's mock cluster hosted by
-//! this test process. The scenarios themselves are shared with
-//! consumer-pull: see `banking_testkit::scenarios`.
+//! consumer-push end to end: the fault suite's scenarios about one
+//! consumer, with small numbers, on Apache Kafka (one broker for this test
+//! process, a topic and group per scenario). Each scenario is written once,
+//! in `banking_chaos::scenarios`; consumer-pull's tests and
+//! `scripts/chaos.sh` (with big numbers) run the same code.
 
-use std::path::Path;
+use banking_chaos::{BrokerKind, Scenario, short_run};
+use banking_testkit::Model;
 
-use banking_testkit::scenarios;
+const MODEL: Model = Model::Push;
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_consumer-push"))
+macro_rules! on_kafka {
+    ($($test:ident: $scenario:ident),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            short_run(stringify!($test), Scenario::$scenario, &[MODEL], BrokerKind::Kafka);
+        }
+    )*};
 }
 
-#[test]
-fn stores_50k_events_exactly() {
-    scenarios::full_run(bin());
+on_kafka! {
+    stores_every_event_exactly: FullRun,
+    kill_9_mid_run_then_restart_is_exact: Kill9,
+    sigterm_commits_the_open_batch_and_restart_continues: Sigterm,
+    two_instances_in_one_group_store_each_event_once: TwoInstances,
+    bad_messages_go_to_dead_letters: BadMessages,
+    waits_out_a_write_lock: DbLock,
 }
 
+/// The same full run on librdkafka's mock cluster hosted by this test: fast
+/// and hermetic (no JVM), so the consumer is exercised end to end even
+/// where Java is missing. Never the only proof: the run above is.
 #[test]
-fn kill_9_mid_run_then_restart_is_exact() {
-    scenarios::kill9_then_restart(bin());
-}
-
-#[test]
-fn bad_messages_go_to_dead_letters() {
-    scenarios::bad_messages(bin());
-}
-
-#[test]
-fn sigterm_commits_the_open_batch_and_restart_continues() {
-    scenarios::sigterm_then_restart(bin());
-}
-
-#[test]
-fn waits_out_a_write_lock() {
-    scenarios::write_lock_for_two_seconds(bin());
+fn stores_every_event_exactly_on_the_mock_cluster() {
+    short_run(
+        "stores_every_event_exactly_on_the_mock_cluster",
+        Scenario::FullRun,
+        &[MODEL],
+        BrokerKind::Mock,
+    );
 }

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Apache Kafka without Docker: where it is installed and how. Sourced by
 # scripts/setup.sh and scripts/broker.sh; testkit (Rust) follows the same
-# rules (testkit/src/brokers.rs).
+# rules (testkit/src/kafka.rs).
 #
 #   version   the apache/kafka image tag in docker-compose.yml (written once)
 #   home      $KAFKA_HOME_DIR, default ~/.cache/banking-pipeline/kafka-<version>

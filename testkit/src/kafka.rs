@@ -9,35 +9,42 @@
 //! `~/.cache/banking-pipeline/kafka-<version>/libs`, and the broker gets the
 //! compose file's settings.
 //!
-//! Two ways to get one:
-//! - [`Kafka::shared`]: one broker for the whole test process, started on
-//!   first use; tests keep out of each other's way with topics and groups
-//!   of their own ([`unique`]).
+//! Ways to get one:
+//! - [`Kafka::shared`]: one broker for the whole process (a test binary,
+//!   or a run of the fault suite), started on first use; tests keep out of
+//!   each other's way with topics and groups of their own ([`unique`]).
 //! - [`Kafka::start`]: a private broker, for tests that stop, kill or
-//!   restart it, or need listeners of their own (TLS, SASL).
+//!   restart it, or need a port of their own.
+//! - [`Kafka::start_for_process`]: a broker with options of its own (TLS,
+//!   SASL listeners) that several tests of a process share.
 //!
 //! When Java or the jars are missing, [`Kafka::shared_or_skip`] and
 //! [`Kafka::start_or_skip`] print `SKIPPED <test>: <why>` and return
 //! `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
 //! is skipped there.
+//!
+//! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`), so
+//! none outlives a test process that is killed; the process-wide ones are
+//! started from a thread that never ends, and killed, their temporary
+//! directories removed, when the process exits.
 
 use std::fs::{self, File};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::{free_port, repo_root};
+use crate::{Broker, free_port, repo_root};
 
 /// The compose file's `CLUSTER_ID`: any fixed base64 UUID.
 const CLUSTER_ID: &str = "b4nk1ngEv3ntsPipe1ineQ";
@@ -59,8 +66,20 @@ pub fn version() -> Result<String> {
         .context("docker-compose.yml names no apache/kafka image")
 }
 
-/// Where `scripts/setup.sh` installs the jars.
+static HOME: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `dir` the installation to use instead of [`home`]'s rule (the
+/// fault suite's `--kafka-home`); only before the first broker starts.
+pub fn set_home(dir: &Path) {
+    let _ = HOME.set(dir.to_path_buf());
+}
+
+/// Where `scripts/setup.sh` installs the jars: [`set_home`]'s directory,
+/// `$KAFKA_HOME_DIR`, or `~/.cache/banking-pipeline/kafka-<version>`.
 pub fn home() -> Result<PathBuf> {
+    if let Some(dir) = HOME.get() {
+        return Ok(dir.clone());
+    }
     if let Some(dir) = std::env::var_os("KAFKA_HOME_DIR") {
         return Ok(PathBuf::from(dir));
     }
@@ -106,6 +125,9 @@ pub fn unique(prefix: &str) -> String {
 /// What a private broker needs beyond the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct KafkaOptions {
+    /// The PLAINTEXT listener's port (default: a free one), e.g. an address
+    /// clients were told to use before the broker was there.
+    pub port: Option<u16>,
     /// Extra listeners, `(name, security protocol)`, e.g. `("SSL", "SSL")`
     /// or `("SASL_SSL", "SASL_SSL")`; each gets a free port
     /// ([`Kafka::listener`]). Their settings go in `properties`
@@ -129,41 +151,59 @@ pub struct Kafka {
 }
 
 impl Kafka {
-    /// One broker for the whole test process, started on first use; `None`
-    /// (with `SKIPPED <test>: …` printed) when Kafka cannot run here.
+    /// One broker for the whole process, started on first use (in the
+    /// directory given to [`set_shared_dir`], else a temporary one).
+    pub fn shared() -> Result<&'static Kafka> {
+        static SHARED: OnceLock<Result<&'static Kafka, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let dir = SHARED_DIR.get().map(PathBuf::as_path);
+                Kafka::start_for_process(KafkaOptions::default(), dir).map_err(|e| format!("{e:#}"))
+            })
+            .clone()
+            .map_err(|e| anyhow!("the shared Apache Kafka did not start: {e}"))
+    }
+
+    /// [`Kafka::shared`], or `None` (with `SKIPPED <test>: …` printed) when
+    /// Kafka cannot run here.
     pub fn shared_or_skip(test: &str) -> Option<&'static Kafka> {
-        static SHARED: OnceLock<Result<Kafka, String>> = OnceLock::new();
-        let shared = SHARED.get_or_init(|| {
-            available().map_err(|e| e.to_string())?;
-            // Started from a thread that lives as long as the process: the
-            // JVM is told to die with the thread that started it (see
-            // `spawn`), and a static guard is never dropped.
-            let (tx, rx) = std::sync::mpsc::channel();
-            thread::Builder::new()
-                .name("shared-kafka".into())
-                .spawn(move || {
-                    let started = Kafka::start(KafkaOptions::default());
-                    let failed = started.is_err();
-                    let _ = tx.send(started);
-                    if !failed {
+        if let Err(why) = available() {
+            eprintln!("SKIPPED {test}: {why:#}");
+            return None;
+        }
+        Some(Kafka::shared().unwrap_or_else(|e| panic!("{e:#}")))
+    }
+
+    /// A broker that lives as long as the process, for a static several
+    /// tests share: started from a thread that never ends (see the module
+    /// documentation), in `dir` (kept) or a temporary directory (removed
+    /// when the process exits).
+    pub fn start_for_process(options: KafkaOptions, dir: Option<&Path>) -> Result<&'static Kafka> {
+        let dir = dir.map(Path::to_path_buf);
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::Builder::new()
+            .name("kafka-for-process".into())
+            .spawn(move || {
+                let started = match dir {
+                    Some(dir) => Kafka::start_in_dir(&dir, options),
+                    None => Kafka::start(options),
+                };
+                match started {
+                    Ok(kafka) => {
+                        let kafka: &'static Kafka = Box::leak(Box::new(kafka));
+                        at_exit::stop(kafka);
+                        let _ = tx.send(Ok(kafka));
                         loop {
                             thread::park();
                         }
                     }
-                })
-                .expect("spawn the shared Kafka thread");
-            rx.recv()
-                .expect("the shared Kafka thread answers")
-                .map_err(|e| format!("{e:#}"))
-        });
-        match shared {
-            Ok(kafka) => Some(kafka),
-            Err(why) if why.contains("not installed") || why.contains("java is not") => {
-                eprintln!("SKIPPED {test}: {why}");
-                None
-            }
-            Err(why) => panic!("the shared Apache Kafka did not start: {why}"),
-        }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            })
+            .context("spawn a thread for Apache Kafka")?;
+        rx.recv().context("the Kafka thread answers")?
     }
 
     /// A private broker, or `None` (with `SKIPPED <test>: …` printed) when
@@ -186,7 +226,11 @@ impl Kafka {
     /// Starts a broker with its files in `dir` (kept afterwards).
     pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
         fs::create_dir_all(dir)?;
-        Kafka::start_in(dir, options, None)
+        // Absolute: the JVM runs in `dir` and reads its paths from there.
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolve {}", dir.display()))?;
+        Kafka::start_in(&dir, options, None)
     }
 
     fn start_in(
@@ -195,7 +239,7 @@ impl Kafka {
         temp: Option<tempfile::TempDir>,
     ) -> Result<Kafka> {
         let libs = available()?;
-        let port = free_port();
+        let port = options.port.unwrap_or_else(free_port);
         let controller = free_port();
         let mut listeners = vec![("PLAINTEXT".to_string(), format!("127.0.0.1:{port}"))];
         let mut protocols = vec![
@@ -407,6 +451,16 @@ impl Kafka {
     }
 }
 
+impl Broker for Kafka {
+    fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        create_topic(&self.bootstrap, topic, partitions)
+    }
+}
+
 impl Drop for Kafka {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -471,5 +525,69 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()>
             bail!("topic {topic} has no leaders after 60 s");
         }
         thread::sleep(Duration::from_millis(100));
+    }
+}
+
+static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`Kafka::shared`] keep its files in `dir` (kept afterwards, e.g.
+/// under the fault suite's `--out`); only before its first use.
+pub fn set_shared_dir(dir: &Path) {
+    let _ = SHARED_DIR.set(dir.to_path_buf());
+}
+
+/// Removes `dir` when the process exits (files that a process-wide broker
+/// needs until then, such as its certificates).
+pub fn remove_at_exit(dir: &Path) {
+    at_exit::remove(dir.to_path_buf());
+}
+
+/// What happens when the process exits: process-wide brokers are killed,
+/// then their temporary directories (and the others registered) removed.
+mod at_exit {
+    use super::*;
+
+    static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+
+    fn register() {
+        REGISTER.call_once(|| {
+            // SAFETY: registers a plain function with the C runtime.
+            unsafe { libc::atexit(run) };
+        });
+    }
+
+    pub(super) fn stop(kafka: &'static Kafka) {
+        register();
+        BROKERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(kafka);
+        if kafka._temp.is_some() {
+            remove(kafka.dir.clone());
+        }
+    }
+
+    pub(super) fn remove(dir: PathBuf) {
+        register();
+        DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
+    }
+
+    extern "C" fn run() {
+        let brokers = std::mem::take(&mut *BROKERS.lock().unwrap_or_else(|e| e.into_inner()));
+        for kafka in brokers {
+            if let Some(pid) = kafka.pid() {
+                // SAFETY: kill(2) and waitpid(2) on the broker this process
+                // started and has not reaped.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+        for dir in std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
 }

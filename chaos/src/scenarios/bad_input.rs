@@ -10,9 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use banking_testkit::bins::PRODUCER;
+use banking_testkit::procs::{Proc, SECRET};
 
 use super::fresh_dir;
-use crate::procs::{Proc, SECRET};
 use crate::{Config, Outcome, Scenario};
 
 /// A file a case needs in its working directory.
@@ -189,7 +190,7 @@ fn consumer_cases() -> Vec<Case> {
 /// Runs every case for the producer and each consumer.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "bad-input")?;
-    let mut bins: Vec<(&str, Vec<Case>)> = vec![("producer", producer_cases())];
+    let mut bins: Vec<(&str, Vec<Case>)> = vec![(PRODUCER, producer_cases())];
     for c in &cfg.consumers {
         bins.push((c.binary(), consumer_cases()));
     }
@@ -290,7 +291,7 @@ fn run_case(cfg: &Config, bin: &str, cwd: &Path, c: &Case) -> Result<Verdict> {
     if !c.args.iter().any(|a| a == "--brokers") {
         args.extend(["--brokers".into(), "127.0.0.1:1".into()]);
     }
-    if bin == "producer" {
+    if bin == PRODUCER {
         args.extend([
             "--timeout".into(),
             "5".into(),
@@ -306,7 +307,7 @@ fn run_case(cfg: &Config, bin: &str, cwd: &Path, c: &Case) -> Result<Verdict> {
     args.extend(c.args.iter().map(OsString::from));
     let log = cwd.join("run.out");
     let started = Instant::now();
-    let mut p = Proc::spawn(&cfg.bin_dir.join(bin), &args, &log, Some(cwd), bin)?;
+    let mut p = Proc::spawn(&cfg.bins.dir().join(bin), &args, &log, Some(cwd), bin)?;
     let status = match p.wait(Duration::from_secs(20)) {
         Ok(s) => s,
         Err(_) => {
@@ -364,7 +365,7 @@ fn help_shows_secret(cfg: &Config, bin: &str, dir: &Path) -> Result<bool> {
         "--help".into(),
     ];
     let mut p = Proc::spawn(
-        &cfg.bin_dir.join(bin),
+        &cfg.bins.dir().join(bin),
         &args,
         &cwd.join("help.out"),
         Some(&cwd),

@@ -1,37 +1,33 @@
 //! Item 4: bad messages from another producer on the same topic, 1% of the
 //! stream, of every kind: empty (and null), random bytes, truncated
-//! protobuf, oversized (`--oversized-bytes`, 16 KiB), wrong schema (JSON), valid protobuf with
-//! invalid fields, duplicate event id (an exact re-send, or the same id
-//! with another amount, on the same partition after the original). Every
-//! one must land in `dead_letters`, every good event be stored once with
-//! exact balances, and the consumer's throughput stay within the tolerance
-//! of a clean run of the same good events.
+//! protobuf, oversized (`--oversized-bytes`, 16 KiB), wrong schema (JSON),
+//! valid protobuf with invalid fields, duplicate event id (an exact
+//! re-send, or the same id with another amount, on the same partition
+//! after the original). Every one must land in `dead_letters` at the
+//! partition and offset where it landed, with its key and bytes; every good
+//! event be stored once with exact balances; the consumer must not stop
+//! early; and its throughput must stay within the tolerance of a clean run
+//! of the same good events.
 //!
 //! The good events are the producer's (same generator, seed and keys), sent
 //! by a plain rdkafka producer here so that the bad ones can be interleaved;
 //! the clean run reads the same good events, sent the same way, from a
 //! topic of its own.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use banking_testkit::ConsumerStats;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use banking_proto::{BankingEvent, decode_event};
+use banking_testkit::clients::RawProducer;
+use banking_testkit::verify;
 use prost::Message as _;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rdkafka::ClientConfig;
-use rdkafka::client::ClientContext;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaErrorCode;
 
-use super::{Spawn, exactness, expected, fresh_dir, start_broker};
-use crate::verify::verify;
+use super::{broker, consumer, exactness, expected, fresh_dir, topic};
 use crate::{Config, Outcome, Scenario};
-
-const CLEAN: &str = "chaos.clean";
-const BAD: &str = "chaos.bad";
 
 /// The kinds of bad message, in the order they cycle.
 const KINDS: [&str; 7] = [
@@ -44,16 +40,32 @@ const KINDS: [&str; 7] = [
     "duplicate-id",
 ];
 
-/// Runs the scenario: one clean and one bad run per consumer, one after
-/// the other so that their throughputs compare.
+/// A bad message as sent.
+struct BadSent {
+    kind: &'static str,
+    key: Vec<u8>,
+    payload: Option<Vec<u8>>,
+}
+
+/// The bad messages of a topic: how many of each kind, and each one by the
+/// (partition, offset) where it landed.
+#[derive(Default)]
+struct Sent {
+    per_kind: BTreeMap<&'static str, u64>,
+    at: HashMap<(i32, i64), BadSent>,
+}
+
+/// Runs the scenario: clean and bad runs per consumer, one after the other
+/// so that their throughputs compare.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "bad-messages")?;
-    let broker = start_broker(cfg, &dir)?;
-    broker.topic(CLEAN, cfg.partitions)?;
-    broker.topic(BAD, cfg.partitions)?;
+    let broker = broker(cfg)?;
+    let clean = topic(cfg, &*broker, "clean")?;
+    let bad = topic(cfg, &*broker, "bad")?;
+    let brokers = broker.bootstrap().to_string();
     let bad_count = cfg.events.div_ceil(100);
-    send(cfg, &broker.bootstrap, CLEAN, 0)?;
-    let per_kind = send(cfg, &broker.bootstrap, BAD, bad_count)?;
+    send(cfg, &brokers, &clean, 0)?;
+    let sent = send(cfg, &brokers, &bad, bad_count)?;
     let expected = expected(cfg);
 
     let mut outcomes = Vec::new();
@@ -64,36 +76,30 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         // way with no bad message at all.
         let mut eps = [0.0f64; 2];
         let mut figures = Vec::new();
-        let runs =
-            (0..cfg.throughput_rounds.max(1)).flat_map(|r| [(r, CLEAN, 0), (r, BAD, bad_count)]);
-        for (round, topic, bad) in runs {
+        let runs = (0..cfg.throughput_rounds.max(1))
+            .flat_map(|r| [(r, "clean", &clean, 0), (r, "bad", &bad, bad_count)]);
+        for (round, name, topic, bad) in runs {
             let i = usize::from(bad > 0);
-            let sub = dir.join(format!("{}-{topic}-{round}", c.name()));
+            let sub = dir.join(format!("{}-{name}-{round}", c.name()));
             std::fs::create_dir_all(&sub)?;
-            let spawn = Spawn {
-                cfg,
-                consumer: c,
-                brokers: &broker.bootstrap,
-                topic,
-                dir: &sub,
-                idle_secs: 3,
-                db_dir: None,
-            };
-            let mut p = spawn.run(0, &[])?;
-            let status = p.wait(Duration::from_secs(3600))?;
+            let mut cmd = consumer(cfg, Scenario::BadMessages, c, &brokers, topic, &sub);
+            cmd.idle_secs = Some(3);
+            let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
+            let status = p.wait(banking_testkit::procs::GENEROUS)?;
             if !status.success() {
-                problems.push(format!("{topic}: exited with {status}: {}", p.log_tail(5)));
+                problems.push(format!("{name}: exited with {status}: {}", p.log_tail(5)));
                 continue;
             }
-            let stats = spawn.stats(0)?;
-            if stats["exit_reason"].as_str() != Some("idle") {
-                problems.push(format!("{topic}: stopped early: {}", stats["exit_reason"]));
+            let stats: ConsumerStats = p.read_stats()?;
+            let reason = stats.exit_reason.name();
+            if reason != "idle" {
+                problems.push(format!("{name}: stopped early: {reason}"));
             }
-            eps[i] = eps[i].max(stats["events_per_second"].as_f64().unwrap_or(0.0));
-            let f = verify(&spawn.db(), &expected, bad)?;
+            eps[i] = eps[i].max(stats.events_per_second);
+            let f = verify(&cmd.db, &expected, bad)?;
             exactness(&f, cfg.events, &mut problems);
             if bad > 0 {
-                kinds_in_dead_letters(&spawn.db(), &per_kind, &mut problems)?;
+                dead_letters_as_sent(&cmd.db, &sent, &mut problems)?;
                 figures.push(f);
             }
             // The databases of a 1M run take ~0.5 GB each: keep the last.
@@ -131,118 +137,94 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-/// Every kind of bad message is among the dead letters, as often as sent.
-fn kinds_in_dead_letters(
-    db: &std::path::Path,
-    per_kind: &BTreeMap<&'static str, u64>,
-    problems: &mut Vec<String>,
-) -> Result<()> {
+/// Every dead letter is a bad message exactly as sent: at the partition
+/// and offset where it landed, with its key and bytes, and a reason; and
+/// every kind is there as often as it was sent.
+fn dead_letters_as_sent(db: &Path, sent: &Sent, problems: &mut Vec<String>) -> Result<()> {
     let store = banking_store::Store::open(db)?;
     let mut seen: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut strangers, mut altered) = (Vec::new(), Vec::new());
     for d in store.dead_letters()? {
-        let key = d.key.as_deref().map(String::from_utf8_lossy);
-        let kind = key
-            .as_deref()
-            .and_then(|k| k.strip_prefix("bad-"))
-            .and_then(|k| KINDS.iter().find(|kind| k.starts_with(**kind)))
-            .copied()
-            .unwrap_or("duplicate-id");
-        *seen.entry(kind).or_default() += 1;
+        let at = (d.partition, d.offset);
+        match sent.at.get(&at) {
+            None => strangers.push(at),
+            Some(b) => {
+                *seen.entry(b.kind).or_default() += 1;
+                // A duplicate id is refused by the store after decoding,
+                // where the message's key is no longer at hand (a stored
+                // batch event carries none): its dead letter has no key.
+                let key_ok = d.key.as_deref() == Some(b.key.as_slice())
+                    || (b.kind == "duplicate-id" && d.key.is_none());
+                if !key_ok || d.payload != b.payload || d.error.is_empty() {
+                    altered.push(at);
+                }
+            }
+        }
     }
-    if &seen != per_kind {
-        problems.push(format!("dead letters by kind {seen:?}, sent {per_kind:?}"));
+    if !strangers.is_empty() {
+        problems.push(format!(
+            "{} dead letters are not where a bad message landed, e.g. partition/offset {:?}",
+            strangers.len(),
+            &strangers[..strangers.len().min(5)]
+        ));
+    }
+    if !altered.is_empty() {
+        problems.push(format!(
+            "{} dead letters lack the key, bytes or reason of the message, e.g. {:?}",
+            altered.len(),
+            &altered[..altered.len().min(5)]
+        ));
+    }
+    if seen != sent.per_kind {
+        problems.push(format!(
+            "dead letters by kind {seen:?}, sent {:?}",
+            sent.per_kind
+        ));
     }
     Ok(())
 }
 
-#[derive(Default)]
-struct Tally {
-    ok: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl ClientContext for Tally {}
-
-impl ProducerContext for Tally {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
-        };
-    }
-}
-
-/// Sends the good events of the configuration to `topic`, with `bad` bad
-/// messages spread evenly at random among them. Returns how many of each
-/// kind were sent.
-fn send(cfg: &Config, brokers: &str, topic: &str, bad: u64) -> Result<BTreeMap<&'static str, u64>> {
-    let producer: rdkafka::producer::BaseProducer<Tally> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("message.timeout.ms", "120000")
-        .set("queue.buffering.max.messages", "500000")
-        .create_with_context(Tally::default())?;
+/// Sends the good events of the configuration to `topic` (the producer's:
+/// same generator, seed and keys), with `bad` bad messages spread evenly at
+/// random among them.
+fn send(cfg: &Config, brokers: &str, topic: &str, bad: u64) -> Result<Sent> {
+    let mut producer = RawProducer::new(brokers)?;
     let mut generator = banking_producer::Generator::new(cfg.seed, cfg.accounts, 1)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(4));
-    let total = cfg.events + bad;
-    let mut per_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut sent = Sent::default();
+    let mut bad_sent: Vec<BadSent> = Vec::new();
     let mut last_good: Option<BankingEvent> = None;
     let mut bad_left = bad;
     let mut good_left = cfg.events;
-    let mut n_bad = 0u64;
-    for _ in 0..total {
+    while bad_left + good_left > 0 {
         // A bad message with probability bad_left / remaining, after at
         // least one good event (a duplicate needs an original).
         let remaining = bad_left + good_left;
         let is_bad = last_good.is_some()
             && bad_left > 0
             && (good_left == 0 || rng.random_range(0..remaining) < bad_left);
-        let (key, payload): (Vec<u8>, Option<Vec<u8>>) = if is_bad {
+        if is_bad {
             bad_left -= 1;
-            let kind = KINDS[(n_bad % KINDS.len() as u64) as usize];
-            n_bad += 1;
-            *per_kind.entry(kind).or_default() += 1;
+            let n = bad_sent.len() as u64 + 1;
+            let kind = KINDS[bad_sent.len() % KINDS.len()];
+            *sent.per_kind.entry(kind).or_default() += 1;
             let original = last_good.as_ref().expect("checked above");
-            bad_message(kind, n_bad, original, cfg.oversized_bytes, &mut rng)
+            let (key, payload) = bad_message(kind, n, original, cfg.oversized_bytes, &mut rng);
+            producer.send(topic, Some(&key), payload.as_deref(), Some(bad_sent.len()))?;
+            bad_sent.push(BadSent { kind, key, payload });
         } else {
             good_left -= 1;
             let e = generator.next_event(banking_common::now_us());
-            let bytes = e.encode_to_vec();
             let key = e.account_id.to_string().into_bytes();
+            producer.send(topic, Some(&key), Some(&e.encode_to_vec()), None)?;
             last_good = Some(e);
-            (key, Some(bytes))
-        };
-        let mut record = BaseRecord::<[u8], [u8], ()>::to(topic).key(key.as_slice());
-        if let Some(p) = &payload {
-            record = record.payload(p.as_slice());
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
-                    record = r;
-                    producer.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => bail!("send to {topic}: {e}"),
-            }
-        }
-        producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(300))?;
-    let t = producer.context();
-    let (ok, failed) = (
-        t.ok.load(Ordering::Relaxed),
-        t.failed.load(Ordering::Relaxed),
-    );
-    if ok != total || failed != 0 {
-        bail!("{topic}: {ok} of {total} messages acknowledged, {failed} failed");
+    let landed = producer.finish()?;
+    for (i, b) in bad_sent.into_iter().enumerate() {
+        sent.at.insert(landed.tagged[&i], b);
     }
-    Ok(per_kind)
+    Ok(sent)
 }
 
 /// One bad message of `kind`: (key, payload).

@@ -10,24 +10,23 @@
 //!   (`mount -t tmpfs -o size=...`, needs root; skipped otherwise). The
 //!   consumer must stop with a clear message and a non-zero exit; after the
 //!   file system is grown (`mount -o remount,size=...`: space freed) a
-//!   restart must complete with nothing lost. Uses the mock cluster, since
-//!   the restart resumes mid-batch (see broker.rs).
+//!   restart must complete with nothing lost.
 
+use banking_testkit::ConsumerStats;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use banking_producer::Generator;
-use banking_testkit::Expected;
+use banking_testkit::procs::{GENEROUS, wait_until};
+use banking_testkit::verify::committed_messages;
+use banking_testkit::{Expected, ProducerCmd, verify};
 
 use super::{
-    Spawn, exactness, expected, fresh_dir, per_consumer, secret_leaks, start_broker, wait_until,
+    broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer, secret_leaks,
+    topic,
 };
-use crate::broker::Mock;
-use crate::procs::produce;
-use crate::verify::{committed_messages, verify};
-use crate::{Config, Outcome, Scenario, TOPIC};
+use crate::{Config, Outcome, Scenario};
 
 /// The lock scenario, both consumers at once, each on a topic of its own.
 ///
@@ -39,59 +38,43 @@ use crate::{Config, Outcome, Scenario, TOPIC};
 /// before the lock was taken).
 pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "db-lock")?;
-    let broker = start_broker(cfg, &dir)?;
+    let broker = broker(cfg)?;
     let first = (cfg.events / 3).max(1).min(cfg.events);
     let rest = cfg.events - first;
     // Both parts from the same seed; the ids carry on.
-    let expected = Expected::from_events(
-        Generator::new(cfg.seed, cfg.accounts, 1)?
-            .take(first as usize)
-            .chain(Generator::new(cfg.seed, cfg.accounts, first + 1)?.take(rest as usize))
-            .collect(),
-    );
-    let brokers = &broker.bootstrap;
-    let broker = &broker;
-    let dir = &dir;
-    let expected = &expected;
+    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, first), (first + 1, rest)]);
+    let topics: Vec<String> = cfg
+        .consumers
+        .iter()
+        .map(|c| topic(cfg, &*broker, &format!("db-lock.{}", c.name())))
+        .collect::<Result<_>>()?;
+    let brokers = broker.bootstrap().to_string();
+    let (dir, expected, topics) = (&dir, &expected, &topics);
     Ok(per_consumer(cfg, Scenario::DbLock, |c| {
-        let topic = format!("{TOPIC}.{}", c.name());
-        broker.topic(&topic, cfg.partitions)?;
+        let i = cfg
+            .consumers
+            .iter()
+            .position(|m| *m == c)
+            .expect("configured");
+        let topic = &topics[i];
         let part = |name: &str, count: u64, first_id: u64| {
-            produce(
-                &cfg.bin_dir,
-                dir,
-                &format!("producer-{}-{name}", c.name()),
-                brokers,
-                &topic,
-                count,
-                cfg.seed,
-                cfg.accounts,
-                first_id,
-            )
+            let mut cmd = ProducerCmd::new(&brokers, topic, count, cfg.seed, cfg.accounts);
+            cmd.first_id = first_id;
+            cmd.run(&cfg.bins, dir, &format!("producer-{}-{name}", c.name()))
         };
         part("before", first, 1)?;
-        let spawn = Spawn {
-            cfg,
-            consumer: c,
-            brokers,
-            topic: &topic,
-            dir,
-            idle_secs: 5,
-            db_dir: None,
-        };
-        let db = spawn.db();
-        let mut p = spawn.run(0, &[])?;
+        let cmd = consumer(cfg, Scenario::DbLock, c, &brokers, topic, dir);
+        let db = &cmd.db;
+        let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
         let mut problems = Vec::new();
-        wait_until(
-            Duration::from_secs(900),
-            "the first third of the events",
-            || committed_messages(&db) >= first || p.try_status().is_some(),
-        )?;
-        let conn = rusqlite::Connection::open(&db)?;
+        wait_until(GENEROUS, "the first third of the events", || {
+            committed_messages(db) >= first || p.try_status().is_some()
+        })?;
+        let conn = rusqlite::Connection::open(db)?;
         conn.busy_timeout(Duration::from_secs(120))?;
         conn.execute_batch("BEGIN IMMEDIATE")
             .context("take the write lock")?;
-        let locked_at = committed_messages(&db);
+        let locked_at = committed_messages(db);
         let started = Instant::now();
         let produced = if rest > 0 {
             part("under-lock", rest, first + 1).map(drop)
@@ -100,42 +83,39 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
         };
         std::thread::sleep(Duration::from_secs(cfg.lock_secs).saturating_sub(started.elapsed()));
         let held = started.elapsed();
-        let during = committed_messages(&db);
+        let during = committed_messages(db);
         let alive = p.try_status().is_none();
         conn.execute_batch("COMMIT")?;
         drop(conn);
         produced?;
-        if during != locked_at {
-            problems.push(format!(
+        check(&mut problems, during == locked_at, || {
+            format!(
                 "{} messages committed under another process's lock",
                 during.abs_diff(locked_at)
-            ));
-        }
-        if !alive {
-            problems.push(format!(
-                "exited while the database was locked: {}",
-                p.log_tail(3)
-            ));
-        }
-        let status = p.wait(Duration::from_secs(3600))?;
-        if !status.success() {
-            problems.push(format!("exited with {status}: {}", p.log_tail(5)));
-        }
+            )
+        });
+        check(&mut problems, alive, || {
+            format!("exited while the database was locked: {}", p.log_tail(3))
+        });
+        let status = p.wait(GENEROUS)?;
+        check(&mut problems, status.success(), || {
+            format!("exited with {status}: {}", p.log_tail(5))
+        });
         let waits_logged = p
             .log_text()
             .lines()
             .filter(|l| l.contains("locked by another") || l.contains("free again"))
             .count();
-        if waits_logged == 0 && rest > 0 {
-            problems.push("logged nothing while waiting for the lock".into());
-        }
-        let rss = spawn
-            .stats(0)
-            .ok()
-            .and_then(|s| s["max_rss_bytes"].as_u64())
-            .unwrap_or(0)
-            >> 20;
-        let f = verify(&db, expected, 0)?;
+        check(&mut problems, waits_logged > 0 || rest == 0, || {
+            "logged nothing while waiting for the lock".into()
+        });
+        let stats: ConsumerStats = p.read_stats()?;
+        let committed = stats.events_committed;
+        check(&mut problems, committed == cfg.events, || {
+            format!("stats: events_committed {committed}, not {}", cfg.events)
+        });
+        let rss = stats.max_rss_bytes >> 20;
+        let f = verify(db, expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(dir));
         Ok(Outcome::new(
@@ -218,39 +198,21 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
             }
         }
     }
-    let broker = Mock::start()?;
-    broker.topic(TOPIC, cfg.partitions, cfg.events)?;
-    produce(
-        &cfg.bin_dir,
-        &dir,
-        "producer",
-        &broker.bootstrap,
-        TOPIC,
-        cfg.events,
-        cfg.seed,
-        cfg.accounts,
-        1,
-    )?;
+    let broker = broker(cfg)?;
+    let topic = topic(cfg, &*broker, "disk-full")?;
+    let brokers = broker.bootstrap().to_string();
+    producer(cfg, &brokers, &topic).run(&cfg.bins, &dir, "producer")?;
     let expected = expected(cfg);
-    let brokers = &broker.bootstrap;
-    let dir = &dir;
-    let disks = &disks;
+    let (dir, disks, topic) = (&dir, &disks, &topic);
     Ok(per_consumer(cfg, Scenario::DiskFull, |c| {
         let disk = &disks.iter().find(|(k, _)| *k == c).expect("disk").1;
-        let spawn = Spawn {
-            cfg,
-            consumer: c,
-            brokers,
-            topic: TOPIC,
-            dir,
-            idle_secs: 5,
-            db_dir: Some(&disk.0),
-        };
-        let db = spawn.db();
+        let mut cmd = consumer(cfg, Scenario::DiskFull, c, &brokers, topic, dir);
+        cmd.db = disk.0.join(format!("{}.db", c.name()));
+        let db = &cmd.db;
         let mut problems = Vec::new();
-        let mut p = spawn.run(0, &[])?;
-        let status = p.wait(Duration::from_secs(3600))?;
-        let at_full = committed_messages(&db);
+        let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
+        let status = p.wait(GENEROUS)?;
+        let at_full = committed_messages(db);
         let first_code = status.code().unwrap_or(-1);
         let text = p.log_text();
         let error_line = text
@@ -270,15 +232,15 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         }
         // Space freed: the file system grows to hold everything.
         disk.grow((cfg.events * BYTES_PER_EVENT * 4).max(64 * 1024 * 1024))?;
-        let mut again = spawn.run(1, &[])?;
-        let status = again.wait(Duration::from_secs(3600))?;
+        let mut again = cmd.spawn(&cfg.bins, 1, &[])?;
+        let status = again.wait(GENEROUS)?;
         if !status.success() {
             problems.push(format!(
                 "restart after freeing space exited with {status}: {}",
                 again.log_tail(5)
             ));
         }
-        let f = verify(&db, &expected, 0)?;
+        let f = verify(db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(dir));
         let shown: String = error_line

@@ -1,27 +1,34 @@
 //! Item 1: `kill -9` of the consumer at random moments, restarted each
-//! time; at the end the database must hold exactly the produced events.
+//! time in the same group; at the end the database must hold exactly the
+//! produced events.
 //!
-//! Most moments are points of progress (a random number of committed
-//! messages, then a random 0-250 ms more, so the kill lands inside a batch
-//! as often as between two); every fourth is a random delay after the
-//! restart, so some kills hit a consumer that is still joining the group or
-//! reading its offsets. Both consumers run at once, each in its own group
-//! with its own database, on the same topic.
+//! The producer runs while the first consumer run starts, so early kills
+//! land while events still arrive. Most moments are points of progress (a
+//! random number of committed messages, then a random 0-250 ms more, so
+//! the kill lands inside a batch as often as between two); every fourth is
+//! a random delay after the restart, so some kills hit a consumer that is
+//! still joining the group or reading its offsets. After each kill the
+//! rows and the stored offsets must agree, and the last run must store
+//! exactly what the killed ones had not. Both consumers run at once, each
+//! in its own group with its own database, on the same topic.
 
+use banking_testkit::ConsumerStats;
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use banking_testkit::procs::{GENEROUS, wait_until};
+use banking_testkit::verify::{committed_messages, row_count};
+use banking_testkit::{Expected, Model, verify};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{
-    Spawn, exactness, expected, fresh_dir, loose_modes, per_consumer, secret_leaks, wait_until,
+    broker, check, consumer, exactness, expected, fresh_dir, loose_modes, per_consumer, producer,
+    secret_leaks, topic,
 };
-use crate::broker::Mock;
-use crate::procs::produce;
-use crate::verify::{committed_messages, verify};
-use crate::{Config, Consumer, Outcome, Scenario, TOPIC};
+use crate::{Config, Outcome, Scenario};
 
 enum Moment {
     /// Kill once this many messages are committed (plus a short random delay).
@@ -33,48 +40,31 @@ enum Moment {
 /// Runs the scenario for every consumer at once.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "kill9")?;
-    // The mock cluster, not Tansu: restarts resume mid-batch (see broker.rs).
-    let broker = Mock::start()?;
-    broker.topic(TOPIC, cfg.partitions, cfg.events)?;
-    let produced = produce(
-        &cfg.bin_dir,
-        &dir,
-        "producer",
-        &broker.bootstrap,
-        TOPIC,
-        cfg.events,
-        cfg.seed,
-        cfg.accounts,
-        1,
-    )?;
+    let broker = broker(cfg)?;
+    let topic = topic(cfg, &*broker, "kill9")?;
+    let brokers = broker.bootstrap().to_string();
+    let produce = producer(cfg, &brokers, &topic);
+    let mut p = produce.spawn(&cfg.bins, &dir, "producer")?;
     let expected = expected(cfg);
-    if produced["id_checksum"].as_str() != Some(expected.id_checksum.hex().as_str()) {
-        bail!("the producer's id checksum differs from the regenerated events'");
-    }
-    Ok(per_consumer(cfg, Scenario::Kill9, |c| {
-        one(cfg, c, &broker.bootstrap, &dir, &expected)
-    }))
+    let outcomes = per_consumer(cfg, Scenario::Kill9, |m| {
+        one(cfg, m, &brokers, &topic, &dir, &expected)
+    });
+    produce.finish(&mut p)?;
+    Ok(outcomes)
 }
 
 fn one(
     cfg: &Config,
-    c: Consumer,
+    model: Model,
     brokers: &str,
-    dir: &std::path::Path,
-    expected: &banking_testkit::Expected,
+    topic: &str,
+    dir: &Path,
+    expected: &Expected,
 ) -> Result<Outcome> {
-    let spawn = Spawn {
-        cfg,
-        consumer: c,
-        brokers,
-        topic: TOPIC,
-        dir,
-        idle_secs: 5,
-        db_dir: None,
-    };
-    let db = spawn.db();
+    let cmd = consumer(cfg, Scenario::Kill9, model, brokers, topic, dir);
+    let db = &cmd.db;
     let n = cfg.events;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((c as u64 + 1) * 0x9e37_79b9));
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((model as u64 + 1) * 0x9e37_79b9));
     let mut progress: Vec<u64> = (0..cfg.kills)
         .filter(|i| i % 4 != 3)
         .map(|_| rng.random_range(n / 50..=n * 19 / 20))
@@ -94,12 +84,13 @@ fn one(
     let mut problems = Vec::new();
     let mut kills = 0;
     let mut run_no = 0;
-    let mut p = spawn.run(run_no, &[])?;
+    let mut stored_before_last = 0;
+    let mut p = cmd.spawn(&cfg.bins, run_no, &[])?;
     for m in &moments {
         match *m {
             Moment::Progress(at, extra_ms) => {
-                wait_until(Duration::from_secs(900), "progress before a kill", || {
-                    committed_messages(&db) >= at || p.try_status().is_some()
+                wait_until(GENEROUS, "progress before a kill", || {
+                    committed_messages(db) >= at || p.try_status().is_some()
                 })?;
                 thread::sleep(Duration::from_millis(extra_ms));
             }
@@ -110,26 +101,42 @@ fn one(
         } else if let Some(s) = p.try_status().filter(|s| !s.success()) {
             problems.push(format!("{} exited with {s}: {}", p.name, p.log_tail(5)));
         }
+        // What the killed run committed is consistent: rows and offsets
+        // agree (the figures of a partial database count the rest as lost).
+        if db.exists() {
+            let f = verify(db, expected, 0)?;
+            check(
+                &mut problems,
+                f.offsets_inconsistent == 0 && f.duplicated == 0,
+                || format!("after kill {kills}: {}", f.brief()),
+            );
+        }
+        stored_before_last = row_count(db);
         run_no += 1;
-        p = spawn.run(run_no, &[])?;
+        p = cmd.spawn(&cfg.bins, run_no, &[])?;
     }
-    let status = p.wait(Duration::from_secs(1800))?;
-    if !status.success() {
-        problems.push(format!("final run exited with {status}: {}", p.log_tail(5)));
-    }
-    let figures = verify(&db, expected, 0)?;
-    exactness(&figures, n, &mut problems);
+    let stats: ConsumerStats = p.wait_success()?;
+    let f = verify(db, expected, 0)?;
+    exactness(&f, n, &mut problems);
+    let last = stats.events_committed;
+    let left = n.saturating_sub(stored_before_last);
+    check(&mut problems, last == left, || {
+        format!("the last run stored {last} events, not the {left} the killed runs had not")
+    });
+    let duplicates = stats.duplicates;
+    check(&mut problems, duplicates == 0, || {
+        format!("the last run met {duplicates} duplicate ids")
+    });
     problems.extend(secret_leaks(dir));
-    let mut files = vec![db.clone(), dir.join("producer.json")];
-    files.push(dir.join(format!("{}-{run_no}.json", c.name())));
+    let files = vec![db.clone(), dir.join("producer.json"), cmd.stats(run_no)];
     problems.extend(loose_modes(&files));
     Ok(Outcome::new(
         Scenario::Kill9,
-        c.name(),
+        model.name(),
         format!(
             "events {} kills {kills} restarts {run_no} {}",
-            figures.events,
-            figures.brief()
+            f.events,
+            f.brief()
         ),
         problems,
     ))

@@ -3,39 +3,43 @@
 mod bad_input;
 mod bad_messages;
 mod db_faults;
+mod full_run;
 mod kill9;
 mod no_broker;
 mod outage;
+pub mod ready;
+mod sigterm;
+mod two_instances;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
-use banking_testkit::Expected;
+use anyhow::{Context, Result, anyhow};
+use banking_testkit::procs::{SECRET, files_showing};
+use banking_testkit::verify::Figures;
+use banking_testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, ProducerCmd, kafka};
 
-use crate::broker::Broker;
-use crate::procs::{ConsumerArgs, Proc, SECRET};
-use crate::{Config, Consumer, Outcome, Scenario, free_port, tansu_installed};
+use crate::{BrokerKind, Config, Outcome, Scenario};
 
 /// Runs one scenario; never panics, a harness failure is a failed outcome.
 pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
-    // kill9, disk-full and outage use librdkafka's mock cluster.
-    let needs_tansu = matches!(
-        sc,
-        Scenario::BadMessages | Scenario::NoBroker | Scenario::DbLock
-    );
-    if needs_tansu && !tansu_installed() {
-        return vec![Outcome::skipped(
-            sc,
-            "all",
-            "tansu is not installed: cargo install tansu --locked --features dynostore".into(),
-        )];
+    let needs_kafka = match sc {
+        Scenario::BadInput => false,
+        Scenario::NoBroker | Scenario::Outage => true,
+        _ => cfg.broker == BrokerKind::Kafka,
+    };
+    if needs_kafka {
+        if let Err(why) = kafka::available() {
+            return vec![Outcome::skipped(sc, "all", format!("{why:#}"))];
+        }
     }
     let result = match sc {
         Scenario::BadInput => bad_input::run(cfg),
+        Scenario::FullRun => full_run::run(cfg),
         Scenario::Kill9 => kill9::run(cfg),
+        Scenario::Sigterm => sigterm::run(cfg),
+        Scenario::TwoInstances => two_instances::run(cfg),
         Scenario::BadMessages => bad_messages::run(cfg),
         Scenario::NoBroker => no_broker::run(cfg),
         Scenario::DbLock => db_faults::lock(cfg),
@@ -55,9 +59,43 @@ pub(crate) fn fresh_dir(cfg: &Config, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// A private Tansu for one scenario, its state under `dir`.
-pub(crate) fn start_broker(cfg: &Config, dir: &Path) -> Result<Broker> {
-    Broker::start(&cfg.broker_script, &dir.join("broker"), free_port())
+/// The broker of the scenarios that do not stop it: the process's Apache
+/// Kafka, or a new mock cluster.
+pub(crate) fn broker(cfg: &Config) -> Result<Box<dyn Broker>> {
+    Ok(match cfg.broker {
+        BrokerKind::Kafka => Box::new(Kafka::shared()?),
+        BrokerKind::Mock => Box::new(MockKafka::new()?),
+    })
+}
+
+/// A new topic of `cfg.partitions` partitions, named after `what`, that no
+/// other scenario of this process uses (the broker may be shared).
+pub(crate) fn topic(cfg: &Config, broker: &dyn Broker, what: &str) -> Result<String> {
+    let topic = kafka::unique(&format!("chaos.{what}"));
+    broker.create_topic(&topic, cfg.partitions)?;
+    Ok(topic)
+}
+
+/// Consumer `model` of scenario `sc` on `topic`, with its files in `dir`,
+/// in a group of its own (kept across its restarts), idle after 5 s, with
+/// the configured batch size.
+pub(crate) fn consumer(
+    cfg: &Config,
+    sc: Scenario,
+    model: Model,
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+) -> ConsumerCmd {
+    let group = kafka::unique(&format!("chaos-{}-{}", sc.name(), model.name()));
+    let mut cmd = ConsumerCmd::new(model, brokers, topic, &group, dir);
+    cmd.extra = cfg.batch_args();
+    cmd
+}
+
+/// The producer of the configured events (ids from 1) to `topic`.
+pub(crate) fn producer(cfg: &Config, brokers: &str, topic: &str) -> ProducerCmd {
+    ProducerCmd::new(brokers, topic, cfg.events, cfg.seed, cfg.accounts)
 }
 
 /// The events every scenario produces with the producer binary.
@@ -68,7 +106,7 @@ pub(crate) fn expected(cfg: &Config) -> Expected {
 /// Runs `f` for every configured consumer at once, one thread each.
 pub(crate) fn per_consumer<F>(cfg: &Config, sc: Scenario, f: F) -> Vec<Outcome>
 where
-    F: Fn(Consumer) -> Result<Outcome> + Sync,
+    F: Fn(Model) -> Result<Outcome> + Sync,
 {
     let f = &f;
     thread::scope(|s| {
@@ -88,108 +126,13 @@ where
     })
 }
 
-/// Spawns consumer `c` with the usual arguments.
-pub(crate) struct Spawn<'a> {
-    pub cfg: &'a Config,
-    pub consumer: Consumer,
-    pub brokers: &'a str,
-    pub topic: &'a str,
-    pub dir: &'a Path,
-    pub idle_secs: u64,
-    /// Where the database goes, when not in `dir`.
-    pub db_dir: Option<&'a Path>,
-}
-
-impl Spawn<'_> {
-    /// The database path.
-    pub fn db(&self) -> PathBuf {
-        self.db_dir
-            .unwrap_or(self.dir)
-            .join(format!("{}.db", self.consumer.name()))
-    }
-
-    /// Run number `n`: log `<consumer>-<n>.log`, stats `<consumer>-<n>.json`.
-    pub fn run(&self, n: u32, extra: &[&str]) -> Result<Proc> {
-        let name = format!("{}-{n}", self.consumer.name());
-        let stats = self.dir.join(format!("{name}.json"));
-        let db = self.db();
-        let batch = self.cfg.batch_args();
-        let mut all: Vec<&str> = batch.iter().map(String::as_str).collect();
-        all.extend_from_slice(extra);
-        // One group per consumer and directory: runs in other directories
-        // (rounds, scenarios) must not inherit this one's Kafka offsets.
-        let group = format!(
-            "chaos-{}-{}",
-            self.consumer.name(),
-            self.dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        );
-        let args = ConsumerArgs {
-            brokers: self.brokers,
-            topic: self.topic,
-            group: &group,
-            db: &db,
-            stats: &stats,
-            idle_secs: self.idle_secs,
-            extra: &all,
-        };
-        Proc::spawn(
-            &self.cfg.bin_dir.join(self.consumer.binary()),
-            &args.to_vec(),
-            &self.dir.join(format!("{name}.log")),
-            None,
-            &name,
-        )
-    }
-
-    /// The stats file of run `n`.
-    pub fn stats(&self, n: u32) -> Result<serde_json::Value> {
-        let path = self.dir.join(format!("{}-{n}.json", self.consumer.name()));
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        Ok(serde_json::from_str(&text)?)
-    }
-}
-
-/// Polls `cond` every 20 ms until it holds or `timeout` passes.
-pub(crate) fn wait_until(
-    timeout: Duration,
-    what: &str,
-    mut cond: impl FnMut() -> bool,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-/// Problems when the secret passed with `-X` appears in any file of `dir`
-/// (logs, stats; databases excluded).
+/// Problems when the secret passed with `-X` appears in any log or stats
+/// file of `dir`.
 pub(crate) fn secret_leaks(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let is_text = matches!(
-            p.extension().and_then(|x| x.to_str()),
-            Some("log") | Some("json")
-        );
-        if is_text {
-            let bytes = std::fs::read(&p).unwrap_or_default();
-            if String::from_utf8_lossy(&bytes).contains(SECRET) {
-                out.push(format!("the -X secret appears in {}", p.display()));
-            }
-        }
-    }
-    out
+    files_showing(dir, SECRET)
+        .into_iter()
+        .map(|p| format!("the -X secret appears in {}", p.display()))
+        .collect()
 }
 
 /// Problems when a database or stats file is readable by anyone but its
@@ -217,17 +160,51 @@ pub(crate) fn loose_modes(paths: &[PathBuf]) -> Vec<String> {
     out
 }
 
-/// Standard end of a scenario: verification figures and problems.
-pub(crate) fn exactness(
-    figures: &crate::verify::Figures,
-    expected_events: u64,
-    problems: &mut Vec<String>,
-) {
+/// The standard end of a scenario: a problem unless the databases are
+/// exact and hold `expected_events` events.
+pub(crate) fn exactness(figures: &Figures, expected_events: u64, problems: &mut Vec<String>) {
     if !figures.exact() || figures.events != expected_events {
         problems.push(format!(
             "database holds {} events of {expected_events}: {}",
             figures.events,
             figures.brief()
         ));
+    }
+}
+
+/// A problem unless `what` holds.
+pub(crate) fn check(problems: &mut Vec<String>, ok: bool, what: impl FnOnce() -> String) {
+    if !ok {
+        problems.push(what());
+    }
+}
+
+/// A producer running in the background that several consumer threads
+/// wait for: the first to ask waits for its exit, the others get the same
+/// verdict.
+pub(crate) struct Background {
+    cmd: ProducerCmd,
+    state: std::sync::Mutex<(banking_testkit::Proc, Option<Result<(), String>>)>,
+}
+
+impl Background {
+    /// Starts `cmd` with output in `<dir>/producer.log`.
+    pub fn start(cfg: &Config, cmd: ProducerCmd, dir: &Path) -> Result<Background> {
+        let p = cmd.spawn(&cfg.bins, dir, "producer")?;
+        Ok(Background {
+            cmd,
+            state: std::sync::Mutex::new((p, None)),
+        })
+    }
+
+    /// Waits until the producer has exited; fails unless it got every
+    /// event acknowledged.
+    pub fn finished(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (p, verdict) = &mut *state;
+        if verdict.is_none() {
+            *verdict = Some(self.cmd.finish(p).map(drop).map_err(|e| format!("{e:#}")));
+        }
+        verdict.clone().expect("set above").map_err(|e| anyhow!(e))
     }
 }

@@ -3,20 +3,20 @@
 //! - the producer, given `--timeout 5`, must exit non-zero with one clear
 //!   error line within the timeout (plus a margin);
 //! - the consumers, started against an address where nothing listens yet,
-//!   must keep running and keep logging what they wait for; once the broker
-//!   appears there (after `--no-broker-secs`) and the events are produced,
-//!   they must store them all, exactly.
+//!   must keep running and keep logging what they wait for; once a private
+//!   Apache Kafka appears there (after `--no-broker-secs`) and the events
+//!   are produced, they must store them all, exactly.
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use banking_testkit::procs::{GENEROUS, Proc, wait_until};
+use banking_testkit::verify::committed_messages;
+use banking_testkit::{Kafka, KafkaOptions, free_port, kafka, verify};
 
-use super::{Spawn, exactness, expected, fresh_dir, per_consumer, secret_leaks, wait_until};
-use crate::broker::Broker;
-use crate::procs::{Proc, produce};
-use crate::verify::{committed_messages, verify};
-use crate::{Config, Outcome, Scenario, TOPIC, free_port};
+use super::{consumer, exactness, expected, fresh_dir, per_consumer, producer, secret_leaks};
+use crate::{Config, Outcome, Scenario};
 
 /// Runs the scenario.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
@@ -25,21 +25,16 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let brokers = format!("127.0.0.1:{port}");
     let mut outcomes = vec![producer_fails_clearly(cfg, &dir, &brokers)?];
 
-    // The consumers start first, against nothing.
+    // The consumers start first, against nothing, on the topic the
+    // broker will have.
+    let topic = kafka::unique("chaos.no-broker");
     let started = Instant::now();
     let mut runs = Vec::new();
+    let mut cmds = Vec::new();
     for &c in &cfg.consumers {
-        let spawn = Spawn {
-            cfg,
-            consumer: c,
-            brokers: &brokers,
-            topic: TOPIC,
-            dir: &dir,
-            idle_secs: 5,
-            db_dir: None,
-        };
-        let p = spawn.run(0, &[])?;
-        runs.push((c, p));
+        let cmd = consumer(cfg, Scenario::NoBroker, c, &brokers, &topic, &dir);
+        runs.push((c, cmd.spawn(&cfg.bins, 0, &[])?));
+        cmds.push(cmd);
     }
     std::thread::sleep(Duration::from_secs(cfg.no_broker_secs));
     let mut waiting = Vec::new();
@@ -48,20 +43,14 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         let lines = p.log_text().lines().count();
         waiting.push((*c, alive, lines, p.log_tail(3)));
     }
-    let broker = Broker::start(&cfg.broker_script, &dir.join("broker"), port)?;
+    let options = KafkaOptions {
+        port: Some(port),
+        ..KafkaOptions::default()
+    };
+    let kafka = Kafka::start_in_dir(&dir.join("kafka"), options)?;
     let appeared = started.elapsed();
-    broker.topic(TOPIC, cfg.partitions)?;
-    produce(
-        &cfg.bin_dir,
-        &dir,
-        "producer",
-        &broker.bootstrap,
-        TOPIC,
-        cfg.events,
-        cfg.seed,
-        cfg.accounts,
-        1,
-    )?;
+    kafka.create_topic(&topic, cfg.partitions)?;
+    producer(cfg, kafka.bootstrap(), &topic).run(&cfg.bins, &dir, "producer")?;
     let expected = expected(cfg);
     let runs = std::sync::Mutex::new(runs);
     let results = per_consumer(cfg, Scenario::NoBroker, |c| {
@@ -82,19 +71,10 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         if lines == 0 {
             problems.push("logged nothing while the broker was unreachable".into());
         }
-        let spawn = Spawn {
-            cfg,
-            consumer: c,
-            brokers: &brokers,
-            topic: TOPIC,
-            dir: &dir,
-            idle_secs: 5,
-            db_dir: None,
-        };
-        let db = spawn.db();
+        let db = &cmds.iter().find(|k| k.model == c).expect("command").db;
         let mut first_commit = None;
-        let proceeded = wait_until(Duration::from_secs(600), "the first commit", || {
-            if committed_messages(&db) > 0 {
+        let proceeded = wait_until(GENEROUS, "the first commit", || {
+            if committed_messages(db) > 0 {
                 first_commit.get_or_insert(started.elapsed());
                 return true;
             }
@@ -103,11 +83,11 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         if let Err(e) = proceeded {
             problems.push(format!("{e}"));
         }
-        let status = p.wait(Duration::from_secs(3600))?;
+        let status = p.wait(GENEROUS)?;
         if !status.success() {
             problems.push(format!("exited with {status}: {}", p.log_tail(5)));
         }
-        let f = verify(&db, &expected, 0)?;
+        let f = verify(db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(&dir));
         let resumed = first_commit
@@ -145,7 +125,7 @@ fn producer_fails_clearly(cfg: &Config, dir: &std::path::Path, brokers: &str) ->
     .collect();
     let started = Instant::now();
     let mut p = Proc::spawn(
-        &cfg.bin_dir.join("producer"),
+        &cfg.bins.producer(),
         &args,
         &dir.join("producer-no-broker.log"),
         None,

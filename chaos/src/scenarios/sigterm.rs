@@ -1,0 +1,140 @@
+//! SIGTERM in the middle of a run, while events are still arriving: the
+//! consumer must exit 0 within 5 s (the explicit bound, the only
+//! timing any scenario judges) with its open batch committed (rows and
+//! offsets agree, and Kafka holds the same offsets), and a restart must
+//! continue with no gap and no duplicate.
+//!
+//! The first run's batches are larger than the topic and its flush
+//! interval longer than the scenario, so nothing is committed until the
+//! signal and what it stores is exactly its open batch, committed on the
+//! way out.
+
+use banking_testkit::ConsumerStats;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use banking_testkit::procs::GENEROUS;
+use banking_testkit::verify::{row_count, stored_offsets};
+use banking_testkit::{Expected, Model, group_offsets, verify};
+
+use super::{
+    Background, broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer,
+    topic,
+};
+use crate::{Config, Outcome, Scenario};
+
+/// The bound on the exit after SIGTERM.
+const SIGTERM_BOUND: Duration = Duration::from_secs(5);
+
+/// Runs the scenario for every consumer at once, on one topic.
+pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, "sigterm")?;
+    let broker = broker(cfg)?;
+    let topic = topic(cfg, &*broker, "sigterm")?;
+    let brokers = broker.bootstrap().to_string();
+    // About 10 s of production: the signal comes while events arrive.
+    let mut produce = producer(cfg, &brokers, &topic);
+    produce.rate = (cfg.events / 10).max(1);
+    let background = Background::start(cfg, produce, &dir)?;
+    let expected = expected(cfg);
+    let outcomes = per_consumer(cfg, Scenario::Sigterm, |m| {
+        one(cfg, m, &brokers, &topic, &dir, &expected, &background)
+    });
+    background.finished()?;
+    Ok(outcomes)
+}
+
+fn one(
+    cfg: &Config,
+    model: Model,
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+    expected: &Expected,
+    background: &Background,
+) -> Result<Outcome> {
+    let n = cfg.events;
+    let cmd = consumer(cfg, Scenario::Sigterm, model, brokers, topic, dir);
+    let db = &cmd.db;
+    let mut problems = Vec::new();
+    let mut unbatched = cmd.clone();
+    unbatched.extra.clear();
+    let mut first = unbatched.spawn(
+        &cfg.bins,
+        0,
+        &["--batch-size", "1000000", "--flush-interval-ms", "600000"],
+    )?;
+    first.wait_for_log("assigned ", GENEROUS)?;
+    thread::sleep(Duration::from_secs(1));
+    let early = row_count(db);
+    check(&mut problems, early == 0, || {
+        format!("{early} events committed before the signal")
+    });
+    let signalled = Instant::now();
+    first.sigterm();
+    let status = first.wait(Duration::from_secs(60))?;
+    let took = signalled.elapsed();
+    check(&mut problems, status.success(), || {
+        format!("exit status after SIGTERM: {status}: {}", first.log_tail(5))
+    });
+    check(&mut problems, took <= SIGTERM_BOUND, || {
+        format!("took {took:?} to exit after SIGTERM")
+    });
+    let stats: ConsumerStats = first.read_stats()?;
+    let reason = stats.exit_reason.name();
+    check(&mut problems, reason == "signal", || {
+        format!("exit_reason {reason}, not signal")
+    });
+    let at_signal = row_count(db);
+    check(&mut problems, at_signal > 0, || {
+        "the open batch was not committed on SIGTERM".into()
+    });
+    check(&mut problems, at_signal < n, || {
+        "the signal came after everything was produced".into()
+    });
+    let committed = stats.events_committed;
+    let batches = stats.batches;
+    check(
+        &mut problems,
+        committed == at_signal && batches == 1,
+        || format!("stats: {committed} events in {batches} batches, {at_signal} rows stored"),
+    );
+    let partial = verify(db, expected, 0)?;
+    check(
+        &mut problems,
+        partial.offsets_inconsistent == 0 && partial.duplicated == 0,
+        || format!("after the signal: {}", partial.brief()),
+    );
+    // Kafka got the same offsets before the consumer left the group.
+    let stored = stored_offsets(db)?;
+    let in_kafka = group_offsets(brokers, &cmd.group, topic, cfg.partitions)?;
+    check(&mut problems, in_kafka == stored, || {
+        format!("Kafka's offsets {in_kafka:?} differ from the database's {stored:?}")
+    });
+
+    background.finished()?;
+    let stats: ConsumerStats = cmd.spawn(&cfg.bins, 1, &[])?.wait_success()?;
+    let f = verify(db, expected, 0)?;
+    exactness(&f, n, &mut problems);
+    let second = stats.events_committed;
+    check(&mut problems, second == n - at_signal.min(n), || {
+        format!(
+            "the restart stored {second} events, not the {} left",
+            n - at_signal.min(n)
+        )
+    });
+    Ok(Outcome::new(
+        Scenario::Sigterm,
+        model.name(),
+        format!(
+            "events {} at_signal {at_signal} exit_after_sigterm_s {:.2} kafka_offsets_match {} {}",
+            f.events,
+            took.as_secs_f64(),
+            in_kafka == stored,
+            f.brief()
+        ),
+        problems,
+    ))
+}

@@ -1,0 +1,118 @@
+//! Two instances of a consumer in one group, each with its own database,
+//! the second joining mid-run: after the rebalance the union of the two
+//! databases holds every event exactly once. Then the second leaves
+//! (SIGTERM) and its partitions go back to the first, whose database still
+//! has the offsets from before it gave them away: it must resume from the
+//! group's newer offsets, not read the second one's events again.
+
+use banking_testkit::ConsumerStats;
+use std::path::Path;
+
+use anyhow::Result;
+use banking_testkit::procs::{GENEROUS, wait_until};
+use banking_testkit::verify::{row_count, stored_ids};
+use banking_testkit::{Expected, Model, verify_all};
+
+use super::{
+    Background, broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer,
+    topic,
+};
+use crate::{Config, Outcome, Scenario};
+
+/// Runs the scenario for every consumer at once, each with its own group,
+/// on one topic.
+pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, "two-instances")?;
+    let broker = broker(cfg)?;
+    let topic = topic(cfg, &*broker, "two-instances")?;
+    let brokers = broker.bootstrap().to_string();
+    // About 12 s of production, so that the second instance joins, and the
+    // group rebalances, while events are still arriving.
+    let mut produce = producer(cfg, &brokers, &topic);
+    produce.rate = (cfg.events / 12).max(1);
+    let background = Background::start(cfg, produce, &dir)?;
+    let expected = expected(cfg);
+    let outcomes = per_consumer(cfg, Scenario::TwoInstances, |m| {
+        one(cfg, m, &brokers, &topic, &dir, &expected, &background)
+    });
+    background.finished()?;
+    Ok(outcomes)
+}
+
+fn one(
+    cfg: &Config,
+    model: Model,
+    brokers: &str,
+    topic: &str,
+    dir: &Path,
+    expected: &Expected,
+    background: &Background,
+) -> Result<Outcome> {
+    let n = cfg.events;
+    let instance = |name: &str| -> Result<banking_testkit::ConsumerCmd> {
+        let sub = dir.join(format!("{}-{name}", model.name()));
+        std::fs::create_dir_all(&sub)?;
+        let mut cmd = consumer(cfg, Scenario::TwoInstances, model, brokers, topic, &sub);
+        // Idle longer than a rebalance takes: the newcomer holds no
+        // partition between the two rounds of the cooperative protocol.
+        cmd.idle_secs = Some(8);
+        Ok(cmd)
+    };
+    let cmd_a = instance("a")?;
+    let mut cmd_b = instance("b")?;
+    cmd_b.group = cmd_a.group.clone();
+    let (db_a, db_b) = (&cmd_a.db, &cmd_b.db);
+    let mut problems = Vec::new();
+
+    let mut a = cmd_a.spawn(&cfg.bins, 0, &[])?;
+    wait_until(GENEROUS, "the first instance's first rows", || {
+        row_count(db_a) > 0 || a.try_status().is_some()
+    })?;
+    let mut b = cmd_b.spawn(&cfg.bins, 0, &[])?;
+    background.finished()?;
+    wait_until(GENEROUS, "both instances to store everything", || {
+        row_count(db_a) + row_count(db_b) >= n || b.try_status().is_some()
+    })?;
+    let nb = row_count(db_b);
+    check(&mut problems, nb > 0, || {
+        format!(
+            "the second instance never got a partition: {}",
+            b.log_tail(5)
+        )
+    });
+    b.sigterm();
+    let stats_b: ConsumerStats = b.wait_success()?;
+    let reason = stats_b.exit_reason.name();
+    check(&mut problems, reason == "signal", || {
+        format!("the second instance's exit_reason {reason}, not signal")
+    });
+    let stats_a: ConsumerStats = a.wait_success()?;
+    check(&mut problems, a.log_text().contains("(group)"), || {
+        "the first instance did not resume any partition from the group's offsets".into()
+    });
+
+    let (na, nb) = (row_count(db_a), row_count(db_b));
+    let f = verify_all(&[db_a, db_b], expected, 0)?;
+    exactness(&f, n, &mut problems);
+    for (name, stats, rows) in [("first", &stats_a, na), ("second", &stats_b, nb)] {
+        let committed = stats.events_committed;
+        check(&mut problems, committed == rows, || {
+            format!("the {name} instance's stats say {committed} events, its database {rows}")
+        });
+    }
+    let (ids_a, ids_b) = (stored_ids(db_a)?, stored_ids(db_b)?);
+    let both = ids_a.intersection(&ids_b).count();
+    check(&mut problems, both == 0, || {
+        format!("{both} events are in both databases")
+    });
+    Ok(Outcome::new(
+        Scenario::TwoInstances,
+        model.name(),
+        format!(
+            "events {} first {na} second {nb} in_both {both} {}",
+            f.events,
+            f.brief()
+        ),
+        problems,
+    ))
+}

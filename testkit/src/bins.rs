@@ -1,0 +1,105 @@
+//! Where the binaries under test are.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+
+use anyhow::{Result, bail};
+
+/// Which consumer: the one definition, consumer-core's.
+pub use banking_consumer::Model;
+
+/// Both consumers, pull first.
+pub const MODELS: [Model; 2] = [Model::Pull, Model::Push];
+
+/// The producer binary's file name.
+pub const PRODUCER: &str = "producer";
+
+/// A directory holding `producer`, `consumer-pull` and `consumer-push`.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    dir: PathBuf,
+}
+
+impl Bins {
+    /// The binaries in `dir`; fails naming the first one missing.
+    pub fn in_dir(dir: &Path) -> Result<Bins> {
+        let bins = Bins {
+            dir: dir.to_path_buf(),
+        };
+        for name in bins.names() {
+            if !dir.join(name).is_file() {
+                bail!(
+                    "{} is missing; build with: cargo build --release -p banking-producer -p consumer-pull -p consumer-push (or set BIN_DIR)",
+                    dir.join(name).display()
+                );
+            }
+        }
+        Ok(bins)
+    }
+
+    /// For test processes: the binaries of this build (`target/<profile>`),
+    /// built first when any is missing or older than the running test
+    /// (`cargo test -p X` builds X's own binaries, not the other crates'
+    /// ones it spawns, which could otherwise be stale).
+    pub fn of_this_build() -> Bins {
+        static BUILD: Once = Once::new();
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps/<test>")
+            .to_path_buf();
+        let bins = Bins { dir };
+        BUILD.call_once(|| bins.build_if_stale(&exe));
+        bins
+    }
+
+    fn names(&self) -> [&'static str; 3] {
+        [PRODUCER, Model::Pull.binary(), Model::Push.binary()]
+    }
+
+    fn build_if_stale(&self, exe: &Path) {
+        let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let test_built = built(exe);
+        let stale = self
+            .names()
+            .iter()
+            .any(|b| match (built(&self.dir.join(b)), test_built) {
+                (None, _) => true,
+                (Some(bin), Some(test)) => bin < test,
+                (Some(_), None) => false,
+            });
+        if !stale {
+            return;
+        }
+        let target = self.dir.parent().expect("target/<profile>");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "banking-producer", "-p", "consumer-pull"])
+            .args(["-p", "consumer-push", "--target-dir"])
+            .arg(target);
+        if self.dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(crate::repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The producer.
+    pub fn producer(&self) -> PathBuf {
+        self.dir.join(PRODUCER)
+    }
+
+    /// A consumer.
+    pub fn consumer(&self, model: Model) -> PathBuf {
+        self.dir.join(model.binary())
+    }
+}

@@ -1,0 +1,442 @@
+//! The project's binaries as child processes: their command lines, output
+//! in a log file, stats in a JSON file, waiting, signalling, killing. A
+//! [`Proc`] is SIGKILLed when dropped, so a failed test leaves nothing
+//! running.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use banking_common::stats::{ProducerStats, read_stats};
+use serde::de::DeserializeOwned;
+
+use crate::bins::{Bins, Model};
+
+/// librdkafka settings that make group changes quick: a killed member is
+/// declared dead after 6 s (Kafka's `group.min.session.timeout.ms`, the
+/// lowest it accepts) instead of 45 s, and members notice a rebalance
+/// within half a second.
+pub const FAST_GROUP: [&str; 4] = [
+    "-X",
+    "session.timeout.ms=6000",
+    "-X",
+    "heartbeat.interval.ms=500",
+];
+
+/// A secret passed with `-X sasl.password=` to every consumer run (under
+/// PLAINTEXT librdkafka ignores it; the SASL tests make it a real user's
+/// password); it must never show up in a log or a stats file
+/// ([`files_showing`]).
+pub const SECRET: &str = "chaos-Secret-7f3a9c";
+
+/// How long anything but the explicit bounds of a test may take.
+pub const GENEROUS: Duration = Duration::from_secs(900);
+
+/// One running (or finished) process.
+pub struct Proc {
+    child: Child,
+    /// Its stdout and stderr.
+    pub log: PathBuf,
+    /// Its `--stats-json` file, if it writes one.
+    pub stats: Option<PathBuf>,
+    /// For messages.
+    pub name: String,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Spawns `bin` with `args`, output appended to `log`, in `cwd` if
+    /// given, with `RUST_LOG=info` and without `KAFKA_BROKERS`.
+    pub fn spawn(
+        bin: &Path,
+        args: &[OsString],
+        log: &Path,
+        cwd: Option<&Path>,
+        name: &str,
+    ) -> Result<Proc> {
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("create {}", log.display()))?;
+        let err = out.try_clone()?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("KAFKA_BROKERS")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", bin.display()))?;
+        Ok(Proc {
+            child,
+            log: log.to_path_buf(),
+            stats: None,
+            name: name.to_string(),
+            status: None,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (and with what).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits at most `timeout` for it to exit; kills it after that and
+    /// fails with the end of its log.
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.try_status() {
+                return Ok(s);
+            }
+            if Instant::now() >= deadline {
+                self.kill9();
+                bail!(
+                    "{} did not exit within {timeout:?} (log {}):\n{}",
+                    self.name,
+                    self.log.display(),
+                    self.log_tail(20)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (at most [`GENEROUS`]) for exit status 0 and returns the stats
+    /// file, read as the program's own stats type (`ConsumerStats` or
+    /// [`ProducerStats`]): one definition for writers and readers.
+    pub fn wait_success<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let status = self.wait(GENEROUS)?;
+        if !status.success() {
+            bail!("{} exited with {status}:\n{}", self.name, self.log_tail(20));
+        }
+        self.read_stats()
+    }
+
+    /// The `--stats-json` file, read as `T` (which also checks its format
+    /// version).
+    pub fn read_stats<T: DeserializeOwned>(&self) -> Result<T> {
+        let path = self
+            .stats
+            .as_ref()
+            .with_context(|| format!("{} writes no stats file", self.name))?;
+        if !path.exists() {
+            bail!(
+                "{}: no stats file {}:\n{}",
+                self.name,
+                path.display(),
+                self.log_tail(10)
+            );
+        }
+        Ok(read_stats(path)?)
+    }
+
+    /// SIGKILL, then reap it. True when it was still running.
+    pub fn kill9(&mut self) -> bool {
+        if self.try_status().is_some() {
+            return false;
+        }
+        let _ = self.child.kill();
+        self.status = self.child.wait().ok();
+        true
+    }
+
+    /// Sends `sig`.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid (not yet reaped while
+        // `status` is None, so the pid is not reused).
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Everything it wrote so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` lines of its log, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Waits until its log contains `needle`; fails when it exits first or
+    /// after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.log_text().contains(needle) {
+            if let Some(s) = self.try_status() {
+                bail!(
+                    "{} exited ({s}) before logging {needle:?}:\n{}",
+                    self.name,
+                    self.log_tail(20)
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} did not log {needle:?} within {timeout:?}:\n{}",
+                    self.name,
+                    self.log_tail(20)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A consumer's command line: `--brokers`, `--topic`, `--group`, `--db`,
+/// `--stats-json`, `--exit-when-idle`, [`FAST_GROUP`],
+/// `-X sasl.password=`[`SECRET`], then `extra`.
+#[derive(Debug, Clone)]
+pub struct ConsumerCmd {
+    /// Which consumer.
+    pub model: Model,
+    /// Bootstrap list.
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// Database.
+    pub db: PathBuf,
+    /// Where run `n` writes `<model>-<n>.log` and `<model>-<n>.json`.
+    pub dir: PathBuf,
+    /// `--exit-when-idle` (None: runs until signalled).
+    pub idle_secs: Option<u64>,
+    /// More arguments.
+    pub extra: Vec<String>,
+}
+
+impl ConsumerCmd {
+    /// `model` on `topic` at `brokers` in `group`, with its database
+    /// `<dir>/<model>.db`, idle after 5 s.
+    pub fn new(model: Model, brokers: &str, topic: &str, group: &str, dir: &Path) -> ConsumerCmd {
+        ConsumerCmd {
+            model,
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+            group: group.to_string(),
+            db: dir.join(format!("{}.db", model.name())),
+            dir: dir.to_path_buf(),
+            idle_secs: Some(5),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The name of run `n`: `<model>-<n>`.
+    pub fn name(&self, n: u32) -> String {
+        format!("{}-{n}", self.model.name())
+    }
+
+    /// The argument vector of run `n`, plus `extra`.
+    pub fn args(&self, n: u32, extra: &[&str]) -> Vec<OsString> {
+        let mut v: Vec<OsString> = Vec::new();
+        for s in [
+            "--brokers",
+            &self.brokers,
+            "--topic",
+            &self.topic,
+            "--group",
+            &self.group,
+        ] {
+            v.push(s.into());
+        }
+        v.push("--db".into());
+        v.push(self.db.clone().into());
+        v.push("--stats-json".into());
+        v.push(self.stats(n).into());
+        if let Some(idle) = self.idle_secs {
+            v.push("--exit-when-idle".into());
+            v.push(idle.to_string().into());
+        }
+        v.extend(FAST_GROUP.iter().map(OsString::from));
+        v.push("-X".into());
+        v.push(format!("sasl.password={SECRET}").into());
+        v.extend(self.extra.iter().map(OsString::from));
+        v.extend(extra.iter().map(OsString::from));
+        v
+    }
+
+    /// The stats file of run `n`.
+    pub fn stats(&self, n: u32) -> PathBuf {
+        self.dir.join(format!("{}.json", self.name(n)))
+    }
+
+    /// Starts run `n` (with `extra` arguments after the usual ones).
+    pub fn spawn(&self, bins: &Bins, n: u32, extra: &[&str]) -> Result<Proc> {
+        let name = self.name(n);
+        let mut p = Proc::spawn(
+            &bins.consumer(self.model),
+            &self.args(n, extra),
+            &self.dir.join(format!("{name}.log")),
+            None,
+            &name,
+        )?;
+        p.stats = Some(self.stats(n));
+        Ok(p)
+    }
+}
+
+/// A producer's command line: `count` events of `seed` over `accounts`
+/// accounts with ids from `first_id`, at `rate` events/s (0: as fast as
+/// it can), `--timeout` seconds for every acknowledgement.
+#[derive(Debug, Clone)]
+pub struct ProducerCmd {
+    /// Bootstrap list.
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// `--count`.
+    pub count: u64,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--accounts`.
+    pub accounts: u64,
+    /// `--first-id`.
+    pub first_id: u64,
+    /// `--rate`.
+    pub rate: u64,
+    /// `--timeout`.
+    pub timeout_secs: u64,
+    /// More arguments.
+    pub extra: Vec<String>,
+}
+
+impl ProducerCmd {
+    /// `count` events of `seed` over `accounts` accounts to `topic`, ids
+    /// from 1, unthrottled, 120 s for the acknowledgements.
+    pub fn new(brokers: &str, topic: &str, count: u64, seed: u64, accounts: u64) -> ProducerCmd {
+        ProducerCmd {
+            brokers: brokers.to_string(),
+            topic: topic.to_string(),
+            count,
+            seed,
+            accounts,
+            first_id: 1,
+            rate: 0,
+            timeout_secs: 120,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Starts it with output in `<dir>/<name>.log`, stats in
+    /// `<dir>/<name>.json`.
+    pub fn spawn(&self, bins: &Bins, dir: &Path, name: &str) -> Result<Proc> {
+        let stats = dir.join(format!("{name}.json"));
+        let mut args: Vec<OsString> = [
+            "--brokers",
+            &self.brokers,
+            "--topic",
+            &self.topic,
+            "--count",
+            &self.count.to_string(),
+            "--seed",
+            &self.seed.to_string(),
+            "--accounts",
+            &self.accounts.to_string(),
+            "--first-id",
+            &self.first_id.to_string(),
+            "--rate",
+            &self.rate.to_string(),
+            "--timeout",
+            &self.timeout_secs.to_string(),
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        args.push("--stats-json".into());
+        args.push(stats.clone().into());
+        args.extend(self.extra.iter().map(OsString::from));
+        let mut p = Proc::spawn(
+            &bins.producer(),
+            &args,
+            &dir.join(format!("{name}.log")),
+            None,
+            name,
+        )?;
+        p.stats = Some(stats);
+        Ok(p)
+    }
+
+    /// Runs it to completion; fails unless every event was acknowledged.
+    /// Returns the stats file.
+    pub fn run(&self, bins: &Bins, dir: &Path, name: &str) -> Result<ProducerStats> {
+        let mut p = self.spawn(bins, dir, name)?;
+        self.finish(&mut p)
+    }
+
+    /// Waits for a producer started with [`ProducerCmd::spawn`]; fails
+    /// unless every event was acknowledged. Returns the stats file.
+    pub fn finish(&self, p: &mut Proc) -> Result<ProducerStats> {
+        let stats: ProducerStats = p.wait_success()?;
+        if stats.events_failed != 0 || stats.events_acknowledged != self.count {
+            bail!(
+                "{}: the producer did not get every event acknowledged: {} of {}, {} failed ({:?})",
+                p.name,
+                stats.events_acknowledged,
+                self.count,
+                stats.events_failed,
+                stats.errors
+            );
+        }
+        Ok(stats)
+    }
+}
+
+/// The `.log` and `.json` files of `dir` (not its subdirectories) that
+/// contain `secret`.
+pub fn files_showing(dir: &Path, secret: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("log" | "json")))
+        .filter(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).contains(secret))
+        .collect()
+}
+
+/// Polls `cond` every 20 ms until it holds; fails after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

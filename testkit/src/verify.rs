@@ -1,0 +1,495 @@
+//! What "correct" means, once for every test and scenario: the databases
+//! of a consumer group hold every produced event exactly once, with the
+//! expected balances and totals, every bad message in `dead_letters` and
+//! nothing else there, and stored offsets that cover exactly the rows.
+//!
+//! [`Expected`] is computed from the generator with this module's own
+//! balance rule, independently of the store's code; [`verify_all`]
+//! compares databases with it and counts each kind of difference
+//! ([`Figures`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use banking_producer::Generator;
+use banking_proto::{BankingEvent, EventType, IdChecksum, Status, decode_event};
+use banking_store::Store;
+use rusqlite::{Connection, OpenFlags};
+
+/// What the databases must hold after storing a set of events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// Every event id.
+    pub ids: HashSet<u64>,
+    /// Sum of `amount_minor`.
+    pub amount_minor_sum: i128,
+    /// Checksum of the ids.
+    pub id_checksum: IdChecksum,
+    /// (account, currency) -> (balance in minor units, number of changes).
+    pub balances: BTreeMap<(u64, String), (i64, u64)>,
+    /// The events themselves, in the order given.
+    pub events: Vec<BankingEvent>,
+}
+
+impl Expected {
+    /// The `count` events of `seed` with ids from 1 (one producer run).
+    pub fn of(seed: u64, accounts: u64, count: u64) -> Expected {
+        Expected::of_runs(seed, accounts, &[(1, count)])
+    }
+
+    /// The events of several producer runs of `seed`, each `(first id,
+    /// count)` (each run restarts the generator at its first id).
+    pub fn of_runs(seed: u64, accounts: u64, runs: &[(u64, u64)]) -> Expected {
+        let mut events = Vec::new();
+        for &(first_id, count) in runs {
+            let mut g = Generator::new(seed, accounts, first_id).expect("valid generator");
+            events.extend((0..count).map(|_| g.next_event(0)));
+        }
+        Expected::from_events(events)
+    }
+
+    /// Totals the given events with the README's balance rule, written out
+    /// here again on purpose so that the store's code is not checked
+    /// against itself.
+    pub fn from_events(events: Vec<BankingEvent>) -> Expected {
+        let mut balances: BTreeMap<(u64, String), (i64, u64)> = BTreeMap::new();
+        let mut apply = |account: u64, currency: &str, delta: i64| {
+            let slot = balances.entry((account, currency.to_owned())).or_default();
+            slot.0 += delta;
+            slot.1 += 1;
+        };
+        for e in &events {
+            if e.status != Status::Completed as i32 {
+                continue;
+            }
+            let a = e.amount_minor;
+            match EventType::try_from(e.event_type).expect("generated type") {
+                EventType::Deposit => apply(e.account_id, &e.currency, a),
+                EventType::Transfer => {
+                    apply(e.account_id, &e.currency, -a);
+                    apply(e.counterparty_account_id, &e.currency, a);
+                }
+                EventType::Transaction
+                | EventType::Withdrawal
+                | EventType::Payment
+                | EventType::Fee => apply(e.account_id, &e.currency, -a),
+                EventType::Unspecified => unreachable!("the generator never makes one"),
+            }
+        }
+        Expected {
+            ids: events.iter().map(|e| e.event_id).collect(),
+            amount_minor_sum: events.iter().map(|e| i128::from(e.amount_minor)).sum(),
+            id_checksum: events.iter().map(|e| e.event_id).collect(),
+            balances,
+            events,
+        }
+    }
+}
+
+/// What databases hold compared with what they should.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Rows in `events`.
+    pub events: u64,
+    /// Produced events that are not in `events`.
+    pub lost: u64,
+    /// Events stored or read more than once: rows sharing an id, plus dead
+    /// letters holding an event read again from the very partition and
+    /// offset it was stored from (a redelivery the stored offsets should
+    /// have prevented; the store refuses the copy as a duplicate id).
+    pub duplicated: u64,
+    /// Copies of stored events that were in the topic twice, at another
+    /// offset (written twice upstream), beyond the duplicates sent on
+    /// purpose. The store refuses them, so the events stay exact, but the
+    /// idempotent producer must not write an event twice: a failure,
+    /// reported apart because the consumer is not the culprit.
+    pub topic_duplicates: u64,
+    /// Dead letters that are neither bad messages sent on purpose nor
+    /// duplicates.
+    pub unexpected_dead_letters: u64,
+    /// Rows whose id was never produced as a good event (a bad message
+    /// taken for a good one).
+    pub unexpected: u64,
+    /// Balances (account, currency) whose amount or event count differ from
+    /// the independently computed ones, or that are missing or extra.
+    pub wrong_balances: u64,
+    /// Rows in `dead_letters`.
+    pub dead_letters: u64,
+    /// Bad messages that are not in `dead_letters`.
+    pub missing_dead_letters: u64,
+    /// The amount sum and id checksum match the expected ones.
+    pub totals_match: bool,
+    /// Partitions whose stored next offset is not exactly the number of
+    /// messages stored from them (events and dead letters together, each
+    /// offset from 0 once): a gap, a message stored twice, or offsets
+    /// ahead of or behind the rows.
+    pub offsets_inconsistent: u64,
+}
+
+impl Figures {
+    /// Nothing lost, duplicated, invented or wrong, and offsets that match
+    /// the rows.
+    pub fn exact(&self) -> bool {
+        self.lost == 0
+            && self.duplicated == 0
+            && self.topic_duplicates == 0
+            && self.unexpected_dead_letters == 0
+            && self.unexpected == 0
+            && self.wrong_balances == 0
+            && self.missing_dead_letters == 0
+            && self.offsets_inconsistent == 0
+            && self.totals_match
+    }
+
+    /// `lost 0 duplicated 0 wrong_balances 0` (and the rarer ones when not 0).
+    pub fn brief(&self) -> String {
+        let mut s = format!(
+            "lost {} duplicated {} wrong_balances {}",
+            self.lost, self.duplicated, self.wrong_balances
+        );
+        let rare = [
+            ("unexpected_rows", self.unexpected),
+            ("topic_duplicates", self.topic_duplicates),
+            ("unexpected_dead_letters", self.unexpected_dead_letters),
+            ("missing_dead_letters", self.missing_dead_letters),
+            ("offsets_inconsistent_partitions", self.offsets_inconsistent),
+        ];
+        for (name, n) in rare {
+            if n > 0 {
+                s.push_str(&format!(" {name} {n}"));
+            }
+        }
+        if !self.totals_match {
+            s.push_str(" totals_mismatch");
+        }
+        s
+    }
+}
+
+/// [`verify_all`] of one database.
+pub fn verify(db: &Path, expected: &Expected, bad_sent: u64) -> Result<Figures> {
+    verify_all(&[db], expected, bad_sent)
+}
+
+/// Compares the databases of one consumer group (each holding what its
+/// instance stored) with `expected`; `bad_sent` bad messages were sent
+/// besides the good events, each of which must be a dead letter.
+pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<Figures> {
+    let mut rows: Vec<(u64, i32, i64)> = Vec::new();
+    let mut dead = Vec::new();
+    let mut amount_minor_sum = 0i128;
+    let mut balances: BTreeMap<(u64, String), (i64, u64)> = BTreeMap::new();
+    let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    for db in dbs {
+        let store = Store::open(db).with_context(|| format!("open {}", db.display()))?;
+        amount_minor_sum += store.summary()?.amount_minor_sum;
+        for b in store.balances()? {
+            let slot = balances.entry((b.account_id, b.currency)).or_default();
+            slot.0 += b.balance_minor;
+            slot.1 += b.event_count;
+        }
+        dead.extend(store.dead_letters()?);
+        rows.extend(stored_rows(db)?);
+        for (p, next) in all_stored_offsets(db)? {
+            let slot = next_offsets.entry(p).or_insert(next);
+            *slot = (*slot).max(next);
+        }
+    }
+    let stored: HashMap<u64, (i32, i64)> = rows.iter().map(|&(id, p, o)| (id, (p, o))).collect();
+    let lost = expected
+        .ids
+        .iter()
+        .filter(|id| !stored.contains_key(id))
+        .count() as u64;
+    let unexpected = stored
+        .keys()
+        .filter(|id| !expected.ids.contains(id))
+        .count() as u64;
+    let same_id_rows = rows.len() as u64 - stored.len() as u64;
+    let (mut redelivered, mut copies) = (0u64, 0u64);
+    for d in &dead {
+        let Some(event) = d.payload.as_deref().and_then(|p| decode_event(p).ok()) else {
+            continue;
+        };
+        match stored.get(&event.event_id) {
+            Some(&at) if at == (d.partition, d.offset) => redelivered += 1,
+            Some(_) => copies += 1,
+            None => {}
+        }
+    }
+    let dead_letters = dead.len() as u64;
+    let unexplained = dead_letters.saturating_sub(bad_sent);
+    let topic_duplicates = unexplained.min(copies);
+    let unexpected_dead_letters = unexplained
+        .saturating_sub(topic_duplicates)
+        .saturating_sub(redelivered);
+
+    let mut wrong = 0u64;
+    for (k, v) in &expected.balances {
+        if balances.get(k) != Some(v) {
+            wrong += 1;
+        }
+    }
+    wrong += balances
+        .keys()
+        .filter(|k| !expected.balances.contains_key(*k))
+        .count() as u64;
+
+    // Every message of a partition, event or dead letter, once.
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for &(_, p, o) in &rows {
+        offsets.entry(p).or_default().push(o);
+    }
+    for d in &dead {
+        offsets.entry(d.partition).or_default().push(d.offset);
+    }
+    let mut offsets_inconsistent = 0;
+    for p in offsets
+        .keys()
+        .chain(next_offsets.keys())
+        .collect::<HashSet<_>>()
+    {
+        let mut seen = offsets.get(p).cloned().unwrap_or_default();
+        seen.sort_unstable();
+        let total = seen.len();
+        seen.dedup();
+        let next = next_offsets.get(p).copied().unwrap_or(0);
+        let exactly_0_to_next = seen.len() == total
+            && total as i64 == next
+            && seen.first().is_none_or(|&o| o == 0)
+            && seen.last().is_none_or(|&o| o + 1 == next);
+        if !exactly_0_to_next {
+            offsets_inconsistent += 1;
+        }
+    }
+
+    let id_checksum: IdChecksum = rows.iter().map(|&(id, _, _)| id).collect();
+    Ok(Figures {
+        events: rows.len() as u64,
+        lost,
+        duplicated: same_id_rows + redelivered,
+        topic_duplicates,
+        unexpected_dead_letters,
+        unexpected,
+        wrong_balances: wrong,
+        dead_letters,
+        missing_dead_letters: bad_sent.saturating_sub(dead_letters),
+        totals_match: amount_minor_sum == expected.amount_minor_sum
+            && id_checksum == expected.id_checksum,
+        offsets_inconsistent,
+    })
+}
+
+fn read_only(db: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("open {}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+/// (event id, partition, offset) of every stored event.
+fn stored_rows(db: &Path) -> Result<Vec<(u64, i32, i64)>> {
+    let conn = read_only(db)?;
+    let mut stmt = conn.prepare("SELECT event_id, kafka_partition, kafka_offset FROM events")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Partition -> stored next offset, whatever the topic (a consumer's
+/// database holds one).
+fn all_stored_offsets(db: &Path) -> Result<Vec<(i32, i64)>> {
+    let conn = read_only(db)?;
+    let mut stmt = conn.prepare("SELECT \"partition\", next_offset FROM offsets")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The stored offsets of `db`, partition -> next offset (empty while the
+/// database does not exist).
+pub fn stored_offsets(db: &Path) -> Result<BTreeMap<i32, i64>> {
+    if !db.exists() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(all_stored_offsets(db)?.into_iter().collect())
+}
+
+/// Messages (events and dead letters) whose offsets the database has
+/// committed: the sum of the stored next offsets. Cheap enough to poll; 0
+/// while the file or the table does not exist.
+pub fn committed_messages(db: &Path) -> u64 {
+    if !db.exists() {
+        return 0;
+    }
+    let Ok(conn) = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return 0;
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(2));
+    conn.query_row(
+        "SELECT coalesce(sum(next_offset), 0) FROM offsets",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .unwrap_or(0)
+}
+
+/// Rows in `events` right now (0 while the file or table does not exist).
+pub fn row_count(db: &Path) -> u64 {
+    if !db.exists() {
+        return 0;
+    }
+    let Ok(conn) = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return 0;
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .unwrap_or(0)
+}
+
+/// Every stored event id of `db`.
+pub fn stored_ids(db: &Path) -> Result<HashSet<u64>> {
+    Ok(stored_rows(db)?.into_iter().map(|(id, _, _)| id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banking_store::Batch;
+    use prost::Message as _;
+
+    const TOPIC: &str = "t";
+
+    /// Event `i` of `expected` as a consumer would store it (the
+    /// generator's events in `Expected` carry no timestamp).
+    fn push(batch: &mut Batch, expected: &Expected, i: usize, partition: i32, offset: i64) {
+        let mut e = expected.events[i].clone();
+        e.created_at_us = 1_790_000_000_000_000;
+        let bytes = e.encode_to_vec();
+        batch.push_event(partition, offset, e, bytes);
+    }
+
+    /// A database holding `expected`'s events, round-robin over 3
+    /// partitions from offset 0, as a consumer would have stored them.
+    fn stored(dir: &Path, expected: &Expected) -> std::path::PathBuf {
+        let db = dir.join("c.db");
+        let mut store = Store::open(&db).unwrap();
+        let mut batch = Batch::new(TOPIC);
+        for i in 0..expected.events.len() {
+            push(&mut batch, expected, i, (i % 3) as i32, (i / 3) as i64);
+        }
+        store.commit(&batch).unwrap();
+        db
+    }
+
+    fn sql(db: &Path, statement: &str) {
+        Connection::open(db)
+            .unwrap()
+            .execute(statement, [])
+            .unwrap();
+    }
+
+    #[test]
+    fn an_exact_database_passes_and_each_fault_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = Expected::of(7, 50, 999);
+        let db = stored(dir.path(), &expected);
+        let f = verify(&db, &expected, 0).unwrap();
+        assert!(f.exact() && f.events == 999, "{f:?}");
+
+        // One event deleted: lost, totals off, and a gap in its
+        // partition's offsets.
+        sql(&db, "DELETE FROM events WHERE event_id = 777");
+        let f = verify(&db, &expected, 0).unwrap();
+        assert_eq!((f.lost, f.offsets_inconsistent), (1, 1), "{f:?}");
+        assert!(!f.totals_match && !f.exact(), "{f:?}");
+        // A balance one minor unit off.
+        sql(
+            &db,
+            "UPDATE account_balances SET balance_minor = balance_minor + 1 \
+             WHERE account_id = (SELECT min(account_id) FROM account_balances)",
+        );
+        assert_eq!(verify(&db, &expected, 0).unwrap().wrong_balances, 1);
+    }
+
+    #[test]
+    fn redeliveries_are_duplicates_and_upstream_copies_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = Expected::of(7, 50, 300);
+        let db = stored(dir.path(), &expected);
+        // A stored event read again from its own partition and offset (a
+        // redelivery: the store refuses it as a duplicate id).
+        sql(
+            &db,
+            "INSERT INTO dead_letters (topic, \"partition\", \"offset\", key, payload, error, recorded_at_us) \
+             SELECT 't', kafka_partition, kafka_offset, NULL, payload, 'dup', 0 \
+             FROM events WHERE event_id = 78",
+        );
+        let f = verify(&db, &expected, 0).unwrap();
+        assert_eq!((f.duplicated, f.topic_duplicates), (1, 0), "{f:?}");
+        assert_eq!(f.offsets_inconsistent, 1, "an offset stored twice");
+        // The same event at another offset: written twice upstream.
+        sql(
+            &db,
+            "UPDATE dead_letters SET \"offset\" = 100 WHERE error = 'dup'",
+        );
+        sql(
+            &db,
+            "UPDATE offsets SET next_offset = 101 WHERE \"partition\" = \
+             (SELECT \"partition\" FROM dead_letters WHERE error = 'dup')",
+        );
+        let f = verify(&db, &expected, 0).unwrap();
+        assert_eq!((f.duplicated, f.topic_duplicates), (0, 1), "{f:?}");
+        assert!(!f.exact());
+        // Sent on purpose (one bad message): exact.
+        let f = verify(&db, &expected, 1).unwrap();
+        assert!(f.exact(), "{f:?}");
+    }
+
+    #[test]
+    fn two_databases_of_one_group_are_checked_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = Expected::of(7, 50, 300);
+        let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+        // Partition 0 read by a up to offset 40, then by b; the others by a.
+        let (mut sa, mut sb) = (Store::open(&a).unwrap(), Store::open(&b).unwrap());
+        let (mut ba, mut bb) = (Batch::new(TOPIC), Batch::new(TOPIC));
+        for i in 0..expected.events.len() {
+            let (p, o) = ((i % 3) as i32, (i / 3) as i64);
+            let batch = if p == 0 && o >= 40 { &mut bb } else { &mut ba };
+            push(batch, &expected, i, p, o);
+        }
+        sa.commit(&ba).unwrap();
+        sb.commit(&bb).unwrap();
+        let f = verify_all(&[&a, &b], &expected, 0).unwrap();
+        assert!(f.exact() && f.events == 300, "{f:?}");
+        // One of b's events in a as well: duplicated.
+        let mut again = Batch::new(TOPIC);
+        push(&mut again, &expected, 150, 0, 50);
+        sa.commit(&again).unwrap();
+        let f = verify_all(&[&a, &b], &expected, 0).unwrap();
+        assert_eq!(f.duplicated, 1, "{f:?}");
+        assert!(!f.exact());
+    }
+}

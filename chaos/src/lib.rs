@@ -55,11 +55,16 @@ pub enum Scenario {
     /// The broker stopped in the middle of a run, then restarted on the
     /// same data (item 2).
     Outage,
+    /// Offsets skipped on purpose are recorded, never silent: events the
+    /// broker deleted before they were read stop the consumer unless
+    /// `--accept-data-loss`, and a hand-over from another instance is
+    /// recorded (issue 15).
+    OffsetGaps,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::BadInput,
         Scenario::FullRun,
         Scenario::Kill9,
@@ -70,6 +75,7 @@ impl Scenario {
         Scenario::DbLock,
         Scenario::DiskFull,
         Scenario::Outage,
+        Scenario::OffsetGaps,
     ];
 
     /// The name used on the command line and in the figures.
@@ -85,6 +91,7 @@ impl Scenario {
             Scenario::DbLock => "db-lock",
             Scenario::DiskFull => "disk-full",
             Scenario::Outage => "outage",
+            Scenario::OffsetGaps => "offset-gaps",
         }
     }
 

@@ -25,6 +25,7 @@ on_kafka! {
     two_instances_in_one_group_store_each_event_once: TwoInstances,
     bad_messages_go_to_dead_letters: BadMessages,
     waits_out_a_write_lock: DbLock,
+    skipped_offsets_are_recorded_never_silent: OffsetGaps,
 }
 
 /// The same full run on librdkafka's mock cluster hosted by this test: fast

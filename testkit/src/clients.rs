@@ -204,3 +204,26 @@ impl RawProducer {
         })
     }
 }
+
+/// Deletes the records of `topic`'s `partition` before offset `before`
+/// through the admin API (Kafka's DeleteRecords, what retention does by
+/// time): the partition's log start moves to `before`.
+pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("create an admin client")?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(before))?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let result = futures::executor::block_on(admin.delete_records(&tpl, &opts))
+        .with_context(|| format!("delete records of {topic}/{partition} before {before}"))?;
+    for e in result.elements() {
+        if let Err(err) = e.error() {
+            bail!("delete records of {topic}/{}: {err}", e.partition());
+        }
+    }
+    Ok(())
+}

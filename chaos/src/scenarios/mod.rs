@@ -6,6 +6,7 @@ mod db_faults;
 mod full_run;
 mod kill9;
 mod no_broker;
+mod offset_gaps;
 mod outage;
 pub mod ready;
 mod sigterm;
@@ -26,7 +27,7 @@ use crate::{BrokerKind, Config, Outcome, Scenario};
 pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
     let needs_kafka = match sc {
         Scenario::BadInput => false,
-        Scenario::NoBroker | Scenario::Outage => true,
+        Scenario::NoBroker | Scenario::Outage | Scenario::OffsetGaps => true,
         _ => cfg.broker == BrokerKind::Kafka,
     };
     if needs_kafka {
@@ -45,6 +46,7 @@ pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
         Scenario::DbLock => db_faults::lock(cfg),
         Scenario::DiskFull => db_faults::disk_full(cfg),
         Scenario::Outage => outage::run(cfg),
+        Scenario::OffsetGaps => offset_gaps::run(cfg),
     };
     result.unwrap_or_else(|e| vec![Outcome::error(sc, "all", &e)])
 }

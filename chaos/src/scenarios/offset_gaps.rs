@@ -1,0 +1,228 @@
+//! No skipped offset is silent (issue 15), on Apache Kafka:
+//!
+//! - **log start moved**: a consumer stores part of a one-partition topic
+//!   and stops; the broker then deletes records past the stored offset
+//!   (`DeleteRecords` through the admin API, what retention does). The
+//!   restart must fail, naming the partition and the number of events gone,
+//!   with nothing stored; a restart with `--accept-data-loss` records the
+//!   range in `offset_gaps` (`log-start-moved`) and stores the rest.
+//! - **hand-over**: an instance drains the topic; a second instance of the
+//!   same group with a new database starts from the group's offsets, and
+//!   records each partition's skipped range as a `hand-over` before it
+//!   stores the events produced afterwards. The two databases together hold
+//!   every event once.
+//!
+//! A broker that answers from a later offset than asked is the third case;
+//! the store refuses such a batch whatever the broker (tested at that
+//! boundary in the store's tests, `offsets.rs`).
+
+use anyhow::{Result, bail};
+use banking_store::{OffsetGap, Store};
+use banking_testkit::clients::delete_records;
+use banking_testkit::procs::GENEROUS;
+use banking_testkit::verify::row_count;
+use banking_testkit::{ConsumerStats, Expected, Kafka, Model, ProducerCmd, kafka, verify_all};
+
+use super::{check, consumer, fresh_dir, per_consumer};
+use crate::{Config, Outcome, Scenario};
+
+/// Runs both halves for every configured consumer.
+pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, "offset-gaps")?;
+    let dir = &dir;
+    Ok(per_consumer(cfg, Scenario::OffsetGaps, |m| {
+        let mut problems = Vec::new();
+        let deleted = log_start_moved(cfg, m, dir, &mut problems)?;
+        let handed = hand_over(cfg, m, dir, &mut problems)?;
+        Ok(Outcome::new(
+            Scenario::OffsetGaps,
+            m.name(),
+            format!("log_start_moved: {deleted}; hand_over: {handed}"),
+            problems,
+        ))
+    }))
+}
+
+fn gaps(db: &std::path::Path) -> Result<Vec<OffsetGap>> {
+    Ok(Store::open(db)?.offset_gaps()?)
+}
+
+/// One partition of `n` events; the consumer stores a third, the broker
+/// deletes up to two thirds, the consumer must refuse to go on, then go on
+/// with `--accept-data-loss`. Returns the figures.
+fn log_start_moved(
+    cfg: &Config,
+    model: Model,
+    dir: &std::path::Path,
+    problems: &mut Vec<String>,
+) -> Result<String> {
+    let kafka = Kafka::shared()?;
+    let n = cfg.events.clamp(3, 30_000);
+    let (first_part, deleted_to) = (n / 3, 2 * n / 3);
+    let topic = kafka::unique("chaos.log-start");
+    kafka.create_topic(&topic, 1)?;
+    let dir = dir.join(format!("log-start-{}", model.name()));
+    std::fs::create_dir_all(&dir)?;
+    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts)
+        .run(&cfg.bins, &dir, "producer")?;
+    let cmd = consumer(
+        cfg,
+        Scenario::OffsetGaps,
+        model,
+        kafka.bootstrap(),
+        &topic,
+        &dir,
+    );
+    let first_arg = first_part.to_string();
+    let _: ConsumerStats = cmd
+        .spawn(&cfg.bins, 0, &["--max-events", &first_arg])?
+        .wait_success()?;
+    let stored = row_count(&cmd.db);
+    check(problems, stored == first_part, || {
+        format!("the first run stored {stored}, not {first_part}")
+    });
+
+    delete_records(kafka.bootstrap(), &topic, 0, deleted_to as i64)?;
+    let lost = deleted_to - first_part;
+
+    // Without the flag: a clear error, nothing stored past the gap.
+    let mut p = cmd.spawn(&cfg.bins, 1, &[])?;
+    let status = p.wait(GENEROUS)?;
+    let log = p.log_text();
+    check(problems, !status.success(), || {
+        "the restart after the deletion exited 0".into()
+    });
+    let names_it = log.contains(&format!(
+        "{lost} event(s) were deleted before they were read"
+    )) && log.contains("partition 0");
+    check(problems, names_it, || {
+        format!("the restart's error does not name partition 0 and {lost} deleted events")
+    });
+    let after = row_count(&cmd.db);
+    check(problems, after == first_part, || {
+        format!("{after} events stored after the refused restart, not {first_part}")
+    });
+
+    // With it: the gap recorded, the rest stored.
+    let stats: ConsumerStats = cmd
+        .spawn(&cfg.bins, 2, &["--accept-data-loss"])?
+        .wait_success()?;
+    let recorded = gaps(&cmd.db)?;
+    let want = (0, first_part as i64, deleted_to as i64, "log-start-moved");
+    let got: Vec<_> = recorded
+        .iter()
+        .map(|g| (g.partition, g.from_offset, g.to_offset, g.reason.as_str()))
+        .collect();
+    check(problems, got == [want], || {
+        format!("offset_gaps holds {got:?}, not [{want:?}]")
+    });
+    check(problems, stats.offset_gaps == 1, || {
+        format!("stats: {} offset gaps, not 1", stats.offset_gaps)
+    });
+    // Ids follow offsets on one partition: the deleted ones are the middle.
+    let all = Expected::of(cfg.seed, cfg.accounts, n);
+    let kept: Vec<_> = all
+        .events
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| (*i as u64) < first_part || (*i as u64) >= deleted_to)
+        .map(|(_, e)| e)
+        .collect();
+    let expected = Expected::from_events(kept);
+    let f = verify_all(&[&cmd.db], &expected, 0)?;
+    check(problems, f.exact(), || {
+        format!("after --accept-data-loss: {}", f.brief())
+    });
+    Ok(format!(
+        "stored {stored}, deleted {lost}, refused {} then stored {} more, gaps {}",
+        !status.success(),
+        stats.events_committed,
+        recorded.len()
+    ))
+}
+
+/// Instance A drains the topic; instance B of the same group starts later
+/// with a new database: it records the hand-over, then stores only what
+/// is produced afterwards.
+fn hand_over(
+    cfg: &Config,
+    model: Model,
+    dir: &std::path::Path,
+    problems: &mut Vec<String>,
+) -> Result<String> {
+    let kafka = Kafka::shared()?;
+    let n = cfg.events.clamp(2, 20_000);
+    let more = (n / 4).max(1);
+    let topic = kafka::unique("chaos.hand-over");
+    kafka.create_topic(&topic, cfg.partitions)?;
+    let dir = dir.join(format!("hand-over-{}", model.name()));
+    std::fs::create_dir_all(dir.join("a"))?;
+    std::fs::create_dir_all(dir.join("b"))?;
+    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
+        &cfg.bins,
+        &dir,
+        "producer-1",
+    )?;
+    let a = consumer(
+        cfg,
+        Scenario::OffsetGaps,
+        model,
+        kafka.bootstrap(),
+        &topic,
+        &dir.join("a"),
+    );
+    let _: ConsumerStats = a.spawn(&cfg.bins, 0, &[])?.wait_success()?;
+    let mut b = a.clone();
+    b.dir = dir.join("b");
+    b.db = b.dir.join(format!("{}.db", model.name()));
+    let first: ConsumerStats = b.spawn(&cfg.bins, 0, &[])?.wait_success()?;
+    let mut second_run = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);
+    second_run.first_id = n + 1;
+    second_run.run(&cfg.bins, &dir, "producer-2")?;
+    let second: ConsumerStats = b.spawn(&cfg.bins, 1, &[])?.wait_success()?;
+
+    check(problems, first.events_committed == 0, || {
+        format!(
+            "the second instance stored {} events already stored by the first",
+            first.events_committed
+        )
+    });
+    check(problems, second.events_committed == more, || {
+        format!(
+            "the second instance stored {} new events, not {more}",
+            second.events_committed
+        )
+    });
+    let recorded = gaps(&b.db)?;
+    let a_offsets = Store::open(&a.db)?.stored_offsets(&topic)?;
+    let as_expected = recorded.len() == a_offsets.len()
+        && recorded.iter().all(|g| {
+            g.reason == "hand-over"
+                && g.from_offset == 0
+                && a_offsets.get(&g.partition) == Some(&g.to_offset)
+        });
+    check(problems, as_expected, || {
+        format!("B's offset_gaps {recorded:?} are not A's ranges {a_offsets:?} as hand-overs")
+    });
+    check(problems, gaps(&a.db)?.is_empty(), || {
+        "the first instance recorded a gap".into()
+    });
+    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, n), (n + 1, more)]);
+    let f = verify_all(&[&a.db, &b.db], &expected, 0)?;
+    check(problems, f.exact(), || {
+        format!("the two databases together: {}", f.brief())
+    });
+    if f.events != n + more {
+        bail!(
+            "the two databases hold {} events, not {}",
+            f.events,
+            n + more
+        );
+    }
+    Ok(format!(
+        "a {n}, b {} after the hand-over, gaps {}, {}",
+        second.events_committed,
+        recorded.len(),
+        f.brief()
+    ))
+}

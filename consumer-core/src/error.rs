@@ -29,7 +29,9 @@ pub enum ConsumerError {
         last: StoreError,
     },
 
-    /// The writer stopped after an earlier error; nothing more is written.
+    /// The writer stopped after an earlier error (or its thread panicked, a
+    /// bug); nothing more is written, and what it held is lost,
+    /// uncommitted, so its offsets did not move either.
     #[error("the SQLite writer stopped after an earlier error")]
     WriterStopped,
 
@@ -57,16 +59,6 @@ pub enum ConsumerError {
         topic: String,
         /// librdkafka's error.
         source: KafkaError,
-    },
-
-    /// A task of the consumer panicked (a bug); what it held is lost,
-    /// uncommitted, so its offsets did not move either.
-    #[error("the {what} panicked")]
-    TaskPanicked {
-        /// Which task.
-        what: &'static str,
-        /// The panic, as tokio reports it.
-        source: tokio::task::JoinError,
     },
 
     /// A thread of the consumer could not be started.

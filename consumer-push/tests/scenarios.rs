@@ -34,3 +34,8 @@ fn sigterm_commits_the_open_batch_and_restart_continues() {
 fn waits_out_a_write_lock() {
     scenarios::write_lock_for_two_seconds(bin());
 }
+
+#[test]
+fn two_instances_in_one_group_store_each_event_once() {
+    scenarios::two_instances_one_group(bin());
+}

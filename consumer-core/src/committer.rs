@@ -310,7 +310,9 @@ impl Committer {
     /// Commits the open batch now and returns once nothing is open or in
     /// flight: before partitions are revoked, and at the end of a run.
     /// Blocks the calling thread for at most two commits (the one in
-    /// flight, then the open batch).
+    /// flight, then the open batch). Call it from the feed's thread (the
+    /// rebalance handler runs inside the feed's poll), so that nothing is
+    /// added meanwhile.
     ///
     /// Drops the offsets not yet copied to Kafka: after a revocation the
     /// rebalance handler commits the latest ones synchronously, and at the
@@ -517,14 +519,17 @@ mod tests {
         }
     }
 
-    /// Waits (without bound on a slow machine, but a hang fails the test
-    /// run) until the committer reports committed offsets.
+    /// Waits until the committer reports committed offsets. The bound is
+    /// only there so that a committer that never commits fails the test
+    /// instead of hanging it.
     fn wait_for_committed(c: &Committer) -> Vec<(i32, i64)> {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let offsets = c.take_committed().unwrap();
             if !offsets.is_empty() {
                 return offsets;
             }
+            assert!(Instant::now() < deadline, "nothing was ever committed");
             std::thread::sleep(Duration::from_millis(1));
         }
     }

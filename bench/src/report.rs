@@ -167,7 +167,7 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
         s,
         "- Latency-deciding settings: producer `linger.ms`={}, `batch.size`={}, `compression.type`={}; \
          pull batch size {}, flush interval {} ms, `fetch.wait.max.ms`={}; \
-         push batch size {}, flush interval {} ms, channel capacity {}, `fetch.wait.max.ms`={}. All settings below.\n",
+         push batch size {}, flush interval {} ms, `fetch.wait.max.ms`={}. All settings below.\n",
         r.setting("producer", "linger.ms"),
         r.setting("producer", "batch.size"),
         r.setting("producer", "compression.type"),
@@ -176,7 +176,6 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
         r.setting("pull", "fetch.wait.max.ms"),
         r.setting("push", "batch_size"),
         r.setting("push", "flush_interval_ms"),
-        r.setting("push", "channel_capacity"),
         r.setting("push", "fetch.wait.max.ms"),
     );
 
@@ -387,7 +386,7 @@ fn queries_section(r: &Results, s: &mut String) {
 }
 
 /// Settings shown in the report whatever their value: they decide latency.
-const ALWAYS_SHOWN: [&str; 9] = [
+const ALWAYS_SHOWN: [&str; 8] = [
     "linger.ms",
     "batch.size",
     "compression.type",
@@ -396,7 +395,6 @@ const ALWAYS_SHOWN: [&str; 9] = [
     "queued.min.messages",
     "batch_size",
     "flush_interval_ms",
-    "channel_capacity",
 ];
 
 /// Per-run identities, stated elsewhere in the report.

@@ -56,11 +56,6 @@ pub struct Settings {
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_FLUSH_INTERVAL_MS)]
     pub flush_interval_ms: u64,
 
-    /// consumer-push's --channel-capacity (default: consumer-push's own).
-    #[arg(long, value_name = "N",
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub channel_capacity: Option<usize>,
-
     /// librdkafka property for both consumers and the raw consume ceiling,
     /// applied after the consumers' defaults; repeatable (e.g.
     /// fetch.wait.max.ms=10).
@@ -121,7 +116,7 @@ impl Settings {
         a
     }
 
-    /// A consumer's arguments (consumer-push's channel capacity aside).
+    /// A consumer's arguments.
     pub fn consumer(&self, model: Model, job: &ConsumerJob<'_>) -> ConsumerArgs {
         let mut a = parse_cli_from::<ConsumerCli, _, _>(model, [model.binary()])
             .expect("the consumers' defaults parse")
@@ -146,11 +141,7 @@ impl Settings {
         model: Model,
         job: &ConsumerJob<'_>,
     ) -> anyhow::Result<Vec<OsString>> {
-        let mut args = argv(&self.consumer(model, job))?;
-        if let (Model::Push, Some(c)) = (model, self.channel_capacity) {
-            args.push(format!("--channel-capacity={c}").into());
-        }
-        Ok(args)
+        argv(&self.consumer(model, job))
     }
 
     /// The raw consume ceiling: the consumers' librdkafka settings, a
@@ -281,18 +272,6 @@ mod tests {
         assert_eq!(json(&back.consumer), json(&c));
         assert_eq!(back.consumer.batch_size, 700);
         assert_eq!(back.consumer.ready_file, Some("/o/pull.ready".into()));
-        assert!(
-            !s.consumer_argv(Model::Push, &job)
-                .unwrap()
-                .iter()
-                .any(|a| { a.to_string_lossy().starts_with("--channel-capacity") })
-        );
-        let s = settings(&["--channel-capacity=5"]);
-        assert!(
-            s.consumer_argv(Model::Push, &job)
-                .unwrap()
-                .contains(&"--channel-capacity=5".into())
-        );
     }
 
     #[test]

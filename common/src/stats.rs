@@ -291,8 +291,6 @@ pub struct ConsumerSettings {
     pub batch_size: u64,
     /// `--flush-interval-ms`.
     pub flush_interval_ms: u64,
-    /// consumer-push's `--channel-capacity`.
-    pub channel_capacity: Option<u64>,
     /// `--exit-when-idle`, seconds.
     pub exit_when_idle_s: Option<u64>,
     /// `--max-events`.
@@ -312,7 +310,6 @@ impl ConsumerSettings {
             self.flush_interval_ms.to_string(),
         );
         for (k, v) in [
-            ("channel_capacity", self.channel_capacity),
             ("exit_when_idle_s", self.exit_when_idle_s),
             ("max_events", self.max_events),
         ] {
@@ -415,13 +412,9 @@ impl ConsumerStats {
         let st = &self.settings;
         let _ = writeln!(
             s,
-            "  settings: batch_size={} flush_interval_ms={}{} fetch.wait.max.ms={}",
+            "  settings: batch_size={} flush_interval_ms={} fetch.wait.max.ms={}",
             st.batch_size,
             st.flush_interval_ms,
-            match st.channel_capacity {
-                Some(c) => format!(" channel_capacity={c}"),
-                None => String::new(),
-            },
             st.librdkafka
                 .get("fetch.wait.max.ms")
                 .map_or("-", String::as_str),
@@ -509,14 +502,12 @@ mod tests {
         let s = ConsumerSettings {
             batch_size: 500,
             flush_interval_ms: 10,
-            channel_capacity: Some(20),
             exit_when_idle_s: None,
             max_events: Some(7),
             librdkafka: BTreeMap::from([("fetch.wait.max.ms".into(), "5".into())]),
         };
         let flat = s.flat();
         assert_eq!(flat["batch_size"], "500");
-        assert_eq!(flat["channel_capacity"], "20");
         assert_eq!(flat["max_events"], "7");
         assert_eq!(flat["fetch.wait.max.ms"], "5");
         assert!(!flat.contains_key("exit_when_idle_s"));

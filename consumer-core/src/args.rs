@@ -1,8 +1,7 @@
 //! The command line both consumers share.
 //!
-//! The two binaries differ only in their defaults (`--group`, `--db`) and
-//! in flags of their own (consumer-push's `--channel-capacity`), so they
-//! flatten [`ConsumerArgs`] into their own `clap::Parser` and parse it with
+//! The two binaries differ only in their defaults (`--group`, `--db`), so
+//! they flatten [`ConsumerArgs`] into their own `clap::Parser` and parse it with
 //! [`parse_cli`], which fills in the model's defaults (shown in `--help`).
 
 use std::path::PathBuf;

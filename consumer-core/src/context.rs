@@ -17,11 +17,17 @@
 //!   refuses any batch that jumps past its stored offset otherwise, so no
 //!   gap is ever silent. If the stored offsets cannot be read, no partition
 //!   is taken and the run stops.
-//! - **revoke**: before the partitions are let go, the revoke hook flushes
-//!   the open batch into SQLite, then the offsets SQLite holds for the
-//!   revoked partitions are committed to Kafka synchronously, so that the
-//!   next owner (whatever its database) starts exactly where this one
-//!   stopped.
+//! - **revoke**: before the partitions are let go, the open batch is
+//!   flushed into SQLite ([`Committer::flush`]: the handler runs inside the
+//!   feed's poll, so every message received is in that batch, in flight or
+//!   committed), then the offsets SQLite holds for the revoked partitions
+//!   are committed to Kafka synchronously, so that the next owner (whatever
+//!   its database) starts exactly where this one stopped.
+//!
+//! The handler blocks the thread that polls (the poll loop, or whichever
+//! thread polls the stream) while it flushes and commits. Nothing it waits
+//! for needs that thread: the SQLite writer is a thread of its own, and
+//! librdkafka answers the commit from its own threads.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,13 +43,10 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use crate::committer::Committer;
 use crate::error::ConsumerError;
 use crate::ready::ReadyFile;
 use crate::writer::{CommittedOffsets, offsets_tpl};
-
-/// What the consumer must do before revoked partitions are let go: write
-/// the open batch to SQLite and return once it is committed (or failed).
-pub type RevokeHook = Box<dyn Fn() -> Result<(), ConsumerError> + Send + Sync>;
 
 /// The partitions currently assigned, as the consuming loop sees them: a
 /// generation number that changes with every assignment change, so the
@@ -117,7 +120,7 @@ pub struct ExactlyOnceContext {
     offsets_db: Mutex<Store>,
     committed: Arc<CommittedOffsets>,
     assignment: Arc<AssignmentWatch>,
-    revoke_hook: OnceLock<RevokeHook>,
+    committer: Arc<Committer>,
     fatal: Mutex<Option<ConsumerError>>,
     has_fatal: AtomicBool,
     commit_warned: Mutex<Option<Instant>>,
@@ -135,19 +138,21 @@ impl std::fmt::Debug for ExactlyOnceContext {
 
 impl ExactlyOnceContext {
     /// A context for `topic`. `offsets_db` is a connection of its own to the
-    /// consumer's database, used to read stored offsets on assignment.
+    /// consumer's database, used to read stored offsets on assignment;
+    /// `committer` is flushed before partitions are revoked.
     pub fn new(
         topic: &str,
         offsets_db: Store,
         committed: Arc<CommittedOffsets>,
         assignment: Arc<AssignmentWatch>,
+        committer: Arc<Committer>,
     ) -> ExactlyOnceContext {
         ExactlyOnceContext {
             topic: topic.to_string(),
             offsets_db: Mutex::new(offsets_db),
             committed,
             assignment,
-            revoke_hook: OnceLock::new(),
+            committer,
             fatal: Mutex::new(None),
             has_fatal: AtomicBool::new(false),
             commit_warned: Mutex::new(None),
@@ -161,14 +166,6 @@ impl ExactlyOnceContext {
     /// of stopping.
     pub fn set_accept_data_loss(&self, accept: bool) {
         self.accept_data_loss.store(accept, Ordering::Relaxed);
-    }
-
-    /// Installs what flushes the open batch before partitions are revoked.
-    /// Set once, before the consumer subscribes.
-    pub fn set_revoke_hook(&self, hook: RevokeHook) {
-        if self.revoke_hook.set(hook).is_err() {
-            panic!("the revoke hook is set once");
-        }
     }
 
     /// Whether an error inside a rebalance requires the run to stop.
@@ -390,11 +387,10 @@ impl ExactlyOnceContext {
             .map(|e| e.partition())
             .collect();
         debug!("revoking partitions {partitions:?}: flushing the open batch first");
-        if let Some(hook) = self.revoke_hook.get() {
-            match hook() {
-                Ok(()) | Err(ConsumerError::WriterStopped) => {}
-                Err(e) => self.set_fatal(e),
-            }
+        match self.committer.flush() {
+            // A writer that stopped earlier has reported why already.
+            Ok(()) | Err(ConsumerError::WriterStopped) => {}
+            Err(e) => self.set_fatal(e),
         }
         let offsets = self.committed.take(&partitions);
         if offsets.is_empty() {
@@ -439,18 +435,6 @@ impl ExactlyOnceContext {
                 *a = None;
             }
         });
-    }
-}
-
-/// Runs `f`, telling tokio first when called on one of its worker threads,
-/// so that blocking in a rebalance (waiting for the writer, a synchronous
-/// commit) never stalls the tasks queued on this worker, the writer among
-/// them.
-pub fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
@@ -521,7 +505,7 @@ impl ConsumerContext for ExactlyOnceContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        blocking_section(|| match err {
+        match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.on_assign(base_consumer, tpl)
             }
@@ -536,7 +520,7 @@ impl ConsumerContext for ExactlyOnceContext {
                 }
                 self.assignment.update(|a| *a = None);
             }
-        })
+        }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
@@ -588,13 +572,11 @@ pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C, topic: &str) 
     if offsets.is_empty() {
         return;
     }
-    blocking_section(
-        || match consumer.commit(&offsets_tpl(topic, &offsets), CommitMode::Sync) {
-            Ok(()) => debug!("final offsets committed to Kafka: {offsets:?}"),
-            Err(e) => warn!(
-                "could not commit the final offsets {offsets:?} to Kafka ({e}); the database \
-                 holds them, a restart with the same database resumes correctly"
-            ),
-        },
-    )
+    match consumer.commit(&offsets_tpl(topic, &offsets), CommitMode::Sync) {
+        Ok(()) => debug!("final offsets committed to Kafka: {offsets:?}"),
+        Err(e) => warn!(
+            "could not commit the final offsets {offsets:?} to Kafka ({e}); the database \
+             holds them, a restart with the same database resumes correctly"
+        ),
+    }
 }

@@ -50,7 +50,9 @@ pub enum ConsumerError {
         log_start: i64,
     },
 
-    /// The writer stopped after an earlier error; nothing more is written.
+    /// The writer stopped after an earlier error (or its thread panicked, a
+    /// bug); nothing more is written, and what it held is lost,
+    /// uncommitted, so its offsets did not move either.
     #[error("the SQLite writer stopped after an earlier error")]
     WriterStopped,
 
@@ -78,16 +80,6 @@ pub enum ConsumerError {
         topic: String,
         /// librdkafka's error.
         source: KafkaError,
-    },
-
-    /// A task of the consumer panicked (a bug); what it held is lost,
-    /// uncommitted, so its offsets did not move either.
-    #[error("the {what} panicked")]
-    TaskPanicked {
-        /// Which task.
-        what: &'static str,
-        /// The panic, as tokio reports it.
-        source: tokio::task::JoinError,
     },
 
     /// A thread of the consumer could not be started.

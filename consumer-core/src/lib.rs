@@ -6,16 +6,20 @@
 //! 1. [`Pipeline::start`] parses nothing itself (see [`parse_cli`]) but
 //!    checks everything before work starts: the librdkafka configuration
 //!    (our defaults, then `-X`), the stats file's directory, the database.
-//!    It returns the [`StoreWriter`] (the only SQLite writer) and the
-//!    [`ExactlyOnceContext`] (rebalance handling) to build the consumer with.
-//! 2. The binary moves messages: each one becomes a [`Decoded`] (event or
-//!    dead letter) in a [`banking_store::Batch`]; a batch is committed by
-//!    size (`--batch-size`) or age (`--flush-interval-ms`), then its offsets
-//!    are committed to Kafka asynchronously ([`commit_async`]).
+//!    It starts the [`Committer`] (batching and the only SQLite writer) and
+//!    returns the [`ExactlyOnceContext`] (rebalance handling) to build the
+//!    consumer with ([`Pipeline::subscribe`]).
+//! 2. The binary's feed moves messages: each one becomes a [`Decoded`]
+//!    (event or dead letter) handed to the committer, which commits a
+//!    batch by size (`--batch-size`) or age (`--flush-interval-ms`); the
+//!    feed then copies the committed offsets to Kafka asynchronously
+//!    ([`Committer::take_committed`], [`commit_async`]). That feed (a poll
+//!    loop, or a stream handler) is all the binaries do differently.
 //! 3. It stops on a signal ([`Shutdown`]), on `--exit-when-idle`
-//!    ([`IdleDetector`]), on `--max-events`, or on an error; commits the
-//!    open batch, then the offsets to Kafka synchronously ([`commit_final`]);
-//!    and [`Pipeline::finish`] writes `--stats-json` and prints the summary.
+//!    ([`IdleDetector`]), on `--max-events`, or on an error;
+//!    [`Pipeline::finish`] commits the open batch, then the offsets to
+//!    Kafka synchronously ([`commit_final`]), leaves the group, writes
+//!    `--stats-json` and prints the summary.
 //!
 //! With `--ready-file` the consumer tells when it is ready to consume (see
 //! [`ready`]).
@@ -28,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod committer;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -43,14 +48,15 @@ use std::time::{Duration, Instant};
 
 use banking_store::Store;
 use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use tracing::{info, warn};
 
 pub use args::{ConsumerArgs, Model, parse_cli};
 pub use banking_store::{self, Batch};
-pub use context::{
-    AssignmentWatch, ExactlyOnceContext, blocking_section, commit_async, commit_final,
-};
+pub use committer::Committer;
+pub use context::{AssignmentWatch, ExactlyOnceContext, commit_async, commit_final};
 pub use error::{ConsumerError, error_chain};
 pub use idle::IdleDetector;
 pub use ready::ReadyFile;
@@ -65,8 +71,6 @@ pub struct Pipeline {
     pub model: Model,
     /// The command line.
     pub args: ConsumerArgs,
-    /// consumer-push's bounded channel capacity.
-    pub channel_capacity: Option<usize>,
     /// The consumer's librdkafka configuration.
     pub client_config: ClientConfig,
     /// Every librdkafka property in force, secrets redacted.
@@ -77,17 +81,19 @@ pub struct Pipeline {
     pub clock: Arc<RunClock>,
     /// The current assignment, as the rebalance handler records it.
     pub assignment: Arc<AssignmentWatch>,
+    /// Batches what the feed hands over and commits it to SQLite; shared
+    /// with the rebalance handler, which flushes it.
+    pub committer: Arc<Committer>,
 }
 
 impl Pipeline {
-    /// Checks the configuration, installs the signal handlers and opens the
+    /// Checks the configuration, installs the signal handlers, opens the
     /// database (twice: the writer's connection, and the rebalance
-    /// handler's for reading stored offsets).
+    /// handler's for reading stored offsets) and starts the committer.
     pub fn start(
         model: Model,
         args: ConsumerArgs,
-        channel_capacity: Option<usize>,
-    ) -> Result<(Pipeline, StoreWriter, ExactlyOnceContext), ConsumerError> {
+    ) -> Result<(Pipeline, ExactlyOnceContext), ConsumerError> {
         if let Some(path) = &args.stats_json {
             banking_common::stats::check_writable(path).map_err(|source| {
                 ConsumerError::StatsFile {
@@ -113,11 +119,22 @@ impl Pipeline {
         }
         let writer = StoreWriter::open(&args.db, committed.clone(), clock.clone())?;
         let offsets_db = Store::open(&args.db)?;
-        let context =
-            ExactlyOnceContext::new(&args.kafka.topic, offsets_db, committed, assignment.clone());
+        let committer = Arc::new(Committer::start(
+            writer,
+            &args.kafka.topic,
+            args.batch_size,
+            args.flush_interval(),
+        )?);
+        let context = ExactlyOnceContext::new(
+            &args.kafka.topic,
+            offsets_db,
+            committed,
+            assignment.clone(),
+            committer.clone(),
+        );
         context.set_accept_data_loss(args.accept_data_loss);
         info!(
-            "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}{}",
+            "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}",
             model.binary(),
             args.kafka.topic,
             args.kafka.brokers,
@@ -125,9 +142,6 @@ impl Pipeline {
             args.db.display(),
             args.batch_size,
             args.flush_interval_ms,
-            channel_capacity
-                .map(|c| format!(", channel of {c}"))
-                .unwrap_or_default(),
             if args.kafka.properties.is_empty() {
                 String::new()
             } else {
@@ -138,26 +152,34 @@ impl Pipeline {
             Pipeline {
                 model,
                 args,
-                channel_capacity,
                 client_config,
                 kafka_properties,
                 shutdown,
                 clock,
                 assignment,
+                committer,
             },
-            writer,
             context,
         ))
     }
 
-    /// `--batch-size`.
-    pub fn batch_size(&self) -> usize {
-        self.args.batch_size
-    }
-
-    /// `--flush-interval-ms`.
-    pub fn flush_interval(&self) -> Duration {
-        self.args.flush_interval()
+    /// Creates the consumer (`BaseConsumer` or `StreamConsumer`) with
+    /// `context` and subscribes it to the topic.
+    pub fn subscribe<C>(&self, context: ExactlyOnceContext) -> Result<C, ConsumerError>
+    where
+        C: FromClientConfigAndContext<ExactlyOnceContext> + Consumer<ExactlyOnceContext>,
+    {
+        let consumer: C = self
+            .client_config
+            .create_with_context(context)
+            .map_err(ConsumerError::CreateConsumer)?;
+        consumer
+            .subscribe(&[self.topic()])
+            .map_err(|source| ConsumerError::Subscribe {
+                topic: self.topic().to_string(),
+                source,
+            })?;
+        Ok(consumer)
     }
 
     /// The topic.
@@ -170,9 +192,42 @@ impl Pipeline {
         IdleDetector::new(self.args.idle_after())
     }
 
+    /// Ends a run once the feed has stopped (`consumed` is why): commits
+    /// the open batch (unless the store failed), hands Kafka the final
+    /// offsets, leaves the group (dropping `consumer`), stops the writer,
+    /// writes `--stats-json` and prints the summary. Returns the report,
+    /// or the run's error once the summary and stats (with the error in
+    /// them) are written.
+    pub fn finish<C: Consumer<ExactlyOnceContext>>(
+        self,
+        consumer: C,
+        consumed: Result<ExitReason, ConsumerError>,
+    ) -> Result<StatsReport, ConsumerError> {
+        let (reason, mut error) = match consumed {
+            Ok(reason) => (reason, None),
+            Err(e) => (ExitReason::Error, Some(e)),
+        };
+        if let Err(e) = self.committer.flush() {
+            error.get_or_insert(e);
+        }
+        commit_final(&consumer, self.topic());
+        // Leaving the group runs a last revocation, with nothing open.
+        drop(consumer);
+        let writer = self.committer.stop()?;
+        let reason = if error.is_some() {
+            ExitReason::Error
+        } else {
+            reason
+        };
+        let report = self.report(&writer, reason, error.as_ref())?;
+        match error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
     /// Writes `--stats-json` (if asked) and prints the summary to stdout.
-    /// Returns the report.
-    pub fn finish(
+    fn report(
         &self,
         writer: &StoreWriter,
         exit_reason: ExitReason,
@@ -182,7 +237,6 @@ impl Pipeline {
         let report = writer.stats().report(&ReportContext {
             model: self.model,
             args: &self.args,
-            channel_capacity: self.channel_capacity,
             kafka_properties: &self.kafka_properties,
             clock: &self.clock,
             exit_reason,

@@ -212,7 +212,6 @@ impl RunStats {
         let settings = ConsumerSettings {
             batch_size: ctx.args.batch_size as u64,
             flush_interval_ms: ctx.args.flush_interval_ms,
-            channel_capacity: ctx.channel_capacity.map(|c| c as u64),
             exit_when_idle_s: ctx.args.exit_when_idle,
             max_events: ctx.args.max_events,
             librdkafka: ctx.kafka_properties.clone(),
@@ -264,8 +263,6 @@ pub struct ReportContext<'a> {
     pub model: Model,
     /// The command line.
     pub args: &'a ConsumerArgs,
-    /// consumer-push's `--channel-capacity`.
-    pub channel_capacity: Option<usize>,
     /// [`crate::config::properties_in_force`].
     pub kafka_properties: &'a BTreeMap<String, String>,
     /// The run's clock.

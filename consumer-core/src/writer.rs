@@ -279,6 +279,12 @@ impl StoreWriter {
     pub fn finish_progress(&self) {
         self.progress.finish();
     }
+
+    /// The store, for tests that provoke failures.
+    #[cfg(test)]
+    pub(crate) fn store_for_tests(&self) -> &Store {
+        &self.store
+    }
 }
 
 #[cfg(test)]

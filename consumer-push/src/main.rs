@@ -10,7 +10,7 @@ use consumer_push::Cli;
 async fn main() -> ExitCode {
     banking_common::init_tracing();
     let cli: Cli = parse_cli(Model::Push);
-    let result = consumer_push::run(cli.consumer, cli.channel_capacity).await;
+    let result = consumer_push::run(cli.consumer).await;
     match result.map_err(anyhow::Error::from) {
         Ok(_report) => ExitCode::SUCCESS,
         Err(e) => {

@@ -80,9 +80,9 @@ elif [[ "$mode" == help && -x "$default_bin_dir/bench" ]]; then
     BIN_DIR=$default_bin_dir
 else
     command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (or set BIN_DIR to prebuilt binaries)"
-    packages=(-p banking-bench)
+    packages=(-p bench)
     if [[ "$mode" == run ]]; then
-        packages+=(-p banking-producer -p consumer-pull -p consumer-push)
+        packages+=(-p producer -p consumer-pull -p consumer-push)
     fi
     # Debian packages librdkafka's build needs, when missing (Tansu is
     # installed by scripts/broker.sh only if no other broker answers).
@@ -95,7 +95,7 @@ else
     BIN_DIR=$default_bin_dir
 fi
 BENCH="$BIN_DIR/bench"
-[[ -x "$BENCH" ]] || die "$BENCH is missing; build it with cargo build --release -p banking-bench"
+[[ -x "$BENCH" ]] || die "$BENCH is missing; build it with cargo build --release -p bench"
 
 case "$mode" in
     help)
@@ -110,7 +110,7 @@ esac
 "$BENCH" run --dry-run "$@" || exit
 for bin in producer consumer-pull consumer-push; do
     [[ -x "$BIN_DIR/$bin" ]] ||
-        die "$BIN_DIR/$bin is missing; build with: cargo build --release -p banking-producer -p consumer-pull -p consumer-push -p banking-bench"
+        die "$BIN_DIR/$bin is missing; build with: cargo build --release -p producer -p consumer-pull -p consumer-push -p bench"
 done
 
 # --- broker ----------------------------------------------------------------------

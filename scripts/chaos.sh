@@ -36,13 +36,13 @@ if [[ -n "${BIN_DIR:-}" ]]; then
     log "using the binaries in BIN_DIR=$BIN_DIR (no build)"
 else
     command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (or set BIN_DIR to prebuilt binaries)"
-    log "building release binaries: cargo build --release -p banking-chaos -p banking-producer -p consumer-pull -p consumer-push"
-    (cd "$REPO_ROOT" && cargo build --release -p banking-chaos -p banking-producer \
+    log "building release binaries: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
+    (cd "$REPO_ROOT" && cargo build --release -p chaos -p producer \
         -p consumer-pull -p consumer-push) >&2 || die "cargo build failed"
     BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 fi
 for bin in chaos producer consumer-pull consumer-push; do
-    [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build with: cargo build --release -p banking-chaos -p banking-producer -p consumer-pull -p consumer-push"
+    [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build with: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
 done
 kafka_installed || log "Apache Kafka is not installed in $(kafka_home) (or java is missing): run scripts/setup.sh; the scenarios that need a broker will be SKIPPED"
 export BIN_DIR

@@ -76,7 +76,7 @@ mod tests {
         name: Option<String>,
         #[arg(long)]
         raw: bool,
-        #[arg(short = 'X', value_parser = banking_common::parse_property)]
+        #[arg(short = 'X', value_parser = common::parse_property)]
         properties: Vec<(String, String)>,
         dir: PathBuf,
     }

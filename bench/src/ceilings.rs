@@ -18,14 +18,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use banking_common::{Progress, ResourceUsage, now_us};
-use banking_producer::Generator;
-use banking_proto::BankingEvent;
-use banking_store::{Batch, Store};
+use common::{Progress, ResourceUsage, now_us};
+use producer::Generator;
 use prost::Message as _;
+use proto::BankingEvent;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
+use store::{Batch, Store};
 
 use crate::cli::{ConsumeArgs, StoreArgs};
 use crate::stats::{RawConsumeStats, STATS_VERSION, StoreInsertStats, rate};
@@ -63,12 +63,7 @@ pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
     let settings: BTreeMap<String, String> = config
         .config_map()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                banking_common::kafka::redacted(k, v).to_string(),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), common::kafka::redacted(k, v).to_string()))
         .collect();
     let consumer: BaseConsumer = config.create().context("cannot create the consumer")?;
     consumer
@@ -93,7 +88,7 @@ pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
                 last = now;
                 events += 1;
                 pending += 1;
-                if banking_proto::decode_event(m.payload().unwrap_or_default()).is_err() {
+                if proto::decode_event(m.payload().unwrap_or_default()).is_err() {
                     decode_errors += 1;
                 }
                 if pending >= 10_000 {
@@ -284,7 +279,7 @@ pub fn remove_db(db: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use banking_proto::IdChecksum;
+    use proto::IdChecksum;
 
     /// Every generated event is committed once, in batches of the given
     /// size (the last one short), whatever the generator thread's pace.

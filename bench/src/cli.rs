@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use banking_common::parse_property;
 use clap::{Args, Parser, Subcommand};
+use common::parse_property;
 use serde::Serialize;
 
 use crate::settings::Settings;
@@ -255,7 +255,7 @@ pub struct QueryArgs {
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
-    banking_common::init_tracing();
+    common::init_tracing();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
@@ -270,7 +270,7 @@ fn write_stats<T: serde::Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow
     let text = serde_json::to_string_pretty(value)?;
     println!("{text}");
     if let Some(p) = path {
-        banking_common::stats::write_json(p, value)
+        common::stats::write_json(p, value)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
@@ -302,7 +302,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             for c in &checks {
                 println!("{}", c.line());
             }
-            banking_common::stats::write_json(&json, &checks)
+            common::stats::write_json(&json, &checks)
                 .with_context(|| format!("cannot write {}", json.display()))?;
             Ok(ExitCode::SUCCESS)
         }

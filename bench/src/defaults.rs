@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use banking_common::kafka::conf_dump;
+use common::kafka::conf_dump;
 use rdkafka::ClientConfig;
 
 /// Every global property of an empty librdkafka configuration, as

@@ -1,6 +1,6 @@
 //! `bench`: see `bench --help`, `scripts/bench.sh --help`, or the crate
-//! docs of `banking_bench`.
+//! docs of `bench`.
 
 fn main() -> std::process::ExitCode {
-    banking_bench::cli::main()
+    bench::cli::main()
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use banking_producer::generator::FIRST_ACCOUNT;
-use banking_store::Store;
+use producer::generator::FIRST_ACCOUNT;
 use serde::{Deserialize, Serialize};
+use store::Store;
 
 use crate::ceilings::db_bytes;
 

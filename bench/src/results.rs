@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use banking_consumer::Model;
+use consumer_core::Model;
 use serde::{Deserialize, Serialize};
 
 use crate::machine::{BrokerInfo, Machine, ProcUsage};
@@ -538,7 +538,7 @@ fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use banking_common::stats::{ProducerMode, STATS_VERSION};
+    use common::stats::{ProducerMode, STATS_VERSION};
 
     fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
         let stats = ProducerStats {
@@ -565,7 +565,7 @@ mod tests {
             settings: BTreeMap::new(),
             errors: Vec::new(),
         };
-        banking_common::stats::write_json(&dir.join(name), &stats).unwrap();
+        common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
 
     /// The ceiling is both halves' events over both halves' time, not the
@@ -597,7 +597,7 @@ mod tests {
             max_rss_bytes: rss,
             ..StoreInsertStats::default()
         };
-        banking_common::stats::write_json(&dir.join(name), &stats).unwrap();
+        common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
 
     /// The store ceiling is both halves' events over both halves' commit

@@ -26,8 +26,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use banking_consumer::Model;
-use banking_consumer::ready::Ready;
+use consumer_core::Model;
+use consumer_core::ready::Ready;
 use serde::Serialize;
 
 use crate::argv::argv;
@@ -72,8 +72,8 @@ impl Bins {
             .collect();
         if !missing.is_empty() {
             bail!(
-                "missing binaries: {}. Build them with `cargo build --release -p banking-producer \
-                 -p consumer-pull -p consumer-push -p banking-bench` (scripts/bench.sh does) or \
+                "missing binaries: {}. Build them with `cargo build --release -p producer \
+                 -p consumer-pull -p consumer-push -p bench` (scripts/bench.sh does) or \
                  point --bin-dir / BIN_DIR at a directory that has them",
                 missing.join(", ")
             );
@@ -186,7 +186,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ctx.fail(format!("backlog phase: {e:#}"));
     }
 
-    ctx.record.orchestrator_max_rss_bytes = banking_common::ResourceUsage::now().max_rss_bytes;
+    ctx.record.orchestrator_max_rss_bytes = common::ResourceUsage::now().max_rss_bytes;
     ctx.record.finished_at = utc(SystemTime::now()).0;
     ctx.record.wall_seconds = ctx.started.elapsed().as_secs_f64();
     ctx.save()?;
@@ -231,7 +231,7 @@ pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    banking_common::stats::write_json(&dir.join("results.json"), &results)
+    common::stats::write_json(&dir.join("results.json"), &results)
         .context("cannot write results.json")?;
     std::fs::write(dir.join("report.md"), report::render(&results, &names))
         .context("cannot write report.md")?;
@@ -254,9 +254,9 @@ fn prepare_out_dir(out: &Path) -> anyhow::Result<()> {
 
 impl Ctx<'_> {
     fn save(&self) -> anyhow::Result<()> {
-        banking_common::stats::write_json(&self.out.join("run.json"), &self.record)
+        common::stats::write_json(&self.out.join("run.json"), &self.record)
             .context("cannot write run.json")?;
-        banking_common::stats::write_json(&self.out.join("verification.json"), &self.checks)
+        common::stats::write_json(&self.out.join("verification.json"), &self.checks)
             .context("cannot write verification.json")
     }
 

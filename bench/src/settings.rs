@@ -11,11 +11,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use banking_common::parse_property;
-use banking_consumer::args::{DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, parse_cli_from};
-use banking_consumer::config::CONSUMER_DEFAULTS;
-use banking_consumer::{ConsumerArgs, Model};
 use clap::Parser as _;
+use common::parse_property;
+use consumer_core::args::{DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, parse_cli_from};
+use consumer_core::config::CONSUMER_DEFAULTS;
+use consumer_core::{ConsumerArgs, Model};
 use serde::{Deserialize, Serialize};
 
 use crate::argv::argv;
@@ -99,9 +99,9 @@ impl Settings {
         rate: u64,
         stats: &Path,
         raw: bool,
-    ) -> banking_producer::Args {
-        let mut a = banking_producer::Args::try_parse_from(["producer"])
-            .expect("the producer's defaults parse");
+    ) -> producer::Args {
+        let mut a =
+            producer::Args::try_parse_from(["producer"]).expect("the producer's defaults parse");
         a.kafka.brokers = self.brokers.clone();
         a.kafka.topic = topic.to_string();
         a.kafka.properties = self.producer_property.clone();
@@ -192,7 +192,7 @@ impl Settings {
     /// the programs' own parsers.
     pub fn check(&self) -> anyhow::Result<()> {
         let p = argv(&self.producer("t", 1, 0, Path::new("p.json"), false))?;
-        banking_producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))
+        producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))
             .map_err(|e| anyhow::anyhow!("the producer refuses these settings: {e}"))?;
         let job = ConsumerJob {
             topic: "t",
@@ -247,7 +247,7 @@ mod tests {
         ]);
         s.check().unwrap();
         let p = s.producer("topic", 10, 5, Path::new("/o/p.json"), true);
-        let back = banking_producer::Args::try_parse_from(
+        let back = producer::Args::try_parse_from(
             std::iter::once("producer".into()).chain(argv(&p).unwrap()),
         )
         .unwrap();

@@ -1,12 +1,12 @@
 //! The stats files the benchmark writes itself (the two consumer ceilings;
 //! the store queries are in [`crate::queries`]), in the same versioned
-//! format as the producer's and the consumers' (`banking_common::stats`),
+//! format as the producer's and the consumers' (`common::stats`),
 //! and [`read_json`], which reads any of them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use banking_common::stats::{ConsumerStats, Latency, ProducerStats, STATS_VERSION, read_stats};
+pub use common::stats::{ConsumerStats, Latency, ProducerStats, STATS_VERSION, read_stats};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +107,7 @@ pub(crate) fn rate(n: u64, seconds: f64) -> f64 {
 }
 
 /// Reads a stats file of the current version (see
-/// `banking_common::stats::read_stats`).
+/// `common::stats::read_stats`).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     Ok(read_stats(path)?)
 }

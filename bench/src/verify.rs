@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use banking_store::Store;
 use serde::{Deserialize, Serialize};
+use store::Store;
 
 use crate::stats::{ProducerStats, read_json};
 

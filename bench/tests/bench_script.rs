@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use banking_testkit::free_port;
+use testkit::free_port;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,7 +44,7 @@ fn bench_sh() -> Command {
 
 #[test]
 fn small_run_passes_and_a_deleted_event_fails_verify_only() {
-    if let Err(why) = banking_testkit::kafka::available() {
+    if let Err(why) = testkit::kafka::available() {
         eprintln!("SKIPPED small_run_passes_and_a_deleted_event_fails_verify_only: {why}");
         return;
     }
@@ -53,7 +53,7 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
         assert!(
             bins.join(b).is_file(),
             "{} is missing: this test runs the real binaries; build them with \
-             `cargo build -p banking-producer -p consumer-pull -p consumer-push` \
+             `cargo build -p producer -p consumer-pull -p consumer-push` \
              (or run `cargo test --workspace`, which builds every binary)",
             bins.join(b).display()
         );

@@ -2,10 +2,10 @@
 //! `consumer-pull`, `consumer-push`) against Apache Kafka while faults are
 //! injected, then checks every consumer's database against the produced
 //! events with the one verification of the harness
-//! ([`banking_testkit::verify`]).
+//! ([`testkit::verify`]).
 //!
 //! Each scenario exists once, here, built on the harness
-//! ([`banking_testkit`]: brokers, binaries, processes, verification).
+//! ([`testkit`]: brokers, binaries, processes, verification).
 //! `scripts/chaos.sh` runs them with big numbers ([`Config::new`]); the
 //! tests run the same code with small ones ([`short_run`]): the consumer
 //! crates' tests the scenarios about one consumer, `tests/chaos.rs` the
@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use banking_testkit::{Bins, Model};
+use testkit::{Bins, Model};
 
 /// One scenario of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub fn parse_models(s: &str) -> Result<Vec<Model>> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
-            banking_testkit::bins::MODELS
+            testkit::bins::MODELS
                 .into_iter()
                 .find(|m| m.name() == p)
                 .ok_or_else(|| anyhow::anyhow!("unknown consumer {p:?} (expected pull or push)"))
@@ -135,7 +135,7 @@ pub fn parse_models(s: &str) -> Result<Vec<Model>> {
 /// The broker of the scenarios that do not stop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
-    /// Apache Kafka, one for the whole run ([`banking_testkit::Kafka::shared`]).
+    /// Apache Kafka, one for the whole run ([`testkit::Kafka::shared`]).
     Kafka,
     /// librdkafka's mock cluster, a new one per scenario: hermetic tests
     /// only (no JVM needed), never the only proof of a guarantee.
@@ -192,7 +192,7 @@ impl Config {
         Config {
             events,
             scenarios: Scenario::ALL.to_vec(),
-            consumers: banking_testkit::bins::MODELS.to_vec(),
+            consumers: testkit::bins::MODELS.to_vec(),
             out: out.to_path_buf(),
             bins,
             broker: BrokerKind::Kafka,

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use banking_chaos::{Config, Scenario, parse_models, run};
-use banking_testkit::{Bins, kafka};
+use chaos::{Config, Scenario, parse_models, run};
 use clap::Parser;
+use testkit::{Bins, kafka};
 
 /// Runs the project's binaries against Apache Kafka (one broker for the
 /// run, started here from the jars scripts/setup.sh installs; a private one

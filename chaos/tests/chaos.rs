@@ -8,13 +8,13 @@
 //! otherwise. One test injects a fault only librdkafka's mock cluster can
 //! give on demand.
 
-use banking_testkit::ConsumerStats;
 use std::process::Command;
+use testkit::ConsumerStats;
 
-use banking_chaos::{BrokerKind, Scenario, short_run};
-use banking_testkit::bins::MODELS;
-use banking_testkit::{Bins, ConsumerCmd, Expected, MockKafka, ProducerCmd, group_offsets, verify};
+use chaos::{BrokerKind, Scenario, short_run};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use testkit::bins::MODELS;
+use testkit::{Bins, ConsumerCmd, Expected, MockKafka, ProducerCmd, group_offsets, verify};
 
 #[test]
 fn bad_command_lines_and_files() {
@@ -56,7 +56,7 @@ fn disk_full() {
 /// line per subject, a total, exit status 0.
 #[test]
 fn the_command_line_prints_one_line_of_figures_per_subject() {
-    let bins = banking_testkit::Bins::of_this_build();
+    let bins = testkit::Bins::of_this_build();
     let out = tempfile::tempdir().expect("temp dir");
     let run = Command::new(env!("CARGO_BIN_EXE_chaos"))
         .args([

@@ -23,23 +23,21 @@
 //! Skipped, with a visible line, when Apache Kafka is not installed
 //! (`scripts/setup.sh` installs it).
 
-use banking_testkit::ConsumerStats;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
+use testkit::ConsumerStats;
 
-use banking_testkit::bins::MODELS;
-use banking_testkit::procs::{SECRET, files_showing};
-use banking_testkit::{
-    Bins, ConsumerCmd, Expected, Kafka, KafkaOptions, Proc, ProducerCmd, kafka, verify,
-};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
+use testkit::bins::MODELS;
+use testkit::procs::{SECRET, files_showing};
+use testkit::{Bins, ConsumerCmd, Expected, Kafka, KafkaOptions, Proc, ProducerCmd, kafka, verify};
 
 const EVENTS: u64 = 20_000;
 const SEED: u64 = 42;
@@ -135,7 +133,7 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "banking-chaos test CA");
+        .push(DnType::CommonName, "chaos test CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = ca_params.self_signed(&ca_key).expect("self-signed CA");
@@ -186,7 +184,7 @@ fn work_dir(name: &str) -> tempfile::TempDir {
 /// Consumer `model` on `address` with `client` arguments, its files in
 /// `dir`, in a group of its own.
 fn consumer(
-    model: banking_testkit::Model,
+    model: testkit::Model,
     address: &str,
     topic: &str,
     dir: &Path,

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use banking_common::KafkaArgs;
+use common::KafkaArgs;
 
-pub use banking_common::stats::Model;
+pub use common::stats::Model;
 
 /// Default of `--batch-size`. A batch is one SQLite transaction, and its
 /// fixed cost is mostly the balances: a batch of 20,000 events touches most

@@ -54,7 +54,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use banking_store::Batch;
+use store::Batch;
 use tokio::sync::Notify;
 
 use crate::error::ConsumerError;
@@ -454,14 +454,14 @@ mod tests {
     use super::*;
     use crate::stats::RunClock;
     use crate::writer::CommittedOffsets;
-    use banking_proto::BankingEvent;
+    use proto::BankingEvent;
 
     const TOPIC: &str = "t";
     /// Longer than any test: only size and flushes take batches.
     const NEVER: Duration = Duration::from_secs(3600);
 
     fn deposit(id: u64) -> BankingEvent {
-        use banking_proto::{Channel, EventType, Status};
+        use proto::{Channel, EventType, Status};
         BankingEvent {
             event_id: id,
             event_type: EventType::Deposit as i32,
@@ -472,7 +472,7 @@ mod tests {
             status: Status::Completed as i32,
             country: "DE".into(),
             transaction_ref: format!("{id:0>64}"),
-            created_at_us: banking_common::now_us(),
+            created_at_us: common::now_us(),
             ..Default::default()
         }
     }

@@ -1,7 +1,7 @@
 //! The librdkafka configuration of both consumers, and the record of every
 //! property in force that goes into the stats file.
 
-use banking_common::kafka::{conf_dump, redacted};
+use common::kafka::{conf_dump, redacted};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use banking_store::StoreError;
 use rdkafka::error::KafkaError;
+use store::StoreError;
 
 /// Why a consumer stopped with an error.
 ///

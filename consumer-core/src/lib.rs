@@ -25,7 +25,7 @@
 //! [`ready`]).
 //!
 //! Exactly once: offsets live in the same SQLite transaction as the rows
-//! (see `banking_store`), each assigned partition starts from them, and
+//! (see `store`), each assigned partition starts from them, and
 //! revoked partitions are flushed and committed before they are let go
 //! (see [`context`]).
 
@@ -46,15 +46,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use banking_store::Store;
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
+use store::Store;
 use tracing::{info, warn};
 
 pub use args::{ConsumerArgs, Model, parse_cli};
-pub use banking_store::{self, Batch};
 pub use committer::Committer;
 pub use context::{AssignmentWatch, ExactlyOnceContext, commit_async, commit_final};
 pub use error::{ConsumerError, error_chain};
@@ -62,6 +61,7 @@ pub use idle::IdleDetector;
 pub use ready::ReadyFile;
 pub use shutdown::Shutdown;
 pub use stats::{ConsumerStats, ExitReason, ReportContext, RunClock, RunStats, StatsReport};
+pub use store::{self, Batch};
 pub use writer::{Committed, CommittedOffsets, Decoded, StoreWriter};
 
 /// The parts of a run both models share. See the crate documentation.
@@ -95,11 +95,9 @@ impl Pipeline {
         args: ConsumerArgs,
     ) -> Result<(Pipeline, ExactlyOnceContext), ConsumerError> {
         if let Some(path) = &args.stats_json {
-            banking_common::stats::check_writable(path).map_err(|source| {
-                ConsumerError::StatsFile {
-                    path: path.clone(),
-                    source,
-                }
+            common::stats::check_writable(path).map_err(|source| ConsumerError::StatsFile {
+                path: path.clone(),
+                source,
             })?;
         }
         let client_config = config::client_config(model, &args);
@@ -245,7 +243,7 @@ impl Pipeline {
         });
         print!("{}", report.summary());
         if let Some(path) = &self.args.stats_json {
-            banking_common::stats::write_json(path, &report).map_err(|source| {
+            common::stats::write_json(path, &report).map_err(|source| {
                 ConsumerError::StatsFile {
                     path: path.clone(),
                     source,

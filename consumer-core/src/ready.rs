@@ -53,7 +53,7 @@ impl ReadyFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        banking_common::stats::check_writable(path)?;
+        common::stats::check_writable(path)?;
         Ok(ReadyFile {
             path: path.to_path_buf(),
             topic: topic.to_string(),
@@ -72,7 +72,7 @@ impl ReadyFile {
             partitions: partitions.iter().copied().collect(),
             pid: std::process::id(),
         };
-        match banking_common::stats::write_json(&self.path, &ready) {
+        match common::stats::write_json(&self.path, &ready) {
             Ok(()) => info!("ready: wrote {}", self.path.display()),
             Err(e) => error!("cannot write the ready file {}: {e}", self.path.display()),
         }

@@ -1,17 +1,17 @@
 //! The figures of a run: counters, the end-to-end latency histogram, the
 //! throughput timeline, and the `--stats-json` file, whose format
-//! ([`ConsumerStats`]) is defined once in `banking_common::stats` for the
+//! ([`ConsumerStats`]) is defined once in `common::stats` for the
 //! consumers and every reader alike.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub use banking_common::stats::{
+pub use common::stats::{
     ConsumerSettings, ConsumerStats, ExitReason, Latency, Model, STATS_VERSION,
 };
-use banking_store::CommitOutcome;
 use hdrhistogram::Histogram;
+use store::CommitOutcome;
 
 use crate::args::ConsumerArgs;
 
@@ -208,7 +208,7 @@ impl RunStats {
                 h.value_at_quantile(x)
             }
         };
-        let usage = banking_common::ResourceUsage::now();
+        let usage = common::ResourceUsage::now();
         let settings = ConsumerSettings {
             batch_size: ctx.args.batch_size as u64,
             flush_interval_ms: ctx.args.flush_interval_ms,

@@ -10,11 +10,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use banking_common::Progress;
-use banking_proto::BankingEvent;
-use banking_store::{Batch, Store};
+use common::Progress;
+use proto::BankingEvent;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use store::{Batch, Store};
 use tracing::{error, warn};
 
 use crate::error::ConsumerError;
@@ -50,13 +50,13 @@ pub enum Decoded {
 }
 
 impl Decoded {
-    /// Decodes and validates `message` ([`banking_proto::decode_event`]).
+    /// Decodes and validates `message` ([`proto::decode_event`]).
     /// Never fails: a bad message becomes a dead letter.
     pub fn from_message<M: Message>(message: &M) -> Decoded {
         let partition = message.partition();
         let offset = message.offset();
         match message.payload() {
-            Some(bytes) => match banking_proto::decode_event(bytes) {
+            Some(bytes) => match proto::decode_event(bytes) {
                 Ok(event) => Decoded::Event {
                     partition,
                     offset,
@@ -345,7 +345,7 @@ mod tests {
     }
 
     fn deposit(id: u64) -> BankingEvent {
-        use banking_proto::{Channel, EventType, Status};
+        use proto::{Channel, EventType, Status};
         BankingEvent {
             event_id: id,
             event_type: EventType::Deposit as i32,
@@ -356,7 +356,7 @@ mod tests {
             status: Status::Completed as i32,
             country: "DE".into(),
             transaction_ref: format!("{id:0>64}"),
-            created_at_us: banking_common::now_us(),
+            created_at_us: common::now_us(),
             ..Default::default()
         }
     }

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - Batching, the one commit in flight, the offsets and the flushes are
-//!   the shared [`Committer`](banking_consumer::Committer)'s, the same as
+//!   the shared [`Committer`](consumer_core::Committer)'s, the same as
 //!   consumer-push's: this crate is only the feed.
 //! - Backpressure: when the open batch is full and the writer still busy,
 //!   `push` blocks the loop until the writer takes the batch; the loop
@@ -22,15 +22,15 @@
 //!   commits the offsets before the partitions go.
 //!
 //! Everything else (configuration, exactly-once offsets, rebalances,
-//! signals, stats) is `banking_consumer`'s, shared with consumer-push.
+//! signals, stats) is `consumer_core`'s, shared with consumer-push.
 
 use std::time::Duration;
 
-use banking_consumer::{
+use clap::Parser;
+use consumer_core::{
     ConsumerArgs, ConsumerError, Decoded, ExactlyOnceContext, ExitReason, KafkaErrors, Model,
     Pipeline, StatsReport, commit_async,
 };
-use clap::Parser;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;

@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use banking_consumer::{Model, parse_cli};
+use consumer_core::{Model, parse_cli};
 use consumer_pull::Cli;
 
 fn main() -> ExitCode {
-    banking_common::init_tracing();
+    common::init_tracing();
     let cli: Cli = parse_cli(Model::Pull);
     match consumer_pull::run(cli.consumer).map_err(anyhow::Error::from) {
         Ok(_report) => ExitCode::SUCCESS,

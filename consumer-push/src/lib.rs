@@ -8,7 +8,7 @@
 //! ```
 //!
 //! - Batching, the one commit in flight, the offsets and the flushes are
-//!   the shared [`Committer`](banking_consumer::Committer)'s, the same as
+//!   the shared [`Committer`](consumer_core::Committer)'s, the same as
 //!   consumer-pull's: this crate is only the feed. The SQLite commit runs
 //!   on the committer's own thread, never on the runtime.
 //! - Backpressure: when the open batch is full and the writer still busy,
@@ -28,11 +28,11 @@
 
 use std::time::Duration;
 
-use banking_consumer::{
+use clap::Parser;
+use consumer_core::{
     ConsumerArgs, ConsumerError, Decoded, ExactlyOnceContext, ExitReason, KafkaErrors, Model,
     Pipeline, StatsReport, commit_async,
 };
-use clap::Parser;
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;

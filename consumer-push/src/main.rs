@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-use banking_consumer::{Model, parse_cli};
+use consumer_core::{Model, parse_cli};
 use consumer_push::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    banking_common::init_tracing();
+    common::init_tracing();
     let cli: Cli = parse_cli(Model::Push);
     let result = consumer_push::run(cli.consumer).await;
     match result.map_err(anyhow::Error::from) {

@@ -1,9 +1,9 @@
 //! `--ready-file` of consumer-push, on Apache Kafka: the file appears once
 //! the partitions are assigned and positioned, replacing a stale one. The
-//! check is written once, in `banking_chaos::scenarios::ready`.
+//! check is written once, in `chaos::scenarios::ready`.
 
-use banking_chaos::scenarios::ready::ready_file_check;
-use banking_testkit::{Model, kafka};
+use chaos::scenarios::ready::ready_file_check;
+use testkit::{Model, kafka};
 
 #[test]
 fn the_ready_file_is_written_after_the_assignment() {

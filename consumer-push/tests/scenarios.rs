@@ -1,11 +1,11 @@
 //! consumer-push end to end: the fault suite's scenarios about one
 //! consumer, with small numbers, on Apache Kafka (one broker for this test
 //! process, a topic and group per scenario). Each scenario is written once,
-//! in `banking_chaos::scenarios`; consumer-pull's tests and
+//! in `chaos::scenarios`; consumer-pull's tests and
 //! `scripts/chaos.sh` (with big numbers) run the same code.
 
-use banking_chaos::{BrokerKind, Scenario, short_run};
-use banking_testkit::Model;
+use chaos::{BrokerKind, Scenario, short_run};
+use testkit::Model;
 
 const MODEL: Model = Model::Push;
 

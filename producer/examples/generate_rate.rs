@@ -2,14 +2,14 @@
 //! same code as its send loop ([`EncodedBatch`], batches of 256), then the
 //! two halves apart.
 //!
-//! `cargo run --release -p banking-producer --example generate_rate -- 10000000`
+//! `cargo run --release -p producer --example generate_rate -- 10000000`
 
 use std::time::Instant;
 
-use banking_producer::Generator;
-use banking_producer::batch::{EncodedBatch, VecWriter};
-use banking_proto::BankingEvent;
+use producer::Generator;
+use producer::batch::{EncodedBatch, VecWriter};
 use prost::Message;
+use proto::BankingEvent;
 
 const CREATED_AT_US: i64 = 1_790_000_000_000_000;
 

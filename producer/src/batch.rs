@@ -12,10 +12,10 @@
 //! Paced (`--rate`), the producer takes batches of one: each event is
 //! generated when it is due.
 
-use banking_proto::BankingEvent;
 use prost::Message;
 use prost::bytes::BufMut;
 use prost::bytes::buf::UninitSlice;
+use proto::BankingEvent;
 
 use crate::generator::Generator;
 

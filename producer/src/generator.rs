@@ -16,7 +16,7 @@
 //! - 94% of events complete, 3% stay pending, 3% are declined;
 //! - a few card transactions and withdrawals happen abroad.
 
-use banking_proto::{BankingEvent, Channel, EventType, Status};
+use proto::{BankingEvent, Channel, EventType, Status};
 use rand::{Rng, SeedableRng};
 use rand_distr::weighted::WeightedAliasIndex;
 use rand_distr::{Distribution, LogNormal};
@@ -27,8 +27,8 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 pub const FIRST_ACCOUNT: u64 = 10_000_001;
 
 /// The most accounts the generator can number within
-/// [`banking_proto::MAX_ACCOUNT_ID`].
-pub const MAX_ACCOUNTS: u64 = banking_proto::MAX_ACCOUNT_ID - FIRST_ACCOUNT + 1;
+/// [`proto::MAX_ACCOUNT_ID`].
+pub const MAX_ACCOUNTS: u64 = proto::MAX_ACCOUNT_ID - FIRST_ACCOUNT + 1;
 
 /// Home (currency, country) of an account, by `index % HOMES.len()`: twelve
 /// euro-area slots out of twenty, then the others. Picking by index keeps
@@ -265,7 +265,7 @@ impl Iterator for Generator {
 
     /// Events stamped with the current time.
     fn next(&mut self) -> Option<BankingEvent> {
-        Some(self.next_event(banking_common::now_us()))
+        Some(self.next_event(common::now_us()))
     }
 }
 
@@ -308,7 +308,7 @@ mod tests {
         let mut currencies = HashSet::new();
         let mut ids = HashSet::new();
         for (i, e) in events.iter().enumerate() {
-            banking_proto::validate(e).unwrap_or_else(|err| panic!("{e:?}: {err}"));
+            proto::validate(e).unwrap_or_else(|err| panic!("{e:?}: {err}"));
             assert_eq!(e.event_id, i as u64 + 1);
             assert!(ids.insert(e.event_id));
             assert!(valid_accounts.contains(&e.account_id));
@@ -364,7 +364,7 @@ mod tests {
     fn transfers_work_with_few_accounts() {
         for accounts in [2, 3, 21, 41] {
             for e in take(1, accounts, 5_000) {
-                banking_proto::validate(&e).unwrap();
+                proto::validate(&e).unwrap();
                 assert!(e.account_id < FIRST_ACCOUNT + accounts);
                 if e.counterparty_account_id != 0 {
                     assert!(e.counterparty_account_id < FIRST_ACCOUNT + accounts);

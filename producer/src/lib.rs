@@ -22,10 +22,10 @@ mod send;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use banking_common::KafkaArgs;
 use clap::Parser;
+use common::KafkaArgs;
 
-pub use banking_common::stats::ProducerStats;
+pub use common::stats::ProducerStats;
 pub use generator::{Generator, GeneratorError};
 pub use send::{ProducerError, run};
 

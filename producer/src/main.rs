@@ -1,15 +1,15 @@
-//! `producer`: see `producer --help`, or the crate docs of `banking_producer`.
+//! `producer`: see `producer --help`, or the crate docs of `producer`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
-use banking_producer::{Args, ProducerStats};
 use clap::Parser;
+use producer::{Args, ProducerStats};
 
 fn main() -> ExitCode {
-    banking_common::init_tracing();
+    common::init_tracing();
     let args = Args::parse();
     match run(&args) {
         Ok(code) => code,
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.stats_json {
-        banking_common::stats::check_writable(path)
+        common::stats::check_writable(path)
             .with_context(|| format!("--stats-json {} cannot be written", path.display()))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -30,10 +30,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handlers")?;
     }
-    let stats = banking_producer::run(args, &stop)?;
+    let stats = producer::run(args, &stop)?;
     print_summary(&stats);
     if let Some(path) = &args.stats_json {
-        banking_common::stats::write_json(path, &stats)
+        common::stats::write_json(path, &stats)
             .with_context(|| format!("cannot write --stats-json {}", path.display()))?;
     }
     if stats.events_failed > 0 {
@@ -58,7 +58,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
 fn print_summary(s: &ProducerStats) {
     println!(
         "{} {} event(s) to {} on {} in {:.2}s: {:.0} events/s",
-        if s.mode == banking_common::stats::ProducerMode::Raw {
+        if s.mode == common::stats::ProducerMode::Raw {
             "raw ceiling: sent"
         } else {
             "acknowledged"

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use banking_common::stats::{ProducerMode, ProducerStats, STATS_VERSION};
-use banking_common::{Progress, ResourceUsage, kafka::redacted};
-use banking_proto::IdChecksum;
+use common::stats::{ProducerMode, ProducerStats, STATS_VERSION};
+use common::{Progress, ResourceUsage, kafka::redacted};
+use proto::IdChecksum;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -204,14 +204,14 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
             tally: Mutex::new(Tally::default()),
             last_error: Mutex::new(None),
         })
-        .map_err(|e| ProducerError::Config(banking_common::kafka::scrub_config_error(e)))?;
+        .map_err(|e| ProducerError::Config(common::kafka::scrub_config_error(e)))?;
 
     ensure_topic(args, &producer)?;
 
     let topic = args.kafka.topic.as_str();
     let first_event_id = generator.next_id();
     let mut source = if args.raw {
-        let now = banking_common::now_us();
+        let now = common::now_us();
         // Laid out as the generated batches are (payloads back to back, keys
         // back to back), so the ceiling reads its events as cheaply as the
         // producer does. (It replaced a pool of separate allocations per
@@ -492,7 +492,7 @@ impl Stamp {
 
     fn now_us(&mut self) -> i64 {
         if self.left == 0 {
-            self.now_us = banking_common::now_us();
+            self.now_us = common::now_us();
             self.left = self.every;
         }
         self.left -= 1;
@@ -604,7 +604,7 @@ fn create_topic(args: &Args, topic: &str, partitions: i32) -> Result<(), Produce
         .kafka
         .client_config(&[])
         .create()
-        .map_err(|e| ProducerError::Config(banking_common::kafka::scrub_config_error(e)))?;
+        .map_err(|e| ProducerError::Config(common::kafka::scrub_config_error(e)))?;
     let new_topic = NewTopic::new(
         topic,
         partitions,

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use banking_testkit::{Expected, Kafka, MockKafka, free_port, kafka, read_back};
+use testkit::{Expected, Kafka, MockKafka, free_port, kafka, read_back};
 
 const TOPIC: &str = "banking.events";
 const COUNT: u64 = 50_000;
@@ -87,7 +87,7 @@ fn produce_and_read_back_on(bootstrap: &str, topic: &str, extra: &[&str]) {
     let sum: i128 = events.iter().map(|e| i128::from(e.amount_minor)).sum();
     assert_eq!(sum, expected.amount_minor_sum);
     for e in &events {
-        banking_proto::validate(e).unwrap();
+        proto::validate(e).unwrap();
         let mut original = expected.events[(e.event_id - 1) as usize].clone();
         original.created_at_us = e.created_at_us;
         assert_eq!(&original, e, "the event as generated");

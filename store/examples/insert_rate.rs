@@ -8,16 +8,16 @@
 //! writer's ceiling, not the generator's.
 //!
 //! ```text
-//! cargo run --release -p banking-store --example insert_rate -- 1000000 20000
+//! cargo run --release -p store --example insert_rate -- 1000000 20000
 //! ```
 
 use std::time::{Duration, Instant};
 
-use banking_proto::{BankingEvent, IdChecksum};
-use banking_store::{Batch, Store};
 use prost::Message;
+use proto::{BankingEvent, IdChecksum};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use store::{Batch, Store};
 
 const ACCOUNTS: u64 = 100_000;
 const PARTITIONS: i32 = 8;

@@ -2,7 +2,7 @@
 //! one account, and its 50 latest events.
 //!
 //! ```text
-//! cargo run --release -p banking-store --example query -- pull.db 10000001 [LIMIT]
+//! cargo run --release -p store --example query -- pull.db 10000001 [LIMIT]
 //! ```
 //!
 //! The first run on a database builds the query index
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use banking_store::Store;
+use store::Store;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(db: &std::path::Path, account: u64, limit: usize) -> Result<(), banking_store::StoreError> {
+fn run(db: &std::path::Path, account: u64, limit: usize) -> Result<(), store::StoreError> {
     let store = Store::open(db)?;
     store.ensure_query_index()?;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use banking_proto::BankingEvent;
+use proto::BankingEvent;
 
 /// One decoded event and where it came from.
 #[derive(Debug, Clone, PartialEq)]

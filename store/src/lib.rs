@@ -9,13 +9,13 @@
 //! behind, the rows in the file.
 //!
 //! ```no_run
-//! # use banking_store::{Batch, Store};
+//! # use store::{Batch, Store};
 //! # fn next_message() -> Option<(i32, i64, Vec<u8>)> { None }
 //! let mut store = Store::open("pull.db".as_ref())?;
 //! let resume_at = store.stored_offsets("banking.events")?; // seek here on assignment
 //! let mut batch = Batch::with_capacity("banking.events", 20_000);
 //! while let Some((partition, offset, bytes)) = next_message() {
-//!     match banking_proto::decode_event(&bytes) {
+//!     match proto::decode_event(&bytes) {
 //!         Ok(event) => batch.push_event(partition, offset, event, bytes),
 //!         Err(e) => batch.push_dead_letter(partition, offset, None, Some(bytes), e.to_string()),
 //!     }
@@ -24,7 +24,7 @@
 //!         batch.clear();
 //!     }
 //! }
-//! # Ok::<(), banking_store::StoreError>(())
+//! # Ok::<(), store::StoreError>(())
 //! ```
 //!
 //! What the store guarantees:
@@ -55,7 +55,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use banking_proto::{BankingEvent, Channel, EventType, IdChecksum, Status};
+use proto::{BankingEvent, Channel, EventType, IdChecksum, Status};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tracing::{debug, info, warn};
 
@@ -853,7 +853,7 @@ fn plan_offsets(conn: &Connection, path: &Path, batch: &Batch) -> Result<OffsetP
 /// The store's own check of an event, on top of the caller's: `validate`,
 /// plus the one limit SQLite adds (a signed 64-bit id).
 fn check(e: &BankingEvent) -> Result<(), String> {
-    banking_proto::validate(e).map_err(|err| err.to_string())?;
+    proto::validate(e).map_err(|err| err.to_string())?;
     if e.event_id > i64::MAX as u64 {
         return Err(format!(
             "event_id {} is above the largest id the store can hold ({})",

@@ -7,7 +7,7 @@ use std::sync::Once;
 use anyhow::{Result, bail};
 
 /// Which consumer: the one definition, consumer-core's.
-pub use banking_consumer::Model;
+pub use consumer_core::Model;
 
 /// Both consumers, pull first.
 pub const MODELS: [Model; 2] = [Model::Pull, Model::Push];
@@ -30,7 +30,7 @@ impl Bins {
         for name in bins.names() {
             if !dir.join(name).is_file() {
                 bail!(
-                    "{} is missing; build with: cargo build --release -p banking-producer -p consumer-pull -p consumer-push (or set BIN_DIR)",
+                    "{} is missing; build with: cargo build --release -p producer -p consumer-pull -p consumer-push (or set BIN_DIR)",
                     dir.join(name).display()
                 );
             }
@@ -75,7 +75,7 @@ impl Bins {
         }
         let target = self.dir.parent().expect("target/<profile>");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "banking-producer", "-p", "consumer-pull"])
+        cmd.args(["build", "-p", "producer", "-p", "consumer-pull"])
             .args(["-p", "consumer-push", "--target-dir"])
             .arg(target);
         if self.dir.file_name().is_some_and(|n| n == "release") {

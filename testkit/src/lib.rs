@@ -1,6 +1,6 @@
 //! The workspace's one test harness: it starts brokers, finds the binaries,
 //! picks ports, runs processes and verifies databases. The fault suite
-//! (`banking-chaos`) builds its scenarios on it, and every integration test
+//! (`chaos`) builds its scenarios on it, and every integration test
 //! that crosses processes uses it.
 //!
 //! - [`kafka`]: Apache Kafka, the broker the project is built for: one JVM
@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-pub use banking_common::stats::{ConsumerStats, ProducerStats};
-pub use banking_producer;
+pub use common::stats::{ConsumerStats, ProducerStats};
+pub use producer;
 
 pub mod bins;
 pub mod clients;

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use banking_common::stats::{ProducerStats, read_stats};
+use common::stats::{ProducerStats, read_stats};
 use serde::de::DeserializeOwned;
 
 use crate::bins::{Bins, Model};

@@ -13,10 +13,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use banking_producer::Generator;
-use banking_proto::{BankingEvent, EventType, IdChecksum, Status, decode_event};
-use banking_store::{GapReason, Store};
+use producer::Generator;
+use proto::{BankingEvent, EventType, IdChecksum, Status, decode_event};
 use rusqlite::{Connection, OpenFlags};
+use store::{GapReason, Store};
 
 /// What the databases must hold after storing a set of events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,8 +390,8 @@ pub fn stored_ids(db: &Path) -> Result<HashSet<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use banking_store::Batch;
     use prost::Message as _;
+    use store::Batch;
 
     const TOPIC: &str = "t";
 
@@ -502,7 +502,8 @@ mod tests {
         // back from the group's offset 50, recording the hand-over, then
         // stores offset 50, which b had stored: what a crash before b's
         // offsets reached Kafka leads to.)
-        sa.record_gap(TOPIC, 0, 40, 50, GapReason::HandOver).unwrap();
+        sa.record_gap(TOPIC, 0, 40, 50, GapReason::HandOver)
+            .unwrap();
         let mut again = Batch::new(TOPIC);
         push(&mut again, &expected, 150, 0, 50);
         sa.commit(&again).unwrap();

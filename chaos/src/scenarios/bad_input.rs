@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use banking_testkit::bins::PRODUCER;
-use banking_testkit::procs::{Proc, SECRET};
+use testkit::bins::PRODUCER;
+use testkit::procs::{Proc, SECRET};
 
 use super::fresh_dir;
 use crate::{Config, Outcome, Scenario};
@@ -251,9 +251,9 @@ fn prepare(cwd: &Path, setup: Setup) -> Result<()> {
         Setup::FileAsDir => std::fs::write(cwd.join("file"), "plain file\n")?,
         Setup::NewerSchema => {
             let path = cwd.join("newer.db");
-            drop(banking_store::Store::open(&path)?);
+            drop(store::Store::open(&path)?);
             let conn = rusqlite::Connection::open(&path)?;
-            conn.pragma_update(None, "user_version", banking_store::SCHEMA_VERSION + 1)?;
+            conn.pragma_update(None, "user_version", store::SCHEMA_VERSION + 1)?;
             conn.pragma_update(None, "journal_mode", "DELETE")?;
             drop(conn);
             for suffix in ["-wal", "-shm"] {

@@ -14,17 +14,17 @@
 //! the clean run reads the same good events, sent the same way, from a
 //! topic of its own.
 
-use banking_testkit::ConsumerStats;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use testkit::ConsumerStats;
 
 use anyhow::Result;
-use banking_proto::{BankingEvent, decode_event};
-use banking_testkit::clients::RawProducer;
-use banking_testkit::verify;
 use prost::Message as _;
+use proto::{BankingEvent, decode_event};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use testkit::clients::RawProducer;
+use testkit::verify;
 
 use super::{broker, consumer, exactness, expected, fresh_dir, topic};
 use crate::{Config, Outcome, Scenario};
@@ -85,7 +85,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             let mut cmd = consumer(cfg, Scenario::BadMessages, c, &brokers, topic, &sub);
             cmd.idle_secs = Some(3);
             let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
-            let status = p.wait(banking_testkit::procs::GENEROUS)?;
+            let status = p.wait(testkit::procs::GENEROUS)?;
             if !status.success() {
                 problems.push(format!("{name}: exited with {status}: {}", p.log_tail(5)));
                 continue;
@@ -141,7 +141,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
 /// and offset where it landed, with its key and bytes, and a reason; and
 /// every kind is there as often as it was sent.
 fn dead_letters_as_sent(db: &Path, sent: &Sent, problems: &mut Vec<String>) -> Result<()> {
-    let store = banking_store::Store::open(db)?;
+    let store = store::Store::open(db)?;
     let mut seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut strangers, mut altered) = (Vec::new(), Vec::new());
     for d in store.dead_letters()? {
@@ -189,7 +189,7 @@ fn dead_letters_as_sent(db: &Path, sent: &Sent, problems: &mut Vec<String>) -> R
 /// random among them.
 fn send(cfg: &Config, brokers: &str, topic: &str, bad: u64) -> Result<Sent> {
     let mut producer = RawProducer::new(brokers)?;
-    let mut generator = banking_producer::Generator::new(cfg.seed, cfg.accounts, 1)?;
+    let mut generator = producer::Generator::new(cfg.seed, cfg.accounts, 1)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(4));
     let mut sent = Sent::default();
     let mut bad_sent: Vec<BadSent> = Vec::new();
@@ -214,7 +214,7 @@ fn send(cfg: &Config, brokers: &str, topic: &str, bad: u64) -> Result<Sent> {
             bad_sent.push(BadSent { kind, key, payload });
         } else {
             good_left -= 1;
-            let e = generator.next_event(banking_common::now_us());
+            let e = generator.next_event(common::now_us());
             let key = e.account_id.to_string().into_bytes();
             producer.send(topic, Some(&key), Some(&e.encode_to_vec()), None)?;
             last_good = Some(e);

@@ -12,15 +12,15 @@
 //!   file system is grown (`mount -o remount,size=...`: space freed) a
 //!   restart must complete with nothing lost.
 
-use banking_testkit::ConsumerStats;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use testkit::ConsumerStats;
 
 use anyhow::{Context, Result, bail};
-use banking_testkit::procs::{GENEROUS, wait_until};
-use banking_testkit::verify::committed_messages;
-use banking_testkit::{Expected, ProducerCmd, verify};
+use testkit::procs::{GENEROUS, wait_until};
+use testkit::verify::committed_messages;
+use testkit::{Expected, ProducerCmd, verify};
 
 use super::{
     broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer, secret_leaks,

@@ -6,9 +6,9 @@
 //! offsets in Kafka, `auto.offset.reset=earliest`) stores nothing.
 
 use anyhow::{Result, bail};
-use banking_testkit::ConsumerStats;
-use banking_testkit::verify::stored_offsets;
-use banking_testkit::{Expected, Model, group_offsets, kafka, verify};
+use testkit::ConsumerStats;
+use testkit::verify::stored_offsets;
+use testkit::{Expected, Model, group_offsets, kafka, verify};
 
 use super::{
     broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer, topic,

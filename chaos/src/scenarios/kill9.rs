@@ -12,17 +12,17 @@
 //! exactly what the killed ones had not. Both consumers run at once, each
 //! in its own group with its own database, on the same topic.
 
-use banking_testkit::ConsumerStats;
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
+use testkit::ConsumerStats;
 
 use anyhow::Result;
-use banking_testkit::procs::{GENEROUS, wait_until};
-use banking_testkit::verify::{committed_messages, row_count};
-use banking_testkit::{Expected, Model, verify};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use testkit::procs::{GENEROUS, wait_until};
+use testkit::verify::{committed_messages, row_count};
+use testkit::{Expected, Model, verify};
 
 use super::{
     broker, check, consumer, exactness, expected, fresh_dir, loose_modes, per_consumer, producer,

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use anyhow::{Context, Result, anyhow};
-use banking_testkit::procs::{SECRET, files_showing};
-use banking_testkit::verify::Figures;
-use banking_testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, ProducerCmd, kafka};
+use testkit::procs::{SECRET, files_showing};
+use testkit::verify::Figures;
+use testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, ProducerCmd, kafka};
 
 use crate::{BrokerKind, Config, Outcome, Scenario};
 
@@ -186,7 +186,7 @@ pub(crate) fn check(problems: &mut Vec<String>, ok: bool, what: impl FnOnce() ->
 /// verdict.
 pub(crate) struct Background {
     cmd: ProducerCmd,
-    state: std::sync::Mutex<(banking_testkit::Proc, Option<Result<(), String>>)>,
+    state: std::sync::Mutex<(testkit::Proc, Option<Result<(), String>>)>,
 }
 
 impl Background {

@@ -11,9 +11,9 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use banking_testkit::procs::{GENEROUS, Proc, wait_until};
-use banking_testkit::verify::committed_messages;
-use banking_testkit::{Kafka, KafkaOptions, free_port, kafka, verify};
+use testkit::procs::{GENEROUS, Proc, wait_until};
+use testkit::verify::committed_messages;
+use testkit::{Kafka, KafkaOptions, free_port, kafka, verify};
 
 use super::{consumer, exactness, expected, fresh_dir, per_consumer, producer, secret_leaks};
 use crate::{Config, Outcome, Scenario};

@@ -17,11 +17,11 @@
 //! boundary in the store's tests, `offsets.rs`).
 
 use anyhow::{Result, bail};
-use banking_store::{OffsetGap, Store};
-use banking_testkit::clients::delete_records;
-use banking_testkit::procs::GENEROUS;
-use banking_testkit::verify::row_count;
-use banking_testkit::{ConsumerStats, Expected, Kafka, Model, ProducerCmd, kafka, verify_all};
+use store::{OffsetGap, Store};
+use testkit::clients::delete_records;
+use testkit::procs::GENEROUS;
+use testkit::verify::row_count;
+use testkit::{ConsumerStats, Expected, Kafka, Model, ProducerCmd, kafka, verify_all};
 
 use super::{check, consumer, fresh_dir, per_consumer};
 use crate::{Config, Outcome, Scenario};

@@ -15,9 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use banking_testkit::procs::{GENEROUS, wait_until};
-use banking_testkit::verify::committed_messages;
-use banking_testkit::{Kafka, KafkaOptions, verify};
+use testkit::procs::{GENEROUS, wait_until};
+use testkit::verify::committed_messages;
+use testkit::{Kafka, KafkaOptions, verify};
 
 use super::{check, consumer, exactness, expected, fresh_dir, producer, secret_leaks, topic};
 use crate::{Config, Outcome, Scenario};
@@ -56,7 +56,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         }
         thread::sleep(Duration::from_millis(50));
     }
-    let lines = |p: &banking_testkit::Proc| p.log_text().lines().count();
+    let lines = |p: &testkit::Proc| p.log_text().lines().count();
     let before: Vec<usize> = consumers.iter().map(|(_, p)| lines(p)).collect();
     let producer_lines_before = lines(&producer);
     let at_down: Vec<u64> = consumers

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail, ensure};
-use banking_consumer::ready::Ready;
-use banking_testkit::procs::wait_until;
-use banking_testkit::{Bins, ConsumerCmd, ConsumerStats, Kafka, Model, kafka};
+use consumer_core::ready::Ready;
+use testkit::procs::wait_until;
+use testkit::{Bins, ConsumerCmd, ConsumerStats, Kafka, Model, kafka};
 
 /// Partitions of the check's topic.
 const PARTITIONS: i32 = 4;

@@ -9,15 +9,15 @@
 //! signal and what it stores is exactly its open batch, committed on the
 //! way out.
 
-use banking_testkit::ConsumerStats;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
+use testkit::ConsumerStats;
 
 use anyhow::Result;
-use banking_testkit::procs::GENEROUS;
-use banking_testkit::verify::{row_count, stored_offsets};
-use banking_testkit::{Expected, Model, group_offsets, verify};
+use testkit::procs::GENEROUS;
+use testkit::verify::{row_count, stored_offsets};
+use testkit::{Expected, Model, group_offsets, verify};
 
 use super::{
     Background, broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer,

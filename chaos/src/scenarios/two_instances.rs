@@ -5,13 +5,13 @@
 //! has the offsets from before it gave them away: it must resume from the
 //! group's newer offsets, not read the second one's events again.
 
-use banking_testkit::ConsumerStats;
 use std::path::Path;
+use testkit::ConsumerStats;
 
 use anyhow::Result;
-use banking_testkit::procs::{GENEROUS, wait_until};
-use banking_testkit::verify::{row_count, stored_ids};
-use banking_testkit::{Expected, Model, verify_all};
+use testkit::procs::{GENEROUS, wait_until};
+use testkit::verify::{row_count, stored_ids};
+use testkit::{Expected, Model, verify_all};
 
 use super::{
     Background, broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer,
@@ -49,7 +49,7 @@ fn one(
     background: &Background,
 ) -> Result<Outcome> {
     let n = cfg.events;
-    let instance = |name: &str| -> Result<banking_testkit::ConsumerCmd> {
+    let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
         let sub = dir.join(format!("{}-{name}", model.name()));
         std::fs::create_dir_all(&sub)?;
         let mut cmd = consumer(cfg, Scenario::TwoInstances, model, brokers, topic, &sub);

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use banking_proto::{BankingEvent, Channel};
-use banking_store::{Balance, Batch, Store, StoreError};
+use proto::{BankingEvent, Channel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use store::{Balance, Batch, Store, StoreError};
 
 use crate::common::{T0, TOPIC, deposit, push, temp_store};
 
@@ -36,7 +36,7 @@ fn random_event(rng: &mut StdRng, id: u64) -> BankingEvent {
         counterparty_account_id: counterparty,
         created_at_us: T0 + rng.random_range(0..1_000_000_000),
     };
-    banking_proto::validate(&e).unwrap();
+    proto::validate(&e).unwrap();
     assert!(Channel::try_from(e.channel).is_ok());
     e
 }

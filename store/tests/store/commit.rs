@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use banking_proto::{EventType, IdChecksum, Status};
-use banking_store::{Batch, SCHEMA_VERSION, Store};
+use proto::{EventType, IdChecksum, Status};
+use store::{Batch, SCHEMA_VERSION, Store};
 
 use crate::common::{TOPIC, count, deposit, event, push, temp_store};
 

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use banking_proto::{BankingEvent, Channel, EventType, Status};
-use banking_store::{Batch, Store};
 use prost::Message;
+use proto::{BankingEvent, Channel, EventType, Status};
+use store::{Batch, Store};
 
 pub const TOPIC: &str = "banking.events";
 
@@ -14,7 +14,7 @@ pub const T0: i64 = 1_704_067_200_000_000;
 /// A valid event; transfers get a counterparty (account + 1).
 pub fn event(id: u64, ty: EventType, account: u64, amount: i64, status: Status) -> BankingEvent {
     let counterparty = if ty == EventType::Transfer {
-        if account == banking_proto::MAX_ACCOUNT_ID {
+        if account == proto::MAX_ACCOUNT_ID {
             1
         } else {
             account + 1
@@ -35,7 +35,7 @@ pub fn event(id: u64, ty: EventType, account: u64, amount: i64, status: Status) 
         counterparty_account_id: counterparty,
         created_at_us: T0 + id as i64,
     };
-    banking_proto::validate(&e).expect("test helper builds valid events");
+    proto::validate(&e).expect("test helper builds valid events");
     e
 }
 

@@ -5,8 +5,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use banking_store::{Batch, Store, StoreError, StoreOptions};
 use rusqlite::Connection;
+use store::{Batch, Store, StoreError, StoreOptions};
 
 use crate::common::{TOPIC, count, deposit, push, temp_store};
 

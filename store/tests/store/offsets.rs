@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use banking_store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError};
 use rusqlite::Connection;
+use store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError};
 
 use crate::common::{TOPIC, count, deposit, push, temp_store};
 

@@ -3,8 +3,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use banking_store::{Batch, SCHEMA_VERSION, Store, StoreError};
 use rusqlite::Connection;
+use store::{Batch, SCHEMA_VERSION, Store, StoreError};
 
 use crate::common::{TOPIC, deposit, push, temp_store};
 

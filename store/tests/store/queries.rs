@@ -1,7 +1,7 @@
 //! Reads for people and tools: one account's balances and latest events.
 
-use banking_proto::{EventType, Status};
-use banking_store::{Batch, Store};
+use proto::{EventType, Status};
+use store::{Batch, Store};
 
 use crate::common::{TOPIC, event, push, temp_store};
 

@@ -49,7 +49,7 @@ producer --count 100000 --rate 20000 --stats-json producer.json\n  \
 producer -X security.protocol=SASL_SSL -X sasl.mechanism=SCRAM-SHA-512 \
 -X sasl.username=app -X sasl.password=...\n\n\
 librdkafka defaults set here (override with -X): enable.idempotence=true, acks=all, \
-compression.type=lz4, linger.ms=10, batch.size=1000000, queue.buffering.max.messages=500000, \
+compression.type=lz4, linger.ms=2, batch.size=1000000, queue.buffering.max.messages=500000, \
 message.timeout.ms=<--timeout>."
 )]
 pub struct Args {

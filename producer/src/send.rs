@@ -26,15 +26,16 @@ use crate::generator::{Generator, GeneratorError};
 ///   it implies `acks=all` and at most 5 requests in flight per broker.
 /// - lz4: the cheapest of the codecs the default build has, and banking
 ///   events compress well (repeated currencies, countries, references).
-/// - linger 10 ms and 1 MB batches: large enough batches for throughput,
-///   short enough that a live event waits at most 10 ms in the producer.
-///   Every batch costs the broker a request and a stored record batch per
-///   partition; on Tansu, whose in-memory engine lists every stored batch of
-///   a partition on each fetch, that cost is what set the live p99. Measured
-///   at 20,000 events/s, 6 partitions, both consumers (two runs each): with
-///   5 ms, Tansu took 8.8-9.0 s of CPU in 10 s and the consumers' p99 was
-///   53-69 ms; with 10 ms, 4.9-5.9 s and 39-45 ms, the median unchanged
-///   (24-27 ms); with 20 ms, 2.7-3.5 s and 45-49 ms, the median 28-31 ms.
+/// - linger 2 ms and 1 MB batches: a backlog fills its batches long before
+///   the linger, and a live event waits at most 2 ms in the producer.
+///   Measured on Apache Kafka 4.3.1, 2 cores, 20,000 events/s, 6
+///   partitions, both consumers with --flush-interval-ms 2: median
+///   end-to-end latency 5.3-5.9 ms with 2 ms, 7.8 ms with 5 ms, and 20 ms
+///   with 10 ms (and a 10 ms flush interval), for a broker CPU of 0.6-0.7,
+///   0.4-0.55 and ~1 core (the last one a fresh JVM). On the embedded Tansu
+///   0.6.0, whose in-memory engine lists every stored batch of a partition
+///   on each fetch, 10 ms was better (its CPU 4.9-5.9 s per 10 s against
+///   8.8-9.0 s with 5 ms): give `-X linger.ms=10` there.
 /// - queue of 500k messages: about 60 MB of ~120-byte events, which bounds
 ///   the producer's memory whatever the broker's pace.
 /// - no topic auto-creation: a mistyped --topic is an error, not a new
@@ -44,7 +45,7 @@ const DEFAULTS: [(&str, &str); 7] = [
     ("enable.idempotence", "true"),
     ("acks", "all"),
     ("compression.type", "lz4"),
-    ("linger.ms", "10"),
+    ("linger.ms", "2"),
     ("batch.size", "1000000"),
     ("queue.buffering.max.messages", "500000"),
 ];

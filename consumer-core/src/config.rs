@@ -26,7 +26,7 @@ use crate::error::ConsumerError;
 ///   roughly triples it for ~120-byte events (measured, 10M backlog on
 ///   Tansu: peak RSS ~290 MiB with 16 MiB, ~232 MiB with 8 MiB, ~180 MiB
 ///   with 4 MiB, throughput within the run-to-run noise). 4 MiB is still
-///   ~33,000 events, more than a full batch, and with `fetch.wait.max.ms=5`
+///   ~33,000 events, more than a full batch, and with `fetch.min.bytes=1`
 ///   a refill is a few milliseconds away.
 /// - `fetch.queue.backoff.ms=10`: when that queue is full librdkafka
 ///   checks again 10 ms later. A 0 measured well without a
@@ -34,13 +34,16 @@ use crate::error::ConsumerError;
 ///   most of the time, and 0 makes the fetcher spin: measured on 2 cores,
 ///   1M events, 0 vs 10 ms: 5.6-5.9 vs 4.0-4.2 CPU seconds and ~30% less
 ///   throughput.
-/// - `fetch.wait.max.ms=5` (librdkafka: 500): how long the broker may hold a
-///   fetch open waiting for data. Tansu holds it that long even when data
-///   is there, and librdkafka has one fetch in flight per broker, so this
-///   bounds both latency and throughput. Measured on 2 cores with Tansu
-///   0.6: live 20k events/s p50 ~500 -> ~20 ms; raw consume 0.49 -> 0.8-0.9
-///   M events/s; consumer backlog drain +30-60%. Idle cost: ~200 empty
-///   fetches per second, negligible CPU.
+/// - `fetch.wait.max.ms=100` (librdkafka: 500): how long the broker may
+///   hold a fetch open waiting for data. Apache Kafka answers as soon as
+///   data arrives (`fetch.min.bytes=1`), so the wait adds no latency there,
+///   and every empty answer is a request to serve: with 5 ms, two idle
+///   consumers cost a local Kafka 0.33 of a core (3.34 CPU-s per 10 s,
+///   against 0.04 for the broker alone), with 100 ms 0.07; on a 2-core
+///   machine that CPU is taken from the consumers (measured on Apache Kafka
+///   4.3.1). Tansu 0.6.0 holds every fetch for the full wait even when data
+///   is there, so it needs `-X fetch.wait.max.ms=5` (measured: live 20k
+///   events/s p50 ~500 -> ~20 ms, raw consume +60-80%).
 /// - `fetch.error.backoff.ms=10` (librdkafka: 500): after a fetch error (an
 ///   empty or refused fetch on Tansu) the partition is fetched again 10 ms
 ///   later instead of 500; without it live latency shows 500 ms stalls
@@ -62,7 +65,7 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("queued.min.messages", "1000000"),
     ("queued.max.messages.kbytes", "4096"),
     ("fetch.queue.backoff.ms", "10"),
-    ("fetch.wait.max.ms", "5"),
+    ("fetch.wait.max.ms", "100"),
     ("fetch.error.backoff.ms", "10"),
 ];
 

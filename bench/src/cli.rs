@@ -21,10 +21,10 @@ use crate::{ceilings, queries, run, verify};
     about = "Push-vs-pull benchmark of the banking pipeline: phases, ceilings, verification and report.",
     long_about = "Push-vs-pull benchmark of the banking pipeline. Usually run through \
 scripts/bench.sh, which builds the binaries and provides a broker; `bench run` does the work: \
-the live phase at several rates (first, while the broker holds little), the backlog phase \
-(producer, then each consumer draining alone, the two consumer ceilings, the producer's raw \
-ceiling, the store queries), verification of every database, and report.md / results.json / \
-SVG pictures in the output directory.",
+a warm-up of the broker, the backlog phase (producer, then each consumer draining alone, the \
+two consumer ceilings, the producer's raw ceiling, the store queries) and the live phase at \
+several rates (on Tansu the live phase comes first, while it holds little), verification of \
+every database, and report.md / results.json / SVG pictures in the output directory.",
     // scripts/bench.sh gives --brokers and friends first; the user's own
     // flags, after them, win.
     args_override_self = true

@@ -84,9 +84,9 @@ else
     if [[ "$mode" == run ]]; then
         packages+=(-p banking-producer -p consumer-pull -p consumer-push)
     fi
-    # Debian packages librdkafka's build needs, when missing (Tansu is
-    # installed by scripts/broker.sh only if no other broker answers).
-    "$REPO_ROOT/scripts/setup.sh" --no-tansu >&2 || die "scripts/setup.sh failed"
+    # Debian packages librdkafka's build needs and Apache Kafka, when
+    # missing (the embedded broker only where Kafka cannot be installed).
+    "$REPO_ROOT/scripts/setup.sh" >&2 || die "scripts/setup.sh failed"
     log "building release binaries: cargo build --release ${packages[*]} (a first build takes a few minutes)"
     build_started=$SECONDS
     (cd "$REPO_ROOT" && cargo build --release "${packages[@]}") >&2 ||

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 usage() {
-    cat <<'EOF'
+    sed "s/@NISSHI_VERSION@/$NISSHI_VERSION/g" <<'EOF'
 Usage: scripts/broker.sh <command> [options]
 
 Gives a running Kafka-compatible broker on any machine, and stops it again.
@@ -27,14 +27,18 @@ Commands:
            in KRaft combined mode (broker + controller) with the compose
            file's settings, on BROKER_HOST:BROKER_PORT, its controller on
            KAFKA_CONTROLLER_PORT, its log directory under RUN_DIR/kafka.
-        4. Otherwise the embedded Rust broker (kind "tansu"), a
-           Kafka-compatible broker with in-memory storage: installed first
-           when missing (`cargo install tansu --locked --features dynostore`,
-           ~11 minutes, once).
+        4. Otherwise the embedded Rust broker, Nisshi @NISSHI_VERSION@ (kind
+           "nisshi"), a Kafka-compatible broker, with in-memory storage
+           (NISSHI_STORAGE=sqlite keeps its log in RUN_DIR/nisshi.db across
+           a restart, at ~1/4 of the produce and ~1/15 of the consume
+           rate; docs/brokers.md): installed first when missing
+           (`cargo install nisshi --version @NISSHI_VERSION@ --locked
+           --ignore-rust-version`, ~20-45 minutes on 2 cores, once).
       A broker this script started earlier (its pid file is alive) is reused.
       Something else listening on the port is an error, never taken over.
-      --fresh (kind kafka): delete the stored log first, when the broker is
-      not running, so every topic starts empty.
+      --fresh (kind kafka, or nisshi with NISSHI_STORAGE=sqlite): delete the
+      stored log first, when the broker is not running, so every topic
+      starts empty.
 
   topic NAME [--partitions N]
       Create topic NAME (default 6 partitions) on the broker started here.
@@ -42,30 +46,33 @@ Commands:
       is created: the producer's --partitions flag creates its topic.
 
   stop
-      Stop what `start` started: SIGTERM to the Kafka or Tansu process from
-      the pid file, waiting for it to exit (SIGKILL after 60 s), or
-      `docker compose down -v`. A local Kafka keeps its log under RUN_DIR,
-      so the next `start` serves the same topics (use `start --fresh` for
-      empty ones). Never stops a broker this script did not start (an
-      external KAFKA_BROKERS, or containers already running before `start`).
+      Stop what `start` started: SIGTERM to the Kafka or Nisshi process
+      from the pid file, waiting for it to exit (SIGKILL after 60 s for
+      Kafka, 10 s for Nisshi), or `docker compose down -v`. A local Kafka
+      (and Nisshi on sqlite) keeps its log under RUN_DIR, so the next
+      `start` serves the same topics (use `start --fresh` for empty ones);
+      Nisshi in memory loses its topics. Never stops a broker this script
+      did not start (an external KAFKA_BROKERS, or containers already
+      running before `start`).
 
   status
       Print kind, address, pid, version and whether the broker answers.
       Exit status 0 when it answers, 1 otherwise.
 
 Files in the run directory (RUN_DIR):
-  kind      kafka-env | docker | kafka | tansu   (kept after stop, for reports)
-  version   e.g. "Apache Kafka 4.3.1", "tansu 0.6.0" or "apache/kafka:4.3.1"
+  kind      kafka-env | docker | kafka | nisshi   (kept after stop, for reports)
+  version   e.g. "Apache Kafka 4.3.1", "nisshi @NISSHI_VERSION@" or "apache/kafka:4.3.1"
   address   the bootstrap address printed by start
-  pid       the broker's process id (kafka, tansu; only while it runs)
+  pid       the broker's process id (kafka, nisshi; only while it runs)
   heap      the JVM's heap options (kafka)
   kafka/    kafka: server.properties, data/ (the log), logs/server.log
-  tansu.log Tansu's output
+  storage   nisshi: its storage engine, memory://nisshi/ or sqlite://nisshi.db
+  nisshi.log, nisshi.db   nisshi: its output; its log (sqlite storage)
   owned     docker: "yes" when start brought the containers up
 
 Environment:
   KAFKA_BROKERS         an existing broker to use (host:port[,host:port...])
-  BROKER_KIND           auto (default) | kafka-env | docker | kafka | tansu:
+  BROKER_KIND           auto (default) | kafka-env | docker | kafka | nisshi:
                         skip the choice above
   BROKER_HOST           address a local broker listens on (default 127.0.0.1)
   BROKER_PORT           port (default 9092); use another one for a private
@@ -80,7 +87,8 @@ Environment:
   RUN_DIR               state directory (default <repo>/.run/broker, or
                         <repo>/.run/broker-<port> when BROKER_PORT != 9092)
   BROKER_START_TIMEOUT  seconds to wait for the broker to answer (default 60)
-  TANSU                 path of the tansu binary (default: PATH, ~/.cargo/bin)
+  NISSHI                path of the nisshi binary (default: PATH, ~/.cargo/bin)
+  NISSHI_STORAGE        nisshi: memory (default) or sqlite
 
 "Answers" means a TCP connection to the address succeeds.
 EOF
@@ -101,16 +109,17 @@ if [[ "$BROKER_PORT" == 9092 ]]; then
 else
     RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker-$BROKER_PORT}"
 fi
-# Absolute: Tansu runs with RUN_DIR as its working directory.
+# Absolute: Nisshi runs with RUN_DIR as its working directory.
 [[ "$RUN_DIR" = /* ]] || RUN_DIR="$PWD/$RUN_DIR"
 START_TIMEOUT="${BROKER_START_TIMEOUT:-60}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xms1g -Xmx1g}"
 # shellcheck source=lib/kafka.sh
 source "$SCRIPT_DIR/lib/kafka.sh"
+# shellcheck source=lib/nisshi.sh
+source "$SCRIPT_DIR/lib/nisshi.sh"
 DEFAULT_TOPIC="banking.events"
 DEFAULT_PARTITIONS="${PARTITIONS:-6}"
 FRESH=no
-TANSU_INSTALL=(cargo install tansu --locked --features dynostore)
 
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
 die() {
@@ -163,49 +172,45 @@ lock_run_dir() {
     fi
 }
 
-# --- Tansu -------------------------------------------------------------------
+# --- Nisshi (the embedded Rust broker) ---------------------------------------
 
-find_tansu() {
-    local candidate
-    for candidate in "${TANSU:-}" "$(command -v tansu 2>/dev/null || true)" \
-        "${CARGO_HOME:-$HOME/.cargo}/bin/tansu"; do
-        if [[ -n "$candidate" && -x "$candidate" ]]; then
-            printf '%s\n' "$candidate"
-            return 0
-        fi
-    done
-    return 1
+# Its storage engine: memory (default) or sqlite (RUN_DIR/nisshi.db).
+nisshi_storage() {
+    case "${NISSHI_STORAGE:-memory}" in
+        memory) printf '%s\n' "memory://nisshi/" ;;
+        # Relative to the broker's working directory, RUN_DIR.
+        sqlite) printf '%s\n' "sqlite://nisshi.db" ;;
+        *) die "NISSHI_STORAGE must be memory or sqlite, got '$NISSHI_STORAGE'" ;;
+    esac
 }
 
-# Prints the path of a tansu binary that has the in-memory storage engine,
-# installing it first when missing.
-ensure_tansu() {
-    local tansu
-    if ! tansu=$(find_tansu); then
-        command -v cargo >/dev/null 2>&1 ||
-            die "tansu is not installed and cargo is not on PATH to install it"
-        log "no KAFKA_BROKERS broker and no Docker engine, so using Tansu (a Kafka-compatible broker in Rust)."
-        log "tansu is not installed: running '${TANSU_INSTALL[*]}'."
-        log "This builds it from source once (~11 minutes on 2 cores); later runs reuse ~/.cargo/bin/tansu."
-        "${TANSU_INSTALL[@]}" >&2 || die "'${TANSU_INSTALL[*]}' failed"
-        tansu=$(find_tansu) || die "cargo install finished but no tansu binary was found"
+# Prints the path of the nisshi binary, installing the pinned version first
+# when there is none; fails when it lacks the chosen storage engine.
+ensure_nisshi() {
+    local nisshi engine
+    if ! nisshi=$(nisshi_find); then
+        log "the embedded broker, Nisshi (a Kafka-compatible broker in Rust), is not installed."
+        install_nisshi log || die "Nisshi could not be installed (see above)"
+        nisshi=$(nisshi_find) || die "cargo install finished but no nisshi binary was found"
     fi
-    # Without the dynostore feature Tansu cannot store anything
-    # (FeatureNotEnabled dynostore); its --help lists the engines it has.
-    if ! "$tansu" --help 2>/dev/null | grep -q 'dynostore'; then
-        die "$tansu was built without the 'dynostore' feature (in-memory storage); reinstall: ${TANSU_INSTALL[*]} --force"
+    # Its --help lists the engines it was built with: dynostore serves
+    # memory://, libsql serves sqlite://.
+    engine=dynostore
+    [[ "${NISSHI_STORAGE:-memory}" == sqlite ]] && engine=libsql
+    if ! "$nisshi" --help 2>/dev/null | grep -q "$engine"; then
+        die "$nisshi was built without the '$engine' storage engine; reinstall: ${NISSHI_INSTALL[*]} --force"
     fi
-    printf '%s\n' "$tansu"
+    printf '%s\n' "$nisshi"
 }
 
-# Pid of the Tansu this run directory started, if it is still alive.
-our_tansu_pid() {
+# Pid of the Nisshi this run directory started, if it is still alive.
+our_nisshi_pid() {
     local pid
     pid=$(state_get pid)
-    [[ -n "$pid" && "$(state_get kind)" == tansu ]] || return 1
+    [[ -n "$pid" && "$(state_get kind)" == nisshi ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    # Guard against a recycled pid: it must still be a tansu process.
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'tansu' || return 1
+    # Guard against a recycled pid: it must still be a nisshi process.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'nisshi' || return 1
     printf '%s\n' "$pid"
 }
 
@@ -226,110 +231,124 @@ wait_until_answers() {
 }
 
 show_log_tail() {
-    if [[ -f "$RUN_DIR/tansu.log" ]]; then
-        log "last lines of $RUN_DIR/tansu.log:"
-        tail -n 20 "$RUN_DIR/tansu.log" >&2 || true
+    if [[ -f "$RUN_DIR/nisshi.log" ]]; then
+        log "last lines of $RUN_DIR/nisshi.log:"
+        tail -n 20 "$RUN_DIR/nisshi.log" >&2 || true
     fi
 }
 
-start_tansu() {
-    local tansu pid url address="$BROKER_HOST:$BROKER_PORT"
-    tansu=$(ensure_tansu)
+start_nisshi() {
+    local nisshi pid url storage address="$BROKER_HOST:$BROKER_PORT"
+    nisshi=$(ensure_nisshi)
+    storage=$(nisshi_storage)
     url="tcp://$BROKER_HOST:$BROKER_PORT"
 
-    if pid=$(our_tansu_pid); then
-        log "reusing Tansu started earlier (pid $pid) on $address"
+    if pid=$(our_nisshi_pid); then
+        log "reusing Nisshi started earlier (pid $pid) on $address ($(state_get storage))"
         wait_until_answers "$BROKER_HOST" "$BROKER_PORT" "$pid" ||
-            die "Tansu (pid $pid) does not answer on $address; try '$0 stop' then start"
+            die "Nisshi (pid $pid) does not answer on $address; try '$0 stop' then start"
+        storage=$(state_get storage)
     else
         rm -f "$RUN_DIR/pid"
         if answers "$BROKER_HOST" "$BROKER_PORT"; then
             die "something already listens on $address and this script did not start it (no live pid in $RUN_DIR/pid). Use it with KAFKA_BROKERS=$address, stop it, or choose another BROKER_PORT."
         fi
-        log "starting Tansu on $address (in-memory storage), log in $RUN_DIR/tansu.log"
+        if [[ "$FRESH" == yes && -f "$RUN_DIR/nisshi.db" ]]; then
+            log "--fresh: deleting the stored log $RUN_DIR/nisshi.db"
+            rm -f "$RUN_DIR/nisshi.db" "$RUN_DIR/nisshi.db-wal" "$RUN_DIR/nisshi.db-shm"
+        fi
+        log "starting Nisshi on $address (storage $storage), log in $RUN_DIR/nisshi.log"
         # setsid: its own session, so it outlives this script and the caller's
-        # process group; runs in RUN_DIR so it reads no stray .env (Tansu loads
-        # one from its working directory).
+        # process group; runs in RUN_DIR so it reads no stray .env (Nisshi
+        # loads one from its working directory) and its sqlite:// file lands
+        # there. No initial rebalance delay, as the local Kafka's
+        # group.initial.rebalance.delay.ms=0 (Nisshi's default is 3 s).
         (
             cd "$RUN_DIR"
-            exec setsid nohup "$tansu" broker \
+            exec setsid nohup "$nisshi" broker \
                 --listener-url "$url" \
                 --advertised-listener-url "$url" \
-                --storage-engine memory://tansu/ \
-                >"$RUN_DIR/tansu.log" 2>&1 </dev/null 9>&-
+                --storage-engine "$storage" \
+                --group-initial-rebalance-delay 0s \
+                >"$RUN_DIR/nisshi.log" 2>&1 </dev/null 9>&-
         ) &
         pid=$!
         state_set pid "$pid"
-        state_set kind tansu
+        state_set kind nisshi
+        state_set storage "$storage"
         if ! wait_until_answers "$BROKER_HOST" "$BROKER_PORT" "$pid"; then
             show_log_tail
             if kill -0 "$pid" 2>/dev/null; then
                 kill "$pid" 2>/dev/null || true
-                die "Tansu (pid $pid) did not answer on $address within ${START_TIMEOUT}s; stopped it"
+                die "Nisshi (pid $pid) did not answer on $address within ${START_TIMEOUT}s; stopped it"
             fi
             rm -f "$RUN_DIR/pid"
-            die "Tansu exited before answering on $address"
+            die "Nisshi exited before answering on $address"
         fi
-        log "Tansu is up (pid $pid)"
+        log "Nisshi is up (pid $pid)"
     fi
-    state_set kind tansu
-    state_set version "$("$tansu" --version 2>/dev/null || echo 'tansu (unknown version)')"
+    state_set kind nisshi
+    state_set version "$("$nisshi" --version 2>/dev/null || echo 'nisshi (unknown version)')"
     state_set address "$address"
 }
 
-create_topic_tansu() {
-    local name=$1 partitions=$2 address tansu out
+create_topic_nisshi() {
+    local name=$1 partitions=$2 address nisshi out
     address=$(state_get address)
-    tansu=$(find_tansu) || die "tansu binary not found"
-    if out=$(cd "$RUN_DIR" && "$tansu" topic create "$name" --partitions "$partitions" \
+    nisshi=$(nisshi_find) || die "nisshi binary not found"
+    if out=$(cd "$RUN_DIR" && "$nisshi" topic create "$name" --partitions "$partitions" \
         --broker "tcp://$address" 2>&1); then
         log "created topic $name with $partitions partitions on $address"
     elif grep -qiE 'already exists|TopicAlreadyExists' <<<"$out"; then
         log "topic $name already exists on $address"
-        warn_partition_mismatch "$tansu" "$address" "$name" "$partitions"
+        warn_partition_mismatch "$nisshi" "$address" "$name" "$partitions"
     else
         printf '%s\n' "$out" >&2
-        die "tansu topic create $name failed"
+        die "nisshi topic create $name failed"
     fi
 }
 
 # An existing topic keeps its partition count; say so when it differs from the
-# one asked for (best effort: needs python3 to read `tansu topic list` JSON).
+# one asked for (best effort: needs python3 to read `nisshi topic list` JSON).
 warn_partition_mismatch() {
-    local tansu=$1 address=$2 name=$3 want=$4 have
+    local nisshi=$1 address=$2 name=$3 want=$4 have
     command -v python3 >/dev/null 2>&1 || return 0
-    have=$(cd "$RUN_DIR" && "$tansu" topic list --broker "tcp://$address" 2>/dev/null |
+    have=$(cd "$RUN_DIR" && "$nisshi" topic list --broker "tcp://$address" 2>/dev/null |
         python3 -c 'import json, sys
 for t in json.load(sys.stdin):
     if t.get("name") == sys.argv[1]:
         print(len(t.get("partitions") or []))' "$name" 2>/dev/null) || return 0
     if [[ -n "$have" && "$have" != "$want" ]]; then
-        log "warning: topic $name has $have partitions, not $want; stop and start the broker (memory storage) for a fresh topic"
+        log "warning: topic $name has $have partitions, not $want; 'stop' then 'start --fresh' for a fresh topic"
     fi
 }
 
-stop_tansu() {
+stop_nisshi() {
     local pid
-    if ! pid=$(our_tansu_pid); then
-        log "Tansu from $RUN_DIR is not running"
+    if ! pid=$(our_nisshi_pid); then
+        log "Nisshi from $RUN_DIR is not running"
         rm -f "$RUN_DIR/pid"
         return 0
     fi
-    log "stopping Tansu (pid $pid)"
+    log "stopping Nisshi (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 10))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        log "Tansu did not exit within 10 s of SIGTERM; sending SIGKILL"
+        log "Nisshi did not exit within 10 s of SIGTERM; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         while kill -0 "$pid" 2>/dev/null; do
             sleep 0.1
         done
     fi
     rm -f "$RUN_DIR/pid"
-    log "Tansu stopped"
+    if [[ "$(state_get storage)" == sqlite://* ]]; then
+        log "Nisshi stopped (its log stays in $RUN_DIR/nisshi.db)"
+    else
+        log "Nisshi stopped (in-memory storage: its topics are gone)"
+    fi
 }
 
 # --- Apache Kafka (local JVM) -------------------------------------------------------
@@ -352,7 +371,7 @@ kafka_possible() {
 
 ensure_kafka() {
     kafka_installed && return 0
-    install_kafka log || die "Apache Kafka could not be installed (see above); use BROKER_KIND=tansu for the embedded broker"
+    install_kafka log || die "Apache Kafka could not be installed (see above); use BROKER_KIND=nisshi for the embedded broker"
 }
 
 our_kafka_pid() {
@@ -565,7 +584,7 @@ start_kafka_env() {
 create_topic() {
     local name=$1 partitions=$2
     case "$(state_get kind)" in
-        tansu) create_topic_tansu "$name" "$partitions" ;;
+        nisshi) create_topic_nisshi "$name" "$partitions" ;;
         kafka) create_topic_kafka "$name" "$partitions" ;;
         docker) create_topic_docker "$name" "$partitions" ;;
         kafka-env)
@@ -607,8 +626,8 @@ cmd_start() {
     done
     is_positive_int "$partitions" || die "--partitions must be a positive integer, got '$partitions'"
     is_positive_int "$BROKER_PORT" || die "BROKER_PORT must be a port number, got '$BROKER_PORT'"
-    case "$BROKER_KIND" in auto | kafka-env | docker | kafka | tansu) ;; *)
-        die "BROKER_KIND must be auto, kafka-env, docker, kafka or tansu, got '$BROKER_KIND'"
+    case "$BROKER_KIND" in auto | kafka-env | docker | kafka | nisshi) ;; *)
+        die "BROKER_KIND must be auto, kafka-env, docker, kafka or nisshi, got '$BROKER_KIND'"
         ;;
     esac
 
@@ -616,11 +635,11 @@ cmd_start() {
 
     local kind
     kind=$(state_get kind)
-    if [[ "$kind" == tansu ]] && our_tansu_pid >/dev/null &&
-        [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == tansu ]]; then
+    if [[ "$kind" == nisshi ]] && our_nisshi_pid >/dev/null &&
+        [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == nisshi ]]; then
         # Ours and alive: keep using it even if KAFKA_BROKERS now points at
         # it, so that `stop` still knows it has to stop it.
-        start_tansu
+        start_nisshi
     elif [[ "$kind" == kafka ]] && our_kafka_pid >/dev/null &&
         [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == kafka ]]; then
         start_kafka
@@ -642,7 +661,7 @@ cmd_start() {
                 start_docker
                 ;;
             kafka) start_kafka ;;
-            tansu) start_tansu ;;
+            nisshi) start_nisshi ;;
             auto)
                 if docker_available && [[ "$BROKER_PORT" == "$DOCKER_PORT" ]]; then
                     start_docker
@@ -650,7 +669,7 @@ cmd_start() {
                     start_kafka
                 else
                     log "Apache Kafka cannot run here (no Java, or Maven Central out of reach): using the embedded Rust broker"
-                    start_tansu
+                    start_nisshi
                 fi
                 ;;
         esac
@@ -694,7 +713,7 @@ cmd_topic() {
 cmd_stop() {
     lock_run_dir
     case "$(state_get kind)" in
-        tansu) stop_tansu ;;
+        nisshi) stop_nisshi ;;
         kafka) stop_kafka ;;
         docker) stop_docker ;;
         kafka-env) log "external broker (KAFKA_BROKERS): nothing to stop" ;;
@@ -708,9 +727,9 @@ cmd_status() {
     kind=$(state_get kind)
     address=$(state_get address)
     case "$kind" in
-        tansu | kafka)
-            if [[ "$kind" == tansu ]]; then
-                pid=$(our_tansu_pid) || pid="-"
+        nisshi | kafka)
+            if [[ "$kind" == nisshi ]]; then
+                pid=$(our_nisshi_pid) || pid="-"
             else
                 pid=$(our_kafka_pid) || pid="-"
             fi
@@ -725,6 +744,10 @@ cmd_status() {
     printf 'pid:      %s\n' "$pid"
     version=$(state_get version)
     printf 'version:  %s\n' "${version:--}"
+    if [[ "$kind" == nisshi ]]; then
+        printf 'storage:  %s\n' "$(state_get storage)"
+        printf 'log:      %s\n' "$RUN_DIR/nisshi.log"
+    fi
     if [[ "$kind" == kafka ]]; then
         printf 'heap:     %s\n' "$(state_get heap)"
         printf 'log:      %s\n' "$KAFKA_DIR/logs/server.log"

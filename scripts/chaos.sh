@@ -11,11 +11,16 @@
 #
 #   scripts/chaos.sh                                   # every scenario, 1,000,000 events each
 #   scripts/chaos.sh --events 50000 --scenarios kill9,bad-messages --consumers pull
+#   scripts/chaos.sh --broker nisshi --events 100000 --scenarios kill9,sigterm
 #   BIN_DIR=target/release scripts/chaos.sh --help     # all flags
 #
 # Apache Kafka comes from scripts/setup.sh (Java and the server's jars from
 # Maven Central, in $KAFKA_HOME_DIR or ~/.cache/banking-pipeline/kafka-<version>);
 # without it the scenarios that need a broker are reported as SKIPPED.
+# --broker nisshi runs the scenarios on Nisshi, the embedded Rust broker
+# (scripts/lib/nisshi.sh: the pinned version and how to install it), a new
+# one per scenario, in memory, and on SQLite for outage (its log survives the
+# restart); no-broker and offset-gaps still need Apache Kafka.
 # disk-full mounts small tmpfs file systems and needs root; without root it
 # is reported as SKIPPED.
 set -euo pipefail

@@ -15,18 +15,18 @@
 #   ~/.cache/banking-pipeline/kafka-<version>; OpenJDK 17 and Maven from
 #   Debian's packages when missing. About 15 s, once.
 # - Where Apache Kafka cannot be installed (no Java, Maven Central out of
-#   reach), the embedded Rust broker instead: Tansu from crates.io
-#   (~11 minutes on 2 cores, once). It says which happened.
+#   reach), the embedded Rust broker instead: Nisshi, the version pinned in
+#   scripts/lib/nisshi.sh, built from crates.io with cargo install
+#   (~20-45 minutes on 2 cores, once; skipped when a nisshi binary is
+#   there). It says which happened.
 set -euo pipefail
 
 with_broker=yes
 case "${1:-}" in
     --no-broker) with_broker=no ;;
-    # Older name: Tansu is no longer installed unless Kafka cannot be.
-    --no-tansu) ;;
     "") ;;
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -71,12 +71,12 @@ command -v cargo >/dev/null 2>&1 || {
 if [[ "$with_broker" == yes ]]; then
     # shellcheck source=lib/kafka.sh
     source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
+    # shellcheck source=lib/nisshi.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/lib/nisshi.sh"
     if install_kafka log; then
         :
-    elif command -v tansu >/dev/null 2>&1; then
-        log "Apache Kafka is not available here; the embedded broker is the fallback: Tansu present at $(command -v tansu)"
     else
-        log "Apache Kafka is not available here; installing the embedded broker instead: cargo install tansu --locked --features dynostore (~11 minutes, once)"
-        cargo install tansu --locked --features dynostore
+        log "Apache Kafka is not available here; the embedded broker (Nisshi $NISSHI_VERSION) is the fallback"
+        install_nisshi log || exit 1
     fi
 fi

@@ -69,7 +69,8 @@ impl Machine {
 /// directory.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BrokerInfo {
-    /// `kafka` (a local Apache Kafka), `tansu`, `docker`, `kafka-env`, or
+    /// `kafka` (a local Apache Kafka), `nisshi` (the embedded Rust
+    /// broker; `tansu` in runs made before it), `docker`, `kafka-env`, or
     /// `unknown`.
     pub kind: String,
     /// e.g. `Apache Kafka 4.3.1`.

@@ -137,9 +137,33 @@ pub fn parse_models(s: &str) -> Result<Vec<Model>> {
 pub enum BrokerKind {
     /// Apache Kafka, one for the whole run ([`testkit::Kafka::shared`]).
     Kafka,
+    /// Nisshi, the embedded Rust broker ([`testkit::Nisshi`]), a
+    /// new one per scenario, in memory, and on SQLite for `outage`: the
+    /// fallback where Java is absent, selected with `chaos --broker
+    /// nisshi`.
+    Nisshi,
     /// librdkafka's mock cluster, a new one per scenario: hermetic tests
     /// only (no JVM needed), never the only proof of a guarantee.
     Mock,
+}
+
+impl BrokerKind {
+    /// The name used on the command line (`--broker`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerKind::Kafka => "kafka",
+            BrokerKind::Nisshi => "nisshi",
+            BrokerKind::Mock => "mock",
+        }
+    }
+
+    /// Parses `kafka`, `nisshi` or `mock`.
+    pub fn parse(s: &str) -> Result<BrokerKind> {
+        [BrokerKind::Kafka, BrokerKind::Nisshi, BrokerKind::Mock]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown broker {s:?} (expected kafka, nisshi or mock)"))
+    }
 }
 
 /// Everything a run of the suite needs.
@@ -155,8 +179,9 @@ pub struct Config {
     pub out: PathBuf,
     /// The producer and consumer binaries.
     pub bins: Bins,
-    /// The broker of the scenarios that do not stop it (`no-broker` and
-    /// `outage` always start a private Apache Kafka).
+    /// The broker of the scenarios (`no-broker` and `offset-gaps` always
+    /// start a private Apache Kafka; `outage` a private broker of this
+    /// kind when Nisshi, else Apache Kafka).
     pub broker: BrokerKind,
     /// Seed of the events (and of the random moments).
     pub seed: u64,
@@ -367,4 +392,18 @@ pub fn short_run(
         );
     }
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_names_round_trip_and_unknown_ones_are_refused() {
+        for kind in [BrokerKind::Kafka, BrokerKind::Nisshi, BrokerKind::Mock] {
+            assert_eq!(BrokerKind::parse(kind.name()).unwrap(), kind);
+        }
+        let err = BrokerKind::parse("tansu").unwrap_err().to_string();
+        assert!(err.contains("tansu") && err.contains("nisshi"), "{err}");
+    }
 }

@@ -25,7 +25,7 @@ use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 ///   an index of ~16 bytes per row. The ids do not come in order: each
 ///   partition holds every sixth id or so, and Tansu 0.6 fills a fetch from
 ///   the first partition listed, so a consumer reads one partition after
-///   another. With `event_id` as the rowid each partition's pass inserted
+///   another (Nisshi 0.8.1's in-memory engine does too). With `event_id` as the rowid each partition's pass inserted
 ///   into the middle of the whole table and late batches rewrote pages all
 ///   over it (measured, 10M backlog on 2 cores: ~415k events/s at first,
 ///   255k/s overall and 44 CPU s; with this layout a steady ~300k/s, 313k/s

@@ -6,9 +6,12 @@
 //! - [`kafka`]: Apache Kafka, the broker the project is built for: one JVM
 //!   shared by a test process ([`Kafka::shared`]), or a private one to
 //!   stop, kill, restart or give TLS and SASL listeners ([`Kafka::start`]).
+//! - [`nisshi`]: Nisshi, the embedded Rust broker ([`Nisshi`]), where Java
+//!   is absent; used by the fault suite (`chaos --broker nisshi`), not by
+//!   the default tests (CI has Java).
 //! - [`mock`]: librdkafka's mock cluster ([`MockKafka`]), for fast hermetic
 //!   tests and fault injection only; never the only proof of a guarantee.
-//! - [`Broker`]: what a scenario needs from either.
+//! - [`Broker`]: what a scenario needs from any of them.
 //! - [`bins`]: the `producer`, `consumer-pull` and `consumer-push` binaries
 //!   ([`Bins`]), and which consumer is which ([`Model`]).
 //! - [`procs`]: the binaries as child processes ([`Proc`]), with their
@@ -33,6 +36,7 @@ pub mod bins;
 pub mod clients;
 pub mod kafka;
 pub mod mock;
+pub mod nisshi;
 pub mod procs;
 pub mod verify;
 
@@ -40,10 +44,12 @@ pub use bins::{Bins, Model};
 pub use clients::{group_offsets, read_back};
 pub use kafka::{Kafka, KafkaOptions};
 pub use mock::MockKafka;
+pub use nisshi::Nisshi;
 pub use procs::{ConsumerCmd, Proc, ProducerCmd};
 pub use verify::{Expected, Figures, verify, verify_all};
 
-/// What a scenario needs from a broker, Apache Kafka or the mock cluster.
+/// What a scenario needs from a broker: Apache Kafka, Nisshi or the mock
+/// cluster.
 pub trait Broker {
     /// `host:port` of the PLAINTEXT listener.
     fn bootstrap(&self) -> &str;

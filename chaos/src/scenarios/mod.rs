@@ -17,23 +17,29 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use anyhow::{Context, Result, anyhow};
+use testkit::nisshi::{self, Storage};
 use testkit::procs::{SECRET, files_showing};
 use testkit::verify::Figures;
-use testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, ProducerCmd, kafka};
+use testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, Nisshi, ProducerCmd, kafka};
 
 use crate::{BrokerKind, Config, Outcome, Scenario};
 
 /// Runs one scenario; never panics, a harness failure is a failed outcome.
 pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
-    let needs_kafka = match sc {
-        Scenario::BadInput => false,
-        Scenario::NoBroker | Scenario::Outage | Scenario::OffsetGaps => true,
-        _ => cfg.broker == BrokerKind::Kafka,
+    let needs = match sc {
+        Scenario::BadInput => None,
+        Scenario::NoBroker | Scenario::OffsetGaps => Some(BrokerKind::Kafka),
+        Scenario::Outage if cfg.broker == BrokerKind::Nisshi => Some(BrokerKind::Nisshi),
+        Scenario::Outage => Some(BrokerKind::Kafka),
+        _ => Some(cfg.broker),
     };
-    if needs_kafka {
-        if let Err(why) = kafka::available() {
-            return vec![Outcome::skipped(sc, "all", format!("{why:#}"))];
-        }
+    let available = match needs {
+        Some(BrokerKind::Kafka) => kafka::available().map(drop),
+        Some(BrokerKind::Nisshi) => nisshi::available().map(drop),
+        Some(BrokerKind::Mock) | None => Ok(()),
+    };
+    if let Err(why) = available {
+        return vec![Outcome::skipped(sc, "all", format!("{why:#}"))];
     }
     let result = match sc {
         Scenario::BadInput => bad_input::run(cfg),
@@ -62,10 +68,15 @@ pub(crate) fn fresh_dir(cfg: &Config, name: &str) -> Result<PathBuf> {
 }
 
 /// The broker of the scenarios that do not stop it: the process's Apache
-/// Kafka, or a new mock cluster.
+/// Kafka, or a new Nisshi in memory (its output in `--out/nisshi-<n>/`),
+/// or a new mock cluster.
 pub(crate) fn broker(cfg: &Config) -> Result<Box<dyn Broker>> {
     Ok(match cfg.broker {
         BrokerKind::Kafka => Box::new(Kafka::shared()?),
+        BrokerKind::Nisshi => {
+            let dir = cfg.out.join(kafka::unique("nisshi"));
+            Box::new(Nisshi::start_in_dir(&dir, Storage::Memory)?)
+        }
         BrokerKind::Mock => Box::new(MockKafka::new()?),
     })
 }

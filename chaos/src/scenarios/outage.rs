@@ -1,8 +1,9 @@
 //! Item 2: the broker down in the middle of a run. A private Apache Kafka
-//! serves the scenario; the producer sends at a rate that spreads the
-//! events over about three outages' time, the consumers read as it goes,
-//! and `--outage-secs` in the broker is stopped (SIGTERM, as an operator
-//! would: connections closed, then refused), left down for
+//! serves the scenario (with `--broker nisshi`, a private Nisshi on SQLite
+//! storage, whose log survives the restart); the producer sends at a rate
+//! that spreads the events over about three outages' time, the consumers
+//! read as it goes, and `--outage-secs` in the broker is stopped (SIGTERM,
+//! as an operator would: connections closed, then refused), left down for
 //! `--outage-secs`, and started again on the same data and ports. The
 //! producer must get every event acknowledged (its `--timeout`,
 //! librdkafka's message.timeout.ms, outlasts the outage), nobody may exit
@@ -15,21 +16,66 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use testkit::nisshi::Storage;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::committed_messages;
-use testkit::{Kafka, KafkaOptions, verify};
+use testkit::{Broker, Kafka, KafkaOptions, Nisshi, verify};
 
 use super::{check, consumer, exactness, expected, fresh_dir, producer, secret_leaks, topic};
-use crate::{Config, Outcome, Scenario};
+use crate::{BrokerKind, Config, Outcome, Scenario};
+
+/// The scenario's private broker, stopped and restarted on the same data.
+enum Private {
+    Kafka(Kafka),
+    Nisshi(Nisshi),
+}
+
+impl Private {
+    /// Nisshi on SQLite with `--broker nisshi` (in memory its log would
+    /// not survive the restart), else Apache Kafka; files in `dir`.
+    fn start(cfg: &Config, dir: &std::path::Path) -> Result<Private> {
+        Ok(match cfg.broker {
+            BrokerKind::Nisshi => {
+                Private::Nisshi(Nisshi::start_in_dir(&dir.join("nisshi"), Storage::Sqlite)?)
+            }
+            BrokerKind::Kafka | BrokerKind::Mock => Private::Kafka(Kafka::start_in_dir(
+                &dir.join("kafka"),
+                KafkaOptions::default(),
+            )?),
+        })
+    }
+
+    fn broker(&self) -> &dyn Broker {
+        match self {
+            Private::Kafka(k) => k,
+            Private::Nisshi(n) => n,
+        }
+    }
+
+    /// SIGTERM, as an operator would.
+    fn stop(&mut self) -> Result<()> {
+        match self {
+            Private::Kafka(k) => k.stop(),
+            Private::Nisshi(n) => n.stop(),
+        }
+    }
+
+    fn restart(&mut self) -> Result<()> {
+        match self {
+            Private::Kafka(k) => k.restart(),
+            Private::Nisshi(n) => n.restart(),
+        }
+    }
+}
 
 /// Runs the scenario, both consumers at once.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "outage")?;
     // Stopped and restarted from this thread, which outlives it (a broker
     // dies with the thread that started it).
-    let mut kafka = Kafka::start_in_dir(&dir.join("kafka"), KafkaOptions::default())?;
-    let topic = topic(cfg, &kafka, "outage")?;
-    let brokers = kafka.bootstrap().to_string();
+    let mut kafka = Private::start(cfg, &dir)?;
+    let topic = topic(cfg, kafka.broker(), "outage")?;
+    let brokers = kafka.broker().bootstrap().to_string();
     let outage = Duration::from_secs(cfg.outage_secs);
     let rate = (cfg.events / (cfg.outage_secs * 3)).max(1_000);
 

@@ -1,0 +1,344 @@
+//! Nisshi, the embedded Rust broker, for the fault suite where Java is
+//! absent: `nisshi broker` on a free loopback port, in a directory of its
+//! own, killed when the guard is dropped.
+//!
+//! It follows `scripts/lib/nisshi.sh` (which serves `scripts/setup.sh` and
+//! `scripts/broker.sh`): the version pinned there ([`version`]), the binary
+//! from `$NISSHI`, `PATH` or `~/.cargo/bin`. Nothing here installs it (a
+//! build from source takes 20-45 minutes); [`available`] says how.
+//!
+//! Storage ([`Storage`]): in memory, the fast one, whose topics die with the
+//! process; or SQLite (`nisshi.db` in the broker's directory), which keeps
+//! the log across [`Nisshi::stop`]/[`Nisshi::kill`] and
+//! [`Nisshi::restart`], at a fraction of the speed (docs/brokers.md).
+//!
+//! No test of the default suite uses it (CI has Java, so it runs Apache
+//! Kafka); `chaos --broker nisshi` does: in memory for the scenarios that
+//! keep the broker up, on SQLite for `outage`, which restarts it. Like [`crate::kafka`]'s brokers,
+//! it dies with the thread that started it (`PR_SET_PDEATHSIG`).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{Broker, free_port, kafka, repo_root};
+
+/// Longest wait for the broker to serve clients (it takes well under a
+/// second).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// What `nisshi broker` prints once it serves clients.
+const READY: &str = "ready in ";
+
+/// The version `scripts/lib/nisshi.sh` pins (`NISSHI_VERSION=`).
+pub fn version() -> Result<String> {
+    let lib = repo_root().join("scripts/lib/nisshi.sh");
+    let text = fs::read_to_string(&lib).with_context(|| format!("read {}", lib.display()))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("NISSHI_VERSION="))
+        .map(|v| v.trim_matches('"').to_string())
+        .with_context(|| format!("{} pins no NISSHI_VERSION", lib.display()))
+}
+
+/// The nisshi binary: `$NISSHI`, else `nisshi` on `PATH`, else
+/// `~/.cargo/bin/nisshi`.
+pub fn binary() -> Option<PathBuf> {
+    let from_env = std::env::var_os("NISSHI").map(PathBuf::from);
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("nisshi"))
+            .find(|p| p.is_file())
+    });
+    let cargo = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .map(|d| d.join("bin/nisshi"));
+    [from_env, on_path, cargo]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+}
+
+/// The binary when a broker can be started here, else why not.
+pub fn available() -> Result<PathBuf> {
+    let pinned = version()?;
+    let install = format!(
+        "cargo install nisshi --version {pinned} --locked --ignore-rust-version, ~20-45 minutes; \
+         scripts/setup.sh does it where Apache Kafka cannot be installed"
+    );
+    let Some(bin) = binary() else {
+        bail!("nisshi is not installed (not in $NISSHI, on PATH or in ~/.cargo/bin): {install}");
+    };
+    let out = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("run {} --version", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} --version failed ({}); reinstall: {install}",
+            bin.display(),
+            out.status
+        );
+    }
+    Ok(bin)
+}
+
+/// Where the broker keeps its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// `memory://nisshi/`: fast; the topics die with the process.
+    Memory,
+    /// `sqlite://nisshi.db` in the broker's directory: kept across a
+    /// restart.
+    Sqlite,
+}
+
+impl Storage {
+    /// The `--storage-engine` URL, relative to the broker's directory.
+    pub fn url(self) -> &'static str {
+        match self {
+            Storage::Memory => "memory://nisshi/",
+            Storage::Sqlite => "sqlite://nisshi.db",
+        }
+    }
+}
+
+/// A `nisshi broker` on a free loopback port; killed on drop.
+pub struct Nisshi {
+    bootstrap: String,
+    storage: Storage,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nisshi {
+    /// A broker in a new temporary directory (removed on drop).
+    pub fn start(storage: Storage) -> Result<Nisshi> {
+        let temp = tempfile::Builder::new().prefix("nisshi-").tempdir()?;
+        let dir = temp.path().to_path_buf();
+        Nisshi::start_in(&dir, storage, Some(temp))
+    }
+
+    /// A broker with its files (`nisshi.log`, `nisshi.db`) in `dir`, kept
+    /// afterwards.
+    pub fn start_in_dir(dir: &Path, storage: Storage) -> Result<Nisshi> {
+        fs::create_dir_all(dir)?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolve {}", dir.display()))?;
+        Nisshi::start_in(&dir, storage, None)
+    }
+
+    /// [`Nisshi::start`], or `None` (with `SKIPPED <test>: …` printed)
+    /// when nisshi is not installed.
+    pub fn start_or_skip(test: &str, storage: Storage) -> Option<Nisshi> {
+        if let Err(why) = available() {
+            eprintln!("SKIPPED {test}: {why:#}");
+            return None;
+        }
+        Some(Nisshi::start(storage).expect("start a private Nisshi"))
+    }
+
+    fn start_in(dir: &Path, storage: Storage, temp: Option<tempfile::TempDir>) -> Result<Nisshi> {
+        let bin = available()?;
+        let mut nisshi = Nisshi {
+            bootstrap: format!("127.0.0.1:{}", free_port()),
+            storage,
+            dir: dir.to_path_buf(),
+            _temp: temp,
+            bin,
+            child: None,
+        };
+        nisshi.spawn()?;
+        Ok(nisshi)
+    }
+
+    /// Starts `nisshi broker` on the guard's port and storage, and waits
+    /// until it says it is ready and accepts a connection.
+    fn spawn(&mut self) -> Result<()> {
+        let log = self.log_path();
+        // Appended: a restart keeps what the earlier run printed.
+        let mut out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("open {}", log.display()))?;
+        let ready_before = fs::read_to_string(&log).map_or(0, |t| t.matches(READY).count());
+        writeln!(out, "--- nisshi broker on {} ---", self.bootstrap)?;
+        let url = format!("tcp://{}", self.bootstrap);
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("broker")
+            .args(["--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", self.storage.url()])
+            // As the local Kafka's group.initial.rebalance.delay.ms=0
+            // (Nisshi's default is 3 s).
+            .args(["--group-initial-rebalance-delay", "0s"])
+            // Its directory: where sqlite:// puts the file, and no stray
+            // .env is read (Nisshi loads one from its working directory).
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
+        // kill the broker when the thread that started it ends, so that no
+        // broker outlives a test process that dies without dropping it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("start {} broker", self.bin.display()))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let ready =
+                fs::read_to_string(&log).is_ok_and(|t| t.matches(READY).count() > ready_before);
+            if ready && TcpStream::connect(&self.bootstrap).is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "nisshi exited ({status}) before serving clients; {}",
+                    self.log_tail()
+                );
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "nisshi did not start within {START_TIMEOUT:?}; {}",
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Its storage.
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
+
+    /// Its directory: `nisshi.log` (the output of every start, appended),
+    /// and `nisshi.db` with SQLite storage.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Creates `topic` through the Kafka admin API and waits until its
+    /// leaders are known (as for Apache Kafka).
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        kafka::create_topic(&self.bootstrap, topic, partitions)
+    }
+
+    /// SIGTERM, as an operator would; waits for the exit (SIGKILL after
+    /// 10 s; Nisshi 0.8.1 takes ~2 s idle, ~6 s with clients connected).
+    /// With [`Storage::Sqlite`] the log stays for [`Nisshi::restart`].
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: plain kill(2) on the broker this guard started.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait()?.is_none() {
+                if Instant::now() >= deadline {
+                    child.kill()?;
+                    break;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// `kill -9` of the broker.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped or killed broker again on the same port and
+    /// storage (empty again with [`Storage::Memory`]).
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the broker is running");
+        }
+        self.spawn()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("nisshi.log")
+    }
+
+    /// The last lines of the broker's output, for error messages.
+    pub fn log_tail(&self) -> String {
+        let body = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = body.lines().collect();
+        format!(
+            "last lines of {}:\n{}",
+            self.log_path().display(),
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        )
+    }
+}
+
+impl Broker for Nisshi {
+    fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        kafka::create_topic(&self.bootstrap, topic, partitions)
+    }
+}
+
+impl Drop for Nisshi {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_the_one_the_scripts_pin() {
+        let v = version().unwrap();
+        let parts: Vec<&str> = v.split('.').collect();
+        assert_eq!(parts.len(), 3, "{v}");
+        assert!(
+            parts.iter().all(|p| p.parse::<u32>().is_ok()),
+            "not a plain version: {v}"
+        );
+    }
+}

@@ -258,29 +258,12 @@ impl Nisshi {
     /// 10 s; Nisshi 0.8.1 takes ~2 s idle, ~6 s with clients connected).
     /// With [`Storage::Sqlite`] the log stays for [`Nisshi::restart`].
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: plain kill(2) on the broker this guard started.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait()?.is_none() {
-                if Instant::now() >= deadline {
-                    child.kill()?;
-                    break;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-            child.wait()?;
-        }
-        Ok(())
+        crate::procs::terminate(self.child.take(), Duration::from_secs(10))
     }
 
     /// `kill -9` of the broker.
     pub fn kill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
+        crate::procs::kill9(self.child.take())
     }
 
     /// Starts a stopped or killed broker again on the same port and

@@ -440,3 +440,31 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
     Ok(())
 }
+
+/// Stops a broker process as an operator would: SIGTERM, then waits for it
+/// to exit, with SIGKILL after `grace`. Does nothing for `None`.
+pub fn terminate(child: Option<Child>, grace: Duration) -> Result<()> {
+    if let Some(mut child) = child {
+        // SAFETY: plain kill(2) on a process this harness started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while child.try_wait()?.is_none() {
+            if Instant::now() >= deadline {
+                child.kill()?;
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        child.wait()?;
+    }
+    Ok(())
+}
+
+/// `kill -9` of a broker process, and reaps it. Does nothing for `None`.
+pub fn kill9(child: Option<Child>) -> Result<()> {
+    if let Some(mut child) = child {
+        child.kill()?;
+        child.wait()?;
+    }
+    Ok(())
+}

@@ -346,27 +346,17 @@ pub fn stored_offsets(db: &Path) -> Result<BTreeMap<i32, i64>> {
 /// committed: the sum of the stored next offsets. Cheap enough to poll; 0
 /// while the file or the table does not exist.
 pub fn committed_messages(db: &Path) -> u64 {
-    if !db.exists() {
-        return 0;
-    }
-    let Ok(conn) = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) else {
-        return 0;
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(2));
-    conn.query_row(
-        "SELECT coalesce(sum(next_offset), 0) FROM offsets",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n as u64)
-    .unwrap_or(0)
+    count_now(db, "SELECT coalesce(sum(next_offset), 0) FROM offsets")
 }
 
 /// Rows in `events` right now (0 while the file or table does not exist).
 pub fn row_count(db: &Path) -> u64 {
+    count_now(db, "SELECT count(*) FROM events")
+}
+
+/// One integer read through a read-only connection while a consumer may be
+/// writing; 0 while the file or the table does not exist.
+fn count_now(db: &Path, sql: &str) -> u64 {
     if !db.exists() {
         return 0;
     }
@@ -377,7 +367,7 @@ pub fn row_count(db: &Path) -> u64 {
         return 0;
     };
     let _ = conn.busy_timeout(Duration::from_secs(5));
-    conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
         .map(|n| n as u64)
         .unwrap_or(0)
 }

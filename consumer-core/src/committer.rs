@@ -454,28 +454,11 @@ mod tests {
     use super::*;
     use crate::stats::RunClock;
     use crate::writer::CommittedOffsets;
-    use proto::BankingEvent;
+    use crate::writer::tests::deposit;
 
     const TOPIC: &str = "t";
     /// Longer than any test: only size and flushes take batches.
     const NEVER: Duration = Duration::from_secs(3600);
-
-    fn deposit(id: u64) -> BankingEvent {
-        use proto::{Channel, EventType, Status};
-        BankingEvent {
-            event_id: id,
-            event_type: EventType::Deposit as i32,
-            account_id: 10_000_001 + id % 50,
-            amount_minor: 100,
-            currency: "EUR".into(),
-            channel: Channel::Online as i32,
-            status: Status::Completed as i32,
-            country: "DE".into(),
-            transaction_ref: format!("{id:0>64}"),
-            created_at_us: common::now_us(),
-            ..Default::default()
-        }
-    }
 
     fn event(partition: i32, offset: i64) -> Decoded {
         Decoded::Event {

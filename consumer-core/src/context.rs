@@ -230,6 +230,11 @@ impl ExactlyOnceContext {
             }
         };
         let mut plan = Vec::with_capacity(partitions.len());
+        // Partitions where this database is ahead of the group's committed
+        // offset (a member killed before its commit reached Kafka): the
+        // group is told, so that its offsets, which lag tools and
+        // `--exit-when-idle` of other members read, match the store.
+        let mut ahead = Vec::new();
         for &p in &partitions {
             let db = stored.get(&p).copied();
             let grp = group
@@ -246,6 +251,11 @@ impl ExactlyOnceContext {
                     return;
                 }
             };
+            if let Some((o, "db")) = start {
+                if grp.is_none_or(|g| g < o) {
+                    ahead.push((p, o));
+                }
+            }
             if let Some((o, _)) = start {
                 if let Err(e) = tpl.set_partition_offset(&self.topic, p, Offset::Offset(o)) {
                     self.set_fatal(ConsumerError::kafka("set a start offset", e));
@@ -278,6 +288,8 @@ impl ExactlyOnceContext {
         };
         if let Err(e) = result {
             self.set_fatal(ConsumerError::kafka("assign partitions", e));
+        } else {
+            commit_async(consumer, &self.topic, &ahead);
         }
         self.assignment.update(|a| {
             let set = a.get_or_insert_with(BTreeSet::new);
@@ -563,6 +575,73 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
     if let Err(e) = consumer.commit(&offsets_tpl(topic, offsets), CommitMode::Async) {
         debug!("could not queue an offset commit to Kafka: {e}");
     }
+}
+
+/// How long each lookup of [`undrained_elsewhere`] may take.
+const GROUP_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A partition of the topic held elsewhere in the group and not yet
+/// consumed to its end: the group's committed offset (`None`: none yet) and
+/// the partition's end (high watermark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undrained {
+    /// The partition.
+    pub partition: i32,
+    /// The group's committed offset.
+    pub committed: Option<i64>,
+    /// The high watermark.
+    pub end: i64,
+}
+
+/// The partitions of the topic that are not in `mine` and that the group
+/// has not consumed to their end (committed offset below the high
+/// watermark). `--exit-when-idle` uses it: a member whose own partitions are
+/// drained must not leave while others hold undrained ones, in particular
+/// members killed without leaving the group, which hold theirs until their
+/// session times out. A few requests to the broker; call it rarely.
+pub fn undrained_elsewhere<C: Consumer<ExactlyOnceContext>>(
+    consumer: &C,
+    mine: &BTreeSet<i32>,
+) -> KafkaResult<Vec<Undrained>> {
+    let topic = consumer.context().topic.as_str();
+    let metadata = consumer.fetch_metadata(Some(topic), GROUP_LOOKUP_TIMEOUT)?;
+    let others: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .filter(|p| !mine.contains(p))
+        .collect();
+    if others.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &p in &others {
+        tpl.add_partition(topic, p);
+    }
+    let group = consumer.committed_offsets(tpl, GROUP_LOOKUP_TIMEOUT)?;
+    let mut undrained = Vec::new();
+    for p in others {
+        let (log_start, end) = consumer.fetch_watermarks(topic, p, GROUP_LOOKUP_TIMEOUT)?;
+        let committed = group
+            .find_partition(topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            });
+        let drained = match committed {
+            Some(c) => c >= end,
+            None => end <= log_start,
+        };
+        if !drained {
+            undrained.push(Undrained {
+                partition: p,
+                committed,
+                end,
+            });
+        }
+    }
+    Ok(undrained)
 }
 
 /// Commits every SQLite-committed offset of this run to Kafka and waits for

@@ -1,19 +1,32 @@
-//! `--exit-when-idle`: has every assigned partition been read to its end,
-//! with nothing new for a while?
+//! `--exit-when-idle`: has the group read the whole topic to its end, with
+//! nothing new for a while?
 //!
 //! librdkafka reports the end of a partition (`enable.partition.eof`) once
 //! each time the consumer reaches it. The detector keeps the set of
 //! partitions at their end: a message from a partition takes it out, an
-//! end-of-partition event puts it back. The run is idle once an assignment
-//! is known, every assigned partition is at its end, and neither a message
-//! nor an assignment change happened for the idle period. Before the first
-//! assignment (and during a rebalance) it is never idle: the group join
-//! alone takes seconds.
+//! end-of-partition event puts it back. This member is drained once an
+//! assignment is known, every assigned partition is at its end, and
+//! neither a message nor an assignment change happened for the idle
+//! period. Before the first assignment (and during a rebalance) it is never
+//! drained: the group join alone takes seconds.
+//!
+//! Drained is not yet idle: the partitions held elsewhere in the group must
+//! be drained too (their committed offsets at their ends; see
+//! [`undrained_elsewhere`]). A member killed without leaving holds its
+//! partitions until its session times out; a restarted member that left
+//! on its own share alone would leave those events unread.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::context::AssignmentWatch;
+use rdkafka::consumer::Consumer;
+use tracing::{debug, info};
+
+use crate::context::{AssignmentWatch, ExactlyOnceContext, Undrained, undrained_elsewhere};
+
+/// How often the rest of the group is asked about once this member is
+/// drained.
+const GROUP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -25,6 +38,9 @@ pub struct IdleDetector {
     messages: u64,
     messages_seen: u64,
     last_activity: Instant,
+    group_checked: Option<Instant>,
+    group_check_every: Duration,
+    waiting_for: Vec<i32>,
 }
 
 impl IdleDetector {
@@ -38,6 +54,9 @@ impl IdleDetector {
             messages: 0,
             messages_seen: 0,
             last_activity: Instant::now(),
+            group_checked: None,
+            group_check_every: GROUP_CHECK_EVERY,
+            waiting_for: Vec::new(),
         }
     }
 
@@ -72,8 +91,26 @@ impl IdleDetector {
         }
     }
 
-    /// Whether the run should end now. Call it a few times a second.
-    pub fn is_idle(&mut self, watch: &AssignmentWatch) -> bool {
+    /// Whether the run should end now: this member is drained and so is
+    /// the rest of the group (asked through `consumer` at most once a
+    /// second). Call it a few times a second.
+    pub fn is_idle<C: Consumer<ExactlyOnceContext>>(
+        &mut self,
+        watch: &AssignmentWatch,
+        consumer: &C,
+    ) -> bool {
+        self.is_idle_with(watch, |mine| {
+            undrained_elsewhere(consumer, mine).map_err(|e| e.to_string())
+        })
+    }
+
+    /// [`is_idle`](Self::is_idle) with the question to the group as a
+    /// function (tests).
+    fn is_idle_with(
+        &mut self,
+        watch: &AssignmentWatch,
+        elsewhere: impl FnOnce(&BTreeSet<i32>) -> Result<Vec<Undrained>, String>,
+    ) -> bool {
         let Some(after) = self.after else {
             return false;
         };
@@ -82,12 +119,45 @@ impl IdleDetector {
             self.messages_seen = self.messages;
             self.last_activity = Instant::now();
         }
-        match &self.assigned {
-            Some(assigned) => {
-                assigned.iter().all(|p| self.at_end.contains(p))
-                    && self.last_activity.elapsed() >= after
+        let Some(mine) = &self.assigned else {
+            return false;
+        };
+        let drained =
+            mine.iter().all(|p| self.at_end.contains(p)) && self.last_activity.elapsed() >= after;
+        if !drained
+            || self
+                .group_checked
+                .is_some_and(|t| t.elapsed() < self.group_check_every)
+        {
+            return false;
+        }
+        self.group_checked = Some(Instant::now());
+        match elsewhere(mine) {
+            Ok(undrained) if undrained.is_empty() => true,
+            Ok(undrained) => {
+                let partitions: Vec<i32> = undrained.iter().map(|u| u.partition).collect();
+                if partitions != self.waiting_for {
+                    info!(
+                        "own partitions drained; waiting for partitions held elsewhere in the \
+                         group (a member killed without leaving holds them until its session \
+                         times out): {}",
+                        undrained
+                            .iter()
+                            .map(|u| match u.committed {
+                                Some(c) => format!("{}@{c}/{}", u.partition, u.end),
+                                None => format!("{}@-/{}", u.partition, u.end),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    );
+                    self.waiting_for = partitions;
+                }
+                false
             }
-            None => false,
+            Err(e) => {
+                debug!("could not ask the group whether it is drained ({e}); asking again");
+                false
+            }
         }
     }
 }
@@ -102,23 +172,31 @@ mod tests {
         w
     }
 
+    /// The rest of the group: nothing undrained.
+    fn none(_: &BTreeSet<i32>) -> Result<Vec<Undrained>, String> {
+        Ok(Vec::new())
+    }
+
     #[test]
     fn idle_only_when_every_assigned_partition_is_drained() {
         let short = Duration::from_millis(1);
         let mut d = IdleDetector::new(Some(short));
         let w = watch_with(None);
-        assert!(!d.is_idle(&w), "never idle before an assignment");
+        assert!(!d.is_idle_with(&w, none), "never idle before an assignment");
         w.set_for_tests(Some([0, 1].into_iter().collect()));
         d.on_partition_eof(0, &w);
         std::thread::sleep(short * 2);
-        assert!(!d.is_idle(&w), "partition 1 not drained");
+        assert!(!d.is_idle_with(&w, none), "partition 1 not drained");
         d.on_partition_eof(1, &w);
         d.on_message(1);
-        assert!(!d.is_idle(&w), "a message just arrived from 1");
+        assert!(!d.is_idle_with(&w, none), "a message just arrived from 1");
         d.on_partition_eof(1, &w);
         std::thread::sleep(short * 2);
-        assert!(d.is_idle(&w));
-        assert!(!IdleDetector::new(None).is_idle(&w), "no --exit-when-idle");
+        assert!(d.is_idle_with(&w, none));
+        assert!(
+            !IdleDetector::new(None).is_idle_with(&w, none),
+            "no --exit-when-idle"
+        );
     }
 
     #[test]
@@ -126,8 +204,61 @@ mod tests {
         let mut d = IdleDetector::new(Some(Duration::from_millis(1)));
         let w = watch_with(Some(&[]));
         std::thread::sleep(Duration::from_millis(3));
-        assert!(!d.is_idle(&w), "the assignment change resets the clock");
+        assert!(
+            !d.is_idle_with(&w, none),
+            "the assignment change resets the clock"
+        );
         std::thread::sleep(Duration::from_millis(3));
-        assert!(d.is_idle(&w));
+        assert!(d.is_idle_with(&w, none));
+    }
+
+    #[test]
+    fn not_idle_while_partitions_held_elsewhere_are_undrained() {
+        let mut d = IdleDetector::new(Some(Duration::from_millis(1)));
+        d.group_check_every = Duration::ZERO;
+        let w = watch_with(Some(&[0]));
+        d.on_partition_eof(0, &w);
+        std::thread::sleep(Duration::from_millis(3));
+        let held = |mine: &BTreeSet<i32>| {
+            assert_eq!(
+                mine,
+                &BTreeSet::from([0]),
+                "asks about the others, given its own"
+            );
+            Ok(vec![Undrained {
+                partition: 1,
+                committed: Some(10),
+                end: 20,
+            }])
+        };
+        assert!(
+            !d.is_idle_with(&w, held),
+            "partition 1 is held by a member that has not read it"
+        );
+        assert!(
+            !d.is_idle_with(&w, |_| Err("broker down".to_string())),
+            "an unanswered question is not an answer"
+        );
+        assert!(d.is_idle_with(&w, none), "the group has read everything");
+    }
+
+    #[test]
+    fn the_group_is_asked_at_most_once_a_period() {
+        let mut d = IdleDetector::new(Some(Duration::from_millis(1)));
+        let w = watch_with(Some(&[0]));
+        d.on_partition_eof(0, &w);
+        std::thread::sleep(Duration::from_millis(3));
+        let mut asked = 0;
+        let mut busy = |_: &BTreeSet<i32>| {
+            asked += 1;
+            Ok(vec![Undrained {
+                partition: 1,
+                committed: None,
+                end: 5,
+            }])
+        };
+        assert!(!d.is_idle_with(&w, &mut busy));
+        assert!(!d.is_idle_with(&w, &mut busy));
+        assert_eq!(asked, 1);
     }
 }

@@ -55,7 +55,9 @@ use tracing::{info, warn};
 
 pub use args::{ConsumerArgs, Model, parse_cli};
 pub use committer::Committer;
-pub use context::{AssignmentWatch, ExactlyOnceContext, commit_async, commit_final};
+pub use context::{
+    AssignmentWatch, ExactlyOnceContext, Undrained, commit_async, commit_final, undrained_elsewhere,
+};
 pub use error::{ConsumerError, error_chain};
 pub use idle::IdleDetector;
 pub use ready::ReadyFile;

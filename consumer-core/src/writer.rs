@@ -288,7 +288,7 @@ impl StoreWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rdkafka::Timestamp;
     use rdkafka::message::OwnedMessage;
@@ -344,7 +344,8 @@ mod tests {
         assert!(c.snapshot().is_empty());
     }
 
-    fn deposit(id: u64) -> BankingEvent {
+    /// A valid deposit of id `id` (the committer's tests use it too).
+    pub(crate) fn deposit(id: u64) -> BankingEvent {
         use proto::{Channel, EventType, Status};
         BankingEvent {
             event_id: id,

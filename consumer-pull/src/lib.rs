@@ -114,7 +114,7 @@ fn consume(
             Some(Err(e)) => kafka_errors.handle(e)?,
             // Nothing for a tick (or an event librdkafka handled itself).
             None => {
-                if idle.is_idle(&pipeline.assignment) {
+                if idle.is_idle(&pipeline.assignment, consumer) {
                     return Ok(ExitReason::Idle);
                 }
             }

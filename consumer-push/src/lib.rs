@@ -124,7 +124,7 @@ async fn handle_messages(
                 None => return Err(ConsumerError::kafka("read messages", KafkaError::NoMessageReceived)),
             },
             _ = tick.tick() => {
-                if idle.is_idle(&pipeline.assignment) {
+                if idle.is_idle(&pipeline.assignment, consumer) {
                     return Ok(ExitReason::Idle);
                 }
             }

@@ -29,7 +29,6 @@
 //! directories removed, when the process exits.
 
 use std::fs::{self, File};
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -344,30 +343,14 @@ impl Kafka {
             });
         }
         let mut child = cmd.spawn().context("start java kafka.Kafka")?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let started = fs::read_to_string(&log)
-                .map(|t| t.contains("Kafka Server started"))
-                .unwrap_or(false);
-            if started && TcpStream::connect(&self.bootstrap).is_ok() {
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "Apache Kafka exited ({status}) before serving clients; {}",
-                    self.log_tail()
-                );
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "Apache Kafka did not start within {START_TIMEOUT:?}; {}",
-                    self.log_tail()
-                );
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        crate::procs::wait_until_serving(
+            &mut child,
+            &self.bootstrap,
+            START_TIMEOUT,
+            "Apache Kafka",
+            || fs::read_to_string(&log).is_ok_and(|t| t.contains("Kafka Server started")),
+            || self.log_tail(),
+        )?;
         self.child = Some(child);
         Ok(())
     }

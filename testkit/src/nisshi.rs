@@ -19,12 +19,10 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -200,29 +198,14 @@ impl Nisshi {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {} broker", self.bin.display()))?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let ready =
-                fs::read_to_string(&log).is_ok_and(|t| t.matches(READY).count() > ready_before);
-            if ready && TcpStream::connect(&self.bootstrap).is_ok() {
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "nisshi exited ({status}) before serving clients; {}",
-                    self.log_tail()
-                );
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "nisshi did not start within {START_TIMEOUT:?}; {}",
-                    self.log_tail()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        crate::procs::wait_until_serving(
+            &mut child,
+            &self.bootstrap,
+            START_TIMEOUT,
+            "nisshi",
+            || fs::read_to_string(&log).is_ok_and(|t| t.matches(READY).count() > ready_before),
+            || self.log_tail(),
+        )?;
         self.child = Some(child);
         Ok(())
     }

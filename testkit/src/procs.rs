@@ -468,3 +468,35 @@ pub fn kill9(child: Option<Child>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Waits until a broker process just started serves clients: `ready()`
+/// holds and `address` takes a TCP connection. Fails (killing the process
+/// when it is still running) when it exits first or `timeout` passes;
+/// `what` names it and `log_tail()` says why.
+pub fn wait_until_serving(
+    child: &mut Child,
+    address: &str,
+    timeout: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+    log_tail: impl Fn() -> String,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready() && std::net::TcpStream::connect(address).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{what} exited ({status}) before serving clients; {}",
+                log_tail()
+            );
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not start within {timeout:?}; {}", log_tail());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -67,8 +67,11 @@ pub struct ConsumerArgs {
     pub stats_json: Option<PathBuf>,
 
     /// Exit (status 0) once every assigned partition has been read to its
-    /// end and no message has arrived for SECS seconds. Without it the
-    /// consumer runs until SIGINT/SIGTERM.
+    /// end, no message has arrived for SECS seconds, and the group's
+    /// committed offsets show the partitions held by other members read to
+    /// their ends too (a member killed without leaving holds its partitions
+    /// until its session times out). Without it the consumer runs until
+    /// SIGINT/SIGTERM.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub exit_when_idle: Option<u64>,
 

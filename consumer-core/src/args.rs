@@ -42,6 +42,19 @@ pub struct ConsumerArgs {
     #[arg(long, value_name = "GROUP")]
     pub group: String,
 
+    /// Static group membership: this instance's id in the group
+    /// (librdkafka's `group.instance.id`), unique per instance and stable
+    /// across its restarts. An instance restarted within the session
+    /// timeout (`-X session.timeout.ms`, 45 s by default) gets its own
+    /// partitions back without a rebalance and resumes from its own
+    /// database. It does not leave the group when it stops, so its
+    /// partitions wait for it until the session times out. Without it,
+    /// every start and stop rebalances the group, and a restarted instance
+    /// may get other partitions than before (each starting from the
+    /// group's offset, a hand-over).
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+
     /// SQLite database the events are stored in (created if missing; its
     /// directory must exist). It also holds the consumed offsets, so a
     /// restart resumes exactly where it left off.

@@ -76,12 +76,16 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// The consumer's client configuration: our defaults, `group.id`,
-/// `client.id`, then the user's `-X` properties.
+/// `client.id`, `group.instance.id` (`--instance-id`), then the user's `-X`
+/// properties.
 pub fn client_config(model: Model, args: &ConsumerArgs) -> ClientConfig {
     let mut defaults: Vec<(&str, &str)> = vec![
         ("group.id", args.group.as_str()),
         ("client.id", model.binary()),
     ];
+    if let Some(id) = &args.instance_id {
+        defaults.push(("group.instance.id", id.as_str()));
+    }
     defaults.extend_from_slice(CONSUMER_DEFAULTS);
     args.kafka.client_config(&defaults)
 }

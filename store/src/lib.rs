@@ -552,6 +552,20 @@ impl Store {
         })
     }
 
+    /// The stored event with id `event_id`, if any (the unique index on
+    /// `event_id` finds it).
+    pub fn event(&self, event_id: u64) -> Result<Option<EventRow>, StoreError> {
+        let Ok(id) = i64::try_from(event_id) else {
+            return Ok(None);
+        };
+        self.read("read an event", |conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("{SELECT_EVENT_COLUMNS} WHERE event_id = ?1"))?;
+            let mut rows = stmt.query_map([id], event_from_row)?;
+            Ok(rows.next().transpose()?)
+        })
+    }
+
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetterRow>, StoreError> {
         self.read("read dead letters", |conn| {

@@ -139,6 +139,27 @@ pub struct KafkaOptions {
     pub scram: Vec<(String, String, String)>,
 }
 
+/// This node's place in a KRaft quorum: its id, its controller port and
+/// the quorum's voters (`id@host:port,...`). A single broker is node 1 and
+/// the only voter.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub(crate) id: u32,
+    pub(crate) controller_port: u16,
+    pub(crate) voters: String,
+}
+
+impl Node {
+    fn single() -> Node {
+        let controller_port = free_port();
+        Node {
+            id: 1,
+            controller_port,
+            voters: format!("1@127.0.0.1:{controller_port}"),
+        }
+    }
+}
+
 /// A local Apache Kafka broker; killed on drop.
 pub struct Kafka {
     bootstrap: String,
@@ -219,7 +240,9 @@ impl Kafka {
     pub fn start(options: KafkaOptions) -> Result<Kafka> {
         let temp = tempfile::Builder::new().prefix("kafka-").tempdir()?;
         let dir = temp.path().to_path_buf();
-        Kafka::start_in(&dir, options, Some(temp))
+        let mut kafka = Kafka::prepare(&dir, options, Node::single(), Some(temp))?;
+        kafka.spawn()?;
+        Ok(kafka)
     }
 
     /// Starts a broker with its files in `dir` (kept afterwards).
@@ -229,17 +252,22 @@ impl Kafka {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("resolve {}", dir.display()))?;
-        Kafka::start_in(&dir, options, None)
+        let mut kafka = Kafka::prepare(&dir, options, Node::single(), None)?;
+        kafka.spawn()?;
+        Ok(kafka)
     }
 
-    fn start_in(
+    /// Writes the configuration of `node` in `dir` and formats its log
+    /// directory; [`Kafka::spawn`] (or [`Kafka::launch`]) starts it.
+    pub(crate) fn prepare(
         dir: &Path,
         options: KafkaOptions,
+        node: Node,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Kafka> {
         let libs = available()?;
         let port = options.port.unwrap_or_else(free_port);
-        let controller = free_port();
+        let controller = node.controller_port;
         let mut listeners = vec![("PLAINTEXT".to_string(), format!("127.0.0.1:{port}"))];
         let mut protocols = vec![
             "CONTROLLER:PLAINTEXT".to_string(),
@@ -261,11 +289,8 @@ impl Kafka {
         };
         let mut props = vec![
             ("process.roles".to_string(), "broker,controller".to_string()),
-            ("node.id".into(), "1".into()),
-            (
-                "controller.quorum.voters".into(),
-                format!("1@127.0.0.1:{controller}"),
-            ),
+            ("node.id".into(), node.id.to_string()),
+            ("controller.quorum.voters".into(), node.voters.clone()),
             ("controller.listener.names".into(), "CONTROLLER".into()),
             ("listeners".into(), listed(true)),
             ("advertised.listeners".into(), listed(false)),
@@ -309,23 +334,30 @@ impl Kafka {
             );
         }
 
-        let mut kafka = Kafka {
+        Ok(Kafka {
             bootstrap: format!("127.0.0.1:{port}"),
             listeners,
             dir: dir.to_path_buf(),
             _temp: temp,
             libs,
             child: None,
-        };
-        kafka.spawn()?;
-        Ok(kafka)
+        })
     }
 
     /// Starts the JVM on the directory's configuration and log, and waits
     /// until it serves clients.
     fn spawn(&mut self) -> Result<()> {
-        let log = self.dir.join("logs/server.log");
-        let _ = fs::remove_file(&log);
+        self.launch()?;
+        self.wait_serving()
+    }
+
+    /// Starts the JVM without waiting: the nodes of a cluster start
+    /// together, since none serves before a quorum of them runs.
+    pub(crate) fn launch(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the broker is running");
+        }
+        let _ = fs::remove_file(self.dir.join("logs/server.log"));
         let stdout = File::create(self.dir.join("logs/stdout.log"))?;
         let mut cmd = java(&self.libs, &self.dir, TEST_HEAP);
         cmd.args(["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "kafka.Kafka"])
@@ -342,7 +374,14 @@ impl Kafka {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().context("start java kafka.Kafka")?;
+        self.child = Some(cmd.spawn().context("start java kafka.Kafka")?);
+        Ok(())
+    }
+
+    /// Waits until the launched JVM serves clients; kills it on failure.
+    pub(crate) fn wait_serving(&mut self) -> Result<()> {
+        let log = self.dir.join("logs/server.log");
+        let mut child = self.child.take().context("the broker was not launched")?;
         crate::procs::wait_until_serving(
             &mut child,
             &self.bootstrap,
@@ -398,10 +437,12 @@ impl Kafka {
 
     /// Starts a stopped or killed broker again on the same ports and data.
     pub fn restart(&mut self) -> Result<()> {
-        if self.child.is_some() {
-            bail!("the broker is running");
-        }
         self.spawn()
+    }
+
+    /// Whether the JVM runs (started and not stopped or killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The last lines of the broker's log, for error messages.
@@ -458,11 +499,26 @@ fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
 /// (an existing topic is fine), then waits until every partition has a
 /// leader.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    create_replicated_topic(bootstrap, topic, partitions, 1, &[])
+}
+
+/// [`create_topic`] with `replicas` replicas per partition and topic
+/// settings `config` (e.g. `min.insync.replicas`).
+pub fn create_replicated_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replicas: i32,
+    config: &[(&str, &str)],
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("create an admin client")?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
+    for (k, v) in config {
+        new = new.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = futures::executor::block_on(admin.create_topics([&new], &opts))
         .with_context(|| format!("create topic {topic}"))?;

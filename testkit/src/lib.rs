@@ -6,6 +6,8 @@
 //! - [`kafka`]: Apache Kafka, the broker the project is built for: one JVM
 //!   shared by a test process ([`Kafka::shared`]), or a private one to
 //!   stop, kill, restart or give TLS and SASL listeners ([`Kafka::start`]).
+//! - [`cluster`]: several Apache Kafka nodes as one replicated cluster
+//!   ([`Cluster`]), whose nodes can be killed and restarted one by one.
 //! - [`nisshi`]: Nisshi, the embedded Rust broker ([`Nisshi`]), where Java
 //!   is absent; used by the fault suite (`chaos --broker nisshi`), not by
 //!   the default tests (CI has Java).
@@ -34,6 +36,7 @@ pub use producer;
 
 pub mod bins;
 pub mod clients;
+pub mod cluster;
 pub mod kafka;
 pub mod mock;
 pub mod nisshi;
@@ -42,6 +45,7 @@ pub mod verify;
 
 pub use bins::{Bins, Model};
 pub use clients::{group_offsets, read_back};
+pub use cluster::Cluster;
 pub use kafka::{Kafka, KafkaOptions};
 pub use mock::MockKafka;
 pub use nisshi::Nisshi;

@@ -377,6 +377,78 @@ pub fn stored_ids(db: &Path) -> Result<HashSet<u64>> {
     Ok(stored_rows(db)?.into_iter().map(|(id, _, _)| id).collect())
 }
 
+/// Every stored event's partition, creation time and commit time (µs since
+/// the epoch), as `(partition, created_at_us, committed_at_us)`: what a
+/// fault's effect on the flow is read from.
+pub fn commit_timeline(db: &Path) -> Result<Vec<(i32, i64, i64)>> {
+    let conn = read_only(db)?;
+    let mut stmt =
+        conn.prepare("SELECT kafka_partition, created_at_us, committed_at_us FROM events")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// How long the flow stopped because of a fault at `at_us`: per partition,
+/// the longest pause between two consecutive commits that ends after
+/// `at_us` and starts before `at_us + window_us`; the largest of those over
+/// the partitions. A partition whose leader died pauses until a new leader
+/// serves it (and the consumer has fetched from it again); the others may
+/// not pause at all. `None` when no commit follows `at_us`.
+pub fn longest_pause_after(
+    timeline: &[(i32, i64, i64)],
+    at_us: i64,
+    window_us: i64,
+) -> Option<i64> {
+    let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for &(p, _, committed) in timeline {
+        per_partition.entry(p).or_default().push(committed);
+    }
+    let mut longest = None;
+    for mut times in per_partition.into_values() {
+        times.sort_unstable();
+        times.dedup();
+        for w in times.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            if b > at_us && a < at_us + window_us {
+                let pause = b - a.max(at_us);
+                longest = Some(longest.map_or(pause, |l: i64| l.max(pause)));
+            }
+        }
+        // The first commit of a partition after the fault, when none came
+        // before it in the window.
+        if let Some(&first) = times.iter().find(|&&t| t > at_us) {
+            if !times.iter().any(|&t| t <= at_us) && first < at_us + window_us {
+                let pause = first - at_us;
+                longest = Some(longest.map_or(pause, |l: i64| l.max(pause)));
+            }
+        }
+    }
+    longest
+}
+
+/// The 50th and 99th percentile of end-to-end latency (commit time minus
+/// creation time, µs) of the events created between `from_us` and
+/// `to_us`, and how many there were; `None` when there were none.
+pub fn latency_between(
+    timeline: &[(i32, i64, i64)],
+    from_us: i64,
+    to_us: i64,
+) -> Option<(i64, i64, usize)> {
+    let mut lat: Vec<i64> = timeline
+        .iter()
+        .filter(|&&(_, created, _)| created >= from_us && created < to_us)
+        .map(|&(_, created, committed)| committed - created)
+        .collect();
+    if lat.is_empty() {
+        return None;
+    }
+    lat.sort_unstable();
+    let at = |q: f64| lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1];
+    Some((at(0.50), at(0.99), lat.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,5 +572,35 @@ mod tests {
         let f = verify_all(&[&a, &b], &expected, 0).unwrap();
         assert_eq!(f.duplicated, 1, "{f:?}");
         assert!(!f.exact());
+    }
+
+    #[test]
+    fn the_pause_after_a_fault_is_the_longest_gap_of_any_partition() {
+        // Partition 0 flows on; partition 1 stops at 100 and resumes at 900.
+        let t = vec![
+            (0, 0, 50),
+            (0, 0, 150),
+            (0, 0, 250),
+            (1, 0, 90),
+            (1, 0, 900),
+            (1, 0, 950),
+        ];
+        assert_eq!(longest_pause_after(&t, 120, 1_000), Some(780));
+        assert_eq!(longest_pause_after(&t, 2_000, 1_000), None, "nothing after");
+        // A partition first seen after the fault waits from the fault on.
+        let late = vec![(0, 0, 50), (2, 0, 700)];
+        assert_eq!(longest_pause_after(&late, 100, 1_000), Some(600));
+    }
+
+    #[test]
+    fn latency_percentiles_cover_only_the_window() {
+        let mut t: Vec<(i32, i64, i64)> = (0..100).map(|i| (0, i, i + 10)).collect();
+        t.push((0, 50, 5_050)); // one slow event inside the window
+        t.push((0, 500, 99_999)); // outside
+        let (p50, p99, n) = latency_between(&t, 0, 100).unwrap();
+        assert_eq!(n, 101);
+        assert_eq!(p50, 10);
+        assert_eq!(p99, 10, "1 slow event of 101 is beyond the 99th percentile");
+        assert_eq!(latency_between(&t, 1_000, 2_000), None);
     }
 }

@@ -1,0 +1,269 @@
+//! A cluster of Apache Kafka nodes on one machine: each node a JVM in KRaft
+//! combined mode (broker and controller, like the single test broker), on
+//! loopback ports of its own, with its own data directory and log; all of
+//! them voters of one controller quorum.
+//!
+//! Topics get one replica per node (at most three), `min.insync.replicas=2`
+//! and no unclean leader election, so that with the producer's `acks=all`
+//! an acknowledged event is on at least two nodes, and the loss of any one
+//! node loses nothing acknowledged. The group offsets and transaction
+//! topics are replicated the same way.
+//!
+//! Nodes can be killed (`kill -9`), stopped (controlled shutdown) and
+//! started again on the same data, one at a time ([`Cluster::kill`],
+//! [`Cluster::stop`], [`Cluster::restart`]). The cluster's failure
+//! detection keeps Kafka's defaults (`broker.session.timeout.ms` 9 s), so
+//! the recovery times measured on it are the ones users would see.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka::{self, Kafka, KafkaOptions, Node};
+use crate::{Broker, free_port};
+
+/// Settings every node of a cluster gets on top of the single broker's.
+fn replicated(nodes: usize) -> Vec<(String, String)> {
+    let rf = nodes.min(3).to_string();
+    let isr = nodes.min(3).saturating_sub(1).max(1).to_string();
+    [
+        ("offsets.topic.replication.factor", rf.as_str()),
+        ("transaction.state.log.replication.factor", &rf),
+        ("transaction.state.log.min.isr", &isr),
+        ("share.coordinator.state.topic.replication.factor", &rf),
+        ("share.coordinator.state.topic.min.isr", &isr),
+        ("default.replication.factor", &rf),
+        ("min.insync.replicas", &isr),
+        ("unclean.leader.election.enable", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Several local Apache Kafka nodes forming one cluster; all killed on
+/// drop. See the module documentation.
+pub struct Cluster {
+    nodes: Vec<Kafka>,
+    bootstrap: String,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Starts `nodes` nodes in a new temporary directory.
+    pub fn start(nodes: usize) -> Result<Cluster> {
+        let temp = tempfile::Builder::new()
+            .prefix("kafka-cluster-")
+            .tempdir()?;
+        let dir = temp.path().to_path_buf();
+        Cluster::start_in(&dir, nodes, Some(temp))
+    }
+
+    /// Starts `nodes` nodes with their files in `dir/node-<id>` (kept).
+    pub fn start_in_dir(dir: &Path, nodes: usize) -> Result<Cluster> {
+        std::fs::create_dir_all(dir)?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolve {}", dir.display()))?;
+        Cluster::start_in(&dir, nodes, None)
+    }
+
+    /// [`Cluster::start`], or `None` (with `SKIPPED <test>: …` printed)
+    /// when Kafka cannot run here.
+    pub fn start_or_skip(test: &str, nodes: usize) -> Option<Cluster> {
+        if let Err(why) = kafka::available() {
+            eprintln!("SKIPPED {test}: {why:#}");
+            return None;
+        }
+        Some(Cluster::start(nodes).expect("start an Apache Kafka cluster"))
+    }
+
+    fn start_in(dir: &Path, count: usize, temp: Option<tempfile::TempDir>) -> Result<Cluster> {
+        if count == 0 {
+            bail!("a cluster needs at least one node");
+        }
+        let controllers: Vec<u16> = (0..count).map(|_| free_port()).collect();
+        let voters = controllers
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::with_capacity(count);
+        for (i, &controller_port) in controllers.iter().enumerate() {
+            let node = Node {
+                id: i as u32 + 1,
+                controller_port,
+                voters: voters.clone(),
+            };
+            let options = KafkaOptions {
+                properties: replicated(count),
+                ..KafkaOptions::default()
+            };
+            let node_dir = dir.join(format!("node-{}", i + 1));
+            std::fs::create_dir_all(&node_dir)?;
+            nodes.push(Kafka::prepare(&node_dir, options, node, None)?);
+        }
+        // None serves before a quorum of controllers runs: launch all,
+        // then wait for each.
+        for n in &mut nodes {
+            n.launch()?;
+        }
+        for n in &mut nodes {
+            n.wait_serving()?;
+        }
+        let bootstrap = nodes
+            .iter()
+            .map(|n| n.bootstrap().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Cluster {
+            nodes,
+            bootstrap,
+            dir: dir.to_path_buf(),
+            _temp: temp,
+        })
+    }
+
+    /// How many nodes the cluster has.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no node (never: [`Cluster::start`] refuses).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `id` (1-based, as Kafka's `node.id`).
+    pub fn node(&self, id: u32) -> &Kafka {
+        &self.nodes[id as usize - 1]
+    }
+
+    fn node_mut(&mut self, id: u32) -> Result<&mut Kafka> {
+        let count = self.nodes.len();
+        self.nodes
+            .get_mut((id as usize).wrapping_sub(1))
+            .with_context(|| format!("no node {id} in a cluster of {count}"))
+    }
+
+    /// The cluster's files: `node-<id>/` per node.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `kill -9` of node `id`, keeping its data.
+    pub fn kill(&mut self, id: u32) -> Result<()> {
+        self.node_mut(id)?.kill()
+    }
+
+    /// Controlled shutdown of node `id` (SIGTERM), keeping its data.
+    pub fn stop(&mut self, id: u32) -> Result<()> {
+        self.node_mut(id)?.stop()
+    }
+
+    /// Starts node `id` again on its data and waits until it serves.
+    pub fn restart(&mut self, id: u32) -> Result<()> {
+        self.node_mut(id)?.restart()
+    }
+
+    /// The nodes running now.
+    pub fn running(&self) -> Vec<u32> {
+        (1..=self.nodes.len() as u32)
+            .filter(|&id| self.node(id).is_running())
+            .collect()
+    }
+
+    /// The bootstrap list of the nodes running now.
+    fn live_bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.bootstrap().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Partition → leader's node id of `topic`, as the metadata of the
+    /// running nodes says (a partition without a leader is left out).
+    pub fn leaders(&self, topic: &str) -> Result<BTreeMap<i32, u32>> {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.live_bootstrap())
+            .create()
+            .context("create a metadata client")?;
+        let md = client
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("metadata of {topic}"))?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .with_context(|| format!("no topic {topic}"))?;
+        Ok(t.partitions()
+            .iter()
+            .filter(|p| p.leader() > 0)
+            .map(|p| (p.id(), p.leader() as u32))
+            .collect())
+    }
+
+    /// The node leading the most partitions of `topic` (the lowest id on a
+    /// tie), and how many it leads.
+    pub fn busiest_leader(&self, topic: &str) -> Result<(u32, usize)> {
+        let mut per_node: BTreeMap<u32, usize> = BTreeMap::new();
+        for node in self.leaders(topic)?.into_values() {
+            *per_node.entry(node).or_default() += 1;
+        }
+        per_node
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .context("no partition has a leader")
+    }
+
+    /// Waits until every partition of `topic` has a leader and its full
+    /// set of in-sync replicas again (after a node came back).
+    pub fn wait_in_sync(&self, topic: &str, timeout: Duration) -> Result<()> {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.live_bootstrap())
+            .create()
+            .context("create a metadata client")?;
+        crate::procs::wait_until(timeout, "every replica in sync", || {
+            client
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .ok()
+                .and_then(|md| {
+                    md.topics().iter().find(|t| t.name() == topic).map(|t| {
+                        t.partitions()
+                            .iter()
+                            .all(|p| p.leader() > 0 && p.isr().len() == p.replicas().len())
+                    })
+                })
+                .unwrap_or(false)
+        })
+    }
+}
+
+impl Broker for Cluster {
+    /// Every node's address, comma-separated.
+    fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// One replica per node (at most three), `min.insync.replicas` one
+    /// fewer (at least one).
+    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
+        let rf = self.nodes.len().min(3) as i32;
+        let isr = (rf - 1).max(1).to_string();
+        kafka::create_replicated_topic(
+            &self.live_bootstrap(),
+            topic,
+            partitions,
+            rf,
+            &[("min.insync.replicas", isr.as_str())],
+        )
+    }
+}

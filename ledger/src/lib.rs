@@ -329,7 +329,7 @@ impl Ledger {
             }
         }
         let mut rows: Vec<EventRow> = by_id.into_values().collect();
-        rows.sort_by(|a, b| (b.created_at_us, b.event_id).cmp(&(a.created_at_us, a.event_id)));
+        rows.sort_by_key(|r| std::cmp::Reverse((r.created_at_us, r.event_id)));
         rows.truncate(limit);
         Ok(rows)
     }

@@ -403,7 +403,6 @@ mod tests {
                 0
             },
             created_at_us: 1_700_000_000_000_000 + id as i64,
-            ..Default::default()
         }
     }
 
@@ -479,7 +478,7 @@ mod tests {
         ));
         let missing = dir.path().join("nope.db");
         assert!(matches!(
-            Ledger::open(&[missing.clone()]),
+            Ledger::open(std::slice::from_ref(&missing)),
             Err(LedgerError::Missing(_))
         ));
         assert!(!missing.exists(), "a missing database is not created");

@@ -10,7 +10,7 @@ Usage: scripts/broker.sh <command> [options]
 Gives a running Kafka-compatible broker on any machine, and stops it again.
 
 Commands:
-  start [--topic T] [--partitions N] [--no-topic] [--fresh]
+  start [--topic T] [--partitions N] [--no-topic] [--fresh] [--nodes N]
       Make sure a broker runs, create topic T (default banking.events) with
       N partitions (default $PARTITIONS or 6) unless --no-topic, and print the
       bootstrap address as the last line of stdout, alone:
@@ -39,6 +39,21 @@ Commands:
       --fresh (kind kafka, or nisshi with NISSHI_STORAGE=sqlite): delete the
       stored log first, when the broker is not running, so every topic
       starts empty.
+      --nodes N (kind kafka): a cluster of N local Apache Kafka nodes, each
+      a JVM in KRaft combined mode and a voter of the controller quorum,
+      node I on port BROKER_PORT + 2(I-1) (its controller one above), its
+      data and log in RUN_DIR/kafka-I. Topics get min(N, 3) replicas and
+      min.insync.replicas one fewer (2 with three nodes), unclean leader
+      election stays off, and the group offsets are replicated alike. With
+      the producer's acks=all and idempotence (its defaults), an
+      acknowledged event is on at least two nodes: losing any one node
+      loses nothing. Losing two of three stops writes (and the controller
+      quorum) until one returns.
+
+  start NODE | stop NODE | kill NODE
+      One node of the local cluster: start it again on its data (waiting
+      until it serves), stop it (controlled shutdown: its leaderships move
+      first) or kill -9 it.
 
   topic NAME [--partitions N]
       Create topic NAME (default 6 partitions) on the broker started here.
@@ -63,9 +78,12 @@ Files in the run directory (RUN_DIR):
   kind      kafka-env | docker | kafka | nisshi   (kept after stop, for reports)
   version   e.g. "Apache Kafka 4.3.1", "nisshi @NISSHI_VERSION@" or "apache/kafka:4.3.1"
   address   the bootstrap address printed by start
-  pid       the broker's process id (kafka, nisshi; only while it runs)
+  pid       the broker's process id (kafka, nisshi; only while it runs);
+            pid-I for node I of a cluster
+  nodes     kafka: how many local nodes
   heap      the JVM's heap options (kafka)
-  kafka/    kafka: server.properties, data/ (the log), logs/server.log
+  kafka/    kafka: server.properties, data/ (the log), logs/server.log;
+            kafka-I/ for node I of a cluster
   storage   nisshi: its storage engine, memory://nisshi/ or sqlite://nisshi.db
   nisshi.log, nisshi.db   nisshi: its output; its log (sqlite storage)
   owned     docker: "yes" when start brought the containers up
@@ -353,15 +371,41 @@ stop_nisshi() {
 
 # --- Apache Kafka (local JVM) -------------------------------------------------------
 
-KAFKA_DIR="$RUN_DIR/kafka"
 # The compose file's CLUSTER_ID: any fixed base64 UUID.
 KAFKA_CLUSTER_ID="b4nk1ngEv3ntsPipe1ineQ"
 # Kafka's own start script's JVM options (bin/kafka-run-class.sh).
 KAFKA_JVM_OPTS=(-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
     -XX:MaxInlineLevel=15 -Djava.awt.headless=true)
+# Nodes of the local Kafka: --nodes at start, kept in RUN_DIR/nodes.
+NODES=1
 
 kafka_controller_port() { printf '%s\n' "${KAFKA_CONTROLLER_PORT:-$((BROKER_PORT + 1))}"; }
+
+# Node I of the local Kafka (1-based). One node keeps the single-broker
+# layout (RUN_DIR/kafka, RUN_DIR/pid, BROKER_PORT and the controller port);
+# in a cluster node I has RUN_DIR/kafka-I, RUN_DIR/pid-I, client port
+# BROKER_PORT + 2(I-1) and controller port one above it.
+node_dir() { if ((NODES == 1)); then echo "$RUN_DIR/kafka"; else echo "$RUN_DIR/kafka-$1"; fi; }
+node_pid_name() { if ((NODES == 1)); then echo pid; else echo "pid-$1"; fi; }
+node_port() { echo $((BROKER_PORT + 2 * ($1 - 1))); }
+node_controller_port() {
+    if ((NODES == 1)); then kafka_controller_port; else echo $(($(node_port "$1") + 1)); fi
+}
+kafka_voters() {
+    local i v=()
+    for ((i = 1; i <= NODES; i++)); do v+=("$i@$BROKER_HOST:$(node_controller_port "$i")"); done
+    (IFS=,; echo "${v[*]}")
+}
+kafka_addresses() {
+    local i a=()
+    for ((i = 1; i <= NODES; i++)); do a+=("$BROKER_HOST:$(node_port "$i")"); done
+    (IFS=,; echo "${a[*]}")
+}
+# Replicas per partition and the in-sync minimum: 1 and 1 on one node;
+# at most 3 and one fewer in a cluster.
+kafka_replicas() { if ((NODES >= 3)); then echo 3; else echo "$NODES"; fi; }
+kafka_min_isr() { local r; r=$(kafka_replicas); if ((r > 1)); then echo $((r - 1)); else echo 1; fi; }
 
 # Java is there, or can be installed, and the jars are (or can be) copied.
 kafka_possible() {
@@ -374,145 +418,241 @@ ensure_kafka() {
     install_kafka log || die "Apache Kafka could not be installed (see above); use BROKER_KIND=nisshi for the embedded broker"
 }
 
+# Pid of node I (default 1) of the local Kafka, if it runs.
 our_kafka_pid() {
     local pid
-    pid=$(state_get pid)
+    pid=$(state_get "$(node_pid_name "${1:-1}")")
     [[ -n "$pid" && "$(state_get kind)" == kafka ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka.Kafka' || return 1
     printf '%s\n' "$pid"
 }
 
-# The compose file's broker settings, for one local node.
+# NODES from the run directory (1 when nothing was started).
+load_nodes() {
+    local n
+    n=$(state_get nodes)
+    NODES=${n:-1}
+}
+
+# Any node of the local Kafka runs.
+any_kafka_running() {
+    local i
+    for ((i = 1; i <= NODES; i++)); do our_kafka_pid "$i" >/dev/null && return 0; done
+    return 1
+}
+
+# The compose file's broker settings, for node I of NODES local nodes.
 write_kafka_config() {
-    local controller
-    controller=$(kafka_controller_port)
-    mkdir -p "$KAFKA_DIR/logs"
-    cat >"$KAFKA_DIR/server.properties" <<PROPS
-# Written by scripts/broker.sh: docker-compose.yml's settings for one local node.
+    local i=$1 dir port controller rf isr
+    dir=$(node_dir "$i")
+    port=$(node_port "$i")
+    controller=$(node_controller_port "$i")
+    rf=$(kafka_replicas)
+    isr=$(kafka_min_isr)
+    mkdir -p "$dir/logs"
+    cat >"$dir/server.properties" <<PROPS
+# Written by scripts/broker.sh: docker-compose.yml's settings for node $i of $NODES local node(s).
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$BROKER_HOST:$controller
+node.id=$i
+controller.quorum.voters=$(kafka_voters)
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://$BROKER_HOST:$BROKER_PORT,CONTROLLER://$BROKER_HOST:$controller
-advertised.listeners=PLAINTEXT://$BROKER_HOST:$BROKER_PORT
+listeners=PLAINTEXT://$BROKER_HOST:$port,CONTROLLER://$BROKER_HOST:$controller
+advertised.listeners=PLAINTEXT://$BROKER_HOST:$port
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$KAFKA_DIR/data
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-default.replication.factor=1
+log.dirs=$dir/data
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+default.replication.factor=$rf
+min.insync.replicas=$isr
+unclean.leader.election.enable=false
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPS
 }
 
+# Launches node I's JVM on its configuration (formatting its log directory
+# first when new); does not wait.
+launch_kafka_node() {
+    local i=$1 dir pid
+    dir=$(node_dir "$i")
+    if [[ ! -f "$dir/data/meta.properties" ]]; then
+        log "formatting the log directory $dir/data (KRaft, cluster $KAFKA_CLUSTER_ID)"
+        kafka_java "-Xmx256m" "$dir/logs" kafka.tools.StorageTool format \
+            -t "$KAFKA_CLUSTER_ID" -c "$dir/server.properties" --ignore-formatted >&2 ||
+            die "kafka-storage format failed"
+    fi
+    log "starting node $i on $BROKER_HOST:$(node_port "$i") (heap $KAFKA_HEAP), log in $dir/logs/server.log"
+    : >"$dir/logs/server.log"
+    (
+        cd "$dir"
+        # shellcheck disable=SC2086 # KAFKA_HEAP holds several options
+        exec setsid nohup java $KAFKA_HEAP "${KAFKA_JVM_OPTS[@]}" \
+            -Dkafka.logs.dir="$dir/logs" \
+            -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.properties" \
+            -cp "$(kafka_home)/libs/*" kafka.Kafka "$dir/server.properties" \
+            >"$dir/logs/stdout.log" 2>&1 </dev/null 9>&-
+    ) &
+    pid=$!
+    state_set "$(node_pid_name "$i")" "$pid"
+}
+
+# Waits until node I serves clients; dies (stopping it) when it exits or
+# START_TIMEOUT passes.
+wait_kafka_node() {
+    local i=$1 dir pid deadline=$((SECONDS + START_TIMEOUT))
+    dir=$(node_dir "$i")
+    pid=$(state_get "$(node_pid_name "$i")")
+    until grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null &&
+        answers "$BROKER_HOST" "$(node_port "$i")"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$RUN_DIR/$(node_pid_name "$i")"
+            log "last lines of $dir/logs/server.log and stdout.log:"
+            tail -n 20 "$dir/logs/server.log" "$dir/logs/stdout.log" >&2 || true
+            die "Apache Kafka node $i exited before it served clients"
+        fi
+        if ((SECONDS >= deadline)); then
+            kill "$pid" 2>/dev/null || true
+            die "Apache Kafka node $i (pid $pid) did not start within ${START_TIMEOUT}s; stopped it (see $dir/logs/server.log)"
+        fi
+        sleep 0.2
+    done
+}
+
 start_kafka() {
-    local pid address="$BROKER_HOST:$BROKER_PORT" version
+    local i pid address version started=$SECONDS
     ensure_kafka
     version=$(kafka_version)
-    if pid=$(our_kafka_pid); then
-        log "reusing Apache Kafka started earlier (pid $pid) on $address"
-        wait_until_answers "$BROKER_HOST" "$BROKER_PORT" "$pid" ||
-            die "Kafka (pid $pid) does not answer on $address; try '$0 stop' then start"
-    else
-        rm -f "$RUN_DIR/pid"
-        if answers "$BROKER_HOST" "$BROKER_PORT"; then
-            die "something already listens on $address and this script did not start it (no live pid in $RUN_DIR/pid). Use it with KAFKA_BROKERS=$address, stop it, or choose another BROKER_PORT."
-        fi
-        if answers "$BROKER_HOST" "$(kafka_controller_port)"; then
-            die "the controller port $BROKER_HOST:$(kafka_controller_port) is taken; set KAFKA_CONTROLLER_PORT"
-        fi
-        if [[ "$FRESH" == yes && -d "$KAFKA_DIR/data" ]]; then
-            log "--fresh: deleting the stored log $KAFKA_DIR/data"
-            rm -rf "$KAFKA_DIR/data"
-        fi
-        write_kafka_config
-        if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
-            log "formatting the log directory $KAFKA_DIR/data (KRaft, cluster $KAFKA_CLUSTER_ID)"
-            kafka_java "-Xmx256m" "$KAFKA_DIR/logs" kafka.tools.StorageTool format \
-                -t "$KAFKA_CLUSTER_ID" -c "$KAFKA_DIR/server.properties" --ignore-formatted >&2 ||
-                die "kafka-storage format failed"
-        fi
-        log "starting Apache Kafka $version on $address (KRaft combined mode, heap $KAFKA_HEAP), log in $KAFKA_DIR/logs/server.log"
-        : >"$KAFKA_DIR/logs/server.log"
-        (
-            cd "$KAFKA_DIR"
-            # shellcheck disable=SC2086 # KAFKA_HEAP holds several options
-            exec setsid nohup java $KAFKA_HEAP "${KAFKA_JVM_OPTS[@]}" \
-                -Dkafka.logs.dir="$KAFKA_DIR/logs" \
-                -Dlog4j2.configurationFile="$SCRIPT_DIR/kafka/log4j2.properties" \
-                -cp "$(kafka_home)/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-                >"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null 9>&-
-        ) &
-        pid=$!
-        state_set pid "$pid"
-        state_set kind kafka
-        local deadline=$((SECONDS + START_TIMEOUT)) started=$SECONDS
-        until grep -q 'Kafka Server started' "$KAFKA_DIR/logs/server.log" 2>/dev/null &&
-            answers "$BROKER_HOST" "$BROKER_PORT"; do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                rm -f "$RUN_DIR/pid"
-                log "last lines of $KAFKA_DIR/logs/server.log and stdout.log:"
-                tail -n 20 "$KAFKA_DIR/logs/server.log" "$KAFKA_DIR/logs/stdout.log" >&2 || true
-                die "Apache Kafka exited before it served clients"
+    address=$(kafka_addresses)
+    if any_kafka_running; then
+        local running
+        running=$(state_get nodes)
+        [[ "${running:-1}" == "$NODES" ]] ||
+            die "the local Kafka in $RUN_DIR runs ${running:-1} node(s), not $NODES; '$0 stop' first"
+        log "reusing Apache Kafka started earlier ($NODES node(s)) on $address"
+        for ((i = 1; i <= NODES; i++)); do
+            if pid=$(our_kafka_pid "$i"); then
+                wait_until_answers "$BROKER_HOST" "$(node_port "$i")" "$pid" ||
+                    die "Kafka node $i (pid $pid) does not answer; try '$0 stop' then start"
+            else
+                log "node $i is not running: starting it again"
+                launch_kafka_node "$i"
+                wait_kafka_node "$i"
             fi
-            if ((SECONDS >= deadline)); then
-                kill "$pid" 2>/dev/null || true
-                die "Apache Kafka (pid $pid) did not start within ${START_TIMEOUT}s; stopped it (see $KAFKA_DIR/logs/server.log)"
-            fi
-            sleep 0.2
         done
-        log "Apache Kafka is up (pid $pid) after $((SECONDS - started)) s"
+    else
+        for ((i = 1; i <= NODES; i++)); do
+            rm -f "$RUN_DIR/$(node_pid_name "$i")"
+            answers "$BROKER_HOST" "$(node_port "$i")" &&
+                die "something already listens on $BROKER_HOST:$(node_port "$i") and this script did not start it (no live pid in $RUN_DIR). Use it with KAFKA_BROKERS, stop it, or choose another BROKER_PORT."
+            answers "$BROKER_HOST" "$(node_controller_port "$i")" &&
+                die "the controller port $BROKER_HOST:$(node_controller_port "$i") is taken; choose another BROKER_PORT${KAFKA_CONTROLLER_PORT:+ or KAFKA_CONTROLLER_PORT}"
+            if [[ "$FRESH" == yes && -d "$(node_dir "$i")/data" ]]; then
+                log "--fresh: deleting the stored log $(node_dir "$i")/data"
+                rm -rf "$(node_dir "$i")/data"
+            fi
+            write_kafka_config "$i"
+        done
+        state_set kind kafka
+        state_set nodes "$NODES"
+        log "starting Apache Kafka $version: $NODES node(s) in KRaft combined mode (broker + controller), replication $(kafka_replicas), min.insync.replicas $(kafka_min_isr)"
+        # No node serves before a quorum of controllers runs: launch all,
+        # then wait for each.
+        for ((i = 1; i <= NODES; i++)); do launch_kafka_node "$i"; done
+        for ((i = 1; i <= NODES; i++)); do wait_kafka_node "$i"; done
+        log "Apache Kafka is up ($NODES node(s)) after $((SECONDS - started)) s"
     fi
     state_set kind kafka
+    state_set nodes "$NODES"
     state_set version "Apache Kafka $version"
     state_set heap "$KAFKA_HEAP"
     state_set address "$address"
 }
 
 create_topic_kafka() {
-    local name=$1 partitions=$2 address have
+    local name=$1 partitions=$2 address have rf isr
     address=$(state_get address)
-    kafka_java "-Xmx256m" "$KAFKA_DIR/tool-logs" org.apache.kafka.tools.TopicCommand \
+    rf=$(kafka_replicas)
+    isr=$(kafka_min_isr)
+    kafka_java "-Xmx256m" "$RUN_DIR/tool-logs" org.apache.kafka.tools.TopicCommand \
         --bootstrap-server "$address" --create --if-not-exists --topic "$name" \
-        --partitions "$partitions" --replication-factor 1 >&2 ||
+        --partitions "$partitions" --replication-factor "$rf" \
+        --config "min.insync.replicas=$isr" >&2 ||
         die "creating topic $name on $address failed"
-    have=$(kafka_java "-Xmx256m" "$KAFKA_DIR/tool-logs" org.apache.kafka.tools.TopicCommand \
+    have=$(kafka_java "-Xmx256m" "$RUN_DIR/tool-logs" org.apache.kafka.tools.TopicCommand \
         --bootstrap-server "$address" --describe --topic "$name" 2>/dev/null |
         grep -oE 'PartitionCount: *[0-9]+' | grep -oE '[0-9]+' || true)
     if [[ -n "$have" && "$have" != "$partitions" ]]; then
         log "warning: topic $name has $have partitions, not $partitions; 'stop' then 'start --fresh' for a fresh topic"
     else
-        log "topic $name ready on $address ($partitions partitions)"
+        log "topic $name ready on $address ($partitions partitions, $rf replica(s), min.insync.replicas $isr)"
     fi
 }
 
-stop_kafka() {
-    local pid
-    if ! pid=$(our_kafka_pid); then
-        log "Apache Kafka from $RUN_DIR is not running"
-        rm -f "$RUN_DIR/pid"
+# Stops node I: SIGTERM (a controlled shutdown: its leaderships move first)
+# or, with "kill", SIGKILL. Its log stays.
+stop_kafka_node() {
+    local i=$1 how=${2:-term} pid
+    if ! pid=$(our_kafka_pid "$i"); then
+        log "node $i of the local Kafka is not running"
+        rm -f "$RUN_DIR/$(node_pid_name "$i")"
         return 0
     fi
-    log "stopping Apache Kafka (pid $pid; controlled shutdown)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 60))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "Kafka did not exit within 60 s of SIGTERM; sending SIGKILL"
+    if [[ "$how" == kill ]]; then
+        log "kill -9 of node $i (pid $pid)"
         kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do
-            sleep 0.1
+    else
+        log "stopping node $i (pid $pid; controlled shutdown)"
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + 60))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.2
         done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "node $i did not exit within 60 s of SIGTERM; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
-    rm -f "$RUN_DIR/pid"
-    log "Apache Kafka stopped (its log stays in $KAFKA_DIR/data)"
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 0.1
+    done
+    rm -f "$RUN_DIR/$(node_pid_name "$i")"
+}
+
+stop_kafka() {
+    local i
+    if ! any_kafka_running; then
+        log "Apache Kafka from $RUN_DIR is not running"
+    fi
+    # All nodes at once: the last ones of a cluster cannot shut down in a
+    # controlled way once the others (the controller quorum) are gone.
+    for ((i = 1; i <= NODES; i++)); do stop_kafka_node "$i" & done
+    wait
+    log "Apache Kafka stopped (its log stays under $RUN_DIR)"
+}
+
+# `start NODE`, `stop NODE`, `kill NODE`: one node of a local cluster.
+node_command() {
+    local what=$1 i=$2
+    [[ "$(state_get kind)" == kafka ]] || die "'$what NODE' acts on a local Apache Kafka started here; none was ($RUN_DIR)"
+    [[ "$i" =~ ^[1-9][0-9]*$ ]] && ((i <= NODES)) || die "NODE must be 1..$NODES, got '$i'"
+    case "$what" in
+        stop) stop_kafka_node "$i" term ;;
+        kill) stop_kafka_node "$i" kill ;;
+        start)
+            if our_kafka_pid "$i" >/dev/null; then
+                log "node $i already runs"
+            else
+                launch_kafka_node "$i"
+                wait_kafka_node "$i"
+                log "node $i is up"
+            fi
+            ;;
+    esac
 }
 
 # --- Docker ------------------------------------------------------------------
@@ -596,9 +736,19 @@ create_topic() {
 }
 
 cmd_start() {
-    local topic=$DEFAULT_TOPIC partitions=$DEFAULT_PARTITIONS make_topic=yes
+    local topic=$DEFAULT_TOPIC partitions=$DEFAULT_PARTITIONS make_topic=yes nodes="" node=""
     while (($#)); do
         case "$1" in
+            --nodes)
+                [[ $# -ge 2 ]] || die "--nodes needs a value"
+                nodes=$2
+                shift 2
+                ;;
+            [0-9]*)
+                [[ -z "$node" ]] || die "start: one NODE at a time"
+                node=$1
+                shift
+                ;;
             --topic)
                 [[ $# -ge 2 ]] || die "--topic needs a value"
                 topic=$2
@@ -632,6 +782,22 @@ cmd_start() {
     esac
 
     lock_run_dir
+    load_nodes
+    if [[ -n "$node" ]]; then
+        node_command start "$node"
+        return 0
+    fi
+    if [[ -n "$nodes" ]]; then
+        is_positive_int "$nodes" || die "--nodes must be a positive integer, got '$nodes'"
+        NODES=$nodes
+        if ((NODES > 1)); then
+            [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == kafka ]] ||
+                die "--nodes $NODES needs the local Apache Kafka (BROKER_KIND=kafka), not '$BROKER_KIND'"
+            BROKER_KIND=kafka
+        fi
+    elif ! { [[ "$(state_get kind)" == kafka ]] && any_kafka_running; }; then
+        NODES=1
+    fi
 
     local kind
     kind=$(state_get kind)
@@ -640,7 +806,7 @@ cmd_start() {
         # Ours and alive: keep using it even if KAFKA_BROKERS now points at
         # it, so that `stop` still knows it has to stop it.
         start_nisshi
-    elif [[ "$kind" == kafka ]] && our_kafka_pid >/dev/null &&
+    elif [[ "$kind" == kafka ]] && any_kafka_running &&
         [[ "$BROKER_KIND" == auto || "$BROKER_KIND" == kafka ]]; then
         start_kafka
     elif [[ -n "${KAFKA_BROKERS:-}" && ("$BROKER_KIND" == auto || "$BROKER_KIND" == kafka-env) ]] &&
@@ -712,6 +878,11 @@ cmd_topic() {
 
 cmd_stop() {
     lock_run_dir
+    load_nodes
+    if [[ -n "${1:-}" ]]; then
+        node_command stop "$1"
+        return 0
+    fi
     case "$(state_get kind)" in
         nisshi) stop_nisshi ;;
         kafka) stop_kafka ;;
@@ -722,8 +893,16 @@ cmd_stop() {
     rm -f "$RUN_DIR/address"
 }
 
+cmd_kill() {
+    [[ -n "${1:-}" ]] || die "usage: $0 kill NODE"
+    lock_run_dir
+    load_nodes
+    node_command kill "$1"
+}
+
 cmd_status() {
-    local kind address version pid="-" up=no
+    local kind address version pid="-" up=no i
+    load_nodes
     kind=$(state_get kind)
     address=$(state_get address)
     case "$kind" in
@@ -731,7 +910,12 @@ cmd_status() {
             if [[ "$kind" == nisshi ]]; then
                 pid=$(our_nisshi_pid) || pid="-"
             else
-                pid=$(our_kafka_pid) || pid="-"
+                local pids=()
+                for ((i = 1; i <= NODES; i++)); do
+                    pids+=("$(our_kafka_pid "$i" || echo -)")
+                done
+                pid="${pids[*]}"
+                [[ "$pid" == *[0-9]* ]] || pid="-"
             fi
             if [[ "$pid" != "-" ]] && answers_any "$address"; then up=yes; fi
             ;;
@@ -749,8 +933,9 @@ cmd_status() {
         printf 'log:      %s\n' "$RUN_DIR/nisshi.log"
     fi
     if [[ "$kind" == kafka ]]; then
+        printf 'nodes:    %s (replication %s, min.insync.replicas %s)\n' "$NODES" "$(kafka_replicas)" "$(kafka_min_isr)"
         printf 'heap:     %s\n' "$(state_get heap)"
-        printf 'log:      %s\n' "$KAFKA_DIR/logs/server.log"
+        printf 'log:      %s\n' "$(node_dir 1)/logs/server.log"
     fi
     printf 'answers:  %s\n' "$up"
     printf 'run dir:  %s\n' "$RUN_DIR"
@@ -768,6 +953,7 @@ main() {
         start) cmd_start "$@" ;;
         topic) cmd_topic "$@" ;;
         stop) cmd_stop "$@" ;;
+        kill) cmd_kill "$@" ;;
         status) cmd_status "$@" ;;
         -h | --help | help) usage ;;
         "")

@@ -60,11 +60,28 @@ pub enum Scenario {
     /// `--accept-data-loss`, and a hand-over from another instance is
     /// recorded (issue 15).
     OffsetGaps,
+    /// On a three-node cluster: `kill -9` of the node leading the most
+    /// partitions, during a backlog drain and during live production
+    /// (issue 16).
+    LeaderKill,
+    /// On a three-node cluster: each node stopped and restarted in turn
+    /// during live production.
+    RollingRestart,
+    /// On a three-node cluster: several instances per group, each with its
+    /// own database and instance id; one killed and restarted, one killed
+    /// for good, one joining.
+    ScaleOut,
+    /// On a three-node cluster: two nodes down; the producer gives up
+    /// within its timeout, nothing acknowledged is lost.
+    MinorityLoss,
+    /// On a three-node cluster: a rebalance while the database is locked
+    /// longer than `max.poll.interval.ms`.
+    SlowRevoke,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::BadInput,
         Scenario::FullRun,
         Scenario::Kill9,
@@ -76,6 +93,11 @@ impl Scenario {
         Scenario::DiskFull,
         Scenario::Outage,
         Scenario::OffsetGaps,
+        Scenario::LeaderKill,
+        Scenario::RollingRestart,
+        Scenario::ScaleOut,
+        Scenario::MinorityLoss,
+        Scenario::SlowRevoke,
     ];
 
     /// The name used on the command line and in the figures.
@@ -92,6 +114,11 @@ impl Scenario {
             Scenario::DiskFull => "disk-full",
             Scenario::Outage => "outage",
             Scenario::OffsetGaps => "offset-gaps",
+            Scenario::LeaderKill => "leader-kill",
+            Scenario::RollingRestart => "rolling-restart",
+            Scenario::ScaleOut => "scale-out",
+            Scenario::MinorityLoss => "minority-loss",
+            Scenario::SlowRevoke => "slow-revoke",
         }
     }
 
@@ -209,6 +236,9 @@ pub struct Config {
     pub oversized_bytes: usize,
     /// `--batch-size` for the consumers (None: their default).
     pub batch_size: Option<u64>,
+    /// Events per second of the live parts of the cluster scenarios (lower
+    /// when there are too few events to last the scenario).
+    pub live_rate: u64,
 }
 
 impl Config {
@@ -232,6 +262,7 @@ impl Config {
             throughput_rounds: 3,
             oversized_bytes: 16 * 1024,
             batch_size: None,
+            live_rate: 20_000,
         }
     }
 

@@ -88,6 +88,11 @@ struct Cli {
     /// --batch-size passed to the consumers (default: theirs).
     #[arg(long)]
     batch_size: Option<u64>,
+    /// Events per second of the live parts of the cluster scenarios
+    /// (leader-kill, rolling-restart, scale-out); lower when there are too
+    /// few events for the scenario to last.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
+    live_rate: u64,
     /// Apache Kafka's installation (its `libs/` jars), as scripts/setup.sh
     /// makes it (default: ~/.cache/banking-pipeline/kafka-<version>).
     #[arg(long, env = "KAFKA_HOME_DIR")]
@@ -137,6 +142,7 @@ fn real_main(cli: Cli) -> Result<bool> {
     cfg.throughput_rounds = cli.throughput_rounds;
     cfg.oversized_bytes = cli.oversized_bytes as usize;
     cfg.batch_size = cli.batch_size;
+    cfg.live_rate = cli.live_rate;
     println!(
         "chaos: {} events per scenario, broker {}, consumers {}, scenarios {}, out {}",
         cfg.events,

@@ -1,5 +1,6 @@
 //! The short version of the fault suite: the scenarios about the broker
-//! and the command lines, for both consumers at once, with small numbers,
+//! (one node, and a cluster of three) and the command lines, for both
+//! consumers at once, with small numbers,
 //! against the real binaries of this build. The scenarios about one
 //! consumer (full-run, kill9, sigterm, two-instances, bad-messages,
 //! db-lock) run the same code from the consumer crates' tests, once per
@@ -42,6 +43,31 @@ fn broker_stopped_mid_run_then_restarted() {
     short_run(
         "broker_stopped_mid_run_then_restarted",
         Scenario::Outage,
+        &MODELS,
+        BrokerKind::Kafka,
+    );
+}
+
+/// On three Apache Kafka nodes: the node leading the most partitions is
+/// killed during a backlog drain and during live production.
+#[test]
+fn leader_killed_during_drain_and_live_production() {
+    short_run(
+        "leader_killed_during_drain_and_live_production",
+        Scenario::LeaderKill,
+        &MODELS,
+        BrokerKind::Kafka,
+    );
+}
+
+/// On three Apache Kafka nodes: three instances per group, one killed and
+/// restarted, one killed for good, a fourth joining; the databases as one
+/// hold every event.
+#[test]
+fn scale_out_with_crashed_instances() {
+    short_run(
+        "scale_out_with_crashed_instances",
+        Scenario::ScaleOut,
         &MODELS,
         BrokerKind::Kafka,
     );

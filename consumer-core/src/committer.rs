@@ -90,6 +90,9 @@ struct Shared {
     /// the feed looks for committed offsets without taking the lock for
     /// every message.
     news: AtomicBool,
+    /// Set to make a commit waiting for another connection's lock give up
+    /// (see [`Committer::flush_within`]).
+    give_up: Arc<AtomicBool>,
     batch_size: usize,
     flush_interval: Duration,
 }
@@ -177,9 +180,26 @@ impl Shared {
     }
 
     /// Sleeps as a blocking feed, until the writer wakes it.
-    fn feed_sleep<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    fn feed_sleep<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.feed_sleep_until(st, None)
+    }
+
+    /// [`Shared::feed_sleep`], at most until `deadline`.
+    fn feed_sleep_until<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, State> {
         st.feed_waiting += 1;
-        let mut st = self.to_feed.wait(st).unwrap_or_else(|e| e.into_inner());
+        let mut st = match deadline {
+            Some(d) => {
+                self.to_feed
+                    .wait_timeout(st, d.saturating_duration_since(Instant::now()))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self.to_feed.wait(st).unwrap_or_else(|e| e.into_inner()),
+        };
         st.feed_waiting -= 1;
         st
     }
@@ -194,11 +214,13 @@ impl Committer {
     /// Starts the writer thread with `store`: batches of `topic`, taken at
     /// `batch_size` messages or `flush_interval` after their first.
     pub fn start(
-        store: StoreWriter,
+        mut store: StoreWriter,
         topic: &str,
         batch_size: usize,
         flush_interval: Duration,
     ) -> Result<Committer, ConsumerError> {
+        let give_up = Arc::new(AtomicBool::new(false));
+        store.set_give_up(give_up.clone());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 open: Batch::with_capacity(topic, batch_size),
@@ -217,6 +239,7 @@ impl Committer {
             to_feed: Condvar::new(),
             room: Notify::new(),
             news: AtomicBool::new(false),
+            give_up,
             batch_size,
             flush_interval,
         });
@@ -319,15 +342,38 @@ impl Committer {
     /// end of a run [`crate::commit_final`] does, so an asynchronous copy
     /// afterwards could only be stale.
     pub fn flush(&self) -> Result<(), ConsumerError> {
+        self.flush_until(None)
+    }
+
+    /// [`Committer::flush`], but a commit still waiting for another
+    /// connection's lock after `limit` gives up: its transaction is rolled
+    /// back, nothing of it written, and the writer stops with
+    /// `StoreError::GaveUp` (returned here). A commit that got the lock in
+    /// time completes. For a rebalance, which cannot wait past the group's
+    /// `max.poll.interval.ms`: the abandoned events stay unread in Kafka.
+    pub fn flush_within(&self, limit: Duration) -> Result<(), ConsumerError> {
+        self.flush_until(Some(Instant::now() + limit))
+    }
+
+    fn flush_until(&self, deadline: Option<Instant>) -> Result<(), ConsumerError> {
         let shared = &*self.shared;
         let mut st = shared.lock();
         if !st.open.is_empty() {
             st.flush = true;
             shared.wake_writer(&st);
         }
+        let mut deadline = deadline;
         while !st.stopped() && (st.in_flight || !st.open.is_empty()) {
-            st = shared.feed_sleep(st);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // From now on the writer's next try at the lock ends its
+                // wait; then it stops, and this loop with it.
+                shared.give_up.store(true, Ordering::Release);
+                deadline = None;
+            }
+            st = shared.feed_sleep_until(st, deadline);
         }
+        // The commit got through after all: later ones wait as usual.
+        shared.give_up.store(false, Ordering::Release);
         st.flush = false;
         st.to_kafka.clear();
         if st.failed || (st.writer_gone && !st.open.is_empty()) {
@@ -631,5 +677,55 @@ mod tests {
             "offsets stay behind the failed batch"
         );
         assert_eq!(f.committer.stop().unwrap().stats().events_committed(), 1);
+    }
+
+    #[test]
+    fn a_bounded_flush_gives_up_a_batch_the_lock_holds_and_writes_nothing() {
+        let f = start(1_000, NEVER);
+        f.committer.push(event(0, 0)).unwrap();
+        f.committer.flush_within(Duration::from_secs(60)).unwrap();
+        assert_eq!(f.committed.snapshot(), vec![(0, 1)]);
+
+        // Another process takes the write lock and keeps it.
+        let locker = rusqlite::Connection::open(f._dir.path().join("c.db")).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        f.committer.push(event(0, 1)).unwrap();
+        f.committer.push(event(0, 2)).unwrap();
+        let err = f
+            .committer
+            .flush_within(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(
+            matches!(err, ConsumerError::Store(store::StoreError::GaveUp { .. })),
+            "{err}"
+        );
+        locker.execute_batch("COMMIT").unwrap();
+        drop(locker);
+        assert_eq!(f.committed.snapshot(), vec![(0, 1)], "nothing of the batch");
+        let check = store::Store::open(&f._dir.path().join("c.db")).unwrap();
+        assert_eq!(check.summary().unwrap().events, 1, "nothing written");
+        assert_eq!(check.stored_offsets(TOPIC).unwrap()[&0], 1);
+        assert!(matches!(
+            f.committer.push(event(0, 3)),
+            Err(ConsumerError::WriterStopped)
+        ));
+    }
+
+    #[test]
+    fn a_bounded_flush_that_gets_the_lock_in_time_commits() {
+        let f = start(1_000, NEVER);
+        let locker = rusqlite::Connection::open(f._dir.path().join("c.db")).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        f.committer.push(event(0, 0)).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            locker.execute_batch("COMMIT").unwrap();
+        });
+        f.committer.flush_within(Duration::from_secs(60)).unwrap();
+        release.join().unwrap();
+        assert_eq!(f.committed.snapshot(), vec![(0, 1)]);
+        f.committer.push(event(0, 1)).unwrap();
+        f.committer.flush().unwrap();
+        assert_eq!(f.committed.snapshot(), vec![(0, 2)]);
     }
 }

@@ -133,6 +133,13 @@ impl Pipeline {
             committer.clone(),
         );
         context.set_accept_data_loss(args.accept_data_loss);
+        // librdkafka's dump includes its default (300000 ms).
+        if let Some(ms) = kafka_properties
+            .get("max.poll.interval.ms")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            context.set_revoke_limit(Duration::from_millis(ms / 2));
+        }
         info!(
             "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}",
             model.binary(),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -196,6 +197,12 @@ pub struct Committed {
 }
 
 impl StoreWriter {
+    /// See `Store::set_give_up`: once `flag` is set, a commit waiting for
+    /// another connection's lock gives up, nothing written.
+    pub fn set_give_up(&mut self, flag: Arc<AtomicBool>) {
+        self.store.set_give_up(flag);
+    }
+
     /// Opens (or creates) the database at `db`.
     pub fn open(
         db: &Path,

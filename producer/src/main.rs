@@ -37,15 +37,16 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write --stats-json {}", path.display()))?;
     }
     if stats.events_failed > 0 {
+        let first = stats
+            .errors
+            .first()
+            .map(String::as_str)
+            .unwrap_or("unknown");
         anyhow::bail!(
-            "{} of {} event(s) failed delivery (first error: {})",
+            "{} of {} event(s) failed delivery (first error: {first}){}",
             stats.events_failed,
             stats.events_sent,
-            stats
-                .errors
-                .first()
-                .map(String::as_str)
-                .unwrap_or("unknown")
+            failure_hint(first, args.timeout)
         );
     }
     if stats.interrupted {
@@ -53,6 +54,24 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a delivery error usually means, for the operator.
+fn failure_hint(error: &str, timeout_s: u64) -> String {
+    if error.contains("timed out") {
+        format!(
+            ". No leader, or not enough in-sync replicas (NOT_ENOUGH_REPLICAS: \
+             min.insync.replicas), acknowledged these within --timeout {timeout_s} s: \
+             are most of the cluster's brokers down? An event that timed out may still \
+             have been written; one acknowledged never is lost"
+        )
+    } else if error.contains("NOT_ENOUGH_REPLICAS") || error.contains("replicas") {
+        ". Fewer in-sync replicas than the topic's min.insync.replicas are up; \
+         nothing was acknowledged that could be lost"
+            .to_string()
+    } else {
+        String::new()
+    }
 }
 
 fn print_summary(s: &ProducerStats) {

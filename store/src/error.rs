@@ -17,6 +17,24 @@ use rusqlite::ErrorCode;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// Another connection held the write lock, and the caller asked the
+    /// wait to end ([`crate::Store::set_give_up`]): the transaction was
+    /// rolled back, nothing of it was written.
+    #[error(
+        "database {} stayed locked by another connection for {:.1}s; gave up trying to {what} \
+         (nothing written)",
+        path.display(),
+        waited.as_secs_f64()
+    )]
+    GaveUp {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        what: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+
     /// The directory that should hold a new database does not exist. The
     /// store does not create directories: a typo in a path should not
     /// silently start an empty database somewhere else.
@@ -225,7 +243,8 @@ impl StoreError {
     /// The database file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            StoreError::MissingDirectory { path, .. }
+            StoreError::GaveUp { path, .. }
+            | StoreError::MissingDirectory { path, .. }
             | StoreError::CreateFile { path, .. }
             | StoreError::CannotOpen { path, .. }
             | StoreError::NotADatabase { path }

@@ -53,6 +53,8 @@ mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::{BankingEvent, Channel, EventType, IdChecksum, Status};
@@ -255,6 +257,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     opts: StoreOptions,
+    give_up: Option<Arc<AtomicBool>>,
 }
 
 const INSERT_EVENT: &str = "\
@@ -307,7 +310,17 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             opts: opts.clone(),
+            give_up: None,
         })
+    }
+
+    /// A flag that, once set, ends a wait for another connection's write
+    /// lock: the waiting [`commit`](Store::commit) (or other write) returns
+    /// [`StoreError::GaveUp`] with nothing written. A commit that already
+    /// holds the lock finishes. The consumers set it when a rebalance
+    /// cannot wait any longer for the open batch.
+    pub fn set_give_up(&mut self, flag: Arc<AtomicBool>) {
+        self.give_up = Some(flag);
     }
 
     /// The database file.
@@ -345,29 +358,37 @@ impl Store {
         if to <= from {
             return Ok(false);
         }
-        let Store { conn, path, opts } = self;
-        retry_busy(path, opts.busy_log_every, "record an offset gap", || {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let stored: Option<i64> = tx
-                .query_row(
-                    "SELECT next_offset FROM offsets WHERE topic = ?1 AND \"partition\" = ?2",
-                    params![topic, partition],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if stored.is_some_and(|s| s >= to) {
-                return Ok(false);
-            }
-            let from = stored.map_or(from, |s| s.max(from));
-            tx.execute(
+        let Store {
+            conn, path, opts, ..
+        } = self;
+        retry_busy(
+            path,
+            opts.busy_log_every,
+            None,
+            "record an offset gap",
+            || {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let stored: Option<i64> = tx
+                    .query_row(
+                        "SELECT next_offset FROM offsets WHERE topic = ?1 AND \"partition\" = ?2",
+                        params![topic, partition],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if stored.is_some_and(|s| s >= to) {
+                    return Ok(false);
+                }
+                let from = stored.map_or(from, |s| s.max(from));
+                tx.execute(
                 "INSERT INTO offset_gaps (topic, \"partition\", from_offset, to_offset, reason, \
                  recorded_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![topic, partition, from, to, reason.as_str(), now_us()],
             )?;
-            tx.execute(UPSERT_OFFSET, params![topic, partition, to])?;
-            tx.commit()?;
-            Ok(true)
-        })
+                tx.execute(UPSERT_OFFSET, params![topic, partition, to])?;
+                tx.commit()?;
+                Ok(true)
+            },
+        )
     }
 
     /// Every recorded gap, oldest first.
@@ -423,10 +444,19 @@ impl Store {
             });
         }
         let started = Instant::now();
-        let Store { conn, path, opts } = self;
-        let outcome = retry_busy(path, opts.busy_log_every, "commit a batch", || {
-            write_batch(conn, path, batch)
-        })?;
+        let Store {
+            conn,
+            path,
+            opts,
+            give_up,
+        } = self;
+        let outcome = retry_busy(
+            path,
+            opts.busy_log_every,
+            give_up.as_deref(),
+            "commit a batch",
+            || write_batch(conn, path, batch),
+        )?;
         if outcome.redelivered > 0 {
             warn!(
                 "database {}: skipped {} message(s) of this batch whose offsets were already \
@@ -638,7 +668,7 @@ impl Store {
         what: &str,
         mut work: impl FnMut(&Connection) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
-        retry_busy(&self.path, self.opts.busy_log_every, what, || {
+        retry_busy(&self.path, self.opts.busy_log_every, None, what, || {
             work(&self.conn)
         })
     }

@@ -2,6 +2,7 @@
 //! exponential backoff, for as long as it takes, and say so in the log.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,10 +37,13 @@ impl From<rusqlite::Error> for Failure {
 /// its transaction has been rolled back, so running it again is safe and
 /// nothing is half-written. Waiting is unbounded on purpose: a lock held by
 /// a backup or a long query ends eventually, and giving up would only turn
-/// a pause into a crash and a redelivery.
+/// a pause into a crash and a redelivery. The one exception is `give_up`:
+/// once it is set, the next "busy" ends the wait with
+/// [`StoreError::GaveUp`], nothing written (see `Store::set_give_up`).
 pub(crate) fn retry_busy<T>(
     path: &Path,
     log_every: Duration,
+    give_up: Option<&AtomicBool>,
     what: &str,
     mut work: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T, StoreError> {
@@ -66,6 +70,19 @@ pub(crate) fn retry_busy<T>(
                     );
                     Instant::now()
                 });
+                if give_up.is_some_and(|g| g.load(Ordering::Acquire)) {
+                    warn!(
+                        "database {} is still locked after {:.1}s; giving up (to {what}), \
+                         nothing written",
+                        path.display(),
+                        start.elapsed().as_secs_f64()
+                    );
+                    return Err(StoreError::GaveUp {
+                        path: path.to_path_buf(),
+                        what: what.to_string(),
+                        waited: start.elapsed(),
+                    });
+                }
                 let since = last_log.unwrap_or(start);
                 if since.elapsed() >= log_every {
                     warn!(

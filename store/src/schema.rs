@@ -221,7 +221,7 @@ fn check_file(path: &Path, opts: &StoreOptions) -> Result<Found, StoreError> {
     probe
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .map_err(|e| StoreError::from_sqlite(path, e))?;
-    retry_busy(path, opts.busy_log_every, "read the schema", || {
+    retry_busy(path, opts.busy_log_every, None, "read the schema", || {
         classify(path, &probe)
     })
 }
@@ -314,7 +314,7 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
     conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(sqlite)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
-    let mode: String = retry_busy(path, opts.busy_log_every, "switch to WAL", || {
+    let mode: String = retry_busy(path, opts.busy_log_every, None, "switch to WAL", || {
         Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?)
     })?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -329,7 +329,7 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
     writer_cache(&conn, opts).map_err(sqlite)?;
 
     if found == Found::Empty {
-        retry_busy(path, opts.busy_log_every, "create the schema", || {
+        retry_busy(path, opts.busy_log_every, None, "create the schema", || {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if classify(path, &tx)? == Found::Empty {
                 tx.execute_batch(SCHEMA)?;
@@ -342,23 +342,29 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
         })?;
     }
     if found == Found::Version1 {
-        retry_busy(path, opts.busy_log_every, "upgrade the schema", || {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if classify(path, &tx)? == Found::Version1 {
-                let removed = tx.execute(DEDUPE_DEAD_LETTERS, [])?;
-                tx.execute_batch(SCHEMA_V2)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-                tx.commit()?;
-                info!(
-                    path = %path.display(),
-                    from = 1,
-                    to = SCHEMA_VERSION,
-                    duplicate_dead_letters_removed = removed,
-                    "upgraded the store's schema"
-                );
-            }
-            Ok(())
-        })?;
+        retry_busy(
+            path,
+            opts.busy_log_every,
+            None,
+            "upgrade the schema",
+            || {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if classify(path, &tx)? == Found::Version1 {
+                    let removed = tx.execute(DEDUPE_DEAD_LETTERS, [])?;
+                    tx.execute_batch(SCHEMA_V2)?;
+                    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                    tx.commit()?;
+                    info!(
+                        path = %path.display(),
+                        from = 1,
+                        to = SCHEMA_VERSION,
+                        duplicate_dead_letters_removed = removed,
+                        "upgraded the store's schema"
+                    );
+                }
+                Ok(())
+            },
+        )?;
     }
     Ok(conn)
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod bad_messages;
+mod cluster;
 mod db_faults;
 mod full_run;
 mod kill9;
@@ -28,7 +29,13 @@ use crate::{BrokerKind, Config, Outcome, Scenario};
 pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
     let needs = match sc {
         Scenario::BadInput => None,
-        Scenario::NoBroker | Scenario::OffsetGaps => Some(BrokerKind::Kafka),
+        Scenario::NoBroker
+        | Scenario::OffsetGaps
+        | Scenario::LeaderKill
+        | Scenario::RollingRestart
+        | Scenario::ScaleOut
+        | Scenario::MinorityLoss
+        | Scenario::SlowRevoke => Some(BrokerKind::Kafka),
         Scenario::Outage if cfg.broker == BrokerKind::Nisshi => Some(BrokerKind::Nisshi),
         Scenario::Outage => Some(BrokerKind::Kafka),
         _ => Some(cfg.broker),
@@ -53,6 +60,11 @@ pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
         Scenario::DiskFull => db_faults::disk_full(cfg),
         Scenario::Outage => outage::run(cfg),
         Scenario::OffsetGaps => offset_gaps::run(cfg),
+        Scenario::LeaderKill => cluster::leader_kill(cfg),
+        Scenario::RollingRestart => cluster::rolling_restart(cfg),
+        Scenario::ScaleOut => cluster::scale_out(cfg),
+        Scenario::MinorityLoss => cluster::minority_loss(cfg),
+        Scenario::SlowRevoke => cluster::slow_revoke(cfg),
     };
     result.unwrap_or_else(|e| vec![Outcome::error(sc, "all", &e)])
 }

@@ -10,9 +10,11 @@ use testkit::{Bins, kafka};
 
 /// Runs the project's binaries against Apache Kafka (one broker for the
 /// run, started here from the jars scripts/setup.sh installs; a private one
-/// for the scenarios that stop it or start it late) while faults are
-/// injected (kill -9, SIGTERM, a second instance, broker outages, bad
-/// messages, a locked or full database, bad command lines) and checks that
+/// for the scenarios that stop it or start it late; a cluster of three
+/// for leader-kill, rolling-restart, scale-out, minority-loss and
+/// slow-revoke) while faults are injected (kill -9, SIGTERM, a second
+/// instance, broker outages, nodes lost, bad messages, a locked or full
+/// database, bad command lines) and checks that
 /// every consumer's database holds exactly the produced events: nothing
 /// lost, nothing duplicated, every balance right. With `--broker nisshi`
 /// the scenarios that do not stop the broker run on Nisshi, the embedded

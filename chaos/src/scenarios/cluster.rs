@@ -53,6 +53,10 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// consumers lose their assignment at every node death and rejoin (20 s
 /// pauses measured); the librdkafka default is 45 s.
 const SESSION: [&str; 2] = ["-X", "session.timeout.ms=15000"];
+/// `--exit-when-idle` here: longer than the cluster's idempotent producer
+/// may take to start (its producer id waits for the transaction
+/// coordinator), so that no consumer leaves before the events flow.
+const IDLE_SECS: u64 = 20;
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -90,7 +94,7 @@ fn start_consumers(
     let mut out = Vec::new();
     for &m in &cfg.consumers {
         let mut cmd = consumer(cfg, sc, m, brokers, topic, dir);
-        cmd.idle_secs = Some(10);
+        cmd.idle_secs = Some(IDLE_SECS);
         cmd.extra.extend(SESSION.map(String::from));
         let p = cmd.spawn(&cfg.bins, 0, &[])?;
         out.push((cmd, p));
@@ -420,6 +424,8 @@ pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
 
     // Every model's first three instances, each with its database, before
     // the events flow.
+    let mut produce = producer(cfg, &brokers, &topic);
+    produce.rate = rate;
     let mut groups = Vec::new();
     for &m in &cfg.consumers {
         let group = testkit::kafka::unique(&format!("chaos-scale-out-{}", m.name()));
@@ -428,7 +434,7 @@ pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
                 let d = sub(&dir, &format!("{}-{i}", m.name()))?;
                 let mut cmd = consumer(cfg, sc, m, &brokers, &topic, &d);
                 cmd.group = group.clone();
-                cmd.idle_secs = Some(10);
+                cmd.idle_secs = Some(IDLE_SECS);
                 cmd.extra.extend(SESSION.map(String::from));
                 cmd.extra
                     .extend(["--instance-id".to_string(), format!("{}-{i}", m.name())]);
@@ -446,8 +452,6 @@ pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
             p.wait_for_log("assigned ", Duration::from_secs(120))?;
         }
     }
-    let mut produce = producer(cfg, &brokers, &topic);
-    produce.rate = rate;
     let background = Background::start(cfg, produce, &dir)?;
 
     let outcomes = thread::scope(|s| {
@@ -487,6 +491,9 @@ fn scale_out_one(
     let model = cmds[0].model;
     let step = Duration::from_secs((secs / 4).max(2));
     let mut problems = Vec::new();
+    wait_until(GENEROUS, "the first events stored", || {
+        cmds[..3].iter().any(|c| committed_messages(&c.db) > 0)
+    })?;
     // Instance 1: kill -9, back within the session timeout (15 s here).
     thread::sleep(step);
     procs[0].kill9();
@@ -637,8 +644,9 @@ fn slow_revoke_one(
         let d = sub(dir, &format!("{}-{name}", model.name()))?;
         let mut cmd = consumer(cfg, sc, model, brokers, topic, &d);
         cmd.group = group.clone();
-        cmd.idle_secs = Some(10);
-        cmd.extra.extend(SESSION.map(String::from));
+        cmd.idle_secs = Some(IDLE_SECS);
+        // No node dies here: the tests' 6 s session timeout, which
+        // librdkafka requires to be at most max.poll.interval.ms.
         cmd.extra.extend(MAX_POLL.map(String::from));
         Ok(cmd)
     };

@@ -49,7 +49,7 @@
 //!   [`ConsumerError::WriterStopped`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -76,6 +76,10 @@ impl std::fmt::Debug for Committer {
     }
 }
 
+/// The default of [`Committer::set_wait_limit`]: half of librdkafka's
+/// default `max.poll.interval.ms` (300 s).
+pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(150);
+
 /// What the feed and the writer thread share.
 struct Shared {
     state: Mutex<State>,
@@ -93,6 +97,9 @@ struct Shared {
     /// Set to make a commit waiting for another connection's lock give up
     /// (see [`Committer::flush_within`]).
     give_up: Arc<AtomicBool>,
+    /// Longest time the feed blocks (for room, or for a flush) before the
+    /// waiting commit gives up, in ms; see [`Committer::set_wait_limit`].
+    wait_limit_ms: AtomicU64,
     batch_size: usize,
     flush_interval: Duration,
 }
@@ -179,12 +186,8 @@ impl Shared {
         st
     }
 
-    /// Sleeps as a blocking feed, until the writer wakes it.
-    fn feed_sleep<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.feed_sleep_until(st, None)
-    }
-
-    /// [`Shared::feed_sleep`], at most until `deadline`.
+    /// Sleeps as a blocking feed, until the writer wakes it or (when
+    /// given) until `deadline`.
     fn feed_sleep_until<'a>(
         &self,
         mut st: MutexGuard<'a, State>,
@@ -240,6 +243,7 @@ impl Committer {
             room: Notify::new(),
             news: AtomicBool::new(false),
             give_up,
+            wait_limit_ms: AtomicU64::new(DEFAULT_WAIT_LIMIT.as_millis() as u64),
             batch_size,
             flush_interval,
         });
@@ -291,16 +295,55 @@ impl Committer {
             return Ok(());
         }
         let shared = &*self.shared;
+        let mut deadline = Some(Instant::now() + self.wait_limit());
         let mut st = shared.lock();
         loop {
             if st.stopped() {
                 return Err(st.take_error());
             }
             if shared.has_room(&st) {
+                shared.give_up.store(false, Ordering::Release);
                 return Ok(());
             }
-            st = shared.feed_sleep(st);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.give_up_waiting();
+                deadline = None;
+            }
+            st = shared.feed_sleep_until(st, deadline);
         }
+    }
+
+    /// Longest time the feed may block on the writer (for room in a full
+    /// batch, or for a flush before partitions are revoked) before the
+    /// commit that holds it up gives up. A consumer that stops polling for
+    /// `max.poll.interval.ms` is evicted from its group, and its partitions'
+    /// next owner starts from the group's offsets: a batch committed here
+    /// afterwards would be stored twice. So the consumers set half that
+    /// interval. The wait only runs out while another process holds the
+    /// database's write lock; a commit that has the lock always completes.
+    pub fn set_wait_limit(&self, limit: Duration) {
+        self.shared
+            .wait_limit_ms
+            .store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// See [`Committer::set_wait_limit`].
+    pub fn wait_limit(&self) -> Duration {
+        Duration::from_millis(self.shared.wait_limit_ms.load(Ordering::Relaxed))
+    }
+
+    /// The wait for the writer ran out: its commit, if waiting for the
+    /// lock, gives up at its next try (nothing written) and the writer
+    /// stops with `StoreError::GaveUp`.
+    fn give_up_waiting(&self) {
+        tracing::error!(
+            "the database's write lock has been held by another process for over {:?}: a \
+             consumer that does not poll for max.poll.interval.ms is evicted from its group, \
+             so the batches not yet committed are given up (nothing of them written; their \
+             events stay in Kafka) and this consumer stops. A restart resumes from its database",
+            self.wait_limit()
+        );
+        self.shared.give_up.store(true, Ordering::Release);
     }
 
     /// Hands `message` over, for a feed on an async runtime (push). When the
@@ -311,6 +354,7 @@ impl Committer {
             return Ok(());
         }
         let shared = &*self.shared;
+        let mut deadline = Some(tokio::time::Instant::now() + self.wait_limit());
         loop {
             let notified = shared.room.notified();
             let mut notified = std::pin::pin!(notified);
@@ -323,10 +367,19 @@ impl Committer {
                     return Err(st.take_error());
                 }
                 if shared.has_room(&st) {
+                    shared.give_up.store(false, Ordering::Release);
                     return Ok(());
                 }
             }
-            notified.await;
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        self.give_up_waiting();
+                        deadline = None;
+                    }
+                }
+                None => notified.await,
+            }
         }
     }
 
@@ -367,7 +420,7 @@ impl Committer {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 // From now on the writer's next try at the lock ends its
                 // wait; then it stops, and this loop with it.
-                shared.give_up.store(true, Ordering::Release);
+                self.give_up_waiting();
                 deadline = None;
             }
             st = shared.feed_sleep_until(st, deadline);
@@ -727,5 +780,31 @@ mod tests {
         f.committer.push(event(0, 1)).unwrap();
         f.committer.flush().unwrap();
         assert_eq!(f.committed.snapshot(), vec![(0, 2)]);
+    }
+
+    #[test]
+    fn a_feed_blocked_by_a_lock_gives_up_within_the_wait_limit() {
+        let f = start(2, NEVER);
+        f.committer.set_wait_limit(Duration::from_millis(200));
+        let locker = rusqlite::Connection::open(f._dir.path().join("c.db")).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Two fill a batch, the writer takes it and waits for the lock; two
+        // more fill the next one, and the fifth has no room.
+        let mut result = Ok(());
+        for o in 0..5 {
+            result = f.committer.push(event(0, o));
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, ConsumerError::Store(store::StoreError::GaveUp { .. })),
+            "{err}"
+        );
+        locker.execute_batch("COMMIT").unwrap();
+        drop(locker);
+        let check = store::Store::open(&f._dir.path().join("c.db")).unwrap();
+        assert_eq!(check.summary().unwrap().events, 0, "nothing written");
     }
 }

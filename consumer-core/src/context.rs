@@ -111,10 +111,6 @@ type GlobalErrorLog = std::collections::HashMap<String, (Option<Instant>, u64)>;
 /// At most one log line per kind of global librdkafka error in this time.
 const GLOBAL_ERROR_EVERY: Duration = Duration::from_secs(5);
 
-/// How long a revocation waits for the open batch by default: half of
-/// librdkafka's default `max.poll.interval.ms` (300 s).
-pub const DEFAULT_REVOKE_LIMIT: Duration = Duration::from_secs(150);
-
 /// How long to wait for the group's committed offsets on assignment.
 const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -135,8 +131,6 @@ pub struct ExactlyOnceContext {
     kafka_pending: Mutex<BTreeMap<i32, i64>>,
     /// When the last asynchronous offset commit was sent.
     kafka_sent: Mutex<Option<Instant>>,
-    /// How long a revocation waits for the open batch to commit.
-    revoke_limit: Mutex<Duration>,
 }
 
 impl std::fmt::Debug for ExactlyOnceContext {
@@ -171,7 +165,6 @@ impl ExactlyOnceContext {
             accept_data_loss: AtomicBool::new(false),
             kafka_pending: Mutex::new(BTreeMap::new()),
             kafka_sent: Mutex::new(None),
-            revoke_limit: Mutex::new(DEFAULT_REVOKE_LIMIT),
         }
     }
 
@@ -180,12 +173,6 @@ impl ExactlyOnceContext {
     /// of stopping.
     pub fn set_accept_data_loss(&self, accept: bool) {
         self.accept_data_loss.store(accept, Ordering::Relaxed);
-    }
-
-    /// How long a revocation may wait for the open batch to commit (half
-    /// the group's `max.poll.interval.ms`; see [`ExactlyOnceContext::on_revoke`]).
-    pub fn set_revoke_limit(&self, limit: Duration) {
-        *self.revoke_limit.lock().unwrap_or_else(|e| e.into_inner()) = limit;
     }
 
     /// Whether an error inside a rebalance requires the run to stop.
@@ -441,7 +428,7 @@ impl ExactlyOnceContext {
                 pending.remove(p);
             }
         }
-        let limit = *self.revoke_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = self.committer.wait_limit();
         match self.committer.flush_within(limit) {
             // A writer that stopped earlier has reported why already.
             Ok(()) | Err(ConsumerError::WriterStopped) => {}

@@ -138,7 +138,7 @@ impl Pipeline {
             .get("max.poll.interval.ms")
             .and_then(|v| v.parse::<u64>().ok())
         {
-            context.set_revoke_limit(Duration::from_millis(ms / 2));
+            committer.set_wait_limit(Duration::from_millis(ms / 2));
         }
         info!(
             "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}",
@@ -214,7 +214,8 @@ impl Pipeline {
             Ok(reason) => (reason, None),
             Err(e) => (ExitReason::Error, Some(e)),
         };
-        if let Err(e) = self.committer.flush() {
+        // Bounded as any wait of the feed: the group does not wait longer.
+        if let Err(e) = self.committer.flush_within(self.committer.wait_limit()) {
             error.get_or_insert(e);
         }
         commit_final(&consumer, self.topic());

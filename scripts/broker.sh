@@ -190,6 +190,23 @@ lock_run_dir() {
     fi
 }
 
+# terminate_pid PID GRACE WHAT: SIGTERM, then SIGKILL after GRACE seconds;
+# returns once the process is gone.
+terminate_pid() {
+    local pid=$1 grace=$2 what=$3 deadline=$((SECONDS + $2))
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$what did not exit within $grace s of SIGTERM; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 0.1
+        done
+    fi
+}
+
 # --- Nisshi (the embedded Rust broker) ---------------------------------------
 
 # Its storage engine: memory (default) or sqlite (RUN_DIR/nisshi.db).
@@ -349,18 +366,7 @@ stop_nisshi() {
         return 0
     fi
     log "stopping Nisshi (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 10))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "Nisshi did not exit within 10 s of SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do
-            sleep 0.1
-        done
-    fi
+    terminate_pid "$pid" 10 Nisshi
     rm -f "$RUN_DIR/pid"
     if [[ "$(state_get storage)" == sqlite://* ]]; then
         log "Nisshi stopped (its log stays in $RUN_DIR/nisshi.db)"
@@ -607,15 +613,7 @@ stop_kafka_node() {
         kill -KILL "$pid" 2>/dev/null || true
     else
         log "stopping node $i (pid $pid; controlled shutdown)"
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 60))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.2
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            log "node $i did not exit within 60 s of SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        terminate_pid "$pid" 60 "node $i"
     fi
     while kill -0 "$pid" 2>/dev/null; do
         sleep 0.1

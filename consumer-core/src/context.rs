@@ -131,6 +131,9 @@ pub struct ExactlyOnceContext {
     kafka_pending: Mutex<BTreeMap<i32, i64>>,
     /// When the last asynchronous offset commit was sent.
     kafka_sent: Mutex<Option<Instant>>,
+    /// `kafka_pending` is not empty: the per-message call of
+    /// [`commit_async`] takes no lock otherwise.
+    kafka_has_pending: AtomicBool,
 }
 
 impl std::fmt::Debug for ExactlyOnceContext {
@@ -165,6 +168,7 @@ impl ExactlyOnceContext {
             accept_data_loss: AtomicBool::new(false),
             kafka_pending: Mutex::new(BTreeMap::new()),
             kafka_sent: Mutex::new(None),
+            kafka_has_pending: AtomicBool::new(false),
         }
     }
 
@@ -627,6 +631,9 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
     offsets: &[(i32, i64)],
 ) {
     let context = consumer.context();
+    if offsets.is_empty() && !context.kafka_has_pending.load(Ordering::Acquire) {
+        return;
+    }
     let send: Vec<(i32, i64)> = {
         let mut pending = context
             .kafka_pending
@@ -637,13 +644,16 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
             *slot = (*slot).max(o);
         }
         if pending.is_empty() {
+            context.kafka_has_pending.store(false, Ordering::Release);
             return;
         }
         let mut sent = context.kafka_sent.lock().unwrap_or_else(|e| e.into_inner());
         if sent.is_some_and(|t| t.elapsed() < KAFKA_COMMIT_EVERY) {
+            context.kafka_has_pending.store(true, Ordering::Release);
             return;
         }
         *sent = Some(Instant::now());
+        context.kafka_has_pending.store(false, Ordering::Release);
         std::mem::take(&mut *pending).into_iter().collect()
     };
     if let Err(e) = consumer.commit(&offsets_tpl(topic, &send), CommitMode::Async) {
@@ -656,6 +666,7 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
             let slot = pending.entry(p).or_insert(o);
             *slot = (*slot).max(o);
         }
+        context.kafka_has_pending.store(true, Ordering::Release);
     }
 }
 

@@ -670,6 +670,37 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
     }
 }
 
+/// Commits this database's stored offsets of the partitions in `mine` to
+/// Kafka, and waits for the answer. `--exit-when-idle` calls it before it
+/// asks about the rest of the group: the asynchronous copies may have been
+/// refused during a rebalance (and librdkafka reports nothing of them), and
+/// a drained partition sends no new ones, so without it two drained
+/// members could each wait for the other's stale offsets forever
+/// (observed). The database's offsets are the truth, so they are what is
+/// sent.
+pub fn publish_stored_offsets<C: Consumer<ExactlyOnceContext>>(
+    consumer: &C,
+    mine: &BTreeSet<i32>,
+) -> Result<(), String> {
+    let context = consumer.context();
+    let stored = context
+        .offsets_db
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .stored_offsets(&context.topic)
+        .map_err(|e| e.to_string())?;
+    let offsets: Vec<(i32, i64)> = stored
+        .into_iter()
+        .filter(|(p, _)| mine.contains(p))
+        .collect();
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    consumer
+        .commit(&offsets_tpl(&context.topic, &offsets), CommitMode::Sync)
+        .map_err(|e| format!("commit the stored offsets to Kafka: {e}"))
+}
+
 /// How long each lookup of [`undrained_elsewhere`] may take.
 const GROUP_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 

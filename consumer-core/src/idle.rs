@@ -12,7 +12,9 @@
 //!
 //! Drained is not yet idle: the partitions held elsewhere in the group must
 //! be drained too (their committed offsets at their ends; see
-//! [`undrained_elsewhere`]). A member killed without leaving holds its
+//! [`undrained_elsewhere`]). Each drained member first commits its own
+//! stored offsets to Kafka ([`publish_stored_offsets`]), so that the
+//! others see them. A member killed without leaving holds its
 //! partitions until its session times out; a restarted member that left
 //! on its own share alone would leave those events unread.
 
@@ -22,7 +24,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use tracing::{debug, info};
 
-use crate::context::{AssignmentWatch, ExactlyOnceContext, Undrained, undrained_elsewhere};
+use crate::context::{
+    AssignmentWatch, ExactlyOnceContext, Undrained, publish_stored_offsets, undrained_elsewhere,
+};
 
 /// How often the rest of the group is asked about once this member is
 /// drained.
@@ -100,6 +104,7 @@ impl IdleDetector {
         consumer: &C,
     ) -> bool {
         self.is_idle_with(watch, |mine| {
+            publish_stored_offsets(consumer, mine)?;
             undrained_elsewhere(consumer, mine).map_err(|e| e.to_string())
         })
     }

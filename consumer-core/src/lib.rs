@@ -56,7 +56,8 @@ use tracing::{info, warn};
 pub use args::{ConsumerArgs, Model, parse_cli};
 pub use committer::Committer;
 pub use context::{
-    AssignmentWatch, ExactlyOnceContext, Undrained, commit_async, commit_final, undrained_elsewhere,
+    AssignmentWatch, ExactlyOnceContext, Undrained, commit_async, commit_final,
+    publish_stored_offsets, undrained_elsewhere,
 };
 pub use error::{ConsumerError, error_chain};
 pub use idle::IdleDetector;

@@ -258,6 +258,18 @@ fn message(
     )
 }
 
+/// A scratch directory for a case's database: in memory (`/dev/shm`) where
+/// there is one, as a case's few commits are mostly fsync otherwise.
+fn scratch() -> Result<tempfile::TempDir, TestCaseError> {
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    };
+    dir.map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
 // --- 1. decode ----------------------------------------------------------------------
 
 fn check_decoded(
@@ -328,7 +340,7 @@ fn short_name(full: &str, prefix: &str) -> String {
 }
 
 fn check_rows(payloads: Vec<Option<Vec<u8>>>, partition: i32) -> TestCaseResult {
-    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let dir = scratch()?;
     let mut store = Store::open(&dir.path().join("fuzz.db")).expect("open the store");
     let mut batch = Batch::new(TOPIC);
     let mut expected_rows: BTreeMap<u64, (BankingEvent, i64, Vec<u8>)> = BTreeMap::new();
@@ -468,7 +480,7 @@ fn check_balances(
     cuts: Vec<prop::sample::Index>,
     redeliver: Vec<bool>,
 ) -> TestCaseResult {
-    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let dir = scratch()?;
     let mut store = Store::open(&dir.path().join("balances.db")).expect("open the store");
     let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(events.len() + 1)).collect();
     bounds.push(0);

@@ -123,7 +123,6 @@ fn valid_event(
                         (true, true) => account + 1,
                     },
                     created_at_us: at,
-                    ..Default::default()
                 }
             },
         )

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::KafkaArgs;
+use common::{KafkaArgs, TelemetryArgs};
 
 pub use common::stats::Model;
 
@@ -109,6 +109,11 @@ pub struct ConsumerArgs {
     /// the assigned partitions.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+
+    /// `--log-format` and `--metrics-addr`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl ConsumerArgs {
@@ -186,6 +191,7 @@ mod tests {
         assert_eq!(pull.consumer.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(pull.consumer.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
         assert_eq!(pull.consumer.exit_when_idle, None);
+        assert_eq!(pull.consumer.telemetry.metrics_addr, None);
         let push: Cli = parse_cli_from(Model::Push, ["consumer-push"]).unwrap();
         assert_eq!(push.consumer.group, "banking-push");
         assert_eq!(push.consumer.db, PathBuf::from("push.db"));
@@ -213,6 +219,10 @@ mod tests {
                 "fetch.wait.max.ms=50",
                 "--ready-file",
                 "/tmp/x.ready",
+                "--metrics-addr",
+                "127.0.0.1:9464",
+                "--log-format",
+                "json",
             ],
         )
         .unwrap();
@@ -221,6 +231,11 @@ mod tests {
         assert_eq!(cli.consumer.batch_size, 500);
         assert_eq!(cli.consumer.idle_after(), Some(Duration::from_secs(3)));
         assert_eq!(cli.consumer.max_events, Some(10));
+        assert_eq!(
+            cli.consumer.telemetry.metrics_addr,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(cli.consumer.telemetry.log_format, common::LogFormat::Json);
         assert_eq!(
             cli.consumer.kafka.properties,
             vec![("fetch.wait.max.ms".to_string(), "50".to_string())]

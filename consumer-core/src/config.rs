@@ -75,6 +75,12 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.error.backoff.ms", "10"),
 ];
 
+/// With `--metrics-addr`: librdkafka's statistics every 5 s, from which
+/// the per-partition lag gauge is set (`ExactlyOnceContext`'s `stats`
+/// callback). Off otherwise: statistics cost librdkafka a JSON document
+/// per interval. `-X statistics.interval.ms=...` overrides it.
+pub const METRICS_STATISTICS: (&str, &str) = ("statistics.interval.ms", "5000");
+
 /// The consumer's client configuration: our defaults, `group.id`,
 /// `client.id`, `group.instance.id` (`--instance-id`), then the user's `-X`
 /// properties.
@@ -87,6 +93,9 @@ pub fn client_config(model: Model, args: &ConsumerArgs) -> ClientConfig {
         defaults.push(("group.instance.id", id.as_str()));
     }
     defaults.extend_from_slice(CONSUMER_DEFAULTS);
+    if args.telemetry.metrics_addr.is_some() {
+        defaults.push(METRICS_STATISTICS);
+    }
     args.kafka.client_config(&defaults)
 }
 
@@ -151,6 +160,17 @@ mod tests {
         // a librdkafka default we did not set
         assert!(props.contains_key("session.timeout.ms"));
         assert!(!props.values().any(|v| v.contains("hunter2")));
+    }
+
+    #[test]
+    fn statistics_only_with_metrics() {
+        let off: Cli = parse_cli_from(Model::Push, ["c"]).unwrap();
+        let props = properties_in_force(&client_config(Model::Push, &off.consumer)).unwrap();
+        assert_eq!(props["statistics.interval.ms"], "0");
+        let on: Cli =
+            parse_cli_from(Model::Push, ["c", "--metrics-addr", "127.0.0.1:9464"]).unwrap();
+        let props = properties_in_force(&client_config(Model::Push, &on.consumer)).unwrap();
+        assert_eq!(props["statistics.interval.ms"], "5000");
     }
 
     #[test]

@@ -497,6 +497,12 @@ impl ExactlyOnceContext {
 }
 
 impl ClientContext for ExactlyOnceContext {
+    /// librdkafka's statistics, every `statistics.interval.ms` (set with
+    /// `--metrics-addr` only): the per-partition lag gauge.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        crate::metrics::record_lag(&self.topic, &statistics);
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         // Failed offset commits are reported by `commit_callback` and the
         // revoke handler, with what they mean here.

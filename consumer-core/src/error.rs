@@ -56,6 +56,10 @@ pub enum ConsumerError {
     #[error("the SQLite writer stopped after an earlier error")]
     WriterStopped,
 
+    /// The metrics endpoint (`--metrics-addr`) could not start.
+    #[error(transparent)]
+    Metrics(#[from] common::telemetry::MetricsError),
+
     /// librdkafka refused the configuration (a bad `-X` property, ...).
     #[error("invalid Kafka client configuration")]
     Config(#[source] KafkaError),

@@ -37,6 +37,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod idle;
+pub mod metrics;
 pub mod ready;
 pub mod shutdown;
 pub mod stats;
@@ -105,6 +106,8 @@ impl Pipeline {
         }
         let client_config = config::client_config(model, &args);
         let kafka_properties = config::properties_in_force(&client_config)?;
+        // Before the writer starts: it looks its metric handles up once.
+        common::install_metrics_if(args.telemetry.metrics_addr)?;
         let shutdown = Shutdown::install()?;
         let clock = Arc::new(RunClock::new());
         let committed = Arc::new(CommittedOffsets::default());

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Progress;
 use proto::BankingEvent;
@@ -19,6 +19,7 @@ use store::{Batch, Store};
 use tracing::{error, warn};
 
 use crate::error::ConsumerError;
+use crate::metrics::WriterMetrics;
 use crate::stats::{RunClock, RunStats};
 
 /// A Kafka message, decoded and validated, ready for a [`Batch`].
@@ -173,6 +174,7 @@ pub struct StoreWriter {
     committed: Arc<CommittedOffsets>,
     clock: Arc<RunClock>,
     stats: RunStats,
+    metrics: WriterMetrics,
     progress: Progress,
     failed: bool,
 }
@@ -215,6 +217,7 @@ impl StoreWriter {
             committed,
             clock,
             stats: RunStats::new(),
+            metrics: WriterMetrics::new(),
             progress: Progress::new(None, "stored"),
             failed: false,
         })
@@ -236,6 +239,7 @@ impl StoreWriter {
             return Ok(None);
         }
         let mut attempt = 1;
+        let started = Instant::now();
         let outcome = loop {
             match self.store.commit(batch) {
                 Ok(outcome) => break outcome,
@@ -260,6 +264,11 @@ impl StoreWriter {
         };
         let offsets: Vec<(i32, i64)> = batch.next_offsets().collect();
         self.committed.record(&offsets);
+        self.metrics.record_commit(
+            &outcome,
+            started.elapsed(),
+            batch.events().iter().map(|e| e.event.created_at_us),
+        );
         self.stats.record_commit(
             &outcome,
             batch.events().iter().map(|e| e.event.created_at_us),

@@ -1,5 +1,5 @@
 //! consumer-push: the PUSH model (see the library, `consumer_push`).
-//! The binary parses the command line, starts logging and runs.
+//! The binary parses the command line, starts logging (`--log-format`) and runs.
 
 use std::process::ExitCode;
 
@@ -8,8 +8,8 @@ use consumer_push::Cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::init_tracing();
     let cli: Cli = parse_cli(Model::Push);
+    common::init_logging(cli.consumer.telemetry.log_format);
     let result = consumer_push::run(cli.consumer).await;
     match result.map_err(anyhow::Error::from) {
         Ok(_report) => ExitCode::SUCCESS,

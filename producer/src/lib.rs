@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use common::KafkaArgs;
+use common::{KafkaArgs, TelemetryArgs};
 
 pub use common::stats::ProducerStats;
 pub use generator::{Generator, GeneratorError};
@@ -105,6 +105,11 @@ pub struct Args {
     /// use a throw-away topic.
     #[arg(long)]
     pub raw: bool,
+
+    /// `--log-format` and `--metrics-addr`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl Args {

@@ -9,8 +9,8 @@ use clap::Parser;
 use producer::{Args, ProducerStats};
 
 fn main() -> ExitCode {
-    common::init_tracing();
     let args = Args::parse();
+    common::init_logging(args.telemetry.log_format);
     match run(&args) {
         Ok(code) => code,
         Err(e) => {

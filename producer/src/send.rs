@@ -98,6 +98,9 @@ pub enum ProducerError {
         /// What the broker said.
         detail: String,
     },
+    /// The metrics endpoint (`--metrics-addr`) could not start.
+    #[error(transparent)]
+    Metrics(#[from] common::telemetry::MetricsError),
     /// librdkafka refused a message outright (not a full queue).
     #[error("cannot enqueue event {event_id}: {source}")]
     Enqueue {
@@ -190,6 +193,8 @@ impl ProducerContext for Context {
 /// every delivery report, and returns the figures. Stops early, still
 /// waiting for what was sent, once `stop` is set.
 pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerError> {
+    common::install_metrics_if(args.telemetry.metrics_addr)?;
+    let metrics = Metrics::new();
     let mut generator = Generator::new(args.seed, args.accounts, args.first_id)?;
     let settings = effective_settings(args.timeout);
     let mut config = args.kafka.client_config(&[]);
@@ -269,7 +274,9 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
         if args.rate > 0 {
             // Event 0 goes at once; event n is due n-1 intervals after the
             // first acknowledgement.
-            pace(&producer, pace_start, sent.saturating_sub(1), args.rate);
+            if pace(&producer, pace_start, sent.saturating_sub(1), args.rate) {
+                metrics.publish(sent, &lock(&producer));
+            }
         }
         let (key_bytes, payload_bytes, s) = source.next(args.count - sent);
         let event_id = s.event_id;
@@ -302,7 +309,10 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
         }
         if sent % 1024 == 0 {
             serve_reports(&producer);
-            let acked = lock(&producer).acknowledged;
+            let tally = lock(&producer);
+            metrics.publish(sent, &tally);
+            let acked = tally.acknowledged;
+            drop(tally);
             progress.inc(acked - reported);
             reported = acked;
         }
@@ -322,6 +332,7 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
     let deadline = Instant::now() + args.timeout() + Duration::from_secs(5);
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
         producer.poll(Duration::from_millis(100));
+        metrics.publish(sent, &lock(&producer));
         let acked = lock(&producer).acknowledged;
         progress.inc(acked - reported);
         reported = acked;
@@ -331,6 +342,7 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
 
     let unreported = producer.in_flight_count().max(0) as u64;
     let tally = std::mem::take(&mut *lock(&producer));
+    metrics.publish_final(sent, &tally, unreported);
     let mut errors = tally.errors;
     if unreported > 0 {
         errors.push(format!(
@@ -414,12 +426,51 @@ fn effective_settings(timeout_secs: u64) -> Vec<(&'static str, String)> {
 /// sent, so the bursts add nothing to their measured latency. Sleeps rather
 /// than waiting inside `poll`, whose sub-millisecond remainder librdkafka
 /// (through rdkafka) turns into a busy loop of zero-timeout polls.
-fn pace(producer: &BaseProducer<Context>, started: Instant, sent: u64, rate: u64) {
+///
+/// Returns whether it slept (a moment to publish the metrics).
+fn pace(producer: &BaseProducer<Context>, started: Instant, sent: u64, rate: u64) -> bool {
     let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
     let now = Instant::now();
     if due > now {
         serve_reports(producer);
         std::thread::sleep((due - now).max(Duration::from_millis(1)));
+        true
+    } else {
+        false
+    }
+}
+
+/// The producer's Prometheus counters (see `common::telemetry`). The send
+/// loop and the delivery callback keep their own counts; these are set
+/// from them every 1,024 events, at every pacing pause and at the end,
+/// never per event (no-ops without `--metrics-addr`).
+struct Metrics {
+    sent: metrics::Counter,
+    acknowledged: metrics::Counter,
+    failed: metrics::Counter,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        use common::telemetry::names;
+        Metrics {
+            sent: metrics::counter!(names::PRODUCER_SENT),
+            acknowledged: metrics::counter!(names::PRODUCER_ACKNOWLEDGED),
+            failed: metrics::counter!(names::PRODUCER_FAILED),
+        }
+    }
+
+    fn publish(&self, sent: u64, tally: &Tally) {
+        self.sent.absolute(sent);
+        self.acknowledged.absolute(tally.acknowledged);
+        self.failed.absolute(tally.failed);
+    }
+
+    /// The last figures: events without a delivery report count as failed.
+    fn publish_final(&self, sent: u64, tally: &Tally, unreported: u64) {
+        self.sent.absolute(sent);
+        self.acknowledged.absolute(tally.acknowledged);
+        self.failed.absolute(tally.failed + unreported);
     }
 }
 

@@ -20,6 +20,8 @@
 //!   command lines ([`ConsumerCmd`], [`ProducerCmd`]).
 //! - [`clients`]: plain rdkafka clients: read a topic back, send raw
 //!   messages and learn where they landed, read a group's offsets.
+//! - [`metrics`]: the Prometheus endpoints, scraped over HTTP, and the
+//!   check that their figures match the database.
 //! - [`verify`]: what a database must hold ([`Expected`], computed from the
 //!   generator independently of the store's code) and how far it is from
 //!   it ([`Figures`]).
@@ -38,6 +40,7 @@ pub mod bins;
 pub mod clients;
 pub mod cluster;
 pub mod kafka;
+pub mod metrics;
 pub mod mock;
 pub mod nisshi;
 pub mod procs;

@@ -1,0 +1,14 @@
+//! consumer-push with `--metrics-addr` and `--log-format json`: scraped
+//! over HTTP while events flow, its counters match its database (the check
+//! is `testkit::metrics`, shared with consumer-pull).
+
+use testkit::Model;
+
+#[test]
+fn metrics_match_the_database_while_events_flow() {
+    testkit::metrics::metrics_match_the_database(
+        "metrics_match_the_database_while_events_flow",
+        Model::Push,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+}

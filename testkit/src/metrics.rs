@@ -1,0 +1,250 @@
+//! The binaries' Prometheus endpoints (`--metrics-addr`) from the outside:
+//! [`scrape`] fetches `/metrics` with a real HTTP client and parses the
+//! text format; [`metrics_match_the_database`] is the end-to-end check both
+//! consumers' tests run.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use common::telemetry::names;
+use prometheus_parse::{Sample, Value};
+
+use crate::bins::{Bins, Model};
+use crate::kafka::{Kafka, unique};
+use crate::procs::{ConsumerCmd, GENEROUS, ProducerCmd};
+use crate::{free_port, verify};
+
+/// One scrape of an endpoint.
+#[derive(Debug)]
+pub struct Scrape {
+    samples: Vec<Sample>,
+}
+
+/// GETs `http://<addr>/metrics` and parses it.
+pub fn scrape(addr: &str) -> Result<Scrape> {
+    let body = ureq::get(&format!("http://{addr}/metrics"))
+        .call()
+        .with_context(|| format!("GET http://{addr}/metrics"))?
+        .body_mut()
+        .read_to_string()
+        .context("read the metrics")?;
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines).context("parse the metrics")?;
+    Ok(Scrape {
+        samples: parsed.samples,
+    })
+}
+
+impl Scrape {
+    /// The value of the sample `name` whose labels include `labels`
+    /// (counters, gauges, untyped), if there is one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .find_map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+    }
+
+    /// A counter's value, 0 when it is not there yet.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.value(name, &[]).unwrap_or(0.0) as u64
+    }
+
+    /// How many observations histogram `name` holds (`<name>_count`, or
+    /// its `+Inf` bucket); `None` when it is not there.
+    pub fn histogram_count(&self, name: &str) -> Option<u64> {
+        if let Some(v) = self.value(&format!("{name}_count"), &[]) {
+            return Some(v as u64);
+        }
+        self.samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .find_map(|s| match &s.value {
+                Value::Histogram(buckets) => buckets
+                    .iter()
+                    .find(|b| b.less_than.is_infinite())
+                    .map(|b| b.count as u64),
+                _ => None,
+            })
+    }
+
+    /// The `partition` label of every sample of `name`, with its value.
+    pub fn by_partition(&self, name: &str) -> Vec<(i32, f64)> {
+        self.samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter_map(|s| {
+                let p = s.labels.get("partition")?.parse().ok()?;
+                match s.value {
+                    Value::Gauge(v) | Value::Untyped(v) | Value::Counter(v) => Some((p, v)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Events the check sends: enough for several batches at its rate.
+const COUNT: u64 = 6_000;
+/// Partitions of its topic.
+const PARTITIONS: i32 = 3;
+
+/// Runs `model` with `--metrics-addr` (and `--log-format json`) while a
+/// paced producer, with `--metrics-addr` too, sends [`COUNT`] events;
+/// scrapes both with a real HTTP client while the events flow, then once
+/// everything is stored. Checks:
+///
+/// - while events flow: the producer's acknowledged never exceed its sent,
+///   nothing fails; the consumer's committed counter never exceeds the rows
+///   of its database read right after the scrape, and some scrape sees it
+///   between 0 and the total;
+/// - at the end: committed = rows = the producer's acknowledged = the
+///   latency histogram's count; dead letters = the database's (0); the
+///   batch commit histogram counts the stats file's batches; every
+///   partition's lag gauge reaches 0; RSS is reported;
+/// - every log line on stderr is a JSON object with the text format's
+///   fields (`timestamp`, `level`, `message`).
+///
+/// Skipped (with a message) where Apache Kafka cannot run.
+pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
+    let Some(kafka) = Kafka::shared_or_skip(test) else {
+        return Ok(());
+    };
+    let bins = Bins::of_this_build();
+    let dir = tempfile::tempdir()?;
+    let topic = unique("metrics");
+    kafka.create_topic(&topic, PARTITIONS)?;
+
+    let consumer_addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = ConsumerCmd::new(
+        model,
+        kafka.bootstrap(),
+        &topic,
+        &unique("metrics"),
+        dir.path(),
+    );
+    cmd.idle_secs = None;
+    let mut consumer = cmd.spawn(
+        &bins,
+        1,
+        &[
+            "--metrics-addr",
+            &consumer_addr,
+            "--log-format",
+            "json",
+            "-X",
+            "statistics.interval.ms=200",
+        ],
+    )?;
+    let producer_addr = format!("127.0.0.1:{}", free_port());
+    let mut pcmd = ProducerCmd::new(kafka.bootstrap(), &topic, COUNT, 11, 200);
+    pcmd.rate = 2_000;
+    pcmd.extra = vec!["--metrics-addr".into(), producer_addr.clone()];
+    let mut producer = pcmd.spawn(&bins, dir.path(), "producer")?;
+
+    let deadline = Instant::now() + GENEROUS;
+    let mut producer_scrapes = 0;
+    let mut mid_flow = 0;
+    let end = loop {
+        ensure!(Instant::now() < deadline, "the events were not all stored");
+        if let Some(s) = consumer.try_status() {
+            bail!("{} exited ({s}):\n{}", consumer.name, consumer.log_tail(20));
+        }
+        if producer.try_status().is_none() {
+            if let Ok(p) = scrape(&producer_addr) {
+                let sent = p.counter(names::PRODUCER_SENT);
+                let acked = p.counter(names::PRODUCER_ACKNOWLEDGED);
+                ensure!(acked <= sent, "acknowledged {acked} > sent {sent}");
+                ensure!(p.counter(names::PRODUCER_FAILED) == 0, "failed deliveries");
+                producer_scrapes += 1;
+            }
+        }
+        // Not there until the endpoint is up: then try again.
+        if let Ok(s) = scrape(&consumer_addr) {
+            let committed = s.counter(names::EVENTS_COMMITTED);
+            // The counter moves after the SQLite commit: never ahead of it.
+            let rows = verify::row_count(&cmd.db);
+            ensure!(committed <= rows, "counter {committed} > rows {rows}");
+            if committed > 0 && committed < COUNT {
+                mid_flow += 1;
+            }
+            if committed == COUNT {
+                break s;
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let produced = pcmd.finish(&mut producer)?;
+    ensure!(producer_scrapes > 0, "the producer was never scraped");
+    ensure!(mid_flow > 0, "no scrape saw the events flowing");
+    ensure!(verify::row_count(&cmd.db) == COUNT);
+    ensure!(produced.events_acknowledged == COUNT);
+    ensure!(
+        end.histogram_count(names::END_TO_END_SECONDS) == Some(COUNT),
+        "latency histogram count {:?}",
+        end.histogram_count(names::END_TO_END_SECONDS)
+    );
+    ensure!(end.counter(names::DEAD_LETTERS) == 0);
+    ensure!(
+        end.value(names::RSS, &[]).is_some_and(|v| v > 0.0),
+        "no RSS"
+    );
+
+    // Lag: librdkafka's statistics see the offsets committed to Kafka.
+    let all: BTreeSet<i32> = (0..PARTITIONS).collect();
+    loop {
+        ensure!(
+            Instant::now() < deadline,
+            "the lag never reached 0 everywhere"
+        );
+        let s = scrape(&consumer_addr)?;
+        let lag = s.by_partition(names::CONSUMER_LAG);
+        let zero: BTreeSet<i32> = lag
+            .iter()
+            .filter(|(_, v)| *v == 0.0)
+            .map(|(p, _)| *p)
+            .collect();
+        if zero == all {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let batches = scrape(&consumer_addr)?
+        .histogram_count(names::BATCH_COMMIT_SECONDS)
+        .context("no batch commit histogram")?;
+
+    consumer.sigterm();
+    let stats: common::stats::ConsumerStats = consumer.wait_success()?;
+    ensure!(stats.events_committed == COUNT);
+    ensure!(stats.dead_letters == 0);
+    ensure!(
+        stats.batches == batches,
+        "stats file batches {} != histogram count {batches}",
+        stats.batches
+    );
+
+    // --log-format json: every log line is an object with the text fields.
+    let log = consumer.log_text();
+    let mut json_lines = 0;
+    for line in log.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))?;
+        for field in ["timestamp", "level", "message"] {
+            ensure!(v.get(field).is_some(), "no {field} in {line}");
+        }
+        json_lines += 1;
+    }
+    ensure!(json_lines > 0, "no JSON log line:\n{log}");
+    ensure!(
+        !log.lines()
+            .any(|l| !l.starts_with('{') && l.contains(" INFO ")),
+        "a text log line among the JSON ones:\n{log}"
+    );
+    Ok(())
+}

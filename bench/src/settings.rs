@@ -61,6 +61,12 @@ pub struct Settings {
     /// fetch.wait.max.ms=10).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_property)]
     pub consumer_property: Vec<(String, String)>,
+
+    /// Both consumers and the store ceilings also store each event's raw
+    /// protobuf bytes (the consumers' --keep-event-payloads).
+    #[arg(long)]
+    #[serde(default)]
+    pub keep_event_payloads: bool,
 }
 
 /// One consumer process: what differs from one start to the next.
@@ -126,6 +132,7 @@ impl Settings {
         a.kafka.properties = self.consumer_property.clone();
         a.group = job.group.to_string();
         a.db = job.db.clone();
+        a.keep_event_payloads = self.keep_event_payloads;
         a.batch_size = self.batch_size;
         a.flush_interval_ms = self.flush_interval_ms;
         a.stats_json = Some(job.stats.clone());
@@ -183,6 +190,7 @@ impl Settings {
             batch_size: self.batch_size as u64,
             partitions: self.partitions,
             skip,
+            keep_event_payloads: self.keep_event_payloads,
             stats_json: Some(stats.to_path_buf()),
         }
     }

@@ -303,12 +303,21 @@ static INSERT_EVENTS: LazyLock<String> =
 static INSERT_EVENT: LazyLock<String> =
     LazyLock::new(|| insert_events_sql("events", 1, " ON CONFLICT (event_id) DO NOTHING"));
 
-const UPSERT_BALANCE: &str = "\
-INSERT INTO account_balances (account_id, currency, balance_minor, event_count) \
-VALUES (?1, ?2, ?3, ?4) \
-ON CONFLICT (account_id, currency) DO UPDATE SET \
-balance_minor = balance_minor + excluded.balance_minor, \
-event_count = event_count + excluded.event_count";
+/// `INSERT INTO account_balances ... ON CONFLICT DO UPDATE` with `rows`
+/// rows. A batch's changes are summed per (account, currency) first, so no
+/// key appears twice in one statement.
+fn upsert_balances_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO account_balances (account_id, currency, balance_minor, event_count) \
+         VALUES {} ON CONFLICT (account_id, currency) DO UPDATE SET \
+         balance_minor = balance_minor + excluded.balance_minor, \
+         event_count = event_count + excluded.event_count",
+        vec!["(?, ?, ?, ?)"; rows].join(", ")
+    )
+}
+
+static UPSERT_BALANCES: LazyLock<String> = LazyLock::new(|| upsert_balances_sql(ROWS_PER_INSERT));
+static UPSERT_BALANCE: LazyLock<String> = LazyLock::new(|| upsert_balances_sql(1));
 
 const INSERT_DEAD_LETTER: &str = "\
 INSERT INTO dead_letters (topic, \"partition\", \"offset\", key, payload, error, recorded_at_us) \
@@ -764,9 +773,22 @@ fn write_batch(
         // jumping around it.
         let mut changes: Vec<_> = changes.into_iter().collect();
         changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut upsert = tx.prepare_cached(UPSERT_BALANCE)?;
-        for ((account, currency), (delta, count)) in changes {
-            upsert.execute(params![account as i64, currency, delta, count as i64])?;
+        // Many rows per statement, as for the events (docs/store.md).
+        let mut many = tx.prepare_cached(&UPSERT_BALANCES)?;
+        let mut chunks = changes.chunks_exact(ROWS_PER_INSERT);
+        for chunk in &mut chunks {
+            for (k, ((account, currency), (delta, count))) in chunk.iter().enumerate() {
+                let at = k * 4;
+                many.raw_bind_parameter(at + 1, *account as i64)?;
+                many.raw_bind_parameter(at + 2, *currency)?;
+                many.raw_bind_parameter(at + 3, *delta)?;
+                many.raw_bind_parameter(at + 4, *count as i64)?;
+            }
+            many.raw_execute()?;
+        }
+        let mut upsert = tx.prepare_cached(&UPSERT_BALANCE)?;
+        for ((account, currency), (delta, count)) in chunks.remainder() {
+            upsert.execute(params![*account as i64, *currency, *delta, *count as i64])?;
         }
     }
 

@@ -252,6 +252,7 @@ mod tests {
             "--producer-property=linger.ms=1",
             "--consumer-property",
             "fetch.wait.max.ms=9",
+            "--keep-event-payloads",
         ]);
         s.check().unwrap();
         let p = s.producer("topic", 10, 5, Path::new("/o/p.json"), true);
@@ -280,6 +281,9 @@ mod tests {
         assert_eq!(json(&back.consumer), json(&c));
         assert_eq!(back.consumer.batch_size, 700);
         assert_eq!(back.consumer.ready_file, Some("/o/pull.ready".into()));
+        assert!(back.consumer.keep_event_payloads);
+        let store = s.store_ceiling(Path::new("s.db"), 5, 0, 1, Path::new("s.json"));
+        assert!(store.keep_event_payloads);
     }
 
     #[test]

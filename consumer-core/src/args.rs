@@ -50,7 +50,7 @@ pub struct ConsumerArgs {
 
     /// Also store each event's raw protobuf bytes beside its decoded
     /// columns (`events.payload`), for audit or to keep fields this build
-    /// does not know. Off by default: it makes the database ~1.6x larger
+    /// does not know. Off by default: it makes the database ~2x larger
     /// and slower to write (docs/store.md). Dead letters always keep theirs.
     #[arg(long)]
     pub keep_event_payloads: bool,

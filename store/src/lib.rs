@@ -83,7 +83,7 @@ pub struct StoreOptions {
     pub busy_log_every: Duration,
     /// Store each event's raw protobuf bytes in `events.payload` beside the
     /// decoded columns. Off by default: every field already has a column,
-    /// and the bytes were ~40% of the file and cost ~N% of the insert rate
+    /// and the bytes were ~40% of the file and cost ~20% of the insert rate
     /// (docs/store.md). Turn it on where the exact message must be kept for
     /// audit, or where producers may send fields this build does not know
     /// (decoding drops unknown fields; the bytes keep them). Dead letters

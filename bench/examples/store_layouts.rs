@@ -203,7 +203,11 @@ fn schema(l: &Layout) -> String {
         ),
         1 => ("", "event_id INTEGER PRIMARY KEY,", "STRICT"),
         2 => ("", "event_id INTEGER PRIMARY KEY,", "STRICT, WITHOUT ROWID"),
-        _ => ("id INTEGER PRIMARY KEY,", "event_id INTEGER NOT NULL,", "STRICT"),
+        _ => (
+            "id INTEGER PRIMARY KEY,",
+            "event_id INTEGER NOT NULL,",
+            "STRICT",
+        ),
     };
     let payload = if l.payload {
         ", payload BLOB NOT NULL"
@@ -291,8 +295,15 @@ fn bind(
 }
 
 fn name(v: i32) -> &'static str {
-    ["UNSPECIFIED", "TRANSACTION", "DEPOSIT", "WITHDRAWAL", "TRANSFER", "PAYMENT", "FEE"]
-        [v as usize % 7]
+    [
+        "UNSPECIFIED",
+        "TRANSACTION",
+        "DEPOSIT",
+        "WITHDRAWAL",
+        "TRANSFER",
+        "PAYMENT",
+        "FEE",
+    ][v as usize % 7]
 }
 
 /// CPU time of the calling thread: on a shared machine the wall time of a
@@ -344,7 +355,11 @@ fn run(o: &Opts, l: &Layout, evs: &[Ev], db: &Path) -> (Duration, Duration, u64)
                     assert_eq!(stmt.raw_execute().unwrap(), l.rows);
                 }
             }
-            let rest = if l.rows > 1 { chunks.remainder() } else { batch };
+            let rest = if l.rows > 1 {
+                chunks.remainder()
+            } else {
+                batch
+            };
             let mut stmt = tx.prepare_cached(&one).unwrap();
             for ev in rest {
                 bind(&mut stmt, l, 0, ev, now).unwrap();
@@ -447,7 +462,10 @@ fn main() {
             w / base,
             c / cpu_base,
             sizes[&i] as f64 / evs.len() as f64,
-            results[&i].iter().map(|x| x.round() as u64).collect::<Vec<_>>()
+            results[&i]
+                .iter()
+                .map(|x| x.round() as u64)
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -403,7 +403,8 @@ fn saturation_section(r: &Results, s: &mut String) {
             );
         }
     }
-    let rate = |x: Option<u64>| x.map_or("none of the rates".to_string(), |r| format!("{}/s", num(r)));
+    let rate =
+        |x: Option<u64>| x.map_or("none of the rates".to_string(), |r| format!("{}/s", num(r)));
     let _ = writeln!(
         s,
         "\nHighest offered rate sustained (every lower one too): pull {}, push {}.\n",
@@ -625,7 +626,10 @@ pub fn reading(r: &Results) -> Vec<String> {
         }
     }
     if let Some(sat) = &r.saturation {
-        let (a, b) = (sat.pull_max_rate.unwrap_or(0), sat.push_max_rate.unwrap_or(0));
+        let (a, b) = (
+            sat.pull_max_rate.unwrap_or(0),
+            sat.push_max_rate.unwrap_or(0),
+        );
         let first = match a.cmp(&b) {
             std::cmp::Ordering::Less => "pull saturates first",
             std::cmp::Ordering::Greater => "push saturates first",

@@ -570,7 +570,9 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     remove_db(db);
                 }
                 let stats = dir.join(format!("{name}.json"));
-                let args = ctx.settings.store_ceiling(db, count, skip, first_id, &stats);
+                let args = ctx
+                    .settings
+                    .store_ceiling(db, count, skip, first_id, &stats);
                 let log = dir.join(format!("{name}.log"));
                 let f = ctx.bench(name, subcommand, &args, &log, drain_limit(count))?;
                 ctx.finished(phase, &f)

@@ -158,7 +158,9 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
     );
     // The saturation sweep ran its first step (2,000/s; it may stop there
     // on a loaded machine), with every event stored by both models.
-    let steps = results["saturation"]["steps"].as_array().expect("saturation steps");
+    let steps = results["saturation"]["steps"]
+        .as_array()
+        .expect("saturation steps");
     assert!(!steps.is_empty() && steps.len() <= 2, "{steps:?}");
     assert_eq!(steps[0]["rate"], 2_000);
     let produced = &steps[0]["produced"];

@@ -373,7 +373,8 @@ pub(crate) mod tests {
             &StoreOptions::default(),
             committed.clone(),
             clock,
-        ).unwrap();
+        )
+        .unwrap();
         let mut batch = Batch::new("t");
         batch.push_event(0, 0, deposit(1), vec![1]);
         w.commit(&batch).unwrap();
@@ -419,7 +420,8 @@ pub(crate) mod tests {
             &StoreOptions::default(),
             committed.clone(),
             clock,
-        ).unwrap();
+        )
+        .unwrap();
         let mut batch = Batch::new("t");
         assert_eq!(w.commit(&batch).unwrap(), None);
         Decoded::from_message(&message(Some(vec![1, 2, 3]))).push_into(&mut batch);

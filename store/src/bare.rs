@@ -104,7 +104,9 @@ impl BareTable {
     /// Rows in the table.
     pub fn count(&self) -> Result<u64, StoreError> {
         self.conn
-            .query_row("SELECT count(*) FROM bare_events", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM bare_events", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|n| n as u64)
             .map_err(|e| StoreError::from_sqlite(&self.path, e))
     }

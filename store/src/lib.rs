@@ -39,10 +39,13 @@
 //!   error, and never leaves anything half-written.
 //!
 //! The writer is the ceiling of the whole pipeline, so the insert path is
-//! lean: one cached prepared statement per row kind, no secondary index
-//! during loads ([`Store::ensure_query_index`] builds it on demand), enum
-//! names as static strings, balance changes summed in memory and written
-//! once per account and currency per batch.
+//! lean (docs/store.md, "How fast, and what was tried"): cached prepared
+//! statements of [`ROWS_PER_INSERT`] rows each, no secondary index during
+//! loads ([`Store::ensure_query_index`] builds it on demand), enums stored
+//! as their numbers, the raw bytes of events only when asked
+//! ([`StoreOptions::keep_event_payloads`]), balance changes summed in
+//! memory and written once per account and currency per batch, 16 KiB
+//! pages and a 64 MiB WAL between checkpoints.
 
 #![deny(missing_docs)]
 

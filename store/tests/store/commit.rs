@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use proto::{EventType, IdChecksum, Status};
-use store::{StoreOptions, Batch, SCHEMA_VERSION, Store};
+use store::{Batch, SCHEMA_VERSION, Store, StoreOptions};
 
 use crate::common::{TOPIC, count, deposit, event, push, temp_store};
 
@@ -144,18 +144,31 @@ fn duplicates_inside_a_multi_row_chunk_are_caught_one_by_one() {
     expected_sum += stored_ids as i64;
     let outcome = store.commit(&batch).unwrap();
     assert_eq!(
-        (outcome.events_stored as u64, outcome.duplicates, outcome.dead_letters),
+        (
+            outcome.events_stored as u64,
+            outcome.duplicates,
+            outcome.dead_letters
+        ),
         (stored_ids, 2, 2)
     );
     let s = store.summary().unwrap();
-    assert_eq!((s.events, s.distinct_event_ids), (stored_ids + 1, stored_ids + 1));
+    assert_eq!(
+        (s.events, s.distinct_event_ids),
+        (stored_ids + 1, stored_ids + 1)
+    );
     assert_eq!(s.amount_minor_sum, i128::from(expected_sum));
     assert_eq!(store.balances().unwrap()[0].balance_minor, expected_sum);
     assert_eq!(store.balances().unwrap()[0].event_count, stored_ids + 1);
     let dead = store.dead_letters().unwrap();
-    assert!(dead[0].error.contains("duplicate event_id 10"), "{}", dead[0].error);
     assert!(
-        dead[1].error.contains(&format!("duplicate event_id {}", 2 * n + 3)),
+        dead[0].error.contains("duplicate event_id 10"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        dead[1]
+            .error
+            .contains(&format!("duplicate event_id {}", 2 * n + 3)),
         "{}",
         dead[1].error
     );

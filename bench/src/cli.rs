@@ -138,9 +138,10 @@ pub struct RunArgs {
 
     /// After the other phases, find each model's saturation point: live
     /// steps of --duration seconds at offered rates doubling from
-    /// --saturation-start, until neither consumer sustains the rate (falls
-    /// behind, or its p99 passes --saturation-p99-ms) or the producer
-    /// cannot offer it, or past --saturation-max. Adds ~30 s per step.
+    /// --saturation-start, until both consumers fall behind, the producer
+    /// cannot offer the rate, or past --saturation-max. A model sustains a
+    /// rate while it keeps pace and its p99 stays within
+    /// --saturation-p99-ms. Adds ~30 s per step.
     #[arg(long)]
     pub saturation: bool,
 

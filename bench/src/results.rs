@@ -288,54 +288,76 @@ pub struct Reported {
 /// The saturation sweep's default latency bound, ms at p99.
 pub const DEFAULT_SATURATION_P99_MS: f64 = 100.0;
 
-/// The saturation sweep: offered rates doubling until neither consumer
-/// keeps up; per model, the highest rate it sustained.
+/// The saturation sweep: offered rates doubling while a consumer keeps
+/// pace; per model, the highest rate it sustained within the latency bound
+/// and the highest it kept pace with at all.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Saturation {
     /// The latency bound, p99 in ms.
     pub p99_bound_ms: f64,
     /// Each offered rate, in increasing order.
     pub steps: Vec<LiveResult>,
-    /// The highest offered rate consumer-pull sustained, every lower one
-    /// sustained too ([`sustains`]); none when it failed the first.
+    /// The highest offered rate consumer-pull sustained ([`sustains`]:
+    /// kept pace and p99 within the bound), every lower one too; none when
+    /// it failed the first.
     pub pull_max_rate: Option<u64>,
     /// The same for consumer-push.
     pub push_max_rate: Option<u64>,
+    /// The highest offered rate consumer-pull kept pace with
+    /// ([`keeps_pace`], whatever its latency), every lower one too.
+    pub pull_max_rate_keeping_pace: Option<u64>,
+    /// The same for consumer-push.
+    pub push_max_rate_keeping_pace: Option<u64>,
 }
 
 impl Saturation {
     /// The sweep's summary from its steps (sorted by rate).
     pub fn from_steps(steps: Vec<LiveResult>, p99_bound_ms: f64) -> Saturation {
-        let knee = |pick: fn(&LiveResult) -> Option<&Figures>| {
+        let knee = |pick: fn(&LiveResult) -> Option<&Figures>, bound: Option<f64>| {
             steps
                 .iter()
-                .take_while(|s| sustains(s, pick(s), p99_bound_ms))
+                .take_while(|s| match bound {
+                    Some(b) => sustains(s, pick(s), b),
+                    None => keeps_pace(s, pick(s)),
+                })
                 .map(|s| s.rate)
                 .last()
         };
+        fn pull(s: &LiveResult) -> Option<&Figures> {
+            s.pull.as_ref()
+        }
+        fn push(s: &LiveResult) -> Option<&Figures> {
+            s.push.as_ref()
+        }
         Saturation {
-            pull_max_rate: knee(|s| s.pull.as_ref()),
-            push_max_rate: knee(|s| s.push.as_ref()),
+            pull_max_rate: knee(pull, Some(p99_bound_ms)),
+            push_max_rate: knee(push, Some(p99_bound_ms)),
+            pull_max_rate_keeping_pace: knee(pull, None),
+            push_max_rate_keeping_pace: knee(push, None),
             p99_bound_ms,
             steps,
         }
     }
 }
 
-/// Whether a consumer sustained a live step: the producer offered the rate
-/// (at least 95% of it), the consumer stored every acknowledged event,
-/// kept pace (committed at 95% or more of the producer's achieved rate,
-/// first message to last commit), its p99 stayed within the bound, and its
-/// database passed verification.
-pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
+/// Whether a consumer kept pace with a live step: the producer offered the
+/// rate (at least 95% of it), the consumer stored every acknowledged event,
+/// committed at 95% or more of the producer's achieved rate (first message
+/// to last commit: it did not fall behind), and its database passed
+/// verification.
+pub fn keeps_pace(step: &LiveResult, f: Option<&Figures>) -> bool {
     let Some(f) = f else { return false };
-    let offered = step.producer_events_per_second >= 0.95 * step.rate as f64;
-    offered
+    step.producer_events_per_second >= 0.95 * step.rate as f64
         && step.produced > 0
         && f.events == step.produced
         && f.events_per_second >= 0.95 * step.producer_events_per_second
-        && (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3
         && f.verification != "FAIL"
+}
+
+/// Whether a consumer sustained a live step: it kept pace
+/// ([`keeps_pace`]) and its p99 stayed within the bound.
+pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
+    keeps_pace(step, f) && f.is_some_and(|f| (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3)
 }
 
 /// Everything `results.json` holds.

@@ -340,14 +340,20 @@ impl Saturation {
     }
 }
 
-/// Whether a consumer kept pace with a live step: the producer offered the
-/// rate (at least 95% of it), the consumer stored every acknowledged event,
+/// Whether the producer offered a step's rate: at least 90% of it, over
+/// its whole run (which includes connecting and the last acknowledgements).
+pub fn offered(step: &LiveResult) -> bool {
+    step.producer_events_per_second >= 0.9 * step.rate as f64
+}
+
+/// Whether a consumer kept pace with a live step: the producer
+/// [`offered`] the rate, the consumer stored every acknowledged event,
 /// committed at 95% or more of the producer's achieved rate (first message
 /// to last commit: it did not fall behind), and its database passed
 /// verification.
 pub fn keeps_pace(step: &LiveResult, f: Option<&Figures>) -> bool {
     let Some(f) = f else { return false };
-    step.producer_events_per_second >= 0.95 * step.rate as f64
+    offered(step)
         && step.produced > 0
         && f.events == step.produced
         && f.events_per_second >= 0.95 * step.producer_events_per_second

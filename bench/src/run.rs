@@ -720,7 +720,9 @@ fn saturation(ctx: &mut Ctx<'_>) {
             .enumerate()
         {
             holding[i] = holding[i] && crate::results::keeps_pace(&step, f);
-            let verdict = if crate::results::sustains(&step, f, bound) {
+            let verdict = if !crate::results::offered(&step) {
+                "not offered the rate".to_string()
+            } else if crate::results::sustains(&step, f, bound) {
                 "sustains it".to_string()
             } else if holding[i] {
                 format!("keeps pace, p99 above {bound} ms")
@@ -734,7 +736,7 @@ fn saturation(ctx: &mut Ctx<'_>) {
             step.producer_events_per_second,
             said.join(", ")
         );
-        if step.producer_events_per_second < 0.95 * rate as f64 {
+        if !crate::results::offered(&step) {
             eprintln!("    the producer could not offer {rate}/s: the sweep ends here");
             break;
         }

@@ -25,7 +25,7 @@ use proto::BankingEvent;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
-use store::{Batch, Store};
+use store::{BareTable, Batch, Store, StoreOptions};
 
 use crate::cli::{ConsumeArgs, StoreArgs};
 use crate::stats::{RawConsumeStats, STATS_VERSION, StoreInsertStats, rate};
@@ -140,6 +140,43 @@ const CEILING_TOPIC: &str = "bench.store-ceiling";
 /// backlog and one after, so that the machine's drift weighs on both sides.
 /// With `c.skip` 0 the database must not exist; otherwise it must.
 pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
+    insert_ceiling(c, Sink::Store)
+}
+
+/// The bare-SQLite ceiling: the same events, regenerated the same way and
+/// in the same batches, inserted as bare rows ([`BareTable`]: the store's
+/// event columns in one table with one b-tree, the store's pragmas and
+/// statements, nothing else). Like [`store_insert`], in halves with `skip`.
+pub fn bare_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
+    insert_ceiling(c, Sink::Bare)
+}
+
+/// Where an insert ceiling writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Store,
+    Bare,
+}
+
+/// An open [`Store`] or [`BareTable`].
+enum Target {
+    Store(Store),
+    Bare(BareTable),
+}
+
+impl Target {
+    fn commit(&mut self, batch: &Batch) -> anyhow::Result<()> {
+        match self {
+            Target::Store(s) => {
+                s.commit(batch).context("store commit failed")?;
+            }
+            Target::Bare(b) => b.insert(batch.events()).context("bare insert failed")?,
+        }
+        Ok(())
+    }
+}
+
+fn insert_ceiling(c: &StoreArgs, sink: Sink) -> anyhow::Result<StoreInsertStats> {
     if c.skip == 0 {
         anyhow::ensure!(
             !c.db.exists(),
@@ -161,18 +198,49 @@ pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
     for _ in 0..c.skip {
         generator.fill(&mut passed_over, 0);
     }
-    let mut store =
-        Store::open(&c.db).with_context(|| format!("cannot open {}", c.db.display()))?;
+    let opts = StoreOptions {
+        keep_event_payloads: c.keep_event_payloads,
+        ..StoreOptions::default()
+    };
     let topic = CEILING_TOPIC;
-    let stored = store
-        .stored_offsets(topic)
-        .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
+    let (mut store, stored) = match sink {
+        Sink::Store => {
+            let store = Store::open_with(&c.db, &opts)
+                .with_context(|| format!("cannot open {}", c.db.display()))?;
+            let stored = store
+                .stored_offsets(topic)
+                .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
+            (Target::Store(store), stored)
+        }
+        Sink::Bare => {
+            let bare = BareTable::open(&c.db, &opts)
+                .with_context(|| format!("cannot open {}", c.db.display()))?;
+            anyhow::ensure!(
+                bare.count()? == c.skip,
+                "{} does not hold the {} rows --skip says",
+                c.db.display(),
+                c.skip
+            );
+            // Offsets only label the rows here; continue them from the
+            // generator's own partitioning of the skipped events.
+            let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
+                .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
+            let mut next = std::collections::HashMap::new();
+            let mut e = BankingEvent::default();
+            for _ in 0..c.skip {
+                generator.fill(&mut e, 0);
+                *next.entry((e.account_id % partitions) as i32).or_insert(0) += 1;
+            }
+            (Target::Bare(bare), next)
+        }
+    };
     let mut offsets: Vec<i64> = (0..partitions as i32)
         .map(|p| stored.get(&p).copied().unwrap_or(0))
         .collect();
     let mut progress = Progress::new(Some(c.events), "stored (no Kafka)");
     let started = Instant::now();
     let mut commit_time = Duration::ZERO;
+    let mut commit_cpu = Duration::ZERO;
     let mut done = 0u64;
     let mut batches = 0u64;
     // Batches are generated on a thread of their own while the previous one
@@ -216,7 +284,9 @@ pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
             for mut batch in filled.iter() {
                 let n = batch.len() as u64;
                 let t = Instant::now();
-                store.commit(&batch).context("store commit failed")?;
+                let cpu = thread_cpu();
+                store.commit(&batch)?;
+                commit_cpu += thread_cpu().saturating_sub(cpu);
                 commit_time += t.elapsed();
                 batch.clear();
                 batches += 1;
@@ -244,6 +314,7 @@ pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
         batch_size,
         batches,
         commit_seconds: commit_s,
+        commit_cpu_seconds: commit_cpu.as_secs_f64(),
         generate_seconds: generate_time.as_secs_f64(),
         wall_seconds: wall,
         events_per_second: rate(done, commit_s),
@@ -253,6 +324,23 @@ pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
         max_rss_bytes: usage.max_rss_bytes,
         halves_events_per_second: None,
     })
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only fills it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Size of a SQLite database: the file plus its WAL.
@@ -295,6 +383,7 @@ mod tests {
             batch_size: 1_000,
             partitions: 3,
             skip: 0,
+            keep_event_payloads: false,
             stats_json: None,
         };
         let stats = store_insert(&c).unwrap();

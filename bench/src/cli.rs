@@ -60,6 +60,11 @@ pub enum Command {
     CeilingConsume(ConsumeArgs),
     /// Ceiling: commit the generator's events into a scratch store, no Kafka.
     CeilingStore(StoreArgs),
+    /// Ceiling: insert the same events as bare rows (the store's event
+    /// columns, one table, one b-tree, same pragmas and transaction size;
+    /// no balances, offsets, dead letters or duplicate check): the physical
+    /// limit of the store's design on this machine.
+    CeilingBare(StoreArgs),
     /// Time "the 50 latest events of one account" and "the balance of one
     /// account" on a database (builds the query index first).
     Queries(QueryArgs),
@@ -130,6 +135,28 @@ pub struct RunArgs {
     /// Skip the two ceilings and the producer's raw ceiling.
     #[arg(long)]
     pub skip_ceilings: bool,
+
+    /// After the other phases, find each model's saturation point: live
+    /// steps of --duration seconds at offered rates doubling from
+    /// --saturation-start, until both consumers fall behind, the producer
+    /// cannot offer the rate, or past --saturation-max. A model sustains a
+    /// rate while it keeps pace and its p99 stays within
+    /// --saturation-p99-ms. Adds ~30 s per step.
+    #[arg(long)]
+    pub saturation: bool,
+
+    /// First offered rate of the saturation sweep, events/s.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub saturation_start: u64,
+
+    /// Highest offered rate the sweep tries, events/s.
+    #[arg(long, default_value_t = 2_560_000)]
+    pub saturation_max: u64,
+
+    /// The latency bound of the sweep: a consumer whose p99 passes it no
+    /// longer sustains the rate.
+    #[arg(long, default_value_t = crate::results::DEFAULT_SATURATION_P99_MS)]
+    pub saturation_p99_ms: f64,
 
     /// Accounts sampled when timing the store queries.
     #[arg(long, default_value_t = 200)]
@@ -231,6 +258,10 @@ pub struct StoreArgs {
     /// not exist).
     #[arg(long, default_value_t = 0)]
     pub skip: u64,
+    /// Store each event's raw bytes too (the consumers'
+    /// --keep-event-payloads).
+    #[arg(long)]
+    pub keep_event_payloads: bool,
     /// Write the figures here.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
@@ -327,6 +358,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CeilingStore(a) => {
             let stats = ceilings::store_insert(&a)?;
+            write_stats(&a.stats_json, &stats)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CeilingBare(a) => {
+            let stats = ceilings::bare_insert(&a)?;
             write_stats(&a.stats_json, &stats)?;
             Ok(ExitCode::SUCCESS)
         }

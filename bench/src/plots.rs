@@ -82,9 +82,28 @@ pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         )?;
         written.push(path);
     }
+    if let Some(sat) = &r.saturation {
+        let path = dir.join("saturation-latency.svg");
+        let title = format!(
+            "Saturation: latency per offered rate (p99 bound {} ms; pull sustains {}, push {})",
+            sat.p99_bound_ms,
+            sat.pull_max_rate
+                .map_or("none".into(), |x| format!("{}/s", human(x as f64))),
+            sat.push_max_rate
+                .map_or("none".into(), |x| format!("{}/s", human(x as f64)))
+        );
+        live_latency(&sat.steps, &title, &path)?;
+        written.push(path);
+    }
     if r.live.iter().any(|l| l.pull.is_some() || l.push.is_some()) {
         let path = dir.join("live-latency.svg");
-        live_latency(r, &path)?;
+        let flush = r.setting("pull", "flush_interval_ms");
+        let title = format!(
+            "Live end-to-end latency per offered rate (flush interval {} ms, linger.ms {})",
+            flush,
+            r.setting("producer", "linger.ms")
+        );
+        live_latency(&r.live, &title, &path)?;
         written.push(path);
         let path = dir.join("live-throughput.svg");
         live_throughput(r, &path)?;
@@ -172,7 +191,11 @@ fn throughput_panel<DB: DrawingBackend>(
 /// (model, percentile label, points (rate, ms)).
 type Line = (&'static str, &'static str, Vec<(f64, f64)>);
 
-fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
+fn live_latency(
+    live: &[crate::results::LiveResult],
+    title: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
     let mut lines: Vec<Line> = Vec::new();
     for model in ["pull", "push"] {
         for (label, pick) in [
@@ -183,8 +206,7 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
             ("p99", |l| l.p99),
             ("p99.9", |l| l.p999),
         ] {
-            let points: Vec<(f64, f64)> = r
-                .live
+            let points: Vec<(f64, f64)> = live
                 .iter()
                 .enumerate()
                 .filter_map(|(i, l)| {
@@ -202,7 +224,7 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
     // One slot per rate, evenly spaced and labelled with the rate itself
     // (the rates are few and chosen by hand; a log axis would label
     // neither of them).
-    let rates: Vec<u64> = r.live.iter().map(|l| l.rate).collect();
+    let rates: Vec<u64> = live.iter().map(|l| l.rate).collect();
     let (x_lo, x_hi) = (-0.5, rates.len() as f64 - 0.5);
     let ys = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1));
     let y_lo = ys.clone().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
@@ -210,12 +232,6 @@ fn live_latency(r: &Results, path: &Path) -> anyhow::Result<()> {
 
     let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let flush = r.setting("pull", "flush_interval_ms");
-    let title = format!(
-        "Live end-to-end latency per offered rate (flush interval {} ms, linger.ms {})",
-        flush,
-        r.setting("producer", "linger.ms")
-    );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 18))
         .margin(12)

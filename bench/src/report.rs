@@ -225,6 +225,7 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
     }
 
     ceilings_section(r, &mut s);
+    saturation_section(r, &mut s);
     queries_section(r, &mut s);
     settings_section(r, &mut s);
     broker_section(r, &mut s);
@@ -323,6 +324,20 @@ fn ceilings_section(r: &Results, s: &mut String) {
                 mb(x.db_bytes)
             );
         }
+        if let Some(x) = &c.bare_sqlite {
+            let _ = writeln!(
+                s,
+                "| bare SQLite (the store's rows alone, no Kafka) | {} | {} | {:.2} | {:.1} | {} | the same events as rows of one table with one b-tree, same pragmas, statements and batches of {}, nothing else (no balances, offsets, dead letters, duplicate check); the store reaches {} of it; DB {} MB |",
+                num(x.events),
+                eps(x.events_per_second),
+                x.commit_seconds,
+                x.cpu_seconds,
+                mb(x.max_rss_bytes),
+                num(x.batch_size),
+                pct(c.store_to_bare),
+                mb(x.db_bytes)
+            );
+        }
     }
     if let Some(p) = &r.producer {
         let _ = writeln!(
@@ -355,6 +370,50 @@ fn ceilings_section(r: &Results, s: &mut String) {
         }
     }
     s.push('\n');
+}
+
+fn saturation_section(r: &Results, s: &mut String) {
+    let Some(sat) = &r.saturation else { return };
+    let _ = writeln!(s, "## Saturation\n");
+    let _ = writeln!(
+        s,
+        "Offered rates doubling, {} s each, both consumers live in fresh groups. A consumer keeps pace with a rate when the producer offered it (90% of it over the producer's whole run), it stored every event, committed at 95% or more of the producer's rate, and its database passed verification; it sustains the rate when it also kept its p99 within {} ms. The sweep goes on while either consumer keeps pace.\n",
+        r.run.config.duration_s, sat.p99_bound_ms
+    );
+    s.push_str("| Offered/s | Producer/s | Model | Events/s | p50 ms | p99 ms | p99.9 ms | max ms | Sustains |\n|--:|--:|---|--:|--:|--:|--:|--:|---|\n");
+    for step in &sat.steps {
+        for (model, f) in [("pull", &step.pull), ("push", &step.push)] {
+            let Some(f) = f else { continue };
+            let l = &f.latency_us;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {model} | {} | {} | {} | {} | {} | {} |",
+                num(step.rate),
+                eps(step.producer_events_per_second),
+                eps(f.events_per_second),
+                ms(l.p50),
+                ms(l.p99),
+                ms(l.p999),
+                ms(l.max),
+                if crate::results::sustains(step, Some(f), sat.p99_bound_ms) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+        }
+    }
+    let rate =
+        |x: Option<u64>| x.map_or("none of the rates".to_string(), |r| format!("{}/s", num(r)));
+    let _ = writeln!(
+        s,
+        "\nHighest offered rate sustained within {} ms at p99 (every lower one too): pull {}, push {}. Highest kept pace with, whatever the latency: pull {}, push {}.\n",
+        sat.p99_bound_ms,
+        rate(sat.pull_max_rate),
+        rate(sat.push_max_rate),
+        rate(sat.pull_max_rate_keeping_pace),
+        rate(sat.push_max_rate_keeping_pace)
+    );
 }
 
 fn queries_section(r: &Results, s: &mut String) {
@@ -568,6 +627,25 @@ pub fn reading(r: &Results) -> Vec<String> {
         if let Some(p) = live_reading(live) {
             out.push(p);
         }
+    }
+    if let Some(sat) = &r.saturation {
+        let (a, b) = (
+            sat.pull_max_rate.unwrap_or(0),
+            sat.push_max_rate.unwrap_or(0),
+        );
+        let first = match a.cmp(&b) {
+            std::cmp::Ordering::Less => "pull saturates first",
+            std::cmp::Ordering::Greater => "push saturates first",
+            std::cmp::Ordering::Equal => "both saturate at the same step",
+        };
+        out.push(format!(
+            "Saturation (p99 within {} ms, no falling behind): pull sustains up to {} events/s, push up to {} events/s; {first}. Kept pace at all: pull up to {} events/s, push up to {}.",
+            sat.p99_bound_ms,
+            num(a),
+            num(b),
+            num(sat.pull_max_rate_keeping_pace.unwrap_or(0)),
+            num(sat.push_max_rate_keeping_pace.unwrap_or(0))
+        ));
     }
     if let Some(p) = &r.producer
         && let (Some(raw), Some(ratio)) = (p.raw_events_per_second, p.ratio_to_raw)

@@ -69,6 +69,10 @@ pub struct RunConfig {
     pub run_id: String,
     /// What every process was started with.
     pub settings: Settings,
+    /// The saturation sweep's latency bound (`--saturation-p99-ms`), when
+    /// the run made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_p99_ms: Option<f64>,
 }
 
 /// One step of the run.
@@ -214,8 +218,18 @@ impl RawProducer {
 /// halves (`store-insert-before.json`, `store-insert-after.json`) joined.
 /// A half without the other is not a ceiling of the whole backlog: none.
 pub fn store_ceiling(backlog: &Path) -> anyhow::Result<Option<StoreInsertStats>> {
-    let before: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-before.json"))?;
-    let after: Option<StoreInsertStats> = read_opt(&backlog.join("store-insert-after.json"))?;
+    joined_halves(backlog, "store-insert")
+}
+
+/// The bare-SQLite ceiling of the backlog directory, joined from its halves
+/// (`bare-sqlite-before.json`, `bare-sqlite-after.json`) like the store's.
+pub fn bare_ceiling(backlog: &Path) -> anyhow::Result<Option<StoreInsertStats>> {
+    joined_halves(backlog, "bare-sqlite")
+}
+
+fn joined_halves(backlog: &Path, name: &str) -> anyhow::Result<Option<StoreInsertStats>> {
+    let before: Option<StoreInsertStats> = read_opt(&backlog.join(format!("{name}-before.json")))?;
+    let after: Option<StoreInsertStats> = read_opt(&backlog.join(format!("{name}-after.json")))?;
     Ok(before
         .zip(after)
         .map(|(b, a)| StoreInsertStats::joined(&b, &a)))
@@ -228,6 +242,11 @@ pub struct Ceilings {
     pub raw_consume: Option<RawConsumeStats>,
     /// Store insert, no Kafka.
     pub store_insert: Option<StoreInsertStats>,
+    /// Bare SQLite: the store's rows alone, one b-tree (not a consumer
+    /// ceiling: the limit of the store's design).
+    pub bare_sqlite: Option<StoreInsertStats>,
+    /// Store insert ÷ bare SQLite.
+    pub store_to_bare: Option<f64>,
     /// The lower of the two, events/s.
     pub lower_events_per_second: Option<f64>,
     /// `raw consume` or `store insert`.
@@ -266,6 +285,87 @@ pub struct Reported {
     pub push: BTreeMap<String, String>,
 }
 
+/// The saturation sweep's default latency bound, ms at p99.
+pub const DEFAULT_SATURATION_P99_MS: f64 = 100.0;
+
+/// The saturation sweep: offered rates doubling while a consumer keeps
+/// pace; per model, the highest rate it sustained within the latency bound
+/// and the highest it kept pace with at all.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Saturation {
+    /// The latency bound, p99 in ms.
+    pub p99_bound_ms: f64,
+    /// Each offered rate, in increasing order.
+    pub steps: Vec<LiveResult>,
+    /// The highest offered rate consumer-pull sustained ([`sustains`]:
+    /// kept pace and p99 within the bound), every lower one too; none when
+    /// it failed the first.
+    pub pull_max_rate: Option<u64>,
+    /// The same for consumer-push.
+    pub push_max_rate: Option<u64>,
+    /// The highest offered rate consumer-pull kept pace with
+    /// ([`keeps_pace`], whatever its latency), every lower one too.
+    pub pull_max_rate_keeping_pace: Option<u64>,
+    /// The same for consumer-push.
+    pub push_max_rate_keeping_pace: Option<u64>,
+}
+
+impl Saturation {
+    /// The sweep's summary from its steps (sorted by rate).
+    pub fn from_steps(steps: Vec<LiveResult>, p99_bound_ms: f64) -> Saturation {
+        let knee = |pick: fn(&LiveResult) -> Option<&Figures>, bound: Option<f64>| {
+            steps
+                .iter()
+                .take_while(|s| match bound {
+                    Some(b) => sustains(s, pick(s), b),
+                    None => keeps_pace(s, pick(s)),
+                })
+                .map(|s| s.rate)
+                .last()
+        };
+        fn pull(s: &LiveResult) -> Option<&Figures> {
+            s.pull.as_ref()
+        }
+        fn push(s: &LiveResult) -> Option<&Figures> {
+            s.push.as_ref()
+        }
+        Saturation {
+            pull_max_rate: knee(pull, Some(p99_bound_ms)),
+            push_max_rate: knee(push, Some(p99_bound_ms)),
+            pull_max_rate_keeping_pace: knee(pull, None),
+            push_max_rate_keeping_pace: knee(push, None),
+            p99_bound_ms,
+            steps,
+        }
+    }
+}
+
+/// Whether the producer offered a step's rate: at least 90% of it, over
+/// its whole run (which includes connecting and the last acknowledgements).
+pub fn offered(step: &LiveResult) -> bool {
+    step.producer_events_per_second >= 0.9 * step.rate as f64
+}
+
+/// Whether a consumer kept pace with a live step: the producer
+/// [`offered`] the rate, the consumer stored every acknowledged event,
+/// committed at 95% or more of the producer's achieved rate (first message
+/// to last commit: it did not fall behind), and its database passed
+/// verification.
+pub fn keeps_pace(step: &LiveResult, f: Option<&Figures>) -> bool {
+    let Some(f) = f else { return false };
+    offered(step)
+        && step.produced > 0
+        && f.events == step.produced
+        && f.events_per_second >= 0.95 * step.producer_events_per_second
+        && f.verification != "FAIL"
+}
+
+/// Whether a consumer sustained a live step: it kept pace
+/// ([`keeps_pace`]) and its p99 stayed within the bound.
+pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
+    keeps_pace(step, f) && f.is_some_and(|f| (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3)
+}
+
 /// Everything `results.json` holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
@@ -285,6 +385,9 @@ pub struct Results {
     pub queries: Option<QueryStats>,
     /// One entry per live rate.
     pub live: Vec<LiveResult>,
+    /// The saturation sweep (`--saturation`), if the run made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<Saturation>,
     /// Settings that decide latency, as each process reported them.
     pub settings: Reported,
     /// Peak RSS of each program over every run of it (`producer`,
@@ -312,6 +415,7 @@ impl Results {
             ceilings: None,
             queries: None,
             live: Vec::new(),
+            saturation: None,
             settings: Reported::default(),
             peak_rss_bytes: BTreeMap::new(),
         };
@@ -321,6 +425,7 @@ impl Results {
         let raw_producer = RawProducer::read(&backlog)?;
         let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"))?;
         let store_insert = store_ceiling(&backlog)?;
+        let bare_sqlite = bare_ceiling(&backlog)?;
         r.queries = read_opt(&dir.join("queries.json"))?;
 
         if let Some(p) = &producer {
@@ -357,9 +462,16 @@ impl Results {
         .filter(|(_, eps)| *eps > 0.0)
         .min_by(|a, b| a.1.total_cmp(&b.1));
         if raw_consume.is_some() || store_insert.is_some() {
+            let store_to_bare = store_insert
+                .as_ref()
+                .zip(bare_sqlite.as_ref())
+                .filter(|(_, b)| b.events_per_second > 0.0)
+                .map(|(s, b)| s.events_per_second / b.events_per_second);
             r.ceilings = Some(Ceilings {
                 raw_consume,
                 store_insert,
+                bare_sqlite,
+                store_to_bare,
                 lower_events_per_second: lower.map(|l| l.1),
                 lower: lower.map(|l| l.0.to_string()).unwrap_or_default(),
             });
@@ -392,17 +504,21 @@ impl Results {
             }
         }
 
+        let mut steps: Vec<LiveResult> = Vec::new();
         for phase_dir in verify::phase_dirs(dir).unwrap_or_default() {
             let phase = phase_dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let Some(rate) = phase
-                .strip_prefix("live-")
-                .and_then(|x| x.parse::<u64>().ok())
-            else {
-                continue;
+            let (sweep, rate) = match (
+                phase.strip_prefix("live-"),
+                phase.strip_prefix("saturation-"),
+            ) {
+                (Some(x), _) => (false, x.parse::<u64>().ok()),
+                (_, Some(x)) => (true, x.parse::<u64>().ok()),
+                _ => continue,
             };
+            let Some(rate) = rate else { continue };
             let p: Option<ProducerStats> = read_opt(&phase_dir.join("producer.json"))?;
             let mut live = LiveResult {
                 rate,
@@ -429,6 +545,13 @@ impl Results {
                     latency_us: figures.latency_us,
                 };
                 let settings = stats.settings.flat();
+                if sweep {
+                    match model {
+                        Model::Pull => live.pull = Some(figures),
+                        Model::Push => live.push = Some(figures),
+                    }
+                    continue;
+                }
                 let slot = if model == Model::Pull {
                     live.pull = Some(figures);
                     if r.settings.pull.is_empty() {
@@ -446,7 +569,20 @@ impl Results {
                     .live
                     .push(entry);
             }
-            r.live.push(live);
+            if sweep {
+                steps.push(live);
+            } else {
+                r.live.push(live);
+            }
+        }
+        if !steps.is_empty() {
+            steps.sort_by_key(|s| s.rate);
+            let bound = r
+                .run
+                .config
+                .saturation_p99_ms
+                .unwrap_or(DEFAULT_SATURATION_P99_MS);
+            r.saturation = Some(Saturation::from_steps(steps, bound));
         }
         r.peak_rss_bytes = r.peaks();
         Ok(r)

@@ -136,6 +136,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             warmup_s: args.warmup,
             run_id: run_id.clone(),
             settings: settings.clone(),
+            saturation_p99_ms: args.saturation.then_some(args.saturation_p99_ms),
         },
         machine: Machine::probe(),
         broker: BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &settings.brokers),
@@ -219,6 +220,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if !live_first {
         live_phases(&mut ctx);
+    }
+    if args.saturation {
+        saturation(&mut ctx);
     }
 
     ctx.record.orchestrator_max_rss_bytes = common::ResourceUsage::now().max_rss_bytes;
@@ -541,33 +545,45 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     // machine's drift (it is shared) weighs on both sides alike. Measured
     // once after the drains, it came out 5-9% below a consumer that had
     // just stored the same events, while alone it measured 10-20% above.
+    //
+    // The bare-SQLite ceiling (the same rows into one table with one
+    // b-tree, nothing else) is measured the same way, its halves inside the
+    // store's: store, bare, drains, bare, store.
     let scratch = dir.join("store-ceiling.db");
+    let bare_scratch = dir.join("bare-ceiling.db");
     let first_id = produced.first_event_id.max(1);
     let store_half = |ctx: &mut Ctx<'_>, name: &str, count: u64, skip: u64| {
         if skip_ceilings || count == 0 {
             return;
         }
+        let bare = name.starts_with("bare-");
+        let (db, subcommand, what) = if bare {
+            (&bare_scratch, "ceiling-bare", "bare SQLite insert")
+        } else {
+            (&scratch, "ceiling-store", "store insert")
+        };
         let r = ctx.step(
             phase,
-            &format!("ceiling: store insert of {count} of the same events, no Kafka ({name})"),
+            &format!("ceiling: {what} of {count} of the same events, no Kafka ({name})"),
             |ctx| {
                 if skip == 0 {
-                    remove_db(&scratch);
+                    remove_db(db);
                 }
                 let stats = dir.join(format!("{name}.json"));
                 let args = ctx
                     .settings
-                    .store_ceiling(&scratch, count, skip, first_id, &stats);
+                    .store_ceiling(db, count, skip, first_id, &stats);
                 let log = dir.join(format!("{name}.log"));
-                let f = ctx.bench(name, "ceiling-store", &args, &log, drain_limit(count))?;
+                let f = ctx.bench(name, subcommand, &args, &log, drain_limit(count))?;
                 ctx.finished(phase, &f)
             },
         );
         if let Err(e) = r {
-            ctx.fail(format!("store insert ceiling ({name}): {e:#}"));
+            ctx.fail(format!("{what} ceiling ({name}): {e:#}"));
         }
     };
     store_half(ctx, "store-insert-before", n / 2, 0);
+    store_half(ctx, "bare-sqlite-before", n / 2, 0);
 
     for model in Model::ALL {
         let name = model.name();
@@ -627,9 +643,11 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         if let Err(e) = r {
             ctx.fail(format!("raw consume ceiling: {e:#}"));
         }
+        store_half(ctx, "bare-sqlite-after", n - n / 2, n / 2);
         store_half(ctx, "store-insert-after", n - n / 2, n / 2);
         if !ctx.args.keep_scratch_db {
             remove_db(&scratch);
+            remove_db(&bare_scratch);
         }
     }
     topics::delete(&ctx.settings.brokers, &topic);
@@ -671,7 +689,95 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
 }
 
 fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
-    let phase = format!("live-{rate}");
+    live_phase(ctx, "live", rate)
+}
+
+/// The saturation sweep: live steps (`saturation-<rate>`) at offered rates
+/// doubling from `--saturation-start`, while at least one consumer keeps
+/// pace ([`crate::results::keeps_pace`]; a p99 above the bound alone does
+/// not end the sweep, so the picture shows latency across the whole
+/// range) and the producer can offer the rate.
+fn saturation(ctx: &mut Ctx<'_>) {
+    let args = ctx.args;
+    let bound = args.saturation_p99_ms;
+    let mut rate = args.saturation_start;
+    let mut holding = [true, true];
+    while rate <= args.saturation_max {
+        if let Err(e) = live_phase(ctx, "saturation", rate) {
+            ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
+            break;
+        }
+        let step = match live_step(ctx, rate) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
+                break;
+            }
+        };
+        let mut said = Vec::new();
+        for (i, (model, f)) in [("pull", step.pull.as_ref()), ("push", step.push.as_ref())]
+            .into_iter()
+            .enumerate()
+        {
+            holding[i] = holding[i] && crate::results::keeps_pace(&step, f);
+            let verdict = if !crate::results::offered(&step) {
+                "not offered the rate".to_string()
+            } else if crate::results::sustains(&step, f, bound) {
+                "sustains it".to_string()
+            } else if holding[i] {
+                format!("keeps pace, p99 above {bound} ms")
+            } else {
+                "falls behind".to_string()
+            };
+            said.push(format!("{model} {verdict}"));
+        }
+        eprintln!(
+            "    saturation at {rate}/s: producer {:.0}/s; {}",
+            step.producer_events_per_second,
+            said.join(", ")
+        );
+        if !crate::results::offered(&step) {
+            eprintln!("    the producer could not offer {rate}/s: the sweep ends here");
+            break;
+        }
+        if !holding.iter().any(|h| *h) {
+            break;
+        }
+        rate = rate.saturating_mul(2);
+    }
+}
+
+/// The figures of one finished saturation step, read from its directory.
+fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
+    let dir = ctx.out.join(format!("saturation-{rate}"));
+    let p: ProducerStats = read_json(&dir.join("producer.json"))?;
+    let figures = |model: &str| -> Option<crate::results::Figures> {
+        let s: ConsumerStats = read_json(&dir.join(format!("{model}.json"))).ok()?;
+        let phase = format!("saturation-{rate}");
+        Some(crate::results::Figures {
+            events: s.events_committed,
+            wall_seconds: s.wall_seconds,
+            events_per_second: s.events_per_second,
+            latency_us: s.latency_us,
+            verification: verify::verdict_of(&ctx.checks, &phase, model).into(),
+            ..Default::default()
+        })
+    };
+    Ok(crate::results::LiveResult {
+        rate,
+        duration_s: ctx.args.duration,
+        produced: p.events_acknowledged,
+        producer_events_per_second: p.events_per_second,
+        pull: figures("pull"),
+        push: figures("push"),
+        ..Default::default()
+    })
+}
+
+/// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups
+/// while the producer emits `rate` events/s for `--duration` seconds.
+fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::Result<()> {
+    let phase = format!("{prefix}-{rate}");
     let dir = ctx.out.join(&phase);
     std::fs::create_dir_all(&dir)?;
     let topic = ctx.topic(&phase);

@@ -61,6 +61,12 @@ pub struct Settings {
     /// fetch.wait.max.ms=10).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_property)]
     pub consumer_property: Vec<(String, String)>,
+
+    /// Both consumers and the store ceilings also store each event's raw
+    /// protobuf bytes (the consumers' --keep-event-payloads).
+    #[arg(long)]
+    #[serde(default)]
+    pub keep_event_payloads: bool,
 }
 
 /// One consumer process: what differs from one start to the next.
@@ -126,6 +132,7 @@ impl Settings {
         a.kafka.properties = self.consumer_property.clone();
         a.group = job.group.to_string();
         a.db = job.db.clone();
+        a.keep_event_payloads = self.keep_event_payloads;
         a.batch_size = self.batch_size;
         a.flush_interval_ms = self.flush_interval_ms;
         a.stats_json = Some(job.stats.clone());
@@ -183,6 +190,7 @@ impl Settings {
             batch_size: self.batch_size as u64,
             partitions: self.partitions,
             skip,
+            keep_event_payloads: self.keep_event_payloads,
             stats_json: Some(stats.to_path_buf()),
         }
     }
@@ -244,6 +252,7 @@ mod tests {
             "--producer-property=linger.ms=1",
             "--consumer-property",
             "fetch.wait.max.ms=9",
+            "--keep-event-payloads",
         ]);
         s.check().unwrap();
         let p = s.producer("topic", 10, 5, Path::new("/o/p.json"), true);
@@ -272,6 +281,9 @@ mod tests {
         assert_eq!(json(&back.consumer), json(&c));
         assert_eq!(back.consumer.batch_size, 700);
         assert_eq!(back.consumer.ready_file, Some("/o/pull.ready".into()));
+        assert!(back.consumer.keep_event_payloads);
+        let store = s.store_ceiling(Path::new("s.db"), 5, 0, 1, Path::new("s.json"));
+        assert!(store.keep_event_payloads);
     }
 
     #[test]

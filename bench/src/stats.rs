@@ -50,6 +50,11 @@ pub struct StoreInsertStats {
     pub batches: u64,
     /// Time spent in `Store::commit` only.
     pub commit_seconds: f64,
+    /// CPU time of the committing thread over the commits: on a shared
+    /// machine the wall time of a CPU-bound writer also measures its
+    /// neighbours; this does not (it leaves out waits for the disk).
+    #[serde(default)]
+    pub commit_cpu_seconds: f64,
     /// Time spent generating and encoding events, on a thread of its own
     /// while the previous batch commits (not part of the ceiling).
     pub generate_seconds: f64,
@@ -85,6 +90,7 @@ impl StoreInsertStats {
             batch_size: before.batch_size,
             batches: before.batches + after.batches,
             commit_seconds,
+            commit_cpu_seconds: before.commit_cpu_seconds + after.commit_cpu_seconds,
             generate_seconds: before.generate_seconds + after.generate_seconds,
             wall_seconds,
             events_per_second: rate(events, commit_seconds),

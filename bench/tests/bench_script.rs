@@ -75,6 +75,11 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
             "3",
             "--warmup",
             "3",
+            "--saturation",
+            "--saturation-start",
+            "2000",
+            "--saturation-max",
+            "4000",
             "--out",
         ])
         .arg(&out)
@@ -99,6 +104,7 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
         "backlog-throughput.svg",
         "live-latency.svg",
         "live-throughput.svg",
+        "saturation-latency.svg",
     ] {
         assert!(out.join(f).is_file(), "{f} not written\n{log}");
     }
@@ -142,6 +148,25 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
             .as_f64()
             .is_some()
     );
+    // The bare-SQLite ceiling inserted the same count, in two halves.
+    let bare = &results["ceilings"]["bare_sqlite"];
+    assert_eq!(bare["events"], 20_000, "{bare}");
+    assert!(
+        results["ceilings"]["store_to_bare"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0)
+    );
+    // The saturation sweep ran its first step (2,000/s; it may stop there
+    // on a loaded machine), with every event stored by both models.
+    let steps = results["saturation"]["steps"]
+        .as_array()
+        .expect("saturation steps");
+    assert!(!steps.is_empty() && steps.len() <= 2, "{steps:?}");
+    assert_eq!(steps[0]["rate"], 2_000);
+    let produced = &steps[0]["produced"];
+    assert_eq!(steps[0]["pull"]["events"], *produced, "{steps:?}");
+    assert_eq!(steps[0]["push"]["events"], *produced, "{steps:?}");
+    assert!(report.contains("## Saturation"), "{report}");
 
     // Untouched, --verify-only agrees.
     let o = bench_sh()

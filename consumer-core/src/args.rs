@@ -61,6 +61,13 @@ pub struct ConsumerArgs {
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
 
+    /// Also store each event's raw protobuf bytes beside its decoded
+    /// columns (`events.payload`), for audit or to keep fields this build
+    /// does not know. Off by default: it makes the database ~2x larger
+    /// and slower to write (docs/store.md). Dead letters always keep theirs.
+    #[arg(long)]
+    pub keep_event_payloads: bool,
+
     /// Messages per SQLite transaction: a batch is written when it holds
     /// this many messages or when --flush-interval-ms has passed since its
     /// first message, whichever comes first.

@@ -588,6 +588,7 @@ mod tests {
         let committed = Arc::new(CommittedOffsets::default());
         let store = StoreWriter::open(
             &dir.path().join("c.db"),
+            &store::StoreOptions::default(),
             committed.clone(),
             Arc::new(RunClock::new()),
         )

@@ -51,7 +51,7 @@ use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use store::Store;
+use store::{Store, StoreOptions};
 use tracing::{info, warn};
 
 pub use args::{ConsumerArgs, Model, parse_cli};
@@ -121,7 +121,11 @@ impl Pipeline {
             })?;
             assignment.set_ready_file(ready);
         }
-        let writer = StoreWriter::open(&args.db, committed.clone(), clock.clone())?;
+        let store_options = StoreOptions {
+            keep_event_payloads: args.keep_event_payloads,
+            ..StoreOptions::default()
+        };
+        let writer = StoreWriter::open(&args.db, &store_options, committed.clone(), clock.clone())?;
         let offsets_db = Store::open(&args.db)?;
         let committer = Arc::new(Committer::start(
             writer,

@@ -15,7 +15,7 @@ use common::Progress;
 use proto::BankingEvent;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use store::{Batch, Store};
+use store::{Batch, Store, StoreOptions};
 use tracing::{error, warn};
 
 use crate::error::ConsumerError;
@@ -205,13 +205,14 @@ impl StoreWriter {
         self.store.set_give_up(flag);
     }
 
-    /// Opens (or creates) the database at `db`.
+    /// Opens (or creates) the database at `db` with `opts`.
     pub fn open(
         db: &Path,
+        opts: &StoreOptions,
         committed: Arc<CommittedOffsets>,
         clock: Arc<RunClock>,
     ) -> Result<StoreWriter, ConsumerError> {
-        let store = Store::open(db)?;
+        let store = Store::open_with(db, opts)?;
         Ok(StoreWriter {
             store,
             committed,
@@ -383,7 +384,13 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let committed = Arc::new(CommittedOffsets::default());
         let clock = Arc::new(RunClock::new());
-        let mut w = StoreWriter::open(&dir.path().join("w.db"), committed.clone(), clock).unwrap();
+        let mut w = StoreWriter::open(
+            &dir.path().join("w.db"),
+            &StoreOptions::default(),
+            committed.clone(),
+            clock,
+        )
+        .unwrap();
         let mut batch = Batch::new("t");
         batch.push_event(0, 0, deposit(1), vec![1]);
         w.commit(&batch).unwrap();
@@ -424,7 +431,13 @@ pub(crate) mod tests {
         let committed = Arc::new(CommittedOffsets::default());
         let clock = Arc::new(RunClock::new());
         clock.message_received();
-        let mut w = StoreWriter::open(&dir.path().join("w.db"), committed.clone(), clock).unwrap();
+        let mut w = StoreWriter::open(
+            &dir.path().join("w.db"),
+            &StoreOptions::default(),
+            committed.clone(),
+            clock,
+        )
+        .unwrap();
         let mut batch = Batch::new("t");
         assert_eq!(w.commit(&batch).unwrap(), None);
         Decoded::from_message(&message(Some(vec![1, 2, 3]))).push_into(&mut batch);

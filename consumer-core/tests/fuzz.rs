@@ -340,7 +340,12 @@ fn short_name(full: &str, prefix: &str) -> String {
 
 fn check_rows(payloads: Vec<Option<Vec<u8>>>, partition: i32) -> TestCaseResult {
     let dir = scratch()?;
-    let mut store = Store::open(&dir.path().join("fuzz.db")).expect("open the store");
+    // Keeping the events' bytes, so that they can be checked too.
+    let keep = store::StoreOptions {
+        keep_event_payloads: true,
+        ..Default::default()
+    };
+    let mut store = Store::open_with(&dir.path().join("fuzz.db"), &keep).expect("open the store");
     let mut batch = Batch::new(TOPIC);
     let mut expected_rows: BTreeMap<u64, (BankingEvent, i64, Vec<u8>)> = BTreeMap::new();
     let mut expected_dead: Vec<(i64, Option<Vec<u8>>)> = Vec::new();
@@ -404,7 +409,7 @@ fn check_rows(payloads: Vec<Option<Vec<u8>>>, partition: i32) -> TestCaseResult 
                 (row.kafka_partition, row.kafka_offset),
                 (partition, *offset)
             );
-            prop_assert_eq!(&row.payload, bytes);
+            prop_assert_eq!(row.payload.as_deref(), Some(bytes.as_slice()));
         }
     }
     prop_assert_eq!(rows, expected_rows.len());

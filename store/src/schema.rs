@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::retry::{Failure, retry_busy};
 use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 
-/// The tables of schema version 1.
+/// The tables of the current schema version (3).
 ///
 /// - `events` has no secondary index: an index maintained on every insert
 ///   costs SQLite an order of magnitude in load rate (docs/design.md: ~475k vs
@@ -25,12 +25,17 @@ use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 ///   an index of ~16 bytes per row. The ids do not come in order: each
 ///   partition holds every sixth id or so, and Tansu 0.6 fills a fetch from
 ///   the first partition listed, so a consumer reads one partition after
-///   another (Nisshi 0.8.1's in-memory engine does too). With `event_id` as the rowid each partition's pass inserted
-///   into the middle of the whole table and late batches rewrote pages all
-///   over it (measured, 10M backlog on 2 cores: ~415k events/s at first,
-///   255k/s overall and 44 CPU s; with this layout a steady ~300k/s, 313k/s
-///   overall and 30 CPU s). Files created with `event_id` as the rowid
-///   (same schema version) work the same.
+///   another (Nisshi 0.8.1's in-memory engine does too). With `event_id` as
+///   the rowid each partition's pass inserted into the middle of the whole
+///   table and late batches rewrote pages all over it (docs/store.md, "What
+///   was tried").
+/// - Version 3: `event_type`, `channel` and `status` are the protobuf enum
+///   numbers (1 byte each on disk instead of 3 to 11 characters); the view
+///   `events_named` shows their names. `payload` (the raw protobuf bytes) is
+///   NULL unless the store was opened with
+///   [`StoreOptions::keep_event_payloads`](crate::StoreOptions::keep_event_payloads):
+///   every field is in its own column already, and the bytes were ~40% of
+///   the file. Dead letters always keep theirs.
 /// - STRICT tables refuse a value of the wrong type instead of storing it.
 ///   The one that matters: SQLite turns an integer sum that overflows 64 bits
 ///   into a REAL, and a STRICT `balance_minor` refuses that REAL, so an
@@ -41,12 +46,12 @@ const SCHEMA: &str = r#"
 CREATE TABLE events (
     id                      INTEGER PRIMARY KEY,
     event_id                INTEGER NOT NULL UNIQUE,
-    event_type              TEXT    NOT NULL,
+    event_type              INTEGER NOT NULL,
     account_id              INTEGER NOT NULL,
     amount_minor            INTEGER NOT NULL,
     currency                TEXT    NOT NULL,
-    channel                 TEXT    NOT NULL,
-    status                  TEXT    NOT NULL,
+    channel                 INTEGER NOT NULL,
+    status                  INTEGER NOT NULL,
     country                 TEXT    NOT NULL,
     transaction_ref         TEXT    NOT NULL,
     counterparty_account_id INTEGER,
@@ -54,7 +59,7 @@ CREATE TABLE events (
     committed_at_us         INTEGER NOT NULL,
     kafka_partition         INTEGER NOT NULL,
     kafka_offset            INTEGER NOT NULL,
-    payload                 BLOB    NOT NULL
+    payload                 BLOB
 ) STRICT;
 
 CREATE TABLE account_balances (
@@ -82,9 +87,41 @@ CREATE TABLE dead_letters (
     error          TEXT    NOT NULL,
     recorded_at_us INTEGER NOT NULL
 ) STRICT;
+
+CREATE UNIQUE INDEX dead_letters_by_offset ON dead_letters (topic, "partition", "offset");
+
+CREATE TABLE offset_gaps (
+    id             INTEGER PRIMARY KEY,
+    topic          TEXT    NOT NULL,
+    "partition"    INTEGER NOT NULL,
+    from_offset    INTEGER NOT NULL,
+    to_offset      INTEGER NOT NULL,
+    reason         TEXT    NOT NULL,
+    recorded_at_us INTEGER NOT NULL,
+    CHECK (to_offset > from_offset)
+) STRICT;
 "#;
 
-/// What version 2 adds to version 1:
+/// The names of the enum numbers, for people reading the file with the
+/// `sqlite3` shell: `SELECT * FROM events_named`. Part of version 3.
+const EVENTS_NAMED: &str = r#"
+CREATE VIEW events_named AS SELECT
+    id, event_id,
+    CASE event_type WHEN 1 THEN 'TRANSACTION' WHEN 2 THEN 'DEPOSIT' WHEN 3 THEN 'WITHDRAWAL'
+        WHEN 4 THEN 'TRANSFER' WHEN 5 THEN 'PAYMENT' WHEN 6 THEN 'FEE'
+        ELSE 'UNSPECIFIED' END AS event_type,
+    account_id, amount_minor, currency,
+    CASE channel WHEN 1 THEN 'ATM' WHEN 2 THEN 'ONLINE' WHEN 3 THEN 'MOBILE'
+        WHEN 4 THEN 'BRANCH' WHEN 5 THEN 'API' ELSE 'UNSPECIFIED' END AS channel,
+    CASE status WHEN 1 THEN 'COMPLETED' WHEN 2 THEN 'PENDING' WHEN 3 THEN 'DECLINED'
+        ELSE 'UNSPECIFIED' END AS status,
+    country, transaction_ref, counterparty_account_id, created_at_us, committed_at_us,
+    kafka_partition, kafka_offset, payload
+FROM events;
+"#;
+
+/// What version 2 added to version 1 (applied when a version 1 file is
+/// upgraded):
 ///
 /// - a message is a dead letter at most once: (topic, partition, offset) is
 ///   unique;
@@ -107,6 +144,46 @@ CREATE TABLE offset_gaps (
 ) STRICT;
 "#;
 
+/// Version 2 to 3, in place: `events` is copied into the version 3 layout
+/// (enum names become their numbers, every stored payload is kept, the
+/// rowids stay), the old table and its indexes go (the query index is
+/// rebuilt on demand), and the view is created. One pass over the table,
+/// in the upgrading transaction: about as long as loading it took.
+const UPGRADE_V2_TO_V3: &str = r#"
+CREATE TABLE events_v3 (
+    id                      INTEGER PRIMARY KEY,
+    event_id                INTEGER NOT NULL UNIQUE,
+    event_type              INTEGER NOT NULL,
+    account_id              INTEGER NOT NULL,
+    amount_minor            INTEGER NOT NULL,
+    currency                TEXT    NOT NULL,
+    channel                 INTEGER NOT NULL,
+    status                  INTEGER NOT NULL,
+    country                 TEXT    NOT NULL,
+    transaction_ref         TEXT    NOT NULL,
+    counterparty_account_id INTEGER,
+    created_at_us           INTEGER NOT NULL,
+    committed_at_us         INTEGER NOT NULL,
+    kafka_partition         INTEGER NOT NULL,
+    kafka_offset            INTEGER NOT NULL,
+    payload                 BLOB
+) STRICT;
+INSERT INTO events_v3 SELECT
+    id, event_id,
+    CASE event_type WHEN 'TRANSACTION' THEN 1 WHEN 'DEPOSIT' THEN 2 WHEN 'WITHDRAWAL' THEN 3
+        WHEN 'TRANSFER' THEN 4 WHEN 'PAYMENT' THEN 5 WHEN 'FEE' THEN 6 ELSE 0 END,
+    account_id, amount_minor, currency,
+    CASE channel WHEN 'ATM' THEN 1 WHEN 'ONLINE' THEN 2 WHEN 'MOBILE' THEN 3
+        WHEN 'BRANCH' THEN 4 WHEN 'API' THEN 5 ELSE 0 END,
+    CASE status WHEN 'COMPLETED' THEN 1 WHEN 'PENDING' THEN 2 WHEN 'DECLINED' THEN 3
+        ELSE 0 END,
+    country, transaction_ref, counterparty_account_id, created_at_us, committed_at_us,
+    kafka_partition, kafka_offset, payload
+FROM events ORDER BY id;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+"#;
+
 /// Version 1 stored a dead letter again when its message was read twice;
 /// keep the first copy of each before the unique index can be built.
 const DEDUPE_DEAD_LETTERS: &str = r#"
@@ -115,7 +192,8 @@ DELETE FROM dead_letters WHERE id NOT IN (
 );
 "#;
 
-/// The tables a store of each version must have.
+/// The tables a store of each version must have (versions 2 and 3 have
+/// the same tables).
 const TABLES_V1: [&str; 4] = ["events", "account_balances", "offsets", "dead_letters"];
 const TABLES_V2: [&str; 5] = [
     "events",
@@ -205,6 +283,8 @@ enum Found {
     Current,
     /// A store of version 1: upgraded in place when opened for writing.
     Version1,
+    /// A store of version 2: upgraded in place when opened for writing.
+    Version2,
 }
 
 /// Looks at the file through a read-only connection that is not allowed to
@@ -276,10 +356,10 @@ fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
             missing.join(", ")
         )));
     }
-    Ok(if version == 1 {
-        Found::Version1
-    } else {
-        Found::Current
+    Ok(match version {
+        1 => Found::Version1,
+        2 => Found::Version2,
+        _ => Found::Current,
     })
 }
 
@@ -291,6 +371,51 @@ pub(crate) fn writer_cache(conn: &Connection, opts: &StoreOptions) -> rusqlite::
     conn.pragma_update(None, "cache_size", cache_kib)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
 }
+
+/// The writer's pragmas, the same for the store and for the benchmark's
+/// bare-SQLite table ([`crate::BareTable`]). `new_file`: the file holds no
+/// page yet, so its page size can still be chosen.
+pub(crate) fn writer_pragmas(
+    conn: &Connection,
+    path: &Path,
+    opts: &StoreOptions,
+    new_file: bool,
+) -> Result<(), StoreError> {
+    let sqlite = |e| StoreError::from_sqlite(path, e);
+    if new_file {
+        // Before WAL: the page size of a WAL database is fixed.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(sqlite)?;
+    }
+    let mode: String = retry_busy(path, opts.busy_log_every, None, "switch to WAL", || {
+        Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?)
+    })?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still atomic (rollback journal), only slower and blocking readers.
+        warn!(path = %path.display(), mode, "could not switch the database to WAL");
+    }
+    // NORMAL in WAL mode: a commit is atomic and consistent; a power cut may
+    // lose the last commits, which Kafka then redelivers because their
+    // offsets were lost with them. OFF could corrupt the file: never.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(sqlite)?;
+    writer_cache(conn, opts).map_err(sqlite)
+}
+
+/// Page size of a new database file. SQLite's default is 4096; 16 KiB
+/// pages measured ~17% less CPU per event for the load (fewer pages to
+/// split, balance and checkpoint per row; docs/store.md), and a point query
+/// still reads a handful of pages. An existing file keeps the size it was
+/// made with.
+const PAGE_SIZE: u32 = 16_384;
+
+/// WAL pages after which a commit checkpoints: 4,000 pages of 16 KiB, a
+/// 64 MiB WAL (SQLite's default, 1,000 pages, is 4 MiB at its default page
+/// size). Fewer checkpoints copy the pages a load rewrites many times
+/// (the right edge of each b-tree, the balances) fewer times.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_000;
 
 /// Opens the writing connection, sets the pragmas and creates the schema if
 /// the file is empty. Only reached for a file [`check_file`] accepted.
@@ -314,26 +439,14 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
     conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(sqlite)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
-    let mode: String = retry_busy(path, opts.busy_log_every, None, "switch to WAL", || {
-        Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?)
-    })?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        // Still atomic (rollback journal), only slower and blocking readers.
-        warn!(path = %path.display(), mode, "could not switch the database to WAL");
-    }
-    // NORMAL in WAL mode: a commit is atomic and consistent; a power cut may
-    // lose the last commits, which Kafka then redelivers because their
-    // offsets were lost with them. OFF could corrupt the file: never.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(sqlite)?;
-    writer_cache(&conn, opts).map_err(sqlite)?;
+    writer_pragmas(&conn, path, opts, found == Found::Empty)?;
 
     if found == Found::Empty {
         retry_busy(path, opts.busy_log_every, None, "create the schema", || {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if classify(path, &tx)? == Found::Empty {
                 tx.execute_batch(SCHEMA)?;
-                tx.execute_batch(SCHEMA_V2)?;
+                tx.execute_batch(EVENTS_NAMED)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;
                 info!(path = %path.display(), version = SCHEMA_VERSION, "created the store's schema");
@@ -341,24 +454,43 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
             Ok(())
         })?;
     }
-    if found == Found::Version1 {
+    if matches!(found, Found::Version1 | Found::Version2) {
         retry_busy(
             path,
             opts.busy_log_every,
             None,
             "upgrade the schema",
             || {
+                let started = std::time::Instant::now();
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                if classify(path, &tx)? == Found::Version1 {
-                    let removed = tx.execute(DEDUPE_DEAD_LETTERS, [])?;
+                let from = classify(path, &tx)?;
+                let mut removed = 0;
+                if from == Found::Version1 {
+                    removed = tx.execute(DEDUPE_DEAD_LETTERS, [])?;
                     tx.execute_batch(SCHEMA_V2)?;
+                }
+                if matches!(from, Found::Version1 | Found::Version2) {
+                    let events: i64 =
+                        tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+                    if events > 1_000_000 {
+                        info!(
+                            path = %path.display(),
+                            events,
+                            "upgrading the store's schema to version 3: rewriting the events table \
+                             (about as long as loading it took)"
+                        );
+                    }
+                    tx.execute_batch(UPGRADE_V2_TO_V3)?;
+                    tx.execute_batch(EVENTS_NAMED)?;
                     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     tx.commit()?;
                     info!(
                         path = %path.display(),
-                        from = 1,
+                        from = if from == Found::Version1 { 1 } else { 2 },
                         to = SCHEMA_VERSION,
                         duplicate_dead_letters_removed = removed,
+                        events,
+                        elapsed_s = started.elapsed().as_secs_f64(),
                         "upgraded the store's schema"
                     );
                 }

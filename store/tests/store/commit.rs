@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use proto::{EventType, IdChecksum, Status};
-use store::{Batch, SCHEMA_VERSION, Store};
+use store::{Batch, SCHEMA_VERSION, Store, StoreOptions};
 
 use crate::common::{TOPIC, count, deposit, event, push, temp_store};
 
@@ -98,7 +98,81 @@ fn events_are_stored_column_by_column() {
     assert_eq!(t.created_at_us, transfer.created_at_us);
     assert!(t.committed_at_us > 0 && t.committed_at_us <= outcome.committed_at_us);
     assert_eq!((t.kafka_partition, t.kafka_offset), (3, 77));
-    assert_eq!(t.payload, payload);
+    // By default the raw bytes are not kept: every field has its column.
+    assert_eq!(t.payload, None);
+
+    // With keep_event_payloads they are, byte for byte.
+    let (_dir2, path2) = temp_store();
+    let opts = StoreOptions {
+        keep_event_payloads: true,
+        ..StoreOptions::default()
+    };
+    let mut keeping = Store::open_with(&path2, &opts).unwrap();
+    keeping.commit(&batch).unwrap();
+    let rows = keeping.latest_events(10, 10).unwrap();
+    assert_eq!(rows[1].payload.as_deref(), Some(&payload[..]));
+    assert!(rows[0].payload.is_some());
+}
+
+/// The fast path writes many rows per statement; a duplicate anywhere in
+/// such a chunk (against an earlier batch, or within the same chunk) must
+/// still become exactly one dead letter, and every other event of the
+/// chunk a row, with exact balances.
+#[test]
+fn duplicates_inside_a_multi_row_chunk_are_caught_one_by_one() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let n = store::ROWS_PER_INSERT as u64;
+    let mut batch = Batch::new(TOPIC);
+    push(&mut batch, 0, 0, deposit(10, 5, 7));
+    store.commit(&batch).unwrap();
+
+    // Three chunks and a remainder; ids 1..=3n+5 plus two duplicates: id 10
+    // (stored by the first batch) in the first chunk, and id 2n+3 twice in
+    // the third.
+    batch.clear();
+    let mut offset = 1;
+    let mut expected_sum = 7i64;
+    let mut ids: Vec<u64> = (1..=3 * n + 5).filter(|&i| i != 10).collect();
+    ids.insert(5, 10);
+    ids.insert((2 * n + 10) as usize, 2 * n + 3);
+    for &id in &ids {
+        push(&mut batch, 0, offset, deposit(id, 5, 1));
+        offset += 1;
+    }
+    let stored_ids = ids.len() as u64 - 2;
+    expected_sum += stored_ids as i64;
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!(
+        (
+            outcome.events_stored as u64,
+            outcome.duplicates,
+            outcome.dead_letters
+        ),
+        (stored_ids, 2, 2)
+    );
+    let s = store.summary().unwrap();
+    assert_eq!(
+        (s.events, s.distinct_event_ids),
+        (stored_ids + 1, stored_ids + 1)
+    );
+    assert_eq!(s.amount_minor_sum, i128::from(expected_sum));
+    assert_eq!(store.balances().unwrap()[0].balance_minor, expected_sum);
+    assert_eq!(store.balances().unwrap()[0].event_count, stored_ids + 1);
+    let dead = store.dead_letters().unwrap();
+    assert!(
+        dead[0].error.contains("duplicate event_id 10"),
+        "{}",
+        dead[0].error
+    );
+    assert!(
+        dead[1]
+            .error
+            .contains(&format!("duplicate event_id {}", 2 * n + 3)),
+        "{}",
+        dead[1].error
+    );
+    assert_eq!(store.stored_offsets(TOPIC).unwrap()[&0], offset);
 }
 
 #[test]

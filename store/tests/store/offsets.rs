@@ -217,3 +217,102 @@ fn a_version_1_database_is_upgraded_and_its_doubled_dead_letters_kept_once() {
     store.commit(&batch_of(0, 8, 1..4)).unwrap();
     assert_eq!(store.summary().unwrap().events, 3);
 }
+
+/// A version 2 file (enum names as text, every payload stored) is upgraded
+/// in place to version 3: the same events, the names read back the same,
+/// the payloads kept, balances and offsets untouched, duplicates still
+/// caught, and it goes on taking batches.
+#[test]
+fn a_version_2_database_is_upgraded_with_every_event_kept() {
+    let (_dir, path) = temp_store();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            r#"
+            CREATE TABLE events (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE,
+                event_type TEXT NOT NULL, account_id INTEGER NOT NULL,
+                amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, channel TEXT NOT NULL,
+                status TEXT NOT NULL, country TEXT NOT NULL, transaction_ref TEXT NOT NULL,
+                counterparty_account_id INTEGER, created_at_us INTEGER NOT NULL,
+                committed_at_us INTEGER NOT NULL, kafka_partition INTEGER NOT NULL,
+                kafka_offset INTEGER NOT NULL, payload BLOB NOT NULL) STRICT;
+            CREATE TABLE account_balances (account_id INTEGER NOT NULL, currency TEXT NOT NULL,
+                balance_minor INTEGER NOT NULL, event_count INTEGER NOT NULL,
+                PRIMARY KEY (account_id, currency)) STRICT, WITHOUT ROWID;
+            CREATE TABLE offsets (topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
+                next_offset INTEGER NOT NULL, PRIMARY KEY (topic, "partition"))
+                STRICT, WITHOUT ROWID;
+            CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,
+                "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, key BLOB, payload BLOB,
+                error TEXT NOT NULL, recorded_at_us INTEGER NOT NULL) STRICT;
+            CREATE UNIQUE INDEX dead_letters_by_offset ON dead_letters (topic, "partition", "offset");
+            CREATE TABLE offset_gaps (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,
+                "partition" INTEGER NOT NULL, from_offset INTEGER NOT NULL,
+                to_offset INTEGER NOT NULL, reason TEXT NOT NULL,
+                recorded_at_us INTEGER NOT NULL, CHECK (to_offset > from_offset)) STRICT;
+            INSERT INTO events VALUES
+                (1, 501, 'TRANSFER', 10, 2500, 'EUR', 'ONLINE', 'PENDING', 'DE', 'REF-1', 11,
+                 1704067200000001, 1704067200000009, 0, 0, x'0a0b'),
+                (2, 502, 'FEE', 10, 30, 'EUR', 'API', 'DECLINED', 'DE', 'REF-2', NULL,
+                 1704067200000002, 1704067200000009, 0, 1, x'0c'),
+                (3, 503, 'DEPOSIT', 10, 700, 'EUR', 'BRANCH', 'COMPLETED', 'DE', 'REF-3', NULL,
+                 1704067200000003, 1704067200000009, 0, 2, x'0d');
+            INSERT INTO account_balances VALUES (10, 'EUR', 700, 1);
+            INSERT INTO offsets VALUES ('banking.events', 0, 3);
+            CREATE INDEX events_by_account ON events (account_id, created_at_us);
+            PRAGMA user_version = 2;
+            "#,
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let s = store.summary().unwrap();
+    assert_eq!(s.schema_version, SCHEMA_VERSION);
+    assert_eq!((s.events, s.distinct_event_ids), (3, 3));
+    assert_eq!(s.amount_minor_sum, 2500 + 30 + 700);
+    let rows = store.latest_events(10, 10).unwrap();
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.event_id,
+                r.event_type.as_str(),
+                r.channel.as_str(),
+                r.status.as_str(),
+                r.payload.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (503, "DEPOSIT", "BRANCH", "COMPLETED", Some(vec![0x0d])),
+            (502, "FEE", "API", "DECLINED", Some(vec![0x0c])),
+            (501, "TRANSFER", "ONLINE", "PENDING", Some(vec![0x0a, 0x0b])),
+        ]
+    );
+    assert_eq!(rows[2].counterparty_account_id, Some(11));
+    assert_eq!(store.balances().unwrap()[0].balance_minor, 700);
+    assert_eq!(store.stored_offsets(TOPIC).unwrap()[&0], 3);
+    // The readable view names the numbers the same way.
+    let named: String = store
+        .connection_for_tests()
+        .query_row(
+            "SELECT event_type || '/' || channel || '/' || status FROM events_named \
+             WHERE event_id = 501",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(named, "TRANSFER/ONLINE/PENDING");
+    // Still unique on event_id, and it goes on from offset 3.
+    let mut batch = Batch::new(TOPIC);
+    push(&mut batch, 0, 3, deposit(503, 10, 1));
+    push(&mut batch, 0, 4, deposit(504, 10, 1));
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!((outcome.events_stored, outcome.duplicates), (1, 1));
+    assert_eq!(store.summary().unwrap().events, 4);
+    assert_eq!(store.balances().unwrap()[0].balance_minor, 701);
+    // The query index, dropped with the old table, comes back on demand.
+    store.ensure_query_index().unwrap();
+}

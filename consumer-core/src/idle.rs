@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::context::{
     AssignmentWatch, ExactlyOnceContext, Undrained, publish_stored_offsets, undrained_elsewhere,
@@ -45,6 +45,7 @@ pub struct IdleDetector {
     group_checked: Option<Instant>,
     group_check_every: Duration,
     waiting_for: Vec<i32>,
+    publish_warned: bool,
 }
 
 impl IdleDetector {
@@ -61,6 +62,7 @@ impl IdleDetector {
             group_checked: None,
             group_check_every: GROUP_CHECK_EVERY,
             waiting_for: Vec::new(),
+            publish_warned: false,
         }
     }
 
@@ -103,10 +105,22 @@ impl IdleDetector {
         watch: &AssignmentWatch,
         consumer: &C,
     ) -> bool {
-        self.is_idle_with(watch, |mine| {
-            publish_stored_offsets(consumer, mine)?;
+        let mut warned = self.publish_warned;
+        let idle = self.is_idle_with(watch, |mine| {
+            // Best effort: a group whose commits are refused must still be
+            // able to end a run whose member holds every partition.
+            if let Err(e) = publish_stored_offsets(consumer, mine) {
+                if !std::mem::replace(&mut warned, true) {
+                    warn!(
+                        "could not commit the stored offsets to Kafka before leaving ({e}); \
+                         other members of the group may wait for them"
+                    );
+                }
+            }
             undrained_elsewhere(consumer, mine).map_err(|e| e.to_string())
-        })
+        });
+        self.publish_warned = warned;
+        idle
     }
 
     /// [`is_idle`](Self::is_idle) with the question to the group as a

@@ -470,7 +470,13 @@ mod tests {
     /// partitions from offset 0, as a consumer would have stored them.
     fn stored(dir: &Path, expected: &Expected) -> std::path::PathBuf {
         let db = dir.join("c.db");
-        let mut store = Store::open(&db).unwrap();
+        // Keeping the events' bytes: the tests copy them into dead letters,
+        // as a consumer records a message read again.
+        let keep = store::StoreOptions {
+            keep_event_payloads: true,
+            ..Default::default()
+        };
+        let mut store = Store::open_with(&db, &keep).unwrap();
         let mut batch = Batch::new(TOPIC);
         for i in 0..expected.events.len() {
             push(&mut batch, expected, i, (i % 3) as i32, (i / 3) as i64);

@@ -645,10 +645,7 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
             .kafka_pending
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for &(p, o) in offsets {
-            let slot = pending.entry(p).or_insert(o);
-            *slot = (*slot).max(o);
-        }
+        merge_max(&mut pending, offsets.iter().copied());
         if pending.is_empty() {
             context.kafka_has_pending.store(false, Ordering::Release);
             return;
@@ -668,11 +665,16 @@ pub fn commit_async<C: Consumer<ExactlyOnceContext>>(
             .kafka_pending
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for (p, o) in send {
-            let slot = pending.entry(p).or_insert(o);
-            *slot = (*slot).max(o);
-        }
+        merge_max(&mut pending, send);
         context.kafka_has_pending.store(true, Ordering::Release);
+    }
+}
+
+/// Adds `offsets` to `pending`, keeping the larger offset per partition.
+fn merge_max(pending: &mut BTreeMap<i32, i64>, offsets: impl IntoIterator<Item = (i32, i64)>) {
+    for (p, o) in offsets {
+        let slot = pending.entry(p).or_insert(o);
+        *slot = (*slot).max(o);
     }
 }
 

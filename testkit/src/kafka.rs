@@ -29,7 +29,6 @@
 //! directories removed, when the process exits.
 
 use std::fs::{self, File};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -365,15 +364,7 @@ impl Kafka {
             .stdin(Stdio::null())
             .stdout(stdout.try_clone()?)
             .stderr(stdout);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
-        // kill the JVM when the thread that started it ends, so that no
-        // broker outlives a test process that dies without dropping it.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::procs::die_with_parent_thread(&mut cmd);
         self.child = Some(cmd.spawn().context("start java kafka.Kafka")?);
         Ok(())
     }

@@ -19,7 +19,6 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -186,15 +185,7 @@ impl Nisshi {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to
-        // kill the broker when the thread that started it ends, so that no
-        // broker outlives a test process that dies without dropping it.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::procs::die_with_parent_thread(&mut cmd);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {} broker", self.bin.display()))?;

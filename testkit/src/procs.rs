@@ -500,3 +500,18 @@ pub fn wait_until_serving(
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Makes the process `cmd` starts die (SIGKILL) when the thread that
+/// started it ends, so that no broker outlives a test process that dies
+/// without dropping its guard.
+pub fn die_with_parent_thread(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel for the
+    // signal, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}

@@ -56,6 +56,8 @@ mod retry;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
@@ -298,11 +300,16 @@ fn insert_events_sql(table: &str, rows: usize, tail: &str) -> String {
     )
 }
 
-/// The fast path: [`ROWS_PER_INSERT`] rows, no conflict clause, so a
-/// duplicate id aborts just this statement (SQLite backs out its rows and
-/// keeps the transaction) and the chunk goes again row by row.
-static INSERT_EVENTS: LazyLock<String> =
-    LazyLock::new(|| insert_events_sql("events", ROWS_PER_INSERT, ""));
+/// The fast path: [`ROWS_PER_INSERT`] rows, `OR IGNORE`, so a row with a
+/// duplicate id is skipped rather than aborting the statement. A statement
+/// that may abort halfway needs SQLite's statement journal, a copy of every
+/// page it touches inside the table (the unique index's pages, mostly):
+/// that copy cost ~20% of a commit (docs/store.md). When fewer rows than
+/// the chunk went in, the ones that did are read back by rowid and the
+/// others go again row by row, which names each duplicate.
+static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    insert_events_sql("events", ROWS_PER_INSERT, "").replacen("INSERT", "INSERT OR IGNORE", 1)
+});
 
 /// One row; a duplicate id is no error but 0 rows changed.
 static INSERT_EVENT: LazyLock<String> =
@@ -743,7 +750,10 @@ fn write_batch(
     // Events that become dead letters: (index in the batch, why).
     let mut refused: Vec<(usize, String)> = Vec::new();
     // (account, currency) -> (sum of changes, number of events).
-    let mut changes: HashMap<(u64, &str), (i64, u64)> = HashMap::with_capacity(events.len());
+    // Grown as needed: a batch touches about as many keys as there are
+    // accounts, far fewer than its events, and a table sized for the events
+    // spreads those keys over megabytes of cache misses.
+    let mut changes: FxHashMap<(u64, &str), (i64, u64)> = FxHashMap::default();
 
     let mut accepted: Vec<usize> = Vec::with_capacity(events.len());
     for (i, item) in events.iter().enumerate() {
@@ -787,10 +797,12 @@ fn write_batch(
                     keep_payloads,
                 )?;
             }
-            match multi.raw_execute() {
-                Ok(_) => inserted.extend_from_slice(chunk),
-                Err(e) if is_duplicate_key(&e) => one_by_one(chunk, &mut inserted, &mut refused)?,
-                Err(e) => return Err(e.into()),
+            let went_in = multi.raw_execute()?;
+            if went_in == chunk.len() {
+                inserted.extend_from_slice(chunk);
+            } else {
+                let rest = skipped_rows(&tx, path, chunk, events, went_in, &mut inserted)?;
+                one_by_one(&rest, &mut inserted, &mut refused)?;
             }
         }
         one_by_one(chunks.remainder(), &mut inserted, &mut refused)?;
@@ -885,6 +897,53 @@ fn write_batch(
         redelivered: plan.redelivered,
         committed_at_us: now_us(),
     })
+}
+
+/// After a multi-row `INSERT OR IGNORE` of `chunk` stored only `went_in` of
+/// its rows: pushes the rows that went in onto `inserted` and returns the
+/// others, in batch order. The rows that went in are the last `went_in`
+/// rowids (a table with an `INTEGER PRIMARY KEY` and no explicit ids gives
+/// each new row the largest rowid plus one), so their event ids say which
+/// rows they were; the first row carrying an id is the one SQLite kept.
+fn skipped_rows(
+    tx: &Connection,
+    path: &Path,
+    chunk: &[usize],
+    events: &[BatchEvent],
+    went_in: usize,
+    inserted: &mut Vec<usize>,
+) -> Result<Vec<usize>, Failure> {
+    let mut kept: Vec<i64> = Vec::with_capacity(went_in);
+    if went_in > 0 {
+        let last = tx.last_insert_rowid();
+        let mut stmt =
+            tx.prepare_cached("SELECT event_id FROM events WHERE id > ?1 AND id <= ?2")?;
+        for id in stmt.query_map([last - went_in as i64, last], |r| r.get(0))? {
+            kept.push(id?);
+        }
+        if kept.len() != went_in {
+            return Err(Failure::Store(StoreError::Sqlite {
+                path: path.to_path_buf(),
+                code: None,
+                detail: format!(
+                    "{went_in} rows of a multi-row insert went in, but {} rows carry the last rowids",
+                    kept.len()
+                ),
+            }));
+        }
+    }
+    let mut rest = Vec::with_capacity(chunk.len() - went_in);
+    for &i in chunk {
+        let id = events[i].event.event_id as i64;
+        match kept.iter().position(|&k| k == id) {
+            Some(at) => {
+                kept.swap_remove(at);
+                inserted.push(i);
+            }
+            None => rest.push(i),
+        }
+    }
+    Ok(rest)
 }
 
 /// Which messages of a batch to write, checked against the offsets stored
@@ -1019,17 +1078,6 @@ fn bind_event(
     } else {
         stmt.raw_bind_parameter(first + 14, rusqlite::types::Null)
     }
-}
-
-/// A statement that failed because a row's key is already in the table
-/// (a duplicate event id).
-fn is_duplicate_key(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
 }
 
 /// Names where the first copy came from, which is what someone chasing a

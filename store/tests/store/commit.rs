@@ -417,3 +417,35 @@ fn a_commit_survives_a_crash_before_checkpoint() {
         HashMap::from([(0, 301)])
     );
 }
+
+/// A whole multi-row chunk of ids already stored (a producer that sent a
+/// run of events twice): none goes in, each becomes one dead letter, and
+/// the chunk after it, all new, is stored whole.
+#[test]
+fn a_chunk_of_nothing_but_duplicates_stores_nothing_of_it() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let n = store::ROWS_PER_INSERT as u64;
+    let mut batch = Batch::new(TOPIC);
+    for id in 1..=n {
+        push(&mut batch, 0, id as i64 - 1, deposit(id, 5, 1));
+    }
+    store.commit(&batch).unwrap();
+
+    batch.clear();
+    for id in 1..=2 * n {
+        push(&mut batch, 0, (n + id) as i64 - 1, deposit(id, 5, 1));
+    }
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!(
+        (outcome.events_stored as u64, outcome.duplicates as u64),
+        (n, n)
+    );
+    let s = store.summary().unwrap();
+    assert_eq!((s.events, s.distinct_event_ids), (2 * n, 2 * n));
+    assert_eq!(store.balances().unwrap()[0].balance_minor, 2 * n as i64);
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len() as u64, n);
+    assert!(dead.iter().all(|d| d.error.contains("duplicate event_id")));
+    assert_eq!(dead[0].offset, n as i64);
+}

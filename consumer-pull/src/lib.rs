@@ -114,12 +114,18 @@ fn consume(
             Some(Err(e)) => kafka_errors.handle(e)?,
             // Nothing for a tick (or an event librdkafka handled itself).
             None => {
+                // What the rate limit held back goes now (per message,
+                // only new offsets are looked at: no clock, no lock).
+                commit_async(consumer, pipeline.topic(), &[]);
                 if idle.is_idle(&pipeline.assignment, consumer) {
                     return Ok(ExitReason::Idle);
                 }
             }
         }
-        commit_async(consumer, pipeline.topic(), &committer.take_committed()?);
+        let committed = committer.take_committed()?;
+        if !committed.is_empty() {
+            commit_async(consumer, pipeline.topic(), &committed);
+        }
         if context.has_fatal() {
             return Err(context.take_fatal().unwrap_or(ConsumerError::WriterStopped));
         }

@@ -124,12 +124,18 @@ async fn handle_messages(
                 None => return Err(ConsumerError::kafka("read messages", KafkaError::NoMessageReceived)),
             },
             _ = tick.tick() => {
+                // What the rate limit held back goes now (per message,
+                // only new offsets are looked at: no clock, no lock).
+                commit_async(consumer, pipeline.topic(), &[]);
                 if idle.is_idle(&pipeline.assignment, consumer) {
                     return Ok(ExitReason::Idle);
                 }
             }
         }
-        commit_async(consumer, pipeline.topic(), &committer.take_committed()?);
+        let committed = committer.take_committed()?;
+        if !committed.is_empty() {
+            commit_async(consumer, pipeline.topic(), &committed);
+        }
         if context.has_fatal() {
             return Err(context.take_fatal().unwrap_or(ConsumerError::WriterStopped));
         }

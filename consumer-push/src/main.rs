@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use consumer_core::{Model, parse_cli};
 use consumer_push::Cli;
 
+/// mimalloc instead of glibc's malloc: the decoded events are allocated on
+/// one thread and freed on another (the SQLite writer's), which glibc
+/// serves through its arena locks (docs/store.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli: Cli = parse_cli(Model::Push);

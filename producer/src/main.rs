@@ -8,6 +8,12 @@ use anyhow::Context as _;
 use clap::Parser;
 use producer::{Args, ProducerStats};
 
+/// mimalloc instead of glibc's malloc: the decoded events are allocated on
+/// one thread and freed on another (the SQLite writer's), which glibc
+/// serves through its arena locks (docs/store.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     common::init_logging(args.telemetry.log_format);

@@ -103,6 +103,43 @@ pub fn table(r: &Results) -> String {
     s
 }
 
+/// Per phase and model: the batches and their SQLite commit times.
+pub fn commit_table(r: &Results) -> String {
+    let mut s = String::new();
+    s.push_str("| Phase | Model | Batches | Events per batch | p50 ms | p99 ms | max ms |\n");
+    s.push_str("|---|---|--:|--:|--:|--:|--:|\n");
+    let mut row = |phase: &str, model: &str, f: &Figures| {
+        let c = &f.commit_us;
+        if c.count == 0 {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "| {phase} | {model} | {} | {:.0} | {} | {} | {} |",
+            num(f.batches),
+            f.events as f64 / f.batches.max(1) as f64,
+            ms(c.p50),
+            ms(c.p99),
+            ms(c.max),
+        );
+    };
+    for (model, m) in [("pull", &r.pull), ("push", &r.push)] {
+        if let Some(m) = m {
+            row("backlog", model, &m.backlog);
+        }
+    }
+    for live in &r.live {
+        let phase = format!("live {}/s", human(live.rate as f64));
+        for (model, f) in [("pull", &live.pull), ("push", &live.push)] {
+            if let Some(f) = f {
+                row(&phase, model, f);
+            }
+        }
+    }
+    s.push('\n');
+    s
+}
+
 /// The whole report.
 pub fn render(r: &Results, pictures: &[String]) -> String {
     let mut s = String::new();
@@ -198,6 +235,14 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
             .map(|(what, e)| format!(" ({what}, {}/s)", eps(*e)))
             .unwrap_or_default()
     );
+
+    let _ = writeln!(
+        s,
+        "Time of each batch's SQLite commit, which the end-to-end latency includes: a stall \
+         here is the store's (the disk, the checkpoints), one that is not is delivery's (the \
+         producer, the broker, the consumer's feed).\n"
+    );
+    s.push_str(&commit_table(r));
 
     let reading = reading(r);
     if !reading.is_empty() {

@@ -102,6 +102,8 @@ pub struct Figures {
     pub events_per_second: f64,
     /// End-to-end latency per event, µs.
     pub latency_us: Latency,
+    /// Duration of each batch's SQLite commit, µs.
+    pub commit_us: Latency,
     /// CPU of the process.
     pub cpu_seconds: f64,
     /// Peak RSS of the process.
@@ -633,6 +635,7 @@ impl Results {
             wall_seconds: s.wall_seconds,
             events_per_second: s.events_per_second,
             latency_us: s.latency_us,
+            commit_us: s.commit_us,
             cpu_seconds: s.cpu_seconds,
             max_rss_bytes: s.max_rss_bytes,
             db_bytes: self

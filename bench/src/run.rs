@@ -219,6 +219,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ctx.fail(format!("backlog phase: {e:#}"));
     }
     if !live_first {
+        // The live code paths (many small produce and fetch requests, fetches
+        // parked until data arrives) are compiled only once live load
+        // starts: without this, Kafka's C2 compiler threads took about a
+        // quarter of a core through every live phase, on a 2-core machine
+        // shared with the producer and both consumers. One unmeasured live
+        // step at the middle rate first (`warm-up-live-<rate>`, verified
+        // like the others, left out of the results).
+        if let Some(&rate) = rates.get(rates.len() / 2)
+            && let Err(e) = live_phase(&mut ctx, "warm-up-live", rate)
+        {
+            ctx.fail(format!("live warm-up at {rate}/s: {e:#}"));
+        }
         live_phases(&mut ctx);
     }
     if args.saturation {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// The format of the stats files this build writes and reads. Version 1
 /// (no `version` field) kept the consumers' settings in one flat map.
-pub const STATS_VERSION: u32 = 2;
+pub const STATS_VERSION: u32 = 3;
 
 /// Why a stats file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -262,8 +262,9 @@ impl ExitReason {
     }
 }
 
-/// End-to-end latency percentiles in microseconds: SQLite commit time minus
-/// the producer's `created_at_us`, one sample per stored event.
+/// Percentiles in microseconds: end-to-end latency (SQLite commit time
+/// minus the producer's `created_at_us`, one sample per stored event), or
+/// the duration of each batch's SQLite commit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// Samples.
@@ -359,6 +360,9 @@ pub struct ConsumerStats {
     pub events_per_second: f64,
     /// End-to-end latency.
     pub latency_us: Latency,
+    /// How long each batch's SQLite commit took, in microseconds: where a
+    /// latency stall is the store's and where it is delivery's (version 3).
+    pub commit_us: Latency,
     /// User + system CPU of the process.
     pub cpu_seconds: f64,
     /// Peak resident set size.

@@ -68,6 +68,23 @@ impl Default for RunClock {
 const TIMELINE_MAX_POINTS: usize = 2_000;
 const TIMELINE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The percentiles of `h` (all zero when it is empty).
+fn summarize(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    Latency {
+        count: h.len(),
+        min: h.min(),
+        mean: h.mean(),
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+    }
+}
+
 /// Counters and histograms, updated after every SQLite commit.
 #[derive(Debug)]
 pub struct RunStats {
@@ -77,6 +94,9 @@ pub struct RunStats {
     redelivered: u64,
     batches: u64,
     latency_us: Histogram<u64>,
+    /// How long each batch's SQLite commit took (`Store::commit`, retries
+    /// included).
+    commit_us: Histogram<u64>,
     last_commit: Option<Instant>,
     timeline: Vec<(f64, u64)>,
     timeline_interval: Duration,
@@ -100,6 +120,7 @@ impl RunStats {
             batches: 0,
             // 3 significant digits, auto-resizing: microseconds to hours.
             latency_us: Histogram::new(3).expect("valid histogram precision"),
+            commit_us: Histogram::new(3).expect("valid histogram precision"),
             last_commit: None,
             timeline: Vec::new(),
             timeline_interval: TIMELINE_INTERVAL,
@@ -114,9 +135,14 @@ impl RunStats {
         &mut self,
         outcome: &CommitOutcome,
         created_at_us: impl Iterator<Item = i64>,
+        took: Duration,
         clock: &RunClock,
     ) {
         let now = Instant::now();
+        let took_us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        if self.commit_us.record(took_us).is_err() {
+            self.commit_us.saturating_record(took_us);
+        }
         self.events_committed += outcome.events_stored as u64;
         self.dead_letters += outcome.dead_letters as u64;
         self.duplicates += outcome.duplicates as u64;
@@ -200,14 +226,6 @@ impl RunStats {
                 timeline.push(point);
             }
         }
-        let h = &self.latency_us;
-        let q = |x: f64| {
-            if h.is_empty() {
-                0
-            } else {
-                h.value_at_quantile(x)
-            }
-        };
         let usage = common::ResourceUsage::now();
         let settings = ConsumerSettings {
             batch_size: ctx.args.batch_size as u64,
@@ -232,16 +250,8 @@ impl RunStats {
             wall_seconds,
             process_seconds: ctx.clock.process_seconds(),
             events_per_second,
-            latency_us: Latency {
-                count: h.len(),
-                min: if h.is_empty() { 0 } else { h.min() },
-                mean: if h.is_empty() { 0.0 } else { h.mean() },
-                p50: q(0.50),
-                p90: q(0.90),
-                p99: q(0.99),
-                p999: q(0.999),
-                max: if h.is_empty() { 0 } else { h.max() },
-            },
+            latency_us: summarize(&self.latency_us),
+            commit_us: summarize(&self.commit_us),
             cpu_seconds: usage.cpu_seconds,
             max_rss_bytes: usage.max_rss_bytes,
             exit_reason: ctx.exit_reason,
@@ -297,9 +307,15 @@ mod tests {
         stats.record_commit(
             &outcome(3, 10_000),
             [9_000, 8_000, 7_000].into_iter(),
+            Duration::from_micros(1_500),
             &clock,
         );
-        stats.record_commit(&outcome(1, 20_000), [21_000].into_iter(), &clock);
+        stats.record_commit(
+            &outcome(1, 20_000),
+            [21_000].into_iter(),
+            Duration::from_micros(4_000),
+            &clock,
+        );
         assert_eq!(stats.events_committed(), 4);
         assert_eq!(stats.dead_letters(), 2);
         assert_eq!(stats.batches(), 2);
@@ -308,6 +324,10 @@ mod tests {
         let max = stats.latency_us.max();
         assert!((2_990..=3_010).contains(&max), "{max}");
         assert_eq!(stats.timeline.len(), 1, "second commit came within 250 ms");
+        assert_eq!(stats.commit_us.len(), 2);
+        let took = summarize(&stats.commit_us);
+        assert!((1_499..=1_501).contains(&took.min), "{took:?}");
+        assert!((3_995..=4_005).contains(&took.max), "{took:?}");
     }
 
     #[test]

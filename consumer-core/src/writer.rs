@@ -265,14 +265,16 @@ impl StoreWriter {
         };
         let offsets: Vec<(i32, i64)> = batch.next_offsets().collect();
         self.committed.record(&offsets);
+        let took = started.elapsed();
         self.metrics.record_commit(
             &outcome,
-            started.elapsed(),
+            took,
             batch.events().iter().map(|e| e.event.created_at_us),
         );
         self.stats.record_commit(
             &outcome,
             batch.events().iter().map(|e| e.event.created_at_us),
+            took,
             &self.clock,
         );
         self.progress.inc(batch.len() as u64);

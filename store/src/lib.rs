@@ -56,8 +56,6 @@ mod retry;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
-
-use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
@@ -65,6 +63,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::{BankingEvent, Channel, EventType, IdChecksum, Status};
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
+use rustc_hash::FxHashMap;
 use tracing::{debug, info, warn};
 
 pub use bare::BareTable;
@@ -304,7 +303,7 @@ fn insert_events_sql(table: &str, rows: usize, tail: &str) -> String {
 /// duplicate id is skipped rather than aborting the statement. A statement
 /// that may abort halfway needs SQLite's statement journal, a copy of every
 /// page it touches inside the table (the unique index's pages, mostly):
-/// that copy cost ~20% of a commit (docs/store.md). When fewer rows than
+/// without it a commit took ~20% less CPU (docs/store.md). When fewer rows than
 /// the chunk went in, the ones that did are read back by rowid and the
 /// others go again row by row, which names each duplicate.
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {

@@ -521,12 +521,16 @@ fn write_loop(shared: &Shared, store: &mut StoreWriter, mut batch: Batch) {
         drop(st);
 
         let result = store.commit(&batch);
+        if result.is_ok() {
+            // Outside the lock: freeing a batch's events takes milliseconds,
+            // and the feed takes the lock for every message it adds.
+            batch.clear();
+        }
 
         st = shared.lock();
         st.in_flight = false;
         match result {
             Ok(committed) => {
-                batch.clear();
                 if let Some(c) = committed {
                     for (p, o) in c.offsets {
                         let next = st.to_kafka.entry(p).or_insert(o);

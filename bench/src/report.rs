@@ -85,22 +85,38 @@ pub fn table(r: &Results) -> String {
             mb(f.db_bytes),
         );
     };
+    for (phase, model, f, fraction) in phase_rows(r) {
+        row(&phase, model, f, fraction);
+    }
+    s
+}
+
+/// The rows of the results, in report order: each model's backlog drain
+/// (if it ran) with its fraction of the ceiling, then each live rate's
+/// ("–" for the fraction).
+fn phase_rows(r: &Results) -> Vec<(String, &'static str, &Figures, String)> {
+    let mut rows = Vec::new();
     for (model, m) in [("pull", &r.pull), ("push", &r.push)] {
         if let Some(m) = m
             && (m.backlog.events > 0 || m.backlog.exit_code.is_some())
         {
-            row("backlog", model, &m.backlog, pct(m.fraction_of_ceiling));
+            rows.push((
+                "backlog".to_string(),
+                model,
+                &m.backlog,
+                pct(m.fraction_of_ceiling),
+            ));
         }
     }
     for live in &r.live {
         let phase = format!("live {}/s", human(live.rate as f64));
         for (model, f) in [("pull", &live.pull), ("push", &live.push)] {
             if let Some(f) = f {
-                row(&phase, model, f, "–".into());
+                rows.push((phase.clone(), model, f, "–".into()));
             }
         }
     }
-    s
+    rows
 }
 
 /// Per phase and model: the batches and their SQLite commit times.
@@ -123,18 +139,8 @@ pub fn commit_table(r: &Results) -> String {
             ms(c.max),
         );
     };
-    for (model, m) in [("pull", &r.pull), ("push", &r.push)] {
-        if let Some(m) = m {
-            row("backlog", model, &m.backlog);
-        }
-    }
-    for live in &r.live {
-        let phase = format!("live {}/s", human(live.rate as f64));
-        for (model, f) in [("pull", &live.pull), ("push", &live.push)] {
-            if let Some(f) = f {
-                row(&phase, model, f);
-            }
-        }
+    for (phase, model, f, _) in phase_rows(r) {
+        row(&phase, model, f);
     }
     s.push('\n');
     s

@@ -526,9 +526,8 @@ fn scale_out_one(
         .collect();
     let ledger = ledger::Ledger::open(&dbs)?;
     let summary = ledger.summary()?;
-    let mut union = std::collections::HashSet::new();
+    let lost = in_no_database(&dbs, expected)?;
     for db in &dbs {
-        union.extend(testkit::verify::stored_ids(db)?);
         let f = verify(db, expected, 0)?;
         check(
             &mut problems,
@@ -536,7 +535,6 @@ fn scale_out_one(
             || format!("{}: {}", db.display(), f.brief()),
         );
     }
-    let lost = expected.ids.iter().filter(|id| !union.contains(id)).count();
     check(&mut problems, lost == 0, || {
         format!("{lost} events in no database")
     });
@@ -714,11 +712,7 @@ fn slow_revoke_one(
     let dbs = vec![cmd_a.db.clone(), cmd_b.db.clone()];
     let ledger = ledger::Ledger::open(&dbs)?;
     let summary = ledger.summary()?;
-    let mut union = std::collections::HashSet::new();
-    for db in &dbs {
-        union.extend(testkit::verify::stored_ids(db)?);
-    }
-    let lost = expected.ids.iter().filter(|id| !union.contains(id)).count();
+    let lost = in_no_database(&dbs, expected)?;
     check(&mut problems, lost == 0, || {
         format!("{lost} events in no database")
     });
@@ -747,6 +741,15 @@ fn slow_revoke_one(
         ),
         problems,
     ))
+}
+
+/// How many expected events none of `dbs` holds.
+fn in_no_database(dbs: &[PathBuf], expected: &Expected) -> Result<usize> {
+    let mut union = std::collections::HashSet::new();
+    for db in dbs {
+        union.extend(testkit::verify::stored_ids(db)?);
+    }
+    Ok(expected.ids.iter().filter(|id| !union.contains(id)).count())
 }
 
 /// Balances of the databases read as one that differ from the expected

@@ -4,17 +4,20 @@
 //! Commits `EVENTS` small deposits every `EVERY_MS` (default 100 every 5 ms,
 //! i.e. 20,000 events/s, the size of a live batch at that rate) for
 //! `SECONDS` into a new database in `DIR`, and prints the commit times'
-//! percentiles and every commit that took over 20 ms.
+//! percentiles and every commit that took over 20 ms. `CHECKPOINTS` is
+//! `background` (the store's default) or `inline` (SQLite's automatic
+//! checkpoint inside the commit that fills 64 MiB of WAL).
 //!
 //! ```text
-//! cargo run --release -p store --example commit_stalls -- DIR [SECONDS [EVENTS [EVERY_MS]]]
+//! cargo run --release -p store --example commit_stalls -- DIR [SECONDS [EVENTS [EVERY_MS [CHECKPOINTS]]]]
 //! cargo run --release -p store --example commit_stalls -- /dev/shm 20    # the same in memory
+//! cargo run --release -p store --example commit_stalls -- . 20 100 5 inline
 //! ```
 
 use std::time::{Duration, Instant, SystemTime};
 
 use proto::BankingEvent;
-use store::{Batch, Store};
+use store::{Batch, Store, StoreOptions};
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> T {
     args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
@@ -23,14 +26,26 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> T {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(dir) = args.first() else {
-        eprintln!("usage: commit_stalls DIR [SECONDS [EVENTS [EVERY_MS]]]");
+        eprintln!("usage: commit_stalls DIR [SECONDS [EVENTS [EVERY_MS [background|inline]]]]");
         std::process::exit(2);
     };
     let seconds: u64 = arg(&args, 1, 20);
     let per_commit: u64 = arg(&args, 2, 100);
     let every = Duration::from_millis(arg(&args, 3, 5));
+    let checkpoints = args.get(4).map_or("background", String::as_str);
+    let opts = StoreOptions {
+        background_checkpoints: match checkpoints {
+            "background" => true,
+            "inline" => false,
+            other => {
+                eprintln!("CHECKPOINTS is background or inline, not {other:?}");
+                std::process::exit(2);
+            }
+        },
+        ..StoreOptions::default()
+    };
     let scratch = tempfile::tempdir_in(dir)?;
-    let mut store = Store::open(&scratch.path().join("stalls.db"))?;
+    let mut store = Store::open_with(&scratch.path().join("stalls.db"), &opts)?;
 
     let mut batch = Batch::new("stalls");
     let mut took_us: Vec<u64> = Vec::new();
@@ -70,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     took_us.sort_unstable();
     let q = |x: f64| took_us[((took_us.len() - 1) as f64 * x) as usize] as f64 / 1e3;
     println!(
-        "{} commits of {per_commit} events every {} ms into {dir}: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms; {} over 20 ms",
+        "{} commits of {per_commit} events every {} ms into {dir}, {checkpoints} checkpoints: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.1} ms; {} over 20 ms",
         took_us.len(),
         every.as_millis(),
         q(0.5),

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::checkpoint::Checkpointer;
 use crate::schema::writer_pragmas;
 use crate::{
     BatchEvent, EVENT_PARAMS, ROWS_PER_INSERT, StoreError, StoreOptions, bind_event,
@@ -39,13 +40,15 @@ static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_events_sql("bare_e
 
 /// The physical limit of the store's design on the machine at hand: the
 /// same event rows as [`Store::commit`](crate::Store::commit) writes, with
-/// the same pragmas, statements and transaction size, into a single table
+/// the same pragmas, checkpoints, statements and transaction size, into a single table
 /// with one b-tree, and nothing else: no duplicate check, no balances, no
 /// offsets, no dead letters, no validation.
 ///
 /// It exists for the benchmark (`bench ceiling-bare`); it is not a store.
 #[derive(Debug)]
 pub struct BareTable {
+    // Before `conn`, as in `Store`.
+    checkpointer: Option<Checkpointer>,
     conn: Connection,
     path: PathBuf,
     opts: StoreOptions,
@@ -68,7 +71,12 @@ impl BareTable {
         if new_file {
             conn.execute_batch(BARE_TABLE).map_err(sqlite)?;
         }
+        let checkpointer = opts
+            .background_checkpoints
+            .then(|| Checkpointer::start(&conn, path))
+            .flatten();
         Ok(BareTable {
+            checkpointer,
             conn,
             path: path.to_path_buf(),
             opts: opts.clone(),
@@ -98,7 +106,11 @@ impl BareTable {
                 one.raw_execute().map_err(sqlite)?;
             }
         }
-        tx.commit().map_err(sqlite)
+        tx.commit().map_err(sqlite)?;
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer.after_commit(&self.conn);
+        }
+        Ok(())
     }
 
     /// Rows in the table.

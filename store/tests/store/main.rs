@@ -2,6 +2,7 @@
 //! module per concern.
 
 mod balances;
+mod checkpoints;
 mod commit;
 mod common;
 mod failures;

@@ -15,7 +15,9 @@
 //! consumer receives them from one Apache Kafka broker: each fetch answers
 //! up to 1 MiB per partition, ~8,000 events), `serial` (one partition's
 //! whole share after another within windows of `--window` events, as an
-//! engine that fills a fetch from its first partition would deliver them).
+//! engine that fills a fetch from its first partition would deliver them),
+//! `kafka-sorted` (`kafka`, then each transaction's events sorted by id, as
+//! the store writes them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -107,8 +109,8 @@ fn events(o: &Opts) -> Vec<Ev> {
             all.sort_by_key(|e| e.e.event_id);
             all
         }
-        "kafka" | "serial" => {
-            let chunk = if o.order == "kafka" {
+        "kafka" | "serial" | "kafka-sorted" => {
+            let chunk = if o.order != "serial" {
                 o.chunk
             } else {
                 o.window / o.partitions as usize
@@ -125,6 +127,11 @@ fn events(o: &Opts) -> Vec<Ev> {
                 }
                 if !any {
                     break;
+                }
+            }
+            if o.order == "kafka-sorted" {
+                for batch in out.chunks_mut(o.batch) {
+                    batch.sort_unstable_by_key(|e| e.e.event_id);
                 }
             }
             out

@@ -794,6 +794,17 @@ fn write_batch(
         }
         accepted.push(i);
     }
+    // Ids in ascending order: the unique index on `event_id` is then
+    // written at its right edge, where SQLite finds the place without a
+    // descent from the root, instead of hopping between the ranges the
+    // batch's partitions cover (each partition holds every sixth id or so,
+    // and a batch holds runs of each). A stable sort: of two copies of one
+    // id, the one that came first is stored and the other is the
+    // duplicate, as before. Measured in Kafka's arrival order: +11-25%
+    // events per CPU second of the commit (docs/store.md).
+    if !accepted.is_sorted_by_key(|&i| events[i].event.event_id) {
+        accepted.sort_by_key(|&i| events[i].event.event_id);
+    }
     let keep_payloads = opts.keep_event_payloads;
     let mut inserted: Vec<usize> = Vec::with_capacity(accepted.len());
     {

@@ -19,8 +19,9 @@ use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 ///   costs SQLite an order of magnitude in load rate (docs/design.md: ~475k vs
 ///   ~31k rows/s). [`Store::ensure_query_index`](crate::Store::ensure_query_index)
 ///   builds it after a load instead.
-/// - The rowid `id` is arrival order, so every row appends to the right
-///   edge of the table's b-tree whatever order the ids come in, and the
+/// - The rowid `id` is commit order (batch after batch; within a batch by
+///   `event_id`), so every row appends to the right edge of the table's
+///   b-tree whatever order the ids come in, and the
 ///   uniqueness of `event_id` (what turns a duplicate into a dead letter) is
 ///   an index of ~16 bytes per row. The ids do not come in order: each
 ///   partition holds every sixth id or so, and Tansu 0.6 fills a fetch from

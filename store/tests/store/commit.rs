@@ -449,3 +449,49 @@ fn a_chunk_of_nothing_but_duplicates_stores_nothing_of_it() {
     assert!(dead.iter().all(|d| d.error.contains("duplicate event_id")));
     assert_eq!(dead[0].offset, n as i64);
 }
+
+#[test]
+fn a_batch_is_written_in_id_order_and_the_first_copy_of_an_id_wins() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    // Two partitions' runs, as Kafka delivers them, ids interleaved
+    // between the runs; id 7 comes twice, first at partition 1 offset 1
+    // (amount 70), then at partition 0 offset 3 (amount 700).
+    let mut batch = Batch::new(TOPIC);
+    push(&mut batch, 1, 0, deposit(2, 5, 20));
+    push(&mut batch, 1, 1, deposit(7, 5, 70));
+    push(&mut batch, 1, 2, deposit(9, 5, 90));
+    push(&mut batch, 0, 0, deposit(1, 5, 10));
+    push(&mut batch, 0, 1, deposit(4, 5, 40));
+    push(&mut batch, 0, 2, deposit(8, 5, 80));
+    push(&mut batch, 0, 3, deposit(7, 5, 700));
+    let outcome = store.commit(&batch).unwrap();
+    assert_eq!((outcome.events_stored, outcome.duplicates), (6, 1));
+
+    let by_rowid: Vec<(u64, i64, i32, i64)> = store
+        .connection_for_tests()
+        .prepare(
+            "SELECT event_id, amount_minor, kafka_partition, kafka_offset FROM events ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        by_rowid,
+        vec![
+            (1, 10, 0, 0),
+            (2, 20, 1, 0),
+            (4, 40, 0, 1),
+            (7, 70, 1, 1),
+            (8, 80, 0, 2),
+            (9, 90, 1, 2)
+        ]
+    );
+    let dead = store.dead_letters().unwrap();
+    assert_eq!((dead.len(), dead[0].partition, dead[0].offset), (1, 0, 3));
+    assert_eq!(store.balances().unwrap()[0].balance_minor, 310);
+    let offsets = store.stored_offsets(TOPIC).unwrap();
+    assert_eq!((offsets[&0], offsets[&1]), (4, 3));
+}

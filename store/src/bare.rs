@@ -107,7 +107,7 @@ impl BareTable {
             }
         }
         tx.commit().map_err(sqlite)?;
-        if let Some(checkpointer) = &mut self.checkpointer {
+        if let Some(checkpointer) = &self.checkpointer {
             checkpointer.after_commit(&self.conn);
         }
         Ok(())

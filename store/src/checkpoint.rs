@@ -85,6 +85,8 @@ struct State {
     passes: u64,
     /// A pass ended since the writer last looked.
     fresh: bool,
+    /// WAL size after the last commit, to notice that it started over.
+    last_pages: i32,
     stop: bool,
 }
 
@@ -110,8 +112,6 @@ pub(crate) struct Checkpointer {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
-    /// WAL size after the last commit, to notice that it started over.
-    last_pages: i32,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -174,7 +174,6 @@ impl Checkpointer {
                 shared,
                 thread: Some(thread),
                 path: path.to_path_buf(),
-                last_pages: 0,
             }),
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "could not start the checkpoint thread");
@@ -186,19 +185,19 @@ impl Checkpointer {
     }
 
     /// Called by the writer after each write transaction it committed.
-    pub(crate) fn after_commit(&mut self, writer: &Connection) {
+    pub(crate) fn after_commit(&self, writer: &Connection) {
         let pages = WAL_PAGES.replace(-1);
         if pages < 0 {
             return;
         }
         let mut state = self.shared.lock();
-        if pages < self.last_pages || pages < state.copied {
+        if pages < state.last_pages || pages < state.copied {
             // The WAL started over at this commit (or a pass that ended
             // just before that reported pages of the old one).
             state.copied = 0;
             state.passes = 0;
         }
-        self.last_pages = pages;
+        state.last_pages = pages;
         if pages >= MAX_PAGES {
             let since = Instant::now();
             while state.requested || state.running {
@@ -237,7 +236,7 @@ impl Checkpointer {
 
     /// Copies what the passes left, on the writer's connection, so that
     /// the next commit starts the WAL over.
-    fn finish(&mut self, writer: &Connection) {
+    fn finish(&self, writer: &Connection) {
         let started = Instant::now();
         match passive(writer) {
             Ok((busy, wal, copied)) => {

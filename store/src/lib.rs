@@ -731,6 +731,12 @@ impl Store {
             built?;
             Ok(())
         })?;
+        // The new index went through the WAL: copy it into the file now
+        // (on this thread if it is larger than the WAL may grow), as the
+        // commits do.
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.after_commit(&self.conn);
+        }
         info!(
             path = %self.path.display(),
             elapsed_s = started.elapsed().as_secs_f64(),

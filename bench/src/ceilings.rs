@@ -242,6 +242,8 @@ fn insert_ceiling(c: &StoreArgs, sink: Sink) -> anyhow::Result<StoreInsertStats>
     let mut commit_time = Duration::ZERO;
     let mut commit_cpu = Duration::ZERO;
     let mut done = 0u64;
+    let mut tenths: Vec<[f64; 2]> = Vec::with_capacity(10);
+    let mut tenth_from = (Duration::ZERO, Duration::ZERO, 0u64);
     let mut batches = 0u64;
     // Batches are generated on a thread of their own while the previous one
     // is committed (as in a consumer, where Kafka and decoding overlap with
@@ -291,6 +293,20 @@ fn insert_ceiling(c: &StoreArgs, sink: Sink) -> anyhow::Result<StoreInsertStats>
                 batch.clear();
                 batches += 1;
                 done += n;
+                // A batch larger than a tenth completes several: each gets
+                // the rate of the batches since the last one recorded.
+                if done * 10 >= events * (tenths.len() as u64 + 1) {
+                    let (time, cpu) = (commit_time - tenth_from.0, commit_cpu - tenth_from.1);
+                    let stored = (done - tenth_from.2) as f64;
+                    let rates = [
+                        stored / time.as_secs_f64().max(1e-9),
+                        stored / cpu.as_secs_f64().max(1e-9),
+                    ];
+                    while tenths.len() < 10 && done * 10 >= events * (tenths.len() as u64 + 1) {
+                        tenths.push(rates);
+                    }
+                    tenth_from = (commit_time, commit_cpu, done);
+                }
                 progress.inc(n);
                 // The generator may be done already: then the batch is dropped.
                 let _ = to_generator.send(batch);
@@ -323,6 +339,7 @@ fn insert_ceiling(c: &StoreArgs, sink: Sink) -> anyhow::Result<StoreInsertStats>
         cpu_seconds: usage.cpu_seconds,
         max_rss_bytes: usage.max_rss_bytes,
         halves_events_per_second: None,
+        tenths,
     })
 }
 
@@ -353,33 +370,6 @@ pub fn db_bytes(db: &Path) -> u64 {
             std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
         })
         .sum()
-}
-
-/// Writes a database (and its WAL, if one is left) back to the disk and
-/// drops it from the page cache. The bench calls it after each drain, so
-/// that the next consumer starts with the memory the first one found: on
-/// 100M events push drained second with pull's 9.7 GB file still cached
-/// beside the topic and its own growing file, more than this machine's
-/// memory, and its last tenths read the topic back from the disk.
-pub fn evict_db(db: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    for suffix in ["", "-wal"] {
-        let mut p = db.as_os_str().to_owned();
-        p.push(suffix);
-        let f = match std::fs::File::open(&p) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        // Only clean pages are dropped: write the dirty ones first.
-        f.sync_all()?;
-        // SAFETY: a valid open descriptor; the call reads no memory of ours.
-        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-    }
-    Ok(())
 }
 
 /// Removes a database and its WAL and shared-memory files.
@@ -415,6 +405,7 @@ mod tests {
         };
         let stats = store_insert(&c).unwrap();
         assert_eq!((stats.events, stats.batches), (2_500, 3));
+        assert_eq!(stats.tenths.len(), 10);
         assert!(stats.commit_seconds <= stats.wall_seconds);
         // A second fresh run refuses the existing database...
         assert!(store_insert(&c).is_err());

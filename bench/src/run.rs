@@ -31,7 +31,7 @@ use consumer_core::ready::Ready;
 use serde::Serialize;
 
 use crate::argv::argv;
-use crate::ceilings::{db_bytes, evict_db, remove_db};
+use crate::ceilings::{db_bytes, remove_db};
 use crate::cli::{CheckPhaseArgs, QueryArgs, RunArgs};
 use crate::machine::{BrokerInfo, Machine, ProcSampler};
 use crate::procs::{self, Finished};
@@ -616,14 +616,6 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let f = ctx.consumer(model, &dir, &job)?.wait(drain_limit(acked))?;
                 ctx.record_db(phase, name, &job.db);
                 ctx.finished(phase, &f)?;
-                let t = Instant::now();
-                match evict_db(&job.db) {
-                    Ok(()) => eprintln!(
-                        "    {name}.db written back and dropped from the page cache ({:.1}s)",
-                        t.elapsed().as_secs_f64()
-                    ),
-                    Err(e) => eprintln!("    could not drop {name}.db from the page cache: {e}"),
-                }
                 let s: ConsumerStats = read_json(&job.stats)?;
                 eprintln!(
                     "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",

@@ -45,7 +45,8 @@
 //! as their numbers, the raw bytes of events only when asked
 //! ([`StoreOptions::keep_event_payloads`]), balance changes summed in
 //! memory and written once per account and currency per batch, 16 KiB
-//! pages and a 64 MiB WAL between checkpoints.
+//! pages, a 64 MiB WAL between restarts, checkpointed on a thread of the
+//! store's own (`checkpoint.rs`), and each batch written in id order.
 
 #![deny(missing_docs)]
 

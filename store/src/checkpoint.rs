@@ -44,10 +44,9 @@ use tracing::{debug, warn};
 /// pass: 16 MiB at 16 KiB pages.
 pub(crate) const STEP_PAGES: i32 = 1_000;
 
-/// WAL size at which it is started over: the writer copies what the last
-/// pass left (at most [`STEP_PAGES`]). 64 MiB, what SQLite's automatic
-/// checkpoint was set to before (the pages a load rewrites many times, the
-/// right edges of the b-trees and the balances, are copied once per 64 MiB).
+/// WAL size at which it is started over: after one more pass, the writer
+/// copies the pages committed during it. 64 MiB, what SQLite's automatic
+/// checkpoint was set to before: the file it reuses stays that size.
 pub(crate) const RESTART_PAGES: i32 = 4_000;
 
 /// Pages the writer copies itself to start the WAL over, when no pass
@@ -87,6 +86,8 @@ struct State {
     fresh: bool,
     /// WAL size after the last commit, to notice that it started over.
     last_pages: i32,
+    /// The WAL passed [`MAX_PAGES`] since it last started over (said once).
+    outgrown: bool,
     stop: bool,
 }
 
@@ -196,6 +197,7 @@ impl Checkpointer {
             // just before that reported pages of the old one).
             state.copied = 0;
             state.passes = 0;
+            state.outgrown = false;
         }
         state.last_pages = pages;
         if pages >= MAX_PAGES {
@@ -207,13 +209,23 @@ impl Checkpointer {
                     .wait(state)
                     .unwrap_or_else(|e| e.into_inner());
             }
+            // Once per episode: a reader pinning an old snapshot keeps the
+            // WAL this large for as long as it reads.
+            let first = !std::mem::replace(&mut state.outgrown, true);
             drop(state);
-            warn!(
-                path = %self.path.display(),
-                wal_pages = pages,
-                waited_ms = since.elapsed().as_secs_f64() * 1e3,
-                "the WAL outgrew the background checkpoints; checkpointing in the commit"
-            );
+            let waited_ms = since.elapsed().as_secs_f64() * 1e3;
+            if first {
+                warn!(
+                    path = %self.path.display(),
+                    wal_pages = pages,
+                    waited_ms,
+                    "the WAL outgrew the background checkpoints (a slow disk, or a reader \
+                     holding an old snapshot); the writer checkpoints after each commit \
+                     until it starts over"
+                );
+            } else {
+                debug!(wal_pages = pages, waited_ms, "WAL still over its bound");
+            }
             self.finish(writer);
             return;
         }

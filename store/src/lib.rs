@@ -100,8 +100,8 @@ pub struct StoreOptions {
     /// connection, instead of inside the commit that fills it (on by
     /// default). A checkpoint syncs ~64 MiB to disk; inside a commit that
     /// took 50–280 ms on this project's VM disk, every few seconds
-    /// (docs/store.md, "Checkpoints"). Off: SQLite's automatic checkpoint
-    /// every 64 MiB, as before; kept for measurement.
+    /// (docs/store.md, "Checkpoints off the commit path"). Off: SQLite's
+    /// automatic checkpoint every 64 MiB, as before; kept for measurement.
     pub background_checkpoints: bool,
 }
 

@@ -40,9 +40,9 @@ static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_events_sql("bare_e
 
 /// The physical limit of the store's design on the machine at hand: the
 /// same event rows as [`Store::commit`](crate::Store::commit) writes, with
-/// the same pragmas, checkpoints, statements and transaction size, into a single table
-/// with one b-tree, and nothing else: no duplicate check, no balances, no
-/// offsets, no dead letters, no validation.
+/// the same pragmas, checkpoints, statements and transaction size, into a
+/// single table with one b-tree, and nothing else: no duplicate check, no
+/// balances, no offsets, no dead letters, no validation.
 ///
 /// It exists for the benchmark (`bench ceiling-bare`); it is not a store.
 #[derive(Debug)]

@@ -71,10 +71,7 @@ impl BareTable {
         if new_file {
             conn.execute_batch(BARE_TABLE).map_err(sqlite)?;
         }
-        let checkpointer = opts
-            .background_checkpoints
-            .then(|| Checkpointer::start(&conn, path))
-            .flatten();
+        let checkpointer = Checkpointer::start(&conn, path, opts);
         Ok(BareTable {
             checkpointer,
             conn,

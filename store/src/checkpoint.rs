@@ -40,14 +40,18 @@ use rusqlite::hooks::Wal;
 use rusqlite::{Connection, OpenFlags};
 use tracing::{debug, warn};
 
+use crate::StoreOptions;
+use crate::schema::WAL_AUTOCHECKPOINT_PAGES;
+
 /// Pages committed but not yet copied after which the writer asks for a
 /// pass: 16 MiB at 16 KiB pages.
 pub(crate) const STEP_PAGES: i32 = 1_000;
 
 /// WAL size at which it is started over: after one more pass, the writer
-/// copies the pages committed during it. 64 MiB, what SQLite's automatic
-/// checkpoint was set to before: the file it reuses stays that size.
-pub(crate) const RESTART_PAGES: i32 = 4_000;
+/// copies the pages committed during it. The same 64 MiB as SQLite's
+/// automatic checkpoint when this thread is off: the file it reuses stays
+/// that size.
+pub(crate) const RESTART_PAGES: i32 = WAL_AUTOCHECKPOINT_PAGES as i32;
 
 /// Pages the writer copies itself to start the WAL over, when no pass
 /// ended since its last commit: 2 MiB.
@@ -80,8 +84,6 @@ struct State {
     /// Pages of the WAL copied into the database by the last pass (its
     /// size when that pass started); 0 after the WAL started over.
     copied: i32,
-    /// Passes completed since the WAL last started over.
-    passes: u64,
     /// A pass ended since the writer last looked.
     fresh: bool,
     /// WAL size after the last commit, to notice that it started over.
@@ -126,10 +128,18 @@ impl std::fmt::Debug for Checkpointer {
 impl Checkpointer {
     /// Starts the thread for the database at `path`, whose writing
     /// connection is `writer`, and turns off `writer`'s automatic
-    /// checkpoint. When the thread's connection cannot be opened, says so
-    /// and returns `None`: `writer` then keeps SQLite's automatic
-    /// checkpoint, which is slower at the tail but just as safe.
-    pub(crate) fn start(writer: &Connection, path: &Path) -> Option<Checkpointer> {
+    /// checkpoint, unless `opts` turns background checkpoints off. When
+    /// the thread's connection cannot be opened, says so and returns
+    /// `None`: `writer` then keeps SQLite's automatic checkpoint, which is
+    /// slower at the tail but just as safe.
+    pub(crate) fn start(
+        writer: &Connection,
+        path: &Path,
+        opts: &StoreOptions,
+    ) -> Option<Checkpointer> {
+        if !opts.background_checkpoints {
+            return None;
+        }
         let conn = match Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -179,7 +189,7 @@ impl Checkpointer {
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "could not start the checkpoint thread");
                 writer.wal_hook(None);
-                let _ = writer.pragma_update(None, "wal_autocheckpoint", RESTART_PAGES);
+                let _ = writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
                 None
             }
         }
@@ -196,7 +206,6 @@ impl Checkpointer {
             // The WAL started over at this commit (or a pass that ended
             // just before that reported pages of the old one).
             state.copied = 0;
-            state.passes = 0;
             state.outgrown = false;
         }
         state.last_pages = pages;
@@ -235,8 +244,10 @@ impl Checkpointer {
         if state.requested || state.running {
             return;
         }
+        // `behind` that small means a pass (or an earlier finish) copied
+        // the rest since the WAL started over.
         let behind = pages - state.copied;
-        if pages >= RESTART_PAGES && state.passes > 0 && (fresh || behind <= FINISH_PAGES) {
+        if pages >= RESTART_PAGES && (fresh || behind <= FINISH_PAGES) {
             drop(state);
             self.finish(writer);
         } else if behind >= STEP_PAGES || pages >= RESTART_PAGES {
@@ -310,7 +321,6 @@ fn run(conn: &Connection, path: &Path, shared: &Shared) {
         match result {
             Ok((_, wal, copied)) if wal >= 0 => {
                 state.copied = copied;
-                state.passes += 1;
                 state.fresh = true;
                 debug!(
                     wal,

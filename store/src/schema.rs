@@ -415,8 +415,10 @@ const PAGE_SIZE: u32 = 16_384;
 /// WAL pages after which a commit checkpoints: 4,000 pages of 16 KiB, a
 /// 64 MiB WAL (SQLite's default, 1,000 pages, is 4 MiB at its default page
 /// size). Fewer checkpoints copy the pages a load rewrites many times
-/// (the right edge of each b-tree, the balances) fewer times.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_000;
+/// (the right edge of each b-tree, the balances) fewer times. With
+/// background checkpoints (the default) it is the size at which the WAL
+/// starts over instead (`checkpoint::RESTART_PAGES`).
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_000;
 
 /// Opens the writing connection, sets the pragmas and creates the schema if
 /// the file is empty. Only reached for a file [`check_file`] accepted.

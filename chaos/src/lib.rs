@@ -60,6 +60,11 @@ pub enum Scenario {
     /// `--accept-data-loss`, and a hand-over from another instance is
     /// recorded (issue 15).
     OffsetGaps,
+    /// Operator moves (a restored backup, a new `--db`, a recreated topic,
+    /// `auto.offset.reset=latest`) and a cooperative revocation: every
+    /// start position proven or refused with the flag that accepts it
+    /// (issue 23).
+    StartPositions,
     /// On a three-node cluster: `kill -9` of the node leading the most
     /// partitions, during a backlog drain and during live production
     /// (issue 16).
@@ -81,7 +86,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::BadInput,
         Scenario::FullRun,
         Scenario::Kill9,
@@ -93,6 +98,7 @@ impl Scenario {
         Scenario::DiskFull,
         Scenario::Outage,
         Scenario::OffsetGaps,
+        Scenario::StartPositions,
         Scenario::LeaderKill,
         Scenario::RollingRestart,
         Scenario::ScaleOut,
@@ -114,6 +120,7 @@ impl Scenario {
             Scenario::DiskFull => "disk-full",
             Scenario::Outage => "outage",
             Scenario::OffsetGaps => "offset-gaps",
+            Scenario::StartPositions => "start-positions",
             Scenario::LeaderKill => "leader-kill",
             Scenario::RollingRestart => "rolling-restart",
             Scenario::ScaleOut => "scale-out",

@@ -24,7 +24,8 @@ use testkit::{Bins, kafka};
 #[command(
     version,
     after_help = "Scenarios (in the default order): bad-input, full-run, kill9, sigterm, \
-two-instances, bad-messages, no-broker, db-lock, disk-full, outage, offset-gaps.\n\nExamples:\n  \
+two-instances, bad-messages, no-broker, db-lock, disk-full, outage, offset-gaps, \
+start-positions, leader-kill, rolling-restart, scale-out, minority-loss, slow-revoke.\n\nExamples:\n  \
 scripts/chaos.sh --events 1000000 --scenarios kill9,bad-messages\n  \
 scripts/chaos.sh --broker nisshi --events 100000 --scenarios kill9,sigterm"
 )]
@@ -42,8 +43,8 @@ struct Cli {
     /// (the embedded Rust broker, where Java is absent: a new one in memory
     /// per scenario, and for outage a private one on SQLite, whose log
     /// survives its restart), or `mock` (librdkafka's mock cluster, a new
-    /// one per scenario; proves nothing alone). no-broker and offset-gaps
-    /// always run on a private Apache Kafka, and outage does unless
+    /// one per scenario; proves nothing alone). no-broker, offset-gaps and
+    /// start-positions always run on a private Apache Kafka, and outage does unless
     /// `nisshi`.
     #[arg(long, default_value = "kafka", value_parser = BrokerKind::parse)]
     broker: BrokerKind,

@@ -42,18 +42,27 @@ pub struct ConsumerArgs {
     #[arg(long, value_name = "GROUP")]
     pub group: String,
 
-    /// Static group membership: this instance's id in the group
-    /// (librdkafka's `group.instance.id`), unique per instance and stable
-    /// across its restarts. An instance restarted within the session
-    /// timeout (`-X session.timeout.ms`, 45 s by default) gets its own
-    /// partitions back without a rebalance and resumes from its own
-    /// database. It does not leave the group when it stops, so its
-    /// partitions wait for it until the session times out. Without it,
-    /// every start and stop rebalances the group, and a restarted instance
-    /// may get other partitions than before (each starting from the
-    /// group's offset, a hand-over).
+    /// This is one of several instances of the group, each with its own
+    /// database, and ID is its name (implies --scale-out), with static
+    /// group membership (librdkafka's `group.instance.id`; unique per
+    /// instance, stable across its restarts): an instance restarted within
+    /// the session timeout (`-X session.timeout.ms`, 45 s by default) gets
+    /// its own partitions back without a rebalance; it does not leave the
+    /// group when it stops, so its partitions wait for it until the session
+    /// times out.
     #[arg(long, value_name = "ID")]
     pub instance_id: Option<String>,
+
+    /// This is one of several instances of the group, each with its own
+    /// database (dynamic membership: every start and stop rebalances the
+    /// group). A partition the group has read further than this database,
+    /// by another instance's commits, is then a hand-over: the range is
+    /// recorded in offset_gaps with the other database's id (`ledger
+    /// check` reads the databases as one) and reading starts at the group's
+    /// offset. Without it (or --instance-id) the consumer is the group's
+    /// only one and refuses to skip such a range: a mistyped --db, say.
+    #[arg(long)]
+    pub scale_out: bool,
 
     /// SQLite database the events are stored in (created if missing; its
     /// directory must exist). It also holds the consumed offsets, so a
@@ -109,6 +118,24 @@ pub struct ConsumerArgs {
     #[arg(long)]
     pub accept_data_loss: bool,
 
+    /// This database was restored from a backup (or is an older copy of
+    /// itself): the group's offsets that it committed itself are ahead of
+    /// what it holds, and that range is read again from Kafka into it
+    /// (nothing is stored twice in it). Without it the consumer stops with
+    /// an error naming the range. Stop any other copy of the database
+    /// first.
+    #[arg(long)]
+    pub restored_backup: bool,
+
+    /// The topic was deleted and created again (its topic ID changed, or
+    /// this database's offsets are past the partitions' ends): keep this
+    /// database's rows, put its offsets of the old topic aside (table
+    /// topic_resets), and read the new topic from its start. Without it
+    /// the consumer stops with an error naming the topic. Meant for one
+    /// start, not to be left on.
+    #[arg(long)]
+    pub accept_new_topic: bool,
+
     /// Write this file (atomically: a temporary file, then a rename) once
     /// the first partitions are assigned and positioned at their start
     /// offsets, so that a program starting the consumer knows when it is
@@ -124,6 +151,18 @@ pub struct ConsumerArgs {
 }
 
 impl ConsumerArgs {
+    /// What the start decision may do, from the flags.
+    pub fn start_flags(&self) -> crate::context::StartFlags {
+        crate::context::StartFlags {
+            allowed: crate::start::Allowed {
+                instance: self.scale_out || self.instance_id.is_some(),
+                restored_backup: self.restored_backup,
+                data_loss: self.accept_data_loss,
+            },
+            accept_new_topic: self.accept_new_topic,
+        }
+    }
+
     /// `--flush-interval-ms` as a duration.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)

@@ -29,12 +29,9 @@
 //! - **Two batches**, swapped: the writer commits one while the feed fills
 //!   the other, and hands its cleared batch back as the next open one.
 //! - **Offsets**: each commit stores the batch's offsets in the same SQLite
-//!   transaction ([`StoreWriter::commit`]); the feed picks them up with
-//!   [`Committer::take_committed`] to copy them to Kafka asynchronously.
-//!   A Kafka commit is only ever issued by the thread that polls the
-//!   consumer, so that [`Committer::flush`] can drop the pending copies
-//!   (they could only be stale once the synchronous commit of a revocation
-//!   has been made).
+//!   transaction ([`StoreWriter::commit`]), which hands the store's next
+//!   offsets to [`crate::pending::PendingOffsets`], the one owner of what
+//!   goes to Kafka.
 //! - **Revocation** ([`crate::context`]): librdkafka calls the rebalance
 //!   handler from inside the feed's poll, so the feed is not adding
 //!   messages, and every message it received is in the open batch, in
@@ -48,7 +45,6 @@
 //!   once (from whichever call notices it first), then
 //!   [`ConsumerError::WriterStopped`].
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -90,10 +86,9 @@ struct Shared {
     to_feed: Condvar,
     /// An async feed waits on it for room.
     room: Notify,
-    /// Set by the writer after each commit (and when it stops), so that
-    /// the feed looks for committed offsets without taking the lock for
-    /// every message.
-    news: AtomicBool,
+    /// Set when the writer stops (failed, or gone), so that the feed
+    /// notices without taking the lock for every message.
+    stopped: AtomicBool,
     /// Set to make a commit waiting for another connection's lock give up
     /// (see [`Committer::flush_within`]).
     give_up: Arc<AtomicBool>,
@@ -123,9 +118,6 @@ struct State {
     failed: bool,
     /// Why, until someone reports it.
     failure: Option<ConsumerError>,
-    /// Per partition, the next offset committed to SQLite and not yet
-    /// copied to Kafka.
-    to_kafka: BTreeMap<i32, i64>,
     /// The writer sleeps on `to_writer` (so a notification is needed).
     writer_waiting: bool,
     /// Threads sleeping on `to_feed`.
@@ -234,14 +226,13 @@ impl Committer {
                 writer_gone: false,
                 failed: false,
                 failure: None,
-                to_kafka: BTreeMap::new(),
                 writer_waiting: false,
                 feed_waiting: 0,
             }),
             to_writer: Condvar::new(),
             to_feed: Condvar::new(),
             room: Notify::new(),
-            news: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             give_up,
             wait_limit_ms: AtomicU64::new(DEFAULT_WAIT_LIMIT.as_millis() as u64),
             batch_size,
@@ -390,10 +381,6 @@ impl Committer {
     /// rebalance handler runs inside the feed's poll), so that nothing is
     /// added meanwhile.
     ///
-    /// Drops the offsets not yet copied to Kafka: after a revocation the
-    /// rebalance handler commits the latest ones synchronously, and at the
-    /// end of a run [`crate::commit_final`] does, so an asynchronous copy
-    /// afterwards could only be stale.
     pub fn flush(&self) -> Result<(), ConsumerError> {
         self.flush_until(None)
     }
@@ -428,25 +415,23 @@ impl Committer {
         // The commit got through after all: later ones wait as usual.
         shared.give_up.store(false, Ordering::Release);
         st.flush = false;
-        st.to_kafka.clear();
         if st.failed || (st.writer_gone && !st.open.is_empty()) {
             return Err(st.take_error());
         }
         Ok(())
     }
 
-    /// The `(partition, next offset)` pairs committed to SQLite since the
-    /// last call, to copy to Kafka asynchronously; usually empty (a load
-    /// and no lock). Returns the writer's error once it has failed.
-    pub fn take_committed(&self) -> Result<Vec<(i32, i64)>, ConsumerError> {
-        if !self.shared.news.swap(false, Ordering::Acquire) {
-            return Ok(Vec::new());
+    /// The writer's error, once, if it has failed; a load and no lock
+    /// while it has not.
+    pub fn check(&self) -> Result<(), ConsumerError> {
+        if !self.shared.stopped.load(Ordering::Acquire) {
+            return Ok(());
         }
         let mut st = self.shared.lock();
         if st.failed {
             return Err(st.take_error());
         }
-        Ok(std::mem::take(&mut st.to_kafka).into_iter().collect())
+        Ok(())
     }
 
     /// Stops the writer thread, leaving the open batch uncommitted (call
@@ -487,7 +472,7 @@ impl Drop for Gone<'_> {
             st.failed = true;
         }
         st.in_flight = false;
-        self.0.news.store(true, Ordering::Release);
+        self.0.stopped.store(true, Ordering::Release);
         self.0.to_feed.notify_all();
         self.0.room.notify_waiters();
     }
@@ -530,22 +515,14 @@ fn write_loop(shared: &Shared, store: &mut StoreWriter, mut batch: Batch) {
         st = shared.lock();
         st.in_flight = false;
         match result {
-            Ok(committed) => {
-                if let Some(c) = committed {
-                    for (p, o) in c.offsets {
-                        let next = st.to_kafka.entry(p).or_insert(o);
-                        *next = (*next).max(o);
-                    }
-                    shared.news.store(true, Ordering::Release);
-                }
-                shared.wake_feed(&st);
-            }
+            Ok(_) => shared.wake_feed(&st),
             Err(e) => {
                 // The store writer refuses every later batch anyway; the
                 // open one is dropped with its offsets. `Gone` wakes the
                 // feed.
                 st.failed = true;
                 st.failure = Some(e);
+                shared.stopped.store(true, Ordering::Release);
                 return;
             }
         }
@@ -555,8 +532,8 @@ fn write_loop(shared: &Shared, store: &mut StoreWriter, mut batch: Batch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pending::PendingOffsets;
     use crate::stats::RunClock;
-    use crate::writer::CommittedOffsets;
     use crate::writer::tests::deposit;
 
     const TOPIC: &str = "t";
@@ -574,7 +551,7 @@ mod tests {
 
     struct Fixture {
         _dir: tempfile::TempDir,
-        committed: Arc<CommittedOffsets>,
+        committed: Arc<PendingOffsets>,
         committer: Committer,
     }
 
@@ -589,7 +566,7 @@ mod tests {
         prepare: impl FnOnce(&StoreWriter),
     ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let committed = Arc::new(CommittedOffsets::default());
+        let committed = Arc::new(PendingOffsets::default());
         let store = StoreWriter::open(
             &dir.path().join("c.db"),
             &store::StoreOptions::default(),
@@ -606,13 +583,14 @@ mod tests {
         }
     }
 
-    /// Waits until the committer reports committed offsets. The bound is
+    /// Waits until the writer reports committed offsets. The bound is
     /// only there so that a committer that never commits fails the test
     /// instead of hanging it.
-    fn wait_for_committed(c: &Committer) -> Vec<(i32, i64)> {
+    fn wait_for_committed(f: &Fixture) -> Vec<(i32, i64)> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let offsets = c.take_committed().unwrap();
+            f.committer.check().unwrap();
+            let offsets = f.committed.due(Instant::now() + Duration::from_secs(3600));
             if !offsets.is_empty() {
                 return offsets;
             }
@@ -639,15 +617,15 @@ mod tests {
     #[test]
     fn an_open_batch_is_committed_when_due_without_a_flush() {
         let f = start(1_000, Duration::from_millis(1));
-        f.committer.push(event(3, 7)).unwrap();
-        assert_eq!(wait_for_committed(&f.committer), vec![(3, 8)]);
-        assert_eq!(f.committed.snapshot(), vec![(3, 8)]);
+        f.committer.push(event(3, 0)).unwrap();
+        assert_eq!(wait_for_committed(&f), vec![(3, 1)]);
+        assert_eq!(f.committed.snapshot(), vec![(3, 1)]);
         let store = f.committer.stop().unwrap();
         assert_eq!(store.stats().batches(), 1);
     }
 
     #[test]
-    fn flush_commits_everything_and_drops_pending_kafka_copies() {
+    fn flush_commits_everything() {
         let f = start(1_000, NEVER);
         f.committer.push(event(0, 0)).unwrap();
         f.committer.push(event(1, 0)).unwrap();
@@ -655,17 +633,13 @@ mod tests {
         assert!(f.committed.snapshot().is_empty(), "nothing due yet");
         f.committer.flush().unwrap();
         assert_eq!(f.committed.snapshot(), vec![(0, 1), (1, 2)]);
-        assert!(
-            f.committer.take_committed().unwrap().is_empty(),
-            "the flush's caller commits these to Kafka itself"
-        );
         // Nothing open: a second flush returns at once.
         f.committer.flush().unwrap();
         assert_eq!(f.committer.stop().unwrap().stats().batches(), 1);
     }
 
     #[test]
-    fn committed_offsets_are_handed_back_once_per_partition() {
+    fn committed_offsets_are_recorded_per_partition() {
         let f = start(2, NEVER);
         for o in 0..4 {
             f.committer.push(event(0, o)).unwrap();
@@ -674,7 +648,7 @@ mod tests {
         // Both full batches were taken by size; wait until both are in.
         let mut seen = Vec::new();
         while seen.last() != Some(&(0, 4)) {
-            seen.extend(wait_for_committed(&f.committer));
+            seen.extend(wait_for_committed(&f));
         }
         assert!(seen.iter().all(|&(p, _)| p == 0), "{seen:?}");
         f.committer.flush().unwrap();
@@ -722,7 +696,7 @@ mod tests {
             Err(ConsumerError::WriterStopped)
         ));
         assert!(matches!(
-            f.committer.take_committed(),
+            f.committer.check(),
             Err(ConsumerError::WriterStopped)
         ));
         assert!(matches!(

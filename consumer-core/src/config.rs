@@ -99,6 +99,50 @@ pub fn client_config(model: Model, args: &ConsumerArgs) -> ClientConfig {
     args.kafka.client_config(&defaults)
 }
 
+/// Properties a `-X` may not change, and why: the consumers decide every
+/// start position and every offset from the database (`start.rs`).
+pub const FIXED_PROPERTIES: &[(&str, &str)] = &[
+    (
+        "auto.offset.reset",
+        "every partition starts where its database proves it should (the log start on a \
+         first read); a reset would skip events or read them again without a record. To start \
+         a new database from the start, use a new --group and --db",
+    ),
+    (
+        "enable.auto.commit",
+        "offsets go to Kafka only after SQLite has committed their rows; an automatic commit \
+         could get ahead of the database",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets go to Kafka only after SQLite has committed their rows; an automatic commit \
+         could get ahead of the database",
+    ),
+];
+
+/// Refuses a `-X` property of [`FIXED_PROPERTIES`] set to anything but
+/// this project's value.
+pub fn check_fixed(args: &ConsumerArgs) -> Result<(), ConsumerError> {
+    for (key, value) in &args.kafka.properties {
+        let (key, value) = (key.as_str(), value.as_str());
+        let Some((_, why)) = FIXED_PROPERTIES.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        let ours = CONSUMER_DEFAULTS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v);
+        if ours != Some(value) {
+            return Err(ConsumerError::ForbiddenProperty {
+                key: key.to_string(),
+                value: value.to_string(),
+                why,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Every librdkafka property in force for `config` (librdkafka's defaults
 /// included), secrets redacted; callback and pointer entries left out.
 ///
@@ -171,6 +215,23 @@ mod tests {
             parse_cli_from(Model::Push, ["c", "--metrics-addr", "127.0.0.1:9464"]).unwrap();
         let props = properties_in_force(&client_config(Model::Push, &on.consumer)).unwrap();
         assert_eq!(props["statistics.interval.ms"], "5000");
+    }
+
+    #[test]
+    fn settings_that_bypass_the_store_are_refused() {
+        for bad in [
+            "auto.offset.reset=latest",
+            "auto.offset.reset=error",
+            "enable.auto.commit=true",
+            "enable.auto.offset.store=true",
+        ] {
+            let cli: Cli = parse_cli_from(Model::Pull, ["c", "-X", bad]).unwrap();
+            let e = check_fixed(&cli.consumer).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
+        let same: Cli =
+            parse_cli_from(Model::Pull, ["c", "-X", "auto.offset.reset=earliest"]).unwrap();
+        check_fixed(&same.consumer).unwrap();
     }
 
     #[test]

@@ -29,25 +29,36 @@ pub enum ConsumerError {
         last: StoreError,
     },
 
-    /// The broker deleted events of a partition before this database read
-    /// them (retention, DeleteRecords). Nothing was assigned or stored past
-    /// the gap.
+    /// A start position that could not be proven to lose nothing: no
+    /// partition was taken, nothing stored. The message names the range,
+    /// the likely cause and the flag that accepts it.
+    #[error(transparent)]
+    StartRefused(#[from] crate::start::Refusal),
+
+    /// A lookup a start position depends on failed: no partition was
+    /// taken.
     #[error(
-        "partition {partition} of {topic}: the broker's log now starts at offset {log_start}, \
-         but this database stopped at {stored}: {} event(s) were deleted before they were read. \
-         Nothing past the gap was stored. Restart with --accept-data-loss to record the gap \
-         and go on",
-        log_start - stored
+        "cannot decide where the partitions of {topic} start: {what} could not be read from the          broker ({source}). No partition was taken and nothing stored; restart once the broker          answers"
     )]
-    LogStartMoved {
+    StartUnproven {
         /// The topic.
         topic: String,
-        /// The partition.
-        partition: i32,
-        /// Where this database (or the group) would resume.
-        stored: i64,
-        /// The partition's first offset on the broker.
-        log_start: i64,
+        /// What could not be read.
+        what: &'static str,
+        /// The broker's error.
+        source: KafkaError,
+    },
+
+    /// A `-X` property that would take the start positions or the offsets
+    /// out of the store's hands.
+    #[error("-X {key}={value} is not accepted: {why}")]
+    ForbiddenProperty {
+        /// The property.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What it would break, and what to do instead.
+        why: &'static str,
     },
 
     /// The writer stopped after an earlier error (or its thread panicked, a

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use tracing::{debug, info, warn};
 
-use crate::context::{
-    AssignmentWatch, ExactlyOnceContext, Undrained, publish_stored_offsets, undrained_elsewhere,
-};
+use crate::assignment::AssignmentWatch;
+use crate::context::ExactlyOnceContext;
+use crate::group::{Undrained, publish_stored_offsets, undrained_elsewhere};
 
 /// How often the rest of the group is asked about once this member is
 /// drained.

@@ -13,8 +13,8 @@
 //!    (event or dead letter) handed to the committer, which commits a
 //!    batch by size (`--batch-size`) or age (`--flush-interval-ms`); the
 //!    feed then copies the committed offsets to Kafka asynchronously
-//!    ([`Committer::take_committed`], [`commit_async`]). That feed (a poll
-//!    loop, or a stream handler) is all the binaries do differently.
+//!    ([`Pipeline::after_message`]). That feed (a poll loop, or a stream
+//!    handler) is all the binaries do differently.
 //! 3. It stops on a signal ([`Shutdown`]), on `--exit-when-idle`
 //!    ([`IdleDetector`]), on `--max-events`, or on an error;
 //!    [`Pipeline::finish`] commits the open batch, then the offsets to
@@ -25,21 +25,28 @@
 //! [`ready`]).
 //!
 //! Exactly once: offsets live in the same SQLite transaction as the rows
-//! (see `store`), each assigned partition starts from them, and
-//! revoked partitions are flushed and committed before they are let go
-//! (see [`context`]).
+//! (see `store`), each assigned partition starts where [`start::decide`]
+//! proves it loses nothing (or the run stops with an error naming the
+//! range and the flag that accepts it), revoked partitions are flushed and
+//! committed before they are let go (see [`context`]), and
+//! [`pending::PendingOffsets`] is the one owner of the offsets bound for
+//! Kafka.
 
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod assignment;
 pub mod committer;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod group;
 pub mod idle;
 pub mod metrics;
+pub mod pending;
 pub mod ready;
 pub mod shutdown;
+pub mod start;
 pub mod stats;
 pub mod writer;
 
@@ -55,18 +62,25 @@ use store::{Store, StoreOptions};
 use tracing::{info, warn};
 
 pub use args::{ConsumerArgs, Model, parse_cli};
+pub use assignment::AssignmentWatch;
 pub use committer::Committer;
-pub use context::{
-    AssignmentWatch, ExactlyOnceContext, Undrained, commit_async, commit_final,
-    publish_stored_offsets, undrained_elsewhere,
-};
+pub use context::{ExactlyOnceContext, StartFlags};
 pub use error::{ConsumerError, error_chain};
+pub use group::{Undrained, commit_due, commit_final, publish_stored_offsets, undrained_elsewhere};
 pub use idle::IdleDetector;
+pub use pending::PendingOffsets;
 pub use ready::ReadyFile;
 pub use shutdown::Shutdown;
 pub use stats::{ConsumerStats, ExitReason, ReportContext, RunClock, RunStats, StatsReport};
 pub use store::{self, Batch};
-pub use writer::{Committed, CommittedOffsets, Decoded, StoreWriter};
+pub use writer::{Committed, Decoded, StoreWriter};
+
+/// The longest a SIGINT/SIGTERM waits for the open batch to commit (the
+/// database locked by another process): well inside Docker's default 10 s
+/// between SIGTERM and SIGKILL. A batch that cannot commit in time is
+/// given up, nothing of it written; its events stay in Kafka and are read
+/// again at the next start: nothing lost.
+pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// The parts of a run both models share. See the crate documentation.
 #[derive(Debug)]
@@ -104,13 +118,14 @@ impl Pipeline {
                 source,
             })?;
         }
+        config::check_fixed(&args)?;
         let client_config = config::client_config(model, &args);
         let kafka_properties = config::properties_in_force(&client_config)?;
         // Before the writer starts: it looks its metric handles up once.
         common::install_metrics_if(args.telemetry.metrics_addr)?;
         let shutdown = Shutdown::install()?;
         let clock = Arc::new(RunClock::new());
-        let committed = Arc::new(CommittedOffsets::default());
+        let pending = Arc::new(PendingOffsets::default());
         let assignment = Arc::new(AssignmentWatch::default());
         if let Some(path) = &args.ready_file {
             let ready = ReadyFile::prepare(path, &args.kafka.topic).map_err(|source| {
@@ -125,22 +140,13 @@ impl Pipeline {
             keep_event_payloads: args.keep_event_payloads,
             ..StoreOptions::default()
         };
-        let writer = StoreWriter::open(&args.db, &store_options, committed.clone(), clock.clone())?;
-        let offsets_db = Store::open(&args.db)?;
+        let writer = StoreWriter::open(&args.db, &store_options, pending.clone(), clock.clone())?;
         let committer = Arc::new(Committer::start(
             writer,
             &args.kafka.topic,
             args.batch_size,
             args.flush_interval(),
         )?);
-        let context = ExactlyOnceContext::new(
-            &args.kafka.topic,
-            offsets_db,
-            committed,
-            assignment.clone(),
-            committer.clone(),
-        );
-        context.set_accept_data_loss(args.accept_data_loss);
         // librdkafka's dump includes its default (300000 ms).
         if let Some(ms) = kafka_properties
             .get("max.poll.interval.ms")
@@ -148,6 +154,23 @@ impl Pipeline {
         {
             committer.set_wait_limit(Duration::from_millis(ms / 2));
         }
+        // The rebalance handler's connection gives up a lock wait as the
+        // committer does: the group does not wait longer.
+        let offsets_db = Store::open_with(
+            &args.db,
+            &StoreOptions {
+                lock_wait_limit: Some(committer.wait_limit()),
+                ..StoreOptions::default()
+            },
+        )?;
+        let context = ExactlyOnceContext::new(
+            &args.kafka.topic,
+            offsets_db,
+            pending,
+            assignment.clone(),
+            committer.clone(),
+            args.start_flags(),
+        );
         info!(
             "{}: topic {} at {}, group {}, database {}, batches of {} or {} ms{}",
             model.binary(),
@@ -197,6 +220,26 @@ impl Pipeline {
         Ok(consumer)
     }
 
+    /// What the feed does after each message and on each idle tick: the
+    /// writer's error if it failed, the offsets due to Kafka, a rebalance's
+    /// error, a signal. `Ok(Some(reason))`: stop.
+    pub fn after_message<C: Consumer<ExactlyOnceContext>>(
+        &self,
+        consumer: &C,
+        idle_tick: bool,
+    ) -> Result<Option<ExitReason>, ConsumerError> {
+        self.committer.check()?;
+        commit_due(consumer, idle_tick);
+        let context = consumer.context();
+        if context.has_fatal() {
+            return Err(context.take_fatal().unwrap_or(ConsumerError::WriterStopped));
+        }
+        if self.shutdown.requested() {
+            return Ok(Some(ExitReason::Signal));
+        }
+        Ok(None)
+    }
+
     /// The topic.
     pub fn topic(&self) -> &str {
         &self.args.kafka.topic
@@ -222,11 +265,16 @@ impl Pipeline {
             Ok(reason) => (reason, None),
             Err(e) => (ExitReason::Error, Some(e)),
         };
-        // Bounded as any wait of the feed: the group does not wait longer.
-        if let Err(e) = self.committer.flush_within(self.committer.wait_limit()) {
+        // Bounded as any wait of the feed: the group does not wait longer;
+        // after a signal, within a container's grace period.
+        let limit = match reason {
+            ExitReason::Signal => SHUTDOWN_FLUSH_LIMIT.min(self.committer.wait_limit()),
+            _ => self.committer.wait_limit(),
+        };
+        if let Err(e) = self.committer.flush_within(limit) {
             error.get_or_insert(e);
         }
-        commit_final(&consumer, self.topic());
+        commit_final(&consumer);
         // Leaving the group runs a last revocation, with nothing open.
         drop(consumer);
         let writer = self.committer.stop()?;

@@ -296,6 +296,7 @@ mod tests {
             duplicates: 0,
             redelivered: 0,
             committed_at_us,
+            next_offsets: Vec::new(),
         }
     }
 

@@ -1,25 +1,24 @@
 //! From Kafka messages to committed SQLite batches.
 //!
 //! [`Decoded`] turns a message into what the store takes (an event, or a
-//! dead letter with the reason), [`StoreWriter`] commits batches and keeps
-//! the figures, and [`CommittedOffsets`] remembers, per partition, how far
-//! SQLite has committed: the only offsets ever committed to Kafka.
+//! dead letter with the reason), and [`StoreWriter`] commits batches, keeps
+//! the figures, and hands the store's next offsets to
+//! [`PendingOffsets`], whence they go to Kafka.
 
-use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::Progress;
 use proto::BankingEvent;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use store::{Batch, Store, StoreOptions};
 use tracing::{error, warn};
 
 use crate::error::ConsumerError;
 use crate::metrics::WriterMetrics;
+use crate::pending::PendingOffsets;
 use crate::stats::{RunClock, RunStats};
 
 /// A Kafka message, decoded and validated, ready for a [`Batch`].
@@ -103,63 +102,6 @@ impl Decoded {
     }
 }
 
-/// Per partition, the next offset to read according to what this process
-/// has committed to SQLite since the partition was assigned to it.
-///
-/// The writer adds to it after every SQLite commit; the rebalance handler
-/// takes the revoked partitions' entries to commit them to Kafka
-/// synchronously. Taking them out matters: should the partition come back
-/// later, an entry from the earlier assignment would be stale (another
-/// member may have moved on meanwhile) and must never be committed again.
-#[derive(Debug, Default)]
-pub struct CommittedOffsets {
-    next: Mutex<BTreeMap<i32, i64>>,
-}
-
-impl CommittedOffsets {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, i64>> {
-        self.next.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records the next offsets of a committed batch.
-    pub fn record(&self, offsets: &[(i32, i64)]) {
-        let mut next = self.lock();
-        for &(p, o) in offsets {
-            let slot = next.entry(p).or_insert(o);
-            *slot = (*slot).max(o);
-        }
-    }
-
-    /// Removes and returns the entries of `partitions`.
-    pub fn take(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
-        let mut next = self.lock();
-        partitions
-            .iter()
-            .filter_map(|p| next.remove(p).map(|o| (*p, o)))
-            .collect()
-    }
-
-    /// Removes and returns every entry.
-    pub fn take_all(&self) -> Vec<(i32, i64)> {
-        std::mem::take(&mut *self.lock()).into_iter().collect()
-    }
-
-    /// A copy of every entry.
-    pub fn snapshot(&self) -> Vec<(i32, i64)> {
-        self.lock().iter().map(|(&p, &o)| (p, o)).collect()
-    }
-}
-
-/// `(partition, next offset)` pairs of `topic` as a list to commit.
-pub fn offsets_tpl(topic: &str, offsets: &[(i32, i64)]) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
-    for &(p, o) in offsets {
-        // Only fails for Offset::OffsetTail, which this is not.
-        let _ = tpl.add_partition_offset(topic, p, Offset::Offset(o));
-    }
-    tpl
-}
-
 /// How often a store error that passes by itself is retried on the same
 /// batch before the run gives up.
 const TRANSIENT_ATTEMPTS: u32 = 5;
@@ -171,7 +113,7 @@ const TRANSIENT_ATTEMPTS: u32 = 5;
 /// that nothing (rows or offsets) is written past a failed batch.
 pub struct StoreWriter {
     store: Store,
-    committed: Arc<CommittedOffsets>,
+    committed: Arc<PendingOffsets>,
     clock: Arc<RunClock>,
     stats: RunStats,
     metrics: WriterMetrics,
@@ -191,8 +133,8 @@ impl std::fmt::Debug for StoreWriter {
 /// What a successful [`StoreWriter::commit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
-    /// `(partition, next offset)` of the batch, now stored in SQLite: what to
-    /// commit to Kafka.
+    /// `(partition, next offset)` of the batch's partitions, as stored in
+    /// SQLite now: what to commit to Kafka.
     pub offsets: Vec<(i32, i64)>,
     /// Messages in the batch (events and dead letters).
     pub messages: usize,
@@ -209,7 +151,7 @@ impl StoreWriter {
     pub fn open(
         db: &Path,
         opts: &StoreOptions,
-        committed: Arc<CommittedOffsets>,
+        committed: Arc<PendingOffsets>,
         clock: Arc<RunClock>,
     ) -> Result<StoreWriter, ConsumerError> {
         let store = Store::open_with(db, opts)?;
@@ -263,8 +205,7 @@ impl StoreWriter {
                 }
             }
         };
-        let offsets: Vec<(i32, i64)> = batch.next_offsets().collect();
-        self.committed.record(&offsets);
+        self.committed.record(&outcome.next_offsets);
         let took = started.elapsed();
         self.metrics.record_commit(
             &outcome,
@@ -279,7 +220,7 @@ impl StoreWriter {
         );
         self.progress.inc(batch.len() as u64);
         Ok(Some(Committed {
-            offsets,
+            offsets: outcome.next_offsets,
             messages: batch.len(),
         }))
     }
@@ -352,17 +293,6 @@ pub(crate) mod tests {
         ));
     }
 
-    #[test]
-    fn committed_offsets_only_grow_and_are_taken_once() {
-        let c = CommittedOffsets::default();
-        c.record(&[(0, 10), (1, 5)]);
-        c.record(&[(0, 8), (2, 1)]);
-        assert_eq!(c.snapshot(), vec![(0, 10), (1, 5), (2, 1)]);
-        assert_eq!(c.take(&[1, 3]), vec![(1, 5)]);
-        assert_eq!(c.take_all(), vec![(0, 10), (2, 1)]);
-        assert!(c.snapshot().is_empty());
-    }
-
     /// A valid deposit of id `id` (the committer's tests use it too).
     pub(crate) fn deposit(id: u64) -> BankingEvent {
         use proto::{Channel, EventType, Status};
@@ -384,7 +314,7 @@ pub(crate) mod tests {
     #[test]
     fn a_full_disk_stops_the_writer_and_no_offset_passes_the_failed_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let committed = Arc::new(CommittedOffsets::default());
+        let committed = Arc::new(PendingOffsets::default());
         let clock = Arc::new(RunClock::new());
         let mut w = StoreWriter::open(
             &dir.path().join("w.db"),
@@ -430,7 +360,7 @@ pub(crate) mod tests {
     #[test]
     fn writer_commits_and_remembers_offsets() {
         let dir = tempfile::tempdir().unwrap();
-        let committed = Arc::new(CommittedOffsets::default());
+        let committed = Arc::new(PendingOffsets::default());
         let clock = Arc::new(RunClock::new());
         clock.message_received();
         let mut w = StoreWriter::open(
@@ -440,6 +370,11 @@ pub(crate) mod tests {
             clock,
         )
         .unwrap();
+        // The message is at offset 7 of a partition new to the database:
+        // the store takes it once the range before it is accounted for.
+        w.store
+            .record_gap("t", 2, 0, 7, store::GapReason::HandOver)
+            .unwrap();
         let mut batch = Batch::new("t");
         assert_eq!(w.commit(&batch).unwrap(), None);
         Decoded::from_message(&message(Some(vec![1, 2, 3]))).push_into(&mut batch);

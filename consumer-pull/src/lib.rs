@@ -29,7 +29,7 @@ use std::time::Duration;
 use clap::Parser;
 use consumer_core::{
     ConsumerArgs, ConsumerError, Decoded, ExactlyOnceContext, ExitReason, KafkaErrors, Model,
-    Pipeline, StatsReport, commit_async,
+    Pipeline, StatsReport,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -89,10 +89,10 @@ fn consume(
     let mut received = 0u64;
 
     loop {
-        match consumer.poll(TICK) {
+        let idle_tick = match consumer.poll(TICK) {
             Some(Ok(message)) => {
-                // A rebalance inside this poll may have failed (stored
-                // offsets unreadable, events deleted unread): then this
+                // A rebalance inside this poll may have failed (a start
+                // position refused, the database unreadable): then this
                 // message must not be stored.
                 if context.has_fatal() {
                     return Err(context.take_fatal().unwrap_or(ConsumerError::WriterStopped));
@@ -107,30 +107,24 @@ fn consume(
                 if max_events.is_some_and(|n| received >= n) {
                     return Ok(ExitReason::MaxEvents);
                 }
+                false
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 idle.on_partition_eof(partition, &pipeline.assignment);
+                false
             }
-            Some(Err(e)) => kafka_errors.handle(e)?,
+            Some(Err(e)) => {
+                kafka_errors.handle(e)?;
+                false
+            }
             // Nothing for a tick (or an event librdkafka handled itself).
-            None => {
-                // What the rate limit held back goes now (per message,
-                // only new offsets are looked at: no clock, no lock).
-                commit_async(consumer, pipeline.topic(), &[]);
-                if idle.is_idle(&pipeline.assignment, consumer) {
-                    return Ok(ExitReason::Idle);
-                }
-            }
+            None => true,
+        };
+        if let Some(reason) = pipeline.after_message(consumer, idle_tick)? {
+            return Ok(reason);
         }
-        let committed = committer.take_committed()?;
-        if !committed.is_empty() {
-            commit_async(consumer, pipeline.topic(), &committed);
-        }
-        if context.has_fatal() {
-            return Err(context.take_fatal().unwrap_or(ConsumerError::WriterStopped));
-        }
-        if pipeline.shutdown.requested() {
-            return Ok(ExitReason::Signal);
+        if idle_tick && idle.is_idle(&pipeline.assignment, consumer) {
+            return Ok(ExitReason::Idle);
         }
     }
 }

@@ -26,6 +26,7 @@ on_kafka! {
     bad_messages_go_to_dead_letters: BadMessages,
     waits_out_a_write_lock: DbLock,
     skipped_offsets_are_recorded_never_silent: OffsetGaps,
+    start_positions_are_proven_or_refused: StartPositions,
 }
 
 /// The same full run on librdkafka's mock cluster hosted by this test: fast

@@ -31,7 +31,7 @@ use std::time::Duration;
 use clap::Parser;
 use consumer_core::{
     ConsumerArgs, ConsumerError, Decoded, ExactlyOnceContext, ExitReason, KafkaErrors, Model,
-    Pipeline, StatsReport, commit_async,
+    Pipeline, StatsReport,
 };
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -97,7 +97,7 @@ async fn handle_messages(
     let mut received = 0u64;
 
     loop {
-        tokio::select! {
+        let idle_tick = tokio::select! {
             biased;
             item = stream.next() => match item {
                 Some(Ok(message)) => {
@@ -116,31 +116,25 @@ async fn handle_messages(
                     if max_events.is_some_and(|n| received >= n) {
                         return Ok(ExitReason::MaxEvents);
                     }
+                    false
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
                     idle.on_partition_eof(partition, &pipeline.assignment);
+                    false
                 }
-                Some(Err(e)) => kafka_errors.handle(e)?,
+                Some(Err(e)) => {
+                    kafka_errors.handle(e)?;
+                    false
+                }
                 None => return Err(ConsumerError::kafka("read messages", KafkaError::NoMessageReceived)),
             },
-            _ = tick.tick() => {
-                // What the rate limit held back goes now (per message,
-                // only new offsets are looked at: no clock, no lock).
-                commit_async(consumer, pipeline.topic(), &[]);
-                if idle.is_idle(&pipeline.assignment, consumer) {
-                    return Ok(ExitReason::Idle);
-                }
-            }
+            _ = tick.tick() => true,
+        };
+        if let Some(reason) = pipeline.after_message(consumer, idle_tick)? {
+            return Ok(reason);
         }
-        let committed = committer.take_committed()?;
-        if !committed.is_empty() {
-            commit_async(consumer, pipeline.topic(), &committed);
-        }
-        if context.has_fatal() {
-            return Err(context.take_fatal().unwrap_or(ConsumerError::WriterStopped));
-        }
-        if pipeline.shutdown.requested() {
-            return Ok(ExitReason::Signal);
+        if idle_tick && idle.is_idle(&pipeline.assignment, consumer) {
+            return Ok(ExitReason::Idle);
         }
     }
 }

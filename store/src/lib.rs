@@ -54,29 +54,30 @@ mod bare;
 mod batch;
 mod checkpoint;
 mod error;
+mod offsets;
 mod retry;
 mod schema;
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::{BankingEvent, Channel, EventType, IdChecksum, Status};
-use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
+use rusqlite::{Connection, Statement, TransactionBehavior, params};
 use rustc_hash::FxHashMap;
 use tracing::{debug, info, warn};
 
 pub use bare::BareTable;
 pub use batch::{Batch, BatchDeadLetter, BatchEvent};
 pub use error::StoreError;
+pub use offsets::{GapReason, OffsetGap, TopicIdentity, TopicReset};
 use retry::{Failure, retry_busy};
 
 /// The schema version this build writes and understands, kept in
 /// `PRAGMA user_version`. A database with a higher number is refused, so an
 /// old consumer never writes rows a newer one would misread.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Tuning of a [`Store`]. Every field has a default that suits a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,24 @@ pub struct StoreOptions {
     /// (docs/store.md, "Checkpoints off the commit path"). Off: SQLite's
     /// automatic checkpoint every 64 MiB, as before; kept for measurement.
     pub background_checkpoints: bool,
+    /// Longest wait for another connection's write lock before an
+    /// operation gives up with [`StoreError::GaveUp`], nothing written.
+    /// `None` (the default): wait as long as it takes. The consumers set it
+    /// on the connection their rebalance handler uses, which must answer
+    /// within the group's `max.poll.interval.ms`.
+    pub lock_wait_limit: Option<Duration>,
+}
+
+impl StoreOptions {
+    /// How a unit of work waits for a lock on a connection with these
+    /// options.
+    pub(crate) fn patience<'a>(&self, give_up: Option<&'a AtomicBool>) -> retry::Patience<'a> {
+        retry::Patience {
+            log_every: self.busy_log_every,
+            give_up,
+            limit: self.lock_wait_limit,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -112,12 +131,13 @@ impl Default for StoreOptions {
             busy_log_every: Duration::from_secs(2),
             keep_event_payloads: false,
             background_checkpoints: true,
+            lock_wait_limit: None,
         }
     }
 }
 
 /// What one [`Store::commit`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitOutcome {
     /// Events written to `events` (and to the balances).
     pub events_stored: usize,
@@ -136,6 +156,11 @@ pub struct CommitOutcome {
     /// holds the moment the transaction got the write lock, which is earlier
     /// by the time it took to write the batch.
     pub committed_at_us: i64,
+    /// `(partition, next offset)` of every partition in the batch, as
+    /// stored once it committed: what the consumer may tell Kafka. For a
+    /// partition whose messages were all redeliveries, the stored offset,
+    /// never the batch's lower one.
+    pub next_offsets: Vec<(i32, i64)>,
 }
 
 /// Totals over the whole database, to check it against what the producer
@@ -161,47 +186,6 @@ pub struct Summary {
     pub offset_gaps: u64,
     /// `PRAGMA user_version` of the file.
     pub schema_version: i32,
-}
-
-/// Why a database skips a range of offsets ([`Store::record_gap`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GapReason {
-    /// The group's committed offset is ahead of this database's: another
-    /// instance of the group, with a database of its own, stored that
-    /// stretch.
-    HandOver,
-    /// The broker deleted the events (retention, `DeleteRecords`) before
-    /// they were read, and the operator accepted the loss
-    /// (`--accept-data-loss`).
-    LogStartMoved,
-}
-
-impl GapReason {
-    /// The `reason` column's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GapReason::HandOver => "hand-over",
-            GapReason::LogStartMoved => "log-start-moved",
-        }
-    }
-}
-
-/// One row of `offset_gaps`: offsets `[from_offset, to_offset)` of a
-/// partition that this database skipped, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetGap {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// First skipped offset.
-    pub from_offset: i64,
-    /// First offset after the gap.
-    pub to_offset: i64,
-    /// [`GapReason::as_str`].
-    pub reason: String,
-    /// When it was recorded, microseconds since the Unix epoch.
-    pub recorded_at_us: i64,
 }
 
 /// One row of `account_balances`.
@@ -287,6 +271,7 @@ pub struct Store {
     path: PathBuf,
     opts: StoreOptions,
     give_up: Option<Arc<AtomicBool>>,
+    database_id: String,
 }
 
 /// The columns of `events` a commit writes, in binding order.
@@ -347,11 +332,6 @@ const INSERT_DEAD_LETTER: &str = "\
 INSERT INTO dead_letters (topic, \"partition\", \"offset\", key, payload, error, recorded_at_us) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-const UPSERT_OFFSET: &str = "\
-INSERT INTO offsets (topic, \"partition\", next_offset) VALUES (?1, ?2, ?3) \
-ON CONFLICT (topic, \"partition\") DO UPDATE SET \
-next_offset = max(next_offset, excluded.next_offset)";
-
 const SELECT_EVENT_COLUMNS: &str = "\
 SELECT event_id, event_type, account_id, amount_minor, currency, channel, status, country, \
 transaction_ref, counterparty_account_id, created_at_us, committed_at_us, kafka_partition, \
@@ -374,6 +354,7 @@ impl Store {
     /// rather than a fresh empty database.
     pub fn open_with(path: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         let conn = schema::open(path, opts)?;
+        let database_id = schema::database_id(&conn, path)?;
         let checkpointer = checkpoint::Checkpointer::start(&conn, path, opts);
         debug!(path = %path.display(), cache_mib = opts.cache_mib, "store opened");
         Ok(Store {
@@ -382,6 +363,7 @@ impl Store {
             path: path.to_path_buf(),
             opts: opts.clone(),
             give_up: None,
+            database_id,
         })
     }
 
@@ -397,98 +379,6 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Where to resume reading `topic`: per partition, the offset after the
-    /// last message committed here. Empty when nothing of `topic` was ever
-    /// committed; the consumer then falls back to the group's offsets.
-    pub fn stored_offsets(&self, topic: &str) -> Result<HashMap<i32, i64>, StoreError> {
-        self.read("read stored offsets", |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT \"partition\", next_offset FROM offsets WHERE topic = ?1",
-            )?;
-            let rows = stmt.query_map([topic], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-    }
-
-    /// Records that this database skips offsets `[from, to)` of
-    /// `partition`, for `reason`, and moves the partition's stored offset to
-    /// `to`, in one transaction: batches then continue at `to` (see
-    /// [`commit`](Store::commit): a batch never jumps over offsets without
-    /// such a record). Does nothing when `to <= from`, or when the stored
-    /// offset is already at or past `to`.
-    pub fn record_gap(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        to: i64,
-        reason: GapReason,
-    ) -> Result<bool, StoreError> {
-        if to <= from {
-            return Ok(false);
-        }
-        let Store {
-            checkpointer,
-            conn,
-            path,
-            opts,
-            ..
-        } = self;
-        let recorded = retry_busy(
-            path,
-            opts.busy_log_every,
-            None,
-            "record an offset gap",
-            || {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let stored: Option<i64> = tx
-                    .query_row(
-                        "SELECT next_offset FROM offsets WHERE topic = ?1 AND \"partition\" = ?2",
-                        params![topic, partition],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if stored.is_some_and(|s| s >= to) {
-                    return Ok(false);
-                }
-                let from = stored.map_or(from, |s| s.max(from));
-                tx.execute(
-                "INSERT INTO offset_gaps (topic, \"partition\", from_offset, to_offset, reason, \
-                 recorded_at_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![topic, partition, from, to, reason.as_str(), now_us()],
-            )?;
-                tx.execute(UPSERT_OFFSET, params![topic, partition, to])?;
-                tx.commit()?;
-                Ok(true)
-            },
-        )?;
-        if let Some(checkpointer) = checkpointer {
-            checkpointer.after_commit(conn);
-        }
-        Ok(recorded)
-    }
-
-    /// Every recorded gap, oldest first.
-    pub fn offset_gaps(&self) -> Result<Vec<OffsetGap>, StoreError> {
-        self.read("read offset gaps", |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT topic, \"partition\", from_offset, to_offset, reason, recorded_at_us \
-                 FROM offset_gaps ORDER BY id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(OffsetGap {
-                    topic: r.get(0)?,
-                    partition: r.get(1)?,
-                    from_offset: r.get(2)?,
-                    to_offset: r.get(3)?,
-                    reason: r.get(4)?,
-                    recorded_at_us: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
     }
 
     /// Writes `batch` in one transaction: events, balance changes, dead
@@ -520,6 +410,7 @@ impl Store {
                 duplicates: 0,
                 redelivered: 0,
                 committed_at_us: now_us(),
+                next_offsets: Vec::new(),
             });
         }
         let started = Instant::now();
@@ -529,11 +420,11 @@ impl Store {
             path,
             opts,
             give_up,
+            ..
         } = self;
         let outcome = retry_busy(
             path,
-            opts.busy_log_every,
-            give_up.as_deref(),
+            &opts.patience(give_up.as_deref()),
             "commit a batch",
             || write_batch(conn, path, opts, batch),
         )?;
@@ -757,7 +648,7 @@ impl Store {
         what: &str,
         mut work: impl FnMut(&Connection) -> Result<T, Failure>,
     ) -> Result<T, StoreError> {
-        retry_busy(&self.path, self.opts.busy_log_every, None, what, || {
+        retry_busy(&self.path, &self.opts.patience(None), what, || {
             work(&self.conn)
         })
     }
@@ -775,7 +666,7 @@ fn write_batch(
     let stamped_at = now_us();
     let topic = batch.topic();
     let events = batch.events();
-    let plan = plan_offsets(&tx, path, batch)?;
+    let plan = offsets::plan_in(&tx, path, batch)?;
 
     let mut stored = 0usize;
     let mut duplicates = 0usize;
@@ -925,8 +816,8 @@ fn write_batch(
     }
 
     {
-        let mut upsert = tx.prepare_cached(UPSERT_OFFSET)?;
-        for (partition, next) in &plan.next_offsets {
+        let mut upsert = tx.prepare_cached(offsets::UPSERT_OFFSET)?;
+        for (partition, next) in &plan.write {
             upsert.execute(params![topic, partition, next])?;
         }
     }
@@ -938,6 +829,7 @@ fn write_batch(
         duplicates,
         redelivered: plan.redelivered,
         committed_at_us: now_us(),
+        next_offsets: plan.positions.into_iter().collect(),
     })
 }
 
@@ -986,92 +878,6 @@ fn skipped_rows(
         }
     }
     Ok(rest)
-}
-
-/// Which messages of a batch to write, checked against the offsets stored
-/// in the same transaction.
-struct OffsetPlan {
-    /// Per event of the batch: already stored (redelivered), skip it.
-    skip_event: Vec<bool>,
-    /// Per dead letter of the batch: the same.
-    skip_dead_letter: Vec<bool>,
-    /// How many were skipped.
-    redelivered: usize,
-    /// The partitions' next offsets after this batch.
-    next_offsets: BTreeMap<i32, i64>,
-}
-
-/// Walks each partition's messages in offset order from where this
-/// database stopped: an offset below it is a redelivery (skipped, counted),
-/// the next one is written, and one above it is a gap, which fails the
-/// whole batch ([`StoreError::OffsetGap`]). A partition this database has
-/// never stored starts at its first message.
-fn plan_offsets(conn: &Connection, path: &Path, batch: &Batch) -> Result<OffsetPlan, Failure> {
-    let topic = batch.topic();
-    let mut stored: HashMap<i32, i64> = HashMap::new();
-    {
-        let mut stmt =
-            conn.prepare_cached("SELECT \"partition\", next_offset FROM offsets WHERE topic = ?1")?;
-        for row in stmt.query_map([topic], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (p, o) = row?;
-            stored.insert(p, o);
-        }
-    }
-    let events = batch.events();
-    let dead = batch.dead_letters();
-    // (partition, offset, is a dead letter, index); stable, so a message
-    // delivered twice within the batch keeps its first copy.
-    let mut order: Vec<(i32, i64, bool, usize)> = Vec::with_capacity(events.len() + dead.len());
-    order.extend(
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.partition, e.offset, false, i)),
-    );
-    order.extend(
-        dead.iter()
-            .enumerate()
-            .map(|(i, d)| (d.partition, d.offset, true, i)),
-    );
-    order.sort_by_key(|&(p, o, _, _)| (p, o));
-    let mut plan = OffsetPlan {
-        skip_event: vec![false; events.len()],
-        skip_dead_letter: vec![false; dead.len()],
-        redelivered: 0,
-        next_offsets: BTreeMap::new(),
-    };
-    let mut current: Option<(i32, Option<i64>)> = None;
-    for (p, o, is_dead, i) in order {
-        let expect = match current {
-            Some((cp, e)) if cp == p => e,
-            _ => stored.get(&p).copied(),
-        };
-        match expect {
-            Some(x) if o < x => {
-                plan.redelivered += 1;
-                if is_dead {
-                    plan.skip_dead_letter[i] = true;
-                } else {
-                    plan.skip_event[i] = true;
-                }
-                current = Some((p, Some(x)));
-            }
-            Some(x) if o > x => {
-                return Err(Failure::Store(StoreError::OffsetGap {
-                    path: path.to_path_buf(),
-                    topic: topic.to_string(),
-                    partition: p,
-                    expected: x,
-                    found: o,
-                }));
-            }
-            _ => {
-                plan.next_offsets.insert(p, o + 1);
-                current = Some((p, Some(o + 1)));
-            }
-        }
-    }
-    Ok(plan)
 }
 
 /// The store's own check of an event, on top of the caller's: `validate`,
@@ -1205,7 +1011,7 @@ fn status_name(value: i32) -> &'static str {
     }
 }
 
-fn now_us() -> i64 {
+pub(crate) fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)

@@ -31,19 +31,41 @@ impl From<rusqlite::Error> for Failure {
     }
 }
 
+/// How a unit of work waits for another connection's lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Patience<'a> {
+    /// How often to say in the log that it is still waiting.
+    pub log_every: Duration,
+    /// Once set, the next "busy" ends the wait (`Store::set_give_up`).
+    pub give_up: Option<&'a AtomicBool>,
+    /// Longest wait (`StoreOptions::lock_wait_limit`); `None`: unbounded.
+    pub limit: Option<Duration>,
+}
+
+impl Patience<'_> {
+    /// Waits as long as it takes, saying so every `log_every`.
+    pub(crate) fn unbounded(log_every: Duration) -> Patience<'static> {
+        Patience {
+            log_every,
+            give_up: None,
+            limit: None,
+        }
+    }
+}
+
 /// Runs `work` until it succeeds or fails with anything but "busy".
 ///
 /// `work` must be a whole transaction (or a single statement): when it fails
 /// its transaction has been rolled back, so running it again is safe and
-/// nothing is half-written. Waiting is unbounded on purpose: a lock held by
-/// a backup or a long query ends eventually, and giving up would only turn
-/// a pause into a crash and a redelivery. The one exception is `give_up`:
-/// once it is set, the next "busy" ends the wait with
-/// [`StoreError::GaveUp`], nothing written (see `Store::set_give_up`).
+/// nothing is half-written. Waiting is unbounded unless `patience` says
+/// otherwise: a lock held by a backup or a long query ends eventually, and
+/// giving up would only turn a pause into a crash and a redelivery. The
+/// exceptions: once `give_up` is set, or once `limit` has passed, the next
+/// "busy" ends the wait with [`StoreError::GaveUp`], nothing written (see
+/// `Store::set_give_up`, `StoreOptions::lock_wait_limit`).
 pub(crate) fn retry_busy<T>(
     path: &Path,
-    log_every: Duration,
-    give_up: Option<&AtomicBool>,
+    patience: &Patience<'_>,
     what: &str,
     mut work: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T, StoreError> {
@@ -70,7 +92,14 @@ pub(crate) fn retry_busy<T>(
                     );
                     Instant::now()
                 });
-                if give_up.is_some_and(|g| g.load(Ordering::Acquire)) {
+                let Patience {
+                    log_every,
+                    give_up,
+                    limit,
+                } = *patience;
+                if give_up.is_some_and(|g| g.load(Ordering::Acquire))
+                    || limit.is_some_and(|l| start.elapsed() >= l)
+                {
                     warn!(
                         "database {} is still locked after {:.1}s; giving up (to {what}), \
                          nothing written",

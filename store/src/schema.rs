@@ -10,7 +10,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tracing::{info, warn};
 
-use crate::retry::{Failure, retry_busy};
+use crate::retry::{Failure, Patience, retry_busy};
 use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 
 /// The tables of the current schema version (3).
@@ -99,8 +99,54 @@ CREATE TABLE offset_gaps (
     to_offset      INTEGER NOT NULL,
     reason         TEXT    NOT NULL,
     recorded_at_us INTEGER NOT NULL,
+    source_database TEXT,
     CHECK (to_offset > from_offset)
 ) STRICT;
+"#;
+
+/// What version 4 adds, to a new file and to an upgraded one alike:
+///
+/// - `store_identity`: this database's id, random, made once. The
+///   consumers write it into the metadata of every offset they commit to
+///   Kafka, so that a group offset tells which database stored the range
+///   (a hand-over to another instance, or this very database before it was
+///   restored from a backup);
+/// - `topics`: each topic's identity (Kafka's topic ID, the partition
+///   count) when first read, so that a topic deleted and created again is
+///   not taken for the old one;
+/// - `topic_resets`: the old offsets of a topic that the operator accepted
+///   as new (`--accept-new-topic`).
+const SCHEMA_V4: &str = r#"
+CREATE TABLE store_identity (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    database_id   TEXT    NOT NULL,
+    created_at_us INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO store_identity (id, database_id, created_at_us)
+VALUES (1, lower(hex(randomblob(16))), CAST(unixepoch('subsec') * 1000000 AS INTEGER));
+
+CREATE TABLE topics (
+    topic          TEXT    NOT NULL PRIMARY KEY,
+    topic_id       TEXT,
+    partitions     INTEGER NOT NULL,
+    recorded_at_us INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE topic_resets (
+    id             INTEGER PRIMARY KEY,
+    topic          TEXT    NOT NULL,
+    old_topic_id   TEXT,
+    new_topic_id   TEXT,
+    old_offsets    TEXT    NOT NULL,
+    recorded_at_us INTEGER NOT NULL
+) STRICT;
+"#;
+
+/// Version 3 to 4: the tables above, and the database a hand-over came
+/// from in `offset_gaps`.
+const UPGRADE_V3_TO_V4: &str = r#"
+ALTER TABLE offset_gaps ADD COLUMN source_database TEXT;
 "#;
 
 /// The names of the enum numbers, for people reading the file with the
@@ -203,6 +249,16 @@ const TABLES_V2: [&str; 5] = [
     "dead_letters",
     "offset_gaps",
 ];
+const TABLES_V4: [&str; 8] = [
+    "events",
+    "account_balances",
+    "offsets",
+    "dead_letters",
+    "offset_gaps",
+    "store_identity",
+    "topics",
+    "topic_resets",
+];
 
 /// How long SQLite itself spins on a lock before handing SQLITE_BUSY back to
 /// our retry loop, which logs and backs off. Kept short so the loop, not
@@ -286,6 +342,8 @@ enum Found {
     Version1,
     /// A store of version 2: upgraded in place when opened for writing.
     Version2,
+    /// A store of version 3: upgraded in place when opened for writing.
+    Version3,
 }
 
 /// Looks at the file through a read-only connection that is not allowed to
@@ -302,9 +360,12 @@ fn check_file(path: &Path, opts: &StoreOptions) -> Result<Found, StoreError> {
     probe
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         .map_err(|e| StoreError::from_sqlite(path, e))?;
-    retry_busy(path, opts.busy_log_every, None, "read the schema", || {
-        classify(path, &probe)
-    })
+    retry_busy(
+        path,
+        &Patience::unbounded(opts.busy_log_every),
+        "read the schema",
+        || classify(path, &probe),
+    )
 }
 
 /// Decides from `user_version` and the objects present whether the file is
@@ -345,7 +406,11 @@ fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
             names.join(", ")
         )));
     }
-    let tables: &[&str] = if version == 1 { &TABLES_V1 } else { &TABLES_V2 };
+    let tables: &[&str] = match version {
+        1 => &TABLES_V1,
+        2 | 3 => &TABLES_V2,
+        _ => &TABLES_V4,
+    };
     let missing: Vec<&str> = tables
         .iter()
         .copied()
@@ -360,6 +425,7 @@ fn classify(path: &Path, conn: &Connection) -> Result<Found, Failure> {
     Ok(match version {
         1 => Found::Version1,
         2 => Found::Version2,
+        3 => Found::Version3,
         _ => Found::Current,
     })
 }
@@ -388,9 +454,12 @@ pub(crate) fn writer_pragmas(
         conn.pragma_update(None, "page_size", PAGE_SIZE)
             .map_err(sqlite)?;
     }
-    let mode: String = retry_busy(path, opts.busy_log_every, None, "switch to WAL", || {
-        Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?)
-    })?;
+    let mode: String = retry_busy(
+        path,
+        &Patience::unbounded(opts.busy_log_every),
+        "switch to WAL",
+        || Ok(conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?),
+    )?;
     if !mode.eq_ignore_ascii_case("wal") {
         // Still atomic (rollback journal), only slower and blocking readers.
         warn!(path = %path.display(), mode, "could not switch the database to WAL");
@@ -445,54 +514,69 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
     writer_pragmas(&conn, path, opts, found == Found::Empty)?;
 
     if found == Found::Empty {
-        retry_busy(path, opts.busy_log_every, None, "create the schema", || {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if classify(path, &tx)? == Found::Empty {
-                tx.execute_batch(SCHEMA)?;
-                tx.execute_batch(EVENTS_NAMED)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-                tx.commit()?;
-                info!(path = %path.display(), version = SCHEMA_VERSION, "created the store's schema");
-            }
-            Ok(())
-        })?;
-    }
-    if matches!(found, Found::Version1 | Found::Version2) {
         retry_busy(
             path,
-            opts.busy_log_every,
-            None,
+            &Patience::unbounded(opts.busy_log_every),
+            "create the schema",
+            || {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if classify(path, &tx)? == Found::Empty {
+                    tx.execute_batch(SCHEMA)?;
+                    tx.execute_batch(EVENTS_NAMED)?;
+                    tx.execute_batch(SCHEMA_V4)?;
+                    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                    tx.commit()?;
+                    info!(path = %path.display(), version = SCHEMA_VERSION, "created the store's schema");
+                }
+                Ok(())
+            },
+        )?;
+    }
+    if matches!(found, Found::Version1 | Found::Version2 | Found::Version3) {
+        retry_busy(
+            path,
+            &Patience::unbounded(opts.busy_log_every),
             "upgrade the schema",
             || {
                 let started = std::time::Instant::now();
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let from = classify(path, &tx)?;
                 let mut removed = 0;
+                let mut events: Option<i64> = None;
                 if from == Found::Version1 {
                     removed = tx.execute(DEDUPE_DEAD_LETTERS, [])?;
                     tx.execute_batch(SCHEMA_V2)?;
                 }
                 if matches!(from, Found::Version1 | Found::Version2) {
-                    let events: i64 =
+                    let rows: i64 =
                         tx.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-                    if events > 1_000_000 {
+                    events = Some(rows);
+                    if rows > 1_000_000 {
                         info!(
                             path = %path.display(),
-                            events,
+                            events = rows,
                             "upgrading the store's schema to version 3: rewriting the events table \
                              (about as long as loading it took)"
                         );
                     }
                     tx.execute_batch(UPGRADE_V2_TO_V3)?;
                     tx.execute_batch(EVENTS_NAMED)?;
+                }
+                if matches!(from, Found::Version1 | Found::Version2 | Found::Version3) {
+                    tx.execute_batch(UPGRADE_V3_TO_V4)?;
+                    tx.execute_batch(SCHEMA_V4)?;
                     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     tx.commit()?;
                     info!(
                         path = %path.display(),
-                        from = if from == Found::Version1 { 1 } else { 2 },
+                        from = match from {
+                            Found::Version1 => 1,
+                            Found::Version2 => 2,
+                            _ => 3,
+                        },
                         to = SCHEMA_VERSION,
                         duplicate_dead_letters_removed = removed,
-                        events,
+                        events = ?events,
                         elapsed_s = started.elapsed().as_secs_f64(),
                         "upgraded the store's schema"
                     );
@@ -502,4 +586,14 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
         )?;
     }
     Ok(conn)
+}
+
+/// The database's id (`store_identity`, made with the schema).
+pub(crate) fn database_id(conn: &Connection, path: &Path) -> Result<String, StoreError> {
+    conn.query_row(
+        "SELECT database_id FROM store_identity WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(|e| StoreError::from_sqlite(path, e))
 }

@@ -227,3 +227,61 @@ pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64)
     }
     Ok(())
 }
+
+/// Deletes `topic` through the admin API and waits until the broker no
+/// longer lists it (an operator's `kafka-topics.sh --delete`).
+pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("create an admin client")?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let result = futures::executor::block_on(admin.delete_topics(&[topic], &opts))
+        .with_context(|| format!("delete topic {topic}"))?;
+    for r in result {
+        if let Err((name, code)) = r {
+            bail!("delete topic {name}: {code}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .context("read metadata")?;
+        let gone = metadata
+            .topics()
+            .iter()
+            .all(|t| t.name() != topic || t.error().is_some());
+        if gone {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("topic {topic} is still listed 60 s after its deletion");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The high watermark (the next offset to be written) of partitions
+/// `0..partitions` of `topic`.
+pub fn high_watermarks(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<BTreeMap<i32, i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("create a watermark reader")?;
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(30))
+                .with_context(|| format!("watermarks of {topic}/{p}"))?;
+            Ok((p, high))
+        })
+        .collect()
+}

@@ -648,6 +648,7 @@ fn slow_revoke_one(
         // No node dies here: the tests' 6 s session timeout, which
         // librdkafka requires to be at most max.poll.interval.ms.
         cmd.extra.extend(MAX_POLL.map(String::from));
+        cmd.extra.push("--scale-out".into());
         Ok(cmd)
     };
     let (cmd_a, cmd_b) = (instance("a")?, instance("b")?);

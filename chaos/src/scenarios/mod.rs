@@ -11,6 +11,7 @@ mod offset_gaps;
 mod outage;
 pub mod ready;
 mod sigterm;
+mod start_positions;
 mod two_instances;
 
 use std::os::unix::fs::PermissionsExt;
@@ -31,6 +32,7 @@ pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
         Scenario::BadInput => None,
         Scenario::NoBroker
         | Scenario::OffsetGaps
+        | Scenario::StartPositions
         | Scenario::LeaderKill
         | Scenario::RollingRestart
         | Scenario::ScaleOut
@@ -60,6 +62,7 @@ pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
         Scenario::DiskFull => db_faults::disk_full(cfg),
         Scenario::Outage => outage::run(cfg),
         Scenario::OffsetGaps => offset_gaps::run(cfg),
+        Scenario::StartPositions => start_positions::run(cfg),
         Scenario::LeaderKill => cluster::leader_kill(cfg),
         Scenario::RollingRestart => cluster::rolling_restart(cfg),
         Scenario::ScaleOut => cluster::scale_out(cfg),

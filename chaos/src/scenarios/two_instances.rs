@@ -56,6 +56,9 @@ fn one(
         // Idle longer than a rebalance takes: the newcomer holds no
         // partition between the two rounds of the cooperative protocol.
         cmd.idle_secs = Some(8);
+        // One of several instances, each with its own database: the
+        // partitions each gets from the other are hand-overs.
+        cmd.extra.push("--scale-out".into());
         Ok(cmd)
     };
     let cmd_a = instance("a")?;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use proto::{EventType, IdChecksum, Status};
 use store::{Batch, SCHEMA_VERSION, Store, StoreOptions};
 
-use crate::common::{TOPIC, count, deposit, event, push, temp_store};
+use crate::common::{TOPIC, count, deposit, event, push, starts_at, temp_store};
 
 #[test]
 fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
@@ -17,6 +17,10 @@ fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
     let mut batch = Batch::with_capacity(TOPIC, n as usize);
     let mut expected_offsets: HashMap<i32, i64> = HashMap::new();
     let mut offsets = [100i64, 0, 7_000, 42];
+    for (p, &o) in offsets.iter().enumerate() {
+        starts_at(&mut store, p as i32, o);
+    }
+    assert_eq!(store.summary().unwrap().offset_gaps, 3);
     let mut sum = 0i128;
     for id in 1..=n {
         let partition = (id % 4) as i32;
@@ -66,6 +70,7 @@ fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
 fn events_are_stored_column_by_column() {
     let (_dir, path) = temp_store();
     let mut store = Store::open(&path).unwrap();
+    starts_at(&mut store, 3, 77);
     let mut batch = Batch::new(TOPIC);
     let transfer = event(9, EventType::Transfer, 10, 2_500, Status::Pending);
     let payload = prost::Message::encode_to_vec(&transfer);
@@ -108,6 +113,7 @@ fn events_are_stored_column_by_column() {
         ..StoreOptions::default()
     };
     let mut keeping = Store::open_with(&path2, &opts).unwrap();
+    starts_at(&mut keeping, 3, 77);
     keeping.commit(&batch).unwrap();
     let rows = keeping.latest_events(10, 10).unwrap();
     assert_eq!(rows[1].payload.as_deref(), Some(&payload[..]));
@@ -253,6 +259,8 @@ fn duplicates_within_and_across_batches_become_dead_letters() {
 fn dead_letters_keep_partition_offset_key_payload_and_error() {
     let (_dir, path) = temp_store();
     let mut store = Store::open(&path).unwrap();
+    starts_at(&mut store, 2, 40);
+    starts_at(&mut store, 0, 9);
     let mut batch = Batch::new(TOPIC);
     batch.push_dead_letter(
         2,
@@ -343,6 +351,8 @@ fn invalid_event_is_refused_by_the_store_itself() {
 fn offsets_never_move_backwards_and_topics_are_separate() {
     let (_dir, path) = temp_store();
     let mut store = Store::open(&path).unwrap();
+    starts_at(&mut store, 0, 500);
+    starts_at(&mut store, 1, 10);
     let mut batch = Batch::new(TOPIC);
     push(&mut batch, 0, 500, deposit(1, 1, 1));
     store.commit(&batch).unwrap();
@@ -357,11 +367,11 @@ fn offsets_never_move_backwards_and_topics_are_separate() {
     );
 
     let mut other = Batch::new("audit");
-    other.push_dead_letter(0, 3, None, None, "x".into());
+    other.push_dead_letter(0, 0, None, None, "x".into());
     store.commit(&other).unwrap();
     assert_eq!(
         store.stored_offsets("audit").unwrap(),
-        HashMap::from([(0, 4)])
+        HashMap::from([(0, 1)])
     );
     assert_eq!(store.stored_offsets(TOPIC).unwrap().len(), 2);
 }
@@ -399,7 +409,7 @@ fn a_commit_survives_a_crash_before_checkpoint() {
     let mut store = Store::open(&path).unwrap();
     let mut batch = Batch::new(TOPIC);
     for id in 1..=300 {
-        push(&mut batch, 0, id as i64, deposit(id, 4, 2));
+        push(&mut batch, 0, id as i64 - 1, deposit(id, 4, 2));
     }
     store.commit(&batch).unwrap();
     // No close, no checkpoint: the rows live only in the -wal file, as
@@ -414,7 +424,7 @@ fn a_commit_survives_a_crash_before_checkpoint() {
     assert_eq!(store.balances().unwrap()[0].balance_minor, 600);
     assert_eq!(
         store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 301)])
+        HashMap::from([(0, 300)])
     );
 }
 

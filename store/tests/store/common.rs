@@ -64,3 +64,12 @@ pub fn count(store: &Store, table: &str) -> i64 {
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
 }
+
+/// Makes `partition` of [`TOPIC`] start at `offset` in `store`: a new
+/// partition starts at 0, and any other first offset must be accounted for
+/// (here, as a hand-over).
+pub fn starts_at(store: &mut Store, partition: i32, offset: i64) {
+    store
+        .record_gap(TOPIC, partition, 0, offset, store::GapReason::HandOver)
+        .unwrap();
+}

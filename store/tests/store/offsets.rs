@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
-use store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError};
+use store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError, TopicIdentity};
 
 use crate::common::{TOPIC, count, deposit, push, temp_store};
 
@@ -315,4 +315,133 @@ fn a_version_2_database_is_upgraded_with_every_event_kept() {
     assert_eq!(store.balances().unwrap()[0].balance_minor, 701);
     // The query index, dropped with the old table, comes back on demand.
     store.ensure_query_index().unwrap();
+}
+
+#[test]
+fn a_new_partition_starts_at_offset_zero_unless_a_gap_says_why() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    // What `auto.offset.reset=latest` would hand the store: no record of
+    // offsets 0..40, so the batch is refused and nothing is written.
+    let err = store.commit(&batch_of(1, 40, 1..4)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::OffsetGap {
+                partition: 1,
+                expected: 0,
+                found: 40,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(count(&store, "events"), 0);
+    store
+        .record_gap(TOPIC, 1, 0, 40, GapReason::RetentionBeforeFirstRead)
+        .unwrap();
+    assert_eq!(
+        store.commit(&batch_of(1, 40, 1..4)).unwrap().events_stored,
+        3
+    );
+}
+
+#[test]
+fn a_batch_of_redeliveries_reports_the_stored_offset() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    store.commit(&batch_of(0, 0, 1..101)).unwrap();
+    let again = store.commit(&batch_of(0, 10, 11..21)).unwrap();
+    assert_eq!(again.redelivered, 10);
+    assert_eq!(again.next_offsets, vec![(0, 100)], "never the batch's 20");
+}
+
+#[test]
+fn the_database_id_is_kept_and_copies_share_it() {
+    let (dir, path) = temp_store();
+    let id = Store::open(&path).unwrap().database_id().to_string();
+    assert_eq!(id.len(), 32, "{id}");
+    assert_eq!(Store::open(&path).unwrap().database_id(), id);
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    assert_eq!(Store::open(&copy).unwrap().database_id(), id);
+    let (_other_dir, other) = temp_store();
+    assert_ne!(Store::open(&other).unwrap().database_id(), id);
+}
+
+#[test]
+fn a_hand_over_names_the_database_it_came_from() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    assert!(
+        store
+            .record_gap_from(TOPIC, 2, 0, 30, GapReason::HandOver, Some("feed"))
+            .unwrap()
+    );
+    let gaps = store.offset_gaps().unwrap();
+    assert_eq!(gaps[0].source_database.as_deref(), Some("feed"));
+}
+
+#[test]
+fn a_reset_topic_forgets_its_offsets_and_keeps_them_aside() {
+    let (_dir, path) = temp_store();
+    let mut store = Store::open(&path).unwrap();
+    let old = TopicIdentity {
+        topic_id: Some("A".into()),
+        partitions: 3,
+    };
+    assert_eq!(store.topic_identity(TOPIC).unwrap(), None);
+    store.record_topic_identity(TOPIC, &old).unwrap();
+    assert_eq!(store.topic_identity(TOPIC).unwrap(), Some(old));
+    store.commit(&batch_of(0, 0, 1..11)).unwrap();
+    store
+        .record_gap(TOPIC, 1, 0, 5, GapReason::HandOver)
+        .unwrap();
+    let new = TopicIdentity {
+        topic_id: Some("B".into()),
+        partitions: 3,
+    };
+    let before = store.reset_topic(TOPIC, &new).unwrap();
+    assert_eq!(
+        before.into_iter().collect::<Vec<_>>(),
+        vec![(0, 10), (1, 5)]
+    );
+    assert!(store.stored_offsets(TOPIC).unwrap().is_empty());
+    assert!(store.offset_gaps().unwrap().is_empty());
+    assert_eq!(store.topic_identity(TOPIC).unwrap(), Some(new));
+    let resets = store.topic_resets().unwrap();
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0].old_offsets, "0:10,1:5");
+    assert_eq!(resets[0].old_topic_id.as_deref(), Some("A"));
+    assert_eq!(resets[0].new_topic_id.as_deref(), Some("B"));
+    // The events stay; the new topic starts at 0, and an event already
+    // stored under its id is a duplicate, not a second deposit.
+    let outcome = store.commit(&batch_of(0, 0, 10..12)).unwrap();
+    assert_eq!((outcome.events_stored, outcome.duplicates), (1, 1));
+    assert_eq!(count(&store, "events"), 11);
+}
+
+#[test]
+fn a_version_3_database_is_upgraded_with_an_id_and_its_offsets() {
+    let (_dir, path) = temp_store();
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.commit(&batch_of(0, 0, 1..6)).unwrap();
+    }
+    // Back to version 3's tables.
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE store_identity; DROP TABLE topics; DROP TABLE topic_resets; \
+         ALTER TABLE offset_gaps DROP COLUMN source_database; PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.summary().unwrap().schema_version, SCHEMA_VERSION);
+    assert_eq!(store.summary().unwrap().events, 5);
+    assert_eq!(
+        store.stored_offsets(TOPIC).unwrap(),
+        HashMap::from([(0, 5)])
+    );
+    assert_eq!(store.database_id().len(), 32);
 }

@@ -27,7 +27,7 @@ fn latest_events_and_account_balances_with_and_without_the_index() {
     let mut e = |id: u64, account: u64, ty: EventType, created: i64| {
         let mut ev = event(id, ty, account, 100 * id as i64, Status::Completed);
         ev.created_at_us = crate::common::T0 + created;
-        push(&mut batch, 0, id as i64, ev);
+        push(&mut batch, 0, id as i64 - 1, ev);
     };
     e(1, 1, EventType::Deposit, 50);
     e(2, 2, EventType::Deposit, 60);
@@ -103,7 +103,7 @@ fn latest_events_and_account_balances_with_and_without_the_index() {
     batch.clear();
     let mut late = event(7, EventType::Deposit, 1, 1, Status::Pending);
     late.created_at_us = crate::common::T0 + 1_000;
-    push(&mut batch, 0, 7, late);
+    push(&mut batch, 0, 6, late);
     store.commit(&batch).unwrap();
     assert_eq!(store.latest_events(1, 1).unwrap()[0].event_id, 7);
     assert_eq!(store.account_balances(1).unwrap()[0].event_count, 4);

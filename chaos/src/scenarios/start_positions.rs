@@ -1,0 +1,334 @@
+//! Operator moves that used to lose events with at most a log line (issue
+//! 23), on Apache Kafka. Each must end with every event stored once, or
+//! with a refusal that names the range and the flag that accepts it:
+//!
+//! - **restored backup**: the database is replaced by a copy taken half
+//!   way; the restart is refused (the group's offsets, committed by this
+//!   very database, are ahead of it), then `--restored-backup` reads the
+//!   missing range again: exact;
+//! - **new --db**: a single instance started with a new database against a
+//!   group that has read the topic is refused, storing nothing; a new
+//!   `--group` reads everything;
+//! - **auto.offset.reset=latest**: refused before anything is read;
+//! - **recreated topic**: the topic is deleted and created again with new
+//!   events; the restart is refused naming the topic, then
+//!   `--accept-new-topic` stores the new events: old and new, each once;
+//! - **cooperative revocation**: a second instance joins and takes one of
+//!   the first's three partitions; the first keeps publishing its two
+//!   partitions' offsets, so the group shows no lag once drained, while
+//!   both still run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use testkit::clients::delete_topic;
+use testkit::procs::{GENEROUS, wait_until};
+use testkit::verify::row_count;
+use testkit::{
+    ConsumerStats, Expected, Kafka, Model, ProducerCmd, group_offsets, kafka, verify_all,
+};
+
+use super::{check, consumer, fresh_dir, per_consumer};
+use crate::{Config, Outcome, Scenario};
+
+const SC: Scenario = Scenario::StartPositions;
+const PARTITIONS: i32 = 3;
+
+/// Runs every case for every configured consumer.
+pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, "start-positions")?;
+    let dir = &dir;
+    Ok(per_consumer(cfg, SC, |m| {
+        let mut problems = Vec::new();
+        let d = dir.join(m.name());
+        std::fs::create_dir_all(&d)?;
+        let restored = restored_backup(cfg, m, &d, &mut problems)?;
+        let recreated = recreated_topic(cfg, m, &d, &mut problems)?;
+        let revoked = partial_revocation(cfg, m, &d, &mut problems)?;
+        Ok(Outcome::new(
+            SC,
+            m.name(),
+            format!("{restored}; {recreated}; {revoked}"),
+            problems,
+        ))
+    }))
+}
+
+/// A run that must fail: its exit status, and whether its log names every
+/// one of `needles`.
+fn refused(
+    cfg: &Config,
+    cmd: &testkit::ConsumerCmd,
+    n: u32,
+    extra: &[&str],
+    needles: &[&str],
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let mut p = cmd.spawn(&cfg.bins, n, extra)?;
+    let status = p.wait(GENEROUS)?;
+    let log = p.log_text();
+    check(problems, !status.success(), || {
+        format!("{what}: the consumer exited 0 instead of refusing")
+    });
+    for needle in needles {
+        check(problems, log.contains(needle), || {
+            format!(
+                "{what}: the error does not say {needle:?}: {}",
+                p.log_tail(5)
+            )
+        });
+    }
+    Ok(())
+}
+
+fn copy_db(from: &Path, to: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let (f, t) = (
+            format!("{}{suffix}", from.display()),
+            format!("{}{suffix}", to.display()),
+        );
+        let _ = std::fs::remove_file(&t);
+        if Path::new(&f).exists() {
+            std::fs::copy(&f, &t).with_context(|| format!("copy {f} to {t}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The restored backup, then a new `--db` and `auto.offset.reset=latest`
+/// against the same group.
+fn restored_backup(
+    cfg: &Config,
+    model: Model,
+    dir: &Path,
+    problems: &mut Vec<String>,
+) -> Result<String> {
+    let kafka = Kafka::shared()?;
+    let n = cfg.events.clamp(30, 30_000);
+    let half = n / 2;
+    let topic = kafka::unique("chaos.restored");
+    kafka.create_topic(&topic, PARTITIONS)?;
+    let dir = dir.join("restored");
+    std::fs::create_dir_all(&dir)?;
+    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts)
+        .run(&cfg.bins, &dir, "producer")?;
+    let cmd = consumer(cfg, SC, model, kafka.bootstrap(), &topic, &dir);
+    let half_arg = half.to_string();
+    let _: ConsumerStats = cmd
+        .spawn(&cfg.bins, 0, &["--max-events", &half_arg])?
+        .wait_success()?;
+    let backup = dir.join("backup.db");
+    copy_db(&cmd.db, &backup)?;
+    let _: ConsumerStats = cmd.spawn(&cfg.bins, 1, &[])?.wait_success()?;
+    let full = row_count(&cmd.db);
+    check(problems, full == n, || {
+        format!("restored: the database held {full} events before the restore, not {n}")
+    });
+
+    copy_db(&backup, &cmd.db)?;
+    let before = row_count(&cmd.db);
+    refused(
+        cfg,
+        &cmd,
+        2,
+        &[],
+        &["went back in time", "--restored-backup"],
+        "restored backup",
+        problems,
+    )?;
+    let after = row_count(&cmd.db);
+    check(problems, after == before, || {
+        format!("restored: the refused restart changed the rows from {before} to {after}")
+    });
+    let again: ConsumerStats = cmd
+        .spawn(&cfg.bins, 3, &["--restored-backup"])?
+        .wait_success()?;
+    let expected = Expected::of(cfg.seed, cfg.accounts, n);
+    let f = verify_all(&[&cmd.db], &expected, 0)?;
+    check(problems, f.exact() && f.events == n, || {
+        format!("restored: after --restored-backup: {}", f.brief())
+    });
+
+    // The same group, a new database, no word of several instances.
+    let mut wrong = cmd.clone();
+    wrong.db = dir.join("mistyped.db");
+    refused(
+        cfg,
+        &wrong,
+        4,
+        &[],
+        &["holds nothing of the partition", "--scale-out", "--group"],
+        "new --db",
+        problems,
+    )?;
+    let stored = row_count(&wrong.db);
+    check(problems, stored == 0, || {
+        format!("new --db: {stored} events stored by a refused start")
+    });
+    // A new group reads everything into it.
+    wrong.group = kafka::unique("chaos-start-positions-fresh");
+    let fresh: ConsumerStats = wrong.spawn(&cfg.bins, 5, &[])?.wait_success()?;
+    let f2 = verify_all(&[&wrong.db], &expected, 0)?;
+    check(problems, f2.exact() && f2.events == n, || {
+        format!("new --db with a new --group: {}", f2.brief())
+    });
+
+    // auto.offset.reset=latest on a first start with a backlog.
+    let mut latest = cmd.clone();
+    latest.db = dir.join("latest.db");
+    latest.group = kafka::unique("chaos-start-positions-latest");
+    refused(
+        cfg,
+        &latest,
+        6,
+        &["-X", "auto.offset.reset=latest"],
+        &["auto.offset.reset=latest is not accepted"],
+        "auto.offset.reset=latest",
+        problems,
+    )?;
+    Ok(format!(
+        "restored: {before} of {n} after the restore, {} re-read; new db: refused, then {} with a new group",
+        again.events_committed, fresh.events_committed
+    ))
+}
+
+/// The topic deleted and created again under the same name, with new
+/// events.
+fn recreated_topic(
+    cfg: &Config,
+    model: Model,
+    dir: &Path,
+    problems: &mut Vec<String>,
+) -> Result<String> {
+    let kafka = Kafka::shared()?;
+    let n = cfg.events.clamp(30, 30_000);
+    let more = (n / 2).max(3);
+    let topic = kafka::unique("chaos.recreated");
+    kafka.create_topic(&topic, PARTITIONS)?;
+    let dir = dir.join("recreated");
+    std::fs::create_dir_all(&dir)?;
+    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
+        &cfg.bins,
+        &dir,
+        "producer-1",
+    )?;
+    let cmd = consumer(cfg, SC, model, kafka.bootstrap(), &topic, &dir);
+    let _: ConsumerStats = cmd.spawn(&cfg.bins, 0, &[])?.wait_success()?;
+
+    delete_topic(kafka.bootstrap(), &topic)?;
+    kafka.create_topic(&topic, PARTITIONS)?;
+    let mut second = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);
+    second.first_id = n + 1;
+    second.run(&cfg.bins, &dir, "producer-2")?;
+
+    refused(
+        cfg,
+        &cmd,
+        1,
+        &[],
+        &[topic.as_str(), "--accept-new-topic"],
+        "recreated topic",
+        problems,
+    )?;
+    let rows = row_count(&cmd.db);
+    check(problems, rows == n, || {
+        format!("recreated: {rows} events after the refused restart, not {n}")
+    });
+    let stats: ConsumerStats = cmd
+        .spawn(&cfg.bins, 2, &["--accept-new-topic"])?
+        .wait_success()?;
+    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, n), (n + 1, more)]);
+    let f = verify_all(&[&cmd.db], &expected, 0)?;
+    check(problems, f.exact() && f.events == n + more, || {
+        format!("recreated: after --accept-new-topic: {}", f.brief())
+    });
+    let resets = store::Store::open(&cmd.db)?.topic_resets()?.len();
+    check(problems, resets == 1, || {
+        format!("recreated: {resets} rows in topic_resets, not 1")
+    });
+    Ok(format!(
+        "recreated: refused, then {} new events stored",
+        stats.events_committed
+    ))
+}
+
+/// A second instance takes one of the first's three partitions; both keep
+/// running while the group's offsets are read.
+fn partial_revocation(
+    cfg: &Config,
+    model: Model,
+    dir: &Path,
+    problems: &mut Vec<String>,
+) -> Result<String> {
+    let kafka = Kafka::shared()?;
+    let n = cfg.events.clamp(30, 30_000);
+    let more = (n / 2).max(3);
+    let topic = kafka::unique("chaos.revoke-one");
+    kafka.create_topic(&topic, PARTITIONS)?;
+    let dir = dir.join("revoke-one");
+    let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d)?;
+        let mut cmd = consumer(cfg, SC, model, kafka.bootstrap(), &topic, &d);
+        cmd.idle_secs = None;
+        cmd.extra.push("--scale-out".into());
+        Ok(cmd)
+    };
+    let a_cmd = instance("a")?;
+    let mut b_cmd = instance("b")?;
+    b_cmd.group = a_cmd.group.clone();
+    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
+        &cfg.bins,
+        &dir,
+        "producer-1",
+    )?;
+    let mut a = a_cmd.spawn(&cfg.bins, 0, &[])?;
+    wait_until(GENEROUS, "the first instance to store the backlog", || {
+        row_count(&a_cmd.db) >= n || a.try_status().is_some()
+    })?;
+    let mut b = b_cmd.spawn(&cfg.bins, 0, &[])?;
+    wait_until(GENEROUS, "the second instance to get a partition", || {
+        b.log_text().contains("assigned 1 partition") || b.try_status().is_some()
+    })?;
+    let mut next = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);
+    next.first_id = n + 1;
+    next.run(&cfg.bins, &dir, "producer-2")?;
+    let total = n + more;
+    wait_until(GENEROUS, "both instances to store everything", || {
+        row_count(&a_cmd.db) + row_count(&b_cmd.db) >= total
+            || a.try_status().is_some()
+            || b.try_status().is_some()
+    })?;
+    // The group's offsets reach the partitions' ends while both run.
+    let ends = testkit::clients::high_watermarks(kafka.bootstrap(), &topic, PARTITIONS)?;
+    let mut last = Default::default();
+    let caught_up = wait_until(
+        Duration::from_secs(20),
+        "the group's offsets at the ends",
+        || {
+            last = group_offsets(kafka.bootstrap(), &a_cmd.group, &topic, PARTITIONS)
+                .unwrap_or_default();
+            last == ends
+        },
+    );
+    check(problems, caught_up.is_ok(), || {
+        format!(
+            "revoke-one: the group's offsets {last:?} are not the partitions' ends {ends:?} (lag) while both instances run"
+        )
+    });
+    a.sigterm();
+    b.sigterm();
+    let _: ConsumerStats = a.wait_success()?;
+    let _: ConsumerStats = b.wait_success()?;
+    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, n), (n + 1, more)]);
+    let f = verify_all(&[&a_cmd.db, &b_cmd.db], &expected, 0)?;
+    check(problems, f.exact() && f.events == total, || {
+        format!("revoke-one: the two databases: {}", f.brief())
+    });
+    Ok(format!(
+        "revoke-one: lag 0 while running: {}",
+        caught_up.is_ok()
+    ))
+}

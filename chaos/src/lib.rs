@@ -413,7 +413,7 @@ pub fn short_run(
     let outcomes = scenarios::run(&cfg, sc);
     for o in &outcomes {
         match &o.skipped {
-            Some(why) => eprintln!("SKIPPED {test}: {why}"),
+            Some(why) => testkit::skip(test, why),
             None => eprintln!("{o}"),
         }
     }

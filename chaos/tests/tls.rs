@@ -81,7 +81,7 @@ impl Secured {
 fn secured(test: &str) -> Option<&'static Secured> {
     static BROKER: OnceLock<Result<Secured, String>> = OnceLock::new();
     if let Err(why) = kafka::available() {
-        eprintln!("SKIPPED {test}: {why:#}");
+        testkit::skip(test, &format!("{why:#}"));
         return None;
     }
     let started = BROKER.get_or_init(|| start().map_err(|e| format!("{e:#}")));

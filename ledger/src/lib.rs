@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use proto::{BankingEvent, EventType, Status};
 use rusqlite::{Connection, OpenFlags};
-use store::{Balance, EventRow, Store, StoreError};
+use store::{Balance, EventRow, GapReason, OffsetGap, Store, StoreError};
 
 /// SQLite's default limit of attached databases.
 pub const MAX_DATABASES: usize = 10;
@@ -216,6 +216,27 @@ impl Ledger {
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql("find events stored twice"))?;
         Ok(rows)
+    }
+
+    /// The hand-overs recorded in these databases whose range was stored by
+    /// a database that is not among them (or by one that was not named):
+    /// until it is given too, the databases do not hold the group's whole
+    /// history. Each with the database that recorded it.
+    pub fn missing_hand_overs(&self) -> Result<Vec<(PathBuf, OffsetGap)>, LedgerError> {
+        let ids: Vec<&str> = self.stores.iter().map(Store::database_id).collect();
+        let mut out = Vec::new();
+        for store in &self.stores {
+            for gap in store.offset_gaps()? {
+                let known = gap
+                    .source_database
+                    .as_deref()
+                    .is_some_and(|d| ids.contains(&d));
+                if gap.reason == GapReason::HandOver.as_str() && !known {
+                    out.push((store.path().to_path_buf(), gap));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Rows, distinct events, events stored twice and the amount sum of
@@ -421,6 +442,26 @@ mod tests {
         }
         store.commit(&batch).unwrap();
         path
+    }
+
+    #[test]
+    fn a_hand_over_from_a_database_not_given_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = db(dir.path(), "a", 0, &[event(1, EventType::Deposit, 10_000_001, 5)]);
+        let b = db(dir.path(), "b", 1, &[event(2, EventType::Deposit, 10_000_001, 5)]);
+        let a_id = Store::open(&a).unwrap().database_id().to_string();
+        Store::open(&b)
+            .unwrap()
+            .record_gap_from("t", 3, 0, 9, GapReason::HandOver, Some(&a_id))
+            .unwrap();
+        let both = Ledger::open(&[a.clone(), b.clone()]).unwrap();
+        // b's first gap (0..1, no source named) is unverifiable; its gap
+        // from a is covered by a.
+        let missing = both.missing_hand_overs().unwrap();
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(missing[0].1.partition, 0);
+        let alone = Ledger::open(&[b]).unwrap();
+        assert_eq!(alone.missing_hand_overs().unwrap().len(), 2);
     }
 
     #[test]

@@ -84,6 +84,22 @@ fn run(cli: Cli) -> Result<()> {
                  ({} extra copies), amount sum {}",
                 s.rows, s.distinct_events, s.stored_twice, s.extra_copies, s.amount_minor_sum
             );
+            let missing = ledger
+                .missing_hand_overs()
+                .context("read the hand-overs")?;
+            for (path, g) in &missing {
+                println!(
+                    "{}: partition {} offsets {}..{} were handed over from {}, which is not \
+                     among these databases",
+                    path.display(),
+                    g.partition,
+                    g.from_offset,
+                    g.to_offset,
+                    g.source_database
+                        .as_deref()
+                        .map_or("an unnamed database".to_string(), |d| format!("database {d}"))
+                );
+            }
             if balances {
                 for b in ledger.balances().context("balances")? {
                     println!(
@@ -91,6 +107,13 @@ fn run(cli: Cli) -> Result<()> {
                         b.account_id, b.currency, b.balance_minor, b.event_count
                     );
                 }
+            }
+            if !missing.is_empty() {
+                anyhow::bail!(
+                    "{} hand-over(s) came from databases not given: the group's history is \
+                     incomplete without them (add each with --db)",
+                    missing.len()
+                );
             }
         }
         Command::Balance { account } => {

@@ -77,7 +77,7 @@ impl Cluster {
     /// when Kafka cannot run here.
     pub fn start_or_skip(test: &str, nodes: usize) -> Option<Cluster> {
         if let Err(why) = kafka::available() {
-            eprintln!("SKIPPED {test}: {why:#}");
+            crate::skip(test, &format!("{why:#}"));
             return None;
         }
         Some(Cluster::start(nodes).expect("start an Apache Kafka cluster"))

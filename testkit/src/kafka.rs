@@ -187,7 +187,7 @@ impl Kafka {
     /// Kafka cannot run here.
     pub fn shared_or_skip(test: &str) -> Option<&'static Kafka> {
         if let Err(why) = available() {
-            eprintln!("SKIPPED {test}: {why:#}");
+            crate::skip(test, &format!("{why:#}"));
             return None;
         }
         Some(Kafka::shared().unwrap_or_else(|e| panic!("{e:#}")))
@@ -229,7 +229,7 @@ impl Kafka {
     /// Kafka cannot run here.
     pub fn start_or_skip(test: &str, options: KafkaOptions) -> Option<Kafka> {
         if let Err(why) = available() {
-            eprintln!("SKIPPED {test}: {why}");
+            crate::skip(test, &why);
             return None;
         }
         Some(Kafka::start(options).expect("start a private Apache Kafka"))

@@ -89,3 +89,17 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind an ephemeral port")
 }
+
+/// The environment variable that turns a skipped end-to-end test into a
+/// failure. `.ci/run` sets it: in CI every guarantee is proven on Apache
+/// Kafka, or the run fails.
+pub const REQUIRE_BROKERS: &str = "BANKING_REQUIRE_BROKERS";
+
+/// Says that `test` cannot run here, and why: `SKIPPED <test>: <why>` on
+/// stderr, or a panic where [`REQUIRE_BROKERS`] is set.
+pub fn skip(test: &str, why: &dyn std::fmt::Display) {
+    if std::env::var_os(REQUIRE_BROKERS).is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test} cannot run here: {why} ({REQUIRE_BROKERS} is set: every end-to-end test must run)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}

@@ -138,7 +138,7 @@ impl Nisshi {
     /// when nisshi is not installed.
     pub fn start_or_skip(test: &str, storage: Storage) -> Option<Nisshi> {
         if let Err(why) = available() {
-            eprintln!("SKIPPED {test}: {why:#}");
+            crate::skip(test, &format!("{why:#}"));
             return None;
         }
         Some(Nisshi::start(storage).expect("start a private Nisshi"))

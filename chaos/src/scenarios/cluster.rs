@@ -558,6 +558,12 @@ fn scale_out_one(
     check(&mut problems, wrong == 0, || {
         format!("{wrong} balances of the databases read as one are wrong")
     });
+    // Every hand-over names a database among these: the union is the
+    // group's whole history.
+    let missing = ledger.missing_hand_overs()?;
+    check(&mut problems, missing.is_empty(), || {
+        format!("hand-overs from databases not among the group's: {missing:?}")
+    });
 
     // The bound: only the instance killed for good hands its partitions
     // over without committing to Kafka first, and what it had stored but

@@ -256,7 +256,10 @@ impl ExactlyOnceContext {
         let current = group::topic_identity(consumer)
             .map_err(|e| unproven(topic, "the topic's metadata", e))?;
         let mut reset = false;
-        match start::check_topic(topic, self.db().topic_identity(topic)?.as_ref(), &current) {
+        // Bound first: a guard in the match's scrutinee would live through
+        // the arms, which lock the database again.
+        let recorded = self.db().topic_identity(topic)?;
+        match start::check_topic(topic, recorded.as_ref(), &current) {
             Ok(true) => self.db().record_topic_identity(topic, &current)?,
             Ok(false) => {}
             Err(refusal) => self.reset_or_refuse(refusal, &current, &mut reset)?,

@@ -8,7 +8,10 @@ use testkit::{Model, kafka};
 #[test]
 fn the_ready_file_is_written_after_the_assignment() {
     if let Err(why) = kafka::available() {
-        testkit::skip("the_ready_file_is_written_after_the_assignment", &format!("{why:#}"));
+        testkit::skip(
+            "the_ready_file_is_written_after_the_assignment",
+            &format!("{why:#}"),
+        );
         return;
     }
     ready_file_check(Model::Push).unwrap_or_else(|e| panic!("{e:#}"));

@@ -447,8 +447,18 @@ mod tests {
     #[test]
     fn a_hand_over_from_a_database_not_given_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let a = db(dir.path(), "a", 0, &[event(1, EventType::Deposit, 10_000_001, 5)]);
-        let b = db(dir.path(), "b", 1, &[event(2, EventType::Deposit, 10_000_001, 5)]);
+        let a = db(
+            dir.path(),
+            "a",
+            0,
+            &[event(1, EventType::Deposit, 10_000_001, 5)],
+        );
+        let b = db(
+            dir.path(),
+            "b",
+            1,
+            &[event(2, EventType::Deposit, 10_000_001, 5)],
+        );
         let a_id = Store::open(&a).unwrap().database_id().to_string();
         Store::open(&b)
             .unwrap()

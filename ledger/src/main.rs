@@ -84,9 +84,7 @@ fn run(cli: Cli) -> Result<()> {
                  ({} extra copies), amount sum {}",
                 s.rows, s.distinct_events, s.stored_twice, s.extra_copies, s.amount_minor_sum
             );
-            let missing = ledger
-                .missing_hand_overs()
-                .context("read the hand-overs")?;
+            let missing = ledger.missing_hand_overs().context("read the hand-overs")?;
             for (path, g) in &missing {
                 println!(
                     "{}: partition {} offsets {}..{} were handed over from {}, which is not \
@@ -97,7 +95,9 @@ fn run(cli: Cli) -> Result<()> {
                     g.to_offset,
                     g.source_database
                         .as_deref()
-                        .map_or("an unnamed database".to_string(), |d| format!("database {d}"))
+                        .map_or("an unnamed database".to_string(), |d| format!(
+                            "database {d}"
+                        ))
                 );
             }
             if balances {

@@ -99,7 +99,9 @@ pub const REQUIRE_BROKERS: &str = "BANKING_REQUIRE_BROKERS";
 /// stderr, or a panic where [`REQUIRE_BROKERS`] is set.
 pub fn skip(test: &str, why: &dyn std::fmt::Display) {
     if std::env::var_os(REQUIRE_BROKERS).is_some_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test} cannot run here: {why} ({REQUIRE_BROKERS} is set: every end-to-end test must run)");
+        panic!(
+            "{test} cannot run here: {why} ({REQUIRE_BROKERS} is set: every end-to-end test must run)"
+        );
     }
     eprintln!("SKIPPED {test}: {why}");
 }

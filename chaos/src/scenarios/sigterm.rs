@@ -2,7 +2,9 @@
 //! consumer must exit 0 within 5 s (the explicit bound, the only
 //! timing any scenario judges) with its open batch committed (rows and
 //! offsets agree, and Kafka holds the same offsets), and a restart must
-//! continue with no gap and no duplicate.
+//! continue with no gap and no duplicate. SIGTERM again while another
+//! process holds the database's write lock: the consumer must be gone
+//! within Docker's 10 s grace with nothing written.
 //!
 //! The first run's batches are larger than the topic and its flush
 //! interval longer than the scenario, so nothing is committed until the
@@ -27,6 +29,10 @@ use crate::{Config, Outcome, Scenario};
 
 /// The bound on the exit after SIGTERM.
 const SIGTERM_BOUND: Duration = Duration::from_secs(5);
+
+/// Docker's default time between SIGTERM and SIGKILL: the bound when the
+/// database is locked by another process.
+const DOCKER_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
@@ -114,8 +120,41 @@ fn one(
         format!("Kafka's offsets {in_kafka:?} differ from the database's {stored:?}")
     });
 
+    // SIGTERM while another process holds the database's write lock: the
+    // open batch cannot commit, and the consumer must still be gone within
+    // Docker's 10 s grace, having written nothing (the batch is read again
+    // at the next start).
+    let mut locked = unbatched.spawn(
+        &cfg.bins,
+        1,
+        &["--batch-size", "1000000", "--flush-interval-ms", "600000"],
+    )?;
+    locked.wait_for_log("assigned ", GENEROUS)?;
+    thread::sleep(Duration::from_secs(1));
+    let lock = rusqlite::Connection::open(db)?;
+    lock.execute_batch("BEGIN IMMEDIATE")?;
+    let signalled = Instant::now();
+    locked.sigterm();
+    let locked_status = locked.wait(Duration::from_secs(60));
+    let locked_took = signalled.elapsed();
+    lock.execute_batch("COMMIT")?;
+    drop(lock);
+    locked_status?;
+    check(&mut problems, locked_took <= DOCKER_GRACE, || {
+        format!(
+            "took {locked_took:?} to exit after SIGTERM with the database locked: {}",
+            locked.log_tail(5)
+        )
+    });
+    let after_locked = row_count(db);
+    check(&mut problems, after_locked == at_signal, || {
+        format!(
+            "{after_locked} rows after the locked SIGTERM, not {at_signal}: something was written"
+        )
+    });
+
     background.finished()?;
-    let stats: ConsumerStats = cmd.spawn(&cfg.bins, 1, &[])?.wait_success()?;
+    let stats: ConsumerStats = cmd.spawn(&cfg.bins, 2, &[])?.wait_success()?;
     let f = verify(db, expected, 0)?;
     exactness(&f, n, &mut problems);
     let second = stats.events_committed;
@@ -129,9 +168,10 @@ fn one(
         Scenario::Sigterm,
         model.name(),
         format!(
-            "events {} at_signal {at_signal} exit_after_sigterm_s {:.2} kafka_offsets_match {} {}",
+            "events {} at_signal {at_signal} exit_after_sigterm_s {:.2} locked_exit_s {:.2} kafka_offsets_match {} {}",
             f.events,
             took.as_secs_f64(),
+            locked_took.as_secs_f64(),
             in_kafka == stored,
             f.brief()
         ),

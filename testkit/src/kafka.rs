@@ -42,27 +42,25 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::settings::{CLUSTER_ID, Replication};
 use crate::{Broker, free_port, repo_root};
 
-/// The compose file's `CLUSTER_ID`: any fixed base64 UUID.
-const CLUSTER_ID: &str = "b4nk1ngEv3ntsPipe1ineQ";
 /// Heap of a test broker: tests hold little data, and several brokers may
 /// run at once on a small machine.
 const TEST_HEAP: &str = "-Xmx512m";
+/// Kafka's own start script's JVM options (`bin/kafka-run-class.sh`).
+const JVM_OPTS: &[&str] = &[
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+];
 /// Longest wait for the JVM to serve clients.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The Apache Kafka version: the `apache/kafka` image tag in
-/// `docker-compose.yml`.
-pub fn version() -> Result<String> {
-    let compose = repo_root().join("docker-compose.yml");
-    let text =
-        fs::read_to_string(&compose).with_context(|| format!("read {}", compose.display()))?;
-    text.split_whitespace()
-        .find_map(|w| w.trim_matches('"').strip_prefix("apache/kafka:"))
-        .map(str::to_string)
-        .context("docker-compose.yml names no apache/kafka image")
-}
+pub use crate::settings::version;
 
 static HOME: OnceLock<PathBuf> = OnceLock::new();
 
@@ -136,6 +134,13 @@ pub struct KafkaOptions {
     /// SCRAM credentials written by the storage format tool:
     /// `(mechanism, user, password)`, e.g. `("SCRAM-SHA-512", "alice", "…")`.
     pub scram: Vec<(String, String, String)>,
+    /// The address the listeners bind (default `127.0.0.1`).
+    pub host: Option<String>,
+    /// The JVM's heap options, e.g. `-Xms1g -Xmx1g` (default `-Xmx512m`).
+    pub heap: Option<String>,
+    /// Nodes of the cluster this broker belongs to: the replication rule
+    /// ([`Replication::for_nodes`]); 0 is one.
+    pub nodes: usize,
 }
 
 /// This node's place in a KRaft quorum: its id, its controller port and
@@ -157,6 +162,25 @@ impl Node {
             voters: format!("1@127.0.0.1:{controller_port}"),
         }
     }
+
+    /// Node `id` of `count` nodes on `host`, whose controllers listen on
+    /// `controller_port(i)` for node `i`.
+    pub(crate) fn of(
+        id: u32,
+        count: u32,
+        host: &str,
+        controller_port: impl Fn(u32) -> u16,
+    ) -> Node {
+        let voters = (1..=count)
+            .map(|i| format!("{i}@{host}:{}", controller_port(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        Node {
+            id,
+            controller_port: controller_port(id),
+            voters,
+        }
+    }
 }
 
 /// A local Apache Kafka broker; killed on drop.
@@ -166,6 +190,7 @@ pub struct Kafka {
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     libs: PathBuf,
+    heap: String,
     child: Option<Child>,
 }
 
@@ -265,15 +290,16 @@ impl Kafka {
         temp: Option<tempfile::TempDir>,
     ) -> Result<Kafka> {
         let libs = available()?;
+        let host = options.host.as_deref().unwrap_or("127.0.0.1");
         let port = options.port.unwrap_or_else(free_port);
         let controller = node.controller_port;
-        let mut listeners = vec![("PLAINTEXT".to_string(), format!("127.0.0.1:{port}"))];
+        let mut listeners = vec![("PLAINTEXT".to_string(), format!("{host}:{port}"))];
         let mut protocols = vec![
             "CONTROLLER:PLAINTEXT".to_string(),
             "PLAINTEXT:PLAINTEXT".to_string(),
         ];
         for (name, protocol) in &options.listeners {
-            listeners.push((name.clone(), format!("127.0.0.1:{}", free_port())));
+            listeners.push((name.clone(), format!("{host}:{}", free_port())));
             protocols.push(format!("{name}:{protocol}"));
         }
         let listed = |with_controller: bool| {
@@ -282,63 +308,51 @@ impl Kafka {
                 .map(|(n, a)| format!("{n}://{a}"))
                 .collect();
             if with_controller {
-                v.push(format!("CONTROLLER://127.0.0.1:{controller}"));
+                v.push(format!("CONTROLLER://{host}:{controller}"));
             }
             v.join(",")
         };
         let mut props = vec![
-            ("process.roles".to_string(), "broker,controller".to_string()),
-            ("node.id".into(), node.id.to_string()),
+            ("node.id".to_string(), node.id.to_string()),
             ("controller.quorum.voters".into(), node.voters.clone()),
-            ("controller.listener.names".into(), "CONTROLLER".into()),
             ("listeners".into(), listed(true)),
             ("advertised.listeners".into(), listed(false)),
             ("listener.security.protocol.map".into(), protocols.join(",")),
-            ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
             ("log.dirs".into(), dir.join("data").display().to_string()),
-            ("offsets.topic.replication.factor".into(), "1".into()),
-            (
-                "transaction.state.log.replication.factor".into(),
-                "1".into(),
-            ),
-            ("transaction.state.log.min.isr".into(), "1".into()),
-            (
-                "share.coordinator.state.topic.replication.factor".into(),
-                "1".into(),
-            ),
-            ("share.coordinator.state.topic.min.isr".into(), "1".into()),
-            ("default.replication.factor".into(), "1".into()),
-            ("group.initial.rebalance.delay.ms".into(), "0".into()),
-            ("auto.create.topics.enable".into(), "false".into()),
         ];
+        props.extend(crate::settings::settings(options.nodes.max(1)));
         props.extend(options.properties.iter().cloned());
         let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         fs::create_dir_all(dir.join("logs"))?;
         fs::write(dir.join("server.properties"), text)?;
 
-        let mut format = java(&libs, dir, "-Xmx256m");
-        format.args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c"]);
-        format.arg(dir.join("server.properties"));
-        for (mechanism, user, password) in &options.scram {
-            format
-                .arg("--add-scram")
-                .arg(format!("{mechanism}=[name={user},password={password}]"));
-        }
-        let out = format.output().context("run Kafka's storage format tool")?;
-        if !out.status.success() {
-            bail!(
-                "kafka-storage format failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        // Formatted once: a node started again keeps its log.
+        if !dir.join("data/meta.properties").is_file() {
+            let mut format = java(&libs, dir, "-Xmx256m");
+            format.args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c"]);
+            format.arg(dir.join("server.properties"));
+            for (mechanism, user, password) in &options.scram {
+                format
+                    .arg("--add-scram")
+                    .arg(format!("{mechanism}=[name={user},password={password}]"));
+            }
+            let out = format.output().context("run Kafka's storage format tool")?;
+            if !out.status.success() {
+                bail!(
+                    "kafka-storage format failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
 
         Ok(Kafka {
-            bootstrap: format!("127.0.0.1:{port}"),
+            bootstrap: format!("{host}:{port}"),
             listeners,
             dir: dir.to_path_buf(),
             _temp: temp,
             libs,
+            heap: options.heap.unwrap_or_else(|| TEST_HEAP.to_string()),
             child: None,
         })
     }
@@ -353,20 +367,32 @@ impl Kafka {
     /// Starts the JVM without waiting: the nodes of a cluster start
     /// together, since none serves before a quorum of them runs.
     pub(crate) fn launch(&mut self) -> Result<()> {
+        self.launch_as(crate::procs::Lifetime::Thread)
+    }
+
+    /// [`Kafka::launch`], the JVM living as `lifetime` says.
+    pub(crate) fn launch_as(&mut self, lifetime: crate::procs::Lifetime) -> Result<()> {
         if self.child.is_some() {
             bail!("the broker is running");
         }
         let _ = fs::remove_file(self.dir.join("logs/server.log"));
         let stdout = File::create(self.dir.join("logs/stdout.log"))?;
-        let mut cmd = java(&self.libs, &self.dir, TEST_HEAP);
-        cmd.args(["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "kafka.Kafka"])
+        let mut cmd = java(&self.libs, &self.dir, &self.heap);
+        cmd.args(JVM_OPTS)
+            .arg("kafka.Kafka")
             .arg(self.dir.join("server.properties"))
             .stdin(Stdio::null())
             .stdout(stdout.try_clone()?)
             .stderr(stdout);
-        crate::procs::die_with_parent_thread(&mut cmd);
+        lifetime.apply(&mut cmd);
         self.child = Some(cmd.spawn().context("start java kafka.Kafka")?);
         Ok(())
+    }
+
+    /// Lets the JVM run on after this guard (and the process) is gone;
+    /// returns its process id.
+    pub(crate) fn detach(&mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// Waits until the launched JVM serves clients; kills it on failure.
@@ -471,7 +497,7 @@ impl Drop for Kafka {
 /// `java` with the broker's class path and log settings.
 fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
     let mut cmd = Command::new("java");
-    cmd.arg(heap)
+    cmd.args(heap.split_whitespace())
         .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
         .arg(format!(
             "-Dlog4j2.configurationFile={}",
@@ -490,24 +516,45 @@ fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
 /// (an existing topic is fine), then waits until every partition has a
 /// leader.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    create_replicated_topic(bootstrap, topic, partitions, 1, &[])
+    create_replicated_topic(bootstrap, topic, partitions, Replication::for_nodes(1))
 }
 
-/// [`create_topic`] with `replicas` replicas per partition and topic
-/// settings `config` (e.g. `min.insync.replicas`).
+/// [`create_topic`] with the replicas and `min.insync.replicas` of
+/// `replication`; fails when the topic exists with another number of
+/// partitions.
 pub fn create_replicated_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
-    replicas: i32,
-    config: &[(&str, &str)],
+    replication: Replication,
 ) -> Result<()> {
+    let have = ensure_topic(bootstrap, topic, partitions, replication)?;
+    if have != partitions {
+        bail!("topic {topic} exists with {have} partitions, not {partitions}");
+    }
+    Ok(())
+}
+
+/// The one topic creation: creates `topic` (replicated as `replication`
+/// says) unless it exists, waits until every partition has a leader, and
+/// returns how many partitions it has (an existing topic keeps its own).
+pub fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: Replication,
+) -> Result<i32> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .context("create an admin client")?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
-    for (k, v) in config {
+    let mut new = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication.replicas),
+    );
+    let config = replication.topic_config();
+    for (k, v) in &config {
         new = new.set(k, v);
     }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -527,10 +574,10 @@ pub fn create_replicated_topic(
         if let Ok(md) = md {
             if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
                 if t.error().is_none()
-                    && t.partitions().len() == partitions as usize
+                    && !t.partitions().is_empty()
                     && t.partitions().iter().all(|p| p.leader() >= 0)
                 {
-                    return Ok(());
+                    return Ok(t.partitions().len() as i32);
                 }
             }
         }

@@ -515,3 +515,33 @@ pub fn die_with_parent_thread(cmd: &mut Command) {
         });
     }
 }
+
+/// How long a broker process lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Until the thread that started it ends ([`die_with_parent_thread`]):
+    /// the tests' brokers.
+    Thread,
+    /// On its own, in a session of its own, until stopped: the brokers of
+    /// `scripts/broker.sh`, which outlive the command that started them.
+    Detached,
+}
+
+impl Lifetime {
+    /// Sets `cmd` up to start a process that lives this long.
+    pub fn apply(self, cmd: &mut Command) {
+        match self {
+            Lifetime::Thread => die_with_parent_thread(cmd),
+            Lifetime::Detached => {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: setsid is async-signal-safe; between fork and exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::setsid();
+                        Ok(())
+                    });
+                }
+            }
+        }
+    }
+}

@@ -13,31 +13,26 @@ start makes sure a broker runs, creates topic T (default banking.events, N
 partitions, default $PARTITIONS or 6) unless --no-topic, and prints the
 bootstrap address as the last line of stdout, alone (the rest goes to stderr):
     BROKERS=$(scripts/broker.sh start | tail -1)
-The broker, in this order: one started earlier from RUN_DIR that still runs;
+The broker: one started earlier from RUN_DIR that still runs; else
 KAFKA_BROKERS when it answers (kind kafka-env, nothing started or created);
-Docker when `docker info` answers and BROKER_PORT is 9092 (`docker compose up
--d --wait kafka`, kind docker; when that fails, e.g. the image cannot be
-pulled, the reason in one line and the next kind); Apache Kafka, the version of
-docker-compose.yml's image, from Maven Central's jars (kind kafka, installed by
-scripts/setup.sh), one JVM per node in KRaft combined mode with the compose
-file's settings; else Nisshi, the embedded Rust broker (kind nisshi, installed
-when missing, ~20-45 minutes once). --fresh deletes the stored log first.
---nodes N: N local Kafka nodes, node I on BROKER_PORT + 2(I-1), its controller
-one above, replication min(N, 3), min.insync.replicas one fewer.
-start/stop/kill NODE act on one node of that cluster; stop stops what start
-started (never a broker it did not start); status exits 0 when it answers.
-
-Files in RUN_DIR: kind (kafka-env|docker|kafka|nisshi), version, address,
-pid or pid-I (while it runs), nodes, heap, storage, owned (docker), kafka/ or
-kafka-I/ (server.properties, data/, logs/), nisshi.log, nisshi.db.
+else Docker when `docker info` answers and BROKER_PORT is 9092 (kind docker;
+when `docker compose up` fails, e.g. the image cannot be pulled, the reason in
+one line and the next kind); else Apache Kafka, docker-compose.yml's version,
+from Maven Central's jars (kind kafka; scripts/setup.sh installs them), one JVM
+per node with the compose file's settings; else Nisshi, the embedded Rust
+broker (kind nisshi, installed when missing, ~20-45 minutes once). --fresh
+deletes the stored log first. --nodes N: N Kafka nodes, node I on BROKER_PORT
++ 2(I-1), replication min(N, 3), min.insync.replicas one fewer. NODE commands
+act on one node of it; stop stops only what start started; status exits 0
+when the broker answers. Files in RUN_DIR: kind, version, address, pid or
+pid-I (while it runs), nodes, heap, storage, owned (docker), kafka[-I]/.
 
 Environment: KAFKA_BROKERS; BROKER_KIND (auto, kafka-env, docker, kafka,
-nisshi); BROKER_HOST (127.0.0.1); BROKER_PORT (9092); KAFKA_CONTROLLER_PORT
-(BROKER_PORT + 1); KAFKA_HEAP ("-Xms1g -Xmx1g"); KAFKA_HOME_DIR (the jars);
-RUN_DIR (<repo>/.run/broker, or .run/broker-<port> off 9092); NISSHI,
-NISSHI_STORAGE (memory or sqlite); BROKER_BIN (the `broker` binary: default
-BIN_DIR/broker, else built by cargo build --release -p testkit --bin broker).
-The `broker` binary does the local kinds: `broker --help`.
+nisshi); BROKER_HOST (127.0.0.1); BROKER_PORT (9092); KAFKA_CONTROLLER_PORT;
+KAFKA_HEAP ("-Xms1g -Xmx1g"); KAFKA_HOME_DIR; RUN_DIR (<repo>/.run/broker, or
+.run/broker-<port> off 9092); NISSHI, NISSHI_STORAGE (memory or sqlite);
+BROKER_BIN (default BIN_DIR/broker, else cargo build --release -p testkit
+--bin broker). The local kinds are the `broker` binary's: `broker --help`.
 EOF
 }
 
@@ -48,11 +43,7 @@ COMPOSE_FILE_PATH="$REPO_ROOT/docker-compose.yml"
 DOCKER_PORT="${DOCKER_PORT:-9092}"
 BROKER_KIND="${BROKER_KIND:-auto}"
 BROKER_PORT="${BROKER_PORT:-9092}"
-if [[ "$BROKER_PORT" == 9092 ]]; then
-    RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker}"
-else
-    RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker-$BROKER_PORT}"
-fi
+RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker$([[ "$BROKER_PORT" == 9092 ]] || echo "-$BROKER_PORT")}"
 [[ "$RUN_DIR" = /* ]] || RUN_DIR="$PWD/$RUN_DIR"
 export BROKER_PORT RUN_DIR
 # shellcheck source=lib/kafka.sh
@@ -61,10 +52,7 @@ source "$SCRIPT_DIR/lib/kafka.sh"
 source "$SCRIPT_DIR/lib/nisshi.sh"
 
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+die() { log "error: $*" && exit 1; }
 state() { cat "$RUN_DIR/$1" 2>/dev/null || true; }
 # broker ARGS...: the `broker` binary (exec'd when the first argument is exec).
 broker() {
@@ -97,7 +85,7 @@ docker_available() {
 # Brings the compose file's kafka service up; on failure says why in one line
 # (the last line docker printed) and returns 1.
 start_docker() {
-    local owned=yes err why
+    local owned=yes why
     if [[ -n "$(compose ps -q --status running kafka 2>/dev/null)" ]] &&
         ! [[ "$(state kind)" == docker && "$(state owned)" == yes ]]; then
         owned=no
@@ -105,18 +93,13 @@ start_docker() {
     fi
     log "using Docker: docker compose up -d --wait kafka"
     mkdir -p "$RUN_DIR"
-    err=$(mktemp)
-    # Only the broker: --wait counts the exited one-shot kafka-init as a
-    # failure (docker/compose#10596).
-    if ! compose up -d --wait kafka 2>"$err" >&2; then
-        why=$(grep -v '^[[:space:]]*$' "$err" | tail -n 1)
-        rm -f "$err"
-        log "Docker could not start Kafka: ${why:-docker compose up failed}"
-        return 1
+    # Only kafka: --wait counts the exited kafka-init as failed (compose#10596).
+    if ! compose up -d --wait kafka 2>"$RUN_DIR/docker.log" >&2; then
+        why=$(grep -v '^[[:space:]]*$' "$RUN_DIR/docker.log" | tail -n 1)
+        log "Docker could not start Kafka: ${why:-docker compose up failed}" && return 1
     fi
-    rm -f "$err"
     printf 'docker\n' >"$RUN_DIR/kind"
-    grep -m1 -oE 'apache/kafka:[0-9][0-9A-Za-z._-]*' "$COMPOSE_FILE_PATH" >"$RUN_DIR/version" || true
+    printf 'apache/kafka:%s\n' "$(kafka_version)" >"$RUN_DIR/version"
     printf 'localhost:%s\n' "$DOCKER_PORT" >"$RUN_DIR/address"
     printf '%s\n' "$owned" >"$RUN_DIR/owned"
     rm -f "$RUN_DIR/pid"
@@ -166,20 +149,17 @@ cmd_start() {
     case "$BROKER_KIND" in auto | kafka-env | docker | kafka | nisshi) ;; *)
         die "BROKER_KIND must be auto, kafka-env, docker, kafka or nisshi, got '$BROKER_KIND'" ;;
     esac
-    local kind
-    kind=$(state kind)
+    local kind && kind=$(state kind)
     if [[ "$kind" =~ ^(kafka|nisshi)$ && "$BROKER_KIND" =~ ^(auto|$kind)$ ]] && broker running; then
         broker exec start --kind "$kind" "$@"
     fi
     if [[ -n "${KAFKA_BROKERS:-}" && "$BROKER_KIND" =~ ^(auto|kafka-env)$ ]] && broker answers "$KAFKA_BROKERS"; then
         log "using the broker at KAFKA_BROKERS=$KAFKA_BROKERS (it answers)"
         mkdir -p "$RUN_DIR" && rm -f "$RUN_DIR/pid" "$RUN_DIR/owned"
-        printf 'kafka-env\n' >"$RUN_DIR/kind"
-        printf 'external broker (KAFKA_BROKERS), version not probed\n' >"$RUN_DIR/version"
+        printf 'kafka-env\n' >"$RUN_DIR/kind" && echo 'external broker (KAFKA_BROKERS), version not probed' >"$RUN_DIR/version"
         printf '%s\n' "$KAFKA_BROKERS" >"$RUN_DIR/address"
         [[ "$make_topic" == no ]] || log "external broker: not creating topic $topic; the producer's --partitions flag creates it"
-        state address
-        return 0
+        state address && return 0
     fi
     [[ "$BROKER_KIND" != kafka-env ]] || die "BROKER_KIND=kafka-env but no broker answers at KAFKA_BROKERS='${KAFKA_BROKERS:-}'"
     [[ -z "${KAFKA_BROKERS:-}" ]] || log "KAFKA_BROKERS=$KAFKA_BROKERS does not answer; starting a broker instead"
@@ -187,9 +167,7 @@ cmd_start() {
         docker_available || die "BROKER_KIND=docker but no Docker engine answers ('docker info' failed) or 'docker compose' is missing"
         [[ "$BROKER_PORT" == "$DOCKER_PORT" ]] || die "docker-compose.yml serves port $DOCKER_PORT only; unset BROKER_PORT or use BROKER_KIND=kafka"
         start_docker || die "BROKER_KIND=docker: Docker could not start Kafka (see above)"
-    elif [[ "$BROKER_KIND" == auto && "$BROKER_PORT" == "$DOCKER_PORT" ]] && docker_available && start_docker; then
-        :
-    else
+    elif ! { [[ "$BROKER_KIND" == auto && "$BROKER_PORT" == "$DOCKER_PORT" ]] && docker_available && start_docker; }; then
         kind=$(local_kind) || exit 1
         broker exec start --kind "$kind" "$@"
     fi

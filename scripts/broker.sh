@@ -105,11 +105,6 @@ start_docker() {
     rm -f "$RUN_DIR/pid"
 }
 
-docker_topic() {
-    compose exec -T kafka /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 \
-        --create --if-not-exists --topic "$1" --partitions "$2" --replication-factor 1 >&2
-}
-
 # --- the local kinds ---------------------------------------------------------
 
 # The local kind to start: kafka where Java and the jars are (or can be
@@ -171,7 +166,7 @@ cmd_start() {
         kind=$(local_kind) || exit 1
         broker exec start --kind "$kind" "$@"
     fi
-    [[ "$make_topic" == no ]] || docker_topic "$topic" "$partitions"
+    [[ "$make_topic" == no ]] || broker topic "$topic" --partitions "$partitions"
     log "broker kind: docker ($(state version))"
     state address
 }
@@ -181,7 +176,6 @@ main() {
     [[ $# -gt 0 ]] && shift
     case "$cmd:$(state kind)" in
         start:*) cmd_start "$@" ;;
-        topic:docker) docker_topic "${1:?topic NAME}" "${3:-${PARTITIONS:-6}}" ;;
         topic:kafka-env) log "external broker (KAFKA_BROKERS): not creating topic ${1:-}; the producer's --partitions flag creates it" ;;
         stop:docker)
             if [[ "$(state owned)" == yes ]]; then

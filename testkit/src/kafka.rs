@@ -544,6 +544,30 @@ pub fn ensure_topic(
     partitions: i32,
     replication: Replication,
 ) -> Result<i32> {
+    make_topic(bootstrap, topic, partitions, replication, false)
+}
+
+/// Creates `topic` with `partitions` partitions (one replica), failing
+/// when it exists already (a benchmark phase needs an empty one), and
+/// waits until every partition has a leader.
+pub fn create_new_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    make_topic(
+        bootstrap,
+        topic,
+        partitions,
+        Replication::for_nodes(1),
+        true,
+    )
+    .map(drop)
+}
+
+fn make_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: Replication,
+    new_only: bool,
+) -> Result<i32> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -562,8 +586,12 @@ pub fn ensure_topic(
         .with_context(|| format!("create topic {topic}"))?;
     for r in results {
         match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => bail!("create topic {name}: {code}"),
+            Ok(_) => {}
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if new_only => {
+                bail!("topic {name} exists already on {bootstrap}; a fresh one is needed")
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("create topic {name} on {bootstrap}: {code}"),
         }
     }
     let deadline = Instant::now() + Duration::from_secs(60);

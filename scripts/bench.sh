@@ -159,7 +159,7 @@ log "broker: $brokers ($(cat "$RUN_DIR/kind" 2>/dev/null || echo unknown), $(cat
 # Given first, so a --consumer-property of the user's own comes after it.
 per_broker=()
 case "$(cat "$RUN_DIR/kind" 2>/dev/null || true)" in
-    nisshi | tansu)
+    nisshi)
         per_broker=(--consumer-property fetch.wait.max.ms=5)
         log "embedded broker: the consumers get fetch.wait.max.ms=5 (it holds every fetch that long)"
         ;;

@@ -175,7 +175,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // A broker that has just started is slower than one that has taken
     // some load: Apache Kafka's JVM spent 1.2 cores compiling through the
     // first live phase of a run that did not warm it up (p50 at 2k/s 14.6
-    // ms), and on Tansu the first of two identical runs was the slower one.
+    // ms), and on the embedded broker the first of two identical runs was the
+    // slower one.
     // Warm it up on a throw-away topic before anything is measured.
     if !(args.skip_backlog && rates.is_empty()) {
         let warm = args.events.clamp(1, 1_000_000);
@@ -191,18 +192,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // On the embedded broker (Tansu, Nisshi) the live phases come first: its
-    // in-memory engine slows down as it holds more. Tansu's lists every
-    // stored batch on each fetch, and after the backlog phase it holds over
-    // 20M events, which measured ~10 ms more at p99 at 20k/s; Nisshi 0.8.1
-    // after a 2M-event backlog gave p99 2.2-2.4 s at 20k/s. A property of
-    // that broker, not of either consumer.
+    // On the embedded broker (Nisshi) the live phases come first: its
+    // in-memory engine slows down as it holds more; after a 2M-event backlog
+    // Nisshi 0.8.1 gave p99 2.2-2.4 s at 20k/s. A property of that broker,
+    // not of either consumer.
     // Apache Kafka indexes its log and does not slow down as it fills, but
     // its JVM keeps compiling through the first minute of load: after only
     // the warm-up above it still took a core at 2k/s (p50 9.6-9.8 ms, against
     // 5-6 ms on a broker that had run for minutes), so there the backlog
     // phase comes first and the live phases meet a broker in steady state.
-    let live_first = matches!(ctx.record.broker.kind.as_str(), "tansu" | "nisshi");
+    let live_first = ctx.record.broker.kind == "nisshi";
     let live_phases = |ctx: &mut Ctx<'_>| {
         for &rate in &rates {
             if let Err(e) = live(ctx, rate) {
@@ -499,7 +498,7 @@ fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
 
     // The producer's raw ceiling is measured in two halves, one right before
     // the producer and one right after, each on a throw-away topic deleted
-    // at once: the broker drifts as it fills (Tansu's memory engine slows
+    // at once: the broker drifts as it fills (an in-memory engine slows
     // down), and a ceiling taken on one side only would favour or handicap
     // the producer by that drift.
     let raw_half = |ctx: &mut Ctx<'_>, name: &str, count: u64| {

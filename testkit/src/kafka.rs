@@ -30,20 +30,16 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
 
-use crate::settings::{CLUSTER_ID, Replication};
-use crate::{Broker, free_port, repo_root};
+use crate::settings::CLUSTER_ID;
+use crate::{Broker, free_port};
 
 /// Heap of a test broker: tests hold little data, and several brokers may
 /// run at once on a small machine.
@@ -62,51 +58,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub use crate::settings::version;
 
-static HOME: OnceLock<PathBuf> = OnceLock::new();
-
-/// Makes `dir` the installation to use instead of [`home`]'s rule (the
-/// fault suite's `--kafka-home`); only before the first broker starts.
-pub fn set_home(dir: &Path) {
-    let _ = HOME.set(dir.to_path_buf());
-}
-
-/// Where `scripts/setup.sh` installs the jars: [`set_home`]'s directory,
-/// `$KAFKA_HOME_DIR`, or `~/.cache/banking-pipeline/kafka-<version>`.
-pub fn home() -> Result<PathBuf> {
-    if let Some(dir) = HOME.get() {
-        return Ok(dir.clone());
-    }
-    if let Some(dir) = std::env::var_os("KAFKA_HOME_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .context("neither XDG_CACHE_HOME nor HOME is set")?;
-    Ok(cache
-        .join("banking-pipeline")
-        .join(format!("kafka-{}", version()?)))
-}
-
-/// `Ok` when a broker can be started here, else why not.
-pub fn available() -> Result<PathBuf> {
-    let home = home()?;
-    if !home.join(".complete").is_file() {
-        bail!(
-            "Apache Kafka is not installed in {} (scripts/setup.sh installs it; CI runs it)",
-            home.display()
-        );
-    }
-    let java = Command::new("java")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !java.is_ok_and(|s| s.success()) {
-        bail!("java is not on PATH (scripts/setup.sh installs OpenJDK 17)");
-    }
-    Ok(home.join("libs"))
-}
+mod install;
+use install::java;
+pub use install::{available, home, set_home};
 
 /// A name no other test of this process uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
@@ -494,127 +448,7 @@ impl Drop for Kafka {
     }
 }
 
-/// `java` with the broker's class path and log settings.
-fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
-    let mut cmd = Command::new("java");
-    cmd.args(heap.split_whitespace())
-        .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            repo_root()
-                .join("scripts/kafka/log4j2.properties")
-                .display()
-        ))
-        .arg("-Djava.awt.headless=true")
-        .arg("-cp")
-        .arg(format!("{}/*", libs.display()))
-        .current_dir(dir);
-    cmd
-}
-
-/// Creates `topic` on the broker at `bootstrap` through the admin API
-/// (an existing topic is fine), then waits until every partition has a
-/// leader.
-pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    create_replicated_topic(bootstrap, topic, partitions, Replication::for_nodes(1))
-}
-
-/// [`create_topic`] with the replicas and `min.insync.replicas` of
-/// `replication`; fails when the topic exists with another number of
-/// partitions.
-pub fn create_replicated_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: Replication,
-) -> Result<()> {
-    let have = ensure_topic(bootstrap, topic, partitions, replication)?;
-    if have != partitions {
-        bail!("topic {topic} exists with {have} partitions, not {partitions}");
-    }
-    Ok(())
-}
-
-/// The one topic creation: creates `topic` (replicated as `replication`
-/// says) unless it exists, waits until every partition has a leader, and
-/// returns how many partitions it has (an existing topic keeps its own).
-pub fn ensure_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: Replication,
-) -> Result<i32> {
-    make_topic(bootstrap, topic, partitions, replication, false)
-}
-
-/// Creates `topic` with `partitions` partitions (one replica), failing
-/// when it exists already (a benchmark phase needs an empty one), and
-/// waits until every partition has a leader.
-pub fn create_new_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    make_topic(
-        bootstrap,
-        topic,
-        partitions,
-        Replication::for_nodes(1),
-        true,
-    )
-    .map(drop)
-}
-
-fn make_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: Replication,
-    new_only: bool,
-) -> Result<i32> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("create an admin client")?;
-    let mut new = NewTopic::new(
-        topic,
-        partitions,
-        TopicReplication::Fixed(replication.replicas),
-    );
-    let config = replication.topic_config();
-    for (k, v) in &config {
-        new = new.set(k, v);
-    }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
-        .with_context(|| format!("create topic {topic}"))?;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if new_only => {
-                bail!("topic {name} exists already on {bootstrap}; a fresh one is needed")
-            }
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => bail!("create topic {name} on {bootstrap}: {code}"),
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let md = admin
-            .inner()
-            .fetch_metadata(Some(topic), Duration::from_secs(5));
-        if let Ok(md) = md {
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none()
-                    && !t.partitions().is_empty()
-                    && t.partitions().iter().all(|p| p.leader() >= 0)
-                {
-                    return Ok(t.partitions().len() as i32);
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!("topic {topic} has no leaders after 60 s");
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use crate::topics::{create_new_topic, create_replicated_topic, create_topic, ensure_topic};
 
 static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
 
@@ -630,52 +464,4 @@ pub fn remove_at_exit(dir: &Path) {
     at_exit::remove(dir.to_path_buf());
 }
 
-/// What happens when the process exits: process-wide brokers are killed,
-/// then their temporary directories (and the others registered) removed.
-mod at_exit {
-    use super::*;
-
-    static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());
-    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-
-    fn register() {
-        REGISTER.call_once(|| {
-            // SAFETY: registers a plain function with the C runtime.
-            unsafe { libc::atexit(run) };
-        });
-    }
-
-    pub(super) fn stop(kafka: &'static Kafka) {
-        register();
-        BROKERS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(kafka);
-        if kafka._temp.is_some() {
-            remove(kafka.dir.clone());
-        }
-    }
-
-    pub(super) fn remove(dir: PathBuf) {
-        register();
-        DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
-    }
-
-    extern "C" fn run() {
-        let brokers = std::mem::take(&mut *BROKERS.lock().unwrap_or_else(|e| e.into_inner()));
-        for kafka in brokers {
-            if let Some(pid) = kafka.pid() {
-                // SAFETY: kill(2) and waitpid(2) on the broker this process
-                // started and has not reaped.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
-                }
-            }
-        }
-        for dir in std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
-            let _ = fs::remove_dir_all(dir);
-        }
-    }
-}
+mod at_exit;

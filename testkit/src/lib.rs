@@ -42,6 +42,7 @@ pub use common::stats::{ConsumerStats, ProducerStats};
 pub use producer;
 
 pub mod bins;
+pub mod brokerproc;
 pub mod clients;
 pub mod cluster;
 pub mod kafka;
@@ -51,6 +52,7 @@ pub mod mock;
 pub mod nisshi;
 pub mod procs;
 pub mod settings;
+pub mod topics;
 pub mod verify;
 
 pub use bins::{Bins, Model};

@@ -11,7 +11,6 @@
 //! signal and what it stores is exactly its open batch, committed on the
 //! way out.
 
-use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 use testkit::ConsumerStats;
@@ -19,9 +18,9 @@ use testkit::ConsumerStats;
 use anyhow::Result;
 use testkit::procs::GENEROUS;
 use testkit::verify::{row_count, stored_offsets};
-use testkit::{Expected, Model, group_offsets, verify};
+use testkit::{Model, group_offsets, verify};
 
-use super::{Background, check, consumer, exactness, while_producing};
+use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 /// The bound on the exit after SIGTERM.
@@ -34,28 +33,12 @@ const DOCKER_GRACE: Duration = Duration::from_secs(10);
 /// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 10 s of production: the signal comes while events arrive.
-    while_producing(cfg, Scenario::Sigterm, 10, |s, m| {
-        one(
-            cfg,
-            m,
-            &s.brokers,
-            &s.topic,
-            &s.dir,
-            &s.expected,
-            s.background,
-        )
-    })
+    while_producing(cfg, Scenario::Sigterm, 10, |s, m| one(cfg, m, s))
 }
 
-fn one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &Path,
-    expected: &Expected,
-    background: &Background,
-) -> Result<Outcome> {
+fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir) = (s.brokers.as_str(), s.topic.as_str(), s.dir.as_path());
+    let (expected, background) = (&s.expected, s.background);
     let n = cfg.events;
     let cmd = consumer(cfg, Scenario::Sigterm, model, brokers, topic, dir);
     let db = &cmd.db;

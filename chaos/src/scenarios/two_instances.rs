@@ -5,15 +5,14 @@
 //! has the offsets from before it gave them away: it must resume from the
 //! group's newer offsets, not read the second one's events again.
 
-use std::path::Path;
 use testkit::ConsumerStats;
 
 use anyhow::Result;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{row_count, stored_ids};
-use testkit::{Expected, Model, verify_all};
+use testkit::{Model, verify_all};
 
-use super::{Background, check, consumer, exactness, while_producing};
+use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 /// Runs the scenario for every consumer at once, each with its own group,
@@ -21,28 +20,12 @@ use crate::{Config, Outcome, Scenario};
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 12 s of production, so that the second instance joins, and the
     // group rebalances, while events are still arriving.
-    while_producing(cfg, Scenario::TwoInstances, 12, |s, m| {
-        one(
-            cfg,
-            m,
-            &s.brokers,
-            &s.topic,
-            &s.dir,
-            &s.expected,
-            s.background,
-        )
-    })
+    while_producing(cfg, Scenario::TwoInstances, 12, |s, m| one(cfg, m, s))
 }
 
-fn one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &Path,
-    expected: &Expected,
-    background: &Background,
-) -> Result<Outcome> {
+fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir) = (s.brokers.as_str(), s.topic.as_str(), s.dir.as_path());
+    let (expected, background) = (&s.expected, s.background);
     let n = cfg.events;
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
         let sub = dir.join(format!("{}-{name}", model.name()));

@@ -80,7 +80,7 @@ elif [[ "$mode" == help && -x "$default_bin_dir/bench" ]]; then
     BIN_DIR=$default_bin_dir
 else
     command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (or set BIN_DIR to prebuilt binaries)"
-    packages=(-p bench)
+    packages=(-p bench -p testkit)
     if [[ "$mode" == run ]]; then
         packages+=(-p producer -p consumer-pull -p consumer-push)
     fi
@@ -94,6 +94,7 @@ else
     log "build done in $((SECONDS - build_started)) s"
     BIN_DIR=$default_bin_dir
 fi
+export BIN_DIR
 BENCH="$BIN_DIR/bench"
 [[ -x "$BENCH" ]] || die "$BENCH is missing; build it with cargo build --release -p bench"
 
@@ -158,7 +159,7 @@ log "broker: $brokers ($(cat "$RUN_DIR/kind" 2>/dev/null || echo unknown), $(cat
 # Given first, so a --consumer-property of the user's own comes after it.
 per_broker=()
 case "$(cat "$RUN_DIR/kind" 2>/dev/null || true)" in
-    nisshi | tansu)
+    nisshi)
         per_broker=(--consumer-property fetch.wait.max.ms=5)
         log "embedded broker: the consumers get fetch.wait.max.ms=5 (it holds every fetch that long)"
         ;;

@@ -27,8 +27,6 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-# shellcheck source=lib/kafka.sh
-. "$SCRIPT_DIR/lib/kafka.sh"
 
 log() { printf 'chaos.sh: %s\n' "$*" >&2; }
 die() {
@@ -49,6 +47,5 @@ fi
 for bin in chaos producer consumer-pull consumer-push; do
     [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build with: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
 done
-kafka_installed || log "Apache Kafka is not installed in $(kafka_home) (or java is missing): run scripts/setup.sh; the scenarios that need a broker will be SKIPPED"
 export BIN_DIR
-exec "$BIN_DIR/chaos" --kafka-home "$(kafka_home)" "$@"
+exec "$BIN_DIR/chaos" "$@"

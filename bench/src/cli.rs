@@ -23,7 +23,7 @@ use crate::{ceilings, queries, run, verify};
 scripts/bench.sh, which builds the binaries and provides a broker; `bench run` does the work: \
 a warm-up of the broker, the backlog phase (producer, then each consumer draining alone, the \
 two consumer ceilings, the producer's raw ceiling, the store queries) and the live phase at \
-several rates (on Tansu the live phase comes first, while it holds little), verification of \
+several rates (on the embedded broker the live phase comes first, while it holds little), verification of \
 every database, and report.md / results.json / SVG pictures in the output directory.",
     // scripts/bench.sh gives --brokers and friends first; the user's own
     // flags, after them, win.

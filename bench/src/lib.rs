@@ -5,7 +5,7 @@
 //! `consumer-pull`, `consumer-push`) as child processes against one broker,
 //! so every figure is what a user would get from those binaries:
 //!
-//! 1. **live**, first, while the broker holds little (Tansu's in-memory
+//! 1. **live**, first, while the broker holds little (an in-memory
 //!    engine slows down as it fills): at each of several rates, both
 //!    consumers run while the producer emits at that rate for a fixed time,
 //!    and report per-event end-to-end latency;

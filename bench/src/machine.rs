@@ -70,7 +70,7 @@ impl Machine {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BrokerInfo {
     /// `kafka` (a local Apache Kafka), `nisshi` (the embedded Rust
-    /// broker; `tansu` in runs made before it), `docker`, `kafka-env`, or
+    /// broker), `docker`, `kafka-env`, or
     /// `unknown`.
     pub kind: String,
     /// e.g. `Apache Kafka 4.3.1`.

@@ -41,52 +41,20 @@ use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};
 
-/// The binaries a run starts.
-#[derive(Debug, Clone)]
-pub struct Bins {
-    /// `producer`.
-    pub producer: PathBuf,
-    /// `consumer-pull`.
-    pub pull: PathBuf,
-    /// `consumer-push`.
-    pub push: PathBuf,
-    /// This binary, for the ceilings.
-    pub bench: PathBuf,
-}
+mod backlog;
+mod live;
 
-impl Bins {
-    /// Finds the three pipeline binaries in `dir`; says which are missing
-    /// and how to build them.
-    pub fn locate(dir: &Path) -> anyhow::Result<Bins> {
-        let bench = std::env::current_exe().context("cannot locate the bench binary")?;
-        let bins = Bins {
-            producer: dir.join("producer"),
-            pull: dir.join("consumer-pull"),
-            push: dir.join("consumer-push"),
-            bench,
-        };
-        let missing: Vec<String> = [&bins.producer, &bins.pull, &bins.push]
-            .into_iter()
-            .filter(|p| !p.is_file())
-            .map(|p| p.display().to_string())
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "missing binaries: {}. Build them with `cargo build --release -p producer \
-                 -p consumer-pull -p consumer-push -p bench` (scripts/bench.sh does) or \
-                 point --bin-dir / BIN_DIR at a directory that has them",
-                missing.join(", ")
-            );
-        }
-        Ok(bins)
-    }
-}
+use backlog::{backlog, raw_to_throwaway_topic};
+use live::{live, live_phase, saturation};
 
 struct Ctx<'a> {
     args: &'a RunArgs,
     settings: &'a Settings,
     out: PathBuf,
-    bins: Bins,
+    /// `producer`, `consumer-pull`, `consumer-push` (testkit's one lookup).
+    bins: testkit::Bins,
+    /// This binary, for the ceilings.
+    bench: PathBuf,
     record: RunRecord,
     checks: Vec<Check>,
     started: Instant,
@@ -115,7 +83,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
     };
-    let bins = Bins::locate(&bin_dir)?;
+    let bins = testkit::Bins::in_dir(&bin_dir)?;
+    let bench = std::env::current_exe().context("cannot locate the bench binary")?;
     let rates = args.live_rates();
     let run_id = format!("bench.{compact}.{}", std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
@@ -151,6 +120,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         settings,
         out: out.clone(),
         bins,
+        bench,
         record,
         checks: Vec::new(),
         started: Instant::now(),
@@ -175,7 +145,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // A broker that has just started is slower than one that has taken
     // some load: Apache Kafka's JVM spent 1.2 cores compiling through the
     // first live phase of a run that did not warm it up (p50 at 2k/s 14.6
-    // ms), and on Tansu the first of two identical runs was the slower one.
+    // ms), and on the embedded broker the first of two identical runs was the
+    // slower one.
     // Warm it up on a throw-away topic before anything is measured.
     if !(args.skip_backlog && rates.is_empty()) {
         let warm = args.events.clamp(1, 1_000_000);
@@ -191,18 +162,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // On the embedded broker (Tansu, Nisshi) the live phases come first: its
-    // in-memory engine slows down as it holds more. Tansu's lists every
-    // stored batch on each fetch, and after the backlog phase it holds over
-    // 20M events, which measured ~10 ms more at p99 at 20k/s; Nisshi 0.8.1
-    // after a 2M-event backlog gave p99 2.2-2.4 s at 20k/s. A property of
-    // that broker, not of either consumer.
+    // On the embedded broker (Nisshi) the live phases come first: its
+    // in-memory engine slows down as it holds more; after a 2M-event backlog
+    // Nisshi 0.8.1 gave p99 2.2-2.4 s at 20k/s. A property of that broker,
+    // not of either consumer.
     // Apache Kafka indexes its log and does not slow down as it fills, but
     // its JVM keeps compiling through the first minute of load: after only
     // the warm-up above it still took a core at 2k/s (p50 9.6-9.8 ms, against
     // 5-6 ms on a broker that had run for minutes), so there the backlog
     // phase comes first and the live phases meet a broker in steady state.
-    let live_first = matches!(ctx.record.broker.kind.as_str(), "tansu" | "nisshi");
+    let live_first = ctx.record.broker.kind == "nisshi";
     let live_phases = |ctx: &mut Ctx<'_>| {
         for &rate in &rates {
             if let Err(e) = live(ctx, rate) {
@@ -367,7 +336,7 @@ impl Ctx<'_> {
         let log = dir.join(format!("{name}.log"));
         procs::run(
             name,
-            &self.bins.producer,
+            &self.bins.producer(),
             &args,
             &log,
             producer_limit(count, rate),
@@ -381,13 +350,10 @@ impl Ctx<'_> {
         dir: &Path,
         job: &ConsumerJob<'_>,
     ) -> anyhow::Result<procs::Running> {
-        let bin = match model {
-            Model::Pull => &self.bins.pull,
-            Model::Push => &self.bins.push,
-        };
+        let bin = self.bins.consumer(model);
         let args = self.settings.consumer_argv(model, job)?;
         let log = dir.join(format!("{}.log", model.name()));
-        procs::spawn(model.name(), bin, &args, &log)
+        procs::spawn(model.name(), &bin, &args, &log)
     }
 
     /// Runs `bench SUBCOMMAND` with `args` in a process of its own.
@@ -401,7 +367,7 @@ impl Ctx<'_> {
     ) -> anyhow::Result<Finished> {
         let mut argv_ = vec![OsString::from(subcommand)];
         argv_.extend(argv(args)?);
-        procs::run(name, &self.bins.bench, &argv_, log, limit)
+        procs::run(name, &self.bench, &argv_, log, limit)
     }
 
     /// Records a finished process; an error when it failed.
@@ -473,435 +439,6 @@ fn drain_limit(count: u64) -> Duration {
     Duration::from_secs(300 + count / 5_000)
 }
 
-/// `producer --raw` with `count` events into a throw-away topic, deleted
-/// afterwards whatever happened; stats and log in `dir` as `{name}.json`
-/// and `{name}.log`.
-fn raw_to_throwaway_topic(
-    ctx: &Ctx<'_>,
-    dir: &Path,
-    name: &str,
-    count: u64,
-) -> anyhow::Result<Finished> {
-    let topic = ctx.topic(name);
-    ctx.create_topic(&topic)?;
-    let f = ctx.producer(dir, name, &topic, count, 0, true);
-    topics::delete(&ctx.settings.brokers, &topic);
-    f
-}
-
-fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
-    let phase = "backlog";
-    let n = ctx.args.events;
-    let dir = ctx.out.join(phase);
-    std::fs::create_dir_all(&dir)?;
-    let topic = ctx.topic(phase);
-    let skip_ceilings = ctx.args.skip_ceilings;
-
-    // The producer's raw ceiling is measured in two halves, one right before
-    // the producer and one right after, each on a throw-away topic deleted
-    // at once: the broker drifts as it fills (Tansu's memory engine slows
-    // down), and a ceiling taken on one side only would favour or handicap
-    // the producer by that drift.
-    let raw_half = |ctx: &mut Ctx<'_>, name: &str, count: u64| {
-        if skip_ceilings || count == 0 {
-            return;
-        }
-        let r = ctx.step(
-            phase,
-            &format!("producer --raw: raw ceiling, {count} pre-encoded events to a throw-away topic ({name})"),
-            |ctx| {
-                let f = raw_to_throwaway_topic(ctx, &dir, name, count)?;
-                ctx.finished(phase, &f)?;
-                let p: ProducerStats = read_json(&dir.join(format!("{name}.json")))?;
-                eprintln!("    raw ceiling {:.0} events/s", p.events_per_second);
-                Ok(())
-            },
-        );
-        if let Err(e) = r {
-            ctx.fail(format!("producer raw ceiling ({name}): {e:#}"));
-        }
-    };
-    raw_half(ctx, "producer-raw-before", n / 2);
-
-    let produced: ProducerStats = ctx.step(
-        phase,
-        &format!("producer writes {n} events as fast as it can"),
-        |ctx| {
-            ctx.create_topic(&topic)?;
-            let f = ctx.producer(&dir, "producer", &topic, n, 0, false)?;
-            ctx.finished(phase, &f)?;
-            let p: ProducerStats = read_json(&dir.join("producer.json"))?;
-            eprintln!(
-                "    acknowledged {} events in {:.2}s: {:.0} events/s",
-                p.events_acknowledged, p.wall_seconds, p.events_per_second
-            );
-            Ok(p)
-        },
-    )?;
-    let acked = produced.events_acknowledged;
-
-    raw_half(ctx, "producer-raw-after", n - n / 2);
-    if !skip_ceilings {
-        if let Some(raw) = crate::results::RawProducer::read(&dir)? {
-            eprintln!(
-                "    raw ceiling over both halves {:.0} events/s; the producer reached {:.0}% of it",
-                raw.events_per_second,
-                100.0 * produced.events_per_second / raw.events_per_second.max(1e-9)
-            );
-        }
-    }
-
-    // The store's insert ceiling, like the producer's, is measured in two
-    // halves into one scratch database: the first half right before the
-    // drains, the second (continuing it) right after them, so that the
-    // machine's drift (it is shared) weighs on both sides alike. Measured
-    // once after the drains, it came out 5-9% below a consumer that had
-    // just stored the same events, while alone it measured 10-20% above.
-    //
-    // The bare-SQLite ceiling (the same rows into one table with one
-    // b-tree, nothing else) is measured the same way, its halves inside the
-    // store's: store, bare, drains, bare, store.
-    let scratch = dir.join("store-ceiling.db");
-    let bare_scratch = dir.join("bare-ceiling.db");
-    let first_id = produced.first_event_id.max(1);
-    let store_half = |ctx: &mut Ctx<'_>, name: &str, count: u64, skip: u64| {
-        if skip_ceilings || count == 0 {
-            return;
-        }
-        let bare = name.starts_with("bare-");
-        let (db, subcommand, what) = if bare {
-            (&bare_scratch, "ceiling-bare", "bare SQLite insert")
-        } else {
-            (&scratch, "ceiling-store", "store insert")
-        };
-        let r = ctx.step(
-            phase,
-            &format!("ceiling: {what} of {count} of the same events, no Kafka ({name})"),
-            |ctx| {
-                if skip == 0 {
-                    remove_db(db);
-                }
-                let stats = dir.join(format!("{name}.json"));
-                let args = ctx
-                    .settings
-                    .store_ceiling(db, count, skip, first_id, &stats);
-                let log = dir.join(format!("{name}.log"));
-                let f = ctx.bench(name, subcommand, &args, &log, drain_limit(count))?;
-                ctx.finished(phase, &f)
-            },
-        );
-        if let Err(e) = r {
-            ctx.fail(format!("{what} ceiling ({name}): {e:#}"));
-        }
-    };
-    store_half(ctx, "store-insert-before", n / 2, 0);
-    store_half(ctx, "bare-sqlite-before", n / 2, 0);
-
-    for model in Model::ALL {
-        let name = model.name();
-        let r = ctx.step(
-            phase,
-            &format!("consumer-{name} drains {acked} events alone into {phase}/{name}.db"),
-            |ctx| {
-                let group = format!("{}.{name}.{phase}", ctx.run_id);
-                let job = ConsumerJob {
-                    topic: &topic,
-                    group: &group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: None,
-                    max_events: acked,
-                    idle_s: 5,
-                };
-                let f = ctx.consumer(model, &dir, &job)?.wait(drain_limit(acked))?;
-                ctx.record_db(phase, name, &job.db);
-                ctx.finished(phase, &f)?;
-                let s: ConsumerStats = read_json(&job.stats)?;
-                eprintln!(
-                    "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
-                    s.events_committed,
-                    s.wall_seconds,
-                    s.events_per_second,
-                    s.cpu_seconds,
-                    s.max_rss_bytes as f64 / 1e6
-                );
-                Ok(())
-            },
-        );
-        if let Err(e) = r {
-            ctx.fail(format!("consumer-{name} backlog drain: {e:#}"));
-        }
-    }
-
-    if !skip_ceilings {
-        let r = ctx.step(
-            phase,
-            "ceiling: raw consume (BaseConsumer, consumers' settings, fresh group, decode only)",
-            |ctx| {
-                let group = format!("{}.raw-consume", ctx.run_id);
-                let stats = dir.join("raw-consume.json");
-                let args = ctx.settings.raw_consume(&topic, &group, acked, &stats);
-                let log = dir.join("raw-consume.log");
-                let f = ctx.bench(
-                    "raw-consume",
-                    "ceiling-consume",
-                    &args,
-                    &log,
-                    drain_limit(acked),
-                )?;
-                ctx.finished(phase, &f)
-            },
-        );
-        if let Err(e) = r {
-            ctx.fail(format!("raw consume ceiling: {e:#}"));
-        }
-        store_half(ctx, "bare-sqlite-after", n - n / 2, n / 2);
-        store_half(ctx, "store-insert-after", n - n / 2, n / 2);
-        if !ctx.args.keep_scratch_db {
-            remove_db(&scratch);
-            remove_db(&bare_scratch);
-        }
-    }
-    topics::delete(&ctx.settings.brokers, &topic);
-
-    ctx.step(phase, "verification of pull.db and push.db", |ctx| {
-        ctx.verify_phase(phase, &dir)
-    })?;
-
-    let pull_db = dir.join("pull.db");
-    if pull_db.is_file() {
-        let r = ctx.step(
-            phase,
-            "store queries on pull.db (after ensure_query_index)",
-            |ctx| {
-                // A child process, for the same reason as the verification.
-                let json = ctx.out.join("queries.json");
-                let args = QueryArgs {
-                    db: pull_db.clone(),
-                    accounts: ctx.settings.accounts,
-                    samples: ctx.args.query_samples,
-                    stats_json: Some(json.clone()),
-                };
-                let log = dir.join("queries.log");
-                let f = ctx.bench("queries", "queries", &args, &log, Duration::from_secs(3600))?;
-                ctx.finished(phase, &f)?;
-                let q: queries::QueryStats = read_json(&json)?;
-                eprintln!(
-                    "    index built in {:.1}s; 50 latest events p99 {:.3} ms; balance p99 {:.3} ms",
-                    q.index_build_seconds, q.latest_events_50.p99_ms, q.account_balance.p99_ms
-                );
-                Ok(())
-            },
-        );
-        if let Err(e) = r {
-            ctx.fail(format!("store queries: {e:#}"));
-        }
-    }
-    Ok(())
-}
-
-fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
-    live_phase(ctx, "live", rate)
-}
-
-/// The saturation sweep: live steps (`saturation-<rate>`) at offered rates
-/// doubling from `--saturation-start`, while at least one consumer keeps
-/// pace ([`crate::results::keeps_pace`]; a p99 above the bound alone does
-/// not end the sweep, so the picture shows latency across the whole
-/// range) and the producer can offer the rate.
-fn saturation(ctx: &mut Ctx<'_>) {
-    let args = ctx.args;
-    let bound = args.saturation_p99_ms;
-    let mut rate = args.saturation_start;
-    let mut holding = [true, true];
-    while rate <= args.saturation_max {
-        if let Err(e) = live_phase(ctx, "saturation", rate) {
-            ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
-            break;
-        }
-        let step = match live_step(ctx, rate) {
-            Ok(s) => s,
-            Err(e) => {
-                ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
-                break;
-            }
-        };
-        let mut said = Vec::new();
-        for (i, (model, f)) in [("pull", step.pull.as_ref()), ("push", step.push.as_ref())]
-            .into_iter()
-            .enumerate()
-        {
-            holding[i] = holding[i] && crate::results::keeps_pace(&step, f);
-            let verdict = if !crate::results::offered(&step) {
-                "not offered the rate".to_string()
-            } else if crate::results::sustains(&step, f, bound) {
-                "sustains it".to_string()
-            } else if holding[i] {
-                format!("keeps pace, p99 above {bound} ms")
-            } else {
-                "falls behind".to_string()
-            };
-            said.push(format!("{model} {verdict}"));
-        }
-        eprintln!(
-            "    saturation at {rate}/s: producer {:.0}/s; {}",
-            step.producer_events_per_second,
-            said.join(", ")
-        );
-        if !crate::results::offered(&step) {
-            eprintln!("    the producer could not offer {rate}/s: the sweep ends here");
-            break;
-        }
-        if !holding.iter().any(|h| *h) {
-            break;
-        }
-        rate = rate.saturating_mul(2);
-    }
-}
-
-/// The figures of one finished saturation step, read from its directory.
-fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
-    let dir = ctx.out.join(format!("saturation-{rate}"));
-    let p: ProducerStats = read_json(&dir.join("producer.json"))?;
-    let figures = |model: &str| -> Option<crate::results::Figures> {
-        let s: ConsumerStats = read_json(&dir.join(format!("{model}.json"))).ok()?;
-        let phase = format!("saturation-{rate}");
-        Some(crate::results::Figures {
-            events: s.events_committed,
-            wall_seconds: s.wall_seconds,
-            events_per_second: s.events_per_second,
-            latency_us: s.latency_us,
-            verification: verify::verdict_of(&ctx.checks, &phase, model).into(),
-            ..Default::default()
-        })
-    };
-    Ok(crate::results::LiveResult {
-        rate,
-        duration_s: ctx.args.duration,
-        produced: p.events_acknowledged,
-        producer_events_per_second: p.events_per_second,
-        pull: figures("pull"),
-        push: figures("push"),
-        ..Default::default()
-    })
-}
-
-/// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups
-/// while the producer emits `rate` events/s for `--duration` seconds.
-fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::Result<()> {
-    let phase = format!("{prefix}-{rate}");
-    let dir = ctx.out.join(&phase);
-    std::fs::create_dir_all(&dir)?;
-    let topic = ctx.topic(&phase);
-    let duration = ctx.args.duration;
-    let warmup = ctx.args.warmup;
-    let count = (rate * duration).max(1);
-    let r = ctx.step(
-        &phase,
-        &format!(
-            "both consumers live while the producer emits {rate} events/s for {duration} s ({count} events)"
-        ),
-        |ctx| {
-            ctx.create_topic(&topic)?;
-            // Idle must outlast the warm-up: the consumers see an empty,
-            // drained topic until the producer starts.
-            let idle = warmup + 15;
-            let mut running = Vec::new();
-            let mut ready = Vec::new();
-            for model in Model::ALL {
-                let name = model.name();
-                let group = format!("{}.{name}.{phase}", ctx.run_id);
-                let job = ConsumerJob {
-                    topic: &topic,
-                    group: &group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: Some(dir.join(format!("{name}.ready"))),
-                    max_events: count,
-                    idle_s: idle,
-                };
-                let consumer = ctx.consumer(model, &dir, &job)?;
-                ready.push((job.ready.expect("set above"), consumer.id()));
-                running.push(consumer);
-            }
-            eprintln!(
-                "    consumers started; the producer starts once both are ready (at most {warmup} s)"
-            );
-            let until = Instant::now() + Duration::from_secs(warmup);
-            while Instant::now() < until {
-                if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
-                    eprintln!("    {} exited during the warm-up", r.name());
-                    break;
-                }
-                let is_ready =
-                    |(file, pid): &(PathBuf, u32)| Ready::read(file).is_some_and(|r| r.pid == *pid);
-                if ready.iter().all(is_ready) {
-                    // Let them send their first fetch before the first
-                    // event exists.
-                    std::thread::sleep(READY_MARGIN);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let produced = ctx.producer(&dir, "producer", &topic, count, rate, false);
-            let limit = Duration::from_secs(warmup + duration + 180);
-            let mut errors = Vec::new();
-            let produced = match produced {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    errors.push(format!("{e:#}"));
-                    None
-                }
-            };
-            let producer_ok = produced.as_ref().is_some_and(Finished::ok);
-            for r in running {
-                // Without a producer nothing will arrive: stop them now.
-                let f = if producer_ok {
-                    r.wait(limit)?
-                } else {
-                    r.stop()?
-                };
-                let name = f.name.clone();
-                ctx.record_db(&phase, &name, &dir.join(format!("{name}.db")));
-                if let Err(e) = ctx.finished(&phase, &f) {
-                    errors.push(format!("{e:#}"));
-                }
-            }
-            if let Some(f) = &produced
-                && let Err(e) = ctx.finished(&phase, f)
-            {
-                errors.push(format!("{e:#}"));
-            }
-            for model in verify::MODELS {
-                if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
-                    let ms = |us: u64| us as f64 / 1e3;
-                    let l = s.latency_us;
-                    eprintln!(
-                        "    {model}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-                        s.events_committed,
-                        ms(l.p50),
-                        ms(l.p99),
-                        ms(l.p999),
-                        ms(l.max)
-                    );
-                }
-            }
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                bail!("{}", errors.join("; "))
-            }
-        },
-    );
-    topics::delete(&ctx.settings.brokers, &topic);
-    if dir.join("producer.json").is_file() {
-        ctx.step(&phase, "verification of pull.db and push.db", |ctx| {
-            ctx.verify_phase(&phase, &dir)
-        })?;
-    }
-    r
-}
-
 /// `(YYYY-MM-DDTHH:MM:SSZ, YYYYMMDD-HHMMSS)` in UTC.
 pub fn utc(t: SystemTime) -> (String, String) {
     let secs = t
@@ -926,10 +463,6 @@ pub fn utc(t: SystemTime) -> (String, String) {
         format!("{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}"),
     )
 }
-
-/// After both consumers are ready (partitions assigned and positioned):
-/// time for their first fetches, before the live producer starts.
-const READY_MARGIN: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

@@ -1,14 +1,13 @@
-//! Fresh topics for each run and phase, created and deleted through the
-//! Kafka admin API, so it works the same on Tansu, Apache Kafka in Docker and
-//! an external broker.
+//! Fresh topics for each run and phase, created (testkit's one topic
+//! creation) and deleted through the Kafka admin API, so it works the same
+//! on any broker: local, in Docker or external.
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::error::RDKafkaErrorCode;
 
 fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
     ClientConfig::new()
@@ -26,24 +25,11 @@ fn options() -> AdminOptions {
 /// topic that exists already is an error: every run and phase must start
 /// from an empty topic.
 pub fn create(brokers: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
-    let admin = admin(brokers)?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = futures::executor::block_on(admin.create_topics([&topic], &options()))
-        .with_context(|| format!("cannot create topic {name} on {brokers}"))?;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                bail!("topic {t} exists already on {brokers}; the benchmark needs a fresh one")
-            }
-            Err((t, code)) => bail!("cannot create topic {t} on {brokers}: {code}"),
-        }
-    }
-    Ok(())
+    testkit::kafka::create_new_topic(brokers, name, partitions)
 }
 
-/// Deletes `name`, to give the broker its memory back (Tansu's in-memory
-/// engine keeps every message). Failure is only logged: a leftover topic
+/// Deletes `name`, to give the broker its memory and disk back (an
+/// in-memory engine keeps every message). Failure is only logged: a leftover topic
 /// costs memory, not correctness.
 pub fn delete(brokers: &str, name: &str) {
     let result = admin(brokers).and_then(|admin| {

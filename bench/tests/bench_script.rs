@@ -49,11 +49,11 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
         return;
     }
     let bins = bin_dir();
-    for b in ["producer", "consumer-pull", "consumer-push"] {
+    for b in ["producer", "consumer-pull", "consumer-push", "broker"] {
         assert!(
             bins.join(b).is_file(),
             "{} is missing: this test runs the real binaries; build them with \
-             `cargo build -p producer -p consumer-pull -p consumer-push` \
+             `cargo build -p producer -p consumer-pull -p consumer-push -p testkit` \
              (or run `cargo test --workspace`, which builds every binary)",
             bins.join(b).display()
         );

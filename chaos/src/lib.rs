@@ -441,7 +441,7 @@ mod tests {
         for kind in [BrokerKind::Kafka, BrokerKind::Nisshi, BrokerKind::Mock] {
             assert_eq!(BrokerKind::parse(kind.name()).unwrap(), kind);
         }
-        let err = BrokerKind::parse("tansu").unwrap_err().to_string();
-        assert!(err.contains("tansu") && err.contains("nisshi"), "{err}");
+        let err = BrokerKind::parse("redpanda").unwrap_err().to_string();
+        assert!(err.contains("redpanda") && err.contains("nisshi"), "{err}");
     }
 }

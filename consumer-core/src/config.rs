@@ -24,7 +24,7 @@ use crate::error::ConsumerError;
 ///   4096` as that cap, which bounds memory whatever the backlog. The cap
 ///   counts payload bytes only; librdkafka's own per-message overhead
 ///   roughly triples it for ~120-byte events (measured, 10M backlog on
-///   Tansu: peak RSS ~290 MiB with 16 MiB, ~232 MiB with 8 MiB, ~180 MiB
+///   the embedded broker: peak RSS ~290 MiB with 16 MiB, ~232 MiB with 8 MiB, ~180 MiB
 ///   with 4 MiB, throughput within the run-to-run noise). 4 MiB is still
 ///   ~33,000 events, more than a full batch, and with `fetch.min.bytes=1`
 ///   a refill is a few milliseconds away.
@@ -42,16 +42,16 @@ use crate::error::ConsumerError;
 ///   against 0.04 for the broker alone), with 100 ms 0.07; on a 2-core
 ///   machine that CPU is taken from the consumers (measured on Apache Kafka
 ///   4.3.1). The embedded broker holds every fetch for the full wait even
-///   when data is there (Tansu 0.6 did, Nisshi 0.8.1 does), so it needs
+///   when data is there (Nisshi 0.8.1 does), so it needs
 ///   `-X fetch.wait.max.ms=5` (the bench gives it there): measured with
-///   Tansu 0.6, live 20k events/s p50 ~500 -> ~20 ms, raw consume +60-80%;
-///   with Nisshi 0.8.1 (in memory), live 4k events/s p50 153 -> 16 ms with
+///   Nisshi 0.8.1 (in memory), live 4k events/s p50 153 -> 16 ms with
 ///   5 ms instead of 500.
 /// - `fetch.error.backoff.ms=10` (librdkafka: 500): after a fetch error the
-///   partition is fetched again 10 ms later instead of 500. Tansu 0.6
-///   answered many fetches with an error (empty or refused), and without
-///   this live latency showed 500 ms stalls (p99 ~640 ms instead of ~30 ms
-///   at 20k events/s). Nisshi 0.8.1 shows no such stalls (live 4k events/s:
+///   partition is fetched again 10 ms later instead of 500. A broker that
+///   answers many fetches with an error (empty or refused) otherwise shows
+///   500 ms stalls in live latency (measured on an earlier embedded broker:
+///   p99 ~640 ms instead of ~30 ms at 20k events/s). Nisshi 0.8.1 shows no
+///   such stalls (live 4k events/s:
 ///   p50 16 ms either way); kept, as it bounds the pause after a real
 ///   fetch error on any broker.
 /// - `partition.assignment.strategy=cooperative-sticky`: a rebalance only

@@ -31,7 +31,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -48,10 +48,7 @@ use crate::error::ConsumerError;
 use crate::group::{self, unproven};
 use crate::pending::PendingOffsets;
 use crate::start::{self, Allowed, Facts, Refusal, Start};
-
-/// Per kind of global librdkafka error: when it was last logged, and how
-/// many repeats were not logged since.
-type GlobalErrorLog = HashMap<String, (Option<Instant>, u64)>;
+use crate::throttle::{Throttle, held_back};
 
 /// At most one log line per kind of global librdkafka error in this time.
 const GLOBAL_ERROR_EVERY: Duration = Duration::from_secs(5);
@@ -79,8 +76,8 @@ pub struct ExactlyOnceContext {
     flags: StartFlags,
     fatal: Mutex<Option<ConsumerError>>,
     has_fatal: AtomicBool,
-    commit_warned: Mutex<Option<Instant>>,
-    global_errors: Mutex<GlobalErrorLog>,
+    commit_warned: Mutex<Throttle>,
+    global_errors: Mutex<Throttle>,
 }
 
 impl std::fmt::Debug for ExactlyOnceContext {
@@ -115,8 +112,8 @@ impl ExactlyOnceContext {
             flags,
             fatal: Mutex::new(None),
             has_fatal: AtomicBool::new(false),
-            commit_warned: Mutex::new(None),
-            global_errors: Mutex::new(GlobalErrorLog::new()),
+            commit_warned: Mutex::new(Throttle::new(Duration::from_secs(10))),
+            global_errors: Mutex::new(Throttle::new(GLOBAL_ERROR_EVERY)),
         }
     }
 
@@ -481,23 +478,9 @@ impl ClientContext for ExactlyOnceContext {
                     None => error.to_string(),
                 };
                 let mut seen = self.global_errors.lock().unwrap_or_else(|e| e.into_inner());
-                let slot = seen.entry(kind).or_insert((None, 0));
-                match slot.0 {
-                    Some(t) if t.elapsed() < GLOBAL_ERROR_EVERY => {
-                        slot.1 += 1;
-                        debug!("librdkafka: {error}: {reason}");
-                    }
-                    _ => {
-                        let repeats = std::mem::take(&mut slot.1);
-                        slot.0 = Some(Instant::now());
-                        if repeats > 0 {
-                            warn!(
-                                "librdkafka: {error}: {reason} ({repeats} more like it since the last such line)"
-                            );
-                        } else {
-                            warn!("librdkafka: {error}: {reason}");
-                        }
-                    }
+                match seen.pass(&kind) {
+                    None => debug!("librdkafka: {error}: {reason}"),
+                    Some(held) => warn!("librdkafka: {error}: {reason}{}", held_back(held)),
                 }
             }
         }
@@ -545,10 +528,9 @@ impl ConsumerContext for ExactlyOnceContext {
                     e,
                     KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress)
                 );
-                if rebalancing || last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+                if rebalancing || last.pass("commit").is_none() {
                     debug!("committing offsets to Kafka failed (informational copy): {e}");
                 } else {
-                    *last = Some(Instant::now());
                     warn!("committing offsets to Kafka failed (informational copy): {e}");
                 }
             }

@@ -48,11 +48,12 @@ pub mod ready;
 pub mod shutdown;
 pub mod start;
 pub mod stats;
+pub mod throttle;
 pub mod writer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
@@ -324,9 +325,17 @@ impl Pipeline {
 /// (a broker briefly unreachable, a topic not there yet, ...) librdkafka
 /// recovers from by itself, so they are logged, each kind at most every
 /// ten seconds.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KafkaErrors {
-    last_logged: BTreeMap<String, (Instant, u64)>,
+    logged: throttle::Throttle,
+}
+
+impl Default for KafkaErrors {
+    fn default() -> KafkaErrors {
+        KafkaErrors {
+            logged: throttle::Throttle::new(Duration::from_secs(10)),
+        }
+    }
 }
 
 impl KafkaErrors {
@@ -336,20 +345,8 @@ impl KafkaErrors {
             return Err(ConsumerError::FatalKafka(e));
         }
         let text = e.to_string();
-        let now = Instant::now();
-        match self.last_logged.get_mut(&text) {
-            Some((at, suppressed)) if now.duration_since(*at) < Duration::from_secs(10) => {
-                *suppressed += 1;
-            }
-            Some((at, suppressed)) => {
-                warn!("Kafka: {text} (and {suppressed} more like it)");
-                *at = now;
-                *suppressed = 0;
-            }
-            None => {
-                warn!("Kafka: {text}");
-                self.last_logged.insert(text, (now, 0));
-            }
+        if let Some(held) = self.logged.pass(&text) {
+            warn!("Kafka: {text}{}", throttle::held_back(held));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! pre-encoded payloads. Generating 256 events in a row, then sending them,
 //! keeps each loop's code and data hot in the CPU's caches instead of
 //! alternating between the generator and librdkafka's produce path. Measured
-//! with 5M events, each run against a fresh Tansu, median of five: 1.84M
+//! with 5M events, each run against a fresh in-memory broker, median of five: 1.84M
 //! events/s one at a time, 1.94M in batches of 256 (raw: 2.32M).
 //!
 //! Paced (`--rate`), the producer takes batches of one: each event is

@@ -32,10 +32,10 @@ use crate::generator::{Generator, GeneratorError};
 ///   partitions, both consumers with --flush-interval-ms 2: median
 ///   end-to-end latency 5.3-5.9 ms with 2 ms, 7.8 ms with 5 ms, and 20 ms
 ///   with 10 ms (and a 10 ms flush interval), for a broker CPU of 0.6-0.7,
-///   0.4-0.55 and ~1 core (the last one a fresh JVM). On the embedded Tansu
-///   0.6.0, whose in-memory engine lists every stored batch of a partition
-///   on each fetch, 10 ms was better (its CPU 4.9-5.9 s per 10 s against
-///   8.8-9.0 s with 5 ms): give `-X linger.ms=10` there.
+///   0.4-0.55 and ~1 core (the last one a fresh JVM). On an embedded
+///   broker whose in-memory engine lists every stored batch on each fetch,
+///   10 ms was better (half its CPU; docs/benchmark.md): give
+///   `-X linger.ms=10` there.
 /// - queue of 500k messages: about 60 MB of ~120-byte events, which bounds
 ///   the producer's memory whatever the broker's pace.
 /// - no topic auto-creation: a mistyped --topic is an error, not a new
@@ -221,8 +221,8 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
         // Laid out as the generated batches are (payloads back to back, keys
         // back to back), so the ceiling reads its events as cheaply as the
         // producer does. (It replaced a pool of separate allocations per
-        // event; that made no measurable difference: on Tansu the raw run
-        // still measures below the generating producer, the extra being in
+        // event; that made no measurable difference: on an in-memory broker the raw
+        // run still measures below the generating producer, the extra being in
         // librdkafka's broker thread, see the README.)
         let mut pool = EncodedBatch::new();
         pool.refill(&mut generator, RAW_POOL, || now);
@@ -257,7 +257,7 @@ pub fn run(args: &Args, stop: &AtomicBool) -> Result<ProducerStats, ProducerErro
     let started = Instant::now();
     // When pacing, the clock starts once the first event is acknowledged:
     // the idempotent producer gets its producer id from the broker before
-    // its first send (measured: up to ~500 ms on Tansu), and events
+    // its first send (measured: up to ~500 ms on an embedded broker), and events
     // generated meanwhile would all carry that wait as latency.
     let mut pace_start = started;
     let mut sent = 0u64;

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Apache Kafka without Docker: where it is installed and how. Sourced by
-# scripts/setup.sh and scripts/broker.sh; testkit (Rust) follows the same
-# rules (testkit/src/kafka.rs).
+# scripts/setup.sh and scripts/broker.sh, which install it before anything is
+# built; testkit (Rust) runs it (testkit/src/kafka.rs, settings.rs), and a
+# test checks that both read the same version.
 #
 #   version   the apache/kafka image tag in docker-compose.yml (written once)
 #   home      $KAFKA_HOME_DIR, default ~/.cache/banking-pipeline/kafka-<version>
@@ -14,7 +15,7 @@ KAFKA_REPO_ROOT=$(cd "$KAFKA_LIB_DIR/../.." && pwd)
 # The Apache Kafka version, from the compose file's image tag.
 kafka_version() {
     local tag
-    tag=$(grep -m1 -oE 'apache/kafka:[0-9][^[:space:]"]*' "$KAFKA_REPO_ROOT/docker-compose.yml") || return 1
+    tag=$(grep -m1 -oE 'apache/kafka:[0-9][0-9A-Za-z._-]*' "$KAFKA_REPO_ROOT/docker-compose.yml") || return 1
     printf '%s\n' "${tag#apache/kafka:}"
 }
 

@@ -24,9 +24,9 @@ use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 ///   b-tree whatever order the ids come in, and the
 ///   uniqueness of `event_id` (what turns a duplicate into a dead letter) is
 ///   an index of ~16 bytes per row. The ids do not come in order: each
-///   partition holds every sixth id or so, and Tansu 0.6 fills a fetch from
-///   the first partition listed, so a consumer reads one partition after
-///   another (Nisshi 0.8.1's in-memory engine does too). With `event_id` as
+///   partition holds every sixth id or so, and an in-memory broker such as
+///   Nisshi 0.8.1 fills a fetch from the first partition listed, so a
+///   consumer reads one partition after another. With `event_id` as
 ///   the rowid each partition's pass inserted into the middle of the whole
 ///   table and late batches rewrote pages all over it (docs/store.md, "What
 ///   was tried").

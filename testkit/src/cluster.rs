@@ -4,7 +4,7 @@
 //! them voters of one controller quorum.
 //!
 //! Topics get one replica per node (at most three), `min.insync.replicas=2`
-//! and no unclean leader election, so that with the producer's `acks=all`
+//! and no unclean leader election ([`Replication`]), so that with the producer's `acks=all`
 //! an acknowledged event is on at least two nodes, and the loss of any one
 //! node loses nothing acknowledged. The group offsets and transaction
 //! topics are replicated the same way.
@@ -24,26 +24,8 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::kafka::{self, Kafka, KafkaOptions, Node};
+use crate::settings::Replication;
 use crate::{Broker, free_port};
-
-/// Settings every node of a cluster gets on top of the single broker's.
-fn replicated(nodes: usize) -> Vec<(String, String)> {
-    let rf = nodes.min(3).to_string();
-    let isr = nodes.min(3).saturating_sub(1).max(1).to_string();
-    [
-        ("offsets.topic.replication.factor", rf.as_str()),
-        ("transaction.state.log.replication.factor", &rf),
-        ("transaction.state.log.min.isr", &isr),
-        ("share.coordinator.state.topic.replication.factor", &rf),
-        ("share.coordinator.state.topic.min.isr", &isr),
-        ("default.replication.factor", &rf),
-        ("min.insync.replicas", &isr),
-        ("unclean.leader.election.enable", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
 
 /// Several local Apache Kafka nodes forming one cluster; all killed on
 /// drop. See the module documentation.
@@ -88,24 +70,16 @@ impl Cluster {
             bail!("a cluster needs at least one node");
         }
         let controllers: Vec<u16> = (0..count).map(|_| free_port()).collect();
-        let voters = controllers
-            .iter()
-            .enumerate()
-            .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
         let mut nodes = Vec::with_capacity(count);
-        for (i, &controller_port) in controllers.iter().enumerate() {
-            let node = Node {
-                id: i as u32 + 1,
-                controller_port,
-                voters: voters.clone(),
-            };
+        for id in 1..=count as u32 {
+            let node = Node::of(id, count as u32, "127.0.0.1", |i| {
+                controllers[i as usize - 1]
+            });
             let options = KafkaOptions {
-                properties: replicated(count),
+                nodes: count,
                 ..KafkaOptions::default()
             };
-            let node_dir = dir.join(format!("node-{}", i + 1));
+            let node_dir = dir.join(format!("node-{id}"));
             std::fs::create_dir_all(&node_dir)?;
             nodes.push(Kafka::prepare(&node_dir, options, node, None)?);
         }
@@ -256,14 +230,11 @@ impl Broker for Cluster {
     /// One replica per node (at most three), `min.insync.replicas` one
     /// fewer (at least one).
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        let rf = self.nodes.len().min(3) as i32;
-        let isr = (rf - 1).max(1).to_string();
         kafka::create_replicated_topic(
             &self.live_bootstrap(),
             topic,
             partitions,
-            rf,
-            &[("min.insync.replicas", isr.as_str())],
+            Replication::for_nodes(self.nodes.len()),
         )
     }
 }

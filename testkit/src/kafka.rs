@@ -30,85 +30,37 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::types::RDKafkaErrorCode;
 
-use crate::{Broker, free_port, repo_root};
+use crate::settings::CLUSTER_ID;
+use crate::{Broker, free_port};
 
-/// The compose file's `CLUSTER_ID`: any fixed base64 UUID.
-const CLUSTER_ID: &str = "b4nk1ngEv3ntsPipe1ineQ";
 /// Heap of a test broker: tests hold little data, and several brokers may
 /// run at once on a small machine.
 const TEST_HEAP: &str = "-Xmx512m";
+/// Kafka's own start script's JVM options (`bin/kafka-run-class.sh`).
+const JVM_OPTS: &[&str] = &[
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+];
 /// Longest wait for the JVM to serve clients.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The Apache Kafka version: the `apache/kafka` image tag in
-/// `docker-compose.yml`.
-pub fn version() -> Result<String> {
-    let compose = repo_root().join("docker-compose.yml");
-    let text =
-        fs::read_to_string(&compose).with_context(|| format!("read {}", compose.display()))?;
-    text.split_whitespace()
-        .find_map(|w| w.trim_matches('"').strip_prefix("apache/kafka:"))
-        .map(str::to_string)
-        .context("docker-compose.yml names no apache/kafka image")
-}
+pub use crate::settings::version;
 
-static HOME: OnceLock<PathBuf> = OnceLock::new();
-
-/// Makes `dir` the installation to use instead of [`home`]'s rule (the
-/// fault suite's `--kafka-home`); only before the first broker starts.
-pub fn set_home(dir: &Path) {
-    let _ = HOME.set(dir.to_path_buf());
-}
-
-/// Where `scripts/setup.sh` installs the jars: [`set_home`]'s directory,
-/// `$KAFKA_HOME_DIR`, or `~/.cache/banking-pipeline/kafka-<version>`.
-pub fn home() -> Result<PathBuf> {
-    if let Some(dir) = HOME.get() {
-        return Ok(dir.clone());
-    }
-    if let Some(dir) = std::env::var_os("KAFKA_HOME_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .context("neither XDG_CACHE_HOME nor HOME is set")?;
-    Ok(cache
-        .join("banking-pipeline")
-        .join(format!("kafka-{}", version()?)))
-}
-
-/// `Ok` when a broker can be started here, else why not.
-pub fn available() -> Result<PathBuf> {
-    let home = home()?;
-    if !home.join(".complete").is_file() {
-        bail!(
-            "Apache Kafka is not installed in {} (scripts/setup.sh installs it; CI runs it)",
-            home.display()
-        );
-    }
-    let java = Command::new("java")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !java.is_ok_and(|s| s.success()) {
-        bail!("java is not on PATH (scripts/setup.sh installs OpenJDK 17)");
-    }
-    Ok(home.join("libs"))
-}
+mod install;
+use install::java;
+pub use install::{available, home, set_home};
 
 /// A name no other test of this process uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
@@ -136,6 +88,13 @@ pub struct KafkaOptions {
     /// SCRAM credentials written by the storage format tool:
     /// `(mechanism, user, password)`, e.g. `("SCRAM-SHA-512", "alice", "…")`.
     pub scram: Vec<(String, String, String)>,
+    /// The address the listeners bind (default `127.0.0.1`).
+    pub host: Option<String>,
+    /// The JVM's heap options, e.g. `-Xms1g -Xmx1g` (default `-Xmx512m`).
+    pub heap: Option<String>,
+    /// Nodes of the cluster this broker belongs to: the replication rule
+    /// ([`Replication::for_nodes`]); 0 is one.
+    pub nodes: usize,
 }
 
 /// This node's place in a KRaft quorum: its id, its controller port and
@@ -157,6 +116,25 @@ impl Node {
             voters: format!("1@127.0.0.1:{controller_port}"),
         }
     }
+
+    /// Node `id` of `count` nodes on `host`, whose controllers listen on
+    /// `controller_port(i)` for node `i`.
+    pub(crate) fn of(
+        id: u32,
+        count: u32,
+        host: &str,
+        controller_port: impl Fn(u32) -> u16,
+    ) -> Node {
+        let voters = (1..=count)
+            .map(|i| format!("{i}@{host}:{}", controller_port(i)))
+            .collect::<Vec<_>>()
+            .join(",");
+        Node {
+            id,
+            controller_port: controller_port(id),
+            voters,
+        }
+    }
 }
 
 /// A local Apache Kafka broker; killed on drop.
@@ -166,6 +144,7 @@ pub struct Kafka {
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     libs: PathBuf,
+    heap: String,
     child: Option<Child>,
 }
 
@@ -265,15 +244,16 @@ impl Kafka {
         temp: Option<tempfile::TempDir>,
     ) -> Result<Kafka> {
         let libs = available()?;
+        let host = options.host.as_deref().unwrap_or("127.0.0.1");
         let port = options.port.unwrap_or_else(free_port);
         let controller = node.controller_port;
-        let mut listeners = vec![("PLAINTEXT".to_string(), format!("127.0.0.1:{port}"))];
+        let mut listeners = vec![("PLAINTEXT".to_string(), format!("{host}:{port}"))];
         let mut protocols = vec![
             "CONTROLLER:PLAINTEXT".to_string(),
             "PLAINTEXT:PLAINTEXT".to_string(),
         ];
         for (name, protocol) in &options.listeners {
-            listeners.push((name.clone(), format!("127.0.0.1:{}", free_port())));
+            listeners.push((name.clone(), format!("{host}:{}", free_port())));
             protocols.push(format!("{name}:{protocol}"));
         }
         let listed = |with_controller: bool| {
@@ -282,63 +262,51 @@ impl Kafka {
                 .map(|(n, a)| format!("{n}://{a}"))
                 .collect();
             if with_controller {
-                v.push(format!("CONTROLLER://127.0.0.1:{controller}"));
+                v.push(format!("CONTROLLER://{host}:{controller}"));
             }
             v.join(",")
         };
         let mut props = vec![
-            ("process.roles".to_string(), "broker,controller".to_string()),
-            ("node.id".into(), node.id.to_string()),
+            ("node.id".to_string(), node.id.to_string()),
             ("controller.quorum.voters".into(), node.voters.clone()),
-            ("controller.listener.names".into(), "CONTROLLER".into()),
             ("listeners".into(), listed(true)),
             ("advertised.listeners".into(), listed(false)),
             ("listener.security.protocol.map".into(), protocols.join(",")),
-            ("inter.broker.listener.name".into(), "PLAINTEXT".into()),
             ("log.dirs".into(), dir.join("data").display().to_string()),
-            ("offsets.topic.replication.factor".into(), "1".into()),
-            (
-                "transaction.state.log.replication.factor".into(),
-                "1".into(),
-            ),
-            ("transaction.state.log.min.isr".into(), "1".into()),
-            (
-                "share.coordinator.state.topic.replication.factor".into(),
-                "1".into(),
-            ),
-            ("share.coordinator.state.topic.min.isr".into(), "1".into()),
-            ("default.replication.factor".into(), "1".into()),
-            ("group.initial.rebalance.delay.ms".into(), "0".into()),
-            ("auto.create.topics.enable".into(), "false".into()),
         ];
+        props.extend(crate::settings::settings(options.nodes.max(1)));
         props.extend(options.properties.iter().cloned());
         let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         fs::create_dir_all(dir.join("logs"))?;
         fs::write(dir.join("server.properties"), text)?;
 
-        let mut format = java(&libs, dir, "-Xmx256m");
-        format.args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c"]);
-        format.arg(dir.join("server.properties"));
-        for (mechanism, user, password) in &options.scram {
-            format
-                .arg("--add-scram")
-                .arg(format!("{mechanism}=[name={user},password={password}]"));
-        }
-        let out = format.output().context("run Kafka's storage format tool")?;
-        if !out.status.success() {
-            bail!(
-                "kafka-storage format failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        // Formatted once: a node started again keeps its log.
+        if !dir.join("data/meta.properties").is_file() {
+            let mut format = java(&libs, dir, "-Xmx256m");
+            format.args(["kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c"]);
+            format.arg(dir.join("server.properties"));
+            for (mechanism, user, password) in &options.scram {
+                format
+                    .arg("--add-scram")
+                    .arg(format!("{mechanism}=[name={user},password={password}]"));
+            }
+            let out = format.output().context("run Kafka's storage format tool")?;
+            if !out.status.success() {
+                bail!(
+                    "kafka-storage format failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
 
         Ok(Kafka {
-            bootstrap: format!("127.0.0.1:{port}"),
+            bootstrap: format!("{host}:{port}"),
             listeners,
             dir: dir.to_path_buf(),
             _temp: temp,
             libs,
+            heap: options.heap.unwrap_or_else(|| TEST_HEAP.to_string()),
             child: None,
         })
     }
@@ -353,20 +321,32 @@ impl Kafka {
     /// Starts the JVM without waiting: the nodes of a cluster start
     /// together, since none serves before a quorum of them runs.
     pub(crate) fn launch(&mut self) -> Result<()> {
+        self.launch_as(crate::procs::Lifetime::Thread)
+    }
+
+    /// [`Kafka::launch`], the JVM living as `lifetime` says.
+    pub(crate) fn launch_as(&mut self, lifetime: crate::procs::Lifetime) -> Result<()> {
         if self.child.is_some() {
             bail!("the broker is running");
         }
         let _ = fs::remove_file(self.dir.join("logs/server.log"));
         let stdout = File::create(self.dir.join("logs/stdout.log"))?;
-        let mut cmd = java(&self.libs, &self.dir, TEST_HEAP);
-        cmd.args(["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "kafka.Kafka"])
+        let mut cmd = java(&self.libs, &self.dir, &self.heap);
+        cmd.args(JVM_OPTS)
+            .arg("kafka.Kafka")
             .arg(self.dir.join("server.properties"))
             .stdin(Stdio::null())
             .stdout(stdout.try_clone()?)
             .stderr(stdout);
-        crate::procs::die_with_parent_thread(&mut cmd);
+        lifetime.apply(&mut cmd);
         self.child = Some(cmd.spawn().context("start java kafka.Kafka")?);
         Ok(())
+    }
+
+    /// Lets the JVM run on after this guard (and the process) is gone;
+    /// returns its process id.
+    pub(crate) fn detach(&mut self) -> Option<u32> {
+        self.child.take().map(|c| c.id())
     }
 
     /// Waits until the launched JVM serves clients; kills it on failure.
@@ -468,78 +448,7 @@ impl Drop for Kafka {
     }
 }
 
-/// `java` with the broker's class path and log settings.
-fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
-    let mut cmd = Command::new("java");
-    cmd.arg(heap)
-        .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            repo_root()
-                .join("scripts/kafka/log4j2.properties")
-                .display()
-        ))
-        .arg("-Djava.awt.headless=true")
-        .arg("-cp")
-        .arg(format!("{}/*", libs.display()))
-        .current_dir(dir);
-    cmd
-}
-
-/// Creates `topic` on the broker at `bootstrap` through the admin API
-/// (an existing topic is fine), then waits until every partition has a
-/// leader.
-pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    create_replicated_topic(bootstrap, topic, partitions, 1, &[])
-}
-
-/// [`create_topic`] with `replicas` replicas per partition and topic
-/// settings `config` (e.g. `min.insync.replicas`).
-pub fn create_replicated_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replicas: i32,
-    config: &[(&str, &str)],
-) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("create an admin client")?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
-    for (k, v) in config {
-        new = new.set(k, v);
-    }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
-        .with_context(|| format!("create topic {topic}"))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => bail!("create topic {name}: {code}"),
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let md = admin
-            .inner()
-            .fetch_metadata(Some(topic), Duration::from_secs(5));
-        if let Ok(md) = md {
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none()
-                    && t.partitions().len() == partitions as usize
-                    && t.partitions().iter().all(|p| p.leader() >= 0)
-                {
-                    return Ok(());
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!("topic {topic} has no leaders after 60 s");
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use crate::topics::{create_new_topic, create_replicated_topic, create_topic, ensure_topic};
 
 static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
 
@@ -555,52 +464,4 @@ pub fn remove_at_exit(dir: &Path) {
     at_exit::remove(dir.to_path_buf());
 }
 
-/// What happens when the process exits: process-wide brokers are killed,
-/// then their temporary directories (and the others registered) removed.
-mod at_exit {
-    use super::*;
-
-    static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());
-    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    static REGISTER: std::sync::Once = std::sync::Once::new();
-
-    fn register() {
-        REGISTER.call_once(|| {
-            // SAFETY: registers a plain function with the C runtime.
-            unsafe { libc::atexit(run) };
-        });
-    }
-
-    pub(super) fn stop(kafka: &'static Kafka) {
-        register();
-        BROKERS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(kafka);
-        if kafka._temp.is_some() {
-            remove(kafka.dir.clone());
-        }
-    }
-
-    pub(super) fn remove(dir: PathBuf) {
-        register();
-        DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
-    }
-
-    extern "C" fn run() {
-        let brokers = std::mem::take(&mut *BROKERS.lock().unwrap_or_else(|e| e.into_inner()));
-        for kafka in brokers {
-            if let Some(pid) = kafka.pid() {
-                // SAFETY: kill(2) and waitpid(2) on the broker this process
-                // started and has not reaped.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
-                }
-            }
-        }
-        for dir in std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
-            let _ = fs::remove_dir_all(dir);
-        }
-    }
-}
+mod at_exit;

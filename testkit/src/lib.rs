@@ -14,6 +14,11 @@
 //! - [`mock`]: librdkafka's mock cluster ([`MockKafka`]), for fast hermetic
 //!   tests and fault injection only; never the only proof of a guarantee.
 //! - [`Broker`]: what a scenario needs from any of them.
+//! - [`settings`]: the broker settings, the replication rule and the
+//!   version, once (`docker-compose.yml` is checked against them).
+//! - [`launcher`]: the same brokers living on after the command that
+//!   started them, behind the `broker` binary that `scripts/broker.sh`
+//!   runs.
 //! - [`bins`]: the `producer`, `consumer-pull` and `consumer-push` binaries
 //!   ([`Bins`]), and which consumer is which ([`Model`]).
 //! - [`procs`]: the binaries as child processes ([`Proc`]), with their
@@ -37,13 +42,17 @@ pub use common::stats::{ConsumerStats, ProducerStats};
 pub use producer;
 
 pub mod bins;
+pub mod brokerproc;
 pub mod clients;
 pub mod cluster;
 pub mod kafka;
+pub mod launcher;
 pub mod metrics;
 pub mod mock;
 pub mod nisshi;
 pub mod procs;
+pub mod settings;
+pub mod topics;
 pub mod verify;
 
 pub use bins::{Bins, Model};

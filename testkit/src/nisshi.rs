@@ -145,22 +145,45 @@ impl Nisshi {
     }
 
     fn start_in(dir: &Path, storage: Storage, temp: Option<tempfile::TempDir>) -> Result<Nisshi> {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut nisshi = Nisshi::new(dir, &address, storage, temp)?;
+        nisshi.spawn()?;
+        Ok(nisshi)
+    }
+
+    /// A broker on `address` with its files in `dir` that runs on after
+    /// this process (`scripts/broker.sh`); returns its process id once it
+    /// serves.
+    pub(crate) fn start_detached(dir: &Path, address: &str, storage: Storage) -> Result<u32> {
+        let mut nisshi = Nisshi::new(dir, address, storage, None)?;
+        nisshi.spawn_as(crate::procs::Lifetime::Detached)?;
+        Ok(nisshi.child.take().map(|c| c.id()).unwrap_or_default())
+    }
+
+    fn new(
+        dir: &Path,
+        address: &str,
+        storage: Storage,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Nisshi> {
         let bin = available()?;
-        let mut nisshi = Nisshi {
-            bootstrap: format!("127.0.0.1:{}", free_port()),
+        Ok(Nisshi {
+            bootstrap: address.to_string(),
             storage,
             dir: dir.to_path_buf(),
             _temp: temp,
             bin,
             child: None,
-        };
-        nisshi.spawn()?;
-        Ok(nisshi)
+        })
     }
 
     /// Starts `nisshi broker` on the guard's port and storage, and waits
     /// until it says it is ready and accepts a connection.
     fn spawn(&mut self) -> Result<()> {
+        self.spawn_as(crate::procs::Lifetime::Thread)
+    }
+
+    fn spawn_as(&mut self, lifetime: crate::procs::Lifetime) -> Result<()> {
         let log = self.log_path();
         // Appended: a restart keeps what the earlier run printed.
         let mut out = OpenOptions::new()
@@ -185,7 +208,7 @@ impl Nisshi {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        crate::procs::die_with_parent_thread(&mut cmd);
+        lifetime.apply(&mut cmd);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {} broker", self.bin.display()))?;

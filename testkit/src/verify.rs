@@ -563,6 +563,11 @@ mod tests {
             push(batch, &expected, i, p, o);
         }
         sa.commit(&ba).unwrap();
+        // b takes partition 0 over at 40: a hand-over from a, recorded as
+        // the store requires before a partition's first batch past 0.
+        let from_a = sa.database_id().to_string();
+        sb.record_gap_from(TOPIC, 0, 0, 40, GapReason::HandOver, Some(&from_a))
+            .unwrap();
         sb.commit(&bb).unwrap();
         let f = verify_all(&[&a, &b], &expected, 0).unwrap();
         assert!(f.exact() && f.events == 300, "{f:?}");

@@ -131,6 +131,48 @@ pub(crate) fn expected(cfg: &Config) -> Expected {
     Expected::of(cfg.seed, cfg.accounts, cfg.events)
 }
 
+/// What a scenario run while the producer sends gives each consumer: its
+/// directory, the broker, the topic, the expected totals, the producer.
+pub(crate) struct Producing<'a> {
+    pub(crate) dir: PathBuf,
+    pub(crate) brokers: String,
+    pub(crate) topic: String,
+    pub(crate) expected: Expected,
+    pub(crate) background: &'a Background,
+}
+
+/// The set-up `sigterm` and `two-instances` share: a fresh directory, the
+/// broker, a topic of their own and the producer sending `cfg.events` over
+/// about `secs` seconds in the background, while `one` runs for every
+/// consumer at once.
+pub(crate) fn while_producing<F>(
+    cfg: &Config,
+    sc: Scenario,
+    secs: u64,
+    one: F,
+) -> Result<Vec<Outcome>>
+where
+    F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
+{
+    let dir = fresh_dir(cfg, sc.name())?;
+    let broker = broker(cfg)?;
+    let topic = topic(cfg, &*broker, sc.name())?;
+    let brokers = broker.bootstrap().to_string();
+    let mut produce = producer(cfg, &brokers, &topic);
+    produce.rate = (cfg.events / secs).max(1);
+    let background = Background::start(cfg, produce, &dir)?;
+    let shared = Producing {
+        dir,
+        brokers,
+        topic,
+        expected: expected(cfg),
+        background: &background,
+    };
+    let outcomes = per_consumer(cfg, sc, |m| one(&shared, m));
+    background.finished()?;
+    Ok(outcomes)
+}
+
 /// Runs `f` for every configured consumer at once, one thread each.
 pub(crate) fn per_consumer<F>(cfg: &Config, sc: Scenario, f: F) -> Vec<Outcome>
 where

@@ -11,7 +11,6 @@
 //! signal and what it stores is exactly its open batch, committed on the
 //! way out.
 
-use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 use testkit::ConsumerStats;
@@ -19,12 +18,9 @@ use testkit::ConsumerStats;
 use anyhow::Result;
 use testkit::procs::GENEROUS;
 use testkit::verify::{row_count, stored_offsets};
-use testkit::{Expected, Model, group_offsets, verify};
+use testkit::{Model, group_offsets, verify};
 
-use super::{
-    Background, broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer,
-    topic,
-};
+use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 /// The bound on the exit after SIGTERM.
@@ -36,31 +32,13 @@ const DOCKER_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    let dir = fresh_dir(cfg, "sigterm")?;
-    let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, "sigterm")?;
-    let brokers = broker.bootstrap().to_string();
     // About 10 s of production: the signal comes while events arrive.
-    let mut produce = producer(cfg, &brokers, &topic);
-    produce.rate = (cfg.events / 10).max(1);
-    let background = Background::start(cfg, produce, &dir)?;
-    let expected = expected(cfg);
-    let outcomes = per_consumer(cfg, Scenario::Sigterm, |m| {
-        one(cfg, m, &brokers, &topic, &dir, &expected, &background)
-    });
-    background.finished()?;
-    Ok(outcomes)
+    while_producing(cfg, Scenario::Sigterm, 10, |s, m| one(cfg, m, s))
 }
 
-fn one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &Path,
-    expected: &Expected,
-    background: &Background,
-) -> Result<Outcome> {
+fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir) = (s.brokers.as_str(), s.topic.as_str(), s.dir.as_path());
+    let (expected, background) = (&s.expected, s.background);
     let n = cfg.events;
     let cmd = consumer(cfg, Scenario::Sigterm, model, brokers, topic, dir);
     let db = &cmd.db;

@@ -5,49 +5,27 @@
 //! has the offsets from before it gave them away: it must resume from the
 //! group's newer offsets, not read the second one's events again.
 
-use std::path::Path;
 use testkit::ConsumerStats;
 
 use anyhow::Result;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{row_count, stored_ids};
-use testkit::{Expected, Model, verify_all};
+use testkit::{Model, verify_all};
 
-use super::{
-    Background, broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer,
-    topic,
-};
+use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 /// Runs the scenario for every consumer at once, each with its own group,
 /// on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    let dir = fresh_dir(cfg, "two-instances")?;
-    let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, "two-instances")?;
-    let brokers = broker.bootstrap().to_string();
     // About 12 s of production, so that the second instance joins, and the
     // group rebalances, while events are still arriving.
-    let mut produce = producer(cfg, &brokers, &topic);
-    produce.rate = (cfg.events / 12).max(1);
-    let background = Background::start(cfg, produce, &dir)?;
-    let expected = expected(cfg);
-    let outcomes = per_consumer(cfg, Scenario::TwoInstances, |m| {
-        one(cfg, m, &brokers, &topic, &dir, &expected, &background)
-    });
-    background.finished()?;
-    Ok(outcomes)
+    while_producing(cfg, Scenario::TwoInstances, 12, |s, m| one(cfg, m, s))
 }
 
-fn one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &Path,
-    expected: &Expected,
-    background: &Background,
-) -> Result<Outcome> {
+fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir) = (s.brokers.as_str(), s.topic.as_str(), s.dir.as_path());
+    let (expected, background) = (&s.expected, s.background);
     let n = cfg.events;
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
         let sub = dir.join(format!("{}-{name}", model.name()));

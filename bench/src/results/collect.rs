@@ -1,0 +1,302 @@
+//! [`Results::collect`]: the figures of a run, read back from its
+//! directory, one step per phase.
+
+use super::*;
+
+impl Results {
+    /// Gathers the figures of the run in `dir`: the backlog phase (producer,
+    /// ceilings, both consumers), then every live and saturation step.
+    pub fn collect(dir: &Path) -> anyhow::Result<Results> {
+        let run: RunRecord = read_json(&dir.join("run.json"))?;
+        let checks: Vec<Check> = verify::read_checks(&dir.join("verification.json"))?;
+        let mut r = Results {
+            verification: verify::verdict(&checks).to_string(),
+            checks,
+            benchmark_wall_seconds: run.wall_seconds,
+            run,
+            pull: None,
+            push: None,
+            producer: None,
+            ceilings: None,
+            queries: read_opt(&dir.join("queries.json"))?,
+            live: Vec::new(),
+            saturation: None,
+            settings: Reported::default(),
+            peak_rss_bytes: BTreeMap::new(),
+        };
+        let backlog = dir.join("backlog");
+        r.collect_producer(&backlog)?;
+        let ceiling = r.collect_ceilings(&backlog)?;
+        r.collect_backlog(&backlog, ceiling)?;
+        r.collect_live(dir)?;
+        r.peak_rss_bytes = r.peaks();
+        Ok(r)
+    }
+
+    /// The backlog producer and its raw ceiling.
+    fn collect_producer(&mut self, backlog: &Path) -> anyhow::Result<()> {
+        let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"))?;
+        let raw_producer = RawProducer::read(backlog)?;
+        let Some(p) = &producer else { return Ok(()) };
+        self.settings.producer = p.settings.clone();
+        let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
+        let [raw_before, raw_after] = raw_producer.as_ref().map_or([None; 2], |s| s.halves);
+        self.producer = Some(ProducerResult {
+            events: p.events_acknowledged,
+            wall_seconds: p.wall_seconds,
+            events_per_second: p.events_per_second,
+            raw_events_per_second: raw_eps,
+            raw_before_events_per_second: raw_before,
+            raw_after_events_per_second: raw_after,
+            ratio_to_raw: raw_eps
+                .filter(|&x| x > 0.0)
+                .map(|x| p.events_per_second / x),
+            cpu_seconds: p.cpu_seconds,
+            max_rss_bytes: p.max_rss_bytes,
+            raw_cpu_seconds: raw_producer.as_ref().map(|s| s.cpu_seconds),
+            raw_max_rss_bytes: raw_producer.as_ref().map(|s| s.max_rss_bytes),
+        });
+        Ok(())
+    }
+
+    /// The consumer ceilings; returns the lower of raw consume and store
+    /// insert, the ceiling a consumer is measured against.
+    fn collect_ceilings(&mut self, backlog: &Path) -> anyhow::Result<Option<f64>> {
+        let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"))?;
+        let store_insert = store_ceiling(backlog)?;
+        let bare_sqlite = bare_ceiling(backlog)?;
+        let lower = [
+            raw_consume
+                .as_ref()
+                .map(|s| ("raw consume", s.events_per_second)),
+            store_insert
+                .as_ref()
+                .map(|s| ("store insert", s.events_per_second)),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|(_, eps)| *eps > 0.0)
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+        if raw_consume.is_some() || store_insert.is_some() {
+            let store_to_bare = store_insert
+                .as_ref()
+                .zip(bare_sqlite.as_ref())
+                .filter(|(_, b)| b.events_per_second > 0.0)
+                .map(|(s, b)| s.events_per_second / b.events_per_second);
+            self.ceilings = Some(Ceilings {
+                raw_consume,
+                store_insert,
+                bare_sqlite,
+                store_to_bare,
+                lower_events_per_second: lower.map(|l| l.1),
+                lower: lower.map(|l| l.0.to_string()).unwrap_or_default(),
+            });
+        }
+        Ok(lower.map(|l| l.1))
+    }
+
+    /// Each consumer's backlog drain, against `ceiling`.
+    fn collect_backlog(&mut self, backlog: &Path, ceiling: Option<f64>) -> anyhow::Result<()> {
+        for model in Model::ALL {
+            let stats: Option<ConsumerStats> =
+                read_opt(&backlog.join(format!("{}.json", model.name())))?;
+            let Some(stats) = stats else { continue };
+            let figures = self.figures("backlog", model, &stats);
+            let settings = stats.settings.flat();
+            let result = ModelResult {
+                fraction_of_ceiling: ceiling
+                    .filter(|&c| c > 0.0)
+                    .map(|c| figures.events_per_second / c),
+                ceiling_events_per_second: ceiling,
+                backlog: figures,
+                live: Vec::new(),
+            };
+            match model {
+                Model::Pull => {
+                    self.settings.pull = settings;
+                    self.pull = Some(result);
+                }
+                Model::Push => {
+                    self.settings.push = settings;
+                    self.push = Some(result);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every `live-<rate>` phase (into `live` and each model's latency by
+    /// rate) and `saturation-<rate>` step (into `saturation`).
+    fn collect_live(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let mut steps: Vec<LiveResult> = Vec::new();
+        for phase_dir in verify::phase_dirs(dir).unwrap_or_default() {
+            let phase = phase_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (sweep, rate) = match (
+                phase.strip_prefix("live-"),
+                phase.strip_prefix("saturation-"),
+            ) {
+                (Some(x), _) => (false, x.parse::<u64>().ok()),
+                (_, Some(x)) => (true, x.parse::<u64>().ok()),
+                _ => continue,
+            };
+            let Some(rate) = rate else { continue };
+            let live = self.collect_live_phase(&phase_dir, &phase, rate, sweep)?;
+            if sweep {
+                steps.push(live);
+            } else {
+                self.live.push(live);
+            }
+        }
+        if !steps.is_empty() {
+            steps.sort_by_key(|s| s.rate);
+            let bound = self
+                .run
+                .config
+                .saturation_p99_ms
+                .unwrap_or(DEFAULT_SATURATION_P99_MS);
+            self.saturation = Some(Saturation::from_steps(steps, bound));
+        }
+        Ok(())
+    }
+
+    /// One live phase or saturation step (`sweep`) at `rate`.
+    fn collect_live_phase(
+        &mut self,
+        phase_dir: &Path,
+        phase: &str,
+        rate: u64,
+        sweep: bool,
+    ) -> anyhow::Result<LiveResult> {
+        let p: Option<ProducerStats> = read_opt(&phase_dir.join("producer.json"))?;
+        let mut live = LiveResult {
+            rate,
+            duration_s: self.run.config.duration_s,
+            ..LiveResult::default()
+        };
+        if let Some(p) = p {
+            if self.settings.producer.is_empty() {
+                self.settings.producer = p.settings.clone();
+            }
+            live.produced = p.events_acknowledged;
+            live.producer_events_per_second = p.events_per_second;
+            live.producer_cpu_seconds = p.cpu_seconds;
+            live.producer_max_rss_bytes = p.max_rss_bytes;
+        }
+        for model in Model::ALL {
+            let stats: Option<ConsumerStats> =
+                read_opt(&phase_dir.join(format!("{}.json", model.name())))?;
+            let Some(stats) = stats else { continue };
+            let figures = self.figures(phase, model, &stats);
+            let entry = LiveLatency {
+                rate,
+                events_per_second: figures.events_per_second,
+                latency_us: figures.latency_us,
+            };
+            let settings = stats.settings.flat();
+            if sweep {
+                match model {
+                    Model::Pull => live.pull = Some(figures),
+                    Model::Push => live.push = Some(figures),
+                }
+                continue;
+            }
+            let slot = if model == Model::Pull {
+                live.pull = Some(figures);
+                if self.settings.pull.is_empty() {
+                    self.settings.pull = settings;
+                }
+                &mut self.pull
+            } else {
+                live.push = Some(figures);
+                if self.settings.push.is_empty() {
+                    self.settings.push = settings;
+                }
+                &mut self.push
+            };
+            slot.get_or_insert_with(ModelResult::default)
+                .live
+                .push(entry);
+        }
+        Ok(live)
+    }
+
+    fn peaks(&self) -> BTreeMap<String, u64> {
+        let mut peaks = BTreeMap::new();
+        let mut note = |who: &str, bytes: u64| {
+            if bytes > 0 {
+                let slot = peaks.entry(who.to_string()).or_insert(0);
+                *slot = (*slot).max(bytes);
+            }
+        };
+        if let Some(p) = &self.producer {
+            note("producer", p.max_rss_bytes);
+            note("producer-raw", p.raw_max_rss_bytes.unwrap_or(0));
+        }
+        if let Some(c) = &self.ceilings {
+            note(
+                "raw-consume",
+                c.raw_consume.as_ref().map_or(0, |x| x.max_rss_bytes),
+            );
+            note(
+                "store-insert",
+                c.store_insert.as_ref().map_or(0, |x| x.max_rss_bytes),
+            );
+        }
+        for (model, m) in [("pull", &self.pull), ("push", &self.push)] {
+            if let Some(m) = m {
+                note(model, m.backlog.max_rss_bytes);
+            }
+        }
+        for l in &self.live {
+            note("producer", l.producer_max_rss_bytes);
+            for (model, f) in [("pull", &l.pull), ("push", &l.push)] {
+                if let Some(f) = f {
+                    note(model, f.max_rss_bytes);
+                }
+            }
+        }
+        peaks
+    }
+
+    fn figures(&self, phase: &str, model: Model, s: &ConsumerStats) -> Figures {
+        let key = format!("{phase}/{}", model.name());
+        Figures {
+            events: s.events_committed,
+            wall_seconds: s.wall_seconds,
+            events_per_second: s.events_per_second,
+            latency_us: s.latency_us,
+            commit_us: s.commit_us,
+            cpu_seconds: s.cpu_seconds,
+            max_rss_bytes: s.max_rss_bytes,
+            db_bytes: self
+                .run
+                .db_bytes
+                .get(&format!("{key}.db"))
+                .copied()
+                .unwrap_or(0),
+            dead_letters: s.dead_letters,
+            batches: s.batches,
+            exit_reason: s.exit_reason.name().to_string(),
+            exit_code: self.run.exit_codes.get(&key).copied(),
+            verification: if self.checks.is_empty() {
+                "not run".into()
+            } else {
+                verify::verdict_of(&self.checks, phase, model.name()).into()
+            },
+            timeline: s.timeline.clone(),
+        }
+    }
+
+    /// A setting of `who` (`producer`, `pull`, `push`), or "–".
+    pub fn setting(&self, who: &str, key: &str) -> String {
+        let map = match who {
+            "producer" => &self.settings.producer,
+            "pull" => &self.settings.pull,
+            _ => &self.settings.push,
+        };
+        map.get(key).cloned().unwrap_or_else(|| "–".into())
+    }
+}

@@ -1,0 +1,231 @@
+//! The backlog phase: the producer writes N events as fast as it can, then
+//! each consumer drains them alone; the ceilings around it.
+
+use super::*;
+
+/// `producer --raw` with `count` events into a throw-away topic, deleted
+/// afterwards whatever happened; stats and log in `dir` as `{name}.json`
+/// and `{name}.log`.
+pub(super) fn raw_to_throwaway_topic(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    name: &str,
+    count: u64,
+) -> anyhow::Result<Finished> {
+    let topic = ctx.topic(name);
+    ctx.create_topic(&topic)?;
+    let f = ctx.producer(dir, name, &topic, count, 0, true);
+    topics::delete(&ctx.settings.brokers, &topic);
+    f
+}
+
+pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let phase = "backlog";
+    let n = ctx.args.events;
+    let dir = ctx.out.join(phase);
+    std::fs::create_dir_all(&dir)?;
+    let topic = ctx.topic(phase);
+    let skip_ceilings = ctx.args.skip_ceilings;
+
+    // The producer's raw ceiling is measured in two halves, one right before
+    // the producer and one right after, each on a throw-away topic deleted
+    // at once: the broker drifts as it fills (an in-memory engine slows
+    // down), and a ceiling taken on one side only would favour or handicap
+    // the producer by that drift.
+    let raw_half = |ctx: &mut Ctx<'_>, name: &str, count: u64| {
+        if skip_ceilings || count == 0 {
+            return;
+        }
+        let r = ctx.step(
+            phase,
+            &format!("producer --raw: raw ceiling, {count} pre-encoded events to a throw-away topic ({name})"),
+            |ctx| {
+                let f = raw_to_throwaway_topic(ctx, &dir, name, count)?;
+                ctx.finished(phase, &f)?;
+                let p: ProducerStats = read_json(&dir.join(format!("{name}.json")))?;
+                eprintln!("    raw ceiling {:.0} events/s", p.events_per_second);
+                Ok(())
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("producer raw ceiling ({name}): {e:#}"));
+        }
+    };
+    raw_half(ctx, "producer-raw-before", n / 2);
+
+    let produced: ProducerStats = ctx.step(
+        phase,
+        &format!("producer writes {n} events as fast as it can"),
+        |ctx| {
+            ctx.create_topic(&topic)?;
+            let f = ctx.producer(&dir, "producer", &topic, n, 0, false)?;
+            ctx.finished(phase, &f)?;
+            let p: ProducerStats = read_json(&dir.join("producer.json"))?;
+            eprintln!(
+                "    acknowledged {} events in {:.2}s: {:.0} events/s",
+                p.events_acknowledged, p.wall_seconds, p.events_per_second
+            );
+            Ok(p)
+        },
+    )?;
+    let acked = produced.events_acknowledged;
+
+    raw_half(ctx, "producer-raw-after", n - n / 2);
+    if !skip_ceilings {
+        if let Some(raw) = crate::results::RawProducer::read(&dir)? {
+            eprintln!(
+                "    raw ceiling over both halves {:.0} events/s; the producer reached {:.0}% of it",
+                raw.events_per_second,
+                100.0 * produced.events_per_second / raw.events_per_second.max(1e-9)
+            );
+        }
+    }
+
+    // The store's insert ceiling, like the producer's, is measured in two
+    // halves into one scratch database: the first half right before the
+    // drains, the second (continuing it) right after them, so that the
+    // machine's drift (it is shared) weighs on both sides alike. Measured
+    // once after the drains, it came out 5-9% below a consumer that had
+    // just stored the same events, while alone it measured 10-20% above.
+    //
+    // The bare-SQLite ceiling (the same rows into one table with one
+    // b-tree, nothing else) is measured the same way, its halves inside the
+    // store's: store, bare, drains, bare, store.
+    let scratch = dir.join("store-ceiling.db");
+    let bare_scratch = dir.join("bare-ceiling.db");
+    let first_id = produced.first_event_id.max(1);
+    let store_half = |ctx: &mut Ctx<'_>, name: &str, count: u64, skip: u64| {
+        if skip_ceilings || count == 0 {
+            return;
+        }
+        let bare = name.starts_with("bare-");
+        let (db, subcommand, what) = if bare {
+            (&bare_scratch, "ceiling-bare", "bare SQLite insert")
+        } else {
+            (&scratch, "ceiling-store", "store insert")
+        };
+        let r = ctx.step(
+            phase,
+            &format!("ceiling: {what} of {count} of the same events, no Kafka ({name})"),
+            |ctx| {
+                if skip == 0 {
+                    remove_db(db);
+                }
+                let stats = dir.join(format!("{name}.json"));
+                let args = ctx
+                    .settings
+                    .store_ceiling(db, count, skip, first_id, &stats);
+                let log = dir.join(format!("{name}.log"));
+                let f = ctx.bench(name, subcommand, &args, &log, drain_limit(count))?;
+                ctx.finished(phase, &f)
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("{what} ceiling ({name}): {e:#}"));
+        }
+    };
+    store_half(ctx, "store-insert-before", n / 2, 0);
+    store_half(ctx, "bare-sqlite-before", n / 2, 0);
+
+    for model in Model::ALL {
+        let name = model.name();
+        let r = ctx.step(
+            phase,
+            &format!("consumer-{name} drains {acked} events alone into {phase}/{name}.db"),
+            |ctx| {
+                let group = format!("{}.{name}.{phase}", ctx.run_id);
+                let job = ConsumerJob {
+                    topic: &topic,
+                    group: &group,
+                    db: dir.join(format!("{name}.db")),
+                    stats: dir.join(format!("{name}.json")),
+                    ready: None,
+                    max_events: acked,
+                    idle_s: 5,
+                };
+                let f = ctx.consumer(model, &dir, &job)?.wait(drain_limit(acked))?;
+                ctx.record_db(phase, name, &job.db);
+                ctx.finished(phase, &f)?;
+                let s: ConsumerStats = read_json(&job.stats)?;
+                eprintln!(
+                    "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
+                    s.events_committed,
+                    s.wall_seconds,
+                    s.events_per_second,
+                    s.cpu_seconds,
+                    s.max_rss_bytes as f64 / 1e6
+                );
+                Ok(())
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("consumer-{name} backlog drain: {e:#}"));
+        }
+    }
+
+    if !skip_ceilings {
+        let r = ctx.step(
+            phase,
+            "ceiling: raw consume (BaseConsumer, consumers' settings, fresh group, decode only)",
+            |ctx| {
+                let group = format!("{}.raw-consume", ctx.run_id);
+                let stats = dir.join("raw-consume.json");
+                let args = ctx.settings.raw_consume(&topic, &group, acked, &stats);
+                let log = dir.join("raw-consume.log");
+                let f = ctx.bench(
+                    "raw-consume",
+                    "ceiling-consume",
+                    &args,
+                    &log,
+                    drain_limit(acked),
+                )?;
+                ctx.finished(phase, &f)
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("raw consume ceiling: {e:#}"));
+        }
+        store_half(ctx, "bare-sqlite-after", n - n / 2, n / 2);
+        store_half(ctx, "store-insert-after", n - n / 2, n / 2);
+        if !ctx.args.keep_scratch_db {
+            remove_db(&scratch);
+            remove_db(&bare_scratch);
+        }
+    }
+    topics::delete(&ctx.settings.brokers, &topic);
+
+    ctx.step(phase, "verification of pull.db and push.db", |ctx| {
+        ctx.verify_phase(phase, &dir)
+    })?;
+
+    let pull_db = dir.join("pull.db");
+    if pull_db.is_file() {
+        let r = ctx.step(
+            phase,
+            "store queries on pull.db (after ensure_query_index)",
+            |ctx| {
+                // A child process, for the same reason as the verification.
+                let json = ctx.out.join("queries.json");
+                let args = QueryArgs {
+                    db: pull_db.clone(),
+                    accounts: ctx.settings.accounts,
+                    samples: ctx.args.query_samples,
+                    stats_json: Some(json.clone()),
+                };
+                let log = dir.join("queries.log");
+                let f = ctx.bench("queries", "queries", &args, &log, Duration::from_secs(3600))?;
+                ctx.finished(phase, &f)?;
+                let q: queries::QueryStats = read_json(&json)?;
+                eprintln!(
+                    "    index built in {:.1}s; 50 latest events p99 {:.3} ms; balance p99 {:.3} ms",
+                    q.index_build_seconds, q.latest_events_50.p99_ms, q.account_balance.p99_ms
+                );
+                Ok(())
+            },
+        );
+        if let Err(e) = r {
+            ctx.fail(format!("store queries: {e:#}"));
+        }
+    }
+    Ok(())
+}

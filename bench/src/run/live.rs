@@ -1,0 +1,210 @@
+//! The live phases: both consumers live while the producer emits at a
+//! rate; the saturation sweep over doubling rates.
+
+use super::*;
+
+pub(super) fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
+    live_phase(ctx, "live", rate)
+}
+
+/// The saturation sweep: live steps (`saturation-<rate>`) at offered rates
+/// doubling from `--saturation-start`, while at least one consumer keeps
+/// pace ([`crate::results::keeps_pace`]; a p99 above the bound alone does
+/// not end the sweep, so the picture shows latency across the whole
+/// range) and the producer can offer the rate.
+pub(super) fn saturation(ctx: &mut Ctx<'_>) {
+    let args = ctx.args;
+    let bound = args.saturation_p99_ms;
+    let mut rate = args.saturation_start;
+    let mut holding = [true, true];
+    while rate <= args.saturation_max {
+        if let Err(e) = live_phase(ctx, "saturation", rate) {
+            ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
+            break;
+        }
+        let step = match live_step(ctx, rate) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
+                break;
+            }
+        };
+        let mut said = Vec::new();
+        for (i, (model, f)) in [("pull", step.pull.as_ref()), ("push", step.push.as_ref())]
+            .into_iter()
+            .enumerate()
+        {
+            holding[i] = holding[i] && crate::results::keeps_pace(&step, f);
+            let verdict = if !crate::results::offered(&step) {
+                "not offered the rate".to_string()
+            } else if crate::results::sustains(&step, f, bound) {
+                "sustains it".to_string()
+            } else if holding[i] {
+                format!("keeps pace, p99 above {bound} ms")
+            } else {
+                "falls behind".to_string()
+            };
+            said.push(format!("{model} {verdict}"));
+        }
+        eprintln!(
+            "    saturation at {rate}/s: producer {:.0}/s; {}",
+            step.producer_events_per_second,
+            said.join(", ")
+        );
+        if !crate::results::offered(&step) {
+            eprintln!("    the producer could not offer {rate}/s: the sweep ends here");
+            break;
+        }
+        if !holding.iter().any(|h| *h) {
+            break;
+        }
+        rate = rate.saturating_mul(2);
+    }
+}
+
+/// The figures of one finished saturation step, read from its directory.
+fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
+    let dir = ctx.out.join(format!("saturation-{rate}"));
+    let p: ProducerStats = read_json(&dir.join("producer.json"))?;
+    let figures = |model: &str| -> Option<crate::results::Figures> {
+        let s: ConsumerStats = read_json(&dir.join(format!("{model}.json"))).ok()?;
+        let phase = format!("saturation-{rate}");
+        Some(crate::results::Figures {
+            events: s.events_committed,
+            wall_seconds: s.wall_seconds,
+            events_per_second: s.events_per_second,
+            latency_us: s.latency_us,
+            verification: verify::verdict_of(&ctx.checks, &phase, model).into(),
+            ..Default::default()
+        })
+    };
+    Ok(crate::results::LiveResult {
+        rate,
+        duration_s: ctx.args.duration,
+        produced: p.events_acknowledged,
+        producer_events_per_second: p.events_per_second,
+        pull: figures("pull"),
+        push: figures("push"),
+        ..Default::default()
+    })
+}
+
+/// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups
+/// while the producer emits `rate` events/s for `--duration` seconds.
+pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::Result<()> {
+    let phase = format!("{prefix}-{rate}");
+    let dir = ctx.out.join(&phase);
+    std::fs::create_dir_all(&dir)?;
+    let topic = ctx.topic(&phase);
+    let duration = ctx.args.duration;
+    let warmup = ctx.args.warmup;
+    let count = (rate * duration).max(1);
+    let r = ctx.step(
+        &phase,
+        &format!(
+            "both consumers live while the producer emits {rate} events/s for {duration} s ({count} events)"
+        ),
+        |ctx| {
+            ctx.create_topic(&topic)?;
+            // Idle must outlast the warm-up: the consumers see an empty,
+            // drained topic until the producer starts.
+            let idle = warmup + 15;
+            let mut running = Vec::new();
+            let mut ready = Vec::new();
+            for model in Model::ALL {
+                let name = model.name();
+                let group = format!("{}.{name}.{phase}", ctx.run_id);
+                let job = ConsumerJob {
+                    topic: &topic,
+                    group: &group,
+                    db: dir.join(format!("{name}.db")),
+                    stats: dir.join(format!("{name}.json")),
+                    ready: Some(dir.join(format!("{name}.ready"))),
+                    max_events: count,
+                    idle_s: idle,
+                };
+                let consumer = ctx.consumer(model, &dir, &job)?;
+                ready.push((job.ready.expect("set above"), consumer.id()));
+                running.push(consumer);
+            }
+            eprintln!(
+                "    consumers started; the producer starts once both are ready (at most {warmup} s)"
+            );
+            let until = Instant::now() + Duration::from_secs(warmup);
+            while Instant::now() < until {
+                if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
+                    eprintln!("    {} exited during the warm-up", r.name());
+                    break;
+                }
+                let is_ready =
+                    |(file, pid): &(PathBuf, u32)| Ready::read(file).is_some_and(|r| r.pid == *pid);
+                if ready.iter().all(is_ready) {
+                    // Let them send their first fetch before the first
+                    // event exists.
+                    std::thread::sleep(READY_MARGIN);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let produced = ctx.producer(&dir, "producer", &topic, count, rate, false);
+            let limit = Duration::from_secs(warmup + duration + 180);
+            let mut errors = Vec::new();
+            let produced = match produced {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    errors.push(format!("{e:#}"));
+                    None
+                }
+            };
+            let producer_ok = produced.as_ref().is_some_and(Finished::ok);
+            for r in running {
+                // Without a producer nothing will arrive: stop them now.
+                let f = if producer_ok {
+                    r.wait(limit)?
+                } else {
+                    r.stop()?
+                };
+                let name = f.name.clone();
+                ctx.record_db(&phase, &name, &dir.join(format!("{name}.db")));
+                if let Err(e) = ctx.finished(&phase, &f) {
+                    errors.push(format!("{e:#}"));
+                }
+            }
+            if let Some(f) = &produced
+                && let Err(e) = ctx.finished(&phase, f)
+            {
+                errors.push(format!("{e:#}"));
+            }
+            for model in verify::MODELS {
+                if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
+                    let ms = |us: u64| us as f64 / 1e3;
+                    let l = s.latency_us;
+                    eprintln!(
+                        "    {model}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                        s.events_committed,
+                        ms(l.p50),
+                        ms(l.p99),
+                        ms(l.p999),
+                        ms(l.max)
+                    );
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                bail!("{}", errors.join("; "))
+            }
+        },
+    );
+    topics::delete(&ctx.settings.brokers, &topic);
+    if dir.join("producer.json").is_file() {
+        ctx.step(&phase, "verification of pull.db and push.db", |ctx| {
+            ctx.verify_phase(&phase, &dir)
+        })?;
+    }
+    r
+}
+
+/// After both consumers are ready (partitions assigned and positioned):
+/// time for their first fetches, before the live producer starts.
+const READY_MARGIN: Duration = Duration::from_millis(500);

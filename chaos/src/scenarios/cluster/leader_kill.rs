@@ -1,0 +1,65 @@
+//! leader-kill: `kill -9` of the node leading the most partitions, during a
+//! backlog drain and during live production; back after [`DOWN`].
+
+use super::*;
+
+/// kill -9 of the busiest leader during a backlog drain, then during live
+/// production.
+pub fn leader_kill(cfg: &Config) -> Result<Vec<Outcome>> {
+    let sc = Scenario::LeaderKill;
+    let dir = fresh_dir(cfg, sc.name())?;
+    let mut cluster = start_cluster(&dir)?;
+    let brokers = cluster.bootstrap().to_string();
+    let expected = expected(cfg);
+    let n = cfg.events;
+    let mut outcomes = Vec::new();
+
+    // 1. The backlog: every event acknowledged before the consumers start.
+    let backlog = sub(&dir, "backlog")?;
+    let topic_b = topic(cfg, &cluster, "leader-kill-backlog")?;
+    producer(cfg, &brokers, &topic_b).run(&cfg.bins, &backlog, "producer")?;
+    let mut consumers = start_consumers(cfg, sc, &brokers, &topic_b, &backlog)?;
+    // A third of the way in (at the first commit for small runs, which
+    // drain in a moment).
+    let at = if n >= 200_000 { n / 3 } else { 1 };
+    wait_until(GENEROUS, "the consumers' progress before the kill", || {
+        consumers
+            .iter_mut()
+            .all(|(c, p)| committed_messages(&c.db) >= at || p.try_status().is_some())
+    })?;
+    let (node, led) = cluster.busiest_leader(&topic_b)?;
+    let fault_us = now_us();
+    cluster.kill(node)?;
+    thread::sleep(DOWN);
+    cluster.restart(node)?;
+    for (model, db, result) in finish_consumers(consumers, &expected, n) {
+        let effect = Effect::of(&db, fault_us, None);
+        outcomes.push(outcome(sc, model, "backlog", node, led, result, effect, n));
+    }
+    cluster.wait_in_sync(&topic_b, Duration::from_secs(120))?;
+
+    // 2. Live: the consumers keep up with the producer when the node dies.
+    let live = sub(&dir, "live")?;
+    let topic_l = topic(cfg, &cluster, "leader-kill-live")?;
+    let consumers = start_consumers(cfg, sc, &brokers, &topic_l, &live)?;
+    let mut produce = producer(cfg, &brokers, &topic_l);
+    produce.rate = live_rate(cfg, 40);
+    let mut p = produce.spawn(&cfg.bins, &live, "producer")?;
+    let quarter = Duration::from_secs_f64(n as f64 / produce.rate as f64 / 4.0);
+    thread::sleep(quarter);
+    let (node, led) = cluster.busiest_leader(&topic_l)?;
+    let fault_us = now_us();
+    cluster.kill(node)?;
+    thread::sleep(DOWN);
+    cluster.restart(node)?;
+    let back_us = now_us();
+    let produced = produce.finish(&mut p);
+    for (model, db, mut result) in finish_consumers(consumers, &expected, n) {
+        if let (Ok(problems), Err(e)) = (&mut result, &produced) {
+            problems.push(format!("the producer: {e:#}"));
+        }
+        let effect = Effect::of(&db, fault_us, Some(back_us + 10_000_000));
+        outcomes.push(outcome(sc, model, "live", node, led, result, effect, n));
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,50 @@
+//! rolling-restart: each node stopped (controlled shutdown) and restarted
+//! in turn during live production.
+
+use super::*;
+
+/// Each node stopped and restarted in turn during live production.
+pub fn rolling_restart(cfg: &Config) -> Result<Vec<Outcome>> {
+    let sc = Scenario::RollingRestart;
+    let dir = fresh_dir(cfg, sc.name())?;
+    let mut cluster = start_cluster(&dir)?;
+    let brokers = cluster.bootstrap().to_string();
+    let expected = expected(cfg);
+    let n = cfg.events;
+    let topic = topic(cfg, &cluster, "rolling-restart")?;
+    let consumers = start_consumers(cfg, sc, &brokers, &topic, &dir)?;
+    let mut produce = producer(cfg, &brokers, &topic);
+    produce.rate = live_rate(cfg, 60);
+    let mut p = produce.spawn(&cfg.bins, &dir, "producer")?;
+    thread::sleep(Duration::from_secs(3));
+    let start_us = now_us();
+    for node in 1..=NODES as u32 {
+        cluster.stop(node)?;
+        thread::sleep(Duration::from_secs(3));
+        cluster.restart(node)?;
+        cluster.wait_in_sync(&topic, Duration::from_secs(120))?;
+    }
+    let end_us = now_us();
+    let produced = produce.finish(&mut p);
+    let mut outcomes = Vec::new();
+    for (model, db, mut result) in finish_consumers(consumers, &expected, n) {
+        if let (Ok(problems), Err(e)) = (&mut result, &produced) {
+            problems.push(format!("the producer: {e:#}"));
+        }
+        let subject = model.name();
+        match (result, Effect::of(&db, start_us, Some(end_us))) {
+            (Ok(problems), Ok(effect)) => outcomes.push(Outcome::new(
+                sc,
+                subject,
+                format!(
+                    "events {n} nodes restarted {NODES} in {:.0} s {}",
+                    (end_us - start_us) as f64 / 1e6,
+                    effect.brief()
+                ),
+                problems,
+            )),
+            (Err(e), _) | (_, Err(e)) => outcomes.push(Outcome::error(sc, subject, &e)),
+        }
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,136 @@
+//! The run directory of `scripts/broker.sh`: one small file per fact
+//! (`kind`, `version`, `address`, `pid`, `nodes`, `heap`, `storage`), read
+//! by later commands, by `bench` (its report names the broker) and by
+//! people; and a lock, so that parallel callers never start two brokers.
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// A run directory, locked while the value lives (see [`RunDir::lock`]).
+pub struct RunDir {
+    dir: PathBuf,
+    _lock: Option<File>,
+}
+
+impl RunDir {
+    /// The directory, unlocked (enough to read it).
+    pub fn open(dir: &Path) -> RunDir {
+        RunDir {
+            dir: dir.to_path_buf(),
+            _lock: None,
+        }
+    }
+
+    /// The directory, created if need be and locked (`flock` on its `lock`
+    /// file) until the value is dropped.
+    pub fn lock(dir: &Path) -> Result<RunDir> {
+        fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let file = File::create(dir.join("lock"))?;
+        // SAFETY: flock(2) on a descriptor this value owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("lock the run directory");
+        }
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+            _lock: Some(file),
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file `name`, trimmed; `None` when missing or empty.
+    pub fn get(&self, name: &str) -> Option<String> {
+        fs::read_to_string(self.dir.join(name))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Writes `value` and a newline to the file `name`.
+    pub fn set(&self, name: &str, value: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        fs::write(&path, format!("{value}\n")).with_context(|| format!("write {}", path.display()))
+    }
+
+    /// Removes the file `name`, if there.
+    pub fn remove(&self, name: &str) {
+        let _ = fs::remove_file(self.dir.join(name));
+    }
+
+    /// The process id in the file `name`, when that process still runs and
+    /// its command line contains `marker` (a recycled pid is not ours).
+    pub fn live_pid(&self, name: &str, marker: &str) -> Option<u32> {
+        let pid: u32 = self.get(name)?.parse().ok()?;
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let alive = String::from_utf8_lossy(&cmdline).contains(marker) && !is_zombie(pid);
+        alive.then_some(pid)
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// Whether a TCP connection to one of the comma-separated `addresses`
+/// (`host:port`, `PLAINTEXT://host:port`) succeeds within 2 s.
+pub fn answers(addresses: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    addresses.split(',').any(|a| {
+        let a = a.trim();
+        let a = a.split_once("://").map_or(a, |(_, rest)| rest);
+        let a = if a.contains(':') {
+            a.to_string()
+        } else {
+            format!("{a}:9092")
+        };
+        a.to_socket_addrs().is_ok_and(|mut addrs| {
+            addrs.any(|sa| TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_ok())
+        })
+    })
+}
+
+/// SIGTERM to `pid`, SIGKILL after `grace`; returns once it is gone.
+pub fn terminate(pid: u32, grace: Duration, what: &str) {
+    signal(pid, libc::SIGTERM);
+    if !wait_gone(pid, grace) {
+        eprintln!("broker: {what} did not exit within {grace:?} of SIGTERM; sending SIGKILL");
+        signal(pid, libc::SIGKILL);
+        wait_gone(pid, Duration::from_secs(30));
+    }
+}
+
+/// `kill -9` of `pid`; returns once it is gone.
+pub fn kill9(pid: u32) {
+    signal(pid, libc::SIGKILL);
+    wait_gone(pid, Duration::from_secs(30));
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) on a pid read from our own run directory, checked
+    // (RunDir::live_pid) to be the broker we started.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}

@@ -94,7 +94,7 @@ pub struct ScaleFigures {
     /// Seconds from starting the instances until every one was assigned
     /// partitions.
     pub join_s: Pair,
-    /// Seconds from starting the instances until the group's lag was 0.
+    /// Seconds from the producer's start until the group's lag was 0.
     pub drain_s: Pair,
     /// Assignments and revocations over the instances beyond one each.
     pub rebalances: Pair,
@@ -360,7 +360,7 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
                 .iter()
                 .map(|c| c.ready_s.unwrap_or(f64::NAN))
                 .fold(0.0, f64::max);
-            let drain = drained_after(&run.samples, model, run.consumers_start_s);
+            let drain = drained_after(&run.samples, model, run.produce_start_s);
             let rebalances = run
                 .consumers
                 .iter()

@@ -162,7 +162,7 @@ pub struct ClaimsArgs {
     pub slow_seconds: u64,
 
     /// The scale-out: events in the backlog each group drains.
-    #[arg(long, default_value_t = 300_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     pub scale_events: u64,
 
     /// The scale-out: instance counts, in order (1 twice: its spread is

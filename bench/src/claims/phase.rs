@@ -188,6 +188,8 @@ pub struct PhaseEnv<'a> {
 const READY_WAIT: Duration = Duration::from_secs(30);
 /// After all are ready: their first fetches, before the first event.
 const READY_MARGIN: Duration = Duration::from_millis(500);
+/// Several instances of a group: time for the last rebalance round.
+const SETTLE: Duration = Duration::from_secs(2);
 
 fn instance_name(model: Model, i: usize, instances: usize) -> String {
     if instances == 1 {
@@ -205,6 +207,8 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let topic = format!("{}.{}", env.run_id, spec.name);
     let settings = env.settings;
+    let bins = env.bins;
+    let broker_pid = env.broker_pid;
     topics::create(&settings.brokers, &topic, settings.partitions)?;
     eprintln!(
         "\n==> [claims] {}: {} events in {} segment(s); {} x {:?}{}",
@@ -258,8 +262,8 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
                     args.max_events = None;
                 }
                 let bin = match model {
-                    Model::Pull => &env.bins.pull,
-                    Model::Push => &env.bins.push,
+                    Model::Pull => &bins.pull,
+                    Model::Push => &bins.push,
                 };
                 let log = dir.join(format!("{name}.log"));
                 let r = procs::spawn(&name, bin, &argv(&args)?, &log)?;
@@ -270,7 +274,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     };
 
     let tracked: Arc<Mutex<Vec<(String, u32)>>> = Arc::new(Mutex::new(Vec::new()));
-    if let Some(pid) = env.broker_pid {
+    if let Some(pid) = broker_pid {
         tracked.lock().expect("fresh").push(("broker".into(), pid));
     }
     let mut running = Vec::new();
@@ -307,6 +311,11 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             ));
         }
         std::thread::sleep(READY_MARGIN);
+        if spec.instances > 1 {
+            // Cooperative rebalances finish in a second round after the
+            // last instance's first assignment.
+            std::thread::sleep(SETTLE);
+        }
         let mut t = tracked.lock().expect("not poisoned");
         for (_, name, r, _) in &running {
             t.push((name.clone(), r.id()));
@@ -335,7 +344,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             running
                 .iter()
                 .map(|(_, _, r, _)| cpu_seconds(r.id()))
-                .chain(std::iter::once(env.broker_pid.and_then(cpu_seconds)))
+                .chain(std::iter::once(broker_pid.and_then(cpu_seconds)))
                 .collect()
         };
         let a = snap(&running);
@@ -369,7 +378,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
         let expected = seg.count.checked_div(seg.rate).unwrap_or(seg.count / 20_000);
         let f = procs::run(
             &name,
-            &env.bins.producer,
+            &bins.producer,
             &argv(&args)?,
             &dir.join(format!("{name}.log")),
             Duration::from_secs(120 + expected * 2),
@@ -467,7 +476,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     topics::delete(&settings.brokers, &topic);
 
     let checks = if spec.instances == 1 {
-        check_phase_child(env.bins, &dir)?
+        check_phase_child(bins, &dir)?
     } else {
         let mut checks = vec![verify::check_producer(&spec.name, &producer)];
         for model in &spec.models {

@@ -4,11 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ClaimsRun;
 use super::experiments::{latency_phase, scale_phase};
 use super::phase::{ConsumerRun, PhaseRun};
 use super::sampler::{self, Sample};
 use super::verdict::{Better, Pair, Verdict, majority, relative, spread, tally};
-use super::ClaimsRun;
 
 /// The models, in table order.
 pub const MODELS: [&str; 2] = ["pull", "push"];
@@ -286,7 +286,11 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
     }
 
     // Idle.
-    if let Some(p) = r.phases.iter().find(|p| p.name == "idle" && p.idle_window_s > 0) {
+    if let Some(p) = r
+        .phases
+        .iter()
+        .find(|p| p.name == "idle" && p.idle_window_s > 0)
+    {
         let half = p.idle_window_s as f64 / 2.0;
         let mut cpu = Pair::default();
         for c in &p.consumers {
@@ -388,7 +392,10 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
             b.push(rebalances);
             f.per_instance.push((
                 run.name.clone(),
-                run.consumers.iter().map(|c| c.stats.events_committed).collect(),
+                run.consumers
+                    .iter()
+                    .map(|c| c.stats.events_committed)
+                    .collect(),
             ));
         }
         a.scale.push(f);
@@ -491,8 +498,12 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
         let mut basis = Vec::new();
         for f in &a.latency {
             for (name, p) in [("p50", &f.p50_ms), ("p99", &f.p99_ms)] {
-                let (v, line) =
-                    verdict_line(&format!("{} {name} ms", rate_text(f.rate)), p, "push", Better::Lower);
+                let (v, line) = verdict_line(
+                    &format!("{} {name} ms", rate_text(f.rate)),
+                    p,
+                    "push",
+                    Better::Lower,
+                );
                 verdicts.push(v);
                 basis.push(line);
             }
@@ -513,8 +524,9 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
         };
         rows.push(ClaimRow {
             claim: "Push has lower latency (no polling); pull's is higher".into(),
-            experiment: "steady rates, both consumers on the same events; p50/p99 ms (mean of repeats)"
-                .into(),
+            experiment:
+                "steady rates, both consumers on the same events; p50/p99 ms (mean of repeats)"
+                    .into(),
             pull: figures(Pair::pull_mean),
             push: figures(Pair::push_mean),
             verdict: majority(&verdicts),
@@ -600,8 +612,9 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
         }
         rows.push(ClaimRow {
             claim: "Pull is better for variable rates, push for consistent rates".into(),
-            experiment: "bursts, and a step up and down; latency, lag, memory (steady rates: claim 1)"
-                .into(),
+            experiment:
+                "bursts, and a step up and down; latency, lag, memory (steady rates: claim 1)"
+                    .into(),
             pull: pull.join("; "),
             push: push.join("; "),
             verdict: majority(&verdicts),
@@ -693,8 +706,14 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 num(s.join_s.push_mean())
             ));
         }
-        pull.insert(0, format!("×1: {} ev/s", num(one.events_per_second.pull_mean())));
-        push.insert(0, format!("×1: {} ev/s", num(one.events_per_second.push_mean())));
+        pull.insert(
+            0,
+            format!("×1: {} ev/s", num(one.events_per_second.pull_mean())),
+        );
+        push.insert(
+            0,
+            format!("×1: {} ev/s", num(one.events_per_second.push_mean())),
+        );
         basis.push(format!(
             "single-instance spread: pull {}, push {}",
             spread(&one.events_per_second.pull).map_or("–".into(), pct),
@@ -716,9 +735,10 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
         let noise = spread(live);
         let live_mean = super::verdict::mean(live);
         let diff = relative(o.producer_events_per_second, live_mean);
-        let unaffected = live.is_empty()
-            || o.producer_events_per_second >= live_mean
-            || diff <= noise.unwrap_or(0.0);
+        // With no live phase at that rate there is nothing to compare
+        // with: no verdict either way.
+        let unaffected = !live.is_empty()
+            && (o.producer_events_per_second >= live_mean || diff <= noise.unwrap_or(0.0));
         let verdict = if unaffected {
             Verdict::DoesNotHold
         } else {

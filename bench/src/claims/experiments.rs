@@ -167,7 +167,10 @@ mod tests {
             .collect();
         let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
         assert!(names.contains(&"latency-1-1") && names.contains(&"latency-2-100000"));
-        assert_eq!(names.iter().filter(|n| n.starts_with("latency-")).count(), 12);
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("latency-")).count(),
+            12
+        );
         // 1 event/s runs long enough for --min-events.
         let low = all.iter().find(|s| s.name == "latency-1-1").unwrap();
         assert_eq!(low.events(), 20);
@@ -180,7 +183,11 @@ mod tests {
         assert_eq!(rates, [2_000, 100_000, 2_000]);
         let slow = all.iter().find(|s| s.name == "slow-1").unwrap();
         assert_eq!(slow.batch_size, Some(1));
-        let scale: Vec<&str> = names.iter().copied().filter(|n| n.starts_with("scale-")).collect();
+        let scale: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with("scale-"))
+            .collect();
         assert_eq!(
             scale,
             [
@@ -195,11 +202,19 @@ mod tests {
             ]
         );
         let s3 = all.iter().find(|s| s.name == "scale-push-3-a").unwrap();
-        assert_eq!((s3.instances, s3.models.as_slice()), (3, &[Model::Push][..]));
+        assert_eq!(
+            (s3.instances, s3.models.as_slice()),
+            (3, &[Model::Push][..])
+        );
         assert!(!s3.consumers_after_producer);
         let idle = all.iter().find(|s| s.name == "idle").unwrap();
         assert_eq!(idle.idle_window_s, 60);
-        assert!(all.iter().find(|s| s.name == "outage").unwrap().consumers_after_producer);
+        assert!(
+            all.iter()
+                .find(|s| s.name == "outage")
+                .unwrap()
+                .consumers_after_producer
+        );
     }
 
     #[test]

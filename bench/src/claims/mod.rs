@@ -274,7 +274,10 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.results.join(format!("claims-{compact}")));
     if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
-        anyhow::bail!("{} exists and is not empty; give a new --out", out.display());
+        anyhow::bail!(
+            "{} exists and is not empty; give a new --out",
+            out.display()
+        );
     }
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let bin_dir = match &args.bin_dir {
@@ -306,7 +309,12 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
             duration: args.duration,
             repeats: args.repeats,
             idle_seconds: args.idle_seconds,
-            burst: (args.burst_rate, args.burst_seconds, args.burst_gap, args.bursts),
+            burst: (
+                args.burst_rate,
+                args.burst_seconds,
+                args.burst_gap,
+                args.bursts,
+            ),
             step: (args.step_rates.clone(), args.step_seconds),
             slow: (args.slow_batch_size, args.slow_rate, args.slow_seconds),
             scale: (args.scale_events, args.scale_instances.clone()),
@@ -389,7 +397,8 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
 pub fn write_report(dir: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(dir.join("claims.json"))
         .with_context(|| format!("cannot read {}/claims.json", dir.display()))?;
-    let record: ClaimsRun = serde_json::from_str(&text).context("claims.json is not a claims run")?;
+    let record: ClaimsRun =
+        serde_json::from_str(&text).context("claims.json is not a claims run")?;
     let a = analysis::analyse(&record);
     let pictures = match plots::draw_all(&record, &a, dir) {
         Ok(p) => p,

@@ -289,7 +289,8 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
         while Instant::now() < until && ready_at.iter().any(Option::is_none) {
             for (k, (_, name, r, spawned)) in running.iter_mut().enumerate() {
                 if ready_at[k].is_none()
-                    && Ready::read(&dir.join(format!("{name}.ready"))).is_some_and(|x| x.pid == r.id())
+                    && Ready::read(&dir.join(format!("{name}.ready")))
+                        .is_some_and(|x| x.pid == r.id())
                 {
                     ready_at[k] = Some(spawned.elapsed().as_secs_f64());
                 }
@@ -375,7 +376,10 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
         args.first_id = *env.next_id;
         *env.next_id += seg.count;
         let start_s = sampler.now();
-        let expected = seg.count.checked_div(seg.rate).unwrap_or(seg.count / 20_000);
+        let expected = seg
+            .count
+            .checked_div(seg.rate)
+            .unwrap_or(seg.count / 20_000);
         let f = procs::run(
             &name,
             &bins.producer,
@@ -447,13 +451,19 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             }
         };
         let log = std::fs::read_to_string(&f.log).unwrap_or_default();
-        let assignments = log.lines().filter(|l| l.contains(" partition(s) of ")).count() as u64;
+        let assignments = log
+            .lines()
+            .filter(|l| l.contains(" partition(s) of "))
+            .count() as u64;
         let revocations = log.lines().filter(|l| l.contains("revoked [")).count() as u64;
         // From the producer's start to the consumer's exit (its start plus
         // its own process time).
         let exited = spawned + Duration::from_secs_f64(stats.process_seconds.max(0.0));
-        let active_seconds = (!spec.consumers_after_producer)
-            .then(|| exited.saturating_duration_since(produce_start).as_secs_f64());
+        let active_seconds = (!spec.consumers_after_producer).then(|| {
+            exited
+                .saturating_duration_since(produce_start)
+                .as_secs_f64()
+        });
         let active_cpu_seconds = if spec.consumers_after_producer {
             Some(stats.cpu_seconds)
         } else {
@@ -612,8 +622,20 @@ pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats)
     let acked = p.events_acknowledged.to_string();
     let dead: u64 = s.databases.iter().map(|d| d.dead_letters).sum();
     vec![
-        check(phase, model, "distinct events (ledger)", acked.clone(), s.distinct_events.to_string()),
-        check(phase, model, "rows over the databases", acked, s.rows.to_string()),
+        check(
+            phase,
+            model,
+            "distinct events (ledger)",
+            acked.clone(),
+            s.distinct_events.to_string(),
+        ),
+        check(
+            phase,
+            model,
+            "rows over the databases",
+            acked,
+            s.rows.to_string(),
+        ),
         check(
             phase,
             model,

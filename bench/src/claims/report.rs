@@ -72,11 +72,17 @@ fn load_table(s: &mut String, f: &LoadFigures) {
         ("largest lag sampled, events", &f.max_lag),
         ("peak RSS sampled, MB", &f.peak_rss_mb),
         ("CPU, s (producer start to exit)", &f.cpu_s),
-        ("events/s, first message to last commit", &f.events_per_second),
+        (
+            "events/s, first message to last commit",
+            &f.events_per_second,
+        ),
         ("SQLite transactions", &f.batches),
         ("partitions' catch-up spread, s", &f.catch_up_spread_s),
         ("largest partition lag ÷ mean, at the peak", &f.lag_skew),
-        ("rebalances (beyond the first assignment)", &f.rebalances),
+        (
+            "rebalances (assignments beyond the first, revocations logged)",
+            &f.rebalances,
+        ),
     ] {
         if p.pull.is_empty() && p.push.is_empty() {
             continue;
@@ -128,7 +134,9 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
         .consumer_property
         .iter()
         .find(|(k, _)| k == "fetch.wait.max.ms")
-        .map_or("100 (the consumers' default)".to_string(), |(_, v)| v.clone());
+        .map_or("100 (the consumers' default)".to_string(), |(_, v)| {
+            v.clone()
+        });
     let _ = writeln!(
         s,
         "Settings that decide latency: producer `linger.ms` {linger}; consumers batch size {}, \
@@ -206,6 +214,18 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
                 noise(&f.p50_ms),
                 noise(&f.p99_ms),
                 noise(&f.cpu_us_per_event),
+            );
+        }
+        if let Some(f) = a.latency.iter().find(|f| f.events > 0 && f.events < 1000) {
+            let _ = writeln!(
+                s,
+                "\nAt {} ({} events) p99.9 is the largest sample{}: the first event of a run \
+                 waits for the idempotent producer's id handshake before it is sent (the same \
+                 event for both models), so the tail at the lowest rates is the producer's start, \
+                 and p50 is the figure that compares the models there.",
+                rate_text(f.rate),
+                f.events,
+                if f.events < 100 { " and so is p99" } else { "" }
             );
         }
         s.push_str(&pic("claims-latency.svg"));

@@ -185,7 +185,10 @@ mod tests {
         let p = pair(&[10.0], &[10.5]);
         assert_eq!(p.noise(), None);
         assert_eq!(p.verdict("pull", Better::Lower), Verdict::Holds);
-        assert_eq!(pair(&[3.0], &[3.0]).verdict("pull", Better::Lower), Verdict::NoDifference);
+        assert_eq!(
+            pair(&[3.0], &[3.0]).verdict("pull", Better::Lower),
+            Verdict::NoDifference
+        );
     }
 
     #[test]

@@ -95,11 +95,14 @@ fn load_table(s: &mut String, f: &LoadFigures) {
 pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let mut s = String::new();
     let pic = |name: &str| {
-        pictures
+        if pictures
             .iter()
             .any(|p| p.file_name().is_some_and(|n| n == name))
-            .then(|| format!("\n![{name}]({name})\n"))
-            .unwrap_or_default()
+        {
+            format!("\n![{name}]({name})\n")
+        } else {
+            String::new()
+        }
     };
     let _ = writeln!(s, "# Push or pull: the claims, measured\n");
     let _ = writeln!(

@@ -88,13 +88,13 @@ pub struct LoadFigures {
 pub struct ScaleFigures {
     /// Instances.
     pub instances: usize,
-    /// The group's events/s: the backlog over the longest instance's first
-    /// message to last commit, per run (pull, push).
+    /// The group's events/s: the backlog over the span from the first
+    /// instance's assignment to the group's lag reaching 0, per run.
     pub events_per_second: Pair,
     /// Seconds from starting the instances until every one was assigned
     /// partitions.
     pub join_s: Pair,
-    /// Seconds from the producer's start until the group's lag was 0.
+    /// Seconds from starting the instances until the group's lag was 0.
     pub drain_s: Pair,
     /// Assignments and revocations over the instances beyond one each.
     pub rebalances: Pair,
@@ -349,13 +349,25 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
             let Some((model, _)) = scale_phase(&run.name) else {
                 continue;
             };
+            // The group's span: from the first instance's assignment (it
+            // can consume from then on) until the group's lag was 0.
+            let first_ready = run
+                .consumers
+                .iter()
+                .filter_map(|c| c.ready_s)
+                .fold(f64::INFINITY, f64::min);
+            let drain = drained_after(&run.samples, model, run.consumers_start_s);
             let longest = run
                 .consumers
                 .iter()
                 .map(|c| c.stats.wall_seconds)
                 .fold(0.0, f64::max);
-            let eps = if longest > 0.0 {
-                run.producer.events_acknowledged as f64 / longest
+            let span = match drain {
+                Some(d) if first_ready.is_finite() && d > first_ready => d - first_ready,
+                _ => longest,
+            };
+            let eps = if span > 0.0 {
+                run.producer.events_acknowledged as f64 / span
             } else {
                 0.0
             };
@@ -364,7 +376,6 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
                 .iter()
                 .map(|c| c.ready_s.unwrap_or(f64::NAN))
                 .fold(0.0, f64::max);
-            let drain = drained_after(&run.samples, model, run.produce_start_s);
             let rebalances = run
                 .consumers
                 .iter()

@@ -1,8 +1,7 @@
 //! The experiments of `bench claims`, each as the phases it runs. Both
 //! models consume the same events at the same time (each in its own group
 //! and database), except in the scale-out, where each group drains its
-//! own copy of a backlog alone, pull and push taking turns: its instances
-//! join first, then the producer writes the backlog as fast as it can.
+//! own copy of a backlog alone, pull and push taking turns.
 
 use consumer_core::Model;
 
@@ -18,6 +17,7 @@ fn both(name: String, segments: Vec<Segment>) -> PhaseSpec {
         batch_size: None,
         idle_window_s: 0,
         consumers_after_producer: false,
+        consumer_properties: Vec::new(),
     }
 }
 
@@ -106,10 +106,16 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                         }],
                         batch_size: None,
                         idle_window_s: 0,
-                        // All instances in the group and assigned before
-                        // the backlog is written: a late joiner would
-                        // otherwise find it eaten by the first.
-                        consumers_after_producer: false,
+                        // The backlog is there before the instances start,
+                        // so that the group drains it (a producer running
+                        // alongside measured the producer). The first to
+                        // join takes every partition until the others'
+                        // joins rebalance the group; a member learns of a
+                        // rebalance at its next heartbeat (3 s by
+                        // default), so heartbeats every 100 ms keep that
+                        // head start short. Its share shows per instance.
+                        consumers_after_producer: true,
+                        consumer_properties: vec![("heartbeat.interval.ms".into(), "100".into())],
                     });
                 }
             }
@@ -206,7 +212,11 @@ mod tests {
             (s3.instances, s3.models.as_slice()),
             (3, &[Model::Push][..])
         );
-        assert!(!s3.consumers_after_producer);
+        assert!(s3.consumers_after_producer);
+        assert_eq!(
+            s3.consumer_properties,
+            [("heartbeat.interval.ms".to_string(), "100".to_string())]
+        );
         let idle = all.iter().find(|s| s.name == "idle").unwrap();
         assert_eq!(idle.idle_window_s, 60);
         assert!(

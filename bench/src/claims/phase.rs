@@ -61,6 +61,8 @@ pub struct PhaseSpec {
     /// Start the consumers only after the producer has finished (a
     /// consumer outage; a backlog for the scale-out).
     pub consumers_after_producer: bool,
+    /// librdkafka properties for the consumers, after the run's.
+    pub consumer_properties: Vec<(String, String)>,
 }
 
 impl PhaseSpec {
@@ -258,6 +260,9 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
                 };
                 let mut args = settings.consumer(*model, &job);
                 args.batch_size = batch_size;
+                args.kafka
+                    .properties
+                    .extend(spec.consumer_properties.iter().cloned());
                 if spec.instances > 1 {
                     args.max_events = None;
                 }

@@ -314,14 +314,15 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
         let _ = writeln!(s, "## Scale-out\n");
         let _ = writeln!(
             s,
-            "Each group has a fresh topic of {} partitions; its instances are started \
-             together, each with its own database, and once every one has partitions (plus 2 s \
-             for a last cooperative round) the producer writes {} events into it as fast as it \
-             can. The databases are verified as one with `ledger`. Group events/s: the events \
-             over the longest instance's first message to last commit; join: from the start \
-             until every instance had partitions; drain: from the producer's start until the \
-             group's lag was 0 (250 ms samples); rebalances: assignments and revocations in the \
-             logs beyond one per instance.\n",
+            "Each group drains its own fresh topic of {} partitions holding {} events, written \
+             before its instances start; the instances start together, each with its own \
+             database (`-X heartbeat.interval.ms=100`, so a member learns of a rebalance within \
+             100 ms; the first to join holds every partition until then), and exit 3 s after \
+             the backlog is drained. The databases are verified as one with `ledger`. Group \
+             events/s: the events over the span from the first instance's assignment until the \
+             group's lag was 0 (lag sampled every 250 ms); join: from the start until every \
+             instance had partitions; drain: from the start until the lag was 0; rebalances: \
+             assignments beyond one per instance, and revocations logged.\n",
             r.settings.partitions,
             num(r.options.scale.0 as f64),
         );

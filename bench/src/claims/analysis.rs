@@ -140,6 +140,57 @@ pub struct ClaimRow {
     pub verdict: Verdict,
     /// What the verdict rests on: differences, noise, counts.
     pub basis: String,
+    /// The figures whose own verdict differs from the claim's, by verdict
+    /// (empty when all agree).
+    #[serde(default)]
+    pub exceptions: String,
+}
+
+/// The verdicts of one claim's figures.
+#[derive(Debug, Default)]
+struct Votes {
+    items: Vec<(String, Verdict)>,
+    lines: Vec<String>,
+}
+
+impl Votes {
+    fn add(&mut self, name: &str, p: &Pair, favours: &str, better: Better) {
+        let (v, line) = verdict_line(name, p, favours, better);
+        self.items.push((name.to_string(), v));
+        self.lines.push(line);
+    }
+
+    fn verdicts(&self) -> Vec<Verdict> {
+        self.items.iter().map(|i| i.1).collect()
+    }
+
+    fn verdict(&self) -> Verdict {
+        majority(&self.verdicts())
+    }
+
+    /// "does not hold for idle CPU ms/s, 1/s µs/event": the figures that
+    /// went another way than the claim's verdict.
+    fn exceptions(&self) -> String {
+        let overall = self.verdict();
+        [Verdict::Holds, Verdict::DoesNotHold, Verdict::NoDifference]
+            .into_iter()
+            .filter(|&v| v != overall)
+            .filter_map(|v| {
+                let names: Vec<&str> = self
+                    .items
+                    .iter()
+                    .filter(|i| i.1 == v)
+                    .map(|i| i.0.as_str())
+                    .collect();
+                (!names.is_empty()).then(|| format!("{} for {}", v.text(), names.join(", ")))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn basis(&self) -> String {
+        format!("{}; {}", tally(&self.verdicts()), self.lines.join("; "))
+    }
 }
 
 /// Everything `claims.md` says.
@@ -505,18 +556,15 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
 
     // 1. Latency.
     if !a.latency.is_empty() {
-        let mut verdicts = Vec::new();
-        let mut basis = Vec::new();
+        let mut votes = Votes::default();
         for f in &a.latency {
             for (name, p) in [("p50", &f.p50_ms), ("p99", &f.p99_ms)] {
-                let (v, line) = verdict_line(
+                votes.add(
                     &format!("{} {name} ms", rate_text(f.rate)),
                     p,
                     "push",
                     Better::Lower,
                 );
-                verdicts.push(v);
-                basis.push(line);
             }
         }
         let figures = |pick: fn(&Pair) -> f64| {
@@ -540,33 +588,29 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
                     .into(),
             pull: figures(Pair::pull_mean),
             push: figures(Pair::push_mean),
-            verdict: majority(&verdicts),
-            basis: format!("{}; {}", tally(&verdicts), basis.join("; ")),
+            verdict: votes.verdict(),
+            exceptions: votes.exceptions(),
+            basis: votes.basis(),
         });
     }
 
     // 2. CPU.
     if !a.latency.is_empty() || a.idle.is_some() {
-        let mut verdicts = Vec::new();
-        let mut basis = Vec::new();
+        let mut votes = Votes::default();
         let mut pull = Vec::new();
         let mut push = Vec::new();
         if let Some(i) = &a.idle {
-            let (v, line) = verdict_line("idle CPU ms/s", &i.cpu_ms_per_s, "push", Better::Lower);
-            verdicts.push(v);
-            basis.push(line);
+            votes.add("idle CPU ms/s", &i.cpu_ms_per_s, "push", Better::Lower);
             pull.push(format!("idle {} ms/s", num(i.cpu_ms_per_s.pull_mean())));
             push.push(format!("idle {} ms/s", num(i.cpu_ms_per_s.push_mean())));
         }
         for f in &a.latency {
-            let (v, line) = verdict_line(
+            votes.add(
                 &format!("{} µs/event", rate_text(f.rate)),
                 &f.cpu_us_per_event,
                 "push",
                 Better::Lower,
             );
-            verdicts.push(v);
-            basis.push(line);
             pull.push(format!(
                 "{} {} µs/ev",
                 rate_text(f.rate),
@@ -583,16 +627,16 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
             experiment: "CPU with nothing to consume; CPU per event at each steady rate (producer start to consumer exit)".into(),
             pull: pull.join(", "),
             push: push.join(", "),
-            verdict: majority(&verdicts),
-            basis: format!("{}; {}", tally(&verdicts), basis.join("; ")),
+            verdict: votes.verdict(),
+            exceptions: votes.exceptions(),
+            basis: votes.basis(),
         });
     }
 
     // 3. Variable rates.
     let varying: Vec<&LoadFigures> = [&a.burst, &a.step].into_iter().flatten().collect();
     if !varying.is_empty() {
-        let mut verdicts = Vec::new();
-        let mut basis = Vec::new();
+        let mut votes = Votes::default();
         let mut pull = Vec::new();
         let mut push = Vec::new();
         for f in varying {
@@ -601,10 +645,7 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 ("max lag", &f.max_lag),
                 ("peak RSS MB", &f.peak_rss_mb),
             ] {
-                let (v, line) =
-                    verdict_line(&format!("{} {name}", f.name), p, "pull", Better::Lower);
-                verdicts.push(v);
-                basis.push(line);
+                votes.add(&format!("{} {name}", f.name), p, "pull", Better::Lower);
             }
             pull.push(format!(
                 "{}: p99 {} ms, lag ≤ {}, RSS ≤ {} MB",
@@ -628,24 +669,22 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
                     .into(),
             pull: pull.join("; "),
             push: push.join("; "),
-            verdict: majority(&verdicts),
-            basis: format!("{}; {}", tally(&verdicts), basis.join("; ")),
+            verdict: votes.verdict(),
+            exceptions: votes.exceptions(),
+            basis: votes.basis(),
         });
     }
 
     // 4. Load control.
     if let Some(f) = &a.slow {
-        let mut verdicts = Vec::new();
-        let mut basis = Vec::new();
+        let mut votes = Votes::default();
         for (name, p) in [
             ("peak RSS MB", &f.peak_rss_mb),
             ("max lag", &f.max_lag),
             ("partition catch-up spread s", &f.catch_up_spread_s),
             ("rebalances", &f.rebalances),
         ] {
-            let (v, line) = verdict_line(name, p, "pull", Better::Lower);
-            verdicts.push(v);
-            basis.push(line);
+            votes.add(name, p, "pull", Better::Lower);
         }
         let text = |m: fn(&Pair) -> f64| {
             format!(
@@ -663,15 +702,15 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
             experiment: "a slow sink (one SQLite transaction per event) under a rate it cannot keep: memory, lag, fairness between partitions, rebalances".into(),
             pull: text(Pair::pull_mean),
             push: text(Pair::push_mean),
-            verdict: majority(&verdicts),
-            basis: format!("{}; {}", tally(&verdicts), basis.join("; ")),
+            verdict: votes.verdict(),
+            exceptions: votes.exceptions(),
+            basis: votes.basis(),
         });
     }
 
     // 5. Scale-out.
     if let Some(one) = a.scale.iter().find(|s| s.instances == 1) {
-        let mut verdicts = Vec::new();
-        let mut basis = Vec::new();
+        let mut votes = Votes::default();
         let mut pull = Vec::new();
         let mut push = Vec::new();
         for s in a.scale.iter().filter(|s| s.instances > 1) {
@@ -686,22 +725,14 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 pull: ratio(&s.events_per_second.pull, &one.events_per_second.pull),
                 push: ratio(&s.events_per_second.push, &one.events_per_second.push),
             };
-            let (v, line) = verdict_line(
+            votes.add(
                 &format!("{} instances ÷ 1, group events/s", s.instances),
                 &p,
                 "pull",
                 Better::Higher,
             );
-            verdicts.push(v);
-            basis.push(line);
-            let (v, line) = verdict_line(
-                &format!("{} instances join s", s.instances),
-                &s.join_s,
-                "pull",
-                Better::Lower,
-            );
-            verdicts.push(v);
-            basis.push(line);
+            // Join times are reported, not judged: one run per group size
+            // gives them no measured noise.
             pull.push(format!(
                 "×{}: {} ev/s ({}× of 1), join {} s",
                 s.instances,
@@ -725,7 +756,7 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
             0,
             format!("×1: {} ev/s", num(one.events_per_second.push_mean())),
         );
-        basis.push(format!(
+        votes.lines.push(format!(
             "single-instance spread: pull {}, push {}",
             spread(&one.events_per_second.pull).map_or("–".into(), pct),
             spread(&one.events_per_second.push).map_or("–".into(), pct)
@@ -735,16 +766,30 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
             experiment: "1, 2, 3 instances of one model in one group, each with its own database (ledger for the union), draining a backlog".into(),
             pull: pull.join("; "),
             push: push.join("; "),
-            verdict: majority(&verdicts),
-            basis: format!("{}; {}", tally(&verdicts), basis.join("; ")),
+            verdict: votes.verdict(),
+            exceptions: votes.exceptions(),
+            basis: votes.basis(),
         });
     }
 
     // 6. Coupling.
     if let Some(o) = &a.outage {
         let live = &o.live_producer_events_per_second;
-        let noise = spread(live);
         let live_mean = super::verdict::mean(live);
+        // The noise of the paced producer's rate: the spread of the share
+        // of the offered rate it achieved, over the steady phases from
+        // 2k/s up (below, its first event's handshake weighs on the share).
+        let shares: Vec<f64> = a
+            .latency
+            .iter()
+            .filter(|f| f.rate >= 2_000)
+            .flat_map(|f| {
+                f.producer_events_per_second
+                    .iter()
+                    .map(move |x| x / f.rate as f64)
+            })
+            .collect();
+        let noise = spread(&shares);
         let diff = relative(o.producer_events_per_second, live_mean);
         // With no live phase at that rate there is nothing to compare
         // with: no verdict either way.
@@ -774,16 +819,17 @@ fn claims(a: &Analysis) -> Vec<ClaimRow> {
             push: text(o.drain_events_per_second.push_mean(), o.max_ms.push_mean()),
             verdict,
             basis: format!(
-                "the producer made {} ev/s with both consumers down, {} with both live (spread {}): difference {}; the producer's acknowledgement tail {} ms down, {} ms live; its CPU {} s down, {} s live. Neither consumer is known to the producer: Kafka is between them",
+                "the producer made {} ev/s with both consumers down, {} with both live: difference {}, against a spread of {} in the share of the offered rate the paced producer achieved over the steady phases from 2k/s up; its acknowledgement tail {} ms down, {} ms live; its CPU {} s down, {} s live. The producer knows neither consumer: Kafka is between them, and the same holds for either model",
                 num(o.producer_events_per_second),
                 num(live_mean),
-                noise.map_or("–".into(), pct),
                 pct(diff),
+                noise.map_or("–".into(), pct),
                 num(o.producer_tail_ms),
                 o.live_producer_tail_ms.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", "),
                 num(o.producer_cpu_s),
                 o.live_producer_cpu_s.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", "),
             ),
+            exceptions: String::new(),
         });
     }
     rows

@@ -48,12 +48,17 @@ pub fn claims_table(a: &Analysis) -> String {
     for c in &a.claims {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | **{}** |",
+            "| {} | {} | {} | {} | **{}**{} |",
             c.claim,
             c.experiment,
             c.pull,
             c.push,
-            c.verdict.text()
+            c.verdict.text(),
+            if c.exceptions.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", c.exceptions)
+            }
         );
     }
     s

@@ -2,14 +2,14 @@
 //! about push against pull consumption, tested by a measurement on one
 //! broker, with a verdict.
 //!
-//! | claim | experiment (module) |
+//! | claim | experiment ([`experiments`], `--only`) |
 //! |---|---|
-//! | push has lower latency | [`experiments::latency`]: steady rates from 1 to 100k events/s, repeated |
-//! | pull uses more CPU | the same phases' CPU per event, and [`experiments::idle`] |
-//! | pull for variable rates, push for steady | [`experiments::burst`], [`experiments::step`] |
-//! | push is hard to manage under load | [`experiments::slow`]: a slow sink |
-//! | pull scales more easily | [`experiments::scale`]: 1, 2, 3 instances per group |
-//! | push couples producer and consumer | [`experiments::outage`] |
+//! | push has lower latency | `latency`: steady rates from 1 to 100k events/s, repeated |
+//! | pull uses more CPU | the same phases' CPU per event, and `idle` |
+//! | pull for variable rates, push for steady | `burst`, `step` |
+//! | push is hard to manage under load | `slow`: a slow sink |
+//! | pull scales more easily | `scale`: 1, 2, 3 instances per group |
+//! | push couples producer and consumer | `outage` |
 //!
 //! Every experiment is made of [`phase`]s: a fresh topic, consumers, a
 //! producer load, a timeline ([`sampler`]: memory, CPU, lag every 250 ms)

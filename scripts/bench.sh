@@ -6,6 +6,7 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 Usage: scripts/bench.sh [OPTIONS OF bench run...]
+       scripts/bench.sh --claims [OPTIONS OF bench claims...]
        scripts/bench.sh --verify-only DIR
        scripts/bench.sh -h | --help
 
@@ -24,6 +25,12 @@ Runs the push-vs-pull benchmark and writes its report:
 Exits non-zero if any check or step fails.
 
 This script's own options, alone as its first argument:
+  --claims            run `bench claims` instead of `bench run`: each claim
+                      made about push against pull tested by a measurement
+                      (steady rates from 1 to 100k events/s, idle CPU,
+                      bursts, a step, a slow sink, 1-3 instances per group,
+                      a consumer outage), every phase verified, claims.md
+                      with a verdict per claim (~12 minutes on 2 cores)
   --verify-only DIR   re-run the verification of an earlier run's databases
                       against its producer stats (`bench verify DIR`); prints
                       PASS/FAIL per check, exits non-zero on any FAIL; no
@@ -53,8 +60,13 @@ die() {
 cmdline="scripts/bench.sh${*:+ $(printf '%q ' "$@")}"
 cmdline=${cmdline% }
 mode=run
+subcommand=run
 case "${1:-}" in
     -h | --help) mode=help ;;
+    --claims)
+        subcommand=claims
+        shift
+        ;;
     --verify-only | --verify-only=*)
         mode=verify
         if [[ "$1" == --verify-only=* ]]; then
@@ -108,7 +120,7 @@ case "$mode" in
 esac
 
 # A mistyped option fails here, before a broker is started.
-"$BENCH" run --dry-run "$@" || exit
+"$BENCH" "$subcommand" --dry-run "$@" || exit
 for bin in producer consumer-pull consumer-push; do
     [[ -x "$BIN_DIR/$bin" ]] ||
         die "$BIN_DIR/$bin is missing; build with: cargo build --release -p producer -p consumer-pull -p consumer-push -p bench"
@@ -167,7 +179,7 @@ esac
 
 export BENCH_RESULTS="${BENCH_RESULTS:-$REPO_ROOT/bench-results}"
 status=0
-"$BENCH" run \
+"$BENCH" "$subcommand" \
     --brokers "$brokers" \
     --broker-run-dir "$RUN_DIR" \
     --bin-dir "$BIN_DIR" \

@@ -40,6 +40,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole benchmark against a running broker.
     Run(RunArgs),
+    /// Test each claim made about push against pull (latency at low and
+    /// high rates, CPU idle and per event, bursts, a step, a slow sink,
+    /// scale-out, a consumer outage) on one broker, each phase verified,
+    /// and write claims.md with a verdict per claim.
+    Claims(Box<crate::claims::ClaimsArgs>),
+    /// Redraw claims.md and its pictures from an earlier claims run's
+    /// claims.json (no broker needed).
+    ClaimsReport {
+        /// The claims run's output directory.
+        dir: PathBuf,
+    },
     /// Verify the databases of an earlier run against its producer stats:
     /// prints PASS/FAIL per check, exits 1 on any FAIL.
     Verify {
@@ -310,6 +321,12 @@ fn write_stats<T: serde::Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Claims(args) => crate::claims::run(&args),
+        Command::ClaimsReport { dir } => {
+            println!("{}", crate::claims::write_report(&dir)?);
+            println!("report: {}", dir.join("claims.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { dir } => {
             let checks = verify::check_run(&dir)?;
             for c in &checks {

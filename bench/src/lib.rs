@@ -25,12 +25,14 @@
 //! topics), [`stats`] (stats files), [`ceilings`], [`queries`] (store query
 //! timing), [`verify`], [`machine`] (machine and broker facts, broker
 //! sampling), [`defaults`] (librdkafka's defaults), [`results`], [`report`],
-//! [`plots`]. The method and the history of runs: `docs/benchmark.md`.
+//! [`plots`], [`claims`] (`bench claims`: each push-vs-pull claim tested,
+//! with a verdict). The method and the history of runs: `docs/benchmark.md`.
 
 #![deny(missing_docs)]
 
 pub mod argv;
 pub mod ceilings;
+pub mod claims;
 pub mod cli;
 pub mod defaults;
 pub mod machine;

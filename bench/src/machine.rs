@@ -165,7 +165,7 @@ impl ProcSampler {
 
 /// User + system CPU of `pid` so far: fields 14 and 15 of
 /// `/proc/PID/stat`, in clock ticks.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces: count from after it.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -178,7 +178,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// A `kB` line of `/proc/PID/status`, in bytes.
-fn status_bytes(pid: u32, key: &str) -> Option<u64> {
+pub fn status_bytes(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix(key))?;
     let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;

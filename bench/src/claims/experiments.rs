@@ -1,0 +1,248 @@
+//! The experiments of `bench claims`, each as the phases it runs. Both
+//! models consume the same events at the same time (each in its own group
+//! and database), except in the scale-out, where each group drains its
+//! own copy of a backlog alone, pull and push taking turns.
+
+use consumer_core::Model;
+
+use super::phase::{PhaseSpec, Segment};
+use super::{ClaimsArgs, Experiment};
+
+fn both(name: String, segments: Vec<Segment>) -> PhaseSpec {
+    PhaseSpec {
+        name,
+        models: Model::ALL.to_vec(),
+        instances: 1,
+        segments,
+        batch_size: None,
+        idle_window_s: 0,
+        consumers_after_producer: false,
+        consumer_properties: Vec::new(),
+    }
+}
+
+fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
+    Segment {
+        count: (rate * seconds).max(min_events),
+        rate,
+        pause_after_s: 0.0,
+    }
+}
+
+/// Unmeasured: the broker's JVM compiles its live paths (docs/benchmark.md,
+/// "Kafka's JIT") before anything is measured.
+pub fn warm_up() -> PhaseSpec {
+    both("warm-up".into(), vec![steady(20_000, 5, 1)])
+}
+
+/// The phases of one experiment.
+pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
+    let rounds = 1..=a.repeats;
+    match e {
+        Experiment::Latency => rounds
+            .flat_map(|r| {
+                a.rates.iter().filter(|&&x| x > 0).map(move |&rate| {
+                    both(
+                        format!("latency-{r}-{rate}"),
+                        vec![steady(rate, a.duration, a.min_events)],
+                    )
+                })
+            })
+            .collect(),
+        Experiment::Idle => vec![PhaseSpec {
+            idle_window_s: a.idle_seconds,
+            // Then a few events, so the phase is verified like the others.
+            ..both("idle".into(), vec![steady(10, 1, 10)])
+        }],
+        Experiment::Burst => rounds
+            .map(|r| {
+                let burst = Segment {
+                    count: a.burst_rate * a.burst_seconds,
+                    rate: a.burst_rate,
+                    pause_after_s: a.burst_gap,
+                };
+                let mut segments = vec![burst; a.bursts as usize];
+                if let Some(last) = segments.last_mut() {
+                    last.pause_after_s = 0.0;
+                }
+                both(format!("burst-{r}"), segments)
+            })
+            .collect(),
+        Experiment::Step => rounds
+            .map(|r| {
+                let segments = a
+                    .step_rates
+                    .iter()
+                    .map(|&rate| steady(rate, a.step_seconds, 1))
+                    .collect();
+                both(format!("step-{r}"), segments)
+            })
+            .collect(),
+        Experiment::Slow => rounds
+            .map(|r| PhaseSpec {
+                batch_size: Some(a.slow_batch_size),
+                ..both(
+                    format!("slow-{r}"),
+                    vec![steady(a.slow_rate, a.slow_seconds, 1)],
+                )
+            })
+            .collect(),
+        Experiment::Scale => {
+            let mut seen = std::collections::BTreeMap::new();
+            let mut out = Vec::new();
+            for &k in a.scale_instances.iter().filter(|&&k| k > 0) {
+                let nth = seen.entry(k).or_insert(0u8);
+                let tag = (b'a' + *nth) as char;
+                *nth += 1;
+                for model in Model::ALL {
+                    out.push(PhaseSpec {
+                        name: format!("scale-{}-{k}-{tag}", model.name()),
+                        models: vec![model],
+                        instances: k,
+                        segments: vec![Segment {
+                            count: a.scale_events,
+                            rate: 0,
+                            pause_after_s: 0.0,
+                        }],
+                        batch_size: None,
+                        idle_window_s: 0,
+                        // The backlog is there before the instances start,
+                        // so that the group drains it (a producer running
+                        // alongside measured the producer). The first to
+                        // join takes every partition until the others'
+                        // joins rebalance the group; a member learns of a
+                        // rebalance at its next heartbeat (3 s by
+                        // default), so heartbeats every 100 ms keep that
+                        // head start short. Its share shows per instance.
+                        consumers_after_producer: true,
+                        consumer_properties: vec![("heartbeat.interval.ms".into(), "100".into())],
+                    });
+                }
+            }
+            out
+        }
+        Experiment::Outage => vec![PhaseSpec {
+            consumers_after_producer: true,
+            ..both(
+                "outage".into(),
+                vec![steady(a.outage_rate, a.outage_seconds, 1)],
+            )
+        }],
+    }
+}
+
+/// `(round, rate)` of a latency phase's name.
+pub fn latency_phase(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("latency-")?;
+    let (r, rate) = rest.split_once('-')?;
+    Some((r.parse().ok()?, rate.parse().ok()?))
+}
+
+/// `(model, instances)` of a scale-out phase's name.
+pub fn scale_phase(name: &str) -> Option<(&str, usize)> {
+    let rest = name.strip_prefix("scale-")?;
+    let mut it = rest.split('-');
+    let model = it.next()?;
+    let k = it.next()?.parse().ok()?;
+    Some((model, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        claims: ClaimsArgs,
+    }
+
+    fn args(extra: &[&str]) -> ClaimsArgs {
+        let argv = ["bench", "--brokers", "h:1"].iter().chain(extra);
+        Cli::try_parse_from(argv).unwrap().claims
+    }
+
+    #[test]
+    fn the_default_experiments_and_their_phases() {
+        let a = args(&[]);
+        let all: Vec<PhaseSpec> = a
+            .experiments()
+            .into_iter()
+            .flat_map(|e| specs(e, &a))
+            .collect();
+        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"latency-1-1") && names.contains(&"latency-2-100000"));
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("latency-")).count(),
+            12
+        );
+        // 1 event/s runs long enough for --min-events.
+        let low = all.iter().find(|s| s.name == "latency-1-1").unwrap();
+        assert_eq!(low.events(), 20);
+        let burst = all.iter().find(|s| s.name == "burst-1").unwrap();
+        assert_eq!(burst.events(), 800_000);
+        assert_eq!(burst.segments[0].pause_after_s, 4.0);
+        assert_eq!(burst.segments[3].pause_after_s, 0.0);
+        let step = all.iter().find(|s| s.name == "step-2").unwrap();
+        let rates: Vec<u64> = step.segments.iter().map(|s| s.rate).collect();
+        assert_eq!(rates, [2_000, 100_000, 2_000]);
+        let slow = all.iter().find(|s| s.name == "slow-1").unwrap();
+        assert_eq!(slow.batch_size, Some(1));
+        let scale: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with("scale-"))
+            .collect();
+        assert_eq!(
+            scale,
+            [
+                "scale-pull-1-a",
+                "scale-push-1-a",
+                "scale-pull-2-a",
+                "scale-push-2-a",
+                "scale-pull-3-a",
+                "scale-push-3-a",
+                "scale-pull-1-b",
+                "scale-push-1-b"
+            ]
+        );
+        let s3 = all.iter().find(|s| s.name == "scale-push-3-a").unwrap();
+        assert_eq!(
+            (s3.instances, s3.models.as_slice()),
+            (3, &[Model::Push][..])
+        );
+        assert!(s3.consumers_after_producer);
+        assert_eq!(
+            s3.consumer_properties,
+            [("heartbeat.interval.ms".to_string(), "100".to_string())]
+        );
+        let idle = all.iter().find(|s| s.name == "idle").unwrap();
+        assert_eq!(idle.idle_window_s, 60);
+        assert!(
+            all.iter()
+                .find(|s| s.name == "outage")
+                .unwrap()
+                .consumers_after_producer
+        );
+    }
+
+    #[test]
+    fn only_the_chosen_experiments() {
+        let a = args(&["--only", "idle,outage", "--idle-seconds", "10"]);
+        let names: Vec<String> = a
+            .experiments()
+            .into_iter()
+            .flat_map(|e| specs(e, &a))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["idle", "outage"]);
+    }
+
+    #[test]
+    fn phase_names_parse_back() {
+        assert_eq!(latency_phase("latency-2-20000"), Some((2, 20_000)));
+        assert_eq!(latency_phase("burst-1"), None);
+        assert_eq!(scale_phase("scale-push-3-b"), Some(("push", 3)));
+    }
+}

@@ -1,0 +1,414 @@
+//! `bench claims` (`scripts/bench.sh --claims`): each claim commonly made
+//! about push against pull consumption, tested by a measurement on one
+//! broker, with a verdict.
+//!
+//! | claim | experiment ([`experiments`], `--only`) |
+//! |---|---|
+//! | push has lower latency | `latency`: steady rates from 1 to 100k events/s, repeated |
+//! | pull uses more CPU | the same phases' CPU per event, and `idle` |
+//! | pull for variable rates, push for steady | `burst`, `step` |
+//! | push is hard to manage under load | `slow`: a slow sink |
+//! | pull scales more easily | `scale`: 1, 2, 3 instances per group |
+//! | push couples producer and consumer | `outage` |
+//!
+//! Every experiment is made of [`phase`]s: a fresh topic, consumers, a
+//! producer load, a timeline ([`sampler`]: memory, CPU, lag every 250 ms)
+//! and verification with exact counts. [`analysis`] turns the phases into
+//! figures and verdicts ([`verdict`]: the noise is the spread between two
+//! measurements of the same thing), [`report`] and [`plots`] write
+//! `claims.md` and its pictures next to `claims.json`.
+//!
+//! "Push" here is what consumer-push is: a `StreamConsumer` whose messages
+//! librdkafka's fetcher thread requests from the broker (Kafka's consumers
+//! always fetch; no broker pushes), queued in librdkafka, and handed to an
+//! async handler as soon as librdkafka's queue signals that it is not empty.
+
+pub mod analysis;
+pub mod experiments;
+pub mod phase;
+pub mod plots;
+pub mod report;
+pub mod sampler;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::machine::{BrokerInfo, Machine};
+use crate::run::{Bins, utc};
+use crate::settings::Settings;
+use phase::PhaseRun;
+
+/// The experiments, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum Experiment {
+    /// Latency and CPU per event at steady rates.
+    Latency,
+    /// CPU with nothing to consume.
+    Idle,
+    /// Bursts of events with pauses between them.
+    Burst,
+    /// A step up in rate and back down.
+    Step,
+    /// A slow sink.
+    Slow,
+    /// 1, 2 and 3 instances per model in one group.
+    Scale,
+    /// The producer while no consumer runs.
+    Outage,
+}
+
+/// `bench claims`.
+#[derive(Debug, Clone, Args)]
+pub struct ClaimsArgs {
+    /// What every process is started with.
+    #[command(flatten)]
+    pub settings: Settings,
+
+    /// Output directory (must not exist or be empty); default
+    /// <RESULTS>/claims-<UTC time>.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Where the default --out directory is made.
+    #[arg(
+        long,
+        value_name = "RESULTS",
+        env = "BENCH_RESULTS",
+        default_value = "bench-results"
+    )]
+    pub results: PathBuf,
+
+    /// scripts/broker.sh's run directory (broker kind, version, process id).
+    #[arg(long, value_name = "DIR")]
+    pub broker_run_dir: Option<PathBuf>,
+
+    /// Directory of the producer and consumer binaries (default: this
+    /// binary's).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Experiments to run (default: all), comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Experiment>,
+
+    /// Steady rates of the latency experiment, events/s.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,10,100,2000,20000,100000"
+    )]
+    pub rates: Vec<u64>,
+
+    /// Seconds the producer emits at each steady rate.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration: u64,
+
+    /// At least this many events at each steady rate (1 event/s then runs
+    /// longer than --duration).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_events: u64,
+
+    /// How many times the latency, burst, step and slow-sink experiments
+    /// run: the spread between the repeats is the run-to-run noise the
+    /// verdicts compare against.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10))]
+    pub repeats: u64,
+
+    /// Seconds with both consumers ready and nothing sent (idle CPU).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub idle_seconds: u64,
+
+    /// Rate of each burst, events/s.
+    #[arg(long, default_value_t = 200_000)]
+    pub burst_rate: u64,
+
+    /// Seconds of each burst.
+    #[arg(long, default_value_t = 1)]
+    pub burst_seconds: u64,
+
+    /// Seconds of nothing after each burst.
+    #[arg(long, default_value_t = 4.0)]
+    pub burst_gap: f64,
+
+    /// Bursts per burst phase.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub bursts: u64,
+
+    /// Rates of the step experiment, in order, events/s.
+    #[arg(long, value_delimiter = ',', default_value = "2000,100000,2000")]
+    pub step_rates: Vec<u64>,
+
+    /// Seconds at each rate of the step.
+    #[arg(long, default_value_t = 5)]
+    pub step_seconds: u64,
+
+    /// The slow sink: the consumers' --batch-size (one SQLite transaction
+    /// per this many events).
+    #[arg(long, default_value_t = 1)]
+    pub slow_batch_size: usize,
+
+    /// The slow sink: offered rate, events/s.
+    #[arg(long, default_value_t = 20_000)]
+    pub slow_rate: u64,
+
+    /// The slow sink: seconds the producer offers it.
+    #[arg(long, default_value_t = 5)]
+    pub slow_seconds: u64,
+
+    /// The scale-out: events in the backlog each group drains.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub scale_events: u64,
+
+    /// The scale-out: instance counts, in order (1 twice: its spread is
+    /// the noise of the scale-out's figures).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,1")]
+    pub scale_instances: Vec<usize>,
+
+    /// The outage: rate the producer offers while no consumer runs
+    /// (compared with the latency experiment's phases at the same rate).
+    #[arg(long, default_value_t = 20_000)]
+    pub outage_rate: u64,
+
+    /// The outage: seconds.
+    #[arg(long, default_value_t = 10)]
+    pub outage_seconds: u64,
+
+    /// Skip the unmeasured warm-up phase (20k events/s for 5 s).
+    #[arg(long)]
+    pub skip_warmup: bool,
+
+    /// The command line to record (scripts/bench.sh passes its own).
+    #[arg(long, hide = true)]
+    pub command_line: Option<String>,
+
+    /// Check the arguments and settings, then exit.
+    #[arg(long, hide = true)]
+    pub dry_run: bool,
+}
+
+impl ClaimsArgs {
+    /// The experiments to run.
+    pub fn experiments(&self) -> Vec<Experiment> {
+        if self.only.is_empty() {
+            Experiment::value_variants().to_vec()
+        } else {
+            self.only.clone()
+        }
+    }
+}
+
+/// Everything a claims run measured: `claims.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimsRun {
+    /// The command.
+    pub command: String,
+    /// UTC start.
+    pub started_at: String,
+    /// UTC end.
+    pub finished_at: String,
+    /// Whole run, seconds.
+    pub wall_seconds: f64,
+    /// `/proc/loadavg` at the start.
+    pub load_before: String,
+    /// `/proc/loadavg` at the end.
+    pub load_after: String,
+    /// The machine.
+    pub machine: Machine,
+    /// The broker.
+    pub broker: BrokerInfo,
+    /// What every process ran with.
+    pub settings: Settings,
+    /// The options of the experiments, as given.
+    pub options: Options,
+    /// Every phase, in order (the warm-up included).
+    pub phases: Vec<PhaseRun>,
+    /// What failed.
+    pub failures: Vec<String>,
+}
+
+/// The experiments' options as recorded.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Options {
+    /// Steady rates.
+    pub rates: Vec<u64>,
+    /// Seconds per steady rate.
+    pub duration: u64,
+    /// Repeats.
+    pub repeats: u64,
+    /// Idle window.
+    pub idle_seconds: u64,
+    /// Burst: rate, seconds, gap, count.
+    pub burst: (u64, u64, f64, u64),
+    /// Step rates and seconds.
+    pub step: (Vec<u64>, u64),
+    /// Slow sink: batch size, rate, seconds.
+    pub slow: (usize, u64, u64),
+    /// Scale-out: events, instance counts.
+    pub scale: (u64, Vec<usize>),
+    /// Outage: rate, seconds.
+    pub outage: (u64, u64),
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs the claims experiments; non-zero exit on any failed check or
+/// phase.
+pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
+    args.settings.check()?;
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (iso, compact) = utc(SystemTime::now());
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.results.join(format!("claims-{compact}")));
+    if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
+        anyhow::bail!(
+            "{} exists and is not empty; give a new --out",
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let bins = Bins::locate(&bin_dir)?;
+    let broker = BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &args.settings.brokers);
+    let run_id = format!("claims.{compact}.{}", std::process::id());
+    let started = Instant::now();
+    let mut record = ClaimsRun {
+        command: args
+            .command_line
+            .clone()
+            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+        started_at: iso,
+        finished_at: String::new(),
+        wall_seconds: 0.0,
+        load_before: loadavg(),
+        load_after: String::new(),
+        machine: Machine::probe(),
+        broker,
+        settings: args.settings.clone(),
+        options: Options {
+            rates: args.rates.clone(),
+            duration: args.duration,
+            repeats: args.repeats,
+            idle_seconds: args.idle_seconds,
+            burst: (
+                args.burst_rate,
+                args.burst_seconds,
+                args.burst_gap,
+                args.bursts,
+            ),
+            step: (args.step_rates.clone(), args.step_seconds),
+            slow: (args.slow_batch_size, args.slow_rate, args.slow_seconds),
+            scale: (args.scale_events, args.scale_instances.clone()),
+            outage: (args.outage_rate, args.outage_seconds),
+        },
+        phases: Vec::new(),
+        failures: Vec::new(),
+    };
+    eprintln!(
+        "bench claims: output in {}; broker {} ({} {}); load {}",
+        out.display(),
+        record.broker.address,
+        record.broker.kind,
+        record.broker.version,
+        record.load_before
+    );
+    let mut next_id = 1u64;
+    let mut env = phase::PhaseEnv {
+        settings: &args.settings,
+        bins: &bins,
+        out: &out,
+        run_id: &run_id,
+        broker_pid: record.broker.pid,
+        next_id: &mut next_id,
+    };
+    let mut specs = Vec::new();
+    if !args.skip_warmup {
+        specs.push(experiments::warm_up());
+    }
+    for e in args.experiments() {
+        specs.extend(experiments::specs(e, args));
+    }
+    for spec in &specs {
+        match phase::run_phase(&mut env, spec) {
+            Ok(p) => {
+                record.failures.extend(p.failures.iter().cloned());
+                if p.verification != "PASS" {
+                    record
+                        .failures
+                        .push(format!("{}: verification {}", p.name, p.verification));
+                }
+                record.phases.push(p);
+            }
+            Err(e) => {
+                eprintln!("bench claims: FAILED: {}: {e:#}", spec.name);
+                record.failures.push(format!("{}: {e:#}", spec.name));
+            }
+        }
+        common::stats::write_json(&out.join("claims.json"), &record)?;
+    }
+    record.finished_at = utc(SystemTime::now()).0;
+    record.wall_seconds = started.elapsed().as_secs_f64();
+    record.load_after = loadavg();
+    common::stats::write_json(&out.join("claims.json"), &record)?;
+    let table = write_report(&out)?;
+    println!("\n{table}");
+    for f in &record.failures {
+        println!("failure: {f}");
+    }
+    let checks: usize = record.phases.iter().map(|p| p.checks.len()).sum();
+    let pass = record.failures.is_empty() && record.phases.iter().all(|p| p.verification == "PASS");
+    println!(
+        "claims finished in {:.0} s; verification {} ({checks} checks over {} phases); load {} -> {}; report: {}",
+        record.wall_seconds,
+        if pass { "PASS" } else { "FAIL" },
+        record.phases.len(),
+        record.load_before,
+        record.load_after,
+        out.join("claims.md").display()
+    );
+    Ok(if pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Reads `claims.json` in `dir` and writes `claims.md` and the pictures;
+/// returns the claims table.
+pub fn write_report(dir: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(dir.join("claims.json"))
+        .with_context(|| format!("cannot read {}/claims.json", dir.display()))?;
+    let record: ClaimsRun =
+        serde_json::from_str(&text).context("claims.json is not a claims run")?;
+    let a = analysis::analyse(&record);
+    let pictures = match plots::draw_all(&record, &a, dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bench claims: warning: pictures not drawn: {e:#}");
+            Vec::new()
+        }
+    };
+    common::stats::write_json(&dir.join("claims-analysis.json"), &a)?;
+    let md = report::render(&record, &a, &pictures);
+    std::fs::write(dir.join("claims.md"), md).context("cannot write claims.md")?;
+    Ok(report::claims_table(&a))
+}

@@ -1,0 +1,151 @@
+//! `scripts/bench.sh --claims`: the claims experiments end to end on a
+//! small scale (a local Apache Kafka on free ports, started and stopped by
+//! the script), and its refusals before any broker starts.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ lives one level below the root")
+        .to_path_buf()
+}
+
+fn bench_sh() -> Command {
+    let bins = Path::new(env!("CARGO_BIN_EXE_bench"))
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf();
+    let mut c = Command::new(repo_root().join("scripts/bench.sh"));
+    c.env("BIN_DIR", bins).env_remove("KAFKA_BROKERS");
+    c
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn show(what: &str, o: &Output) -> String {
+    format!(
+        "{what}: status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_mistyped_claims_option_fails_before_any_broker_starts() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run_dir = empty.path().join("broker");
+    let o = bench_sh()
+        .args(["--claims", "--only", "latency,idel"])
+        .env("BROKER_KIND", "kafka")
+        .env("BROKER_PORT", free_port().to_string())
+        .env("RUN_DIR", &run_dir)
+        .output()
+        .expect("run scripts/bench.sh");
+    let log = show("scripts/bench.sh --claims --only idel", &o);
+    assert!(!o.status.success(), "{log}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("idel"), "{log}");
+    assert!(!run_dir.exists(), "no broker may be started\n{log}");
+}
+
+#[test]
+fn help_names_the_claims_mode() {
+    let o = bench_sh().arg("--help").output().expect("run --help");
+    assert!(o.status.success(), "{}", show("--help", &o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--claims"));
+}
+
+/// A few experiments at small sizes: every phase verified, the claims
+/// table written with a verdict per claim run, the group of two instances
+/// checked as one.
+#[test]
+fn a_small_claims_run_passes_and_writes_its_verdicts() {
+    if let Err(why) = testkit::kafka::available() {
+        eprintln!("SKIPPED a_small_claims_run_passes_and_writes_its_verdicts: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("claims");
+    let run_dir = tmp.path().join("broker");
+    let o = bench_sh()
+        .args([
+            "--claims",
+            "--only",
+            "latency,idle,scale,outage",
+            "--rates",
+            "10,1000",
+            "--duration",
+            "2",
+            "--idle-seconds",
+            "2",
+            "--scale-events",
+            "20000",
+            "--scale-instances",
+            "1,2",
+            "--outage-rate",
+            "1000",
+            "--outage-seconds",
+            "2",
+            "--skip-warmup",
+            "--out",
+        ])
+        .arg(&out)
+        .env("BROKER_KIND", "kafka")
+        .env("BROKER_PORT", free_port().to_string())
+        .env("KAFKA_CONTROLLER_PORT", free_port().to_string())
+        .env("RUN_DIR", &run_dir)
+        .output()
+        .expect("run scripts/bench.sh --claims");
+    let log = show("scripts/bench.sh --claims", &o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("verification PASS"),
+        "{log}"
+    );
+    let md = std::fs::read_to_string(out.join("claims.md")).expect("claims.md");
+    for claim in [
+        "| Push has lower latency",
+        "| Pull uses more CPU",
+        "| Pull scales to many consumers",
+        "| Push couples producer and consumer",
+    ] {
+        assert!(md.contains(claim), "{claim} missing:\n{md}");
+    }
+    assert!(
+        md.contains("Verification: **PASS** in 10 of 10 phases"),
+        "{md}"
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("claims.json")).unwrap()).unwrap();
+    let phases = run["phases"].as_array().expect("phases");
+    let two = phases
+        .iter()
+        .find(|p| p["name"] == "scale-push-2-a")
+        .expect("the two-instance push group");
+    let stored: u64 = two["consumers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["stats"]["events_committed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 20_000, "{two}");
+    assert!(
+        two["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["what"] == "distinct events (ledger)" && c["pass"] == true),
+        "{two}"
+    );
+    for f in ["claims-latency.svg", "claims-cpu.svg"] {
+        assert!(out.join(f).is_file(), "{f} not drawn\n{log}");
+    }
+}

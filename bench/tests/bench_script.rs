@@ -45,7 +45,10 @@ fn bench_sh() -> Command {
 #[test]
 fn small_run_passes_and_a_deleted_event_fails_verify_only() {
     if let Err(why) = testkit::kafka::available() {
-        eprintln!("SKIPPED small_run_passes_and_a_deleted_event_fails_verify_only: {why}");
+        testkit::skip(
+            "small_run_passes_and_a_deleted_event_fails_verify_only",
+            &why,
+        );
         return;
     }
     let bins = bin_dir();

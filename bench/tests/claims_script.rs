@@ -69,7 +69,7 @@ fn help_names_the_claims_mode() {
 #[test]
 fn a_small_claims_run_passes_and_writes_its_verdicts() {
     if let Err(why) = testkit::kafka::available() {
-        eprintln!("SKIPPED a_small_claims_run_passes_and_writes_its_verdicts: {why}");
+        testkit::skip("a_small_claims_run_passes_and_writes_its_verdicts", &why);
         return;
     }
     let tmp = tempfile::tempdir().expect("temp dir");

@@ -40,9 +40,10 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::{BrokerInfo, Machine};
-use crate::run::{Bins, utc};
+use crate::run::utc;
 use crate::settings::Settings;
 use phase::PhaseRun;
+use testkit::Bins;
 
 /// The experiments, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -287,7 +288,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
     };
-    let bins = Bins::locate(&bin_dir)?;
+    let bins = Bins::in_dir(&bin_dir)?;
     let broker = BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &args.settings.brokers);
     let run_id = format!("claims.{compact}.{}", std::process::id());
     let started = Instant::now();

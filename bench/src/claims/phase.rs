@@ -25,11 +25,11 @@ use crate::argv::argv;
 use crate::cli::CheckPhaseArgs;
 use crate::machine::cpu_seconds;
 use crate::procs::{self, Running};
-use crate::run::Bins;
 use crate::settings::{ConsumerJob, Settings};
 use crate::stats::{ConsumerStats, ProducerStats, read_json};
 use crate::topics;
 use crate::verify::{self, Check};
+use testkit::Bins;
 
 /// A stretch of the producer's load.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -266,12 +266,9 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
                 if spec.instances > 1 {
                     args.max_events = None;
                 }
-                let bin = match model {
-                    Model::Pull => &bins.pull,
-                    Model::Push => &bins.push,
-                };
+                let bin = bins.consumer(*model);
                 let log = dir.join(format!("{name}.log"));
-                let r = procs::spawn(&name, bin, &argv(&args)?, &log)?;
+                let r = procs::spawn(&name, &bin, &argv(&args)?, &log)?;
                 running.push((*model, name, r, Instant::now()));
             }
         }
@@ -387,7 +384,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             .unwrap_or(seg.count / 20_000);
         let f = procs::run(
             &name,
-            &bins.producer,
+            &bins.producer(),
             &argv(&args)?,
             &dir.join(format!("{name}.log")),
             Duration::from_secs(120 + expected * 2),
@@ -491,7 +488,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     topics::delete(&settings.brokers, &topic);
 
     let checks = if spec.instances == 1 {
-        check_phase_child(bins, &dir)?
+        check_phase_child(&dir)?
     } else {
         let mut checks = vec![verify::check_producer(&spec.name, &producer)];
         for model in &spec.models {
@@ -568,7 +565,9 @@ pub fn merge(parts: &[ProducerStats]) -> Option<ProducerStats> {
 }
 
 /// `bench check-phase` in a child process, as `bench run` does.
-fn check_phase_child(bins: &Bins, dir: &Path) -> anyhow::Result<Vec<Check>> {
+fn check_phase_child(dir: &Path) -> anyhow::Result<Vec<Check>> {
+    // This very binary runs the check, as for the ceilings.
+    let bench = std::env::current_exe().context("locate the bench binary")?;
     let json = dir.join("checks.json");
     let args = CheckPhaseArgs {
         dir: dir.to_path_buf(),
@@ -578,7 +577,7 @@ fn check_phase_child(bins: &Bins, dir: &Path) -> anyhow::Result<Vec<Check>> {
     a.extend(argv(&args)?);
     let f = procs::run(
         "verify",
-        &bins.bench,
+        &bench,
         &a,
         &dir.join("verify.log"),
         Duration::from_secs(600),

@@ -83,9 +83,9 @@ done
 ((count > 0)) || { echo "compose-test.sh: --count must be at least 1" >&2; exit 2; }
 
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:/usr/local/go/bin:$PATH"
-# shellcheck source=lib/docker-setup.sh
+# shellcheck source=scripts/lib/docker-setup.sh
 source scripts/lib/docker-setup.sh
-# shellcheck source=lib/kafka.sh
+# shellcheck source=scripts/lib/kafka.sh
 source scripts/lib/kafka.sh
 
 run_dir=${RUN_DIR:-$repo/.run/compose-test}
@@ -130,11 +130,11 @@ printf '# compose-test run of %s UTC (code %s)\n\n' "$(date -u '+%Y-%m-%d %H:%M'
 step "set-up: Docker engine, compose and buildx plugins"
 t=$(now_ms)
 missing=()
-for tool in curl jq setpriv sqlite3; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in curl jq sqlite3; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if ((${#missing[@]})); then
     pkgs=()
     for tool in "${missing[@]}"; do
-        case $tool in setpriv) pkgs+=(util-linux) ;; *) pkgs+=("$tool") ;; esac
+        pkgs+=("$tool")
     done
     log "installing Debian packages: ${pkgs[*]}"
     _apt_install "${pkgs[@]}"
@@ -152,6 +152,7 @@ dockerfile_arg() { sed -n "s/^ARG $1=//p" Dockerfile | head -1; }
 rust_image="rust:$(dockerfile_arg RUST_VERSION)-slim-$(dockerfile_arg DEBIAN_RELEASE)"
 debian_release=$(dockerfile_arg DEBIAN_RELEASE)
 debian_image="debian:$debian_release-slim"
+# shellcheck disable=SC2016 # a literal ${KAFKA_IMAGE:-...}
 kafka_default=$(sed -n 's/^ *image: \${KAFKA_IMAGE:-\(.*\)}$/\1/p' docker-compose.yml | head -1)
 kafka_version=${kafka_default##*:}
 standin_label=org.banking-pipeline.standin
@@ -184,6 +185,7 @@ build_debian_base() {
     # The host's CA bundle goes in as an extra local CA, so that HTTPS from a
     # container (cargo, curl) trusts what the host trusts, also after
     # ca-certificates regenerates the bundle; it stays in local images only.
+    # shellcheck disable=SC2016 # "$1" is the hooks' argument (the chroot)
     mmdebstrap --quiet --variant=minbase --include=ca-certificates \
         --customize-hook='cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/ca-certificates/host-ca-bundle.crt"' \
         --customize-hook='chroot "$1" update-ca-certificates >/dev/null' \
@@ -258,7 +260,11 @@ fi
 try_image "$debian_image" || build_debian_base "$debian_image"
 try_image "$rust_image" || build_rust_image "$rust_image"
 if [[ -z "${image_source[$kafka_image]:-}" ]]; then
-    try_image "$kafka_image" 2>/dev/null || build_kafka_image "$kafka_image"
+    if docker image inspect "$kafka_image" >/dev/null 2>&1; then
+        image_source[$kafka_image]="built locally (stand-in, from an earlier run)"
+    else
+        build_kafka_image "$kafka_image"
+    fi
 fi
 for tag in "$kafka_image" "$rust_image" "$debian_image"; do
     note "image $tag: ${image_source[$tag]}"
@@ -320,22 +326,21 @@ wait_healthy() { # wait_healthy SERVICE TIMEOUT
     return 1
 }
 db_path() { echo "$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$repo")_$1-db")/$1.db"; }
-# as_banking CMD...: runs CMD as the image's user (uid 10001), so that
-# reading a database never leaves a root-owned -wal or -shm file beside it
-# that the consumer could not open afterwards.
-as_banking() { setpriv --reuid 10001 --regid 10001 --clear-groups "$@"; }
+# Reading the databases as root leaves nothing the consumers (uid 10001)
+# cannot open: SQLite gives a -wal or -shm file it creates as root the
+# database file's owner.
 # rows MODEL: the events in MODEL's database (0 before it exists).
 rows() {
     local db
     db=$(db_path "$1")
     if [[ -f "$db" ]]; then
-        as_banking sqlite3 -readonly "$db" 'SELECT count(*) FROM events' 2>/dev/null || echo "?"
+        sqlite3 -readonly "$db" 'SELECT count(*) FROM events' 2>/dev/null || echo "?"
     else
         echo 0
     fi
 }
 wait_rows() { # wait_rows EXPECTED TIMEOUT: both databases hold EXPECTED events
-    local want=$1 i pull=? push=?
+    local want=$1 i pull="?" push="?"
     for ((i = 0; i < $2; i += 2)); do
         pull=$(rows pull) push=$(rows push)
         [[ "$pull" == "$want" && "$push" == "$want" ]] && return 0
@@ -352,8 +357,7 @@ verify() {
     cp "$2" "$dir/producer.json"
     ln -s "$(db_path pull)" "$dir/pull.db"
     ln -s "$(db_path push)" "$dir/push.db"
-    chmod -R a+rX "$run_dir/verify"
-    if as_banking "$bench_bin" verify "$run_dir/verify" >"$run_dir/verify-$1.txt" 2>&1; then
+    if "$bench_bin" verify "$run_dir/verify" >"$run_dir/verify-$1.txt" 2>&1; then
         note "PASS verification $1 (bench verify: $(tail -1 "$run_dir/verify-$1.txt"))"
     else
         note "FAIL verification $1 (bench verify, $run_dir/verify-$1.txt)"
@@ -393,8 +397,11 @@ for ((i = 0; i < 1200; i++)); do
 done
 note "up -> first stored event: consumer-pull $first_pull s, consumer-push $first_push s"
 for service in consumer-pull consumer-push; do
-    wait_healthy "$service" 90 && note "$service healthy (its healthcheck: partitions assigned, lag reported)" ||
+    if wait_healthy "$service" 90; then
+        note "$service healthy $(secs_since "$t_up") s after up (its healthcheck: partitions assigned, lag reported)"
+    else
         failures=$((failures + 1))
+    fi
 done
 note "kafka: $(health kafka)"
 producer_id=$(docker compose ps -a -q producer)
@@ -418,11 +425,12 @@ done
 note "metrics :9101 (producer, exited): $(if [[ -s "$run_dir/metrics-first-9101.txt" ]]; then echo answers; else echo 'gone with the process, as expected'; fi)"
 verify first "$stats1"
 step "banking-query inside the consumer-pull container"
-docker compose run --rm --no-deps consumer-pull banking-query /data/pull.db 10000001 >"$run_dir/query.txt" 2>&1 &&
-    note "banking-query in the consumer-pull container: $(head -1 "$run_dir/query.txt")" || {
+if docker compose run --rm --no-deps consumer-pull banking-query /data/pull.db 10000001 >"$run_dir/query.txt" 2>&1; then
+    note "banking-query in the consumer-pull container: $(head -1 "$run_dir/query.txt")"
+else
     note "FAIL banking-query in the consumer-pull container ($run_dir/query.txt)"
     failures=$((failures + 1))
-}
+fi
 sed 's/^/    /' "$run_dir/query.txt" | head -8 >>"$summary"
 
 # ----------------------------------------------------------- phase "faults"

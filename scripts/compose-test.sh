@@ -299,7 +299,7 @@ export COUNT=$count RATE=$rate
 unset FIRST_ID
 
 step "docker compose build"
-cold=$(docker buildx du 2>/dev/null | grep -c 'exec.cachemount' || true)
+cold=$(docker buildx du --verbose 2>/dev/null | grep -c 'exec.cachemount' || true)
 t=$(now_ms)
 docker compose build >"$run_dir/build.log" 2>&1 || {
     tail -40 "$run_dir/build.log" >&2

@@ -24,4 +24,5 @@ USER appuser
 WORKDIR /opt/kafka
 VOLUME /var/lib/kafka/data
 EXPOSE 9092
-ENTRYPOINT ["/opt/kafka/bin/kafka-entrypoint.sh"]
+# Like the official image: no ENTRYPOINT, so a command (kafka-init's) replaces it.
+CMD ["/opt/kafka/bin/kafka-entrypoint.sh"]

@@ -425,13 +425,13 @@ done
 note "metrics :9101 (producer, exited): $(if [[ -s "$run_dir/metrics-first-9101.txt" ]]; then echo answers; else echo 'gone with the process, as expected'; fi)"
 verify first "$stats1"
 step "banking-query inside the consumer-pull container"
-if docker compose run --rm --no-deps consumer-pull banking-query /data/pull.db 10000001 >"$run_dir/query.txt" 2>&1; then
-    note "banking-query in the consumer-pull container: $(head -1 "$run_dir/query.txt")"
+if docker compose run --rm --no-deps consumer-pull banking-query /data/pull.db 10000001 >"$run_dir/query.txt" 2>"$run_dir/query.err"; then
+    note "banking-query in the consumer-pull container: $(sed -n '1,2p' "$run_dir/query.txt" | tr -s ' \n' ' ')"
 else
     note "FAIL banking-query in the consumer-pull container ($run_dir/query.txt)"
     failures=$((failures + 1))
 fi
-sed 's/^/    /' "$run_dir/query.txt" | head -8 >>"$summary"
+sed -n 's/^/    /; 1,8p' "$run_dir/query.txt" >>"$summary"
 
 # ----------------------------------------------------------- phase "faults"
 first2=$((COUNT + 1))

@@ -398,7 +398,7 @@ done
 note "up -> first stored event: consumer-pull $first_pull s, consumer-push $first_push s"
 for service in consumer-pull consumer-push; do
     if wait_healthy "$service" 90; then
-        note "$service healthy $(secs_since "$t_up") s after up (its healthcheck: partitions assigned, lag reported)"
+        note "$service healthy $(secs_since "$t_up") s after up (its healthcheck: --ready-file written, metrics answering)"
     else
         failures=$((failures + 1))
     fi

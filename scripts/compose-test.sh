@@ -43,7 +43,8 @@
 #   --count N       events per phase (default 1000000)
 #   --rate N        events/s of the first phase (default 0: unpaced)
 #   --fault-rate N  events/s of the faults phase (default 50000)
-#   --setup-only    stop after the set-up and the images
+#   --setup-only    stop after the set-up and the images, leaving running
+#                   the dockerd it started (for the README's commands)
 #   --keep          leave the stack and its volumes up at the end
 #   --no-rebuild    skip the code-change rebuild measurement
 #   -h, --help      this text
@@ -273,6 +274,12 @@ done
 
 if [[ $setup_only == yes ]]; then
     note "set-up only: done in $((SECONDS - started_at)) s"
+    if [[ -n "$DOCKERD_STARTED_PID" ]]; then
+        # The point of --setup-only is an engine to run the README's commands on.
+        log "dockerd (pid $DOCKERD_STARTED_PID) is left running; stop it with: kill $DOCKERD_STARTED_PID"
+        DOCKERD_STARTED_PID=
+    fi
+    [[ -n "${KAFKA_IMAGE:-}" ]] && log "before the README's docker compose commands: export KAFKA_IMAGE=$KAFKA_IMAGE"
     exit 0
 fi
 
@@ -388,8 +395,13 @@ docker compose up -d --build >"$run_dir/up.log" 2>&1 || {
 }
 up_s=$(secs_since "$t_up")
 note "docker compose up -d --build (image built): returned in $up_s s (Kafka healthy, topic created, pipeline started)"
-first_pull="" first_push=""
+first_pull="" first_push="" producer_scraped=""
 for ((i = 0; i < 1200; i++)); do
+    if [[ -z "$producer_scraped" ]] && curl -s --max-time 1 http://127.0.0.1:9101/metrics >"$run_dir/metrics-running-9101.txt" 2>/dev/null &&
+        grep -q '^banking_producer_events_acknowledged_total' "$run_dir/metrics-running-9101.txt"; then
+        producer_scraped=$(awk '$1 ~ /^banking_producer_events_(sent|acknowledged|failed)_total$/ { sub(/^banking_producer_events_/, "", $1); sub(/_total$/, "", $1); printf "%s %s, ", $1, $2 }' "$run_dir/metrics-running-9101.txt")
+        note "metrics :9101 (producer, while sending, $(secs_since "$t_up") s after up): ${producer_scraped%, }"
+    fi
     [[ -z "$first_pull" && "$(metric 9102 banking_consumer_events_committed_total)" =~ ^[1-9] ]] && first_pull=$(secs_since "$t_up")
     [[ -z "$first_push" && "$(metric 9103 banking_consumer_events_committed_total)" =~ ^[1-9] ]] && first_push=$(secs_since "$t_up")
     [[ -n "$first_pull" && -n "$first_push" ]] && break
@@ -422,7 +434,10 @@ for port in 9102 9103; do
     lag=$(awk '$1 ~ /^banking_consumer_lag_messages\{/ { s += $2; n++ } END { print n + 0 " partitions, lag " s + 0 }' "$run_dir/metrics-first-$port.txt")
     note "metrics :$port: $lag; dead letters $(metric "$port" banking_consumer_dead_letters_total)"
 done
-note "metrics :9101 (producer, exited): $(if [[ -s "$run_dir/metrics-first-9101.txt" ]]; then echo answers; else echo 'gone with the process, as expected'; fi)"
+[[ -n "$producer_scraped" ]] || {
+    note "FAIL metrics :9101: the producer's endpoint never answered while it was sending"
+    failures=$((failures + 1))
+}
 verify first "$stats1"
 step "banking-query inside the consumer-pull container"
 if docker compose run --rm --no-deps consumer-pull banking-query /data/pull.db 10000001 >"$run_dir/query.txt" 2>"$run_dir/query.err"; then
@@ -511,7 +526,8 @@ if [[ $rebuild == yes ]]; then
     rm -rf "$copy"
     mkdir -p "$copy"
     git ls-files -z | xargs -0 cp --parents -p -t "$copy"
-    printf '\n// compose-test: a code change for the warm rebuild measurement\n' >>"$copy/consumer-core/src/lib.rs"
+    # A new comment each time, or BuildKit would find the whole step cached.
+    printf '\n// compose-test: a code change for the warm rebuild measurement (%s)\n' "$(date +%s%N)" >>"$copy/consumer-core/src/lib.rs"
     t=$(now_ms)
     if docker buildx build --load -t banking-pipeline:rebuild-check "$copy" >"$run_dir/rebuild.log" 2>&1; then
         note "warm rebuild after a code change in consumer-core: $(secs_since "$t") s ($(grep -c 'Compiling' "$run_dir/rebuild.log" || true) crates compiled: $(grep -o 'Compiling [a-z_-]*' "$run_dir/rebuild.log" | awk '{ print $2 }' | sort -u | tr '\n' ' '))"

@@ -20,7 +20,7 @@ RUN printf '#!/bin/sh\nexec /opt/kafka/bin/kafka-run-class.sh %s "$@"\n' org.apa
     && printf '#!/bin/sh\nexec /opt/kafka/bin/kafka-run-class.sh %s "$@"\n' org.apache.kafka.tools.BrokerApiVersionsCommand >/opt/kafka/bin/kafka-broker-api-versions.sh \
     && printf '#!/bin/sh\nexec /opt/kafka/bin/kafka-run-class.sh %s "$@"\n' kafka.tools.StorageTool >/opt/kafka/bin/kafka-storage.sh \
     && chmod 0755 /opt/kafka/bin/*.sh
-USER appuser
+USER 1000:1000
 WORKDIR /opt/kafka
 VOLUME /var/lib/kafka/data
 EXPOSE 9092

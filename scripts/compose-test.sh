@@ -297,7 +297,7 @@ for port in 9092 9101 9102 9103; do
         exit 1
     fi
 done
-if docker compose ps -a -q 2>/dev/null | grep -q . || docker volume ls -q | grep -q "^$(basename "$repo")_"; then
+if docker compose ps -a -q 2>/dev/null | grep -q . || docker volume ls -q | grep -q "^$(docker compose config --format json | jq -r .name)_"; then
     log "a stack of this project is there from an earlier run: docker compose down -v first"
     docker compose down -v --remove-orphans >/dev/null 2>&1
 fi
@@ -332,7 +332,11 @@ wait_healthy() { # wait_healthy SERVICE TIMEOUT
     docker compose logs --tail 20 "$1" >&2
     return 1
 }
-db_path() { echo "$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$repo")_$1-db")/$1.db"; }
+# The compose project's name (the directory's, normalised by compose, unless
+# COMPOSE_PROJECT_NAME says otherwise): its volumes are PROJECT_NAME.
+project=$(docker compose config --format json | jq -r .name)
+volume_dir() { docker volume inspect -f '{{.Mountpoint}}' "${project}_$1"; }
+db_path() { echo "$(volume_dir "$1-db")/$1.db"; }
 # Reading the databases as root leaves nothing the consumers (uid 10001)
 # cannot open: SQLite gives a -wal or -shm file it creates as root the
 # database file's owner.
@@ -374,7 +378,7 @@ verify() {
     cat "$run_dir/verify-$1.txt" >&2
 }
 producer_stats() { # producer_stats FIRST COUNT: the stats file the producer wrote on its volume
-    echo "$(docker volume inspect -f '{{.Mountpoint}}' "$(basename "$repo")_producer-data")/producer-$1-$2.json"
+    echo "$(volume_dir producer-data)/producer-$1-$2.json"
 }
 scrape() { # scrape NAME: the three endpoints into the run directory
     local port
@@ -398,7 +402,7 @@ note "docker compose up -d --build (image built): returned in $up_s s (Kafka hea
 first_pull="" first_push="" producer_scraped=""
 for ((i = 0; i < 1200; i++)); do
     if [[ -z "$producer_scraped" ]] && curl -s --max-time 1 http://127.0.0.1:9101/metrics >"$run_dir/metrics-running-9101.txt" 2>/dev/null &&
-        grep -q '^banking_producer_events_acknowledged_total' "$run_dir/metrics-running-9101.txt"; then
+        grep -q '^banking_producer_events_acknowledged_total [1-9]' "$run_dir/metrics-running-9101.txt"; then
         producer_scraped=$(awk '$1 ~ /^banking_producer_events_(sent|acknowledged|failed)_total$/ { sub(/^banking_producer_events_/, "", $1); sub(/_total$/, "", $1); printf "%s %s, ", $1, $2 }' "$run_dir/metrics-running-9101.txt")
         note "metrics :9101 (producer, while sending, $(secs_since "$t_up") s after up): ${producer_scraped%, }"
     fi
@@ -543,7 +547,7 @@ if [[ $keep == no ]]; then
     step "docker compose down -v"
     docker compose down -v >>"$run_dir/again.log" 2>&1
     stack_up=no
-    left=$(docker volume ls -q | grep -c "^$(basename "$repo")_" || true)
+    left=$(docker volume ls -q | grep -c "^${project}_" || true)
     check "volumes left after down -v" 0 "$left"
 fi
 

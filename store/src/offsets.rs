@@ -108,6 +108,11 @@ pub(crate) const UPSERT_OFFSET: &str = "\
     INSERT INTO offsets (topic, \"partition\", next_offset) VALUES (?1, ?2, ?3) \
     ON CONFLICT (topic, \"partition\") DO UPDATE SET next_offset = excluded.next_offset";
 
+const UPSERT_TOPIC: &str = "\
+    INSERT INTO topics (topic, topic_id, partitions, recorded_at_us) VALUES (?1, ?2, ?3, ?4) \
+    ON CONFLICT (topic) DO UPDATE SET topic_id = excluded.topic_id, \
+    partitions = excluded.partitions, recorded_at_us = excluded.recorded_at_us";
+
 impl Store {
     /// This database's id: random, made when the file was created (or
     /// upgraded to schema 4), and the same in every copy of the file. The
@@ -239,10 +244,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write("record the topic's identity", |conn| {
             conn.execute(
-                "INSERT INTO topics (topic, topic_id, partitions, recorded_at_us) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic) DO UPDATE SET \
-                 topic_id = excluded.topic_id, partitions = excluded.partitions, \
-                 recorded_at_us = excluded.recorded_at_us",
+                UPSERT_TOPIC,
                 params![topic, identity.topic_id, identity.partitions, now_us()],
             )?;
             Ok(())
@@ -280,10 +282,7 @@ impl Store {
             tx.execute("DELETE FROM offsets WHERE topic = ?1", [topic])?;
             tx.execute("DELETE FROM offset_gaps WHERE topic = ?1", [topic])?;
             tx.execute(
-                "INSERT INTO topics (topic, topic_id, partitions, recorded_at_us) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (topic) DO UPDATE SET \
-                 topic_id = excluded.topic_id, partitions = excluded.partitions, \
-                 recorded_at_us = excluded.recorded_at_us",
+                UPSERT_TOPIC,
                 params![topic, new.topic_id, new.partitions, now_us()],
             )?;
             tx.commit()?;

@@ -265,6 +265,10 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
                     .extend(spec.consumer_properties.iter().cloned());
                 if spec.instances > 1 {
                     args.max_events = None;
+                    // One of several instances, each with its own
+                    // database: the partitions each gets from another are
+                    // hand-overs (docs/offsets.md).
+                    args.scale_out = true;
                 }
                 let bin = bins.consumer(*model);
                 let log = dir.join(format!("{name}.log"));

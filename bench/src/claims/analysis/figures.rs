@@ -1,0 +1,291 @@
+//! The figures of each experiment, read from the phases' stats files and
+//! samples.
+
+use super::table::claims;
+use super::{Analysis, IdleFigures, LoadFigures, OutageFigures, RateFigures, ScaleFigures};
+use crate::claims::ClaimsRun;
+use crate::claims::experiments::{latency_phase, scale_phase};
+use crate::claims::phase::{ConsumerRun, PhaseRun};
+use crate::claims::sampler::{self, Sample};
+use crate::claims::verdict::Pair;
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1e3
+}
+
+fn pair_of(runs: &[&PhaseRun], f: impl Fn(&PhaseRun, &ConsumerRun) -> Option<f64>) -> Pair {
+    let mut p = Pair::default();
+    for run in runs {
+        for c in &run.consumers {
+            if let Some(v) = f(run, c) {
+                match c.model.as_str() {
+                    "pull" => p.pull.push(v),
+                    "push" => p.push.push(v),
+                    _ => {}
+                }
+            }
+        }
+    }
+    p
+}
+
+fn pair_samples(runs: &[&PhaseRun], f: impl Fn(&[Sample], &str, f64) -> Option<f64>) -> Pair {
+    let mut p = Pair::default();
+    for run in runs {
+        if let Some(v) = f(&run.samples, "pull", run.produce_start_s) {
+            p.pull.push(v);
+        }
+        if let Some(v) = f(&run.samples, "push", run.produce_start_s) {
+            p.push.push(v);
+        }
+    }
+    p
+}
+
+fn load(name: &str, runs: &[&PhaseRun]) -> Option<LoadFigures> {
+    let first = runs.first()?;
+    Some(LoadFigures {
+        name: name.into(),
+        events: first.producer.events_acknowledged,
+        segment_rates: first.segments.iter().map(|s| s.events_per_second).collect(),
+        p50_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p50))),
+        p99_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p99))),
+        p999_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p999))),
+        max_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.max))),
+        max_lag: pair_samples(runs, |s, m, _| Some(sampler::max_lag(s, m) as f64)),
+        peak_rss_mb: pair_samples(runs, |s, m, _| Some(sampler::max_rss(s, m) as f64 / 1e6)),
+        cpu_s: pair_of(runs, |_, c| c.active_cpu_seconds),
+        events_per_second: pair_of(runs, |_, c| Some(c.stats.events_per_second)),
+        catch_up_spread_s: pair_samples(runs, sampler::catch_up_spread),
+        lag_skew: pair_samples(runs, |s, m, _| sampler::lag_skew_at_peak(s, m)),
+        rebalances: pair_of(runs, |_, c| {
+            Some((c.assignments + c.revocations).saturating_sub(1) as f64)
+        }),
+        batches: pair_of(runs, |_, c| Some(c.stats.batches as f64)),
+    })
+}
+
+/// Seconds from `from` until `model`'s group lag is 0 in a sample (after
+/// having been above 0, or at once).
+fn drained_after(samples: &[Sample], model: &str, from: f64) -> Option<f64> {
+    let mut seen_lag = false;
+    for s in samples.iter().filter(|s| s.t >= from) {
+        let Some(l) = s.lag.iter().find(|l| l.model == model) else {
+            continue;
+        };
+        if l.total() > 0 {
+            seen_lag = true;
+        } else if seen_lag {
+            return Some(s.t - from);
+        }
+    }
+    None
+}
+
+/// Reads the run's phases into figures and verdicts.
+pub fn analyse(r: &ClaimsRun) -> Analysis {
+    let mut a = Analysis {
+        phases: r
+            .phases
+            .iter()
+            .map(|p| (p.name.clone(), p.verification.clone(), p.seconds))
+            .collect(),
+        ..Default::default()
+    };
+
+    // Steady rates.
+    let mut rates: Vec<u64> = r
+        .phases
+        .iter()
+        .filter_map(|p| latency_phase(&p.name).map(|x| x.1))
+        .collect();
+    rates.sort_unstable();
+    rates.dedup();
+    for rate in rates {
+        let runs: Vec<&PhaseRun> = r
+            .phases
+            .iter()
+            .filter(|p| latency_phase(&p.name).is_some_and(|x| x.1 == rate))
+            .collect();
+        let events = runs.first().map_or(0, |p| p.producer.events_acknowledged);
+        a.latency.push(RateFigures {
+            rate,
+            events,
+            producer_events_per_second: runs.iter().map(|p| p.producer.events_per_second).collect(),
+            p50_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.p50))),
+            p99_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.p99))),
+            p999_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.p999))),
+            max_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.max))),
+            cpu_us_per_event: pair_of(&runs, |_, c| {
+                let n = c.stats.events_committed.max(1) as f64;
+                c.active_cpu_seconds.map(|s| s * 1e6 / n)
+            }),
+            cores: pair_of(&runs, |_, c| {
+                c.active_cpu_seconds
+                    .zip(c.active_seconds)
+                    .filter(|(_, t)| *t > 0.0)
+                    .map(|(s, t)| s / t)
+            }),
+        });
+    }
+
+    // Idle.
+    if let Some(p) = r
+        .phases
+        .iter()
+        .find(|p| p.name == "idle" && p.idle_window_s > 0)
+    {
+        let half = p.idle_window_s as f64 / 2.0;
+        let mut cpu = Pair::default();
+        for c in &p.consumers {
+            if let Some(h) = c.idle_cpu_seconds {
+                let v: Vec<f64> = h.iter().map(|x| x * 1e3 / half).collect();
+                match c.model.as_str() {
+                    "pull" => cpu.pull.extend(v),
+                    _ => cpu.push.extend(v),
+                }
+            }
+        }
+        a.idle = Some(IdleFigures {
+            seconds: p.idle_window_s,
+            cpu_ms_per_s: cpu,
+            broker_cpu_ms_per_s: p
+                .broker_idle_cpu_seconds
+                .map(|h| h.iter().map(|x| x * 1e3 / half).collect())
+                .unwrap_or_default(),
+        });
+    }
+
+    let runs_named = |prefix: &str| -> Vec<&PhaseRun> {
+        r.phases
+            .iter()
+            .filter(|p| {
+                p.name
+                    .strip_prefix(prefix)
+                    .and_then(|x| x.strip_prefix('-'))
+                    .is_some_and(|x| x.parse::<u64>().is_ok())
+            })
+            .collect()
+    };
+    a.burst = load("burst", &runs_named("burst"));
+    a.step = load("step", &runs_named("step"));
+    a.slow = load("slow", &runs_named("slow"));
+
+    // Scale-out.
+    let mut sizes: Vec<usize> = r
+        .phases
+        .iter()
+        .filter_map(|p| scale_phase(&p.name).map(|x| x.1))
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for k in sizes {
+        let runs: Vec<&PhaseRun> = r
+            .phases
+            .iter()
+            .filter(|p| scale_phase(&p.name).is_some_and(|x| x.1 == k))
+            .collect();
+        let mut f = ScaleFigures {
+            instances: k,
+            ..Default::default()
+        };
+        for run in &runs {
+            let Some((model, _)) = scale_phase(&run.name) else {
+                continue;
+            };
+            // The group's span: from the first instance's assignment (it
+            // can consume from then on) until the group's lag was 0.
+            let first_ready = run
+                .consumers
+                .iter()
+                .filter_map(|c| c.ready_s)
+                .fold(f64::INFINITY, f64::min);
+            let drain = drained_after(&run.samples, model, run.consumers_start_s);
+            let longest = run
+                .consumers
+                .iter()
+                .map(|c| c.stats.wall_seconds)
+                .fold(0.0, f64::max);
+            let span = match drain {
+                Some(d) if first_ready.is_finite() && d > first_ready => d - first_ready,
+                _ => longest,
+            };
+            let eps = if span > 0.0 {
+                run.producer.events_acknowledged as f64 / span
+            } else {
+                0.0
+            };
+            let join = run
+                .consumers
+                .iter()
+                .map(|c| c.ready_s.unwrap_or(f64::NAN))
+                .fold(0.0, f64::max);
+            let rebalances = run
+                .consumers
+                .iter()
+                .map(|c| (c.assignments + c.revocations).saturating_sub(1))
+                .sum::<u64>() as f64;
+            let (v, j, d, b) = match model {
+                "pull" => (
+                    &mut f.events_per_second.pull,
+                    &mut f.join_s.pull,
+                    &mut f.drain_s.pull,
+                    &mut f.rebalances.pull,
+                ),
+                _ => (
+                    &mut f.events_per_second.push,
+                    &mut f.join_s.push,
+                    &mut f.drain_s.push,
+                    &mut f.rebalances.push,
+                ),
+            };
+            v.push(eps);
+            j.push(join);
+            if let Some(d0) = drain {
+                d.push(d0);
+            }
+            b.push(rebalances);
+            f.per_instance.push((
+                run.name.clone(),
+                run.consumers
+                    .iter()
+                    .map(|c| c.stats.events_committed)
+                    .collect(),
+            ));
+        }
+        a.scale.push(f);
+    }
+
+    // Outage.
+    if let Some(p) = r.phases.iter().find(|p| p.name == "outage") {
+        let rate = p.segments.first().map_or(0, |s| s.rate);
+        let tail = |run: &PhaseRun| {
+            let s = run.segments.first();
+            s.map_or(0.0, |s| {
+                (s.wall_seconds - s.count as f64 / s.rate.max(1) as f64) * 1e3
+            })
+        };
+        let live: Vec<&PhaseRun> = r
+            .phases
+            .iter()
+            .filter(|x| latency_phase(&x.name).is_some_and(|l| l.1 == rate))
+            .collect();
+        a.outage = Some(OutageFigures {
+            rate,
+            producer_events_per_second: p.producer.events_per_second,
+            producer_tail_ms: tail(p),
+            producer_cpu_s: p.producer.cpu_seconds,
+            live_producer_events_per_second: live
+                .iter()
+                .map(|x| x.producer.events_per_second)
+                .collect(),
+            live_producer_tail_ms: live.iter().map(|x| tail(x)).collect(),
+            live_producer_cpu_s: live.iter().map(|x| x.producer.cpu_seconds).collect(),
+            drain_events_per_second: pair_of(&[p], |_, c| Some(c.stats.events_per_second)),
+            max_ms: pair_of(&[p], |_, c| Some(ms(c.stats.latency_us.max))),
+        });
+    }
+
+    a.claims = claims(&a);
+    a
+}

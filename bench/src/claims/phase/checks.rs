@@ -1,0 +1,192 @@
+//! What a phase's verification rests on: the producer's runs merged into
+//! one `producer.json`, `bench check-phase` for a single instance, and the
+//! `ledger` checks of a group's databases.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::argv::argv;
+use crate::cli::CheckPhaseArgs;
+use crate::procs;
+use crate::stats::ProducerStats;
+use crate::verify::{self, Check};
+
+/// The producer runs of a phase as one: counts, amount sum and id
+/// checksum added up (the checksum is a wrapping sum, so the sum of the
+/// parts is the checksum of the whole), times and CPU added up.
+pub fn merge(parts: &[ProducerStats]) -> Option<ProducerStats> {
+    let first = parts.first()?;
+    let mut m = first.clone();
+    let mut checksum = 0u64;
+    for (k, p) in parts.iter().enumerate() {
+        let c = u64::from_str_radix(&p.id_checksum, 16).unwrap_or(0);
+        checksum = checksum.wrapping_add(c);
+        if k == 0 {
+            continue;
+        }
+        m.events_requested += p.events_requested;
+        m.events_sent += p.events_sent;
+        m.events_acknowledged += p.events_acknowledged;
+        m.events_failed += p.events_failed;
+        m.amount_minor_sum += p.amount_minor_sum;
+        m.last_event_id = p.last_event_id;
+        m.wall_seconds += p.wall_seconds;
+        m.cpu_seconds += p.cpu_seconds;
+        m.max_rss_bytes = m.max_rss_bytes.max(p.max_rss_bytes);
+        m.interrupted |= p.interrupted;
+        m.errors.extend(p.errors.iter().cloned());
+    }
+    m.id_checksum = format!("{checksum:016x}");
+    m.events_per_second = if m.wall_seconds > 0.0 {
+        m.events_acknowledged as f64 / m.wall_seconds
+    } else {
+        0.0
+    };
+    Some(m)
+}
+
+/// `bench check-phase` in a child process, as `bench run` does.
+pub(super) fn check_phase_child(dir: &Path) -> anyhow::Result<Vec<Check>> {
+    // This very binary runs the check, as for the ceilings.
+    let bench = std::env::current_exe().context("locate the bench binary")?;
+    let json = dir.join("checks.json");
+    let args = CheckPhaseArgs {
+        dir: dir.to_path_buf(),
+        json: json.clone(),
+    };
+    let mut a = vec![OsString::from("check-phase")];
+    a.extend(argv(&args)?);
+    let f = procs::run(
+        "verify",
+        &bench,
+        &a,
+        &dir.join("verify.log"),
+        Duration::from_secs(600),
+    )?;
+    if !f.ok() {
+        bail!("{}", f.failure());
+    }
+    verify::read_checks(&json)
+}
+
+fn check(phase: &str, model: &str, what: &str, expected: String, actual: String) -> Check {
+    Check {
+        phase: phase.into(),
+        model: model.into(),
+        what: what.into(),
+        pass: expected == actual,
+        expected,
+        actual,
+    }
+}
+
+/// A group's databases as one (`ledger`): each acknowledged event exactly
+/// once across them, the amount sum, the id checksum (the wrapping sum of
+/// each database's), no dead letters.
+pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats) -> Vec<Check> {
+    let present: Vec<PathBuf> = dbs.iter().filter(|d| d.is_file()).cloned().collect();
+    let summary = ledger::Ledger::open(&present).and_then(|l| l.summary());
+    let s = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![check(
+                phase,
+                model,
+                "ledger readable",
+                "the group's databases".into(),
+                format!("error: {e}"),
+            )];
+        }
+    };
+    let mut checksum = 0u64;
+    for db in &present {
+        if let Ok(x) = store::Store::open(db).and_then(|s| s.summary()) {
+            checksum = checksum.wrapping_add(x.id_checksum.value());
+        }
+    }
+    let acked = p.events_acknowledged.to_string();
+    let dead: u64 = s.databases.iter().map(|d| d.dead_letters).sum();
+    vec![
+        check(
+            phase,
+            model,
+            "distinct events (ledger)",
+            acked.clone(),
+            s.distinct_events.to_string(),
+        ),
+        check(
+            phase,
+            model,
+            "rows over the databases",
+            acked,
+            s.rows.to_string(),
+        ),
+        check(
+            phase,
+            model,
+            "amount sum (ledger)",
+            p.amount_minor_sum.to_string(),
+            s.amount_minor_sum.to_string(),
+        ),
+        check(
+            phase,
+            model,
+            "id checksum (sum over the databases)",
+            p.id_checksum.to_ascii_lowercase(),
+            format!("{checksum:016x}"),
+        ),
+        check(phase, model, "dead letters", "0".into(), dead.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::stats::{ProducerMode, STATS_VERSION};
+    use std::collections::BTreeMap;
+
+    fn part(first: u64, n: u64, amount: i128) -> ProducerStats {
+        let sum: proto::IdChecksum = (first..first + n).collect();
+        ProducerStats {
+            version: STATS_VERSION,
+            mode: ProducerMode::Events,
+            brokers: "b".into(),
+            topic: "t".into(),
+            events_requested: n,
+            events_sent: n,
+            events_acknowledged: n,
+            events_failed: 0,
+            amount_minor_sum: amount,
+            id_checksum: sum.hex(),
+            first_event_id: first,
+            last_event_id: first + n - 1,
+            seed: 42,
+            accounts: 10,
+            rate_limit: 0,
+            wall_seconds: 1.0,
+            events_per_second: n as f64,
+            cpu_seconds: 0.5,
+            max_rss_bytes: 1,
+            interrupted: false,
+            settings: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The merged checksum is the checksum of all the ids, as a database
+    /// holding every part's events would compute it.
+    #[test]
+    fn merged_producer_stats_are_those_of_the_whole() {
+        let m = merge(&[part(1, 100, 5), part(101, 50, -2), part(151, 7, 1)]).unwrap();
+        let whole: proto::IdChecksum = (1..158).collect();
+        assert_eq!(m.id_checksum, whole.hex());
+        assert_eq!(m.events_acknowledged, 157);
+        assert_eq!(m.amount_minor_sum, 4);
+        assert_eq!((m.first_event_id, m.last_event_id), (1, 157));
+        assert_eq!(m.wall_seconds, 3.0);
+        assert!(merge(&[]).is_none());
+    }
+}

@@ -8,39 +8,12 @@
 //! and both consumers there too). Skipped, visibly, when Java or Kafka's
 //! jars are missing (`scripts/setup.sh` installs them; CI runs it).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Command;
+
+use common::{bench_sh, bin_dir, repo_root, show};
 use testkit::free_port;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ lives one level below the root")
-        .to_path_buf()
-}
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_bench"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf()
-}
-
-fn show(what: &str, o: &Output) -> String {
-    format!(
-        "{what}: status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn bench_sh() -> Command {
-    let mut c = Command::new(repo_root().join("scripts/bench.sh"));
-    c.env("BIN_DIR", bin_dir()).env_remove("KAFKA_BROKERS");
-    c
-}
 
 #[test]
 fn small_run_passes_and_a_deleted_event_fails_verify_only() {

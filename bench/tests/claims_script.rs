@@ -2,42 +2,10 @@
 //! small scale (a local Apache Kafka on free ports, started and stopped by
 //! the script), and its refusals before any broker starts.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ lives one level below the root")
-        .to_path_buf()
-}
-
-fn bench_sh() -> Command {
-    let bins = Path::new(env!("CARGO_BIN_EXE_bench"))
-        .parent()
-        .expect("binary has a directory")
-        .to_path_buf();
-    let mut c = Command::new(repo_root().join("scripts/bench.sh"));
-    c.env("BIN_DIR", bins).env_remove("KAFKA_BROKERS");
-    c
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn show(what: &str, o: &Output) -> String {
-    format!(
-        "{what}: status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{bench_sh, show};
+use testkit::free_port;
 
 #[test]
 fn a_mistyped_claims_option_fails_before_any_broker_starts() {

@@ -18,7 +18,7 @@
 //!   partitions' offsets, so the group shows no lag once drained, while
 //!   both still run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -97,6 +97,54 @@ fn copy_db(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One case: a topic of its own with [`PARTITIONS`] partitions, a
+/// directory, and the first `n` events in the topic.
+struct Case {
+    kafka: &'static Kafka,
+    topic: String,
+    dir: PathBuf,
+    n: u64,
+}
+
+impl Case {
+    fn new(cfg: &Config, dir: &Path, name: &str) -> Result<Case> {
+        let kafka = Kafka::shared()?;
+        let n = cfg.events.clamp(30, 30_000);
+        let topic = kafka::unique(&format!("chaos.{name}"));
+        kafka.create_topic(&topic, PARTITIONS)?;
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
+            &cfg.bins,
+            &dir,
+            "producer-1",
+        )?;
+        Ok(Case {
+            kafka,
+            topic,
+            dir,
+            n,
+        })
+    }
+
+    /// Half as many events again (ids after the first `n`); what both runs
+    /// make.
+    fn produce_more(&self, cfg: &Config) -> Result<(u64, Expected)> {
+        let more = (self.n / 2).max(3);
+        let mut next = ProducerCmd::new(
+            self.kafka.bootstrap(),
+            &self.topic,
+            more,
+            cfg.seed,
+            cfg.accounts,
+        );
+        next.first_id = self.n + 1;
+        next.run(&cfg.bins, &self.dir, "producer-2")?;
+        let runs = [(1, self.n), (self.n + 1, more)];
+        Ok((more, Expected::of_runs(cfg.seed, cfg.accounts, &runs)))
+    }
+}
+
 /// The restored backup, then a new `--db` and `auto.offset.reset=latest`
 /// against the same group.
 fn restored_backup(
@@ -105,16 +153,10 @@ fn restored_backup(
     dir: &Path,
     problems: &mut Vec<String>,
 ) -> Result<String> {
-    let kafka = Kafka::shared()?;
-    let n = cfg.events.clamp(30, 30_000);
+    let case = Case::new(cfg, dir, "restored")?;
+    let (n, dir) = (case.n, &case.dir);
     let half = n / 2;
-    let topic = kafka::unique("chaos.restored");
-    kafka.create_topic(&topic, PARTITIONS)?;
-    let dir = dir.join("restored");
-    std::fs::create_dir_all(&dir)?;
-    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts)
-        .run(&cfg.bins, &dir, "producer")?;
-    let cmd = consumer(cfg, SC, model, kafka.bootstrap(), &topic, &dir);
+    let cmd = consumer(cfg, SC, model, case.kafka.bootstrap(), &case.topic, dir);
     let half_arg = half.to_string();
     let _: ConsumerStats = cmd
         .spawn(&cfg.bins, 0, &["--max-events", &half_arg])?
@@ -202,26 +244,14 @@ fn recreated_topic(
     dir: &Path,
     problems: &mut Vec<String>,
 ) -> Result<String> {
-    let kafka = Kafka::shared()?;
-    let n = cfg.events.clamp(30, 30_000);
-    let more = (n / 2).max(3);
-    let topic = kafka::unique("chaos.recreated");
-    kafka.create_topic(&topic, PARTITIONS)?;
-    let dir = dir.join("recreated");
-    std::fs::create_dir_all(&dir)?;
-    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
-        &cfg.bins,
-        &dir,
-        "producer-1",
-    )?;
-    let cmd = consumer(cfg, SC, model, kafka.bootstrap(), &topic, &dir);
+    let case = Case::new(cfg, dir, "recreated")?;
+    let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
+    let cmd = consumer(cfg, SC, model, kafka.bootstrap(), topic, &case.dir);
     let _: ConsumerStats = cmd.spawn(&cfg.bins, 0, &[])?.wait_success()?;
 
-    delete_topic(kafka.bootstrap(), &topic)?;
-    kafka.create_topic(&topic, PARTITIONS)?;
-    let mut second = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);
-    second.first_id = n + 1;
-    second.run(&cfg.bins, &dir, "producer-2")?;
+    delete_topic(kafka.bootstrap(), topic)?;
+    kafka.create_topic(topic, PARTITIONS)?;
+    let (more, expected) = case.produce_more(cfg)?;
 
     refused(
         cfg,
@@ -239,7 +269,6 @@ fn recreated_topic(
     let stats: ConsumerStats = cmd
         .spawn(&cfg.bins, 2, &["--accept-new-topic"])?
         .wait_success()?;
-    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, n), (n + 1, more)]);
     let f = verify_all(&[&cmd.db], &expected, 0)?;
     // Everything but the offsets' agreement with the rows: the rows of the
     // old topic keep their offsets, which the new topic's start over.
@@ -266,16 +295,12 @@ fn partial_revocation(
     dir: &Path,
     problems: &mut Vec<String>,
 ) -> Result<String> {
-    let kafka = Kafka::shared()?;
-    let n = cfg.events.clamp(30, 30_000);
-    let more = (n / 2).max(3);
-    let topic = kafka::unique("chaos.revoke-one");
-    kafka.create_topic(&topic, PARTITIONS)?;
-    let dir = dir.join("revoke-one");
+    let case = Case::new(cfg, dir, "revoke-one")?;
+    let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
-        let d = dir.join(name);
+        let d = case.dir.join(name);
         std::fs::create_dir_all(&d)?;
-        let mut cmd = consumer(cfg, SC, model, kafka.bootstrap(), &topic, &d);
+        let mut cmd = consumer(cfg, SC, model, kafka.bootstrap(), topic, &d);
         cmd.idle_secs = None;
         cmd.extra.push("--scale-out".into());
         Ok(cmd)
@@ -283,11 +308,6 @@ fn partial_revocation(
     let a_cmd = instance("a")?;
     let mut b_cmd = instance("b")?;
     b_cmd.group = a_cmd.group.clone();
-    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
-        &cfg.bins,
-        &dir,
-        "producer-1",
-    )?;
     let mut a = a_cmd.spawn(&cfg.bins, 0, &[])?;
     wait_until(GENEROUS, "the first instance to store the backlog", || {
         row_count(&a_cmd.db) >= n || a.try_status().is_some()
@@ -296,9 +316,7 @@ fn partial_revocation(
     wait_until(GENEROUS, "the second instance to get a partition", || {
         b.log_text().contains("assigned 1 partition") || b.try_status().is_some()
     })?;
-    let mut next = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);
-    next.first_id = n + 1;
-    next.run(&cfg.bins, &dir, "producer-2")?;
+    let (more, expected) = case.produce_more(cfg)?;
     let total = n + more;
     wait_until(GENEROUS, "both instances to store everything", || {
         row_count(&a_cmd.db) + row_count(&b_cmd.db) >= total
@@ -306,13 +324,13 @@ fn partial_revocation(
             || b.try_status().is_some()
     })?;
     // The group's offsets reach the partitions' ends while both run.
-    let ends = testkit::clients::high_watermarks(kafka.bootstrap(), &topic, PARTITIONS)?;
+    let ends = testkit::clients::high_watermarks(kafka.bootstrap(), topic, PARTITIONS)?;
     let mut last = Default::default();
     let caught_up = wait_until(
         Duration::from_secs(20),
         "the group's offsets at the ends",
         || {
-            last = group_offsets(kafka.bootstrap(), &a_cmd.group, &topic, PARTITIONS)
+            last = group_offsets(kafka.bootstrap(), &a_cmd.group, topic, PARTITIONS)
                 .unwrap_or_default();
             last == ends
         },
@@ -326,7 +344,6 @@ fn partial_revocation(
     b.sigterm();
     let _: ConsumerStats = a.wait_success()?;
     let _: ConsumerStats = b.wait_success()?;
-    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, n), (n + 1, more)]);
     let f = verify_all(&[&a_cmd.db, &b_cmd.db], &expected, 0)?;
     check(problems, f.exact() && f.events == total, || {
         format!("revoke-one: the two databases: {}", f.brief())

@@ -1,0 +1,41 @@
+//! What the tests of `scripts/bench.sh` share: the script, run with the
+//! binaries of this very build, and a readable dump of its output.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ lives one level below the root")
+        .to_path_buf()
+}
+
+/// The directory of the `bench` binary under test (`cargo test
+/// --workspace` builds the producer and both consumers there too).
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_bench"))
+        .parent()
+        .expect("binary has a directory")
+        .to_path_buf()
+}
+
+/// `scripts/bench.sh` on this build's binaries, never on an outside broker.
+pub fn bench_sh() -> Command {
+    let mut c = Command::new(repo_root().join("scripts/bench.sh"));
+    c.env("BIN_DIR", bin_dir()).env_remove("KAFKA_BROKERS");
+    c
+}
+
+/// A command's status, stdout and stderr, for an assertion's message.
+pub fn show(what: &str, o: &Output) -> String {
+    format!(
+        "{what}: status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

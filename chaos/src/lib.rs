@@ -1,148 +1,93 @@
-//! The fault suite (issue 6): runs the real binaries (`producer`,
-//! `consumer-pull`, `consumer-push`) against Apache Kafka while faults are
-//! injected, then checks every consumer's database against the produced
-//! events with the one verification of the harness
-//! ([`testkit::verify`]).
+//! The fault suite: runs the real binaries (`producer`, `consumer-pull`,
+//! `consumer-push`) against Apache Kafka while faults are injected, then
+//! checks every consumer's database against the produced events with the
+//! harness's one verification ([`testkit::verify`]).
 //!
-//! Each scenario exists once, here, built on the harness
-//! ([`testkit`]: brokers, binaries, processes, verification).
-//! `scripts/chaos.sh` runs them with big numbers ([`Config::new`]); the
-//! tests run the same code with small ones ([`short_run`]): the consumer
-//! crates' tests the scenarios about one consumer, `tests/chaos.rs` the
-//! ones about the broker and the command lines.
-//!
-//! Each scenario prints one line of figures, e.g.
+//! Each scenario exists once, in [`scenarios`]. `scripts/chaos.sh` runs
+//! them with big numbers ([`Options`], the command line); the tests run the
+//! same code with small ones ([`short_run`]). A scenario passes only when
+//! nothing is lost, nothing duplicated, no balance is wrong and its own
+//! fault-specific checks hold; it prints one line of figures, e.g.
 //! `kill9 pull: events 1000000 kills 10 restarts 10 lost 0 duplicated 0 wrong_balances 0 PASS`.
-//! A scenario passes only when nothing is lost, nothing duplicated, no
-//! balance is wrong and its own fault-specific checks hold.
-//!
-//! `scripts/chaos.sh` is the front door; `chaos --help` lists the flags.
-
-#![deny(missing_docs)]
 
 pub mod scenarios;
 
 use std::fmt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+use clap::{Parser, ValueEnum};
 use testkit::{Bins, Model};
 
-/// One scenario of the suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One scenario of the suite, in the order they run by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// Bad command lines and files (issue 6, item 6), plus the cheap
-    /// security checks.
+    /// Bad command lines and files, and `--help` never showing a secret.
     BadInput,
-    /// No fault: every event stored exactly once, the stats complete, and
-    /// the database (not Kafka) says where to resume.
+    /// No fault: every event stored once, the stats complete, the database
+    /// (not Kafka) says where to resume.
     FullRun,
-    /// `kill -9` at random moments, restarted each time (item 1).
+    /// `kill -9` at random moments, restarted each time.
     Kill9,
-    /// SIGTERM mid-run: the open batch committed on the way out, within the
-    /// 5 s bound, and a restart that continues where it stopped.
+    /// SIGTERM mid-run: the open batch committed within 5 s, the restart
+    /// continues where it stopped.
     Sigterm,
     /// Two instances in one group, each with its own database.
     TwoInstances,
-    /// 1% bad messages of every kind (item 4).
+    /// 1% bad messages of every kind.
     BadMessages,
-    /// The broker unreachable at start (item 3).
+    /// The broker unreachable at start.
     NoBroker,
-    /// The database locked by another process (item 5, first half).
+    /// The database locked by another process.
     DbLock,
-    /// The disk fills up (item 5, second half).
+    /// The disk fills up.
     DiskFull,
-    /// The broker stopped in the middle of a run, then restarted on the
-    /// same data (item 2).
+    /// The broker stopped mid-run, then restarted on the same data.
     Outage,
-    /// Offsets skipped on purpose are recorded, never silent: events the
-    /// broker deleted before they were read stop the consumer unless
-    /// `--accept-data-loss`, and a hand-over from another instance is
-    /// recorded (issue 15).
+    /// Offsets skipped on purpose are recorded or refused, never silent.
     OffsetGaps,
     /// Operator moves (a restored backup, a new `--db`, a recreated topic,
-    /// `auto.offset.reset=latest`) and a cooperative revocation: every
-    /// start position proven or refused with the flag that accepts it
-    /// (issue 23).
+    /// `auto.offset.reset=latest`) and a cooperative revocation.
     StartPositions,
-    /// On a three-node cluster: `kill -9` of the node leading the most
-    /// partitions, during a backlog drain and during live production
-    /// (issue 16).
+    /// Three nodes: `kill -9` of the busiest leader, during a drain and live.
     LeaderKill,
-    /// On a three-node cluster: each node stopped and restarted in turn
-    /// during live production.
+    /// Three nodes: each stopped and restarted in turn, live.
     RollingRestart,
-    /// On a three-node cluster: several instances per group, each with its
-    /// own database and instance id; one killed and restarted, one killed
-    /// for good, one joining.
+    /// Three nodes: several instances per group; killed, lost, joining.
     ScaleOut,
-    /// On a three-node cluster: two nodes down; the producer gives up
-    /// within its timeout, nothing acknowledged is lost.
+    /// Three nodes: two down; nothing acknowledged is lost.
     MinorityLoss,
-    /// On a three-node cluster: a rebalance while the database is locked
-    /// longer than `max.poll.interval.ms`.
+    /// Three nodes: a rebalance while the database is locked longer than
+    /// `max.poll.interval.ms`.
     SlowRevoke,
 }
 
 impl Scenario {
-    /// Every scenario, in the order they run by default.
-    pub const ALL: [Scenario; 17] = [
-        Scenario::BadInput,
-        Scenario::FullRun,
-        Scenario::Kill9,
-        Scenario::Sigterm,
-        Scenario::TwoInstances,
-        Scenario::BadMessages,
-        Scenario::NoBroker,
-        Scenario::DbLock,
-        Scenario::DiskFull,
-        Scenario::Outage,
-        Scenario::OffsetGaps,
-        Scenario::StartPositions,
-        Scenario::LeaderKill,
-        Scenario::RollingRestart,
-        Scenario::ScaleOut,
-        Scenario::MinorityLoss,
-        Scenario::SlowRevoke,
-    ];
-
-    /// The name used on the command line and in the figures.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::BadInput => "bad-input",
-            Scenario::FullRun => "full-run",
-            Scenario::Kill9 => "kill9",
-            Scenario::Sigterm => "sigterm",
-            Scenario::TwoInstances => "two-instances",
-            Scenario::BadMessages => "bad-messages",
-            Scenario::NoBroker => "no-broker",
-            Scenario::DbLock => "db-lock",
-            Scenario::DiskFull => "disk-full",
-            Scenario::Outage => "outage",
-            Scenario::OffsetGaps => "offset-gaps",
-            Scenario::StartPositions => "start-positions",
-            Scenario::LeaderKill => "leader-kill",
-            Scenario::RollingRestart => "rolling-restart",
-            Scenario::ScaleOut => "scale-out",
-            Scenario::MinorityLoss => "minority-loss",
-            Scenario::SlowRevoke => "slow-revoke",
-        }
+    /// The name on the command line and in the figures (`kill9`, `db-lock`).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .expect("no skipped variant")
+            .get_name()
+            .to_string()
     }
 
-    /// Parses a name (or `all`).
+    /// Parses a comma-separated list of names, or `all`.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if part == "all" {
-                out.extend(Scenario::ALL);
-                continue;
-            }
-            match Scenario::ALL.iter().find(|sc| sc.name() == part) {
-                Some(sc) => out.push(*sc),
-                None => bail!(
-                    "unknown scenario {part:?}; known: all, {}",
-                    Scenario::ALL.map(Scenario::name).join(", ")
-                ),
+            match part {
+                "all" => out.extend(Scenario::value_variants()),
+                _ => out.push(Scenario::from_str(part, false).map_err(|_| {
+                    let known: Vec<_> = Scenario::value_variants()
+                        .iter()
+                        .map(|s| s.name())
+                        .collect();
+                    anyhow!(
+                        "unknown scenario {part:?}; known: all, {}",
+                        known.join(", ")
+                    )
+                })?),
             }
         }
         if out.is_empty() {
@@ -152,144 +97,160 @@ impl Scenario {
     }
 }
 
-/// Parses a comma-separated list of consumers (`pull`, `push`).
-pub fn parse_models(s: &str) -> Result<Vec<Model>> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            testkit::bins::MODELS
-                .into_iter()
-                .find(|m| m.name() == p)
-                .ok_or_else(|| anyhow::anyhow!("unknown consumer {p:?} (expected pull or push)"))
-        })
-        .collect()
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Parses `pull` or `push`.
+pub fn parse_model(s: &str) -> Result<Model> {
+    Model::ALL
+        .into_iter()
+        .find(|m| m.name() == s.trim())
+        .ok_or_else(|| anyhow!("unknown consumer {s:?} (expected pull or push)"))
 }
 
 /// The broker of the scenarios that do not stop it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BrokerKind {
-    /// Apache Kafka, one for the whole run ([`testkit::Kafka::shared`]).
+    /// Apache Kafka, one JVM for the whole run ([`testkit::Kafka::shared`]).
     Kafka,
-    /// Nisshi, the embedded Rust broker ([`testkit::Nisshi`]), a
-    /// new one per scenario, in memory, and on SQLite for `outage`: the
-    /// fallback where Java is absent, selected with `chaos --broker
-    /// nisshi`.
+    /// Nisshi, the embedded Rust broker, where Java is absent: a new one
+    /// in memory per scenario, on SQLite for `outage`.
     Nisshi,
     /// librdkafka's mock cluster, a new one per scenario: hermetic tests
-    /// only (no JVM needed), never the only proof of a guarantee.
+    /// only, never the only proof of a guarantee.
     Mock,
 }
 
-impl BrokerKind {
-    /// The name used on the command line (`--broker`).
-    pub fn name(self) -> &'static str {
-        match self {
-            BrokerKind::Kafka => "kafka",
-            BrokerKind::Nisshi => "nisshi",
-            BrokerKind::Mock => "mock",
-        }
-    }
-
-    /// Parses `kafka`, `nisshi` or `mock`.
-    pub fn parse(s: &str) -> Result<BrokerKind> {
-        [BrokerKind::Kafka, BrokerKind::Nisshi, BrokerKind::Mock]
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown broker {s:?} (expected kafka, nisshi or mock)"))
-    }
-}
-
-/// Everything a run of the suite needs.
-#[derive(Debug, Clone)]
-pub struct Config {
+/// Runs the project's binaries against Apache Kafka (one broker for the
+/// run, started here from the jars scripts/setup.sh installs; a private one
+/// for the scenarios that stop it or start it late; a cluster of three for
+/// leader-kill, rolling-restart, scale-out, minority-loss and slow-revoke)
+/// while faults are injected (kill -9, SIGTERM, a second instance, broker
+/// outages, nodes lost, bad messages, a locked or full database, bad
+/// command lines) and checks that every consumer's database holds exactly
+/// the produced events: nothing lost, nothing duplicated, every balance
+/// right. Prints one line of figures per scenario and consumer; exits 1 if
+/// any scenario failed.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "chaos",
+    version,
+    after_help = "Scenarios (in the default order): bad-input, full-run, kill9, sigterm, \
+two-instances, bad-messages, no-broker, db-lock, disk-full, outage, offset-gaps, \
+start-positions, leader-kill, rolling-restart, scale-out, minority-loss, slow-revoke.\n\nExamples:\n  \
+scripts/chaos.sh --events 1000000 --scenarios kill9,bad-messages\n  \
+scripts/chaos.sh --broker nisshi --events 100000 --scenarios kill9,sigterm"
+)]
+pub struct Options {
     /// Good events per scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1_000..=50_000_000))]
     pub events: u64,
-    /// Scenarios to run, in order.
-    pub scenarios: Vec<Scenario>,
-    /// Consumers to run each scenario against.
+    /// Comma-separated scenarios, or `all`.
+    // `::std::vec::Vec` keeps clap from reading one scenario per value.
+    #[arg(long, default_value = "all", value_parser = Scenario::parse_list)]
+    pub scenarios: ::std::vec::Vec<Scenario>,
+    /// Comma-separated consumers: pull, push.
+    #[arg(long, default_value = "pull,push", value_delimiter = ',', value_parser = parse_model)]
     pub consumers: Vec<Model>,
-    /// Working directory: databases, logs, stats, private brokers.
-    pub out: PathBuf,
-    /// The producer and consumer binaries.
-    pub bins: Bins,
-    /// The broker of the scenarios (`no-broker` and `offset-gaps` always
-    /// start a private Apache Kafka; `outage` a private broker of this
-    /// kind when Nisshi, else Apache Kafka).
+    /// The broker: `kafka` (Apache Kafka), `nisshi` (the embedded Rust
+    /// broker, where Java is absent; for outage a private one on SQLite,
+    /// whose log survives its restart), or `mock` (librdkafka's mock
+    /// cluster; proves nothing alone). no-broker, offset-gaps,
+    /// start-positions and the cluster scenarios always run on a private
+    /// Apache Kafka, and outage does unless `nisshi`.
+    #[arg(long, value_enum, default_value = "kafka")]
     pub broker: BrokerKind,
-    /// Seed of the events (and of the random moments).
+    /// Working directory: databases, logs, stats files, the brokers' data
+    /// and logs. Its scenario subdirectories are replaced on each run.
+    #[arg(long, default_value = ".run/chaos")]
+    pub out: PathBuf,
+    /// Directory with the producer, consumer-pull and consumer-push
+    /// binaries (default: the directory of this binary).
+    #[arg(long, env = "BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Seed of the events and of the random moments.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Accounts the events are spread over.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
     pub accounts: u64,
     /// Partitions of the topic.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=64))]
     pub partitions: i32,
-    /// `kill -9`s per consumer.
+    /// kill -9 per consumer in the kill9 scenario.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub kills: u32,
-    /// Seconds the broker is down mid-run.
+    /// Seconds the broker is down in the outage scenario.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub outage_secs: u64,
-    /// Seconds the consumers run without a broker at start.
+    /// Seconds the consumers run before the broker appears (no-broker).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub no_broker_secs: u64,
-    /// Seconds the database is locked.
+    /// Seconds the database is locked in db-lock.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub lock_secs: u64,
-    /// Largest allowed throughput loss with bad messages (0.2 = 20%).
+    /// Largest accepted loss of consumer throughput with 1% bad messages,
+    /// as a fraction of the clean run's.
+    #[arg(long, default_value_t = 0.2)]
     pub throughput_tolerance: f64,
-    /// Clean and bad runs per consumer in bad-messages; the best of each
-    /// is compared.
+    /// Clean and bad runs per consumer in bad-messages (alternating); the
+    /// best throughput of each kind is compared.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub throughput_rounds: u32,
-    /// Size of the oversized bad messages. The default, 16 KiB, is about a
-    /// hundred times the largest valid event; at 1% of the stream the bad
-    /// messages then carry ~40% more payload bytes than the good events,
-    /// and the dead letters keep every byte.
-    pub oversized_bytes: usize,
-    /// `--batch-size` for the consumers (None: their default).
+    /// Size of the oversized bad messages in bytes (bad-messages). The
+    /// default, 16 KiB, is about a hundred times the largest valid event.
+    #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(256..=900_000))]
+    pub oversized_bytes: u64,
+    /// --batch-size passed to the consumers (default: theirs).
+    #[arg(long)]
     pub batch_size: Option<u64>,
-    /// Events per second of the live parts of the cluster scenarios (lower
-    /// when there are too few events to last the scenario).
+    /// Events per second of the live parts of the cluster scenarios; lower
+    /// when there are too few events for the scenario to last.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub live_rate: u64,
+    /// Apache Kafka's installation (its `libs/` jars), as scripts/setup.sh
+    /// makes it (default: ~/.cache/banking-pipeline/kafka-<version>).
+    #[arg(long, env = "KAFKA_HOME_DIR")]
+    pub kafka_home: Option<PathBuf>,
+}
+
+/// A run of the suite: the options and the binaries they name.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What the command line (or [`Config::short`]) says.
+    pub options: Options,
+    /// The producer and consumer binaries.
+    pub bins: Bins,
+}
+
+impl Deref for Config {
+    type Target = Options;
+    fn deref(&self) -> &Options {
+        &self.options
+    }
 }
 
 impl Config {
-    /// Defaults for `events` events in `out`, on Apache Kafka.
-    pub fn new(events: u64, out: &Path, bins: Bins) -> Config {
+    /// The small sizes of the tests, with the binaries of this build:
+    /// 20,000 events over 2,000 accounts in batches of 1,000, 3 kills, a
+    /// 3 s lock, the broker absent 5 s and down 6 s, and throughput
+    /// reported but not judged (20,000 events are too few to measure it).
+    pub fn short(out: &Path, consumers: &[Model], broker: BrokerKind) -> Config {
+        let mut options = Options::parse_from(
+            "chaos --events 20000 --accounts 2000 --batch-size 1000 --kills 3 --lock-secs 3 \
+             --no-broker-secs 5 --outage-secs 6 --throughput-tolerance 1 --throughput-rounds 1"
+                .split(' '),
+        );
+        options.out = out.to_path_buf();
+        options.consumers = consumers.to_vec();
+        options.broker = broker;
         Config {
-            events,
-            scenarios: Scenario::ALL.to_vec(),
-            consumers: testkit::bins::MODELS.to_vec(),
-            out: out.to_path_buf(),
-            bins,
-            broker: BrokerKind::Kafka,
-            seed: 42,
-            accounts: 10_000,
-            partitions: 6,
-            kills: 10,
-            outage_secs: 20,
-            no_broker_secs: 15,
-            lock_secs: 10,
-            throughput_tolerance: 0.2,
-            throughput_rounds: 3,
-            oversized_bytes: 16 * 1024,
-            batch_size: None,
-            live_rate: 20_000,
+            options,
+            bins: Bins::of_this_build(),
         }
-    }
-
-    /// The small sizes of the tests, for `consumers`, with the binaries of
-    /// this build: 20,000 events over 2,000 accounts in batches of 1,000,
-    /// 3 kills, a 3 s lock, the broker absent 5 s and down 6 s, and
-    /// throughput reported but not judged (a run of 20,000 events is too
-    /// short to measure it).
-    pub fn short(out: &Path, consumers: &[Model]) -> Config {
-        let mut cfg = Config::new(20_000, out, Bins::of_this_build());
-        cfg.consumers = consumers.to_vec();
-        cfg.accounts = 2_000;
-        cfg.batch_size = Some(1_000);
-        cfg.kills = 3;
-        cfg.lock_secs = 3;
-        cfg.no_broker_secs = 5;
-        cfg.outage_secs = 6;
-        cfg.throughput_tolerance = 1.0;
-        cfg.throughput_rounds = 1;
-        cfg
     }
 
     /// The consumers' extra arguments every scenario passes.
@@ -301,50 +262,48 @@ impl Config {
     }
 }
 
-/// The verdict of one scenario for one consumer (or for both).
+/// The verdict of one scenario for one consumer (or for all binaries).
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Scenario name.
-    pub scenario: &'static str,
+    /// The scenario.
+    pub scenario: Scenario,
     /// `pull`, `push`, or `producer`/`all` for scenarios about every binary.
     pub subject: String,
     /// The figures, e.g. `events 1000000 kills 10 lost 0 ...`.
     pub figures: String,
     /// Whether every check held.
     pub pass: bool,
-    /// Why it was not run, if it was not.
+    /// Why it was not run, if it was not (neither pass nor fail).
     pub skipped: Option<String>,
     /// What went wrong, one line each.
     pub problems: Vec<String>,
 }
 
 impl Outcome {
-    /// A passed or failed outcome.
+    /// A passed or failed outcome: failed when there are problems.
     pub fn new(
         scenario: Scenario,
         subject: &str,
         figures: String,
         problems: Vec<String>,
     ) -> Outcome {
+        let pass = problems.is_empty();
+        let subject = subject.to_string();
         Outcome {
-            scenario: scenario.name(),
-            subject: subject.to_string(),
+            scenario,
+            subject,
             figures,
-            pass: problems.is_empty(),
+            pass,
             skipped: None,
             problems,
         }
     }
 
-    /// A scenario that could not run here (counts as neither pass nor fail).
+    /// A scenario that could not run here.
     pub fn skipped(scenario: Scenario, subject: &str, why: String) -> Outcome {
         Outcome {
-            scenario: scenario.name(),
-            subject: subject.to_string(),
-            figures: String::new(),
-            pass: true,
             skipped: Some(why),
-            problems: Vec::new(),
+            ..Outcome::new(scenario, subject, String::new(), Vec::new())
         }
     }
 
@@ -361,17 +320,12 @@ impl Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scenario, subject) = (self.scenario, &self.subject);
         if let Some(why) = &self.skipped {
-            return write!(f, "{} {}: SKIPPED ({why})", self.scenario, self.subject);
+            return write!(f, "{scenario} {subject}: SKIPPED ({why})");
         }
-        write!(
-            f,
-            "{} {}: {} {}",
-            self.scenario,
-            self.subject,
-            self.figures,
-            if self.pass { "PASS" } else { "FAIL" }
-        )?;
+        let verdict = if self.pass { "PASS" } else { "FAIL" };
+        write!(f, "{scenario} {subject}: {} {verdict}", self.figures)?;
         for p in &self.problems {
             write!(f, "\n    problem: {p}")?;
         }
@@ -386,9 +340,7 @@ pub fn run(config: &Config) -> Result<Vec<Outcome>> {
     let mut all = Vec::new();
     for sc in &config.scenarios {
         let outcomes = scenarios::run(config, *sc);
-        for o in &outcomes {
-            println!("{o}");
-        }
+        outcomes.iter().for_each(|o| println!("{o}"));
         all.extend(outcomes);
     }
     Ok(all)
@@ -396,8 +348,8 @@ pub fn run(config: &Config) -> Result<Vec<Outcome>> {
 
 /// For the tests: runs `sc` with the small sizes ([`Config::short`]) for
 /// `consumers` on `broker`, in a temporary directory (kept when it
-/// fails), prints its lines (`SKIPPED <test>: <why>` when it could not run
-/// here) and fails on any failed outcome.
+/// fails), prints its lines ([`testkit::skip`] when it could not run here)
+/// and fails on any failed outcome.
 pub fn short_run(
     test: &str,
     sc: Scenario,
@@ -405,12 +357,10 @@ pub fn short_run(
     broker: BrokerKind,
 ) -> Vec<Outcome> {
     let out = tempfile::Builder::new()
-        .prefix(&format!("chaos-{}-", sc.name()))
+        .prefix(&format!("chaos-{sc}-"))
         .tempdir()
         .expect("temp dir");
-    let mut cfg = Config::short(out.path(), consumers);
-    cfg.broker = broker;
-    let outcomes = scenarios::run(&cfg, sc);
+    let outcomes = scenarios::run(&Config::short(out.path(), consumers, broker), sc);
     for o in &outcomes {
         match &o.skipped {
             Some(why) => testkit::skip(test, why),
@@ -437,11 +387,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn broker_names_round_trip_and_unknown_ones_are_refused() {
-        for kind in [BrokerKind::Kafka, BrokerKind::Nisshi, BrokerKind::Mock] {
-            assert_eq!(BrokerKind::parse(kind.name()).unwrap(), kind);
-        }
-        let err = BrokerKind::parse("redpanda").unwrap_err().to_string();
-        assert!(err.contains("redpanda") && err.contains("nisshi"), "{err}");
+    fn scenario_names_round_trip_and_unknown_ones_are_refused() {
+        assert_eq!(Scenario::Kill9.name(), "kill9");
+        assert_eq!(
+            Scenario::parse_list("db-lock, kill9").unwrap(),
+            [Scenario::DbLock, Scenario::Kill9]
+        );
+        assert_eq!(
+            Scenario::parse_list("all").unwrap().len(),
+            Scenario::value_variants().len()
+        );
+        let err = Scenario::parse_list("kill-9").unwrap_err().to_string();
+        assert!(
+            err.contains("kill-9") && err.contains("slow-revoke"),
+            "{err}"
+        );
+        <Options as clap::CommandFactory>::command().debug_assert();
     }
 }

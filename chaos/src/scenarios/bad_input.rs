@@ -36,164 +36,84 @@ struct Case {
     setup: Setup,
 }
 
-fn case(what: &'static str, args: &[&str], needle: &'static str, setup: Setup) -> Case {
-    Case {
+#[rustfmt::skip]
+const COMMON: [(&str, &[&str], &str); 4] = [
+    ("unparsable broker list", &["--brokers", "::bad::,"], "brokers"),
+    ("broker port out of range", &["--brokers", "localhost:99999"], "99999"),
+    ("unknown -X property", &["-X", "no.such.property=1"], "no.such.property"),
+    ("-X without =", &["-X", "linger.ms"], "key=value"),
+];
+
+#[rustfmt::skip]
+const PRODUCER_ONLY: [(&str, &[&str], &str); 6] = [
+    ("negative count", &["--count", "-5"], "-5"),
+    ("absurd count", &["--count", "99999999999999999999999"], "--count"),
+    ("negative rate", &["--rate", "-1"], "-1"),
+    ("absurd rate", &["--rate", "18446744073709551615"], "--rate"),
+    ("too few accounts", &["--accounts", "0"], "--accounts"),
+    ("negative partitions", &["--partitions", "-3"], "-3"),
+];
+
+#[rustfmt::skip]
+const CONSUMER_ONLY: [(&str, &[&str], &str, Setup); 9] = [
+    ("database in a missing directory", &["--db", "/nonexistent-chaos-dir/c.db"], "/nonexistent-chaos-dir", Setup::None),
+    ("database under a plain file", &["--db", "file/c.db"], "file/c.db", Setup::FileAsDir),
+    ("unwritable database path (procfs)", &["--db", "/proc/chaos.db"], "/proc/chaos.db", Setup::None),
+    ("a file that is not SQLite", &["--db", "text.db"], "not a SQLite", Setup::TextFile),
+    ("a database from a newer schema version", &["--db", "newer.db"], "version", Setup::NewerSchema),
+    ("zero batch size", &["--batch-size", "0"], "--batch-size", Setup::None),
+    ("negative batch size", &["--batch-size", "-1"], "-1", Setup::None),
+    ("absurd flush interval", &["--flush-interval-ms", "99999999999999999999999"], "--flush-interval-ms", Setup::None),
+    ("negative max events", &["--max-events", "-3"], "-3", Setup::None),
+];
+
+/// The common cases (two with a secret that must not be echoed), then the
+/// binary's own.
+fn cases(producer: bool) -> Vec<Case> {
+    let case = |what, args: &[&str], needle, setup| Case {
         what,
-        args: args.iter().map(|s| s.to_string()).collect(),
+        args: args.iter().map(|a| a.to_string()).collect(),
         needle,
         setup,
+    };
+    let mut v: Vec<Case> = COMMON
+        .iter()
+        .map(|(w, a, n)| case(w, a, n, Setup::None))
+        .collect();
+    v.push(case(
+        "mistyped secret -X property (value must not be echoed)",
+        &["-X", &format!("sasl.pasword={SECRET}")],
+        "sasl.pasword",
+        Setup::None,
+    ));
+    v.push(case(
+        "secret -X property on a build without its feature, or a bad value",
+        &[
+            "-X",
+            &format!("ssl.key.password={SECRET}"),
+            "-X",
+            "no.such.property=1",
+        ],
+        "no.such.property",
+        Setup::None,
+    ));
+    if producer {
+        v.extend(
+            PRODUCER_ONLY
+                .iter()
+                .map(|(w, a, n)| case(w, a, n, Setup::None)),
+        );
+    } else {
+        v.extend(CONSUMER_ONLY.iter().map(|(w, a, n, s)| case(w, a, n, *s)));
     }
-}
-
-fn common_cases() -> Vec<Case> {
-    let secret_typo = format!("sasl.pasword={SECRET}");
-    let secret_bad_value = format!("ssl.key.password={SECRET}");
-    vec![
-        case(
-            "unparsable broker list",
-            &["--brokers", "::bad::,"],
-            "brokers",
-            Setup::None,
-        ),
-        case(
-            "broker port out of range",
-            &["--brokers", "localhost:99999"],
-            "99999",
-            Setup::None,
-        ),
-        case(
-            "unknown -X property",
-            &["-X", "no.such.property=1"],
-            "no.such.property",
-            Setup::None,
-        ),
-        Case {
-            what: "mistyped secret -X property (value must not be echoed)",
-            args: vec!["-X".into(), secret_typo],
-            needle: "sasl.pasword",
-            setup: Setup::None,
-        },
-        Case {
-            what: "secret -X property on a build without its feature, or a bad value",
-            args: vec![
-                "-X".into(),
-                secret_bad_value,
-                "-X".into(),
-                "no.such.property=1".into(),
-            ],
-            needle: "no.such.property",
-            setup: Setup::None,
-        },
-        case(
-            "-X without =",
-            &["-X", "linger.ms"],
-            "key=value",
-            Setup::None,
-        ),
-    ]
-}
-
-fn producer_cases() -> Vec<Case> {
-    let mut v = common_cases();
-    v.extend([
-        case("negative count", &["--count", "-5"], "-5", Setup::None),
-        case(
-            "absurd count",
-            &["--count", "99999999999999999999999"],
-            "--count",
-            Setup::None,
-        ),
-        case("negative rate", &["--rate", "-1"], "-1", Setup::None),
-        case(
-            "absurd rate",
-            &["--rate", "18446744073709551615"],
-            "--rate",
-            Setup::None,
-        ),
-        case(
-            "too few accounts",
-            &["--accounts", "0"],
-            "--accounts",
-            Setup::None,
-        ),
-        case(
-            "negative partitions",
-            &["--partitions", "-3"],
-            "-3",
-            Setup::None,
-        ),
-    ]);
-    v
-}
-
-fn consumer_cases() -> Vec<Case> {
-    let mut v = common_cases();
-    v.extend([
-        case(
-            "database in a missing directory",
-            &["--db", "/nonexistent-chaos-dir/c.db"],
-            "/nonexistent-chaos-dir",
-            Setup::None,
-        ),
-        case(
-            "database under a plain file",
-            &["--db", "file/c.db"],
-            "file/c.db",
-            Setup::FileAsDir,
-        ),
-        case(
-            "unwritable database path (procfs)",
-            &["--db", "/proc/chaos.db"],
-            "/proc/chaos.db",
-            Setup::None,
-        ),
-        case(
-            "a file that is not SQLite",
-            &["--db", "text.db"],
-            "not a SQLite",
-            Setup::TextFile,
-        ),
-        case(
-            "a database from a newer schema version",
-            &["--db", "newer.db"],
-            "version",
-            Setup::NewerSchema,
-        ),
-        case(
-            "zero batch size",
-            &["--batch-size", "0"],
-            "--batch-size",
-            Setup::None,
-        ),
-        case(
-            "negative batch size",
-            &["--batch-size", "-1"],
-            "-1",
-            Setup::None,
-        ),
-        case(
-            "absurd flush interval",
-            &["--flush-interval-ms", "99999999999999999999999"],
-            "--flush-interval-ms",
-            Setup::None,
-        ),
-        case(
-            "negative max events",
-            &["--max-events", "-3"],
-            "-3",
-            Setup::None,
-        ),
-    ]);
     v
 }
 
 /// Runs every case for the producer and each consumer.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "bad-input")?;
-    let mut bins: Vec<(&str, Vec<Case>)> = vec![(PRODUCER, producer_cases())];
-    for c in &cfg.consumers {
-        bins.push((c.binary(), consumer_cases()));
-    }
+    let mut bins: Vec<(&str, Vec<Case>)> = vec![(PRODUCER, cases(true))];
+    bins.extend(cfg.consumers.iter().map(|c| (c.binary(), cases(false))));
     let mut outcomes = Vec::new();
     for (bin, cases) in bins {
         let mut problems = Vec::new();

@@ -209,7 +209,8 @@ fn send(cfg: &Config, brokers: &str, topic: &str, bad: u64) -> Result<Sent> {
             let kind = KINDS[bad_sent.len() % KINDS.len()];
             *sent.per_kind.entry(kind).or_default() += 1;
             let original = last_good.as_ref().expect("checked above");
-            let (key, payload) = bad_message(kind, n, original, cfg.oversized_bytes, &mut rng);
+            let (key, payload) =
+                bad_message(kind, n, original, cfg.oversized_bytes as usize, &mut rng);
             producer.send(topic, Some(&key), payload.as_deref(), Some(bad_sent.len()))?;
             bad_sent.push(BadSent { kind, key, payload });
         } else {

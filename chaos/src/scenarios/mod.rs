@@ -154,9 +154,9 @@ pub(crate) fn while_producing<F>(
 where
     F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
 {
-    let dir = fresh_dir(cfg, sc.name())?;
+    let dir = fresh_dir(cfg, &sc.name())?;
     let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, sc.name())?;
+    let topic = topic(cfg, &*broker, &sc.name())?;
     let brokers = broker.bootstrap().to_string();
     let mut produce = producer(cfg, &brokers, &topic);
     produce.rate = (cfg.events / secs).max(1);

@@ -7,7 +7,7 @@ use super::*;
 /// production.
 pub fn leader_kill(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::LeaderKill;
-    let dir = fresh_dir(cfg, sc.name())?;
+    let dir = fresh_dir(cfg, &sc.name())?;
     let mut cluster = start_cluster(&dir)?;
     let brokers = cluster.bootstrap().to_string();
     let expected = expected(cfg);

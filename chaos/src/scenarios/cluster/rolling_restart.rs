@@ -6,7 +6,7 @@ use super::*;
 /// Each node stopped and restarted in turn during live production.
 pub fn rolling_restart(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::RollingRestart;
-    let dir = fresh_dir(cfg, sc.name())?;
+    let dir = fresh_dir(cfg, &sc.name())?;
     let mut cluster = start_cluster(&dir)?;
     let brokers = cluster.bootstrap().to_string();
     let expected = expected(cfg);

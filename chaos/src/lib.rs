@@ -382,6 +382,46 @@ pub fn short_run(
     outcomes
 }
 
+/// One consumer binary's end-to-end tests, written once for both:
+/// `consumer-pull/tests/end_to_end.rs` is `chaos::consumer_tests!(Model::Pull);`.
+/// The scenarios about one consumer with small numbers on Apache Kafka (one
+/// broker per test process, a topic and group per scenario), the full run
+/// again on librdkafka's mock cluster (hermetic, never the only proof),
+/// `--ready-file`, and the metrics against the database.
+#[macro_export]
+macro_rules! consumer_tests {
+    ($model:expr) => {
+        $crate::consumer_tests! { $model;
+            stores_every_event_exactly: FullRun on Kafka,
+            kill_9_mid_run_then_restart_is_exact: Kill9 on Kafka,
+            sigterm_commits_the_open_batch_and_restart_continues: Sigterm on Kafka,
+            two_instances_in_one_group_store_each_event_once: TwoInstances on Kafka,
+            bad_messages_go_to_dead_letters: BadMessages on Kafka,
+            waits_out_a_write_lock: DbLock on Kafka,
+            skipped_offsets_are_recorded_never_silent: OffsetGaps on Kafka,
+            start_positions_are_proven_or_refused: StartPositions on Kafka,
+            stores_every_event_exactly_on_the_mock_cluster: FullRun on Mock,
+        }
+
+        #[test]
+        fn the_ready_file_is_written_after_the_assignment() {
+            $crate::scenarios::ready::ready_file_test("the_ready_file_is_written_after_the_assignment", $model);
+        }
+
+        #[test]
+        fn metrics_match_the_database_while_events_flow() {
+            testkit::metrics::metrics_match_the_database("metrics_match_the_database_while_events_flow", $model)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    };
+    ($model:expr; $($test:ident: $scenario:ident on $broker:ident),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            $crate::short_run(stringify!($test), $crate::Scenario::$scenario, &[$model], $crate::BrokerKind::$broker);
+        }
+    )*};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

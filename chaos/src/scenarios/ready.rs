@@ -13,6 +13,14 @@ use testkit::{Bins, ConsumerCmd, ConsumerStats, Kafka, Model, kafka};
 /// Partitions of the check's topic.
 const PARTITIONS: i32 = 4;
 
+/// The test: skipped (see [`testkit::skip`]) where Apache Kafka cannot start.
+pub fn ready_file_test(test: &str, model: Model) {
+    if let Err(why) = kafka::available() {
+        return testkit::skip(test, &format!("{why:#}"));
+    }
+    ready_file_check(model).unwrap_or_else(|e| panic!("{e:#}"));
+}
+
 /// Starts `model` on an empty topic of the process's Apache Kafka with a
 /// stale ready file in place, and checks that the file is replaced after
 /// the assignment with the topic, every partition and the consumer's pid.

@@ -16,12 +16,14 @@
 //! the store refuses such a batch whatever the broker (tested at that
 //! boundary in the store's tests, `offsets.rs`).
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Result, bail};
 use store::{OffsetGap, Store};
 use testkit::clients::delete_records;
 use testkit::procs::GENEROUS;
 use testkit::verify::row_count;
-use testkit::{ConsumerStats, Expected, Kafka, Model, ProducerCmd, kafka, verify_all};
+use testkit::{ConsumerCmd, ConsumerStats, Expected, Kafka, Model, ProducerCmd, kafka, verify_all};
 
 use super::{check, consumer, fresh_dir, per_consumer};
 use crate::{Config, Outcome, Scenario};
@@ -43,25 +45,20 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     }))
 }
 
-fn gaps(db: &std::path::Path) -> Result<Vec<OffsetGap>> {
-    Ok(Store::open(db)?.offset_gaps()?)
-}
-
-/// One partition of `n` events; the consumer stores a third, the broker
-/// deletes up to two thirds, the consumer must refuse to go on, then go on
-/// with `--accept-data-loss`. Returns the figures.
-fn log_start_moved(
+/// A topic of `partitions` holding `n` events, `<dir>/<what>-<model>/`,
+/// and a consumer of it with its files there.
+fn produced(
     cfg: &Config,
     model: Model,
-    dir: &std::path::Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
+    dir: &Path,
+    what: &str,
+    partitions: i32,
+    n: u64,
+) -> Result<(&'static Kafka, String, PathBuf, ConsumerCmd)> {
     let kafka = Kafka::shared()?;
-    let n = cfg.events.clamp(3, 30_000);
-    let (first_part, deleted_to) = (n / 3, 2 * n / 3);
-    let topic = kafka::unique("chaos.log-start");
-    kafka.create_topic(&topic, 1)?;
-    let dir = dir.join(format!("log-start-{}", model.name()));
+    let topic = kafka::unique(&format!("chaos.{what}"));
+    kafka.create_topic(&topic, partitions)?;
+    let dir = dir.join(format!("{what}-{}", model.name()));
     std::fs::create_dir_all(&dir)?;
     ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts)
         .run(&cfg.bins, &dir, "producer")?;
@@ -73,6 +70,25 @@ fn log_start_moved(
         &topic,
         &dir,
     );
+    Ok((kafka, topic, dir, cmd))
+}
+
+fn gaps(db: &Path) -> Result<Vec<OffsetGap>> {
+    Ok(Store::open(db)?.offset_gaps()?)
+}
+
+/// One partition of `n` events; the consumer stores a third, the broker
+/// deletes up to two thirds, the consumer must refuse to go on, then go on
+/// with `--accept-data-loss`. Returns the figures.
+fn log_start_moved(
+    cfg: &Config,
+    model: Model,
+    dir: &Path,
+    problems: &mut Vec<String>,
+) -> Result<String> {
+    let n = cfg.events.clamp(3, 30_000);
+    let (first_part, deleted_to) = (n / 3, 2 * n / 3);
+    let (kafka, topic, _, cmd) = produced(cfg, model, dir, "log-start", 1, n)?;
     let first_arg = first_part.to_string();
     let _: ConsumerStats = cmd
         .spawn(&cfg.bins, 0, &["--max-events", &first_arg])?
@@ -145,39 +161,17 @@ fn log_start_moved(
 /// Instance A drains the topic; instance B of the same group starts later
 /// with a new database: it records the hand-over, then stores only what
 /// is produced afterwards.
-fn hand_over(
-    cfg: &Config,
-    model: Model,
-    dir: &std::path::Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
-    let kafka = Kafka::shared()?;
+fn hand_over(cfg: &Config, model: Model, dir: &Path, problems: &mut Vec<String>) -> Result<String> {
     let n = cfg.events.clamp(2, 20_000);
     let more = (n / 4).max(1);
-    let topic = kafka::unique("chaos.hand-over");
-    kafka.create_topic(&topic, cfg.partitions)?;
-    let dir = dir.join(format!("hand-over-{}", model.name()));
-    std::fs::create_dir_all(dir.join("a"))?;
-    std::fs::create_dir_all(dir.join("b"))?;
-    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
-        &cfg.bins,
-        &dir,
-        "producer-1",
-    )?;
-    let a = consumer(
-        cfg,
-        Scenario::OffsetGaps,
-        model,
-        kafka.bootstrap(),
-        &topic,
-        &dir.join("a"),
-    );
+    let (kafka, topic, dir, a) = produced(cfg, model, dir, "hand-over", cfg.partitions, n)?;
     let _: ConsumerStats = a.spawn(&cfg.bins, 0, &[])?.wait_success()?;
     let mut b = a.clone();
     // One of several instances of the group: without it the new database
     // would be refused (a mistyped --db; see start-positions).
     b.extra.push("--scale-out".into());
     b.dir = dir.join("b");
+    std::fs::create_dir_all(&b.dir)?;
     b.db = b.dir.join(format!("{}.db", model.name()));
     let first: ConsumerStats = b.spawn(&cfg.bins, 0, &[])?.wait_success()?;
     let mut second_run = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);

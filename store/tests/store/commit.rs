@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use proto::{EventType, IdChecksum, Status};
 use store::{Batch, SCHEMA_VERSION, Store, StoreOptions};
 
-use crate::common::{TOPIC, count, deposit, event, push, starts_at, temp_store};
+use crate::common::{TOPIC, count, deposit, event, push, starts_at, tally, temp_store};
 
 #[test]
 fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
@@ -272,14 +272,7 @@ fn dead_letters_keep_partition_offset_key_payload_and_error() {
     batch.push_dead_letter(0, 9, None, None, "empty message".into());
     push(&mut batch, 2, 41, deposit(1, 7, 10));
     let outcome = store.commit(&batch).unwrap();
-    assert_eq!(
-        (
-            outcome.events_stored,
-            outcome.dead_letters,
-            outcome.duplicates
-        ),
-        (1, 2, 0)
-    );
+    assert_eq!(tally(&outcome), (1, 2, 0));
 
     let dead = store.dead_letters().unwrap();
     assert_eq!(dead.len(), 2);
@@ -321,14 +314,7 @@ fn invalid_event_is_refused_by_the_store_itself() {
     batch.push_event(0, 1, huge_id, vec![4]);
     push(&mut batch, 0, 2, deposit(3, 7, 10));
     let outcome = store.commit(&batch).unwrap();
-    assert_eq!(
-        (
-            outcome.events_stored,
-            outcome.dead_letters,
-            outcome.duplicates
-        ),
-        (1, 2, 0)
-    );
+    assert_eq!(tally(&outcome), (1, 2, 0));
     let dead = store.dead_letters().unwrap();
     assert!(
         dead[0].error.contains("amount_minor -10"),

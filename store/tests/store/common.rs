@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 use proto::{BankingEvent, Channel, EventType, Status};
-use store::{Batch, Store};
+use store::{Batch, CommitOutcome, Store};
 
 pub const TOPIC: &str = "banking.events";
 
@@ -72,4 +72,9 @@ pub fn starts_at(store: &mut Store, partition: i32, offset: i64) {
     store
         .record_gap(TOPIC, partition, 0, offset, store::GapReason::HandOver)
         .unwrap();
+}
+
+/// Events stored, dead letters, duplicates: what a commit did.
+pub fn tally(o: &CommitOutcome) -> (usize, usize, usize) {
+    (o.events_stored, o.dead_letters, o.duplicates)
 }

@@ -169,13 +169,8 @@ fn a_recorded_gap_moves_the_stored_offset_and_the_batch_continues_there() {
     assert_eq!(store.stored_offsets(TOPIC).unwrap()[&4], 77);
 }
 
-#[test]
-fn a_version_1_database_is_upgraded_and_its_doubled_dead_letters_kept_once() {
-    let (_dir, path) = temp_store();
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            r#"
+/// The tables of a version 1 store, as it wrote them.
+const V1_TABLES: &str = r#"
             CREATE TABLE events (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE,
                 event_type TEXT NOT NULL, account_id INTEGER NOT NULL,
                 amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, channel TEXT NOT NULL,
@@ -192,13 +187,22 @@ fn a_version_1_database_is_upgraded_and_its_doubled_dead_letters_kept_once() {
             CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,
                 "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, key BLOB, payload BLOB,
                 error TEXT NOT NULL, recorded_at_us INTEGER NOT NULL) STRICT;
+"#;
+
+#[test]
+fn a_version_1_database_is_upgraded_and_its_doubled_dead_letters_kept_once() {
+    let (_dir, path) = temp_store();
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            r#"{V1_TABLES}
             INSERT INTO dead_letters (topic, "partition", "offset", error, recorded_at_us)
                 VALUES ('banking.events', 0, 7, 'junk', 1), ('banking.events', 0, 7, 'junk', 2),
                        ('banking.events', 1, 7, 'junk', 3);
             INSERT INTO offsets VALUES ('banking.events', 0, 8), ('banking.events', 1, 8);
             PRAGMA user_version = 1;
-            "#,
-        )
+            "#
+        ))
         .unwrap();
     }
     let mut store = Store::open(&path).unwrap();
@@ -227,24 +231,8 @@ fn a_version_2_database_is_upgraded_with_every_event_kept() {
     let (_dir, path) = temp_store();
     {
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            r#"
-            CREATE TABLE events (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE,
-                event_type TEXT NOT NULL, account_id INTEGER NOT NULL,
-                amount_minor INTEGER NOT NULL, currency TEXT NOT NULL, channel TEXT NOT NULL,
-                status TEXT NOT NULL, country TEXT NOT NULL, transaction_ref TEXT NOT NULL,
-                counterparty_account_id INTEGER, created_at_us INTEGER NOT NULL,
-                committed_at_us INTEGER NOT NULL, kafka_partition INTEGER NOT NULL,
-                kafka_offset INTEGER NOT NULL, payload BLOB NOT NULL) STRICT;
-            CREATE TABLE account_balances (account_id INTEGER NOT NULL, currency TEXT NOT NULL,
-                balance_minor INTEGER NOT NULL, event_count INTEGER NOT NULL,
-                PRIMARY KEY (account_id, currency)) STRICT, WITHOUT ROWID;
-            CREATE TABLE offsets (topic TEXT NOT NULL, "partition" INTEGER NOT NULL,
-                next_offset INTEGER NOT NULL, PRIMARY KEY (topic, "partition"))
-                STRICT, WITHOUT ROWID;
-            CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,
-                "partition" INTEGER NOT NULL, "offset" INTEGER NOT NULL, key BLOB, payload BLOB,
-                error TEXT NOT NULL, recorded_at_us INTEGER NOT NULL) STRICT;
+        conn.execute_batch(&format!(
+            r#"{V1_TABLES}
             CREATE UNIQUE INDEX dead_letters_by_offset ON dead_letters (topic, "partition", "offset");
             CREATE TABLE offset_gaps (id INTEGER PRIMARY KEY, topic TEXT NOT NULL,
                 "partition" INTEGER NOT NULL, from_offset INTEGER NOT NULL,
@@ -261,8 +249,8 @@ fn a_version_2_database_is_upgraded_with_every_event_kept() {
             INSERT INTO offsets VALUES ('banking.events', 0, 3);
             CREATE INDEX events_by_account ON events (account_id, created_at_us);
             PRAGMA user_version = 2;
-            "#,
-        )
+            "#
+        ))
         .unwrap();
     }
     let mut store = Store::open(&path).unwrap();

@@ -7,9 +7,7 @@ use super::*;
 /// production.
 pub fn leader_kill(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::LeaderKill;
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let mut cluster = start_cluster(&dir)?;
-    let brokers = cluster.bootstrap().to_string();
+    let (dir, mut cluster, brokers) = start_cluster(cfg, sc)?;
     let expected = expected(cfg);
     let n = cfg.events;
     let mut outcomes = Vec::new();

@@ -9,9 +9,7 @@ use super::*;
 /// completes.
 pub fn minority_loss(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::MinorityLoss;
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let mut cluster = start_cluster(&dir)?;
-    let brokers = cluster.bootstrap().to_string();
+    let (dir, mut cluster, brokers) = start_cluster(cfg, sc)?;
     let topic = topic(cfg, &cluster, "minority-loss")?;
     let mut problems = Vec::new();
 

@@ -3,25 +3,8 @@
 //! `acks=all` and idempotence. Each starts a cluster of its own under
 //! `--out/<scenario>/cluster`.
 //!
-//! - **leader-kill**: `kill -9` of the node leading the most partitions,
-//!   once while the consumers drain a backlog and once during live
-//!   production; the node is restarted 15 s later (after Kafka's 9 s
-//!   broker session timeout has moved its leaderships).
-//! - **rolling-restart**: each node stopped (controlled shutdown) and
-//!   restarted in turn during live production.
-//! - **scale-out**: three instances of each consumer in a group, each with
-//!   its own database and `--instance-id`; one is killed and restarted
-//!   within the session timeout, another killed for good, a fourth joins.
-//!   The databases read as one ([`ledger`]) hold every event; the events
-//!   stored twice are counted and bounded.
-//! - **minority-loss**: two of the three nodes down: the producer fails
-//!   within its `--timeout` saying why, and nothing it had acknowledged is
-//!   missing; with the nodes back, a new run completes.
-//! - **slow-revoke**: a rebalance while another process holds the
-//!   database's write lock longer than `max.poll.interval.ms`: the member
-//!   gives its open batch up in time and stops, nothing lost or doubled.
-//!
-//! One file per scenario; this one holds what they share: the cluster, the
+//! leader-kill, rolling-restart, scale-out, minority-loss, slow-revoke:
+//! one file each; this one holds what they share: the cluster, the
 //! consumers' settings, starting and finishing them, the checks and the
 //! outcome line.
 //!
@@ -81,8 +64,14 @@ const SESSION: [&str; 2] = ["-X", "session.timeout.ms=30000"];
 /// coordinator), so that no consumer leaves before the events flow.
 const IDLE_SECS: u64 = 20;
 
-fn start_cluster(dir: &Path) -> Result<Cluster> {
-    Cluster::start_in_dir(&dir.join("cluster"), NODES).context("start a three-node Apache Kafka")
+/// What every cluster scenario starts with: a fresh directory, a cluster
+/// of its own in `<dir>/cluster`, and its bootstrap list.
+fn start_cluster(cfg: &Config, sc: Scenario) -> Result<(PathBuf, Cluster, String)> {
+    let dir = fresh_dir(cfg, &sc.name())?;
+    let cluster = Cluster::start_in_dir(&dir.join("cluster"), NODES)
+        .context("start a three-node Apache Kafka")?;
+    let brokers = cluster.bootstrap().to_string();
+    Ok((dir, cluster, brokers))
 }
 
 /// Events per second of a live part lasting at least `secs` seconds: the

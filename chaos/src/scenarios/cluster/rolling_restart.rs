@@ -6,9 +6,7 @@ use super::*;
 /// Each node stopped and restarted in turn during live production.
 pub fn rolling_restart(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::RollingRestart;
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let mut cluster = start_cluster(&dir)?;
-    let brokers = cluster.bootstrap().to_string();
+    let (dir, mut cluster, brokers) = start_cluster(cfg, sc)?;
     let expected = expected(cfg);
     let n = cfg.events;
     let topic = topic(cfg, &cluster, "rolling-restart")?;

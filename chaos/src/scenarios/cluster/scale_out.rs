@@ -9,9 +9,7 @@ use super::*;
 /// event, and the events stored twice stay within the bound.
 pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::ScaleOut;
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let cluster = start_cluster(&dir)?;
-    let brokers = cluster.bootstrap().to_string();
+    let (dir, cluster, brokers) = start_cluster(cfg, sc)?;
     let topic = topic(cfg, &cluster, "scale-out")?;
     let expected = expected(cfg);
     let n = cfg.events;

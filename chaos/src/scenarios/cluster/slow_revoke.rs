@@ -11,9 +11,7 @@ use super::*;
 /// databases as one hold every event once.
 pub fn slow_revoke(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::SlowRevoke;
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let cluster = start_cluster(&dir)?;
-    let brokers = cluster.bootstrap().to_string();
+    let (dir, cluster, brokers) = start_cluster(cfg, sc)?;
     let topic = topic(cfg, &cluster, "slow-revoke")?;
     let expected = expected(cfg);
     let mut produce = producer(cfg, &brokers, &topic);

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use proto::{BankingEvent, Channel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use store::{Balance, Batch, Store, StoreError};
+use store::{Balance, Batch, StoreError};
 
-use crate::common::{T0, TOPIC, deposit, push, temp_store};
+use crate::common::{T0, TOPIC, deposit, open_temp, push};
 
 fn random_event(rng: &mut StdRng, id: u64) -> BankingEvent {
     let event_type = rng.random_range(1..=6); // every type
@@ -77,8 +77,7 @@ fn expected(events: &[BankingEvent]) -> Vec<Balance> {
 
 #[test]
 fn balances_match_an_independent_computation() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let mut rng = StdRng::seed_from_u64(7);
     let events: Vec<BankingEvent> = (1..=600).map(|id| random_event(&mut rng, id)).collect();
     // Several batches of uneven size, so balances accumulate across commits.
@@ -109,8 +108,7 @@ fn balances_match_an_independent_computation() {
 
 #[test]
 fn a_balance_that_would_overflow_fails_the_batch() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let mut batch = Batch::new(TOPIC);
     push(&mut batch, 0, 0, deposit(1, 3, 10));
     store.commit(&batch).unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use proto::{EventType, IdChecksum, Status};
 use store::{Batch, SCHEMA_VERSION, Store, StoreOptions};
 
-use crate::common::{TOPIC, count, deposit, event, push, starts_at, tally, temp_store};
+use crate::common::{TOPIC, count, deposit, event, open_temp, push, starts_at, tally, temp_store};
 
 #[test]
 fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
@@ -126,8 +126,7 @@ fn events_are_stored_column_by_column() {
 /// chunk a row, with exact balances.
 #[test]
 fn duplicates_inside_a_multi_row_chunk_are_caught_one_by_one() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let n = store::ROWS_PER_INSERT as u64;
     let mut batch = Batch::new(TOPIC);
     push(&mut batch, 0, 0, deposit(10, 5, 7));
@@ -183,8 +182,7 @@ fn duplicates_inside_a_multi_row_chunk_are_caught_one_by_one() {
 
 #[test]
 fn duplicates_within_and_across_batches_become_dead_letters() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
 
     let mut batch = Batch::new(TOPIC);
     push(&mut batch, 0, 0, deposit(1, 5, 1_000));
@@ -257,8 +255,7 @@ fn duplicates_within_and_across_batches_become_dead_letters() {
 
 #[test]
 fn dead_letters_keep_partition_offset_key_payload_and_error() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     starts_at(&mut store, 2, 40);
     starts_at(&mut store, 0, 9);
     let mut batch = Batch::new(TOPIC);
@@ -303,8 +300,7 @@ fn dead_letters_keep_partition_offset_key_payload_and_error() {
 
 #[test]
 fn invalid_event_is_refused_by_the_store_itself() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let mut batch = Batch::new(TOPIC);
     let mut bad = deposit(1, 7, 10);
     bad.amount_minor = -10;
@@ -335,8 +331,7 @@ fn invalid_event_is_refused_by_the_store_itself() {
 
 #[test]
 fn offsets_never_move_backwards_and_topics_are_separate() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     starts_at(&mut store, 0, 500);
     starts_at(&mut store, 1, 10);
     let mut batch = Batch::new(TOPIC);
@@ -364,8 +359,7 @@ fn offsets_never_move_backwards_and_topics_are_separate() {
 
 #[test]
 fn empty_batch_writes_nothing() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let outcome = store.commit(&Batch::new(TOPIC)).unwrap();
     assert_eq!((outcome.events_stored, outcome.dead_letters), (0, 0));
     assert_eq!(count(&store, "offsets"), 0);
@@ -419,8 +413,7 @@ fn a_commit_survives_a_crash_before_checkpoint() {
 /// the chunk after it, all new, is stored whole.
 #[test]
 fn a_chunk_of_nothing_but_duplicates_stores_nothing_of_it() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let n = store::ROWS_PER_INSERT as u64;
     let mut batch = Batch::new(TOPIC);
     for id in 1..=n {
@@ -448,8 +441,7 @@ fn a_chunk_of_nothing_but_duplicates_stores_nothing_of_it() {
 
 #[test]
 fn a_batch_is_written_in_id_order_and_the_first_copy_of_an_id_wins() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     // Two partitions' runs, as Kafka delivers them, ids interleaved
     // between the runs; id 7 comes twice, first at partition 1 offset 1
     // (amount 70), then at partition 0 offset 3 (amount 700).

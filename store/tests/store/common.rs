@@ -57,6 +57,13 @@ pub fn temp_store() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A new store in a fresh directory (kept while the `TempDir` lives).
+pub fn open_temp() -> (tempfile::TempDir, Store) {
+    let (dir, path) = temp_store();
+    let store = Store::open(&path).unwrap();
+    (dir, store)
+}
+
 /// Row counts straight from SQL, independent of the store's own queries.
 pub fn count(store: &Store, table: &str) -> i64 {
     store

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 use store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError, TopicIdentity};
 
-use crate::common::{TOPIC, count, deposit, push, temp_store};
+use crate::common::{TOPIC, count, deposit, open_temp, push, temp_store};
 
 /// Events `ids` on `partition` at offsets `first..`.
 fn batch_of(partition: i32, first: i64, ids: std::ops::Range<u64>) -> Batch {
@@ -26,8 +26,7 @@ fn batch_of(partition: i32, first: i64, ids: std::ops::Range<u64>) -> Batch {
 
 #[test]
 fn a_stretch_read_twice_is_skipped_and_counted_not_dead_lettered() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let mut first = batch_of(0, 0, 1..101);
     first.push_dead_letter(0, 100, None, Some(vec![1, 2, 3]), "junk".into());
     store.commit(&first).unwrap();
@@ -63,8 +62,7 @@ fn a_stretch_read_twice_is_skipped_and_counted_not_dead_lettered() {
 
 #[test]
 fn a_message_delivered_twice_within_one_batch_is_stored_once() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let mut batch = batch_of(3, 0, 1..11);
     let again = batch_of(3, 5, 6..11);
     for e in again.events() {
@@ -125,8 +123,7 @@ fn a_jump_past_the_stored_offset_fails_the_batch_and_stores_nothing() {
 
 #[test]
 fn a_recorded_gap_moves_the_stored_offset_and_the_batch_continues_there() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     store.commit(&batch_of(0, 0, 1..11)).unwrap();
     assert!(
         store
@@ -307,8 +304,7 @@ fn a_version_2_database_is_upgraded_with_every_event_kept() {
 
 #[test]
 fn a_new_partition_starts_at_offset_zero_unless_a_gap_says_why() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     // What `auto.offset.reset=latest` would hand the store: no record of
     // offsets 0..40, so the batch is refused and nothing is written.
     let err = store.commit(&batch_of(1, 40, 1..4)).unwrap_err();
@@ -336,8 +332,7 @@ fn a_new_partition_starts_at_offset_zero_unless_a_gap_says_why() {
 
 #[test]
 fn a_batch_of_redeliveries_reports_the_stored_offset() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     store.commit(&batch_of(0, 0, 1..101)).unwrap();
     let again = store.commit(&batch_of(0, 10, 11..21)).unwrap();
     assert_eq!(again.redelivered, 10);
@@ -359,8 +354,7 @@ fn the_database_id_is_kept_and_copies_share_it() {
 
 #[test]
 fn a_hand_over_names_the_database_it_came_from() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     assert!(
         store
             .record_gap_from(TOPIC, 2, 0, 30, GapReason::HandOver, Some("feed"))
@@ -372,8 +366,7 @@ fn a_hand_over_names_the_database_it_came_from() {
 
 #[test]
 fn a_reset_topic_forgets_its_offsets_and_keeps_them_aside() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let old = TopicIdentity {
         topic_id: Some("A".into()),
         partitions: 3,

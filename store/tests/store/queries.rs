@@ -3,7 +3,7 @@
 use proto::{EventType, Status};
 use store::{Batch, Store};
 
-use crate::common::{TOPIC, event, push, temp_store};
+use crate::common::{TOPIC, event, open_temp, push};
 
 fn plan(store: &Store) -> String {
     let conn = store.connection_for_tests();
@@ -19,8 +19,7 @@ fn plan(store: &Store) -> String {
 
 #[test]
 fn latest_events_and_account_balances_with_and_without_the_index() {
-    let (_dir, path) = temp_store();
-    let mut store = Store::open(&path).unwrap();
+    let (_dir, mut store) = open_temp();
     let mut batch = Batch::new(TOPIC);
     // Account 1: events whose creation times are not in id order, plus two
     // events created at the same instant (the id breaks the tie).

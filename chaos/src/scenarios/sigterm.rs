@@ -37,21 +37,22 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
 }
 
 fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
-    let (brokers, topic, dir) = (s.brokers.as_str(), s.topic.as_str(), s.dir.as_path());
-    let (expected, background) = (&s.expected, s.background);
+    let (brokers, topic, expected) = (s.brokers.as_str(), s.topic.as_str(), &s.expected);
     let n = cfg.events;
-    let cmd = consumer(cfg, Scenario::Sigterm, model, brokers, topic, dir);
+    let cmd = consumer(cfg, Scenario::Sigterm, model, brokers, topic, &s.dir);
     let db = &cmd.db;
     let mut problems = Vec::new();
     let mut unbatched = cmd.clone();
-    unbatched.extra.clear();
-    let mut first = unbatched.spawn(
-        &cfg.bins,
-        0,
-        &["--batch-size", "1000000", "--flush-interval-ms", "600000"],
-    )?;
-    first.wait_for_log("assigned ", GENEROUS)?;
-    thread::sleep(Duration::from_secs(1));
+    unbatched.extra = ["--batch-size", "1000000", "--flush-interval-ms", "600000"]
+        .map(String::from)
+        .to_vec();
+    let start_unbatched = |n: u32| -> Result<testkit::Proc> {
+        let mut p = unbatched.spawn(&cfg.bins, n, &[])?;
+        p.wait_for_log("assigned ", GENEROUS)?;
+        thread::sleep(Duration::from_secs(1));
+        Ok(p)
+    };
+    let mut first = start_unbatched(0)?;
     let early = row_count(db);
     check(&mut problems, early == 0, || {
         format!("{early} events committed before the signal")
@@ -102,13 +103,7 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     // open batch cannot commit, and the consumer must still be gone within
     // Docker's 10 s grace, having written nothing (the batch is read again
     // at the next start).
-    let mut locked = unbatched.spawn(
-        &cfg.bins,
-        1,
-        &["--batch-size", "1000000", "--flush-interval-ms", "600000"],
-    )?;
-    locked.wait_for_log("assigned ", GENEROUS)?;
-    thread::sleep(Duration::from_secs(1));
+    let mut locked = start_unbatched(1)?;
     let lock = rusqlite::Connection::open(db)?;
     lock.execute_batch("BEGIN IMMEDIATE")?;
     let signalled = Instant::now();
@@ -131,7 +126,7 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
         )
     });
 
-    background.finished()?;
+    s.background.finished()?;
     let stats: ConsumerStats = cmd.spawn(&cfg.bins, 2, &[])?.wait_success()?;
     let f = verify(db, expected, 0)?;
     exactness(&f, n, &mut problems);

@@ -18,7 +18,7 @@
 # Maven Central, in $KAFKA_HOME_DIR or ~/.cache/banking-pipeline/kafka-<version>);
 # without it the scenarios that need a broker are reported as SKIPPED.
 # --broker nisshi runs the scenarios on Nisshi, the embedded Rust broker
-# (scripts/lib/nisshi.sh: the pinned version and how to install it), a new
+# (testkit/src/nisshi.rs pins its version; scripts/setup.sh installs it), a new
 # one per scenario, in memory, and on SQLite for outage (its log survives the
 # restart); no-broker and offset-gaps still need Apache Kafka.
 # disk-full mounts small tmpfs file systems and needs root; without root it

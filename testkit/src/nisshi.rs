@@ -1,11 +1,9 @@
 //! Nisshi, the embedded Rust broker, for the fault suite where Java is
 //! absent: `nisshi broker` on a free loopback port, in a directory of its
-//! own, killed when the guard is dropped.
-//!
-//! It follows `scripts/lib/nisshi.sh` (which serves `scripts/setup.sh` and
-//! `scripts/broker.sh`): the version pinned there ([`version`]), the binary
-//! from `$NISSHI`, `PATH` or `~/.cargo/bin`. Nothing here installs it (a
-//! build from source takes 20-45 minutes); [`available`] says how.
+//! own, killed when the guard is dropped. Its version is pinned here
+//! ([`VERSION`]); the binary comes from `$NISSHI`, `PATH` or
+//! `~/.cargo/bin`, where `broker install` puts it when Apache Kafka cannot
+//! run ([`available`] says how).
 //!
 //! Storage ([`Storage`]): in memory, the fast one, whose topics die with the
 //! process; or SQLite (`nisshi.db` in the broker's directory), which keeps
@@ -25,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{Broker, free_port, kafka, repo_root};
+use crate::{Broker, free_port, kafka};
 
 /// Longest wait for the broker to serve clients (it takes well under a
 /// second).
@@ -33,14 +31,26 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What `nisshi broker` prints once it serves clients.
 const READY: &str = "ready in ";
 
-/// The version `scripts/lib/nisshi.sh` pins (`NISSHI_VERSION=`).
-pub fn version() -> Result<String> {
-    let lib = repo_root().join("scripts/lib/nisshi.sh");
-    let text = fs::read_to_string(&lib).with_context(|| format!("read {}", lib.display()))?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("NISSHI_VERSION="))
-        .map(|v| v.trim_matches('"').to_string())
-        .with_context(|| format!("{} pins no NISSHI_VERSION", lib.display()))
+/// The pinned version.
+pub const VERSION: &str = "0.8.1";
+/// How `broker install` installs it (`cargo` arguments): a build from
+/// source. `--ignore-rust-version` because its dependency rama declares a
+/// newer rust-version than the toolchains this project supports; it builds
+/// with them all the same.
+pub const INSTALL: &[&str] = &[
+    "install",
+    "nisshi",
+    "--version",
+    VERSION,
+    "--locked",
+    "--ignore-rust-version",
+];
+
+/// The version `bin --version` reports, e.g. `0.8.1`.
+pub fn version_of(bin: &Path) -> Option<String> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.split_whitespace().nth(1)?.to_string()).filter(|_| out.status.success())
 }
 
 /// The nisshi binary: `$NISSHI`, else `nisshi` on `PATH`, else
@@ -64,24 +74,15 @@ pub fn binary() -> Option<PathBuf> {
 
 /// The binary when a broker can be started here, else why not.
 pub fn available() -> Result<PathBuf> {
-    let pinned = version()?;
     let install = format!(
-        "cargo install nisshi --version {pinned} --locked --ignore-rust-version, ~20-45 minutes; \
-         scripts/setup.sh does it where Apache Kafka cannot be installed"
+        "cargo {}, ~20-45 minutes; scripts/setup.sh does it where Apache Kafka cannot be installed",
+        INSTALL.join(" ")
     );
     let Some(bin) = binary() else {
         bail!("nisshi is not installed (not in $NISSHI, on PATH or in ~/.cargo/bin): {install}");
     };
-    let out = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("run {} --version", bin.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} --version failed ({}); reinstall: {install}",
-            bin.display(),
-            out.status
-        );
+    if version_of(&bin).is_none() {
+        bail!("{} --version failed; reinstall: {install}", bin.display());
     }
     Ok(bin)
 }
@@ -312,8 +313,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_version_is_the_one_the_scripts_pin() {
-        let v = version().unwrap();
+    fn the_version_is_a_plain_one() {
+        let v = VERSION;
         let parts: Vec<&str> = v.split('.').collect();
         assert_eq!(parts.len(), 3, "{v}");
         assert!(

@@ -40,7 +40,8 @@ enum Command {
     Start {
         /// One node of the local cluster.
         node: Option<u32>,
-        #[arg(long, value_enum, default_value = "kafka")]
+        /// auto: Apache Kafka where it is or can be installed, else Nisshi.
+        #[arg(long, value_enum, default_value = "auto")]
         kind: KindArg,
         /// Nodes of a local Apache Kafka: replication min(N, 3), min.insync.replicas one fewer.
         #[arg(long)]
@@ -74,6 +75,12 @@ enum Command {
     },
     /// Print kind, address, pid, version; exit 0 when the broker answers.
     Status,
+    /// Install the broker (Apache Kafka, else Nisshi) unless there; print its
+    /// jars' directory or binary.
+    Install {
+        #[arg(long, value_enum, default_value = "auto")]
+        kind: KindArg,
+    },
     /// Exit 0 when a local broker started from RUN_DIR runs.
     Running,
     /// Exit 0 when a TCP connection to one of ADDRESSES (host:port,...) succeeds.
@@ -84,8 +91,19 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum KindArg {
+    Auto,
     Kafka,
     Nisshi,
+}
+
+impl From<KindArg> for Kind {
+    fn from(k: KindArg) -> Kind {
+        match k {
+            KindArg::Auto => Kind::Auto,
+            KindArg::Kafka => Kind::Kafka,
+            KindArg::Nisshi => Kind::Nisshi,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,10 +142,7 @@ fn main() -> Result<std::process::ExitCode> {
             storage,
         } => {
             let start = Start {
-                kind: match kind {
-                    KindArg::Kafka => Kind::Kafka,
-                    KindArg::Nisshi => Kind::Nisshi,
-                },
+                kind: kind.into(),
                 nodes,
                 fresh,
                 heap,
@@ -149,6 +164,7 @@ fn main() -> Result<std::process::ExitCode> {
         Command::Status => return ok(launcher::status(&place)),
         Command::Running => return ok(launcher::running(&place.run_dir)),
         Command::Answers { addresses } => return ok(launcher::answers(&addresses)),
+        Command::Install { kind } => println!("{}", launcher::install(kind.into())?.1.display()),
         Command::Version => println!("{}", launcher::version()?),
     }
     Ok(std::process::ExitCode::SUCCESS)

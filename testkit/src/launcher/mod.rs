@@ -10,6 +10,7 @@
 //! `RUN_DIR/kafka` (one node) or `RUN_DIR/kafka-I`, its pid in `pid` or
 //! `pid-I`.
 
+mod install;
 mod rundir;
 mod status;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+pub use install::install;
 pub use rundir::{RunDir, answers};
 pub use status::status;
 
@@ -69,6 +71,8 @@ impl Place {
 /// Which broker to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Apache Kafka where it is (or can be) installed, else Nisshi.
+    Auto,
     /// Apache Kafka from Maven Central's jars, one JVM per node.
     Kafka,
     /// Nisshi, the embedded Rust broker.
@@ -132,9 +136,9 @@ pub fn running(run_dir: &Path) -> bool {
 /// returns its bootstrap address.
 pub fn start(place: &Place, start: &Start) -> Result<String> {
     let run = RunDir::lock(&place.run_dir)?;
-    match start.kind {
-        Kind::Kafka => start_kafka(place, &run, start),
-        Kind::Nisshi => start_nisshi(place, &run, start),
+    match install(start.kind)? {
+        (Kind::Nisshi, bin) => start_nisshi(place, &run, start, &bin),
+        _ => start_kafka(place, &run, start),
     }
 }
 
@@ -179,7 +183,6 @@ fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> R
 }
 
 fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
-    kafka::available()?;
     let version = kafka::version()?;
     let was = kafka_pids(run, nodes_of(run));
     let nodes = if was.iter().any(Option::is_some) {
@@ -260,8 +263,7 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
     Ok(address)
 }
 
-fn start_nisshi(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
-    let bin = nisshi::available()?;
+fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Result<String> {
     let address = format!("{}:{}", place.host, place.port);
     if let Some(pid) = nisshi_pid(run) {
         say(format!(
@@ -294,15 +296,9 @@ fn start_nisshi(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
         run.set("storage", start.storage.url())?;
         say(format!("Nisshi is up (pid {pid})"));
     }
-    let version = std::process::Command::new(&bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "nisshi (unknown version)".into());
+    let version = nisshi::version_of(bin).unwrap_or_else(|| "(unknown version)".into());
     run.set("kind", "nisshi")?;
-    run.set("version", &version)?;
+    run.set("version", &format!("nisshi {version}"))?;
     run.set("address", &address)?;
     Ok(address)
 }

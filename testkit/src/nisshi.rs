@@ -17,13 +17,15 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{Broker, free_port, kafka};
+use crate::brokerproc::{BrokerProc, Lifetime, tail};
+use crate::{Broker, free_port};
 
 /// Longest wait for the broker to serve clients (it takes well under a
 /// second).
@@ -88,7 +90,7 @@ pub fn available() -> Result<PathBuf> {
 }
 
 /// Where the broker keeps its log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Storage {
     /// `memory://nisshi/`: fast; the topics die with the process.
     Memory,
@@ -107,14 +109,27 @@ impl Storage {
     }
 }
 
-/// A `nisshi broker` on a free loopback port; killed on drop.
+/// A `nisshi broker` on a free loopback port; killed on drop. Its address,
+/// directory (`nisshi.log`, the output of every start, and `nisshi.db`),
+/// `stop` and `kill` are its [`BrokerProc`]'s; with [`Storage::Sqlite`]
+/// the log stays for [`Nisshi::restart`].
 pub struct Nisshi {
-    bootstrap: String,
+    proc: BrokerProc,
     storage: Storage,
-    dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
     bin: PathBuf,
-    child: Option<Child>,
+}
+
+impl Deref for Nisshi {
+    type Target = BrokerProc;
+    fn deref(&self) -> &BrokerProc {
+        &self.proc
+    }
+}
+
+impl DerefMut for Nisshi {
+    fn deref_mut(&mut self) -> &mut BrokerProc {
+        &mut self.proc
+    }
 }
 
 impl Nisshi {
@@ -125,8 +140,7 @@ impl Nisshi {
         Nisshi::start_in(&dir, storage, Some(temp))
     }
 
-    /// A broker with its files (`nisshi.log`, `nisshi.db`) in `dir`, kept
-    /// afterwards.
+    /// A broker with its files in `dir`, kept afterwards.
     pub fn start_in_dir(dir: &Path, storage: Storage) -> Result<Nisshi> {
         fs::create_dir_all(dir)?;
         let dir = dir
@@ -148,7 +162,7 @@ impl Nisshi {
     fn start_in(dir: &Path, storage: Storage, temp: Option<tempfile::TempDir>) -> Result<Nisshi> {
         let address = format!("127.0.0.1:{}", free_port());
         let mut nisshi = Nisshi::new(dir, &address, storage, temp)?;
-        nisshi.spawn()?;
+        nisshi.restart()?;
         Ok(nisshi)
     }
 
@@ -157,8 +171,8 @@ impl Nisshi {
     /// serves.
     pub(crate) fn start_detached(dir: &Path, address: &str, storage: Storage) -> Result<u32> {
         let mut nisshi = Nisshi::new(dir, address, storage, None)?;
-        nisshi.spawn_as(crate::procs::Lifetime::Detached)?;
-        Ok(nisshi.child.take().map(|c| c.id()).unwrap_or_default())
+        nisshi.spawn_as(Lifetime::Detached)?;
+        Ok(nisshi.detach().unwrap_or_default())
     }
 
     fn new(
@@ -167,144 +181,72 @@ impl Nisshi {
         storage: Storage,
         temp: Option<tempfile::TempDir>,
     ) -> Result<Nisshi> {
-        let bin = available()?;
+        // SIGKILL 10 s after SIGTERM: Nisshi 0.8.1 takes ~2 s idle, ~6 s
+        // with clients connected.
+        let times = (Duration::from_secs(10), START_TIMEOUT);
         Ok(Nisshi {
-            bootstrap: address.to_string(),
+            proc: BrokerProc::new("nisshi", address.to_string(), dir, temp, times),
             storage,
-            dir: dir.to_path_buf(),
-            _temp: temp,
-            bin,
-            child: None,
+            bin: available()?,
         })
     }
 
-    /// Starts `nisshi broker` on the guard's port and storage, and waits
-    /// until it says it is ready and accepts a connection.
-    fn spawn(&mut self) -> Result<()> {
-        self.spawn_as(crate::procs::Lifetime::Thread)
-    }
-
-    fn spawn_as(&mut self, lifetime: crate::procs::Lifetime) -> Result<()> {
-        let log = self.log_path();
-        // Appended: a restart keeps what the earlier run printed.
-        let mut out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("open {}", log.display()))?;
-        let ready_before = fs::read_to_string(&log).map_or(0, |t| t.matches(READY).count());
-        writeln!(out, "--- nisshi broker on {} ---", self.bootstrap)?;
-        let url = format!("tcp://{}", self.bootstrap);
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("broker")
-            .args(["--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", self.storage.url()])
-            // As the local Kafka's group.initial.rebalance.delay.ms=0
-            // (Nisshi's default is 3 s).
-            .args(["--group-initial-rebalance-delay", "0s"])
-            // Its directory: where sqlite:// puts the file, and no stray
-            // .env is read (Nisshi loads one from its working directory).
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        lifetime.apply(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("start {} broker", self.bin.display()))?;
-        crate::procs::wait_until_serving(
-            &mut child,
-            &self.bootstrap,
-            START_TIMEOUT,
-            "nisshi",
-            || fs::read_to_string(&log).is_ok_and(|t| t.matches(READY).count() > ready_before),
-            || self.log_tail(),
-        )?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// `127.0.0.1:port`.
-    pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
-    }
-
-    /// Its storage.
-    pub fn storage(&self) -> Storage {
-        self.storage
-    }
-
-    /// Its directory: `nisshi.log` (the output of every start, appended),
-    /// and `nisshi.db` with SQLite storage.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The broker's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Creates `topic` through the Kafka admin API and waits until its
-    /// leaders are known (as for Apache Kafka).
-    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        kafka::create_topic(&self.bootstrap, topic, partitions)
-    }
-
-    /// SIGTERM, as an operator would; waits for the exit (SIGKILL after
-    /// 10 s; Nisshi 0.8.1 takes ~2 s idle, ~6 s with clients connected).
-    /// With [`Storage::Sqlite`] the log stays for [`Nisshi::restart`].
-    pub fn stop(&mut self) -> Result<()> {
-        crate::procs::terminate(self.child.take(), Duration::from_secs(10))
-    }
-
-    /// `kill -9` of the broker.
-    pub fn kill(&mut self) -> Result<()> {
-        crate::procs::kill9(self.child.take())
-    }
-
     /// Starts a stopped or killed broker again on the same port and
-    /// storage (empty again with [`Storage::Memory`]).
+    /// storage (empty again with [`Storage::Memory`]), and waits until it
+    /// says it is ready and accepts a connection.
     pub fn restart(&mut self) -> Result<()> {
-        if self.child.is_some() {
-            bail!("the broker is running");
-        }
-        self.spawn()
+        self.spawn_as(Lifetime::Thread)
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("nisshi.log")
+    fn spawn_as(&mut self, lifetime: Lifetime) -> Result<()> {
+        let dir = self.dir.clone();
+        let log = dir.join("nisshi.log");
+        let ready_before = fs::read_to_string(&log).map_or(0, |t| t.matches(READY).count());
+        let (bin, url, storage) = (&self.bin, format!("tcp://{}", self.bootstrap), self.storage);
+        self.proc.launch(lifetime, || {
+            // Appended: a restart keeps what the earlier run printed.
+            let mut out = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .with_context(|| format!("open {}", log.display()))?;
+            writeln!(out, "--- nisshi broker on {url} ---")?;
+            let mut cmd = Command::new(bin);
+            cmd.arg("broker")
+                .args(["--listener-url", &url])
+                .args(["--advertised-listener-url", &url])
+                .args(["--storage-engine", storage.url()])
+                // As the local Kafka's group.initial.rebalance.delay.ms=0
+                // (Nisshi's default is 3 s).
+                .args(["--group-initial-rebalance-delay", "0s"])
+                // Its directory: where sqlite:// puts the file, and no stray
+                // .env is read (Nisshi loads one from its working directory).
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out);
+            Ok(cmd)
+        })?;
+        let logs = [log];
+        self.proc.wait_serving(
+            || fs::read_to_string(&logs[0]).is_ok_and(|t| t.matches(READY).count() > ready_before),
+            || tail(&logs),
+        )
     }
 
     /// The last lines of the broker's output, for error messages.
     pub fn log_tail(&self) -> String {
-        let body = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = body.lines().collect();
-        format!(
-            "last lines of {}:\n{}",
-            self.log_path().display(),
-            lines[lines.len().saturating_sub(15)..].join("\n")
-        )
+        tail(&[self.dir.join("nisshi.log")])
     }
 }
 
 impl Broker for Nisshi {
     fn bootstrap(&self) -> &str {
-        &self.bootstrap
+        &self.proc.bootstrap
     }
 
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        kafka::create_topic(&self.bootstrap, topic, partitions)
-    }
-}
-
-impl Drop for Nisshi {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.proc.create_topic(topic, partitions)
     }
 }
 

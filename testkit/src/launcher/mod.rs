@@ -23,9 +23,9 @@ pub use install::install;
 pub use rundir::{RunDir, answers};
 pub use status::status;
 
+use crate::brokerproc::Lifetime;
 use crate::kafka::{self, Kafka, KafkaOptions, Node};
 use crate::nisshi::{self, Nisshi, Storage};
-use crate::procs::Lifetime;
 use crate::settings::{self, Replication};
 
 /// Where the local broker lives.
@@ -37,7 +37,6 @@ pub struct Place {
     pub port: u16,
     /// The controller port of a single node (default `port + 1`).
     pub controller_port: Option<u16>,
-    /// Its run directory.
     pub run_dir: PathBuf,
 }
 
@@ -60,16 +59,20 @@ impl Place {
         }
     }
 
+    fn address(&self, id: u32) -> String {
+        format!("{}:{}", self.host, self.node_port(id))
+    }
+
     fn addresses(&self, nodes: u32) -> String {
         (1..=nodes)
-            .map(|i| format!("{}:{}", self.host, self.node_port(i)))
+            .map(|i| self.address(i))
             .collect::<Vec<_>>()
             .join(",")
     }
 }
 
 /// Which broker to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// Apache Kafka where it is (or can be) installed, else Nisshi.
     Auto,
@@ -79,18 +82,24 @@ pub enum Kind {
     Nisshi,
 }
 
-/// What `start` does beyond the place.
-#[derive(Debug, Clone)]
+/// What `start` does beyond the place (the `broker start` options).
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct Start {
-    /// The broker.
+    #[arg(long, value_enum, default_value = "auto")]
     pub kind: Kind,
-    /// Nodes of a local Apache Kafka (default: as running, else 1).
+    /// Nodes of a local Apache Kafka (default: as running, else 1):
+    /// replication min(N, 3), min.insync.replicas one fewer.
+    #[arg(long)]
     pub nodes: Option<u32>,
-    /// Delete the stored log first (when not running).
+    /// Delete the stored log first when the broker is not running.
+    #[arg(long)]
     pub fresh: bool,
-    /// The JVM's heap options.
+    /// JVM heap options of Apache Kafka.
+    #[arg(long, env = "KAFKA_HEAP", default_value = "-Xms1g -Xmx1g")]
     pub heap: String,
-    /// Nisshi's storage.
+    /// Nisshi's storage (sqlite: RUN_DIR/nisshi.db, kept across restarts).
+    #[arg(long, env = "NISSHI_STORAGE", value_enum, default_value = "memory")]
     pub storage: Storage,
 }
 
@@ -109,6 +118,7 @@ fn nodes_of(run: &RunDir) -> u32 {
     run.get("nodes").and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
+/// The live pid of each node of the local Kafka started from `run`.
 fn kafka_pids(run: &RunDir, nodes: u32) -> Vec<Option<u32>> {
     let ours = run.get("kind").as_deref() == Some("kafka");
     (1..=nodes)
@@ -125,35 +135,34 @@ fn nisshi_pid(run: &RunDir) -> Option<u32> {
         .flatten()
 }
 
-/// Whether a broker started from `run_dir` runs (a local Apache Kafka node
-/// or Nisshi).
+/// Whether a broker started from `run_dir` runs.
 pub fn running(run_dir: &Path) -> bool {
     let run = RunDir::open(run_dir);
     nisshi_pid(&run).is_some() || kafka_pids(&run, nodes_of(&run)).iter().any(Option::is_some)
 }
 
-/// Makes sure the broker runs (reusing the one started earlier), and
-/// returns its bootstrap address.
+/// Makes sure the broker runs (installed if need be, reusing the one
+/// started earlier), and returns its bootstrap address.
 pub fn start(place: &Place, start: &Start) -> Result<String> {
     let run = RunDir::lock(&place.run_dir)?;
-    match install(start.kind)? {
-        (Kind::Nisshi, bin) => start_nisshi(place, &run, start, &bin),
-        _ => start_kafka(place, &run, start),
-    }
+    let address = match install(start.kind)? {
+        (Kind::Nisshi, bin) => start_nisshi(place, &run, start, &bin)?,
+        _ => start_kafka(place, &run, start)?,
+    };
+    run.set("address", &address)?;
+    Ok(address)
 }
 
-fn node(place: &Place, nodes: u32, id: u32, heap: &str) -> Result<Kafka> {
-    let node = Node::of(id, nodes, &place.host, |i| place.controller(nodes, i));
-    let options = KafkaOptions {
-        port: Some(place.node_port(id)),
-        host: Some(place.host.clone()),
-        heap: Some(heap.to_string()),
-        nodes: nodes as usize,
-        ..KafkaOptions::default()
-    };
-    let dir = place.node_dir(nodes, id);
-    std::fs::create_dir_all(&dir)?;
-    Kafka::prepare(&dir, options, node, None)
+/// Fails when something not started from `run` listens on `address`.
+fn free(run: &RunDir, address: &str, what: &str) -> Result<()> {
+    if answers(address) {
+        bail!(
+            "{what} {address} is taken by something not started from {} (no live pid). \
+             Use it with KAFKA_BROKERS={address}, stop it, or choose another BROKER_PORT",
+            run.path().display()
+        );
+    }
+    Ok(())
 }
 
 /// Launches nodes `ids` together (none serves before a quorum of
@@ -161,11 +170,22 @@ fn node(place: &Place, nodes: u32, id: u32, heap: &str) -> Result<Kafka> {
 fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> Result<()> {
     let mut launched = Vec::new();
     for &id in ids {
-        let mut kafka = node(place, nodes, id, heap)?;
+        let dir = place.node_dir(nodes, id);
+        std::fs::create_dir_all(&dir)?;
+        let options = KafkaOptions {
+            port: Some(place.node_port(id)),
+            host: Some(place.host.clone()),
+            heap: Some(heap.to_string()),
+            nodes: nodes as usize,
+            ..KafkaOptions::default()
+        };
+        let node = Node::of(id, nodes, &place.host, |i| place.controller(nodes, i));
+        let mut kafka = Kafka::prepare(&dir, options, node, None)?;
+        let log = dir.join("logs/server.log");
         say(format!(
             "starting node {id} on {} (heap {heap}), log in {}",
             kafka.bootstrap(),
-            kafka.dir().join("logs/server.log").display()
+            log.display()
         ));
         kafka.launch_as(Lifetime::Detached)?;
         launched.push((id, kafka));
@@ -183,15 +203,14 @@ fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> R
 }
 
 fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
-    let version = kafka::version()?;
+    let version = settings::version()?;
     let was = kafka_pids(run, nodes_of(run));
     let nodes = if was.iter().any(Option::is_some) {
         let have = nodes_of(run);
         if start.nodes.is_some_and(|n| n != have) {
             bail!(
-                "the local Kafka in {} runs {have} node(s), not {}; stop it first",
-                run.path().display(),
-                start.nodes.unwrap_or(1)
+                "the local Kafka in {} runs {have} node(s); stop it first",
+                run.path().display()
             );
         }
         say(format!(
@@ -210,20 +229,13 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
         let nodes = start.nodes.unwrap_or(1);
         for id in 1..=nodes {
             run.remove(&pid_name(nodes, id));
-            let client = format!("{}:{}", place.host, place.node_port(id));
-            if answers(&client) {
-                bail!(
-                    "something already listens on {client} and was not started from {} \
-                     (no live pid). Use it with KAFKA_BROKERS={client}, stop it, or choose another BROKER_PORT",
-                    run.path().display()
-                );
-            }
+            free(run, &place.address(id), "the client address")?;
             let controller = format!("{}:{}", place.host, place.controller(nodes, id));
-            if answers(&controller) {
-                bail!(
-                    "the controller port {controller} is taken; choose another BROKER_PORT or KAFKA_CONTROLLER_PORT"
-                );
-            }
+            free(
+                run,
+                &controller,
+                "the controller address (KAFKA_CONTROLLER_PORT)",
+            )?;
             let data = place.node_dir(nodes, id).join("data");
             if start.fresh && data.is_dir() {
                 say(format!(
@@ -254,30 +266,20 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
         ));
         nodes
     };
-    let address = place.addresses(nodes);
-    run.set("kind", "kafka")?;
-    run.set("nodes", &nodes.to_string())?;
     run.set("version", &format!("Apache Kafka {version}"))?;
     run.set("heap", &start.heap)?;
-    run.set("address", &address)?;
-    Ok(address)
+    Ok(place.addresses(nodes))
 }
 
 fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Result<String> {
-    let address = format!("{}:{}", place.host, place.port);
+    let address = place.address(1);
     if let Some(pid) = nisshi_pid(run) {
         say(format!(
             "reusing Nisshi started earlier (pid {pid}) on {address}"
         ));
     } else {
         run.remove("pid");
-        if answers(&address) {
-            bail!(
-                "something already listens on {address} and was not started from {} (no live pid). \
-                 Use it with KAFKA_BROKERS={address}, stop it, or choose another BROKER_PORT",
-                run.path().display()
-            );
-        }
+        free(run, &address, "the address")?;
         let db = run.path().join("nisshi.db");
         if start.fresh && start.storage == Storage::Sqlite && db.exists() {
             say(format!("--fresh: deleting the stored log {}", db.display()));
@@ -285,13 +287,13 @@ fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Resul
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
         }
+        let log = run.path().join("nisshi.log");
         say(format!(
             "starting Nisshi on {address} (storage {}), log in {}",
             start.storage.url(),
-            run.path().join("nisshi.log").display()
+            log.display()
         ));
-        let dir = run.path().canonicalize()?;
-        let pid = Nisshi::start_detached(&dir, &address, start.storage)?;
+        let pid = Nisshi::start_detached(&run.path().canonicalize()?, &address, start.storage)?;
         run.set("pid", &pid.to_string())?;
         run.set("storage", start.storage.url())?;
         say(format!("Nisshi is up (pid {pid})"));
@@ -299,7 +301,6 @@ fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Resul
     let version = nisshi::version_of(bin).unwrap_or_else(|| "(unknown version)".into());
     run.set("kind", "nisshi")?;
     run.set("version", &format!("nisshi {version}"))?;
-    run.set("address", &address)?;
     Ok(address)
 }
 
@@ -316,17 +317,32 @@ pub fn topic(run_dir: &Path, topic: &str, partitions: i32) -> Result<()> {
     })?;
     let r = Replication::for_nodes(nodes_of(&run) as usize);
     let have = kafka::ensure_topic(&address, topic, partitions, r)?;
-    if have != partitions {
-        say(format!(
+    say(if have != partitions {
+        format!(
             "warning: topic {topic} has {have} partitions, not {partitions}; stop, then start --fresh for a fresh topic"
-        ));
+        )
     } else {
-        say(format!(
+        format!(
             "topic {topic} ready on {address} ({partitions} partitions, {} replica(s), min.insync.replicas {})",
             r.replicas, r.min_isr
-        ));
-    }
+        )
+    });
     Ok(())
+}
+
+/// The nodes of the local Kafka started from `run`, when `id` is one.
+fn node_in(run: &RunDir, id: u32) -> Result<u32> {
+    if run.get("kind").as_deref() != Some("kafka") {
+        bail!(
+            "'NODE' commands act on a local Apache Kafka started from {}; none was",
+            run.path().display()
+        );
+    }
+    let nodes = nodes_of(run);
+    if id == 0 || id > nodes {
+        bail!("NODE must be 1..{nodes}, got {id}");
+    }
+    Ok(nodes)
 }
 
 /// Starts node `id` of the local cluster again on its data.
@@ -341,20 +357,6 @@ pub fn start_node(place: &Place, id: u32) -> Result<()> {
     launch(place, &run, nodes, &[id], &heap)?;
     say(format!("node {id} is up"));
     Ok(())
-}
-
-fn node_in(run: &RunDir, id: u32) -> Result<u32> {
-    if run.get("kind").as_deref() != Some("kafka") {
-        bail!(
-            "'NODE' commands act on a local Apache Kafka started from {}; none was",
-            run.path().display()
-        );
-    }
-    let nodes = nodes_of(run);
-    if id == 0 || id > nodes {
-        bail!("NODE must be 1..{nodes}, got {id}");
-    }
-    Ok(nodes)
 }
 
 /// Stops node `id` (controlled shutdown, SIGTERM; SIGKILL after 60 s) or,
@@ -389,8 +391,8 @@ fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
 /// controller quorum is gone). The log stays (Nisshi in memory: gone).
 pub fn stop(run_dir: &Path) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
-    match run.get("kind").as_deref() {
-        Some("kafka") => {
+    match (run.get("kind").as_deref(), nisshi_pid(&run)) {
+        (Some("kafka"), _) => {
             let nodes = nodes_of(&run);
             std::thread::scope(|s| {
                 for id in 1..=nodes {
@@ -403,20 +405,19 @@ pub fn stop(run_dir: &Path) -> Result<()> {
                 run_dir.display()
             ));
         }
-        Some("nisshi") => {
-            match nisshi_pid(&run) {
-                Some(pid) => {
-                    say(format!("stopping Nisshi (pid {pid})"));
-                    rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
-                    let kept = run.get("storage").is_some_and(|s| s.starts_with("sqlite"));
-                    say(if kept {
-                        "Nisshi stopped (its log stays in nisshi.db)"
-                    } else {
-                        "Nisshi stopped (in-memory storage: its topics are gone)"
-                    });
-                }
-                None => say("Nisshi is not running"),
-            }
+        (Some("nisshi"), Some(pid)) => {
+            say(format!("stopping Nisshi (pid {pid})"));
+            rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
+            run.remove("pid");
+            say(
+                match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
+                    true => "Nisshi stopped (its log stays in nisshi.db)",
+                    false => "Nisshi stopped (in-memory storage: its topics are gone)",
+                },
+            );
+        }
+        (Some("nisshi"), None) => {
+            say("Nisshi is not running");
             run.remove("pid");
         }
         _ => say(format!(
@@ -426,9 +427,4 @@ pub fn stop(run_dir: &Path) -> Result<()> {
     }
     run.remove("address");
     Ok(())
-}
-
-/// The Apache Kafka version the brokers run (`docker-compose.yml`'s tag).
-pub fn version() -> Result<String> {
-    settings::version()
 }

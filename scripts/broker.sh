@@ -38,19 +38,12 @@ BROKER_BIN (default BIN_DIR/broker, else cargo build --release -p testkit
 EOF
 }
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-COMPOSE_FILE_PATH="$REPO_ROOT/docker-compose.yml"
+# shellcheck source=scripts/lib/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/front.sh"
+broker_place
 # The port docker-compose.yml publishes (tests may point it elsewhere).
 DOCKER_PORT="${DOCKER_PORT:-9092}"
 BROKER_KIND="${BROKER_KIND:-auto}"
-BROKER_PORT="${BROKER_PORT:-9092}"
-RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker$([[ "$BROKER_PORT" == 9092 ]] || echo "-$BROKER_PORT")}"
-[[ "$RUN_DIR" = /* ]] || RUN_DIR="$PWD/$RUN_DIR"
-export BROKER_PORT RUN_DIR
-
-log() { printf 'broker.sh: %s\n' "$*" >&2; }
-die() { log "error: $*" && exit 1; }
 state() { cat "$RUN_DIR/$1" 2>/dev/null || true; }
 # broker ARGS...: the `broker` binary (exec'd when the first argument is exec).
 broker() {
@@ -74,7 +67,7 @@ broker_bin() {
 
 # --- Docker ------------------------------------------------------------------
 
-compose() { docker compose -f "$COMPOSE_FILE_PATH" "$@"; }
+compose() { docker compose -f "$REPO_ROOT/docker-compose.yml" "$@"; }
 docker_available() {
     command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 &&
         docker compose version >/dev/null 2>&1

@@ -25,27 +25,8 @@
 # is reported as SKIPPED.
 set -euo pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-
-log() { printf 'chaos.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 2
-}
-
-if [[ -n "${BIN_DIR:-}" ]]; then
-    BIN_DIR=$(cd "$BIN_DIR" && pwd) || die "BIN_DIR=$BIN_DIR is not a directory"
-    log "using the binaries in BIN_DIR=$BIN_DIR (no build)"
-else
-    command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (or set BIN_DIR to prebuilt binaries)"
-    log "building release binaries: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
-    (cd "$REPO_ROOT" && cargo build --release -p chaos -p producer \
-        -p consumer-pull -p consumer-push) >&2 || die "cargo build failed"
-    BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
-fi
-for bin in chaos producer consumer-pull consumer-push; do
-    [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build with: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
-done
-export BIN_DIR
+DIE_STATUS=2
+# shellcheck source=scripts/lib/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/front.sh"
+release_bins chaos producer consumer-pull consumer-push
 exec "$BIN_DIR/chaos" "$@"

@@ -33,39 +33,16 @@ pub struct Cluster {
     nodes: Vec<Kafka>,
     bootstrap: String,
     dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
-    /// Starts `nodes` nodes in a new temporary directory.
-    pub fn start(nodes: usize) -> Result<Cluster> {
-        let temp = tempfile::Builder::new()
-            .prefix("kafka-cluster-")
-            .tempdir()?;
-        let dir = temp.path().to_path_buf();
-        Cluster::start_in(&dir, nodes, Some(temp))
-    }
-
     /// Starts `nodes` nodes with their files in `dir/node-<id>` (kept).
     pub fn start_in_dir(dir: &Path, nodes: usize) -> Result<Cluster> {
         std::fs::create_dir_all(dir)?;
         let dir = dir
             .canonicalize()
             .with_context(|| format!("resolve {}", dir.display()))?;
-        Cluster::start_in(&dir, nodes, None)
-    }
-
-    /// [`Cluster::start`], or `None` (with `SKIPPED <test>: …` printed)
-    /// when Kafka cannot run here.
-    pub fn start_or_skip(test: &str, nodes: usize) -> Option<Cluster> {
-        if let Err(why) = kafka::available() {
-            crate::skip(test, &format!("{why:#}"));
-            return None;
-        }
-        Some(Cluster::start(nodes).expect("start an Apache Kafka cluster"))
-    }
-
-    fn start_in(dir: &Path, count: usize, temp: Option<tempfile::TempDir>) -> Result<Cluster> {
+        let count = nodes;
         if count == 0 {
             bail!("a cluster needs at least one node");
         }
@@ -99,8 +76,7 @@ impl Cluster {
         Ok(Cluster {
             nodes,
             bootstrap,
-            dir: dir.to_path_buf(),
-            _temp: temp,
+            dir,
         })
     }
 
@@ -144,13 +120,6 @@ impl Cluster {
     /// Starts node `id` again on its data and waits until it serves.
     pub fn restart(&mut self, id: u32) -> Result<()> {
         self.node_mut(id)?.restart()
-    }
-
-    /// The nodes running now.
-    pub fn running(&self) -> Vec<u32> {
-        (1..=self.nodes.len() as u32)
-            .filter(|&id| self.node(id).is_running())
-            .collect()
     }
 
     /// The bootstrap list of the nodes running now.

@@ -13,9 +13,8 @@
 //! - [`Kafka::start_for_process`]: a broker with options of its own (TLS,
 //!   SASL listeners) that several tests of a process share.
 //!
-//! When Java or the jars are missing, [`Kafka::shared_or_skip`] and
-//! [`Kafka::start_or_skip`] print `SKIPPED <test>: <why>` and return
-//! `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
+//! When Java or the jars are missing, [`Kafka::shared_or_skip`] prints
+//! `SKIPPED <test>: <why>` and returns `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
 //! is skipped there.
 //!
 //! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`), so
@@ -105,15 +104,6 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    fn single() -> Node {
-        let controller_port = free_port();
-        Node {
-            id: 1,
-            controller_port,
-            voters: format!("1@127.0.0.1:{controller_port}"),
-        }
-    }
-
     /// Node `id` of `count` nodes on `host`, whose controllers listen on
     /// `controller_port(i)` for node `i`.
     pub(crate) fn of(
@@ -213,23 +203,11 @@ impl Kafka {
         rx.recv().context("the Kafka thread answers")?
     }
 
-    /// A private broker, or `None` (with `SKIPPED <test>: …` printed) when
-    /// Kafka cannot run here.
-    pub fn start_or_skip(test: &str, options: KafkaOptions) -> Option<Kafka> {
-        if let Err(why) = available() {
-            crate::skip(test, &why);
-            return None;
-        }
-        Some(Kafka::start(options).expect("start a private Apache Kafka"))
-    }
-
     /// Starts a private broker in a new temporary directory.
     pub fn start(options: KafkaOptions) -> Result<Kafka> {
         let temp = tempfile::Builder::new().prefix("kafka-").tempdir()?;
         let dir = temp.path().to_path_buf();
-        let mut kafka = Kafka::prepare(&dir, options, Node::single(), Some(temp))?;
-        kafka.restart()?;
-        Ok(kafka)
+        Kafka::start_at(&dir, options, Some(temp))
     }
 
     /// Starts a broker with its files in `dir` (kept afterwards).
@@ -239,7 +217,17 @@ impl Kafka {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("resolve {}", dir.display()))?;
-        let mut kafka = Kafka::prepare(&dir, options, Node::single(), None)?;
+        Kafka::start_at(&dir, options, None)
+    }
+
+    fn start_at(
+        dir: &Path,
+        options: KafkaOptions,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Kafka> {
+        let controller = free_port();
+        let node = Node::of(1, 1, "127.0.0.1", |_| controller);
+        let mut kafka = Kafka::prepare(dir, options, node, temp)?;
         kafka.restart()?;
         Ok(kafka)
     }
@@ -364,11 +352,6 @@ impl Kafka {
     pub fn restart(&mut self) -> Result<()> {
         self.launch()?;
         self.wait_serving()
-    }
-
-    /// The last lines of the broker's logs, for error messages.
-    pub fn log_tail(&self) -> String {
-        tail(&["logs/server.log", "logs/stdout.log"].map(|f| self.dir.join(f)))
     }
 }
 

@@ -133,35 +133,14 @@ impl DerefMut for Nisshi {
 }
 
 impl Nisshi {
-    /// A broker in a new temporary directory (removed on drop).
-    pub fn start(storage: Storage) -> Result<Nisshi> {
-        let temp = tempfile::Builder::new().prefix("nisshi-").tempdir()?;
-        let dir = temp.path().to_path_buf();
-        Nisshi::start_in(&dir, storage, Some(temp))
-    }
-
     /// A broker with its files in `dir`, kept afterwards.
     pub fn start_in_dir(dir: &Path, storage: Storage) -> Result<Nisshi> {
         fs::create_dir_all(dir)?;
         let dir = dir
             .canonicalize()
             .with_context(|| format!("resolve {}", dir.display()))?;
-        Nisshi::start_in(&dir, storage, None)
-    }
-
-    /// [`Nisshi::start`], or `None` (with `SKIPPED <test>: …` printed)
-    /// when nisshi is not installed.
-    pub fn start_or_skip(test: &str, storage: Storage) -> Option<Nisshi> {
-        if let Err(why) = available() {
-            crate::skip(test, &format!("{why:#}"));
-            return None;
-        }
-        Some(Nisshi::start(storage).expect("start a private Nisshi"))
-    }
-
-    fn start_in(dir: &Path, storage: Storage, temp: Option<tempfile::TempDir>) -> Result<Nisshi> {
         let address = format!("127.0.0.1:{}", free_port());
-        let mut nisshi = Nisshi::new(dir, &address, storage, temp)?;
+        let mut nisshi = Nisshi::new(&dir, &address, storage)?;
         nisshi.restart()?;
         Ok(nisshi)
     }
@@ -170,22 +149,17 @@ impl Nisshi {
     /// this process (`scripts/broker.sh`); returns its process id once it
     /// serves.
     pub(crate) fn start_detached(dir: &Path, address: &str, storage: Storage) -> Result<u32> {
-        let mut nisshi = Nisshi::new(dir, address, storage, None)?;
+        let mut nisshi = Nisshi::new(dir, address, storage)?;
         nisshi.spawn_as(Lifetime::Detached)?;
         Ok(nisshi.detach().unwrap_or_default())
     }
 
-    fn new(
-        dir: &Path,
-        address: &str,
-        storage: Storage,
-        temp: Option<tempfile::TempDir>,
-    ) -> Result<Nisshi> {
+    fn new(dir: &Path, address: &str, storage: Storage) -> Result<Nisshi> {
         // SIGKILL 10 s after SIGTERM: Nisshi 0.8.1 takes ~2 s idle, ~6 s
         // with clients connected.
         let times = (Duration::from_secs(10), START_TIMEOUT);
         Ok(Nisshi {
-            proc: BrokerProc::new("nisshi", address.to_string(), dir, temp, times),
+            proc: BrokerProc::new("nisshi", address.to_string(), dir, None, times),
             storage,
             bin: available()?,
         })
@@ -232,11 +206,6 @@ impl Nisshi {
             || fs::read_to_string(&logs[0]).is_ok_and(|t| t.matches(READY).count() > ready_before),
             || tail(&logs),
         )
-    }
-
-    /// The last lines of the broker's output, for error messages.
-    pub fn log_tail(&self) -> String {
-        tail(&[self.dir.join("nisshi.log")])
     }
 }
 

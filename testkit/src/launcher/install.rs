@@ -12,7 +12,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Kind, say};
+use super::Kind;
 use crate::{kafka, nisshi, repo_root};
 
 /// Installs `kind` (`Auto`: Apache Kafka, else Nisshi) when missing, and
@@ -24,9 +24,9 @@ pub fn install(kind: Kind) -> Result<(Kind, PathBuf)> {
         Kind::Auto => install_kafka()
             .map(|libs| (Kind::Kafka, libs))
             .or_else(|e| {
-                say(format!(
+                say!(
                     "Apache Kafka cannot run here ({e:#}): using the embedded Rust broker, Nisshi"
-                ));
+                );
                 Ok((Kind::Nisshi, install_nisshi()?))
             }),
     }
@@ -54,10 +54,7 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
 fn install_kafka() -> Result<PathBuf> {
     let (version, home) = (kafka::version()?, kafka::home()?);
     if let Ok(libs) = kafka::available() {
-        say(format!(
-            "Apache Kafka {version} present in {}",
-            home.display()
-        ));
+        say!("Apache Kafka {version} present in {}", home.display());
         return Ok(libs);
     }
     let need: Vec<&str> = [("java", "openjdk-17-jre-headless"), ("mvn", "maven")]
@@ -71,10 +68,10 @@ fn install_kafka() -> Result<PathBuf> {
                 "java or mvn is missing and this is not a Debian-like system; install OpenJDK 17 and Maven"
             );
         }
-        say(format!(
+        say!(
             "installing from Debian's packages for Apache Kafka: {}",
             need.join(" ")
-        ));
+        );
         // SAFETY: geteuid(2) has no preconditions.
         let (apt, pre): (&str, &[&str]) = match unsafe { libc::geteuid() } {
             0 => ("apt-get", &[]),
@@ -87,10 +84,10 @@ fn install_kafka() -> Result<PathBuf> {
         )?;
     }
     let libs = home.join("libs");
-    say(format!(
+    say!(
         "installing Apache Kafka {version} from Maven Central into {}",
         libs.display()
-    ));
+    );
     let started = std::time::Instant::now();
     let _ = fs::remove_dir_all(&libs);
     fs::create_dir_all(&home)?;
@@ -114,10 +111,10 @@ fn install_kafka() -> Result<PathBuf> {
         );
     }
     fs::write(home.join(".complete"), format!("{version}\n"))?;
-    say(format!(
+    say!(
         "Apache Kafka {version} installed in {} s",
         started.elapsed().as_secs()
-    ));
+    );
     kafka::available()
 }
 
@@ -126,20 +123,20 @@ fn install_nisshi() -> Result<PathBuf> {
     if let Some(bin) = nisshi::binary() {
         match nisshi::version_of(&bin) {
             Some(v) if v == nisshi::VERSION => {
-                say(format!("Nisshi {v} present at {}", bin.display()))
+                say!("Nisshi {v} present at {}", bin.display())
             }
-            v => say(format!(
+            v => say!(
                 "warning: {} is Nisshi {}, not the pinned {}; using it (for the pinned one: cargo {install} --force)",
                 bin.display(),
                 v.as_deref().unwrap_or("of an unknown version"),
                 nisshi::VERSION
-            )),
+            ),
         }
         return Ok(bin);
     }
-    say(format!("installing the embedded broker: cargo {install}"));
-    say(
-        "this builds Nisshi from source once: ~20-45 minutes on 2 cores; later runs reuse ~/.cargo/bin/nisshi",
+    say!("installing the embedded broker: cargo {install}");
+    say!(
+        "this builds Nisshi from source once: ~20-45 minutes on 2 cores; later runs reuse ~/.cargo/bin/nisshi"
     );
     run("cargo", nisshi::INSTALL)?;
     nisshi::binary().context("cargo install finished but no nisshi binary was found")

@@ -10,6 +10,11 @@
 //! `RUN_DIR/kafka` (one node) or `RUN_DIR/kafka-I`, its pid in `pid` or
 //! `pid-I`.
 
+/// A line on stderr, as `broker: …`.
+macro_rules! say {
+    ($($arg:tt)*) => { eprintln!("broker: {}", format_args!($($arg)*)) };
+}
+
 mod install;
 mod rundir;
 mod status;
@@ -103,10 +108,6 @@ pub struct Start {
     pub storage: Storage,
 }
 
-fn say(what: impl std::fmt::Display) {
-    eprintln!("broker: {what}");
-}
-
 fn pid_name(nodes: u32, id: u32) -> String {
     match nodes {
         1 => "pid".into(),
@@ -182,11 +183,11 @@ fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> R
         let node = Node::of(id, nodes, &place.host, |i| place.controller(nodes, i));
         let mut kafka = Kafka::prepare(&dir, options, node, None)?;
         let log = dir.join("logs/server.log");
-        say(format!(
+        say!(
             "starting node {id} on {} (heap {heap}), log in {}",
             kafka.bootstrap(),
             log.display()
-        ));
+        );
         kafka.launch_as(Lifetime::Detached)?;
         launched.push((id, kafka));
     }
@@ -213,15 +214,15 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
                 run.path().display()
             );
         }
-        say(format!(
+        say!(
             "reusing Apache Kafka started earlier ({have} node(s)) on {}",
             place.addresses(have)
-        ));
+        );
         let down: Vec<u32> = (1..=have)
             .filter(|&i| was[i as usize - 1].is_none())
             .collect();
         if !down.is_empty() {
-            say(format!("node(s) {down:?} not running: starting them again"));
+            say!("node(s) {down:?} not running: starting them again");
             launch(place, run, have, &down, &start.heap)?;
         }
         have
@@ -238,20 +239,18 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
             )?;
             let data = place.node_dir(nodes, id).join("data");
             if start.fresh && data.is_dir() {
-                say(format!(
-                    "--fresh: deleting the stored log {}",
-                    data.display()
-                ));
+                say!("--fresh: deleting the stored log {}", data.display());
                 std::fs::remove_dir_all(&data)?;
             }
         }
         run.set("kind", "kafka")?;
         run.set("nodes", &nodes.to_string())?;
         let r = Replication::for_nodes(nodes as usize);
-        say(format!(
+        say!(
             "starting Apache Kafka {version}: {nodes} node(s) in KRaft combined mode (broker + controller), replication {}, min.insync.replicas {}",
-            r.replicas, r.min_isr
-        ));
+            r.replicas,
+            r.min_isr
+        );
         let started = std::time::Instant::now();
         launch(
             place,
@@ -260,10 +259,10 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
             &(1..=nodes).collect::<Vec<_>>(),
             &start.heap,
         )?;
-        say(format!(
+        say!(
             "Apache Kafka is up ({nodes} node(s)) after {} s",
             started.elapsed().as_secs()
-        ));
+        );
         nodes
     };
     run.set("version", &format!("Apache Kafka {version}"))?;
@@ -274,29 +273,27 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
 fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Result<String> {
     let address = place.address(1);
     if let Some(pid) = nisshi_pid(run) {
-        say(format!(
-            "reusing Nisshi started earlier (pid {pid}) on {address}"
-        ));
+        say!("reusing Nisshi started earlier (pid {pid}) on {address}");
     } else {
         run.remove("pid");
         free(run, &address, "the address")?;
         let db = run.path().join("nisshi.db");
         if start.fresh && start.storage == Storage::Sqlite && db.exists() {
-            say(format!("--fresh: deleting the stored log {}", db.display()));
+            say!("--fresh: deleting the stored log {}", db.display());
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
         }
         let log = run.path().join("nisshi.log");
-        say(format!(
+        say!(
             "starting Nisshi on {address} (storage {}), log in {}",
             start.storage.url(),
             log.display()
-        ));
+        );
         let pid = Nisshi::start_detached(&run.path().canonicalize()?, &address, start.storage)?;
         run.set("pid", &pid.to_string())?;
         run.set("storage", start.storage.url())?;
-        say(format!("Nisshi is up (pid {pid})"));
+        say!("Nisshi is up (pid {pid})");
     }
     let version = nisshi::version_of(bin).unwrap_or_else(|| "(unknown version)".into());
     run.set("kind", "nisshi")?;
@@ -317,16 +314,16 @@ pub fn topic(run_dir: &Path, topic: &str, partitions: i32) -> Result<()> {
     })?;
     let r = Replication::for_nodes(nodes_of(&run) as usize);
     let have = kafka::ensure_topic(&address, topic, partitions, r)?;
-    say(if have != partitions {
-        format!(
+    if have != partitions {
+        say!(
             "warning: topic {topic} has {have} partitions, not {partitions}; stop, then start --fresh for a fresh topic"
-        )
+        );
     } else {
-        format!(
-            "topic {topic} ready on {address} ({partitions} partitions, {} replica(s), min.insync.replicas {})",
-            r.replicas, r.min_isr
-        )
-    });
+        let (replicas, min_isr) = (r.replicas, r.min_isr);
+        say!(
+            "topic {topic} ready on {address} ({partitions} partitions, {replicas} replica(s), min.insync.replicas {min_isr})"
+        );
+    }
     Ok(())
 }
 
@@ -350,12 +347,12 @@ pub fn start_node(place: &Place, id: u32) -> Result<()> {
     let run = RunDir::lock(&place.run_dir)?;
     let nodes = node_in(&run, id)?;
     if kafka_pids(&run, nodes)[id as usize - 1].is_some() {
-        say(format!("node {id} already runs"));
+        say!("node {id} already runs");
         return Ok(());
     }
     let heap = run.get("heap").unwrap_or_else(|| "-Xms1g -Xmx1g".into());
     launch(place, &run, nodes, &[id], &heap)?;
-    say(format!("node {id} is up"));
+    say!("node {id} is up");
     Ok(())
 }
 
@@ -371,15 +368,13 @@ pub fn stop_node(run_dir: &Path, id: u32, kill: bool) -> Result<()> {
 fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
     let name = pid_name(nodes, id);
     match run.live_pid(&name, "kafka.Kafka") {
-        None => say(format!("node {id} of the local Kafka is not running")),
+        None => say!("node {id} of the local Kafka is not running"),
         Some(pid) if kill => {
-            say(format!("kill -9 of node {id} (pid {pid})"));
+            say!("kill -9 of node {id} (pid {pid})");
             rundir::kill9(pid);
         }
         Some(pid) => {
-            say(format!(
-                "stopping node {id} (pid {pid}; controlled shutdown)"
-            ));
+            say!("stopping node {id} (pid {pid}; controlled shutdown)");
             rundir::terminate(pid, Duration::from_secs(60), &format!("node {id}"));
         }
     }
@@ -400,30 +395,28 @@ pub fn stop(run_dir: &Path) -> Result<()> {
                     s.spawn(move || stop_kafka_node(run, nodes, id, false));
                 }
             });
-            say(format!(
+            say!(
                 "Apache Kafka stopped (its log stays under {})",
                 run_dir.display()
-            ));
-        }
-        (Some("nisshi"), Some(pid)) => {
-            say(format!("stopping Nisshi (pid {pid})"));
-            rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
-            run.remove("pid");
-            say(
-                match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
-                    true => "Nisshi stopped (its log stays in nisshi.db)",
-                    false => "Nisshi stopped (in-memory storage: its topics are gone)",
-                },
             );
         }
+        (Some("nisshi"), Some(pid)) => {
+            say!("stopping Nisshi (pid {pid})");
+            rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
+            run.remove("pid");
+            match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
+                true => say!("Nisshi stopped (its log stays in nisshi.db)"),
+                false => say!("Nisshi stopped (in-memory storage: its topics are gone)"),
+            }
+        }
         (Some("nisshi"), None) => {
-            say("Nisshi is not running");
+            say!("Nisshi is not running");
             run.remove("pid");
         }
-        _ => say(format!(
+        _ => say!(
             "nothing was started from {}; nothing to stop",
             run_dir.display()
-        )),
+        ),
     }
     run.remove("address");
     Ok(())

@@ -242,6 +242,36 @@ impl Drop for BrokerProc {
     }
 }
 
+/// `Deref` and `DerefMut` of a broker guard (a struct with a `proc:
+/// BrokerProc` field) to its [`BrokerProc`], and its [`crate::Broker`].
+macro_rules! broker_guard {
+    ($guard:ty) => {
+        impl std::ops::Deref for $guard {
+            type Target = $crate::brokerproc::BrokerProc;
+            fn deref(&self) -> &Self::Target {
+                &self.proc
+            }
+        }
+
+        impl std::ops::DerefMut for $guard {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.proc
+            }
+        }
+
+        impl $crate::Broker for $guard {
+            fn bootstrap(&self) -> &str {
+                &self.proc.bootstrap
+            }
+
+            fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
+                self.proc.create_topic(topic, partitions)
+            }
+        }
+    };
+}
+pub(crate) use broker_guard;
+
 /// The last 15 lines of each of `files`, for error messages.
 pub(crate) fn tail(files: &[PathBuf]) -> String {
     let mut text = String::new();

@@ -16,7 +16,7 @@
 //! the recovery times measured on it are the ones users would see.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -32,7 +32,6 @@ use crate::{Broker, free_port};
 pub struct Cluster {
     nodes: Vec<Kafka>,
     bootstrap: String,
-    dir: PathBuf,
 }
 
 impl Cluster {
@@ -73,21 +72,7 @@ impl Cluster {
             .map(|n| n.bootstrap().to_string())
             .collect::<Vec<_>>()
             .join(",");
-        Ok(Cluster {
-            nodes,
-            bootstrap,
-            dir,
-        })
-    }
-
-    /// How many nodes the cluster has.
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether the cluster has no node (never: [`Cluster::start`] refuses).
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        Ok(Cluster { nodes, bootstrap })
     }
 
     /// Node `id` (1-based, as Kafka's `node.id`).
@@ -100,11 +85,6 @@ impl Cluster {
         self.nodes
             .get_mut((id as usize).wrapping_sub(1))
             .with_context(|| format!("no node {id} in a cluster of {count}"))
-    }
-
-    /// The cluster's files: `node-<id>/` per node.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// `kill -9` of node `id`, keeping its data.
@@ -132,13 +112,16 @@ impl Cluster {
             .join(",")
     }
 
+    fn metadata_client(&self) -> Result<BaseConsumer> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.live_bootstrap());
+        config.create().context("create a metadata client")
+    }
+
     /// Partition → leader's node id of `topic`, as the metadata of the
     /// running nodes says (a partition without a leader is left out).
     pub fn leaders(&self, topic: &str) -> Result<BTreeMap<i32, u32>> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.live_bootstrap())
-            .create()
-            .context("create a metadata client")?;
+        let client = self.metadata_client()?;
         let md = client
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .with_context(|| format!("metadata of {topic}"))?;
@@ -170,10 +153,7 @@ impl Cluster {
     /// Waits until every partition of `topic` has a leader and its full
     /// set of in-sync replicas again (after a node came back).
     pub fn wait_in_sync(&self, topic: &str, timeout: Duration) -> Result<()> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.live_bootstrap())
-            .create()
-            .context("create a metadata client")?;
+        let client = self.metadata_client()?;
         crate::procs::wait_until(timeout, "every replica in sync", || {
             client
                 .fetch_metadata(Some(topic), Duration::from_secs(5))

@@ -23,7 +23,6 @@
 //! directories removed, when the process exits.
 
 use std::fs::{self, File};
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,9 +32,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::brokerproc::{BrokerProc, Lifetime, tail};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, tail};
+use crate::free_port;
 use crate::settings::CLUSTER_ID;
-use crate::{Broker, free_port};
 
 /// Heap of a test broker: tests hold little data, and several brokers may
 /// run at once on a small machine.
@@ -134,18 +133,7 @@ pub struct Kafka {
     heap: String,
 }
 
-impl Deref for Kafka {
-    type Target = BrokerProc;
-    fn deref(&self) -> &BrokerProc {
-        &self.proc
-    }
-}
-
-impl DerefMut for Kafka {
-    fn deref_mut(&mut self) -> &mut BrokerProc {
-        &mut self.proc
-    }
-}
+broker_guard!(Kafka);
 
 impl Kafka {
     /// One broker for the whole process, started on first use (in the
@@ -352,16 +340,6 @@ impl Kafka {
     pub fn restart(&mut self) -> Result<()> {
         self.launch()?;
         self.wait_serving()
-    }
-}
-
-impl Broker for Kafka {
-    fn bootstrap(&self) -> &str {
-        &self.proc.bootstrap
-    }
-
-    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        self.proc.create_topic(topic, partitions)
     }
 }
 

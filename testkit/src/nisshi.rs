@@ -17,15 +17,14 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::brokerproc::{BrokerProc, Lifetime, tail};
-use crate::{Broker, free_port};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, tail};
+use crate::free_port;
 
 /// Longest wait for the broker to serve clients (it takes well under a
 /// second).
@@ -119,18 +118,7 @@ pub struct Nisshi {
     bin: PathBuf,
 }
 
-impl Deref for Nisshi {
-    type Target = BrokerProc;
-    fn deref(&self) -> &BrokerProc {
-        &self.proc
-    }
-}
-
-impl DerefMut for Nisshi {
-    fn deref_mut(&mut self) -> &mut BrokerProc {
-        &mut self.proc
-    }
-}
+broker_guard!(Nisshi);
 
 impl Nisshi {
     /// A broker with its files in `dir`, kept afterwards.
@@ -206,16 +194,6 @@ impl Nisshi {
             || fs::read_to_string(&logs[0]).is_ok_and(|t| t.matches(READY).count() > ready_before),
             || tail(&logs),
         )
-    }
-}
-
-impl Broker for Nisshi {
-    fn bootstrap(&self) -> &str {
-        &self.proc.bootstrap
-    }
-
-    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        self.proc.create_topic(topic, partitions)
     }
 }
 

@@ -43,14 +43,11 @@ pub const PLACED: &[&str] = &[
 /// losing any one loses nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replication {
-    /// Replicas per partition.
     pub replicas: i32,
-    /// `min.insync.replicas`.
     pub min_isr: i32,
 }
 
 impl Replication {
-    /// The rule for `nodes` nodes.
     pub fn for_nodes(nodes: usize) -> Replication {
         let replicas = nodes.clamp(1, 3) as i32;
         Replication {

@@ -23,7 +23,8 @@ use anyhow::{Context, Result, bail};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::kafka::{self, Kafka, KafkaOptions, Node};
+use crate::brokerproc::Lifetime;
+use crate::kafka::{self, Kafka, KafkaOptions};
 use crate::settings::Replication;
 use crate::{Broker, free_port};
 
@@ -46,27 +47,15 @@ impl Cluster {
             bail!("a cluster needs at least one node");
         }
         let controllers: Vec<u16> = (0..count).map(|_| free_port()).collect();
-        let mut nodes = Vec::with_capacity(count);
-        for id in 1..=count as u32 {
-            let node = Node::of(id, count as u32, "127.0.0.1", |i| {
-                controllers[i as usize - 1]
-            });
-            let options = KafkaOptions {
-                nodes: count,
-                ..KafkaOptions::default()
-            };
-            let node_dir = dir.join(format!("node-{id}"));
-            std::fs::create_dir_all(&node_dir)?;
-            nodes.push(Kafka::prepare(&node_dir, options, node, None)?);
-        }
-        // None serves before a quorum of controllers runs: launch all,
-        // then wait for each.
-        for n in &mut nodes {
-            n.launch()?;
-        }
-        for n in &mut nodes {
-            n.wait_serving()?;
-        }
+        let ids: Vec<u32> = (1..=count as u32).collect();
+        let nodes = kafka::start_nodes(count as u32, &ids, "127.0.0.1", Lifetime::Thread, |i| {
+            let options = KafkaOptions::default();
+            (
+                dir.join(format!("node-{i}")),
+                options,
+                controllers[i as usize - 1],
+            )
+        })?;
         let bootstrap = nodes
             .iter()
             .map(|n| n.bootstrap().to_string())

@@ -96,16 +96,16 @@ pub struct KafkaOptions {
 /// the quorum's voters (`id@host:port,...`). A single broker is node 1 and
 /// the only voter.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) id: u32,
-    pub(crate) controller_port: u16,
-    pub(crate) voters: String,
+struct Node {
+    id: u32,
+    controller_port: u16,
+    voters: String,
 }
 
 impl Node {
     /// Node `id` of `count` nodes on `host`, whose controllers listen on
     /// `controller_port(i)` for node `i`.
-    pub(crate) fn of(
+    fn of(
         id: u32,
         count: u32,
         host: &str,
@@ -222,7 +222,7 @@ impl Kafka {
 
     /// Writes the configuration of `node` in `dir` and formats its log
     /// directory; [`Kafka::restart`] (or [`Kafka::launch`]) starts it.
-    pub(crate) fn prepare(
+    fn prepare(
         dir: &Path,
         options: KafkaOptions,
         node: Node,
@@ -341,6 +341,37 @@ impl Kafka {
         self.launch()?;
         self.wait_serving()
     }
+}
+
+/// Starts nodes `ids` of a quorum of `count` nodes on `host` together
+/// (none serves before a quorum of controllers runs) and waits for each.
+/// `place(i)` is node `i`'s directory, options and controller port.
+pub(crate) fn start_nodes(
+    count: u32,
+    ids: &[u32],
+    host: &str,
+    lifetime: Lifetime,
+    place: impl Fn(u32) -> (PathBuf, KafkaOptions, u16),
+) -> Result<Vec<Kafka>> {
+    let mut started = Vec::new();
+    for &id in ids {
+        let (dir, options, _) = place(id);
+        fs::create_dir_all(&dir)?;
+        let node = Node::of(id, count, host, |i| place(i).2);
+        let options = KafkaOptions {
+            nodes: count as usize,
+            ..options
+        };
+        let mut kafka = Kafka::prepare(&dir, options, node, None)?;
+        kafka.launch_as(lifetime)?;
+        started.push(kafka);
+    }
+    for (kafka, id) in started.iter_mut().zip(ids) {
+        kafka
+            .wait_serving()
+            .with_context(|| format!("Apache Kafka node {id}"))?;
+    }
+    Ok(started)
 }
 
 pub use crate::topics::{create_new_topic, create_replicated_topic, create_topic, ensure_topic};

@@ -29,7 +29,7 @@ pub use rundir::{RunDir, answers};
 pub use status::status;
 
 use crate::brokerproc::Lifetime;
-use crate::kafka::{self, Kafka, KafkaOptions, Node};
+use crate::kafka::{self, KafkaOptions};
 use crate::nisshi::{self, Nisshi, Storage};
 use crate::settings::{self, Replication};
 
@@ -166,39 +166,32 @@ fn free(run: &RunDir, address: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Launches nodes `ids` together (none serves before a quorum of
-/// controllers runs), waits for each, and records their pids.
+/// Starts nodes `ids` (detached) and records their pids.
 fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> Result<()> {
-    let mut launched = Vec::new();
     for &id in ids {
-        let dir = place.node_dir(nodes, id);
-        std::fs::create_dir_all(&dir)?;
-        let options = KafkaOptions {
-            port: Some(place.node_port(id)),
-            host: Some(place.host.clone()),
-            heap: Some(heap.to_string()),
-            nodes: nodes as usize,
-            ..KafkaOptions::default()
-        };
-        let node = Node::of(id, nodes, &place.host, |i| place.controller(nodes, i));
-        let mut kafka = Kafka::prepare(&dir, options, node, None)?;
-        let log = dir.join("logs/server.log");
+        let log = place.node_dir(nodes, id).join("logs/server.log");
         say!(
             "starting node {id} on {} (heap {heap}), log in {}",
-            kafka.bootstrap(),
+            place.address(id),
             log.display()
         );
-        kafka.launch_as(Lifetime::Detached)?;
-        launched.push((id, kafka));
     }
-    for (id, kafka) in &mut launched {
-        kafka
-            .wait_serving()
-            .with_context(|| format!("Apache Kafka node {id}"))?;
-    }
-    for (id, mut kafka) in launched {
+    let started = kafka::start_nodes(nodes, ids, &place.host, Lifetime::Detached, |i| {
+        let options = KafkaOptions {
+            port: Some(place.node_port(i)),
+            host: Some(place.host.clone()),
+            heap: Some(heap.to_string()),
+            ..KafkaOptions::default()
+        };
+        (
+            place.node_dir(nodes, i),
+            options,
+            place.controller(nodes, i),
+        )
+    })?;
+    for (id, mut kafka) in ids.iter().zip(started) {
         let pid = kafka.detach().context("the node runs")?;
-        run.set(&pid_name(nodes, id), &pid.to_string())?;
+        run.set(&pid_name(nodes, *id), &pid.to_string())?;
     }
     Ok(())
 }

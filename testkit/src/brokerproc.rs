@@ -272,6 +272,14 @@ macro_rules! broker_guard {
 }
 pub(crate) use broker_guard;
 
+/// Creates `dir` and returns it absolute: a broker runs in its directory
+/// and reads its paths from there.
+pub(crate) fn created(dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    dir.canonicalize()
+        .with_context(|| format!("resolve {}", dir.display()))
+}
+
 /// The last 15 lines of each of `files`, for error messages.
 pub(crate) fn tail(files: &[PathBuf]) -> String {
     let mut text = String::new();

@@ -38,10 +38,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `nodes` nodes with their files in `dir/node-<id>` (kept).
     pub fn start_in_dir(dir: &Path, nodes: usize) -> Result<Cluster> {
-        std::fs::create_dir_all(dir)?;
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolve {}", dir.display()))?;
+        let dir = crate::brokerproc::created(dir)?;
         let count = nodes;
         if count == 0 {
             bail!("a cluster needs at least one node");

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, tail};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created, tail};
 use crate::free_port;
 use crate::settings::CLUSTER_ID;
 
@@ -105,12 +105,7 @@ struct Node {
 impl Node {
     /// Node `id` of `count` nodes on `host`, whose controllers listen on
     /// `controller_port(i)` for node `i`.
-    fn of(
-        id: u32,
-        count: u32,
-        host: &str,
-        controller_port: impl Fn(u32) -> u16,
-    ) -> Node {
+    fn of(id: u32, count: u32, host: &str, controller_port: impl Fn(u32) -> u16) -> Node {
         let voters = (1..=count)
             .map(|i| format!("{i}@{host}:{}", controller_port(i)))
             .collect::<Vec<_>>()
@@ -200,12 +195,7 @@ impl Kafka {
 
     /// Starts a broker with its files in `dir` (kept afterwards).
     pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
-        fs::create_dir_all(dir)?;
-        // Absolute: the JVM runs in `dir` and reads its paths from there.
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolve {}", dir.display()))?;
-        Kafka::start_at(&dir, options, None)
+        Kafka::start_at(&created(dir)?, options, None)
     }
 
     fn start_at(

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, tail};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created, tail};
 use crate::free_port;
 
 /// Longest wait for the broker to serve clients (it takes well under a
@@ -123,10 +123,7 @@ broker_guard!(Nisshi);
 impl Nisshi {
     /// A broker with its files in `dir`, kept afterwards.
     pub fn start_in_dir(dir: &Path, storage: Storage) -> Result<Nisshi> {
-        fs::create_dir_all(dir)?;
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolve {}", dir.display()))?;
+        let dir = created(dir)?;
         let address = format!("127.0.0.1:{}", free_port());
         let mut nisshi = Nisshi::new(&dir, &address, storage)?;
         nisshi.restart()?;

@@ -88,7 +88,7 @@ pub struct KafkaOptions {
     /// The JVM's heap options, e.g. `-Xms1g -Xmx1g` (default `-Xmx512m`).
     pub heap: Option<String>,
     /// Nodes of the cluster this broker belongs to: the replication rule
-    /// ([`Replication::for_nodes`]); 0 is one.
+    /// ([`crate::settings::Replication::for_nodes`]); 0 is one.
     pub nodes: usize,
 }
 
@@ -211,7 +211,7 @@ impl Kafka {
     }
 
     /// Writes the configuration of `node` in `dir` and formats its log
-    /// directory; [`Kafka::restart`] (or [`Kafka::launch`]) starts it.
+    /// directory; [`Kafka::restart`] (or [`Kafka::launch_as`]) starts it.
     fn prepare(
         dir: &Path,
         options: KafkaOptions,
@@ -284,13 +284,9 @@ impl Kafka {
         })
     }
 
-    /// Starts the JVM without waiting: the nodes of a cluster start
-    /// together, since none serves before a quorum of them runs.
-    pub(crate) fn launch(&mut self) -> Result<()> {
-        self.launch_as(Lifetime::Thread)
-    }
-
-    /// [`Kafka::launch`], the JVM living as `lifetime` says.
+    /// Starts the JVM, to live as `lifetime` says, without waiting: the
+    /// nodes of a cluster start together, since none serves before a quorum
+    /// of them runs.
     pub(crate) fn launch_as(&mut self, lifetime: Lifetime) -> Result<()> {
         let (dir, libs, heap) = (self.proc.dir.clone(), &self.libs, &self.heap);
         self.proc.launch(lifetime, || {
@@ -328,7 +324,7 @@ impl Kafka {
     /// Starts the JVM (again, after a stop or kill: same ports and data)
     /// and waits until it serves clients.
     pub fn restart(&mut self) -> Result<()> {
-        self.launch()?;
+        self.launch_as(Lifetime::Thread)?;
         self.wait_serving()
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! Storage ([`Storage`]): in memory, the fast one, whose topics die with the
 //! process; or SQLite (`nisshi.db` in the broker's directory), which keeps
-//! the log across [`Nisshi::stop`]/[`Nisshi::kill`] and
+//! the log across [`BrokerProc::stop`]/[`BrokerProc::kill`] and
 //! [`Nisshi::restart`], at a fraction of the speed (docs/brokers.md).
 //!
 //! No test of the default suite uses it (CI has Java, so it runs Apache

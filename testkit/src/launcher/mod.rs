@@ -1,7 +1,7 @@
 //! The brokers of `scripts/broker.sh`, behind the `broker` binary: a local
 //! Apache Kafka (one node, or a cluster of nodes on consecutive ports) or
 //! Nisshi, started with the same code as the tests' brokers
-//! ([`Kafka`](crate::Kafka), [`Nisshi`](crate::Nisshi)) but living on
+//! ([`Kafka`](crate::Kafka), [`Nisshi`]) but living on
 //! after the command (in a session of their own), their facts kept in a
 //! run directory ([`RunDir`]) for the next command.
 //!

@@ -49,13 +49,8 @@ ceilings, query timing): bench --help.
 USAGE
 }
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-log() { printf 'bench.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/front.sh"
 
 cmdline="scripts/bench.sh${*:+ $(printf '%q ' "$@")}"
 cmdline=${cmdline% }
@@ -63,53 +58,30 @@ mode=run
 subcommand=run
 case "${1:-}" in
     -h | --help) mode=help ;;
-    --claims)
-        subcommand=claims
-        shift
-        ;;
-    --verify-only | --verify-only=*)
-        mode=verify
-        if [[ "$1" == --verify-only=* ]]; then
-            verify_dir=${1#*=}
-            shift
-        else
-            [[ $# -ge 2 ]] || die "--verify-only needs a directory"
-            verify_dir=$2
-            shift 2
-        fi
-        (($# == 0)) || die "--verify-only takes one directory and nothing else"
-        [[ -d "$verify_dir" ]] || die "--verify-only $verify_dir: no such directory"
+    --claims) subcommand=claims && shift ;;
+    --verify-only=*) mode=verify verify_dir=${1#*=} && shift ;;
+    --verify-only)
+        [[ $# -ge 2 ]] || die "--verify-only needs a directory"
+        mode=verify verify_dir=$2 && shift 2
         ;;
 esac
-
-# --- binaries ------------------------------------------------------------------
+if [[ $mode == verify ]]; then
+    (($# == 0)) || die "--verify-only takes one directory and nothing else"
+    [[ -d "$verify_dir" ]] || die "--verify-only $verify_dir: no such directory"
+fi
 
 default_bin_dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
-if [[ -n "${BIN_DIR:-}" ]]; then
-    BIN_DIR=$(cd "$BIN_DIR" && pwd) || die "BIN_DIR=$BIN_DIR is not a directory"
-    log "using the binaries in BIN_DIR=$BIN_DIR (no build)"
-elif [[ "$mode" == help && -x "$default_bin_dir/bench" ]]; then
+if [[ -z "${BIN_DIR:-}" && "$mode" == help && -x "$default_bin_dir/bench" ]]; then
     BIN_DIR=$default_bin_dir
-else
-    command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (or set BIN_DIR to prebuilt binaries)"
-    packages=(-p bench -p testkit)
-    if [[ "$mode" == run ]]; then
-        packages+=(-p producer -p consumer-pull -p consumer-push)
-    fi
-    # Debian packages librdkafka's build needs and Apache Kafka, when
-    # missing (the embedded broker only where Kafka cannot be installed).
-    "$REPO_ROOT/scripts/setup.sh" >&2 || die "scripts/setup.sh failed"
-    log "building release binaries: cargo build --release ${packages[*]} (a first build takes a few minutes)"
-    build_started=$SECONDS
-    (cd "$REPO_ROOT" && cargo build --release "${packages[@]}") >&2 ||
-        die "cargo build failed"
-    log "build done in $((SECONDS - build_started)) s"
-    BIN_DIR=$default_bin_dir
+elif [[ -z "${BIN_DIR:-}" ]]; then
+    # Debian packages librdkafka's build needs, when missing (the broker:
+    # scripts/broker.sh start installs it).
+    "$REPO_ROOT/scripts/setup.sh" --no-broker >&2 || die "scripts/setup.sh failed"
 fi
-export BIN_DIR
+packages=(bench testkit)
+[[ "$mode" != run ]] || packages+=(producer consumer-pull consumer-push)
+release_bins "${packages[@]}"
 BENCH="$BIN_DIR/bench"
-[[ -x "$BENCH" ]] || die "$BENCH is missing; build it with cargo build --release -p bench"
-
 case "$mode" in
     help)
         usage
@@ -121,28 +93,13 @@ esac
 
 # A mistyped option fails here, before a broker is started.
 "$BENCH" "$subcommand" --dry-run "$@" || exit
-for bin in producer consumer-pull consumer-push; do
-    [[ -x "$BIN_DIR/$bin" ]] ||
-        die "$BIN_DIR/$bin is missing; build with: cargo build --release -p producer -p consumer-pull -p consumer-push -p bench"
-done
 
-# --- broker ----------------------------------------------------------------------
-
-# The same run directory broker.sh would pick, exported so that every call
-# below (status, start, stop) agrees on it.
-BROKER_PORT="${BROKER_PORT:-9092}"
-if [[ "$BROKER_PORT" == 9092 ]]; then
-    RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker}"
-else
-    RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker-$BROKER_PORT}"
-fi
-export BROKER_PORT RUN_DIR
-
+broker_place
 started_broker=no
 stop_broker() {
     if [[ "$started_broker" == yes ]]; then
         log "stopping the broker this run started"
-        "$SCRIPT_DIR/broker.sh" stop || true
+        "$REPO_ROOT/scripts/broker.sh" stop || true
         started_broker=no
     fi
 }
@@ -151,7 +108,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 fresh=()
-if "$SCRIPT_DIR/broker.sh" status >/dev/null 2>&1; then
+if "$REPO_ROOT/scripts/broker.sh" status >/dev/null 2>&1; then
     log "a broker started earlier by scripts/broker.sh is running; using it and leaving it running"
 else
     started_broker=yes
@@ -159,23 +116,20 @@ else
     # topics would only take disk and slow its start.
     fresh=(--fresh)
 fi
-brokers=$("$SCRIPT_DIR/broker.sh" start --no-topic "${fresh[@]}" | tail -n 1)
+brokers=$("$REPO_ROOT/scripts/broker.sh" start --no-topic "${fresh[@]}" | tail -n 1)
 [[ -n "$brokers" ]] || die "scripts/broker.sh start printed no address"
-log "broker: $brokers ($(cat "$RUN_DIR/kind" 2>/dev/null || echo unknown), $(cat "$RUN_DIR/version" 2>/dev/null || echo unknown))"
-
-# --- run -------------------------------------------------------------------------
+kind=$(cat "$RUN_DIR/kind" 2>/dev/null || echo unknown)
+log "broker: $brokers ($kind, $(cat "$RUN_DIR/version" 2>/dev/null || echo unknown))"
 
 # The embedded broker holds every fetch for the full fetch.wait.max.ms even
 # when data is there, so the consumers' default (100 ms, right for Apache
 # Kafka, which answers as soon as data arrives) would be its latency floor.
 # Given first, so a --consumer-property of the user's own comes after it.
 per_broker=()
-case "$(cat "$RUN_DIR/kind" 2>/dev/null || true)" in
-    nisshi)
-        per_broker=(--consumer-property fetch.wait.max.ms=5)
-        log "embedded broker: the consumers get fetch.wait.max.ms=5 (it holds every fetch that long)"
-        ;;
-esac
+if [[ "$kind" == nisshi ]]; then
+    per_broker=(--consumer-property fetch.wait.max.ms=5)
+    log "embedded broker: the consumers get fetch.wait.max.ms=5 (it holds every fetch that long)"
+fi
 
 export BENCH_RESULTS="${BENCH_RESULTS:-$REPO_ROOT/bench-results}"
 status=0

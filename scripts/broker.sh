@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A running Kafka-compatible broker on any machine, and a way to stop it again.
 # This script picks KAFKA_BROKERS or Docker; a local Apache Kafka or Nisshi is
-# started by the `broker` binary (testkit/src/launcher, the tests' own code).
+# installed and started by the `broker` binary (testkit/src/launcher, the
+# tests' own code).
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 Usage: scripts/broker.sh start [--topic T] [--partitions N] [--no-topic] [--fresh] [--nodes N]
        scripts/broker.sh start NODE | stop [NODE] | kill NODE | topic NAME [--partitions N] | status
+       scripts/broker.sh install [--kind auto|kafka|nisshi]
 
 start makes sure a broker runs, creates topic T (default banking.events, N
 partitions, default $PARTITIONS or 6) unless --no-topic, and prints the
@@ -18,9 +20,9 @@ KAFKA_BROKERS when it answers (kind kafka-env, nothing started or created);
 else Docker when `docker info` answers and BROKER_PORT is 9092 (kind docker;
 when `docker compose up` fails, e.g. the image cannot be pulled, the reason in
 one line and the next kind); else Apache Kafka, docker-compose.yml's version,
-from Maven Central's jars (kind kafka; scripts/setup.sh installs them), one JVM
-per node with the compose file's settings; else Nisshi, the embedded Rust
-broker (kind nisshi, installed when missing, ~20-45 minutes once). --fresh
+from Maven Central's jars (kind kafka, installed when missing, as by install),
+one JVM per node with the compose file's settings; else Nisshi, the embedded
+Rust broker (kind nisshi, installed when missing, ~20-45 minutes once). --fresh
 deletes the stored log first. --nodes N: N Kafka nodes, node I on BROKER_PORT
 + 2(I-1), replication min(N, 3), min.insync.replicas one fewer. NODE commands
 act on one node of it; stop stops only what start started; status exits 0
@@ -36,23 +38,12 @@ BROKER_BIN (default BIN_DIR/broker, else cargo build --release -p testkit
 EOF
 }
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-COMPOSE_FILE_PATH="$REPO_ROOT/docker-compose.yml"
+# shellcheck source=scripts/lib/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/front.sh"
+broker_place
 # The port docker-compose.yml publishes (tests may point it elsewhere).
 DOCKER_PORT="${DOCKER_PORT:-9092}"
 BROKER_KIND="${BROKER_KIND:-auto}"
-BROKER_PORT="${BROKER_PORT:-9092}"
-RUN_DIR="${RUN_DIR:-$REPO_ROOT/.run/broker$([[ "$BROKER_PORT" == 9092 ]] || echo "-$BROKER_PORT")}"
-[[ "$RUN_DIR" = /* ]] || RUN_DIR="$PWD/$RUN_DIR"
-export BROKER_PORT RUN_DIR
-# shellcheck source=lib/kafka.sh
-source "$SCRIPT_DIR/lib/kafka.sh"
-# shellcheck source=lib/nisshi.sh
-source "$SCRIPT_DIR/lib/nisshi.sh"
-
-log() { printf 'broker.sh: %s\n' "$*" >&2; }
-die() { log "error: $*" && exit 1; }
 state() { cat "$RUN_DIR/$1" 2>/dev/null || true; }
 # broker ARGS...: the `broker` binary (exec'd when the first argument is exec).
 broker() {
@@ -76,7 +67,7 @@ broker_bin() {
 
 # --- Docker ------------------------------------------------------------------
 
-compose() { docker compose -f "$COMPOSE_FILE_PATH" "$@"; }
+compose() { docker compose -f "$REPO_ROOT/docker-compose.yml" "$@"; }
 docker_available() {
     command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 &&
         docker compose version >/dev/null 2>&1
@@ -99,27 +90,10 @@ start_docker() {
         log "Docker could not start Kafka: ${why:-docker compose up failed}" && return 1
     fi
     printf 'docker\n' >"$RUN_DIR/kind"
-    printf 'apache/kafka:%s\n' "$(kafka_version)" >"$RUN_DIR/version"
+    printf 'apache/kafka:%s\n' "$(broker version)" >"$RUN_DIR/version"
     printf 'localhost:%s\n' "$DOCKER_PORT" >"$RUN_DIR/address"
     printf '%s\n' "$owned" >"$RUN_DIR/owned"
     rm -f "$RUN_DIR/pid"
-}
-
-# --- the local kinds ---------------------------------------------------------
-
-# The local kind to start: kafka where Java and the jars are (or can be
-# installed), else nisshi (installed when missing).
-local_kind() {
-    if [[ "$BROKER_KIND" != nisshi ]] && { kafka_installed || { [[ "$BROKER_KIND" == kafka ]] ||
-        command -v java >/dev/null 2>&1 || command -v apt-get >/dev/null 2>&1; } && install_kafka log; }; then
-        echo kafka
-    elif [[ "$BROKER_KIND" == kafka ]]; then
-        die "Apache Kafka could not be installed (see above); use BROKER_KIND=nisshi for the embedded broker"
-    else
-        [[ "$BROKER_KIND" == nisshi ]] || log "Apache Kafka cannot run here (no Java, or Maven Central out of reach): using the embedded Rust broker"
-        nisshi_find >/dev/null || install_nisshi log || die "Nisshi could not be installed (see above)"
-        echo nisshi
-    fi
 }
 
 cmd_start() {
@@ -163,8 +137,7 @@ cmd_start() {
         [[ "$BROKER_PORT" == "$DOCKER_PORT" ]] || die "docker-compose.yml serves port $DOCKER_PORT only; unset BROKER_PORT or use BROKER_KIND=kafka"
         start_docker || die "BROKER_KIND=docker: Docker could not start Kafka (see above)"
     elif ! { [[ "$BROKER_KIND" == auto && "$BROKER_PORT" == "$DOCKER_PORT" ]] && docker_available && start_docker; }; then
-        kind=$(local_kind) || exit 1
-        broker exec start --kind "$kind" "$@"
+        broker exec start --kind "$BROKER_KIND" "$@"
     fi
     [[ "$make_topic" == no ]] || broker topic "$topic" --partitions "$partitions"
     log "broker kind: docker ($(state version))"
@@ -184,7 +157,7 @@ main() {
             rm -f "$RUN_DIR/address"
             ;;
         stop:kafka-env) log "external broker (KAFKA_BROKERS): nothing to stop" && rm -f "$RUN_DIR/address" ;;
-        topic:* | stop:* | kill:* | status:*) broker exec "$cmd" "$@" ;;
+        topic:* | stop:* | kill:* | status:* | install:*) broker exec "$cmd" "$@" ;;
         -h:* | --help:* | help:*) usage ;;
         *) usage >&2 && exit 2 ;;
     esac

@@ -18,34 +18,15 @@
 # Maven Central, in $KAFKA_HOME_DIR or ~/.cache/banking-pipeline/kafka-<version>);
 # without it the scenarios that need a broker are reported as SKIPPED.
 # --broker nisshi runs the scenarios on Nisshi, the embedded Rust broker
-# (scripts/lib/nisshi.sh: the pinned version and how to install it), a new
+# (testkit/src/nisshi.rs pins its version; scripts/setup.sh installs it), a new
 # one per scenario, in memory, and on SQLite for outage (its log survives the
 # restart); no-broker and offset-gaps still need Apache Kafka.
 # disk-full mounts small tmpfs file systems and needs root; without root it
 # is reported as SKIPPED.
 set -euo pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-
-log() { printf 'chaos.sh: %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 2
-}
-
-if [[ -n "${BIN_DIR:-}" ]]; then
-    BIN_DIR=$(cd "$BIN_DIR" && pwd) || die "BIN_DIR=$BIN_DIR is not a directory"
-    log "using the binaries in BIN_DIR=$BIN_DIR (no build)"
-else
-    command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (or set BIN_DIR to prebuilt binaries)"
-    log "building release binaries: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
-    (cd "$REPO_ROOT" && cargo build --release -p chaos -p producer \
-        -p consumer-pull -p consumer-push) >&2 || die "cargo build failed"
-    BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
-fi
-for bin in chaos producer consumer-pull consumer-push; do
-    [[ -x "$BIN_DIR/$bin" ]] || die "$BIN_DIR/$bin is missing; build with: cargo build --release -p chaos -p producer -p consumer-pull -p consumer-push"
-done
-export BIN_DIR
+DIE_STATUS=2
+# shellcheck source=scripts/lib/front.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/front.sh"
+release_bins chaos producer consumer-pull consumer-push
 exec "$BIN_DIR/chaos" "$@"

@@ -3,49 +3,40 @@
 # machine may lack; skips everything that is already there, so it is cheap
 # to run every time.
 #
-#   scripts/setup.sh              system packages + Apache Kafka
-#   scripts/setup.sh --no-broker  system packages only
+#   scripts/setup.sh                         system packages + the broker
+#   scripts/setup.sh --no-broker [PACKAGE...] system packages (and PACKAGEs) only
 #
 # - Debian packages: librdkafka's bundled build (C toolchain, make,
-#   pkg-config, OpenSSL headers for `ssl`, zlib), python3. Installed with
-#   apt-get as root (or through sudo) when missing.
-# - Apache Kafka, the broker the tests, the benchmark and the fault suite
-#   run on: the server's jars from Maven Central (scripts/kafka/pom.xml, the
-#   version of docker-compose.yml's image) into
-#   ~/.cache/banking-pipeline/kafka-<version>; OpenJDK 17 and Maven from
-#   Debian's packages when missing. About 15 s, once.
-# - Where Apache Kafka cannot be installed (no Java, Maven Central out of
-#   reach), the embedded Rust broker instead: Nisshi, the version pinned in
-#   scripts/lib/nisshi.sh, built from crates.io with cargo install
-#   (~20-45 minutes on 2 cores, once; skipped when a nisshi binary is
-#   there). It says which happened.
+#   pkg-config, OpenSSL headers for `ssl`, zlib), python3, and the PACKAGEs
+#   given. Installed with apt-get as root (or through sudo) when missing.
+# - The broker the tests, the benchmark and the fault suite run on:
+#   `broker install` (testkit/src/launcher/install.rs), built here. Apache
+#   Kafka's jars from Maven Central (docker-compose.yml's version) into
+#   ~/.cache/banking-pipeline/kafka-<version>, OpenJDK 17 and Maven from
+#   Debian's packages when missing (~15 s, once); where that cannot be done,
+#   Nisshi, the embedded Rust broker, with cargo install (~20-45 minutes on
+#   2 cores, once). It says which happened.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 with_broker=yes
 case "${1:-}" in
-    --no-broker) with_broker=no ;;
-    "") ;;
-    -h | --help)
-        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
-        exit 0
-        ;;
-    *)
-        echo "setup.sh: unknown argument '$1' (see --help)" >&2
-        exit 2
-        ;;
+    --no-broker) with_broker=no && shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' && exit 0 ;;
+    -*) echo "setup.sh: unknown argument '$1' (see --help)" >&2 && exit 2 ;;
 esac
 
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 log() { printf 'setup.sh: %s\n' "$*" >&2; }
 
-packages=(build-essential pkg-config libssl-dev zlib1g-dev python3)
+packages=(build-essential pkg-config libssl-dev zlib1g-dev python3 "$@")
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
     for package in "${packages[@]}"; do
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
 else
-    log "not a Debian-like system (no dpkg): make sure a C toolchain, make, pkg-config, OpenSSL headers and zlib are installed"
+    log "not a Debian-like system (no dpkg): make sure these are installed: ${packages[*]}"
 fi
 if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
@@ -67,16 +58,4 @@ command -v cargo >/dev/null 2>&1 || {
     log "error: cargo is not on PATH; install Rust with rustup first"
     exit 1
 }
-
-if [[ "$with_broker" == yes ]]; then
-    # shellcheck source=lib/kafka.sh
-    source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
-    # shellcheck source=lib/nisshi.sh
-    source "$(dirname "${BASH_SOURCE[0]}")/lib/nisshi.sh"
-    if install_kafka log; then
-        :
-    else
-        log "Apache Kafka is not available here; the embedded broker (Nisshi $NISSHI_VERSION) is the fallback"
-        install_nisshi log || exit 1
-    fi
-fi
+[[ "$with_broker" == no ]] || cargo run -q -p testkit --bin broker -- install >/dev/null

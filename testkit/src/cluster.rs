@@ -16,14 +16,15 @@
 //! the recovery times measured on it are the ones users would see.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::kafka::{self, Kafka, KafkaOptions, Node};
+use crate::brokerproc::Lifetime;
+use crate::kafka::{self, Kafka, KafkaOptions};
 use crate::settings::Replication;
 use crate::{Broker, free_port};
 
@@ -32,86 +33,32 @@ use crate::{Broker, free_port};
 pub struct Cluster {
     nodes: Vec<Kafka>,
     bootstrap: String,
-    dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
-    /// Starts `nodes` nodes in a new temporary directory.
-    pub fn start(nodes: usize) -> Result<Cluster> {
-        let temp = tempfile::Builder::new()
-            .prefix("kafka-cluster-")
-            .tempdir()?;
-        let dir = temp.path().to_path_buf();
-        Cluster::start_in(&dir, nodes, Some(temp))
-    }
-
     /// Starts `nodes` nodes with their files in `dir/node-<id>` (kept).
     pub fn start_in_dir(dir: &Path, nodes: usize) -> Result<Cluster> {
-        std::fs::create_dir_all(dir)?;
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolve {}", dir.display()))?;
-        Cluster::start_in(&dir, nodes, None)
-    }
-
-    /// [`Cluster::start`], or `None` (with `SKIPPED <test>: …` printed)
-    /// when Kafka cannot run here.
-    pub fn start_or_skip(test: &str, nodes: usize) -> Option<Cluster> {
-        if let Err(why) = kafka::available() {
-            crate::skip(test, &format!("{why:#}"));
-            return None;
-        }
-        Some(Cluster::start(nodes).expect("start an Apache Kafka cluster"))
-    }
-
-    fn start_in(dir: &Path, count: usize, temp: Option<tempfile::TempDir>) -> Result<Cluster> {
+        let dir = crate::brokerproc::created(dir)?;
+        let count = nodes;
         if count == 0 {
             bail!("a cluster needs at least one node");
         }
         let controllers: Vec<u16> = (0..count).map(|_| free_port()).collect();
-        let mut nodes = Vec::with_capacity(count);
-        for id in 1..=count as u32 {
-            let node = Node::of(id, count as u32, "127.0.0.1", |i| {
-                controllers[i as usize - 1]
-            });
-            let options = KafkaOptions {
-                nodes: count,
-                ..KafkaOptions::default()
-            };
-            let node_dir = dir.join(format!("node-{id}"));
-            std::fs::create_dir_all(&node_dir)?;
-            nodes.push(Kafka::prepare(&node_dir, options, node, None)?);
-        }
-        // None serves before a quorum of controllers runs: launch all,
-        // then wait for each.
-        for n in &mut nodes {
-            n.launch()?;
-        }
-        for n in &mut nodes {
-            n.wait_serving()?;
-        }
+        let ids: Vec<u32> = (1..=count as u32).collect();
+        let nodes = kafka::start_nodes(count as u32, &ids, "127.0.0.1", Lifetime::Thread, |i| {
+            let options = KafkaOptions::default();
+            (
+                dir.join(format!("node-{i}")),
+                options,
+                controllers[i as usize - 1],
+            )
+        })?;
         let bootstrap = nodes
             .iter()
             .map(|n| n.bootstrap().to_string())
             .collect::<Vec<_>>()
             .join(",");
-        Ok(Cluster {
-            nodes,
-            bootstrap,
-            dir: dir.to_path_buf(),
-            _temp: temp,
-        })
-    }
-
-    /// How many nodes the cluster has.
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether the cluster has no node (never: [`Cluster::start`] refuses).
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        Ok(Cluster { nodes, bootstrap })
     }
 
     /// Node `id` (1-based, as Kafka's `node.id`).
@@ -124,11 +71,6 @@ impl Cluster {
         self.nodes
             .get_mut((id as usize).wrapping_sub(1))
             .with_context(|| format!("no node {id} in a cluster of {count}"))
-    }
-
-    /// The cluster's files: `node-<id>/` per node.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// `kill -9` of node `id`, keeping its data.
@@ -146,13 +88,6 @@ impl Cluster {
         self.node_mut(id)?.restart()
     }
 
-    /// The nodes running now.
-    pub fn running(&self) -> Vec<u32> {
-        (1..=self.nodes.len() as u32)
-            .filter(|&id| self.node(id).is_running())
-            .collect()
-    }
-
     /// The bootstrap list of the nodes running now.
     fn live_bootstrap(&self) -> String {
         self.nodes
@@ -163,13 +98,16 @@ impl Cluster {
             .join(",")
     }
 
+    fn metadata_client(&self) -> Result<BaseConsumer> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", self.live_bootstrap());
+        config.create().context("create a metadata client")
+    }
+
     /// Partition → leader's node id of `topic`, as the metadata of the
     /// running nodes says (a partition without a leader is left out).
     pub fn leaders(&self, topic: &str) -> Result<BTreeMap<i32, u32>> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.live_bootstrap())
-            .create()
-            .context("create a metadata client")?;
+        let client = self.metadata_client()?;
         let md = client
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .with_context(|| format!("metadata of {topic}"))?;
@@ -201,10 +139,7 @@ impl Cluster {
     /// Waits until every partition of `topic` has a leader and its full
     /// set of in-sync replicas again (after a node came back).
     pub fn wait_in_sync(&self, topic: &str, timeout: Duration) -> Result<()> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.live_bootstrap())
-            .create()
-            .context("create a metadata client")?;
+        let client = self.metadata_client()?;
         crate::procs::wait_until(timeout, "every replica in sync", || {
             client
                 .fetch_metadata(Some(topic), Duration::from_secs(5))

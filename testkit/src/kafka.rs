@@ -1,13 +1,8 @@
 //! Apache Kafka for tests: one local JVM in KRaft combined mode (broker and
-//! controller), started from the jars that `scripts/setup.sh` copies from
-//! Maven Central, on free loopback ports, in a directory of its own, and
-//! killed when the guard is dropped.
-//!
-//! It follows the rules of `scripts/lib/kafka.sh` (which serves people and
-//! `scripts/broker.sh`): the version is the `apache/kafka` image tag of
-//! `docker-compose.yml`, the jars are in `$KAFKA_HOME_DIR`, by default
-//! `~/.cache/banking-pipeline/kafka-<version>/libs`, and the broker gets the
-//! compose file's settings.
+//! controller), started from the jars of Maven Central (`broker install`
+//! puts them in [`home`]), on free loopback ports, in a directory of its
+//! own, with the compose file's settings ([`crate::settings`]), and killed
+//! when the guard is dropped.
 //!
 //! Ways to get one:
 //! - [`Kafka::shared`]: one broker for the whole process (a test binary,
@@ -18,9 +13,8 @@
 //! - [`Kafka::start_for_process`]: a broker with options of its own (TLS,
 //!   SASL listeners) that several tests of a process share.
 //!
-//! When Java or the jars are missing, [`Kafka::shared_or_skip`] and
-//! [`Kafka::start_or_skip`] print `SKIPPED <test>: <why>` and return
-//! `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
+//! When Java or the jars are missing, [`Kafka::shared_or_skip`] prints
+//! `SKIPPED <test>: <why>` and returns `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
 //! is skipped there.
 //!
 //! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`), so
@@ -30,7 +24,7 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -38,8 +32,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created, tail};
+use crate::free_port;
 use crate::settings::CLUSTER_ID;
-use crate::{Broker, free_port};
 
 /// Heap of a test broker: tests hold little data, and several brokers may
 /// run at once on a small machine.
@@ -93,7 +88,7 @@ pub struct KafkaOptions {
     /// The JVM's heap options, e.g. `-Xms1g -Xmx1g` (default `-Xmx512m`).
     pub heap: Option<String>,
     /// Nodes of the cluster this broker belongs to: the replication rule
-    /// ([`Replication::for_nodes`]); 0 is one.
+    /// ([`crate::settings::Replication::for_nodes`]); 0 is one.
     pub nodes: usize,
 }
 
@@ -101,30 +96,16 @@ pub struct KafkaOptions {
 /// the quorum's voters (`id@host:port,...`). A single broker is node 1 and
 /// the only voter.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) id: u32,
-    pub(crate) controller_port: u16,
-    pub(crate) voters: String,
+struct Node {
+    id: u32,
+    controller_port: u16,
+    voters: String,
 }
 
 impl Node {
-    fn single() -> Node {
-        let controller_port = free_port();
-        Node {
-            id: 1,
-            controller_port,
-            voters: format!("1@127.0.0.1:{controller_port}"),
-        }
-    }
-
     /// Node `id` of `count` nodes on `host`, whose controllers listen on
     /// `controller_port(i)` for node `i`.
-    pub(crate) fn of(
-        id: u32,
-        count: u32,
-        host: &str,
-        controller_port: impl Fn(u32) -> u16,
-    ) -> Node {
+    fn of(id: u32, count: u32, host: &str, controller_port: impl Fn(u32) -> u16) -> Node {
         let voters = (1..=count)
             .map(|i| format!("{i}@{host}:{}", controller_port(i)))
             .collect::<Vec<_>>()
@@ -137,16 +118,17 @@ impl Node {
     }
 }
 
-/// A local Apache Kafka broker; killed on drop.
+/// A local Apache Kafka broker; killed on drop. Its address, directory,
+/// pid, `stop` (SIGTERM: controlled shutdown) and `kill` are its
+/// [`BrokerProc`]'s.
 pub struct Kafka {
-    bootstrap: String,
+    proc: BrokerProc,
     listeners: Vec<(String, String)>,
-    dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
     libs: PathBuf,
     heap: String,
-    child: Option<Child>,
 }
+
+broker_guard!(Kafka);
 
 impl Kafka {
     /// One broker for the whole process, started on first use (in the
@@ -204,40 +186,33 @@ impl Kafka {
         rx.recv().context("the Kafka thread answers")?
     }
 
-    /// A private broker, or `None` (with `SKIPPED <test>: …` printed) when
-    /// Kafka cannot run here.
-    pub fn start_or_skip(test: &str, options: KafkaOptions) -> Option<Kafka> {
-        if let Err(why) = available() {
-            crate::skip(test, &why);
-            return None;
-        }
-        Some(Kafka::start(options).expect("start a private Apache Kafka"))
-    }
-
     /// Starts a private broker in a new temporary directory.
     pub fn start(options: KafkaOptions) -> Result<Kafka> {
         let temp = tempfile::Builder::new().prefix("kafka-").tempdir()?;
         let dir = temp.path().to_path_buf();
-        let mut kafka = Kafka::prepare(&dir, options, Node::single(), Some(temp))?;
-        kafka.spawn()?;
-        Ok(kafka)
+        Kafka::start_at(&dir, options, Some(temp))
     }
 
     /// Starts a broker with its files in `dir` (kept afterwards).
     pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
-        fs::create_dir_all(dir)?;
-        // Absolute: the JVM runs in `dir` and reads its paths from there.
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolve {}", dir.display()))?;
-        let mut kafka = Kafka::prepare(&dir, options, Node::single(), None)?;
-        kafka.spawn()?;
+        Kafka::start_at(&created(dir)?, options, None)
+    }
+
+    fn start_at(
+        dir: &Path,
+        options: KafkaOptions,
+        temp: Option<tempfile::TempDir>,
+    ) -> Result<Kafka> {
+        let controller = free_port();
+        let node = Node::of(1, 1, "127.0.0.1", |_| controller);
+        let mut kafka = Kafka::prepare(dir, options, node, temp)?;
+        kafka.restart()?;
         Ok(kafka)
     }
 
     /// Writes the configuration of `node` in `dir` and formats its log
-    /// directory; [`Kafka::spawn`] (or [`Kafka::launch`]) starts it.
-    pub(crate) fn prepare(
+    /// directory; [`Kafka::restart`] (or [`Kafka::launch_as`]) starts it.
+    fn prepare(
         dir: &Path,
         options: KafkaOptions,
         node: Node,
@@ -300,74 +275,41 @@ impl Kafka {
             }
         }
 
+        let times = (Duration::from_secs(60), START_TIMEOUT);
         Ok(Kafka {
-            bootstrap: format!("{host}:{port}"),
+            proc: BrokerProc::new("Apache Kafka", format!("{host}:{port}"), dir, temp, times),
             listeners,
-            dir: dir.to_path_buf(),
-            _temp: temp,
             libs,
             heap: options.heap.unwrap_or_else(|| TEST_HEAP.to_string()),
-            child: None,
         })
     }
 
-    /// Starts the JVM on the directory's configuration and log, and waits
-    /// until it serves clients.
-    fn spawn(&mut self) -> Result<()> {
-        self.launch()?;
-        self.wait_serving()
-    }
-
-    /// Starts the JVM without waiting: the nodes of a cluster start
-    /// together, since none serves before a quorum of them runs.
-    pub(crate) fn launch(&mut self) -> Result<()> {
-        self.launch_as(crate::procs::Lifetime::Thread)
-    }
-
-    /// [`Kafka::launch`], the JVM living as `lifetime` says.
-    pub(crate) fn launch_as(&mut self, lifetime: crate::procs::Lifetime) -> Result<()> {
-        if self.child.is_some() {
-            bail!("the broker is running");
-        }
-        let _ = fs::remove_file(self.dir.join("logs/server.log"));
-        let stdout = File::create(self.dir.join("logs/stdout.log"))?;
-        let mut cmd = java(&self.libs, &self.dir, &self.heap);
-        cmd.args(JVM_OPTS)
-            .arg("kafka.Kafka")
-            .arg(self.dir.join("server.properties"))
-            .stdin(Stdio::null())
-            .stdout(stdout.try_clone()?)
-            .stderr(stdout);
-        lifetime.apply(&mut cmd);
-        self.child = Some(cmd.spawn().context("start java kafka.Kafka")?);
-        Ok(())
-    }
-
-    /// Lets the JVM run on after this guard (and the process) is gone;
-    /// returns its process id.
-    pub(crate) fn detach(&mut self) -> Option<u32> {
-        self.child.take().map(|c| c.id())
+    /// Starts the JVM, to live as `lifetime` says, without waiting: the
+    /// nodes of a cluster start together, since none serves before a quorum
+    /// of them runs.
+    pub(crate) fn launch_as(&mut self, lifetime: Lifetime) -> Result<()> {
+        let (dir, libs, heap) = (self.proc.dir.clone(), &self.libs, &self.heap);
+        self.proc.launch(lifetime, || {
+            let _ = fs::remove_file(dir.join("logs/server.log"));
+            let stdout = File::create(dir.join("logs/stdout.log"))?;
+            let mut cmd = java(libs, &dir, heap);
+            cmd.args(JVM_OPTS)
+                .arg("kafka.Kafka")
+                .arg(dir.join("server.properties"))
+                .stdin(Stdio::null())
+                .stdout(stdout.try_clone()?)
+                .stderr(stdout);
+            Ok(cmd)
+        })
     }
 
     /// Waits until the launched JVM serves clients; kills it on failure.
     pub(crate) fn wait_serving(&mut self) -> Result<()> {
-        let log = self.dir.join("logs/server.log");
-        let mut child = self.child.take().context("the broker was not launched")?;
-        crate::procs::wait_until_serving(
-            &mut child,
-            &self.bootstrap,
-            START_TIMEOUT,
-            "Apache Kafka",
-            || fs::read_to_string(&log).is_ok_and(|t| t.contains("Kafka Server started")),
-            || self.log_tail(),
-        )?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// The PLAINTEXT bootstrap address, `127.0.0.1:port`.
-    pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
+        let logs = ["logs/server.log", "logs/stdout.log"].map(|f| self.dir.join(f));
+        self.proc.wait_serving(
+            || fs::read_to_string(&logs[0]).is_ok_and(|t| t.contains("Kafka Server started")),
+            || tail(&logs),
+        )
     }
 
     /// The address of a listener given in [`KafkaOptions::listeners`].
@@ -379,73 +321,43 @@ impl Kafka {
             .unwrap_or_else(|| panic!("no listener {name}"))
     }
 
-    /// The broker's files: `server.properties`, `data/`, `logs/`.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The JVM's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Creates `topic` with `partitions` partitions (replication factor 1)
-    /// and waits until its leaders are known.
-    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        create_topic(&self.bootstrap, topic, partitions)
-    }
-
-    /// Stops the broker as an operator would (SIGTERM: controlled
-    /// shutdown), keeping its log; [`Kafka::restart`] serves the same data.
-    pub fn stop(&mut self) -> Result<()> {
-        crate::procs::terminate(self.child.take(), Duration::from_secs(60))
-    }
-
-    /// `kill -9` of the broker, keeping its log.
-    pub fn kill(&mut self) -> Result<()> {
-        crate::procs::kill9(self.child.take())
-    }
-
-    /// Starts a stopped or killed broker again on the same ports and data.
+    /// Starts the JVM (again, after a stop or kill: same ports and data)
+    /// and waits until it serves clients.
     pub fn restart(&mut self) -> Result<()> {
-        self.spawn()
-    }
-
-    /// Whether the JVM runs (started and not stopped or killed).
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// The last lines of the broker's log, for error messages.
-    pub fn log_tail(&self) -> String {
-        let mut text = String::new();
-        for name in ["logs/server.log", "logs/stdout.log"] {
-            let body = fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-            let lines: Vec<&str> = body.lines().collect();
-            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-            text.push_str(&format!("last lines of {name}:\n{tail}\n"));
-        }
-        text
+        self.launch_as(Lifetime::Thread)?;
+        self.wait_serving()
     }
 }
 
-impl Broker for Kafka {
-    fn bootstrap(&self) -> &str {
-        &self.bootstrap
+/// Starts nodes `ids` of a quorum of `count` nodes on `host` together
+/// (none serves before a quorum of controllers runs) and waits for each.
+/// `place(i)` is node `i`'s directory, options and controller port.
+pub(crate) fn start_nodes(
+    count: u32,
+    ids: &[u32],
+    host: &str,
+    lifetime: Lifetime,
+    place: impl Fn(u32) -> (PathBuf, KafkaOptions, u16),
+) -> Result<Vec<Kafka>> {
+    let mut started = Vec::new();
+    for &id in ids {
+        let (dir, options, _) = place(id);
+        fs::create_dir_all(&dir)?;
+        let node = Node::of(id, count, host, |i| place(i).2);
+        let options = KafkaOptions {
+            nodes: count as usize,
+            ..options
+        };
+        let mut kafka = Kafka::prepare(&dir, options, node, None)?;
+        kafka.launch_as(lifetime)?;
+        started.push(kafka);
     }
-
-    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        create_topic(&self.bootstrap, topic, partitions)
+    for (kafka, id) in started.iter_mut().zip(ids) {
+        kafka
+            .wait_serving()
+            .with_context(|| format!("Apache Kafka node {id}"))?;
     }
-}
-
-impl Drop for Kafka {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    Ok(started)
 }
 
 pub use crate::topics::{create_new_topic, create_replicated_topic, create_topic, ensure_topic};

@@ -1,15 +1,13 @@
 //! Nisshi, the embedded Rust broker, for the fault suite where Java is
 //! absent: `nisshi broker` on a free loopback port, in a directory of its
-//! own, killed when the guard is dropped.
-//!
-//! It follows `scripts/lib/nisshi.sh` (which serves `scripts/setup.sh` and
-//! `scripts/broker.sh`): the version pinned there ([`version`]), the binary
-//! from `$NISSHI`, `PATH` or `~/.cargo/bin`. Nothing here installs it (a
-//! build from source takes 20-45 minutes); [`available`] says how.
+//! own, killed when the guard is dropped. Its version is pinned here
+//! ([`VERSION`]); the binary comes from `$NISSHI`, `PATH` or
+//! `~/.cargo/bin`, where `broker install` puts it when Apache Kafka cannot
+//! run ([`available`] says how).
 //!
 //! Storage ([`Storage`]): in memory, the fast one, whose topics die with the
 //! process; or SQLite (`nisshi.db` in the broker's directory), which keeps
-//! the log across [`Nisshi::stop`]/[`Nisshi::kill`] and
+//! the log across [`BrokerProc::stop`]/[`BrokerProc::kill`] and
 //! [`Nisshi::restart`], at a fraction of the speed (docs/brokers.md).
 //!
 //! No test of the default suite uses it (CI has Java, so it runs Apache
@@ -20,12 +18,13 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{Broker, free_port, kafka, repo_root};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created, tail};
+use crate::free_port;
 
 /// Longest wait for the broker to serve clients (it takes well under a
 /// second).
@@ -33,14 +32,26 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What `nisshi broker` prints once it serves clients.
 const READY: &str = "ready in ";
 
-/// The version `scripts/lib/nisshi.sh` pins (`NISSHI_VERSION=`).
-pub fn version() -> Result<String> {
-    let lib = repo_root().join("scripts/lib/nisshi.sh");
-    let text = fs::read_to_string(&lib).with_context(|| format!("read {}", lib.display()))?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("NISSHI_VERSION="))
-        .map(|v| v.trim_matches('"').to_string())
-        .with_context(|| format!("{} pins no NISSHI_VERSION", lib.display()))
+/// The pinned version.
+pub const VERSION: &str = "0.8.1";
+/// How `broker install` installs it (`cargo` arguments): a build from
+/// source. `--ignore-rust-version` because its dependency rama declares a
+/// newer rust-version than the toolchains this project supports; it builds
+/// with them all the same.
+pub const INSTALL: &[&str] = &[
+    "install",
+    "nisshi",
+    "--version",
+    VERSION,
+    "--locked",
+    "--ignore-rust-version",
+];
+
+/// The version `bin --version` reports, e.g. `0.8.1`.
+pub fn version_of(bin: &Path) -> Option<String> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.split_whitespace().nth(1)?.to_string()).filter(|_| out.status.success())
 }
 
 /// The nisshi binary: `$NISSHI`, else `nisshi` on `PATH`, else
@@ -64,30 +75,21 @@ pub fn binary() -> Option<PathBuf> {
 
 /// The binary when a broker can be started here, else why not.
 pub fn available() -> Result<PathBuf> {
-    let pinned = version()?;
     let install = format!(
-        "cargo install nisshi --version {pinned} --locked --ignore-rust-version, ~20-45 minutes; \
-         scripts/setup.sh does it where Apache Kafka cannot be installed"
+        "cargo {}, ~20-45 minutes; scripts/setup.sh does it where Apache Kafka cannot be installed",
+        INSTALL.join(" ")
     );
     let Some(bin) = binary() else {
         bail!("nisshi is not installed (not in $NISSHI, on PATH or in ~/.cargo/bin): {install}");
     };
-    let out = Command::new(&bin)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("run {} --version", bin.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} --version failed ({}); reinstall: {install}",
-            bin.display(),
-            out.status
-        );
+    if version_of(&bin).is_none() {
+        bail!("{} --version failed; reinstall: {install}", bin.display());
     }
     Ok(bin)
 }
 
 /// Where the broker keeps its log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Storage {
     /// `memory://nisshi/`: fast; the topics die with the process.
     Memory,
@@ -106,48 +108,25 @@ impl Storage {
     }
 }
 
-/// A `nisshi broker` on a free loopback port; killed on drop.
+/// A `nisshi broker` on a free loopback port; killed on drop. Its address,
+/// directory (`nisshi.log`, the output of every start, and `nisshi.db`),
+/// `stop` and `kill` are its [`BrokerProc`]'s; with [`Storage::Sqlite`]
+/// the log stays for [`Nisshi::restart`].
 pub struct Nisshi {
-    bootstrap: String,
+    proc: BrokerProc,
     storage: Storage,
-    dir: PathBuf,
-    _temp: Option<tempfile::TempDir>,
     bin: PathBuf,
-    child: Option<Child>,
 }
 
+broker_guard!(Nisshi);
+
 impl Nisshi {
-    /// A broker in a new temporary directory (removed on drop).
-    pub fn start(storage: Storage) -> Result<Nisshi> {
-        let temp = tempfile::Builder::new().prefix("nisshi-").tempdir()?;
-        let dir = temp.path().to_path_buf();
-        Nisshi::start_in(&dir, storage, Some(temp))
-    }
-
-    /// A broker with its files (`nisshi.log`, `nisshi.db`) in `dir`, kept
-    /// afterwards.
+    /// A broker with its files in `dir`, kept afterwards.
     pub fn start_in_dir(dir: &Path, storage: Storage) -> Result<Nisshi> {
-        fs::create_dir_all(dir)?;
-        let dir = dir
-            .canonicalize()
-            .with_context(|| format!("resolve {}", dir.display()))?;
-        Nisshi::start_in(&dir, storage, None)
-    }
-
-    /// [`Nisshi::start`], or `None` (with `SKIPPED <test>: …` printed)
-    /// when nisshi is not installed.
-    pub fn start_or_skip(test: &str, storage: Storage) -> Option<Nisshi> {
-        if let Err(why) = available() {
-            crate::skip(test, &format!("{why:#}"));
-            return None;
-        }
-        Some(Nisshi::start(storage).expect("start a private Nisshi"))
-    }
-
-    fn start_in(dir: &Path, storage: Storage, temp: Option<tempfile::TempDir>) -> Result<Nisshi> {
+        let dir = created(dir)?;
         let address = format!("127.0.0.1:{}", free_port());
-        let mut nisshi = Nisshi::new(dir, &address, storage, temp)?;
-        nisshi.spawn()?;
+        let mut nisshi = Nisshi::new(&dir, &address, storage)?;
+        nisshi.restart()?;
         Ok(nisshi)
     }
 
@@ -155,155 +134,63 @@ impl Nisshi {
     /// this process (`scripts/broker.sh`); returns its process id once it
     /// serves.
     pub(crate) fn start_detached(dir: &Path, address: &str, storage: Storage) -> Result<u32> {
-        let mut nisshi = Nisshi::new(dir, address, storage, None)?;
-        nisshi.spawn_as(crate::procs::Lifetime::Detached)?;
-        Ok(nisshi.child.take().map(|c| c.id()).unwrap_or_default())
+        let mut nisshi = Nisshi::new(dir, address, storage)?;
+        nisshi.spawn_as(Lifetime::Detached)?;
+        Ok(nisshi.detach().unwrap_or_default())
     }
 
-    fn new(
-        dir: &Path,
-        address: &str,
-        storage: Storage,
-        temp: Option<tempfile::TempDir>,
-    ) -> Result<Nisshi> {
-        let bin = available()?;
+    fn new(dir: &Path, address: &str, storage: Storage) -> Result<Nisshi> {
+        // SIGKILL 10 s after SIGTERM: Nisshi 0.8.1 takes ~2 s idle, ~6 s
+        // with clients connected.
+        let times = (Duration::from_secs(10), START_TIMEOUT);
         Ok(Nisshi {
-            bootstrap: address.to_string(),
+            proc: BrokerProc::new("nisshi", address.to_string(), dir, None, times),
             storage,
-            dir: dir.to_path_buf(),
-            _temp: temp,
-            bin,
-            child: None,
+            bin: available()?,
         })
     }
 
-    /// Starts `nisshi broker` on the guard's port and storage, and waits
-    /// until it says it is ready and accepts a connection.
-    fn spawn(&mut self) -> Result<()> {
-        self.spawn_as(crate::procs::Lifetime::Thread)
-    }
-
-    fn spawn_as(&mut self, lifetime: crate::procs::Lifetime) -> Result<()> {
-        let log = self.log_path();
-        // Appended: a restart keeps what the earlier run printed.
-        let mut out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("open {}", log.display()))?;
-        let ready_before = fs::read_to_string(&log).map_or(0, |t| t.matches(READY).count());
-        writeln!(out, "--- nisshi broker on {} ---", self.bootstrap)?;
-        let url = format!("tcp://{}", self.bootstrap);
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("broker")
-            .args(["--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", self.storage.url()])
-            // As the local Kafka's group.initial.rebalance.delay.ms=0
-            // (Nisshi's default is 3 s).
-            .args(["--group-initial-rebalance-delay", "0s"])
-            // Its directory: where sqlite:// puts the file, and no stray
-            // .env is read (Nisshi loads one from its working directory).
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        lifetime.apply(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("start {} broker", self.bin.display()))?;
-        crate::procs::wait_until_serving(
-            &mut child,
-            &self.bootstrap,
-            START_TIMEOUT,
-            "nisshi",
-            || fs::read_to_string(&log).is_ok_and(|t| t.matches(READY).count() > ready_before),
-            || self.log_tail(),
-        )?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// `127.0.0.1:port`.
-    pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
-    }
-
-    /// Its storage.
-    pub fn storage(&self) -> Storage {
-        self.storage
-    }
-
-    /// Its directory: `nisshi.log` (the output of every start, appended),
-    /// and `nisshi.db` with SQLite storage.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The broker's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Creates `topic` through the Kafka admin API and waits until its
-    /// leaders are known (as for Apache Kafka).
-    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        kafka::create_topic(&self.bootstrap, topic, partitions)
-    }
-
-    /// SIGTERM, as an operator would; waits for the exit (SIGKILL after
-    /// 10 s; Nisshi 0.8.1 takes ~2 s idle, ~6 s with clients connected).
-    /// With [`Storage::Sqlite`] the log stays for [`Nisshi::restart`].
-    pub fn stop(&mut self) -> Result<()> {
-        crate::procs::terminate(self.child.take(), Duration::from_secs(10))
-    }
-
-    /// `kill -9` of the broker.
-    pub fn kill(&mut self) -> Result<()> {
-        crate::procs::kill9(self.child.take())
-    }
-
     /// Starts a stopped or killed broker again on the same port and
-    /// storage (empty again with [`Storage::Memory`]).
+    /// storage (empty again with [`Storage::Memory`]), and waits until it
+    /// says it is ready and accepts a connection.
     pub fn restart(&mut self) -> Result<()> {
-        if self.child.is_some() {
-            bail!("the broker is running");
-        }
-        self.spawn()
+        self.spawn_as(Lifetime::Thread)
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("nisshi.log")
-    }
-
-    /// The last lines of the broker's output, for error messages.
-    pub fn log_tail(&self) -> String {
-        let body = fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = body.lines().collect();
-        format!(
-            "last lines of {}:\n{}",
-            self.log_path().display(),
-            lines[lines.len().saturating_sub(15)..].join("\n")
+    fn spawn_as(&mut self, lifetime: Lifetime) -> Result<()> {
+        let dir = self.dir.clone();
+        let log = dir.join("nisshi.log");
+        let ready_before = fs::read_to_string(&log).map_or(0, |t| t.matches(READY).count());
+        let (bin, url, storage) = (&self.bin, format!("tcp://{}", self.bootstrap), self.storage);
+        self.proc.launch(lifetime, || {
+            // Appended: a restart keeps what the earlier run printed.
+            let mut out = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .with_context(|| format!("open {}", log.display()))?;
+            writeln!(out, "--- nisshi broker on {url} ---")?;
+            let mut cmd = Command::new(bin);
+            cmd.arg("broker")
+                .args(["--listener-url", &url])
+                .args(["--advertised-listener-url", &url])
+                .args(["--storage-engine", storage.url()])
+                // As the local Kafka's group.initial.rebalance.delay.ms=0
+                // (Nisshi's default is 3 s).
+                .args(["--group-initial-rebalance-delay", "0s"])
+                // Its directory: where sqlite:// puts the file, and no stray
+                // .env is read (Nisshi loads one from its working directory).
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out);
+            Ok(cmd)
+        })?;
+        let logs = [log];
+        self.proc.wait_serving(
+            || fs::read_to_string(&logs[0]).is_ok_and(|t| t.matches(READY).count() > ready_before),
+            || tail(&logs),
         )
-    }
-}
-
-impl Broker for Nisshi {
-    fn bootstrap(&self) -> &str {
-        &self.bootstrap
-    }
-
-    fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        kafka::create_topic(&self.bootstrap, topic, partitions)
-    }
-}
-
-impl Drop for Nisshi {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -312,8 +199,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_version_is_the_one_the_scripts_pin() {
-        let v = version().unwrap();
+    fn the_version_is_a_plain_one() {
+        let v = VERSION;
         let parts: Vec<&str> = v.split('.').collect();
         assert_eq!(parts.len(), 3, "{v}");
         assert!(

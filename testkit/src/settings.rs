@@ -43,14 +43,11 @@ pub const PLACED: &[&str] = &[
 /// losing any one loses nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replication {
-    /// Replicas per partition.
     pub replicas: i32,
-    /// `min.insync.replicas`.
     pub min_isr: i32,
 }
 
 impl Replication {
-    /// The rule for `nodes` nodes.
     pub fn for_nodes(nodes: usize) -> Replication {
         let replicas = nodes.clamp(1, 3) as i32;
         Replication {
@@ -63,26 +60,25 @@ impl Replication {
     /// replicated alike; on several nodes also `min.insync.replicas` and no
     /// unclean leader election (both Kafka's defaults on one node).
     pub fn broker_settings(self) -> Vec<(String, String)> {
-        let rf = self.replicas.to_string();
-        let isr = self.min_isr.to_string();
+        let (rf, isr) = (self.replicas.to_string(), self.min_isr.to_string());
         let mut settings = vec![
-            ("offsets.topic.replication.factor", rf.clone()),
-            ("transaction.state.log.replication.factor", rf.clone()),
-            ("transaction.state.log.min.isr", isr.clone()),
-            (
-                "share.coordinator.state.topic.replication.factor",
-                rf.clone(),
-            ),
-            ("share.coordinator.state.topic.min.isr", isr.clone()),
-            ("default.replication.factor", rf),
+            ("offsets.topic.replication.factor", &rf),
+            ("transaction.state.log.replication.factor", &rf),
+            ("transaction.state.log.min.isr", &isr),
+            ("share.coordinator.state.topic.replication.factor", &rf),
+            ("share.coordinator.state.topic.min.isr", &isr),
+            ("default.replication.factor", &rf),
         ];
+        let no = "false".to_string();
         if self.replicas > 1 {
-            settings.push(("min.insync.replicas", isr));
-            settings.push(("unclean.leader.election.enable", "false".into()));
+            settings.extend([
+                ("min.insync.replicas", &isr),
+                ("unclean.leader.election.enable", &no),
+            ]);
         }
         settings
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
 

@@ -71,17 +71,18 @@ fn docker_compose_sets_the_settings_of_the_local_brokers() {
 }
 
 #[test]
-fn the_scripts_read_the_version_testkit_reads() {
-    let root = testkit::repo_root();
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg("source scripts/lib/kafka.sh && kafka_version")
-        .current_dir(&root)
-        .output()
-        .expect("run bash");
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+fn both_kafka_images_are_the_version_testkit_reads() {
+    let text = std::fs::read_to_string(testkit::repo_root().join("docker-compose.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let want = format!(
+        "${{KAFKA_IMAGE:-apache/kafka:{}}}",
         settings::version().unwrap()
     );
+    for service in ["kafka", "kafka-init"] {
+        assert_eq!(
+            doc["services"][service]["image"].as_str(),
+            Some(want.as_str()),
+            "{service}"
+        );
+    }
 }

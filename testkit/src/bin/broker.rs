@@ -1,13 +1,13 @@
-//! `broker`: starts, stops, kills and describes the local broker of
-//! `scripts/broker.sh` (which picks `KAFKA_BROKERS` or Docker first, and
+//! `broker`: installs, starts, stops, kills and describes the local broker
+//! of `scripts/broker.sh` (which picks `KAFKA_BROKERS` or Docker first, and
 //! hands the local kinds to this binary). `broker --help` for the commands.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use testkit::launcher::{self, Kind, Place, Start};
-use testkit::nisshi::Storage;
 
 /// A local Apache Kafka (one node or a cluster) or Nisshi that lives on
 /// after this command, its facts in RUN_DIR (kind, version, address, pid,
@@ -34,32 +34,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Make sure the broker runs (reusing one started earlier), create the
-    /// topic unless --no-topic, print the bootstrap address last; with NODE,
-    /// start that node of the local cluster again on its data.
+    /// Make sure the broker runs (installed if need be, reusing one started
+    /// earlier), create the topic unless --no-topic, print the bootstrap
+    /// address last; with NODE, start that node of the local cluster again
+    /// on its data.
     Start {
         /// One node of the local cluster.
         node: Option<u32>,
-        #[arg(long, value_enum, default_value = "kafka")]
-        kind: KindArg,
-        /// Nodes of a local Apache Kafka: replication min(N, 3), min.insync.replicas one fewer.
-        #[arg(long)]
-        nodes: Option<u32>,
-        /// Delete the stored log first when the broker is not running.
-        #[arg(long)]
-        fresh: bool,
+        #[command(flatten)]
+        start: Start,
         #[arg(long, default_value = "banking.events")]
         topic: String,
         #[arg(long, env = "PARTITIONS", default_value_t = 6)]
         partitions: i32,
         #[arg(long)]
         no_topic: bool,
-        /// JVM heap options of Apache Kafka.
-        #[arg(long, env = "KAFKA_HEAP", default_value = "-Xms1g -Xmx1g")]
-        heap: String,
-        /// Nisshi's storage: memory, or sqlite (RUN_DIR/nisshi.db, kept across restarts).
-        #[arg(long, env = "NISSHI_STORAGE", value_enum, default_value = "memory")]
-        storage: StorageArg,
     },
     /// Stop what start started (SIGTERM; SIGKILL after 60 s for Kafka, 10 s
     /// for Nisshi), or node NODE (controlled shutdown). The log stays.
@@ -74,6 +63,12 @@ enum Command {
     },
     /// Print kind, address, pid, version; exit 0 when the broker answers.
     Status,
+    /// Install the broker (auto: Apache Kafka, else Nisshi) unless there;
+    /// print its jars' directory or binary.
+    Install {
+        #[arg(long, value_enum, default_value = "auto")]
+        kind: Kind,
+    },
     /// Exit 0 when a local broker started from RUN_DIR runs.
     Running,
     /// Exit 0 when a TCP connection to one of ADDRESSES (host:port,...) succeeds.
@@ -82,19 +77,7 @@ enum Command {
     Version,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum KindArg {
-    Kafka,
-    Nisshi,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum StorageArg {
-    Memory,
-    Sqlite,
-}
-
-fn main() -> Result<std::process::ExitCode> {
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let run_dir = cli.run_dir.unwrap_or_else(|| {
         let name = match cli.port {
@@ -109,47 +92,32 @@ fn main() -> Result<std::process::ExitCode> {
         controller_port: cli.controller_port,
         run_dir: std::path::absolute(run_dir)?,
     };
-    let ok = |b: bool| Ok(std::process::ExitCode::from(u8::from(!b)));
+    let run_dir = &place.run_dir;
+    let ok = |b: bool| Ok(ExitCode::from(u8::from(!b)));
     match cli.command {
         Command::Start { node: Some(id), .. } => launcher::start_node(&place, id)?,
         Command::Start {
             node: None,
-            kind,
-            nodes,
-            fresh,
+            start,
             topic,
             partitions,
             no_topic,
-            heap,
-            storage,
         } => {
-            let start = Start {
-                kind: match kind {
-                    KindArg::Kafka => Kind::Kafka,
-                    KindArg::Nisshi => Kind::Nisshi,
-                },
-                nodes,
-                fresh,
-                heap,
-                storage: match storage {
-                    StorageArg::Memory => Storage::Memory,
-                    StorageArg::Sqlite => Storage::Sqlite,
-                },
-            };
             let address = launcher::start(&place, &start)?;
             if !no_topic {
-                launcher::topic(&place.run_dir, &topic, partitions)?;
+                launcher::topic(run_dir, &topic, partitions)?;
             }
             println!("{address}");
         }
-        Command::Stop { node: Some(id) } => launcher::stop_node(&place.run_dir, id, false)?,
-        Command::Stop { node: None } => launcher::stop(&place.run_dir)?,
-        Command::Kill { node } => launcher::stop_node(&place.run_dir, node, true)?,
-        Command::Topic { name, partitions } => launcher::topic(&place.run_dir, &name, partitions)?,
+        Command::Stop { node: Some(id) } => launcher::stop_node(run_dir, id, false)?,
+        Command::Stop { node: None } => launcher::stop(run_dir)?,
+        Command::Kill { node } => launcher::stop_node(run_dir, node, true)?,
+        Command::Topic { name, partitions } => launcher::topic(run_dir, &name, partitions)?,
         Command::Status => return ok(launcher::status(&place)),
-        Command::Running => return ok(launcher::running(&place.run_dir)),
+        Command::Install { kind } => println!("{}", launcher::install(kind)?.1.display()),
+        Command::Running => return ok(launcher::running(run_dir)),
         Command::Answers { addresses } => return ok(launcher::answers(&addresses)),
-        Command::Version => println!("{}", launcher::version()?),
+        Command::Version => println!("{}", testkit::settings::version()?),
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }

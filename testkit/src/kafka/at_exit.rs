@@ -19,7 +19,7 @@ pub(super) fn stop(kafka: &'static Kafka) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(kafka);
-    if kafka._temp.is_some() {
+    if kafka.temp.is_some() {
         remove(kafka.dir.clone());
     }
 }

@@ -1,4 +1,4 @@
-//! Where the broker's jars are (`scripts/setup.sh` installs them) and how
+//! Where the broker's jars are (`broker install` puts them there) and how
 //! the JVM is started on them.
 
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub fn set_home(dir: &Path) {
     let _ = HOME.set(dir.to_path_buf());
 }
 
-/// Where `scripts/setup.sh` installs the jars: [`set_home`]'s directory,
+/// Where `broker install` puts the jars: [`set_home`]'s directory,
 /// `$KAFKA_HOME_DIR`, or `~/.cache/banking-pipeline/kafka-<version>`.
 pub fn home() -> Result<PathBuf> {
     if let Some(dir) = HOME.get() {

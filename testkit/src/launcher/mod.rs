@@ -1,7 +1,7 @@
 //! The brokers of `scripts/broker.sh`, behind the `broker` binary: a local
 //! Apache Kafka (one node, or a cluster of nodes on consecutive ports) or
 //! Nisshi, started with the same code as the tests' brokers
-//! ([`Kafka`](crate::Kafka), [`Nisshi`](crate::Nisshi)) but living on
+//! ([`Kafka`](crate::Kafka), [`Nisshi`]) but living on
 //! after the command (in a session of their own), their facts kept in a
 //! run directory ([`RunDir`]) for the next command.
 //!
@@ -10,6 +10,12 @@
 //! `RUN_DIR/kafka` (one node) or `RUN_DIR/kafka-I`, its pid in `pid` or
 //! `pid-I`.
 
+/// A line on stderr, as `broker: …`.
+macro_rules! say {
+    ($($arg:tt)*) => { eprintln!("broker: {}", format_args!($($arg)*)) };
+}
+
+mod install;
 mod rundir;
 mod status;
 
@@ -18,12 +24,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+pub use install::install;
 pub use rundir::{RunDir, answers};
 pub use status::status;
 
-use crate::kafka::{self, Kafka, KafkaOptions, Node};
+use crate::brokerproc::Lifetime;
+use crate::kafka::{self, KafkaOptions};
 use crate::nisshi::{self, Nisshi, Storage};
-use crate::procs::Lifetime;
 use crate::settings::{self, Replication};
 
 /// Where the local broker lives.
@@ -35,7 +42,6 @@ pub struct Place {
     pub port: u16,
     /// The controller port of a single node (default `port + 1`).
     pub controller_port: Option<u16>,
-    /// Its run directory.
     pub run_dir: PathBuf,
 }
 
@@ -58,40 +64,48 @@ impl Place {
         }
     }
 
+    fn address(&self, id: u32) -> String {
+        format!("{}:{}", self.host, self.node_port(id))
+    }
+
     fn addresses(&self, nodes: u32) -> String {
         (1..=nodes)
-            .map(|i| format!("{}:{}", self.host, self.node_port(i)))
+            .map(|i| self.address(i))
             .collect::<Vec<_>>()
             .join(",")
     }
 }
 
 /// Which broker to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
+    /// Apache Kafka where it is (or can be) installed, else Nisshi.
+    Auto,
     /// Apache Kafka from Maven Central's jars, one JVM per node.
     Kafka,
     /// Nisshi, the embedded Rust broker.
     Nisshi,
 }
 
-/// What `start` does beyond the place.
-#[derive(Debug, Clone)]
+/// What `start` does beyond the place (the `broker start` options).
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct Start {
-    /// The broker.
+    #[arg(long, value_enum, default_value = "auto")]
     pub kind: Kind,
-    /// Nodes of a local Apache Kafka (default: as running, else 1).
+    /// Nodes of a local Apache Kafka (default: as running, else 1):
+    /// replication min(N, 3), min.insync.replicas one fewer.
+    #[arg(long)]
     pub nodes: Option<u32>,
-    /// Delete the stored log first (when not running).
+    /// Delete the stored log first when the broker is not running.
+    #[arg(long)]
     pub fresh: bool,
-    /// The JVM's heap options.
+    /// JVM heap options of Apache Kafka.
+    #[arg(long, env = "KAFKA_HEAP", default_value = "-Xms1g -Xmx1g")]
     pub heap: String,
-    /// Nisshi's storage.
+    /// Nisshi's storage (sqlite: RUN_DIR/nisshi.db, kept across restarts).
+    #[arg(long, env = "NISSHI_STORAGE", value_enum, default_value = "memory")]
     pub storage: Storage,
-}
-
-fn say(what: impl std::fmt::Display) {
-    eprintln!("broker: {what}");
 }
 
 fn pid_name(nodes: u32, id: u32) -> String {
@@ -105,6 +119,7 @@ fn nodes_of(run: &RunDir) -> u32 {
     run.get("nodes").and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
+/// The live pid of each node of the local Kafka started from `run`.
 fn kafka_pids(run: &RunDir, nodes: u32) -> Vec<Option<u32>> {
     let ours = run.get("kind").as_deref() == Some("kafka");
     (1..=nodes)
@@ -121,85 +136,86 @@ fn nisshi_pid(run: &RunDir) -> Option<u32> {
         .flatten()
 }
 
-/// Whether a broker started from `run_dir` runs (a local Apache Kafka node
-/// or Nisshi).
+/// Whether a broker started from `run_dir` runs.
 pub fn running(run_dir: &Path) -> bool {
     let run = RunDir::open(run_dir);
     nisshi_pid(&run).is_some() || kafka_pids(&run, nodes_of(&run)).iter().any(Option::is_some)
 }
 
-/// Makes sure the broker runs (reusing the one started earlier), and
-/// returns its bootstrap address.
+/// Makes sure the broker runs (installed if need be, reusing the one
+/// started earlier), and returns its bootstrap address.
 pub fn start(place: &Place, start: &Start) -> Result<String> {
     let run = RunDir::lock(&place.run_dir)?;
-    match start.kind {
-        Kind::Kafka => start_kafka(place, &run, start),
-        Kind::Nisshi => start_nisshi(place, &run, start),
-    }
-}
-
-fn node(place: &Place, nodes: u32, id: u32, heap: &str) -> Result<Kafka> {
-    let node = Node::of(id, nodes, &place.host, |i| place.controller(nodes, i));
-    let options = KafkaOptions {
-        port: Some(place.node_port(id)),
-        host: Some(place.host.clone()),
-        heap: Some(heap.to_string()),
-        nodes: nodes as usize,
-        ..KafkaOptions::default()
+    let address = match install(start.kind)? {
+        (Kind::Nisshi, bin) => start_nisshi(place, &run, start, &bin)?,
+        _ => start_kafka(place, &run, start)?,
     };
-    let dir = place.node_dir(nodes, id);
-    std::fs::create_dir_all(&dir)?;
-    Kafka::prepare(&dir, options, node, None)
+    run.set("address", &address)?;
+    Ok(address)
 }
 
-/// Launches nodes `ids` together (none serves before a quorum of
-/// controllers runs), waits for each, and records their pids.
+/// Fails when something not started from `run` listens on `address`.
+fn free(run: &RunDir, address: &str, what: &str) -> Result<()> {
+    if answers(address) {
+        bail!(
+            "{what} {address} is taken by something not started from {} (no live pid). \
+             Use it with KAFKA_BROKERS={address}, stop it, or choose another BROKER_PORT",
+            run.path().display()
+        );
+    }
+    Ok(())
+}
+
+/// Starts nodes `ids` (detached) and records their pids.
 fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> Result<()> {
-    let mut launched = Vec::new();
     for &id in ids {
-        let mut kafka = node(place, nodes, id, heap)?;
-        say(format!(
+        let log = place.node_dir(nodes, id).join("logs/server.log");
+        say!(
             "starting node {id} on {} (heap {heap}), log in {}",
-            kafka.bootstrap(),
-            kafka.dir().join("logs/server.log").display()
-        ));
-        kafka.launch_as(Lifetime::Detached)?;
-        launched.push((id, kafka));
+            place.address(id),
+            log.display()
+        );
     }
-    for (id, kafka) in &mut launched {
-        kafka
-            .wait_serving()
-            .with_context(|| format!("Apache Kafka node {id}"))?;
-    }
-    for (id, mut kafka) in launched {
+    let started = kafka::start_nodes(nodes, ids, &place.host, Lifetime::Detached, |i| {
+        let options = KafkaOptions {
+            port: Some(place.node_port(i)),
+            host: Some(place.host.clone()),
+            heap: Some(heap.to_string()),
+            ..KafkaOptions::default()
+        };
+        (
+            place.node_dir(nodes, i),
+            options,
+            place.controller(nodes, i),
+        )
+    })?;
+    for (id, mut kafka) in ids.iter().zip(started) {
         let pid = kafka.detach().context("the node runs")?;
-        run.set(&pid_name(nodes, id), &pid.to_string())?;
+        run.set(&pid_name(nodes, *id), &pid.to_string())?;
     }
     Ok(())
 }
 
 fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
-    kafka::available()?;
-    let version = kafka::version()?;
+    let version = settings::version()?;
     let was = kafka_pids(run, nodes_of(run));
     let nodes = if was.iter().any(Option::is_some) {
         let have = nodes_of(run);
         if start.nodes.is_some_and(|n| n != have) {
             bail!(
-                "the local Kafka in {} runs {have} node(s), not {}; stop it first",
-                run.path().display(),
-                start.nodes.unwrap_or(1)
+                "the local Kafka in {} runs {have} node(s); stop it first",
+                run.path().display()
             );
         }
-        say(format!(
+        say!(
             "reusing Apache Kafka started earlier ({have} node(s)) on {}",
             place.addresses(have)
-        ));
+        );
         let down: Vec<u32> = (1..=have)
             .filter(|&i| was[i as usize - 1].is_none())
             .collect();
         if !down.is_empty() {
-            say(format!("node(s) {down:?} not running: starting them again"));
+            say!("node(s) {down:?} not running: starting them again");
             launch(place, run, have, &down, &start.heap)?;
         }
         have
@@ -207,36 +223,27 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
         let nodes = start.nodes.unwrap_or(1);
         for id in 1..=nodes {
             run.remove(&pid_name(nodes, id));
-            let client = format!("{}:{}", place.host, place.node_port(id));
-            if answers(&client) {
-                bail!(
-                    "something already listens on {client} and was not started from {} \
-                     (no live pid). Use it with KAFKA_BROKERS={client}, stop it, or choose another BROKER_PORT",
-                    run.path().display()
-                );
-            }
+            free(run, &place.address(id), "the client address")?;
             let controller = format!("{}:{}", place.host, place.controller(nodes, id));
-            if answers(&controller) {
-                bail!(
-                    "the controller port {controller} is taken; choose another BROKER_PORT or KAFKA_CONTROLLER_PORT"
-                );
-            }
+            free(
+                run,
+                &controller,
+                "the controller address (KAFKA_CONTROLLER_PORT)",
+            )?;
             let data = place.node_dir(nodes, id).join("data");
             if start.fresh && data.is_dir() {
-                say(format!(
-                    "--fresh: deleting the stored log {}",
-                    data.display()
-                ));
+                say!("--fresh: deleting the stored log {}", data.display());
                 std::fs::remove_dir_all(&data)?;
             }
         }
         run.set("kind", "kafka")?;
         run.set("nodes", &nodes.to_string())?;
         let r = Replication::for_nodes(nodes as usize);
-        say(format!(
+        say!(
             "starting Apache Kafka {version}: {nodes} node(s) in KRaft combined mode (broker + controller), replication {}, min.insync.replicas {}",
-            r.replicas, r.min_isr
-        ));
+            r.replicas,
+            r.min_isr
+        );
         let started = std::time::Instant::now();
         launch(
             place,
@@ -245,65 +252,45 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
             &(1..=nodes).collect::<Vec<_>>(),
             &start.heap,
         )?;
-        say(format!(
+        say!(
             "Apache Kafka is up ({nodes} node(s)) after {} s",
             started.elapsed().as_secs()
-        ));
+        );
         nodes
     };
-    let address = place.addresses(nodes);
-    run.set("kind", "kafka")?;
-    run.set("nodes", &nodes.to_string())?;
     run.set("version", &format!("Apache Kafka {version}"))?;
     run.set("heap", &start.heap)?;
-    run.set("address", &address)?;
-    Ok(address)
+    Ok(place.addresses(nodes))
 }
 
-fn start_nisshi(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
-    let bin = nisshi::available()?;
-    let address = format!("{}:{}", place.host, place.port);
+fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Result<String> {
+    let address = place.address(1);
     if let Some(pid) = nisshi_pid(run) {
-        say(format!(
-            "reusing Nisshi started earlier (pid {pid}) on {address}"
-        ));
+        say!("reusing Nisshi started earlier (pid {pid}) on {address}");
     } else {
         run.remove("pid");
-        if answers(&address) {
-            bail!(
-                "something already listens on {address} and was not started from {} (no live pid). \
-                 Use it with KAFKA_BROKERS={address}, stop it, or choose another BROKER_PORT",
-                run.path().display()
-            );
-        }
+        free(run, &address, "the address")?;
         let db = run.path().join("nisshi.db");
         if start.fresh && start.storage == Storage::Sqlite && db.exists() {
-            say(format!("--fresh: deleting the stored log {}", db.display()));
+            say!("--fresh: deleting the stored log {}", db.display());
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
         }
-        say(format!(
+        let log = run.path().join("nisshi.log");
+        say!(
             "starting Nisshi on {address} (storage {}), log in {}",
             start.storage.url(),
-            run.path().join("nisshi.log").display()
-        ));
-        let dir = run.path().canonicalize()?;
-        let pid = Nisshi::start_detached(&dir, &address, start.storage)?;
+            log.display()
+        );
+        let pid = Nisshi::start_detached(&run.path().canonicalize()?, &address, start.storage)?;
         run.set("pid", &pid.to_string())?;
         run.set("storage", start.storage.url())?;
-        say(format!("Nisshi is up (pid {pid})"));
+        say!("Nisshi is up (pid {pid})");
     }
-    let version = std::process::Command::new(&bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "nisshi (unknown version)".into());
+    let version = nisshi::version_of(bin).unwrap_or_else(|| "(unknown version)".into());
     run.set("kind", "nisshi")?;
-    run.set("version", &version)?;
-    run.set("address", &address)?;
+    run.set("version", &format!("nisshi {version}"))?;
     Ok(address)
 }
 
@@ -321,32 +308,19 @@ pub fn topic(run_dir: &Path, topic: &str, partitions: i32) -> Result<()> {
     let r = Replication::for_nodes(nodes_of(&run) as usize);
     let have = kafka::ensure_topic(&address, topic, partitions, r)?;
     if have != partitions {
-        say(format!(
+        say!(
             "warning: topic {topic} has {have} partitions, not {partitions}; stop, then start --fresh for a fresh topic"
-        ));
+        );
     } else {
-        say(format!(
-            "topic {topic} ready on {address} ({partitions} partitions, {} replica(s), min.insync.replicas {})",
-            r.replicas, r.min_isr
-        ));
+        let (replicas, min_isr) = (r.replicas, r.min_isr);
+        say!(
+            "topic {topic} ready on {address} ({partitions} partitions, {replicas} replica(s), min.insync.replicas {min_isr})"
+        );
     }
     Ok(())
 }
 
-/// Starts node `id` of the local cluster again on its data.
-pub fn start_node(place: &Place, id: u32) -> Result<()> {
-    let run = RunDir::lock(&place.run_dir)?;
-    let nodes = node_in(&run, id)?;
-    if kafka_pids(&run, nodes)[id as usize - 1].is_some() {
-        say(format!("node {id} already runs"));
-        return Ok(());
-    }
-    let heap = run.get("heap").unwrap_or_else(|| "-Xms1g -Xmx1g".into());
-    launch(place, &run, nodes, &[id], &heap)?;
-    say(format!("node {id} is up"));
-    Ok(())
-}
-
+/// The nodes of the local Kafka started from `run`, when `id` is one.
 fn node_in(run: &RunDir, id: u32) -> Result<u32> {
     if run.get("kind").as_deref() != Some("kafka") {
         bail!(
@@ -361,6 +335,20 @@ fn node_in(run: &RunDir, id: u32) -> Result<u32> {
     Ok(nodes)
 }
 
+/// Starts node `id` of the local cluster again on its data.
+pub fn start_node(place: &Place, id: u32) -> Result<()> {
+    let run = RunDir::lock(&place.run_dir)?;
+    let nodes = node_in(&run, id)?;
+    if kafka_pids(&run, nodes)[id as usize - 1].is_some() {
+        say!("node {id} already runs");
+        return Ok(());
+    }
+    let heap = run.get("heap").unwrap_or_else(|| "-Xms1g -Xmx1g".into());
+    launch(place, &run, nodes, &[id], &heap)?;
+    say!("node {id} is up");
+    Ok(())
+}
+
 /// Stops node `id` (controlled shutdown, SIGTERM; SIGKILL after 60 s) or,
 /// with `kill`, kills it (`kill -9`). Its log stays.
 pub fn stop_node(run_dir: &Path, id: u32, kill: bool) -> Result<()> {
@@ -373,15 +361,13 @@ pub fn stop_node(run_dir: &Path, id: u32, kill: bool) -> Result<()> {
 fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
     let name = pid_name(nodes, id);
     match run.live_pid(&name, "kafka.Kafka") {
-        None => say(format!("node {id} of the local Kafka is not running")),
+        None => say!("node {id} of the local Kafka is not running"),
         Some(pid) if kill => {
-            say(format!("kill -9 of node {id} (pid {pid})"));
+            say!("kill -9 of node {id} (pid {pid})");
             rundir::kill9(pid);
         }
         Some(pid) => {
-            say(format!(
-                "stopping node {id} (pid {pid}; controlled shutdown)"
-            ));
+            say!("stopping node {id} (pid {pid}; controlled shutdown)");
             rundir::terminate(pid, Duration::from_secs(60), &format!("node {id}"));
         }
     }
@@ -393,8 +379,8 @@ fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
 /// controller quorum is gone). The log stays (Nisshi in memory: gone).
 pub fn stop(run_dir: &Path) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
-    match run.get("kind").as_deref() {
-        Some("kafka") => {
+    match (run.get("kind").as_deref(), nisshi_pid(&run)) {
+        (Some("kafka"), _) => {
             let nodes = nodes_of(&run);
             std::thread::scope(|s| {
                 for id in 1..=nodes {
@@ -402,37 +388,29 @@ pub fn stop(run_dir: &Path) -> Result<()> {
                     s.spawn(move || stop_kafka_node(run, nodes, id, false));
                 }
             });
-            say(format!(
+            say!(
                 "Apache Kafka stopped (its log stays under {})",
                 run_dir.display()
-            ));
+            );
         }
-        Some("nisshi") => {
-            match nisshi_pid(&run) {
-                Some(pid) => {
-                    say(format!("stopping Nisshi (pid {pid})"));
-                    rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
-                    let kept = run.get("storage").is_some_and(|s| s.starts_with("sqlite"));
-                    say(if kept {
-                        "Nisshi stopped (its log stays in nisshi.db)"
-                    } else {
-                        "Nisshi stopped (in-memory storage: its topics are gone)"
-                    });
-                }
-                None => say("Nisshi is not running"),
+        (Some("nisshi"), Some(pid)) => {
+            say!("stopping Nisshi (pid {pid})");
+            rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
+            run.remove("pid");
+            match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
+                true => say!("Nisshi stopped (its log stays in nisshi.db)"),
+                false => say!("Nisshi stopped (in-memory storage: its topics are gone)"),
             }
+        }
+        (Some("nisshi"), None) => {
+            say!("Nisshi is not running");
             run.remove("pid");
         }
-        _ => say(format!(
+        _ => say!(
             "nothing was started from {}; nothing to stop",
             run_dir.display()
-        )),
+        ),
     }
     run.remove("address");
     Ok(())
-}
-
-/// The Apache Kafka version the brokers run (`docker-compose.yml`'s tag).
-pub fn version() -> Result<String> {
-    settings::version()
 }

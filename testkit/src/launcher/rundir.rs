@@ -40,7 +40,6 @@ impl RunDir {
         })
     }
 
-    /// Its path.
     pub fn path(&self) -> &Path {
         &self.dir
     }

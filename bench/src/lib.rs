@@ -37,7 +37,6 @@ pub mod cli;
 pub mod defaults;
 pub mod machine;
 pub mod plots;
-pub mod procs;
 pub mod queries;
 pub mod report;
 pub mod results;

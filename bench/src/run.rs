@@ -34,12 +34,12 @@ use crate::argv::argv;
 use crate::ceilings::{db_bytes, remove_db};
 use crate::cli::{CheckPhaseArgs, QueryArgs, RunArgs};
 use crate::machine::{BrokerInfo, Machine, ProcSampler};
-use crate::procs::{self, Finished};
 use crate::results::{Results, RunConfig, RunRecord, Step};
 use crate::settings::{ConsumerJob, Settings};
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};
+use testkit::procs::{Finished, Proc};
 
 mod backlog;
 mod live;
@@ -334,26 +334,16 @@ impl Ctx<'_> {
         let stats = dir.join(format!("{name}.json"));
         let args = argv(&self.settings.producer(topic, count, rate, &stats, raw))?;
         let log = dir.join(format!("{name}.log"));
-        procs::run(
-            name,
-            &self.bins.producer(),
-            &args,
-            &log,
-            producer_limit(count, rate),
-        )
+        Proc::spawn_echoed(&self.bins.producer(), &args, &log, name)?
+            .finish_within(producer_limit(count, rate))
     }
 
     /// Starts a consumer; its files in `dir` are named after its model.
-    fn consumer(
-        &self,
-        model: Model,
-        dir: &Path,
-        job: &ConsumerJob<'_>,
-    ) -> anyhow::Result<procs::Running> {
+    fn consumer(&self, model: Model, dir: &Path, job: &ConsumerJob<'_>) -> anyhow::Result<Proc> {
         let bin = self.bins.consumer(model);
         let args = self.settings.consumer_argv(model, job)?;
         let log = dir.join(format!("{}.log", model.name()));
-        procs::spawn(model.name(), &bin, &args, &log)
+        Proc::spawn_echoed(&bin, &args, &log, model.name())
     }
 
     /// Runs `bench SUBCOMMAND` with `args` in a process of its own.
@@ -367,7 +357,7 @@ impl Ctx<'_> {
     ) -> anyhow::Result<Finished> {
         let mut argv_ = vec![OsString::from(subcommand)];
         argv_.extend(argv(args)?);
-        procs::run(name, &self.bench, &argv_, log, limit)
+        Proc::spawn_echoed(&self.bench, &argv_, log, name)?.finish_within(limit)
     }
 
     /// Records a finished process; an error when it failed.

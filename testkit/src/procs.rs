@@ -7,7 +7,10 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
+use std::thread::{self, JoinHandle};
+
+mod echoed;
+pub use echoed::Finished;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -46,6 +49,9 @@ pub struct Proc {
     /// For messages.
     pub name: String,
     status: Option<ExitStatus>,
+    started: Instant,
+    /// The threads copying its output ([`Proc::spawn_echoed`]).
+    copiers: Vec<JoinHandle<()>>,
 }
 
 impl Proc {
@@ -83,6 +89,8 @@ impl Proc {
             stats: None,
             name: name.to_string(),
             status: None,
+            started: Instant::now(),
+            copiers: Vec::new(),
         })
     }
 

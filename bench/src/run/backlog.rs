@@ -143,7 +143,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     max_events: acked,
                     idle_s: 5,
                 };
-                let f = ctx.consumer(model, &dir, &job)?.wait(drain_limit(acked))?;
+                let f = ctx.consumer(model, &dir, &job)?.finish_within(drain_limit(acked))?;
                 ctx.record_db(phase, name, &job.db);
                 ctx.finished(phase, &f)?;
                 let s: ConsumerStats = read_json(&job.stats)?;

@@ -124,7 +124,7 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
                     idle_s: idle,
                 };
                 let consumer = ctx.consumer(model, &dir, &job)?;
-                ready.push((job.ready.expect("set above"), consumer.id()));
+                ready.push((job.ready.expect("set above"), consumer.pid()));
                 running.push(consumer);
             }
             eprintln!(
@@ -132,8 +132,8 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
             );
             let until = Instant::now() + Duration::from_secs(warmup);
             while Instant::now() < until {
-                if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
-                    eprintln!("    {} exited during the warm-up", r.name());
+                if let Some(r) = running.iter_mut().find_map(|r| r.try_status().is_some().then_some(r)) {
+                    eprintln!("    {} exited during the warm-up", r.name);
                     break;
                 }
                 let is_ready =
@@ -157,10 +157,10 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
                 }
             };
             let producer_ok = produced.as_ref().is_some_and(Finished::ok);
-            for r in running {
+            for mut r in running {
                 // Without a producer nothing will arrive: stop them now.
                 let f = if producer_ok {
-                    r.wait(limit)?
+                    r.finish_within(limit)?
                 } else {
                     r.stop()?
                 };

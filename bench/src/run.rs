@@ -33,7 +33,7 @@ use serde::Serialize;
 use crate::argv::argv;
 use crate::ceilings::{db_bytes, remove_db};
 use crate::cli::{CheckPhaseArgs, QueryArgs, RunArgs};
-use crate::machine::{BrokerInfo, Machine, ProcSampler};
+use crate::machine::{Machine, ProcSampler};
 use crate::results::{Results, RunConfig, RunRecord, Step};
 use crate::settings::{ConsumerJob, Settings};
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
@@ -64,38 +64,19 @@ struct Ctx<'a> {
 /// Runs the benchmark; the exit code is non-zero on any failed check or
 /// failed step.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let started_at = SystemTime::now();
-    let (iso, compact) = utc(started_at);
-    let settings = &args.settings;
-    settings.check()?;
-    if args.dry_run {
+    let Some(start) = args.common.start("")? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.results.join(&compact));
-    prepare_out_dir(&out)?;
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
     };
-    let bins = testkit::Bins::in_dir(&bin_dir)?;
+    let (out, settings) = (start.out, &args.common.settings);
     let bench = std::env::current_exe().context("cannot locate the bench binary")?;
     let rates = args.live_rates();
-    let run_id = format!("bench.{compact}.{}", std::process::id());
+    let run_id = format!("bench.{}.{}", start.compact, std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
 
     let record = RunRecord {
         version: STATS_VERSION,
-        command: args
-            .command_line
-            .clone()
-            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
-        started_at: iso,
+        command: start.command,
+        started_at: start.iso,
         finished_at: String::new(),
         wall_seconds: 0.0,
         config: RunConfig {
@@ -108,7 +89,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             saturation_p99_ms: args.saturation.then_some(args.saturation_p99_ms),
         },
         machine: Machine::probe(),
-        broker: BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &settings.brokers),
+        broker: start.broker,
         steps: Vec::new(),
         db_bytes: Default::default(),
         exit_codes: Default::default(),
@@ -119,7 +100,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         args,
         settings,
         out: out.clone(),
-        bins,
+        bins: start.bins,
         bench,
         record,
         checks: Vec::new(),
@@ -256,20 +237,6 @@ pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
     std::fs::write(dir.join("report.md"), report::render(&results, &names))
         .context("cannot write report.md")?;
     Ok(results)
-}
-
-fn prepare_out_dir(out: &Path) -> anyhow::Result<()> {
-    if out.exists() {
-        let mut entries =
-            std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
-        if entries.next().is_some() {
-            bail!(
-                "{} exists and is not empty; give a new --out directory",
-                out.display()
-            );
-        }
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
 }
 
 impl Ctx<'_> {

@@ -42,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole benchmark against a running broker.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Test each claim made about push against pull (latency at low and
     /// high rates, CPU idle and per event, bursts, a step, a slow sink,
     /// scale-out, a consumer outage) on one broker, each phase verified,

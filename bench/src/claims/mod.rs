@@ -314,7 +314,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     record.wall_seconds = started.elapsed().as_secs_f64();
     record.load_after = loadavg();
     common::stats::write_json(&out.join("claims.json"), &record)?;
-    let table = write_report(&out)?;
+    let table = write_report(out)?;
     println!("\n{table}");
     for f in &record.failures {
         println!("failure: {f}");

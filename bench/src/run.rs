@@ -53,7 +53,6 @@ struct Ctx<'a> {
     out: PathBuf,
     /// `producer`, `consumer-pull`, `consumer-push` (testkit's one lookup).
     bins: testkit::Bins,
-    /// This binary, for the ceilings.
     bench: PathBuf,
     record: RunRecord,
     checks: Vec<Check>,

@@ -175,52 +175,37 @@ impl ClaimsArgs {
 /// Everything a claims run measured: `claims.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimsRun {
-    /// The command.
     pub command: String,
-    /// UTC start.
     pub started_at: String,
-    /// UTC end.
     pub finished_at: String,
-    /// Whole run, seconds.
     pub wall_seconds: f64,
     /// `/proc/loadavg` at the start.
     pub load_before: String,
     /// `/proc/loadavg` at the end.
     pub load_after: String,
-    /// The machine.
     pub machine: Machine,
-    /// The broker.
     pub broker: BrokerInfo,
-    /// What every process ran with.
     pub settings: Settings,
     /// The options of the experiments, as given.
     pub options: Options,
     /// Every phase, in order (the warm-up included).
     pub phases: Vec<PhaseRun>,
-    /// What failed.
     pub failures: Vec<String>,
 }
 
 /// The experiments' options as recorded.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Options {
-    /// Steady rates.
     pub rates: Vec<u64>,
     /// Seconds per steady rate.
     pub duration: u64,
-    /// Repeats.
     pub repeats: u64,
-    /// Idle window.
     pub idle_seconds: u64,
-    /// Burst: rate, seconds, gap, count.
     pub burst: (u64, u64, f64, u64),
-    /// Step rates and seconds.
     pub step: (Vec<u64>, u64),
     /// Slow sink: batch size, rate, seconds.
     pub slow: (usize, u64, u64),
-    /// Scale-out: events, instance counts.
     pub scale: (u64, Vec<usize>),
-    /// Outage: rate, seconds.
     pub outage: (u64, u64),
 }
 

@@ -135,13 +135,8 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             |ctx| {
                 let group = format!("{}.{name}.{phase}", ctx.run_id);
                 let job = ConsumerJob {
-                    topic: &topic,
-                    group: &group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: None,
                     max_events: acked,
-                    idle_s: 5,
+                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, false)
                 };
                 let f = ctx.consumer(model, &dir, &job)?.finish_within(drain_limit(acked))?;
                 ctx.record_db(phase, name, &job.db);

@@ -115,13 +115,9 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
                 let name = model.name();
                 let group = format!("{}.{name}.{phase}", ctx.run_id);
                 let job = ConsumerJob {
-                    topic: &topic,
-                    group: &group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: Some(dir.join(format!("{name}.ready"))),
                     max_events: count,
                     idle_s: idle,
+                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, true)
                 };
                 let consumer = ctx.consumer(model, &dir, &job)?;
                 ready.push((job.ready.expect("set above"), consumer.pid()));

@@ -84,13 +84,9 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             for i in 0..spec.instances {
                 let name = instance_name(*model, i, spec.instances);
                 let job = ConsumerJob {
-                    topic: &topic,
-                    group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: Some(dir.join(format!("{name}.ready"))),
                     max_events: total.max(1),
                     idle_s,
+                    ..ConsumerJob::in_dir(dir, &name, &topic, group, true)
                 };
                 let mut args = settings.consumer(*model, &job);
                 args.batch_size = batch_size;

@@ -38,7 +38,6 @@ pub struct QueryStats {
     pub index_build_seconds: f64,
     /// Database size before the index was built.
     pub db_bytes_before_index: u64,
-    /// And after.
     pub db_bytes_after_index: u64,
     /// `Store::latest_events(account, 50)`.
     pub latest_events_50: QueryTiming,

@@ -27,11 +27,8 @@ pub struct RateFigures {
     pub producer_events_per_second: Vec<f64>,
     /// End-to-end latency, ms.
     pub p50_ms: Pair,
-    /// p99, ms.
     pub p99_ms: Pair,
-    /// p99.9, ms.
     pub p999_ms: Pair,
-    /// Max, ms.
     pub max_ms: Pair,
     /// Consumer CPU from the producer's start to the consumer's exit, per
     /// event, microseconds.
@@ -59,13 +56,9 @@ pub struct LoadFigures {
     pub events: u64,
     /// The producer's rate per segment, first repeat.
     pub segment_rates: Vec<f64>,
-    /// p50, ms.
     pub p50_ms: Pair,
-    /// p99, ms.
     pub p99_ms: Pair,
-    /// p99.9, ms.
     pub p999_ms: Pair,
-    /// Max, ms.
     pub max_ms: Pair,
     pub max_lag: Pair,
     /// Highest `VmRSS` sampled, MB.

@@ -123,11 +123,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ctx.save()?;
 
     // A broker that has just started is slower than one that has taken
-    // some load: Apache Kafka's JVM spent 1.2 cores compiling through the
-    // first live phase of a run that did not warm it up (p50 at 2k/s 14.6
-    // ms), and on the embedded broker the first of two identical runs was the
-    // slower one.
-    // Warm it up on a throw-away topic before anything is measured.
+    // some load (the JVM compiling; docs/benchmark.md): warm it up on a
+    // throw-away topic before anything is measured.
     if !(args.skip_backlog && rates.is_empty()) {
         let warm = args.events.clamp(1, 1_000_000);
         let dir = out.join("warm-up");
@@ -143,14 +140,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     // On the embedded broker (Nisshi) the live phases come first: its
-    // in-memory engine slows down as it holds more; after a 2M-event backlog
-    // Nisshi 0.8.1 gave p99 2.2-2.4 s at 20k/s. A property of that broker,
-    // not of either consumer.
-    // Apache Kafka indexes its log and does not slow down as it fills, but
-    // its JVM keeps compiling through the first minute of load: after only
-    // the warm-up above it still took a core at 2k/s (p50 9.6-9.8 ms, against
-    // 5-6 ms on a broker that had run for minutes), so there the backlog
-    // phase comes first and the live phases meet a broker in steady state.
+    // in-memory engine slows down as it holds more. Apache Kafka does not,
+    // but its JVM keeps compiling through the first minute of load, so
+    // there the backlog comes first and the live phases meet a broker in
+    // steady state (docs/benchmark.md).
     let live_first = ctx.record.broker.kind == "nisshi";
     let live_phases = |ctx: &mut Ctx<'_>| {
         for &rate in &rates {
@@ -168,13 +161,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ctx.fail(format!("backlog phase: {e:#}"));
     }
     if !live_first {
-        // The live code paths (many small produce and fetch requests, fetches
-        // parked until data arrives) are compiled only once live load
-        // starts: without this, Kafka's C2 compiler threads took about a
-        // quarter of a core through every live phase, on a 2-core machine
-        // shared with the producer and both consumers. One unmeasured live
-        // step at the middle rate first (`warm-up-live-<rate>`, verified
-        // like the others, left out of the results).
+        // The broker compiles its live code paths only once live load
+        // starts: one unmeasured live step at the middle rate first
+        // (`warm-up-live-<rate>`, verified, left out of the results).
         if let Some(&rate) = rates.get(rates.len() / 2)
             && let Err(e) = live_phase(&mut ctx, "warm-up-live", rate)
         {

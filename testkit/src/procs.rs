@@ -46,7 +46,6 @@ pub struct Proc {
     pub log: PathBuf,
     /// Its `--stats-json` file, if it writes one.
     pub stats: Option<PathBuf>,
-    /// For messages.
     pub name: String,
     status: Option<ExitStatus>,
     started: Instant,
@@ -229,21 +228,15 @@ impl Drop for Proc {
 /// `-X sasl.password=`[`SECRET`], then `extra`.
 #[derive(Debug, Clone)]
 pub struct ConsumerCmd {
-    /// Which consumer.
     pub model: Model,
-    /// Bootstrap list.
     pub brokers: String,
-    /// Topic.
     pub topic: String,
-    /// Consumer group.
     pub group: String,
-    /// Database.
     pub db: PathBuf,
     /// Where run `n` writes `<model>-<n>.log` and `<model>-<n>.json`.
     pub dir: PathBuf,
     /// `--exit-when-idle` (None: runs until signalled).
     pub idle_secs: Option<u64>,
-    /// More arguments.
     pub extra: Vec<String>,
 }
 
@@ -322,23 +315,14 @@ impl ConsumerCmd {
 /// it can), `--timeout` seconds for every acknowledgement.
 #[derive(Debug, Clone)]
 pub struct ProducerCmd {
-    /// Bootstrap list.
     pub brokers: String,
-    /// Topic.
     pub topic: String,
-    /// `--count`.
     pub count: u64,
-    /// `--seed`.
     pub seed: u64,
-    /// `--accounts`.
     pub accounts: u64,
-    /// `--first-id`.
     pub first_id: u64,
-    /// `--rate`.
     pub rate: u64,
-    /// `--timeout`.
     pub timeout_secs: u64,
-    /// More arguments.
     pub extra: Vec<String>,
 }
 

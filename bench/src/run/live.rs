@@ -62,31 +62,13 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// The figures of one finished saturation step, read from its directory.
+/// The figures of one finished saturation step, read back from the run's
+/// files as the report will read them.
 fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
-    let dir = ctx.out.join(format!("saturation-{rate}"));
-    let p: ProducerStats = read_json(&dir.join("producer.json"))?;
-    let figures = |model: &str| -> Option<crate::results::Figures> {
-        let s: ConsumerStats = read_json(&dir.join(format!("{model}.json"))).ok()?;
-        let phase = format!("saturation-{rate}");
-        Some(crate::results::Figures {
-            events: s.events_committed,
-            wall_seconds: s.wall_seconds,
-            events_per_second: s.events_per_second,
-            latency_us: s.latency_us,
-            verification: verify::verdict_of(&ctx.checks, &phase, model).into(),
-            ..Default::default()
-        })
-    };
-    Ok(crate::results::LiveResult {
-        rate,
-        duration_s: ctx.args.duration,
-        produced: p.events_acknowledged,
-        producer_events_per_second: p.events_per_second,
-        pull: figures("pull"),
-        push: figures("push"),
-        ..Default::default()
-    })
+    ctx.save()?;
+    let steps = Results::collect(&ctx.out)?.saturation.map(|s| s.steps);
+    let step = steps.into_iter().flatten().find(|s| s.rate == rate);
+    step.with_context(|| format!("no figures for the saturation step at {rate}/s"))
 }
 
 /// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups

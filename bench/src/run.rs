@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::argv::argv;
 use crate::ceilings::{db_bytes, remove_db};
-use crate::cli::{CheckPhaseArgs, QueryArgs, RunArgs};
+use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
 use crate::results::{Results, RunConfig, RunRecord, Step};
 use crate::settings::{ConsumerJob, Settings};
@@ -53,7 +53,6 @@ struct Ctx<'a> {
     out: PathBuf,
     /// `producer`, `consumer-pull`, `consumer-push` (testkit's one lookup).
     bins: testkit::Bins,
-    bench: PathBuf,
     record: RunRecord,
     checks: Vec<Check>,
     started: Instant,
@@ -67,7 +66,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (out, settings) = (start.out, &args.common.settings);
-    let bench = std::env::current_exe().context("cannot locate the bench binary")?;
     let rates = args.live_rates();
     let run_id = format!("bench.{}.{}", start.compact, std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
@@ -100,7 +98,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         settings,
         out: out.clone(),
         bins: start.bins,
-        bench,
         record,
         checks: Vec::new(),
         started: Instant::now(),
@@ -301,20 +298,6 @@ impl Ctx<'_> {
         Proc::spawn_echoed(&bin, &args, &log, model.name())
     }
 
-    /// Runs `bench SUBCOMMAND` with `args` in a process of its own.
-    fn bench<T: clap::Args + Serialize>(
-        &self,
-        name: &str,
-        subcommand: &str,
-        args: &T,
-        log: &Path,
-        limit: Duration,
-    ) -> anyhow::Result<Finished> {
-        let mut argv_ = vec![OsString::from(subcommand)];
-        argv_.extend(argv(args)?);
-        Proc::spawn_echoed(&self.bench, &argv_, log, name)?.finish_within(limit)
-    }
-
     /// Records a finished process; an error when it failed.
     fn finished(&mut self, phase: &str, f: &Finished) -> anyhow::Result<()> {
         self.record
@@ -334,28 +317,8 @@ impl Ctx<'_> {
             .insert(format!("{phase}/{model}.db"), db_bytes(db));
     }
 
-    /// Verifies a phase in a child process (`bench check-phase`): a summary
-    /// scan of a large database grows SQLite's page cache, and every process
-    /// started afterwards would inherit that peak in its own `ru_maxrss`
-    /// (Linux carries the high-water mark across fork and exec). Keeping the
-    /// orchestrator small keeps the children's peak RSS their own.
     fn verify_phase(&mut self, phase: &str, dir: &Path) -> anyhow::Result<()> {
-        let json = dir.join("checks.json");
-        let args = CheckPhaseArgs {
-            dir: dir.to_path_buf(),
-            json: json.clone(),
-        };
-        let f = self.bench(
-            "verify",
-            "check-phase",
-            &args,
-            &dir.join("verify.log"),
-            Duration::from_secs(3600),
-        )?;
-        if !f.ok() {
-            bail!("{}", f.failure());
-        }
-        let checks = verify::read_checks(&json)?;
+        let checks = verify::phase_in_child(dir, Duration::from_secs(3600))?;
         let verdict = verify::verdict(&checks);
         eprintln!("    [{phase}] verification {verdict}");
         self.checks.extend(checks);
@@ -371,6 +334,21 @@ impl Ctx<'_> {
         );
         Ok(())
     }
+}
+
+/// Runs `bench SUBCOMMAND` (this very binary) with `args` in a process of
+/// its own.
+pub(crate) fn bench_child<T: clap::Args + Serialize>(
+    name: &str,
+    subcommand: &str,
+    args: &T,
+    log: &Path,
+    limit: Duration,
+) -> anyhow::Result<Finished> {
+    let exe = std::env::current_exe().context("cannot locate the bench binary")?;
+    let mut argv_ = vec![OsString::from(subcommand)];
+    argv_.extend(argv(args)?);
+    Proc::spawn_echoed(&exe, &argv_, log, name)?.finish_within(limit)
 }
 
 /// Generous limits: a stuck process must not hang the run forever, but a

@@ -6,11 +6,36 @@
 //! `pull.db` / `push.db`), so `bench verify DIR` repeats it on an old run.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 pub use testkit::verify::{Check, check_producer, totals, verdict};
 
+use crate::cli::CheckPhaseArgs;
+use crate::run::bench_child;
 use crate::stats::{ProducerStats, read_json};
+
+/// Verifies a phase in a child process (`bench check-phase`): a summary
+/// scan of a large database grows SQLite's page cache, and every process
+/// started afterwards would inherit that peak in its own `ru_maxrss`
+/// (Linux carries the high-water mark across fork and exec). Keeping the
+/// orchestrator small keeps the children's peak RSS their own.
+pub fn phase_in_child(dir: &Path, limit: Duration) -> anyhow::Result<Vec<Check>> {
+    let json = dir.join("checks.json");
+    let args = CheckPhaseArgs {
+        dir: dir.to_path_buf(),
+        json: json.clone(),
+    };
+    let f = bench_child(
+        "verify",
+        "check-phase",
+        &args,
+        &dir.join("verify.log"),
+        limit,
+    )?;
+    anyhow::ensure!(f.ok(), "{}", f.failure());
+    read_checks(&json)
+}
 
 /// The two models, in report order.
 pub const MODELS: [&str; 2] = ["pull", "push"];

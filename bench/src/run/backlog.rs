@@ -116,7 +116,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     .settings
                     .store_ceiling(db, count, skip, first_id, &stats);
                 let log = dir.join(format!("{name}.log"));
-                let f = ctx.bench(name, subcommand, &args, &log, drain_limit(count))?;
+                let f = bench_child(name, subcommand, &args, &log, drain_limit(count))?;
                 ctx.finished(phase, &f)
             },
         );
@@ -167,7 +167,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let stats = dir.join("raw-consume.json");
                 let args = ctx.settings.raw_consume(&topic, &group, acked, &stats);
                 let log = dir.join("raw-consume.log");
-                let f = ctx.bench(
+                let f = bench_child(
                     "raw-consume",
                     "ceiling-consume",
                     &args,
@@ -208,7 +208,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     stats_json: Some(json.clone()),
                 };
                 let log = dir.join("queries.log");
-                let f = ctx.bench("queries", "queries", &args, &log, Duration::from_secs(3600))?;
+                let f = bench_child("queries", "queries", &args, &log, Duration::from_secs(3600))?;
                 ctx.finished(phase, &f)?;
                 let q: queries::QueryStats = read_json(&json)?;
                 eprintln!(

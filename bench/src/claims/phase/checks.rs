@@ -1,18 +1,11 @@
-//! What a phase's verification rests on: the producer's runs merged into
-//! one `producer.json`, `bench check-phase` for a single instance, and the
-//! `ledger` checks of a group's databases.
+//! What a phase's verification rests on besides `bench check-phase`: the
+//! producer's runs merged into one `producer.json`, and the `ledger` checks
+//! of a group's databases.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
-
-use crate::argv::argv;
-use crate::cli::CheckPhaseArgs;
 use crate::stats::ProducerStats;
-use crate::verify::{self, Check};
-use testkit::procs::Proc;
+use crate::verify::Check;
 
 /// The producer runs of a phase as one: counts, amount sum and id
 /// checksum added up (the checksum is a wrapping sum, so the sum of the
@@ -46,25 +39,6 @@ pub fn merge(parts: &[ProducerStats]) -> Option<ProducerStats> {
         0.0
     };
     Some(m)
-}
-
-/// `bench check-phase` in a child process, as `bench run` does.
-pub(super) fn check_phase_child(dir: &Path) -> anyhow::Result<Vec<Check>> {
-    // This very binary runs the check, as for the ceilings.
-    let bench = std::env::current_exe().context("locate the bench binary")?;
-    let json = dir.join("checks.json");
-    let args = CheckPhaseArgs {
-        dir: dir.to_path_buf(),
-        json: json.clone(),
-    };
-    let mut a = vec![OsString::from("check-phase")];
-    a.extend(argv(&args)?);
-    let f = Proc::spawn_echoed(&bench, &a, &dir.join("verify.log"), "verify")?
-        .finish_within(Duration::from_secs(600))?;
-    if !f.ok() {
-        bail!("{}", f.failure());
-    }
-    verify::read_checks(&json)
 }
 
 /// A group's databases as one (`ledger`): each acknowledged event exactly

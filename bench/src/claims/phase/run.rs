@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use consumer_core::Model;
 use consumer_core::ready::Ready;
 
-use super::checks::{check_phase_child, check_union, merge};
+use super::checks::{check_union, merge};
 use super::{ConsumerRun, PhaseEnv, PhaseRun, PhaseSpec, SegmentRun};
 use crate::argv::argv;
 use crate::claims::sampler::Sampler;
@@ -321,7 +321,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     topics::delete(&settings.brokers, &topic);
 
     let checks = if spec.instances == 1 {
-        check_phase_child(&dir)?
+        verify::phase_in_child(&dir, Duration::from_secs(600))?
     } else {
         let mut checks = vec![verify::check_producer(&spec.name, &producer)];
         for model in &spec.models {

@@ -126,14 +126,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let warm = args.events.clamp(1, 1_000_000);
         let dir = out.join("warm-up");
         std::fs::create_dir_all(&dir)?;
-        let r = ctx.step(
+        ctx.step_or_fail(
             "warm-up",
             &format!("broker warm-up: {warm} events to a throw-away topic"),
+            "broker warm-up",
             |ctx| raw_to_throwaway_topic(ctx, &dir, "producer-warm-up", warm).map(drop),
         );
-        if let Err(e) = r {
-            ctx.fail(format!("broker warm-up: {e:#}"));
-        }
     }
 
     // On the embedded broker (Nisshi) the live phases come first: its
@@ -236,6 +234,20 @@ impl Ctx<'_> {
         eprintln!("bench: FAILED: {what}");
         self.record.failures.push(what);
         let _ = self.save();
+    }
+
+    /// [`Ctx::step`], its error recorded as a failure of `what`: the run
+    /// goes on.
+    fn step_or_fail(
+        &mut self,
+        phase: &str,
+        name: &str,
+        what: &str,
+        f: impl FnOnce(&mut Self) -> anyhow::Result<()>,
+    ) {
+        if let Err(e) = self.step(phase, name, f) {
+            self.fail(format!("{what}: {e:#}"));
+        }
     }
 
     /// Runs one step: announces it, times it, records it.

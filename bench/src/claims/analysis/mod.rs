@@ -13,9 +13,6 @@ use super::verdict::{Pair, Verdict};
 pub use figures::analyse;
 pub use text::{num, rate_text};
 
-/// The models, in table order.
-pub const MODELS: [&str; 2] = ["pull", "push"];
-
 /// One steady rate, over the repeats.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RateFigures {

@@ -363,6 +363,33 @@ pub(crate) fn bench_child<T: clap::Args + Serialize>(
     Proc::spawn_echoed(&exe, &argv_, log, name)?.finish_within(limit)
 }
 
+/// Waits at most `limit` until every consumer has written its ready file
+/// (partitions assigned and positioned) or one has exited; for each, the
+/// seconds from its start until it was ready.
+pub(crate) fn wait_ready(
+    consumers: &mut [(PathBuf, &mut Proc, Instant)],
+    limit: Duration,
+) -> Vec<Option<f64>> {
+    let mut ready_at = vec![None; consumers.len()];
+    let until = Instant::now() + limit;
+    while Instant::now() < until && ready_at.iter().any(Option::is_none) {
+        for (k, (file, p, started)) in consumers.iter_mut().enumerate() {
+            if ready_at[k].is_none() && Ready::read(file).is_some_and(|r| r.pid == p.pid()) {
+                ready_at[k] = Some(started.elapsed().as_secs_f64());
+            }
+        }
+        if let Some((_, p, _)) = consumers
+            .iter_mut()
+            .find_map(|c| c.1.try_status().map(|_| c))
+        {
+            eprintln!("    {} exited before it was ready", p.name);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ready_at
+}
+
 /// Generous limits: a stuck process must not hang the run forever, but a
 /// slow machine must not be cut short either.
 fn producer_limit(count: u64, rate: u64) -> Duration {

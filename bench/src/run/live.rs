@@ -93,6 +93,7 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
             let idle = warmup + 15;
             let mut running = Vec::new();
             let mut ready = Vec::new();
+            let started = Instant::now();
             for model in Model::ALL {
                 let name = model.name();
                 let group = format!("{}.{name}.{phase}", ctx.run_id);
@@ -102,27 +103,17 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
                     ..ConsumerJob::in_dir(&dir, name, &topic, &group, true)
                 };
                 let consumer = ctx.consumer(model, &dir, &job)?;
-                ready.push((job.ready.expect("set above"), consumer.pid()));
+                ready.push(job.ready.expect("set above"));
                 running.push(consumer);
             }
             eprintln!(
                 "    consumers started; the producer starts once both are ready (at most {warmup} s)"
             );
-            let until = Instant::now() + Duration::from_secs(warmup);
-            while Instant::now() < until {
-                if let Some(r) = running.iter_mut().find_map(|r| r.try_status().is_some().then_some(r)) {
-                    eprintln!("    {} exited during the warm-up", r.name);
-                    break;
-                }
-                let is_ready =
-                    |(file, pid): &(PathBuf, u32)| Ready::read(file).is_some_and(|r| r.pid == *pid);
-                if ready.iter().all(is_ready) {
-                    // Let them send their first fetch before the first
-                    // event exists.
-                    std::thread::sleep(READY_MARGIN);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let mut waiting: Vec<_> = ready.into_iter().zip(&mut running).map(|(f, p)| (f, p, started)).collect();
+            if wait_ready(&mut waiting, Duration::from_secs(warmup)).iter().all(Option::is_some) {
+                // Let them send their first fetch before the first event
+                // exists.
+                std::thread::sleep(READY_MARGIN);
             }
             let produced = ctx.producer(&dir, "producer", &topic, count, rate, false);
             let limit = Duration::from_secs(warmup + duration + 180);

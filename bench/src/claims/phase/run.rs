@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use consumer_core::Model;
-use consumer_core::ready::Ready;
 
 use super::checks::{check_union, merge};
 use super::{ConsumerRun, PhaseEnv, PhaseRun, PhaseSpec, SegmentRun};
@@ -115,34 +114,18 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     }
     let mut running = Vec::new();
     let mut ready_at: Vec<Option<f64>> = Vec::new();
-    let mut failures = Vec::new();
-    let wait_ready = |running: &mut Vec<(Model, String, Proc, Instant)>,
-                      dir: &Path,
-                      ready_at: &mut Vec<Option<f64>>| {
-        ready_at.clear();
-        ready_at.resize(running.len(), None);
-        let until = Instant::now() + READY_WAIT;
-        while Instant::now() < until && ready_at.iter().any(Option::is_none) {
-            for (k, (_, name, r, spawned)) in running.iter_mut().enumerate() {
-                if ready_at[k].is_none()
-                    && Ready::read(&dir.join(format!("{name}.ready")))
-                        .is_some_and(|x| x.pid == r.pid())
-                {
-                    ready_at[k] = Some(spawned.elapsed().as_secs_f64());
-                }
-            }
-            if running
-                .iter_mut()
-                .any(|(_, _, r, _)| r.try_status().is_some())
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let wait_ready = |running: &mut Vec<(Model, String, Proc, Instant)>, dir: &Path| {
+        let ready_file = |name: &str| dir.join(format!("{name}.ready"));
+        let mut waiting: Vec<_> = running
+            .iter_mut()
+            .map(|(_, name, r, t)| (ready_file(name), r, *t))
+            .collect();
+        crate::run::wait_ready(&mut waiting, READY_WAIT)
     };
+    let mut failures = Vec::new();
     if !spec.consumers_after_producer {
         running = spawn_consumers(&dir)?;
-        wait_ready(&mut running, &dir, &mut ready_at);
+        ready_at = wait_ready(&mut running, &dir);
         if ready_at.iter().any(Option::is_none) && spec.instances == 1 {
             failures.push(format!(
                 "{}: not every consumer was assigned partitions within {} s",
@@ -260,7 +243,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
                 t.push((name.clone(), r.pid()));
             }
         }
-        wait_ready(&mut running, &dir, &mut ready_at);
+        ready_at = wait_ready(&mut running, &dir);
         idle_cpu = vec![None; running.len()];
     }
 

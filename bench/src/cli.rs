@@ -4,12 +4,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use common::parse_property;
 use serde::Serialize;
 
+use crate::machine::BrokerInfo;
+use crate::run::utc;
 use crate::settings::Settings;
 use crate::{ceilings, queries, run, verify};
 
@@ -39,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole benchmark against a running broker.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Test each claim made about push against pull (latency at low and
     /// high rates, CPU idle and per event, bursts, a step, a slow sink,
     /// scale-out, a consumer outage) on one broker, each phase verified,
@@ -81,15 +84,15 @@ pub enum Command {
     Queries(QueryArgs),
 }
 
-/// `bench run`.
+/// What `bench run` and `bench claims` share: the settings of every
+/// process, where the output goes, the broker, the binaries.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Events in the backlog phase.
-    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub events: u64,
+pub struct Common {
+    #[command(flatten)]
+    pub settings: Settings,
 
     /// Output directory (must not exist or be empty); default
-    /// <RESULTS>/<UTC time>.
+    /// <RESULTS>/<UTC time> (claims-<UTC time> for `bench claims`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -101,6 +104,88 @@ pub struct RunArgs {
         default_value = "bench-results"
     )]
     pub results: PathBuf,
+
+    /// scripts/broker.sh's run directory: the broker's kind, version, heap
+    /// and process id (whose CPU and memory are sampled in each step).
+    #[arg(long, value_name = "DIR")]
+    pub broker_run_dir: Option<PathBuf>,
+
+    /// Directory of the producer, consumer-pull and consumer-push binaries
+    /// (default: this binary's directory).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// The command line to record in the report (scripts/bench.sh passes
+    /// its own).
+    #[arg(long, hide = true)]
+    pub command_line: Option<String>,
+
+    /// Check the arguments and settings, then exit (scripts/bench.sh does,
+    /// before it gets a broker).
+    #[arg(long, hide = true)]
+    pub dry_run: bool,
+}
+
+/// A run's start: its output directory (created empty), binaries, broker
+/// and command line.
+pub struct Start {
+    pub out: PathBuf,
+    pub bins: testkit::Bins,
+    pub broker: BrokerInfo,
+    pub command: String,
+    /// UTC start, `YYYY-MM-DDTHH:MM:SSZ` and `YYYYMMDD-HHMMSS`.
+    pub iso: String,
+    pub compact: String,
+}
+
+impl Common {
+    /// Checks the settings; then, unless --dry-run, creates the output
+    /// directory (`<results>/<prefix><UTC time>` by default).
+    pub fn start(&self, prefix: &str) -> anyhow::Result<Option<Start>> {
+        self.settings.check()?;
+        if self.dry_run {
+            return Ok(None);
+        }
+        let (iso, compact) = utc(SystemTime::now());
+        let default = || self.results.join(format!("{prefix}{compact}"));
+        let out = self.out.clone().unwrap_or_else(default);
+        if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
+            bail!(
+                "{} exists and is not empty; give a new --out directory",
+                out.display()
+            );
+        }
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        let exe = std::env::current_exe().context("cannot locate the bench binary")?;
+        let bin_dir = self
+            .bin_dir
+            .clone()
+            .or_else(|| exe.parent().map(PathBuf::from));
+        let args = || std::env::args().collect::<Vec<_>>().join(" ");
+        Ok(Some(Start {
+            out,
+            bins: testkit::Bins::in_dir(&bin_dir.unwrap_or_default())?,
+            broker: BrokerInfo::from_run_dir(
+                self.broker_run_dir.as_deref(),
+                &self.settings.brokers,
+            ),
+            command: self.command_line.clone().unwrap_or_else(args),
+            iso,
+            compact,
+        }))
+    }
+}
+
+/// `bench run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Events in the backlog phase.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: u64,
 
     /// Live-phase rates in events/s, comma-separated: a low, a middle and a
     /// high one for a 2-core machine by default.
@@ -120,20 +205,6 @@ pub struct RunArgs {
     /// ready files (partitions assigned and positioned).
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
-
-    /// What every process of the run is started with.
-    #[command(flatten)]
-    pub settings: Settings,
-
-    /// scripts/broker.sh's run directory: the broker's kind, version, heap
-    /// and process id (whose CPU and memory are sampled in each step).
-    #[arg(long, value_name = "DIR")]
-    pub broker_run_dir: Option<PathBuf>,
-
-    /// Directory of the producer, consumer-pull and consumer-push binaries
-    /// (default: this binary's directory).
-    #[arg(long, value_name = "DIR")]
-    pub bin_dir: Option<PathBuf>,
 
     /// Skip the backlog phase.
     #[arg(long)]
@@ -176,16 +247,6 @@ pub struct RunArgs {
     /// Keep the store-ceiling scratch database (deleted by default).
     #[arg(long)]
     pub keep_scratch_db: bool,
-
-    /// The command line to record in the report (scripts/bench.sh passes
-    /// its own).
-    #[arg(long, hide = true)]
-    pub command_line: Option<String>,
-
-    /// Check the arguments and settings, then exit (scripts/bench.sh does,
-    /// before it gets a broker).
-    #[arg(long, hide = true)]
-    pub dry_run: bool,
 }
 
 impl RunArgs {

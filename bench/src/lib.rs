@@ -19,16 +19,10 @@
 //! 4. **report** ([`results`], [`report`], [`plots`]): `results.json`,
 //!    `report.md` and SVG pictures in the output directory.
 //!
-//! Module map: [`cli`] (command line), [`settings`] (what every process
-//! is started with), [`argv`] (command lines from typed arguments), [`run`]
-//! (phases), [`procs`] (child processes and their logs), [`topics`] (fresh
-//! topics), [`stats`] (stats files), [`ceilings`], [`queries`] (store query
-//! timing), [`verify`], [`machine`] (machine and broker facts, broker
-//! sampling), [`defaults`] (librdkafka's defaults), [`results`], [`report`],
-//! [`plots`], [`claims`] (`bench claims`: each push-vs-pull claim tested,
-//! with a verdict). The method and the history of runs: `docs/benchmark.md`.
-
-#![deny(missing_docs)]
+//! Every process is started with command lines built from typed arguments
+//! ([`argv`], [`settings`]); `bench claims` ([`claims`]) tests each
+//! push-vs-pull claim with a verdict. The method and the history of runs:
+//! `docs/benchmark.md`.
 
 pub mod argv;
 pub mod ceilings;
@@ -37,7 +31,6 @@ pub mod cli;
 pub mod defaults;
 pub mod machine;
 pub mod plots;
-pub mod procs;
 pub mod queries;
 pub mod report;
 pub mod results;

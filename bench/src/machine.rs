@@ -17,7 +17,6 @@ pub struct Machine {
     pub cpu_model: String,
     /// `MemTotal` from /proc/meminfo.
     pub memory_bytes: u64,
-    /// Kernel release.
     pub kernel: String,
     /// `git describe --always --dirty` of the working directory, if any.
     pub git_revision: String,
@@ -75,7 +74,6 @@ pub struct BrokerInfo {
     pub kind: String,
     /// e.g. `Apache Kafka 4.3.1`.
     pub version: String,
-    /// Bootstrap address.
     pub address: String,
     /// The JVM heap options of a local Apache Kafka (e.g. `-Xms1g -Xmx1g`).
     pub heap: Option<String>,

@@ -14,18 +14,10 @@ use plotters::prelude::*;
 
 use crate::results::{Figures, Results};
 
-const PULL: RGBColor = RGBColor(31, 119, 180);
-const PUSH: RGBColor = RGBColor(214, 39, 40);
-const CEILING: RGBColor = RGBColor(120, 120, 120);
-const FONT: &str = "sans-serif";
+pub mod draw;
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing failed: {e:?}")
-}
-
-fn color(model: &str) -> RGBColor {
-    if model == "pull" { PULL } else { PUSH }
-}
+pub use draw::human;
+use draw::{Area, CEILING, FONT, Line, XAxis, color, err, legend, line, per_rate, svg};
 
 /// Events per second from a cumulative timeline (which starts, implicitly,
 /// at 0 events at 0 s: the first message), over windows of at least
@@ -118,15 +110,13 @@ fn throughput(
     series: &[(&str, &Figures)],
     ceiling: Option<(String, f64)>,
 ) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (960, 520)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    throughput_panel(&root, title, series, ceiling)?;
-    root.present().map_err(err)?;
-    Ok(())
+    svg(path, (960, 520), |root| {
+        throughput_panel(root, title, series, ceiling)
+    })
 }
 
-fn throughput_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+fn throughput_panel(
+    area: &Area<'_>,
     title: &str,
     series: &[(&str, &Figures)],
     ceiling: Option<(String, f64)>,
@@ -160,36 +150,26 @@ fn throughput_panel<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     for (model, points) in &rates {
-        let c = color(model);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(*model)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        line(
+            &mut chart,
+            points,
+            color(model).stroke_width(2),
+            model.to_string(),
+            None,
+        )?;
     }
     if let Some((label, eps)) = ceiling {
-        chart
-            .draw_series(LineSeries::new(
-                [(0.0, eps), (x_max, eps)],
-                CEILING.stroke_width(1),
-            ))
-            .map_err(err)?
-            .label(format!("{label}: {}/s", human(eps)))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], CEILING.stroke_width(1)));
+        let label = format!("{label}: {}/s", human(eps));
+        line(
+            &mut chart,
+            &[(0.0, eps), (x_max, eps)],
+            CEILING.stroke_width(1),
+            label,
+            None,
+        )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 14)
 }
-
-/// (model, percentile label, points (rate, ms)).
-type Line = (&'static str, &'static str, Vec<(f64, f64)>);
 
 fn live_latency(
     live: &[crate::results::LiveResult],
@@ -198,14 +178,17 @@ fn live_latency(
 ) -> anyhow::Result<()> {
     let mut lines: Vec<Line> = Vec::new();
     for model in ["pull", "push"] {
-        for (label, pick) in [
+        for (k, (label, pick)) in [
             (
                 "p50",
                 (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> u64,
             ),
             ("p99", |l| l.p99),
             ("p99.9", |l| l.p999),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let points: Vec<(f64, f64)> = live
                 .iter()
                 .enumerate()
@@ -217,7 +200,7 @@ fn live_latency(
                 })
                 .collect();
             if !points.is_empty() {
-                lines.push((model, label, points));
+                lines.push((model, label, k, points));
             }
         }
     }
@@ -225,125 +208,45 @@ fn live_latency(
     // (the rates are few and chosen by hand; a log axis would label
     // neither of them).
     let rates: Vec<u64> = live.iter().map(|l| l.rate).collect();
-    let (x_lo, x_hi) = (-0.5, rates.len() as f64 - 0.5);
-    let ys = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1));
-    let y_lo = ys.clone().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
-    let y_hi = ys.fold(1.0, f64::max) * 2.0;
-
-    let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x_lo..x_hi, (y_lo..y_hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .x_labels(rates.len())
-        .x_desc("offered rate, events/s")
-        .y_desc("latency, ms (log)")
-        .x_label_formatter(&|v| {
-            let i = v.round();
-            if (v - i).abs() < 1e-6 && i >= 0.0 {
-                rates
-                    .get(i as usize)
-                    .map(|r| format!("{}/s", human(*r as f64)))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .y_label_formatter(&|v| format!("{v}"))
-        .draw()
-        .map_err(err)?;
-    for (model, label, points) in &lines {
-        let c = color(model);
-        let width = match *label {
-            "p50" => 1,
-            "p99" => 2,
-            _ => 3,
-        };
-        let style = ShapeStyle::from(&c).stroke_width(width);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), style))
-            .map_err(err)?
-            .label(format!("{model} {label}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        let marker = *label;
-        chart
-            .draw_series(points.iter().map(move |&(x, y)| -> DynElement<_, _> {
-                match marker {
-                    "p50" => Circle::new((x, y), 4, c.filled()).into_dyn(),
-                    "p99" => TriangleMarker::new((x, y), 5, c.filled()).into_dyn(),
-                    _ => Cross::new((x, y), 5, c.stroke_width(2)).into_dyn(),
-                }
-            }))
-            .map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    let format = |v: &f64| {
+        let i = v.round();
+        let rate = rates
+            .get(i as usize)
+            .filter(|_| (v - i).abs() < 1e-6 && i >= 0.0);
+        rate.map(|r| format!("{}/s", human(*r as f64)))
+            .unwrap_or_default()
+    };
+    let x = XAxis {
+        range: -0.5..rates.len() as f64 - 0.5,
+        desc: "offered rate, events/s",
+        labels: rates.len(),
+        format: &format,
+    };
+    per_rate(path, title, x, "latency, ms (log)", &lines)
 }
 
 fn live_throughput(r: &Results, path: &Path) -> anyhow::Result<()> {
     let n = r.live.len().max(1);
-    let root = SVGBackend::new(path, (960, (260 * n) as u32 + 20)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let panels = root.split_evenly((n, 1));
-    for (live, area) in r.live.iter().zip(panels.iter()) {
-        let series: Vec<(&str, &Figures)> = [("pull", &live.pull), ("push", &live.push)]
-            .into_iter()
-            .filter_map(|(m, f)| f.as_ref().map(|f| (m, f)))
-            .filter(|(_, f)| !f.timeline.is_empty())
-            .collect();
-        let title = format!(
-            "Live at {}/s offered: events committed per second",
-            human(live.rate as f64)
-        );
-        throughput_panel(
-            area,
-            &title,
-            &series,
-            Some(("offered rate".to_string(), live.rate as f64)),
-        )?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
-}
-
-/// 1234567 -> "1.23M", 20000 -> "20k".
-pub fn human(v: f64) -> String {
-    let a = v.abs();
-    let (x, suffix) = if a >= 1e6 {
-        (v / 1e6, "M")
-    } else if a >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    let s = if x.abs() >= 100.0 || x.fract().abs() < 1e-9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
-    let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    };
-    format!("{s}{suffix}")
+    svg(path, (960, (260 * n) as u32 + 20), |root| {
+        for (live, area) in r.live.iter().zip(root.split_evenly((n, 1)).iter()) {
+            let series: Vec<(&str, &Figures)> = [("pull", &live.pull), ("push", &live.push)]
+                .into_iter()
+                .filter_map(|(m, f)| f.as_ref().map(|f| (m, f)))
+                .filter(|(_, f)| !f.timeline.is_empty())
+                .collect();
+            let title = format!(
+                "Live at {}/s offered: events committed per second",
+                human(live.rate as f64)
+            );
+            throughput_panel(
+                area,
+                &title,
+                &series,
+                Some(("offered rate".to_string(), live.rate as f64)),
+            )?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -15,19 +15,14 @@ use crate::ceilings::db_bytes;
 /// Timings of one query over the sampled accounts, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueryTiming {
-    /// Accounts queried.
     pub samples: u64,
     /// The very first call (cold statement cache and pages).
     pub first_ms: f64,
-    /// Fastest.
     pub min_ms: f64,
-    /// Median.
     pub p50_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
-    /// Slowest.
     pub max_ms: f64,
-    /// Mean.
     pub mean_ms: f64,
     /// Rows returned per call, on average.
     pub rows_mean: f64,
@@ -38,13 +33,11 @@ pub struct QueryTiming {
 pub struct QueryStats {
     /// [`STATS_VERSION`](crate::stats::STATS_VERSION).
     pub version: u32,
-    /// The database.
     pub db: String,
     /// Time `ensure_query_index` took (0 when the index existed).
     pub index_build_seconds: f64,
     /// Database size before the index was built.
     pub db_bytes_before_index: u64,
-    /// And after.
     pub db_bytes_after_index: u64,
     /// `Store::latest_events(account, 50)`.
     pub latest_events_50: QueryTiming,

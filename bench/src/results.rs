@@ -29,13 +29,9 @@ pub struct RunRecord {
     pub started_at: String,
     /// UTC, when the report was written.
     pub finished_at: String,
-    /// Whole run, builds excluded.
     pub wall_seconds: f64,
-    /// The run's parameters.
     pub config: RunConfig,
-    /// Where it ran.
     pub machine: Machine,
-    /// Which broker.
     pub broker: BrokerInfo,
     /// Every step with its duration, in order.
     pub steps: Vec<Step>,
@@ -44,7 +40,6 @@ pub struct RunRecord {
     pub db_bytes: BTreeMap<String, u64>,
     /// Exit code of each process (`backlog/pull`, ...).
     pub exit_codes: BTreeMap<String, i32>,
-    /// What went wrong, in words.
     pub failures: Vec<String>,
     /// Peak RSS of `bench run` itself. Every child starts with at least
     /// this as its `ru_maxrss` (Linux keeps the high-water mark across fork
@@ -80,11 +75,8 @@ pub struct RunConfig {
 pub struct Step {
     /// `backlog`, `live-20000`, `report`.
     pub phase: String,
-    /// What it did.
     pub name: String,
-    /// How long.
     pub seconds: f64,
-    /// Whether it succeeded.
     pub ok: bool,
     /// The broker process's CPU and memory meanwhile (local brokers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +86,6 @@ pub struct Step {
 /// The figures of one consumer run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Figures {
-    /// Events committed.
     pub events: u64,
     /// First message to last commit.
     pub wall_seconds: f64,
@@ -104,21 +95,14 @@ pub struct Figures {
     pub latency_us: Latency,
     /// Duration of each batch's SQLite commit, µs.
     pub commit_us: Latency,
-    /// CPU of the process.
     pub cpu_seconds: f64,
-    /// Peak RSS of the process.
     pub max_rss_bytes: u64,
     /// Database size after the run.
     pub db_bytes: u64,
-    /// Dead letters written.
     pub dead_letters: u64,
-    /// Store transactions.
     pub batches: u64,
-    /// Why the process stopped.
     pub exit_reason: String,
-    /// Its exit code, when known.
     pub exit_code: Option<i32>,
-    /// PASS or FAIL.
     pub verification: String,
     /// `[elapsed_s, committed so far]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -130,7 +114,6 @@ pub struct Figures {
 pub struct LiveLatency {
     /// Offered rate, events/s.
     pub rate: u64,
-    /// Achieved rate.
     pub events_per_second: f64,
     /// µs.
     pub latency_us: Latency,
@@ -139,7 +122,6 @@ pub struct LiveLatency {
 /// A model's figures: the backlog drain, its ceiling, and its live latency.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ModelResult {
-    /// The backlog drain.
     #[serde(flatten)]
     pub backlog: Figures,
     /// The lower of the two ceilings, events/s.
@@ -153,9 +135,7 @@ pub struct ModelResult {
 /// The producer against its raw ceiling.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProducerResult {
-    /// Acknowledged events.
     pub events: u64,
-    /// Wall time.
     pub wall_seconds: f64,
     /// Acknowledged events per second.
     pub events_per_second: f64,
@@ -169,9 +149,7 @@ pub struct ProducerResult {
     pub raw_after_events_per_second: Option<f64>,
     /// `events_per_second / raw_events_per_second`.
     pub ratio_to_raw: Option<f64>,
-    /// CPU.
     pub cpu_seconds: f64,
-    /// Peak RSS.
     pub max_rss_bytes: u64,
     /// CPU of the raw runs, together.
     pub raw_cpu_seconds: Option<f64>,
@@ -189,7 +167,6 @@ pub struct RawProducer {
     pub events_per_second: f64,
     /// The before and after halves' own rates (absent for a single run).
     pub halves: [Option<f64>; 2],
-    /// CPU of the runs together.
     pub cpu_seconds: f64,
     /// The highest peak RSS of the runs.
     pub max_rss_bytes: u64,
@@ -240,14 +217,11 @@ fn joined_halves(backlog: &Path, name: &str) -> anyhow::Result<Option<StoreInser
 /// The two consumer ceilings.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Ceilings {
-    /// Raw consume, decode only.
     pub raw_consume: Option<RawConsumeStats>,
-    /// Store insert, no Kafka.
     pub store_insert: Option<StoreInsertStats>,
     /// Bare SQLite: the store's rows alone, one b-tree (not a consumer
     /// ceiling: the limit of the store's design).
     pub bare_sqlite: Option<StoreInsertStats>,
-    /// Store insert ÷ bare SQLite.
     pub store_to_bare: Option<f64>,
     /// The lower of the two, events/s.
     pub lower_events_per_second: Option<f64>,
@@ -260,30 +234,20 @@ pub struct Ceilings {
 pub struct LiveResult {
     /// Offered rate, events/s.
     pub rate: u64,
-    /// Seconds the producer emitted.
     pub duration_s: u64,
-    /// Events the producer got acknowledged.
     pub produced: u64,
-    /// Rate the producer achieved.
     pub producer_events_per_second: f64,
-    /// Producer CPU.
     pub producer_cpu_seconds: f64,
-    /// Producer peak RSS.
     pub producer_max_rss_bytes: u64,
-    /// consumer-pull.
     pub pull: Option<Figures>,
-    /// consumer-push.
     pub push: Option<Figures>,
 }
 
 /// Settings that decide latency, as each process reported them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Reported {
-    /// Producer's librdkafka settings.
     pub producer: BTreeMap<String, String>,
-    /// consumer-pull's settings.
     pub pull: BTreeMap<String, String>,
-    /// consumer-push's settings.
     pub push: BTreeMap<String, String>,
 }
 
@@ -303,12 +267,10 @@ pub struct Saturation {
     /// kept pace and p99 within the bound), every lower one too; none when
     /// it failed the first.
     pub pull_max_rate: Option<u64>,
-    /// The same for consumer-push.
     pub push_max_rate: Option<u64>,
     /// The highest offered rate consumer-pull kept pace with
     /// ([`keeps_pace`], whatever its latency), every lower one too.
     pub pull_max_rate_keeping_pace: Option<u64>,
-    /// The same for consumer-push.
     pub push_max_rate_keeping_pace: Option<u64>,
 }
 
@@ -373,15 +335,10 @@ pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bo
 pub struct Results {
     /// PASS when every check passed, FAIL otherwise.
     pub verification: String,
-    /// Every check.
     pub checks: Vec<Check>,
-    /// consumer-pull.
     pub pull: Option<ModelResult>,
-    /// consumer-push.
     pub push: Option<ModelResult>,
-    /// The backlog producer.
     pub producer: Option<ProducerResult>,
-    /// The consumer ceilings.
     pub ceilings: Option<Ceilings>,
     /// The two store queries on the backlog database.
     pub queries: Option<QueryStats>,

@@ -32,14 +32,14 @@ use serde::Serialize;
 
 use crate::argv::argv;
 use crate::ceilings::{db_bytes, remove_db};
-use crate::cli::{CheckPhaseArgs, QueryArgs, RunArgs};
-use crate::machine::{BrokerInfo, Machine, ProcSampler};
-use crate::procs::{self, Finished};
+use crate::cli::{QueryArgs, RunArgs};
+use crate::machine::{Machine, ProcSampler};
 use crate::results::{Results, RunConfig, RunRecord, Step};
 use crate::settings::{ConsumerJob, Settings};
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};
+use testkit::procs::{Finished, Proc};
 
 mod backlog;
 mod live;
@@ -53,8 +53,6 @@ struct Ctx<'a> {
     out: PathBuf,
     /// `producer`, `consumer-pull`, `consumer-push` (testkit's one lookup).
     bins: testkit::Bins,
-    /// This binary, for the ceilings.
-    bench: PathBuf,
     record: RunRecord,
     checks: Vec<Check>,
     started: Instant,
@@ -64,38 +62,18 @@ struct Ctx<'a> {
 /// Runs the benchmark; the exit code is non-zero on any failed check or
 /// failed step.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let started_at = SystemTime::now();
-    let (iso, compact) = utc(started_at);
-    let settings = &args.settings;
-    settings.check()?;
-    if args.dry_run {
+    let Some(start) = args.common.start("")? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.results.join(&compact));
-    prepare_out_dir(&out)?;
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
     };
-    let bins = testkit::Bins::in_dir(&bin_dir)?;
-    let bench = std::env::current_exe().context("cannot locate the bench binary")?;
+    let (out, settings) = (start.out, &args.common.settings);
     let rates = args.live_rates();
-    let run_id = format!("bench.{compact}.{}", std::process::id());
+    let run_id = format!("bench.{}.{}", start.compact, std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
 
     let record = RunRecord {
         version: STATS_VERSION,
-        command: args
-            .command_line
-            .clone()
-            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
-        started_at: iso,
+        command: start.command,
+        started_at: start.iso,
         finished_at: String::new(),
         wall_seconds: 0.0,
         config: RunConfig {
@@ -108,7 +86,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             saturation_p99_ms: args.saturation.then_some(args.saturation_p99_ms),
         },
         machine: Machine::probe(),
-        broker: BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &settings.brokers),
+        broker: start.broker,
         steps: Vec::new(),
         db_bytes: Default::default(),
         exit_codes: Default::default(),
@@ -119,8 +97,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         args,
         settings,
         out: out.clone(),
-        bins,
-        bench,
+        bins: start.bins,
         record,
         checks: Vec::new(),
         started: Instant::now(),
@@ -143,34 +120,25 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ctx.save()?;
 
     // A broker that has just started is slower than one that has taken
-    // some load: Apache Kafka's JVM spent 1.2 cores compiling through the
-    // first live phase of a run that did not warm it up (p50 at 2k/s 14.6
-    // ms), and on the embedded broker the first of two identical runs was the
-    // slower one.
-    // Warm it up on a throw-away topic before anything is measured.
+    // some load (the JVM compiling; docs/benchmark.md): warm it up on a
+    // throw-away topic before anything is measured.
     if !(args.skip_backlog && rates.is_empty()) {
         let warm = args.events.clamp(1, 1_000_000);
         let dir = out.join("warm-up");
         std::fs::create_dir_all(&dir)?;
-        let r = ctx.step(
+        ctx.step_or_fail(
             "warm-up",
             &format!("broker warm-up: {warm} events to a throw-away topic"),
+            "broker warm-up",
             |ctx| raw_to_throwaway_topic(ctx, &dir, "producer-warm-up", warm).map(drop),
         );
-        if let Err(e) = r {
-            ctx.fail(format!("broker warm-up: {e:#}"));
-        }
     }
 
     // On the embedded broker (Nisshi) the live phases come first: its
-    // in-memory engine slows down as it holds more; after a 2M-event backlog
-    // Nisshi 0.8.1 gave p99 2.2-2.4 s at 20k/s. A property of that broker,
-    // not of either consumer.
-    // Apache Kafka indexes its log and does not slow down as it fills, but
-    // its JVM keeps compiling through the first minute of load: after only
-    // the warm-up above it still took a core at 2k/s (p50 9.6-9.8 ms, against
-    // 5-6 ms on a broker that had run for minutes), so there the backlog
-    // phase comes first and the live phases meet a broker in steady state.
+    // in-memory engine slows down as it holds more. Apache Kafka does not,
+    // but its JVM keeps compiling through the first minute of load, so
+    // there the backlog comes first and the live phases meet a broker in
+    // steady state (docs/benchmark.md).
     let live_first = ctx.record.broker.kind == "nisshi";
     let live_phases = |ctx: &mut Ctx<'_>| {
         for &rate in &rates {
@@ -188,13 +156,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ctx.fail(format!("backlog phase: {e:#}"));
     }
     if !live_first {
-        // The live code paths (many small produce and fetch requests, fetches
-        // parked until data arrives) are compiled only once live load
-        // starts: without this, Kafka's C2 compiler threads took about a
-        // quarter of a core through every live phase, on a 2-core machine
-        // shared with the producer and both consumers. One unmeasured live
-        // step at the middle rate first (`warm-up-live-<rate>`, verified
-        // like the others, left out of the results).
+        // The broker compiles its live code paths only once live load
+        // starts: one unmeasured live step at the middle rate first
+        // (`warm-up-live-<rate>`, verified, left out of the results).
         if let Some(&rate) = rates.get(rates.len() / 2)
             && let Err(e) = live_phase(&mut ctx, "warm-up-live", rate)
         {
@@ -258,20 +222,6 @@ pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-fn prepare_out_dir(out: &Path) -> anyhow::Result<()> {
-    if out.exists() {
-        let mut entries =
-            std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))?;
-        if entries.next().is_some() {
-            bail!(
-                "{} exists and is not empty; give a new --out directory",
-                out.display()
-            );
-        }
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))
-}
-
 impl Ctx<'_> {
     fn save(&self) -> anyhow::Result<()> {
         common::stats::write_json(&self.out.join("run.json"), &self.record)
@@ -284,6 +234,20 @@ impl Ctx<'_> {
         eprintln!("bench: FAILED: {what}");
         self.record.failures.push(what);
         let _ = self.save();
+    }
+
+    /// [`Ctx::step`], its error recorded as a failure of `what`: the run
+    /// goes on.
+    fn step_or_fail(
+        &mut self,
+        phase: &str,
+        name: &str,
+        what: &str,
+        f: impl FnOnce(&mut Self) -> anyhow::Result<()>,
+    ) {
+        if let Err(e) = self.step(phase, name, f) {
+            self.fail(format!("{what}: {e:#}"));
+        }
     }
 
     /// Runs one step: announces it, times it, records it.
@@ -334,40 +298,16 @@ impl Ctx<'_> {
         let stats = dir.join(format!("{name}.json"));
         let args = argv(&self.settings.producer(topic, count, rate, &stats, raw))?;
         let log = dir.join(format!("{name}.log"));
-        procs::run(
-            name,
-            &self.bins.producer(),
-            &args,
-            &log,
-            producer_limit(count, rate),
-        )
+        Proc::spawn_echoed(&self.bins.producer(), &args, &log, name)?
+            .finish_within(producer_limit(count, rate))
     }
 
     /// Starts a consumer; its files in `dir` are named after its model.
-    fn consumer(
-        &self,
-        model: Model,
-        dir: &Path,
-        job: &ConsumerJob<'_>,
-    ) -> anyhow::Result<procs::Running> {
+    fn consumer(&self, model: Model, dir: &Path, job: &ConsumerJob<'_>) -> anyhow::Result<Proc> {
         let bin = self.bins.consumer(model);
         let args = self.settings.consumer_argv(model, job)?;
         let log = dir.join(format!("{}.log", model.name()));
-        procs::spawn(model.name(), &bin, &args, &log)
-    }
-
-    /// Runs `bench SUBCOMMAND` with `args` in a process of its own.
-    fn bench<T: clap::Args + Serialize>(
-        &self,
-        name: &str,
-        subcommand: &str,
-        args: &T,
-        log: &Path,
-        limit: Duration,
-    ) -> anyhow::Result<Finished> {
-        let mut argv_ = vec![OsString::from(subcommand)];
-        argv_.extend(argv(args)?);
-        procs::run(name, &self.bench, &argv_, log, limit)
+        Proc::spawn_echoed(&bin, &args, &log, model.name())
     }
 
     /// Records a finished process; an error when it failed.
@@ -389,28 +329,8 @@ impl Ctx<'_> {
             .insert(format!("{phase}/{model}.db"), db_bytes(db));
     }
 
-    /// Verifies a phase in a child process (`bench check-phase`): a summary
-    /// scan of a large database grows SQLite's page cache, and every process
-    /// started afterwards would inherit that peak in its own `ru_maxrss`
-    /// (Linux carries the high-water mark across fork and exec). Keeping the
-    /// orchestrator small keeps the children's peak RSS their own.
     fn verify_phase(&mut self, phase: &str, dir: &Path) -> anyhow::Result<()> {
-        let json = dir.join("checks.json");
-        let args = CheckPhaseArgs {
-            dir: dir.to_path_buf(),
-            json: json.clone(),
-        };
-        let f = self.bench(
-            "verify",
-            "check-phase",
-            &args,
-            &dir.join("verify.log"),
-            Duration::from_secs(3600),
-        )?;
-        if !f.ok() {
-            bail!("{}", f.failure());
-        }
-        let checks = verify::read_checks(&json)?;
+        let checks = verify::phase_in_child(dir, Duration::from_secs(3600))?;
         let verdict = verify::verdict(&checks);
         eprintln!("    [{phase}] verification {verdict}");
         self.checks.extend(checks);
@@ -426,6 +346,48 @@ impl Ctx<'_> {
         );
         Ok(())
     }
+}
+
+/// Runs `bench SUBCOMMAND` (this very binary) with `args` in a process of
+/// its own.
+pub(crate) fn bench_child<T: clap::Args + Serialize>(
+    name: &str,
+    subcommand: &str,
+    args: &T,
+    log: &Path,
+    limit: Duration,
+) -> anyhow::Result<Finished> {
+    let exe = std::env::current_exe().context("cannot locate the bench binary")?;
+    let mut argv_ = vec![OsString::from(subcommand)];
+    argv_.extend(argv(args)?);
+    Proc::spawn_echoed(&exe, &argv_, log, name)?.finish_within(limit)
+}
+
+/// Waits at most `limit` until every consumer has written its ready file
+/// (partitions assigned and positioned) or one has exited; for each, the
+/// seconds from its start until it was ready.
+pub(crate) fn wait_ready(
+    consumers: &mut [(PathBuf, &mut Proc, Instant)],
+    limit: Duration,
+) -> Vec<Option<f64>> {
+    let mut ready_at = vec![None; consumers.len()];
+    let until = Instant::now() + limit;
+    while Instant::now() < until && ready_at.iter().any(Option::is_none) {
+        for (k, (file, p, started)) in consumers.iter_mut().enumerate() {
+            if ready_at[k].is_none() && Ready::read(file).is_some_and(|r| r.pid == p.pid()) {
+                ready_at[k] = Some(started.elapsed().as_secs_f64());
+            }
+        }
+        if let Some((_, p, _)) = consumers
+            .iter_mut()
+            .find_map(|c| c.1.try_status().map(|_| c))
+        {
+            eprintln!("    {} exited before it was ready", p.name);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ready_at
 }
 
 /// Generous limits: a stuck process must not hang the run forever, but a

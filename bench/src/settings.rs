@@ -72,13 +72,9 @@ pub struct Settings {
 /// One consumer process: what differs from one start to the next.
 #[derive(Debug, Clone)]
 pub struct ConsumerJob<'a> {
-    /// Topic.
     pub topic: &'a str,
-    /// Group.
     pub group: &'a str,
-    /// Database.
     pub db: PathBuf,
-    /// Stats file.
     pub stats: PathBuf,
     /// Ready file, when the bench waits for it.
     pub ready: Option<PathBuf>,
@@ -86,6 +82,22 @@ pub struct ConsumerJob<'a> {
     pub max_events: u64,
     /// `--exit-when-idle`, seconds.
     pub idle_s: u64,
+}
+
+impl<'a> ConsumerJob<'a> {
+    /// `name`'s database, stats and ready files in `dir` (`<name>.db`,
+    /// `.json`, `.ready`); `ready` says whether the bench waits for it.
+    pub fn in_dir(dir: &Path, name: &str, topic: &'a str, group: &'a str, ready: bool) -> Self {
+        ConsumerJob {
+            topic,
+            group,
+            db: dir.join(format!("{name}.db")),
+            stats: dir.join(format!("{name}.json")),
+            ready: ready.then(|| dir.join(format!("{name}.ready"))),
+            max_events: 0,
+            idle_s: 5,
+        }
+    }
 }
 
 /// A consumer's command line, to take the consumers' defaults from.

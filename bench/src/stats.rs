@@ -15,11 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct RawConsumeStats {
     /// [`STATS_VERSION`].
     pub version: u32,
-    /// Topic read.
     pub topic: String,
-    /// The fresh group used.
     pub group: String,
-    /// Messages read.
     pub events: u64,
     /// Of those, how many failed to decode (should be 0).
     pub decode_errors: u64,
@@ -29,9 +26,7 @@ pub struct RawConsumeStats {
     pub events_per_second: f64,
     /// User + system CPU of the process.
     pub cpu_seconds: f64,
-    /// Peak RSS of the process.
     pub max_rss_bytes: u64,
-    /// librdkafka settings in force.
     pub settings: BTreeMap<String, String>,
     /// `count`, `idle` or `no-messages`.
     pub exit_reason: String,
@@ -42,11 +37,9 @@ pub struct RawConsumeStats {
 pub struct StoreInsertStats {
     /// [`STATS_VERSION`].
     pub version: u32,
-    /// Events committed.
     pub events: u64,
     /// Events per transaction.
     pub batch_size: u64,
-    /// Transactions.
     pub batches: u64,
     /// Time spent in `Store::commit` only.
     pub commit_seconds: f64,
@@ -58,7 +51,6 @@ pub struct StoreInsertStats {
     /// Time spent generating and encoding events, on a thread of its own
     /// while the previous batch commits (not part of the ceiling).
     pub generate_seconds: f64,
-    /// Whole run.
     pub wall_seconds: f64,
     /// `events / commit_seconds`: the ceiling.
     pub events_per_second: f64,
@@ -68,7 +60,6 @@ pub struct StoreInsertStats {
     pub db_bytes: u64,
     /// User + system CPU of the process.
     pub cpu_seconds: f64,
-    /// Peak RSS of the process.
     pub max_rss_bytes: u64,
     /// When the benchmark measured the ceiling in two halves (before and
     /// after the consumers' drains), each half's own rate; the fields above

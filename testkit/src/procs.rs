@@ -7,7 +7,10 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
+use std::thread::{self, JoinHandle};
+
+mod echoed;
+pub use echoed::Finished;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -43,9 +46,11 @@ pub struct Proc {
     pub log: PathBuf,
     /// Its `--stats-json` file, if it writes one.
     pub stats: Option<PathBuf>,
-    /// For messages.
     pub name: String,
     status: Option<ExitStatus>,
+    started: Instant,
+    /// The threads copying its output ([`Proc::spawn_echoed`]).
+    copiers: Vec<JoinHandle<()>>,
 }
 
 impl Proc {
@@ -83,6 +88,8 @@ impl Proc {
             stats: None,
             name: name.to_string(),
             status: None,
+            started: Instant::now(),
+            copiers: Vec::new(),
         })
     }
 
@@ -221,21 +228,15 @@ impl Drop for Proc {
 /// `-X sasl.password=`[`SECRET`], then `extra`.
 #[derive(Debug, Clone)]
 pub struct ConsumerCmd {
-    /// Which consumer.
     pub model: Model,
-    /// Bootstrap list.
     pub brokers: String,
-    /// Topic.
     pub topic: String,
-    /// Consumer group.
     pub group: String,
-    /// Database.
     pub db: PathBuf,
     /// Where run `n` writes `<model>-<n>.log` and `<model>-<n>.json`.
     pub dir: PathBuf,
     /// `--exit-when-idle` (None: runs until signalled).
     pub idle_secs: Option<u64>,
-    /// More arguments.
     pub extra: Vec<String>,
 }
 
@@ -314,23 +315,14 @@ impl ConsumerCmd {
 /// it can), `--timeout` seconds for every acknowledgement.
 #[derive(Debug, Clone)]
 pub struct ProducerCmd {
-    /// Bootstrap list.
     pub brokers: String,
-    /// Topic.
     pub topic: String,
-    /// `--count`.
     pub count: u64,
-    /// `--seed`.
     pub seed: u64,
-    /// `--accounts`.
     pub accounts: u64,
-    /// `--first-id`.
     pub first_id: u64,
-    /// `--rate`.
     pub rate: u64,
-    /// `--timeout`.
     pub timeout_secs: u64,
-    /// More arguments.
     pub extra: Vec<String>,
 }
 

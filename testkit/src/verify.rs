@@ -18,6 +18,9 @@ use proto::{BankingEvent, EventType, IdChecksum, Status, decode_event};
 use rusqlite::{Connection, OpenFlags};
 use store::{GapReason, Store};
 
+mod totals;
+pub use totals::{Check, check_producer, totals, verdict};
+
 /// What the databases must hold after storing a set of events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {

@@ -31,7 +31,7 @@ pub mod report;
 pub mod sampler;
 pub mod verdict;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
@@ -39,11 +39,11 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
+use crate::cli::Common;
 use crate::machine::{BrokerInfo, Machine};
 use crate::run::utc;
 use crate::settings::Settings;
 use phase::PhaseRun;
-use testkit::Bins;
 
 /// The experiments, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -67,32 +67,8 @@ pub enum Experiment {
 /// `bench claims`.
 #[derive(Debug, Clone, Args)]
 pub struct ClaimsArgs {
-    /// What every process is started with.
     #[command(flatten)]
-    pub settings: Settings,
-
-    /// Output directory (must not exist or be empty); default
-    /// <RESULTS>/claims-<UTC time>.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-
-    /// Where the default --out directory is made.
-    #[arg(
-        long,
-        value_name = "RESULTS",
-        env = "BENCH_RESULTS",
-        default_value = "bench-results"
-    )]
-    pub results: PathBuf,
-
-    /// scripts/broker.sh's run directory (broker kind, version, process id).
-    #[arg(long, value_name = "DIR")]
-    pub broker_run_dir: Option<PathBuf>,
-
-    /// Directory of the producer and consumer binaries (default: this
-    /// binary's).
-    #[arg(long, value_name = "DIR")]
-    pub bin_dir: Option<PathBuf>,
+    pub common: Common,
 
     /// Experiments to run (default: all), comma-separated.
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -183,14 +159,6 @@ pub struct ClaimsArgs {
     /// Skip the unmeasured warm-up phase (20k events/s for 5 s).
     #[arg(long)]
     pub skip_warmup: bool,
-
-    /// The command line to record (scripts/bench.sh passes its own).
-    #[arg(long, hide = true)]
-    pub command_line: Option<String>,
-
-    /// Check the arguments and settings, then exit.
-    #[arg(long, hide = true)]
-    pub dry_run: bool,
 }
 
 impl ClaimsArgs {
@@ -207,52 +175,37 @@ impl ClaimsArgs {
 /// Everything a claims run measured: `claims.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimsRun {
-    /// The command.
     pub command: String,
-    /// UTC start.
     pub started_at: String,
-    /// UTC end.
     pub finished_at: String,
-    /// Whole run, seconds.
     pub wall_seconds: f64,
     /// `/proc/loadavg` at the start.
     pub load_before: String,
     /// `/proc/loadavg` at the end.
     pub load_after: String,
-    /// The machine.
     pub machine: Machine,
-    /// The broker.
     pub broker: BrokerInfo,
-    /// What every process ran with.
     pub settings: Settings,
     /// The options of the experiments, as given.
     pub options: Options,
     /// Every phase, in order (the warm-up included).
     pub phases: Vec<PhaseRun>,
-    /// What failed.
     pub failures: Vec<String>,
 }
 
 /// The experiments' options as recorded.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Options {
-    /// Steady rates.
     pub rates: Vec<u64>,
     /// Seconds per steady rate.
     pub duration: u64,
-    /// Repeats.
     pub repeats: u64,
-    /// Idle window.
     pub idle_seconds: u64,
-    /// Burst: rate, seconds, gap, count.
     pub burst: (u64, u64, f64, u64),
-    /// Step rates and seconds.
     pub step: (Vec<u64>, u64),
     /// Slow sink: batch size, rate, seconds.
     pub slow: (usize, u64, u64),
-    /// Scale-out: events, instance counts.
     pub scale: (u64, Vec<usize>),
-    /// Outage: rate, seconds.
     pub outage: (u64, u64),
 }
 
@@ -265,46 +218,22 @@ fn loadavg() -> String {
 /// Runs the claims experiments; non-zero exit on any failed check or
 /// phase.
 pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
-    args.settings.check()?;
-    if args.dry_run {
+    let Some(start) = args.common.start("claims-")? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let (iso, compact) = utc(SystemTime::now());
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.results.join(format!("claims-{compact}")));
-    if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
-        anyhow::bail!(
-            "{} exists and is not empty; give a new --out",
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
     };
-    let bins = Bins::in_dir(&bin_dir)?;
-    let broker = BrokerInfo::from_run_dir(args.broker_run_dir.as_deref(), &args.settings.brokers);
-    let run_id = format!("claims.{compact}.{}", std::process::id());
+    let (out, bins, settings) = (&start.out, &start.bins, &args.common.settings);
+    let run_id = format!("claims.{}.{}", start.compact, std::process::id());
     let started = Instant::now();
     let mut record = ClaimsRun {
-        command: args
-            .command_line
-            .clone()
-            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
-        started_at: iso,
+        command: start.command.clone(),
+        started_at: start.iso.clone(),
         finished_at: String::new(),
         wall_seconds: 0.0,
         load_before: loadavg(),
         load_after: String::new(),
         machine: Machine::probe(),
-        broker,
-        settings: args.settings.clone(),
+        broker: start.broker.clone(),
+        settings: settings.clone(),
         options: Options {
             rates: args.rates.clone(),
             duration: args.duration,
@@ -334,9 +263,9 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     );
     let mut next_id = 1u64;
     let mut env = phase::PhaseEnv {
-        settings: &args.settings,
-        bins: &bins,
-        out: &out,
+        settings,
+        bins,
+        out,
         run_id: &run_id,
         broker_pid: record.broker.pid,
         next_id: &mut next_id,
@@ -370,7 +299,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     record.wall_seconds = started.elapsed().as_secs_f64();
     record.load_after = loadavg();
     common::stats::write_json(&out.join("claims.json"), &record)?;
-    let table = write_report(&out)?;
+    let table = write_report(out)?;
     println!("\n{table}");
     for f in &record.failures {
         println!("failure: {f}");

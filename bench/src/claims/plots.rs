@@ -15,19 +15,7 @@ use super::ClaimsRun;
 use super::analysis::{Analysis, RateFigures};
 use super::phase::PhaseRun;
 use super::verdict::Pair;
-use crate::plots::human;
-
-const PULL: RGBColor = RGBColor(31, 119, 180);
-const PUSH: RGBColor = RGBColor(214, 39, 40);
-const FONT: &str = "sans-serif";
-
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing failed: {e:?}")
-}
-
-fn color(model: &str) -> RGBColor {
-    if model == "pull" { PULL } else { PUSH }
-}
+use crate::plots::draw::{self, FONT, Line, XAxis, color, err, human, legend, line, svg};
 
 /// Draws what it has data for; returns the files written.
 pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -79,7 +67,7 @@ fn per_rate(
     y_desc: &str,
     picks: &[(&str, Pick)],
 ) -> anyhow::Result<()> {
-    let mut lines = Vec::new();
+    let mut lines: Vec<Line> = Vec::new();
     for model in ["pull", "push"] {
         for (k, (label, pick)) in picks.iter().enumerate() {
             let points: Vec<(f64, f64)> = figures
@@ -105,57 +93,13 @@ fn per_rate(
     let xs = figures.iter().map(|f| f.rate.max(1) as f64);
     let x_lo = xs.clone().fold(f64::INFINITY, f64::min).min(1.0) / 1.5;
     let x_hi = xs.fold(1.0, f64::max) * 1.5;
-    let ys = lines.iter().flat_map(|l| l.3.iter().map(|p| p.1));
-    let y_lo = ys.clone().fold(f64::INFINITY, f64::min).min(1.0) / 2.0;
-    let y_hi = ys.fold(1.0, f64::max) * 2.0;
-
-    let root = SVGBackend::new(path, (960, 560)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .x_desc("offered rate, events/s (log)")
-        .y_desc(y_desc)
-        .x_label_formatter(&|v| human(*v))
-        .y_label_formatter(&|v| format!("{v}"))
-        .draw()
-        .map_err(err)?;
-    for (model, label, k, points) in &lines {
-        let c = color(model);
-        let style = ShapeStyle::from(&c).stroke_width(1 + *k as u32);
-        chart
-            .draw_series(LineSeries::new(points.iter().copied(), style))
-            .map_err(err)?
-            .label(format!("{model} {label}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        let k = *k;
-        chart
-            .draw_series(points.iter().map(move |&(x, y)| -> DynElement<_, _> {
-                match k {
-                    0 => Circle::new((x, y), 4, c.filled()).into_dyn(),
-                    1 => TriangleMarker::new((x, y), 5, c.filled()).into_dyn(),
-                    _ => Cross::new((x, y), 5, c.stroke_width(2)).into_dyn(),
-                }
-            }))
-            .map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+    let x = XAxis {
+        range: (x_lo..x_hi).log_scale(),
+        desc: "offered rate, events/s (log)",
+        labels: 10,
+        format: &|v| human(*v),
+    };
+    draw::per_rate(path, title, x, y_desc, &lines)
 }
 
 fn timeline(phase: &PhaseRun, path: &Path, title: &str) -> anyhow::Result<()> {
@@ -186,70 +130,57 @@ fn timeline(phase: &PhaseRun, path: &Path, title: &str) -> anyhow::Result<()> {
     });
     let x_lo = phase.samples.first().map_or(0.0, |s| s.t - t0).min(0.0);
     let x_hi = phase.samples.last().map_or(1.0, |s| s.t - t0).max(1.0);
-    let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let (top, bottom) = root.split_vertically(320);
-    for (area, data, y_desc, caption) in [
-        (
-            &top,
-            &lag,
-            "lag, events",
-            format!("{title}: the group's lag (topic end − committed offset) over time"),
-        ),
-        (
-            &bottom,
-            &rss,
-            "RSS, MB",
-            format!("{title}: each consumer's resident memory over time"),
-        ),
-    ] {
-        let y_hi = data
-            .iter()
-            .flat_map(|(_, s)| s.iter().map(|p| p.1))
-            .fold(1.0, f64::max)
-            * 1.1;
-        let mut chart = ChartBuilder::on(area)
-            .caption(caption, (FONT, 16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .x_desc("seconds since the producer started")
-            .y_desc(y_desc)
-            .y_label_formatter(&|v| human(*v))
-            .draw()
-            .map_err(err)?;
-        for seg in &phase.segments {
-            let band = RGBColor(200, 200, 200).mix(0.35);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(seg.start_s - t0, 0.0), (seg.end_s - t0, y_hi)],
-                    band.filled(),
-                )))
+    svg(path, (960, 640), |root| {
+        let (top, bottom) = root.split_vertically(320);
+        for (area, data, y_desc, caption) in [
+            (
+                &top,
+                &lag,
+                "lag, events",
+                format!("{title}: the group's lag (topic end − committed offset) over time"),
+            ),
+            (
+                &bottom,
+                &rss,
+                "RSS, MB",
+                format!("{title}: each consumer's resident memory over time"),
+            ),
+        ] {
+            let y_hi = data
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(|p| p.1))
+                .fold(1.0, f64::max)
+                * 1.1;
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, (FONT, 16))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)
                 .map_err(err)?;
-        }
-        for (model, points) in data.iter() {
-            let c = color(model);
-            let style = ShapeStyle::from(&c).stroke_width(2);
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), style))
-                .map_err(err)?
-                .label(*model)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                .configure_mesh()
+                .light_line_style(TRANSPARENT)
+                .x_desc("seconds since the producer started")
+                .y_desc(y_desc)
+                .y_label_formatter(&|v| human(*v))
+                .draw()
+                .map_err(err)?;
+            for seg in &phase.segments {
+                let band = RGBColor(200, 200, 200).mix(0.35);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(seg.start_s - t0, 0.0), (seg.end_s - t0, y_hi)],
+                        band.filled(),
+                    )))
+                    .map_err(err)?;
+            }
+            for (model, points) in data.iter() {
+                let style = ShapeStyle::from(&color(model)).stroke_width(2);
+                line(&mut chart, points, style, model.to_string(), None)?;
+            }
+            legend(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 13))
-            .draw()
-            .map_err(err)?;
-    }
-    root.present().map_err(err)?;
-    Ok(())
+        Ok(())
+    })
 }

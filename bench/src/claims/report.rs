@@ -31,6 +31,16 @@ fn values(v: &[f64]) -> String {
     v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
 }
 
+/// `pull / push`, their means.
+fn means(p: &Pair) -> String {
+    format!("{} / {}", num(p.pull_mean()), num(p.push_mean()))
+}
+
+/// `pull / push`, every measurement.
+fn all_values(p: &Pair) -> String {
+    format!("{} / {}", values(&p.pull), values(&p.push))
+}
+
 fn noise(p: &Pair) -> String {
     match p.noise() {
         Some(n) if n.is_finite() => format!("{:.0}%", n * 100.0),
@@ -204,21 +214,15 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
         for f in &a.latency {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} / {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
                 rate_text(f.rate),
                 values(&f.producer_events_per_second),
-                num(f.p50_ms.pull_mean()),
-                num(f.p50_ms.push_mean()),
-                num(f.p99_ms.pull_mean()),
-                num(f.p99_ms.push_mean()),
-                num(f.p999_ms.pull_mean()),
-                num(f.p999_ms.push_mean()),
-                num(f.max_ms.pull_mean()),
-                num(f.max_ms.push_mean()),
-                num(f.cpu_us_per_event.pull_mean()),
-                num(f.cpu_us_per_event.push_mean()),
-                num(f.cores.pull_mean()),
-                num(f.cores.push_mean()),
+                means(&f.p50_ms),
+                means(&f.p99_ms),
+                means(&f.p999_ms),
+                means(&f.max_ms),
+                means(&f.cpu_us_per_event),
+                means(&f.cores),
                 noise(&f.p50_ms),
                 noise(&f.p99_ms),
                 noise(&f.cpu_us_per_event),
@@ -338,16 +342,13 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
         for f in &a.scale {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} / {} | {} / {} | {} / {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 f.instances,
                 values(&f.events_per_second.pull),
                 values(&f.events_per_second.push),
-                values(&f.join_s.pull),
-                values(&f.join_s.push),
-                values(&f.drain_s.pull),
-                values(&f.drain_s.push),
-                values(&f.rebalances.pull),
-                values(&f.rebalances.push),
+                all_values(&f.join_s),
+                all_values(&f.drain_s),
+                all_values(&f.rebalances),
             );
         }
         let _ = writeln!(s);

@@ -52,7 +52,6 @@ impl LagPoint {
 pub struct Sample {
     /// Seconds since the sampler started.
     pub t: f64,
-    /// The tracked processes still alive.
     pub procs: Vec<ProcPoint>,
     /// Each group's lag (absent when the broker did not answer in time).
     pub lag: Vec<LagPoint>,
@@ -66,7 +65,6 @@ pub struct Sampler {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Vec<Sample>>,
     started: Instant,
-    /// Processes to follow.
     pub tracked: Tracked,
 }
 

@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Which way a figure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Better {
-    /// Latency, CPU, memory, lag.
     Lower,
-    /// Throughput.
     Higher,
 }
 
@@ -25,7 +23,6 @@ pub enum Verdict {
     Holds,
     /// The other model is better by more than the noise.
     DoesNotHold,
-    /// Within the run-to-run noise.
     NoDifference,
 }
 
@@ -76,9 +73,7 @@ pub fn mean(values: &[f64]) -> f64 {
 /// One figure of both models, each measured one or more times.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pair {
-    /// Pull's measurements.
     pub pull: Vec<f64>,
-    /// Push's measurements.
     pub push: Vec<f64>,
 }
 

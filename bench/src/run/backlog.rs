@@ -36,9 +36,10 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         if skip_ceilings || count == 0 {
             return;
         }
-        let r = ctx.step(
+        ctx.step_or_fail(
             phase,
             &format!("producer --raw: raw ceiling, {count} pre-encoded events to a throw-away topic ({name})"),
+            &format!("producer raw ceiling ({name})"),
             |ctx| {
                 let f = raw_to_throwaway_topic(ctx, &dir, name, count)?;
                 ctx.finished(phase, &f)?;
@@ -47,9 +48,6 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 Ok(())
             },
         );
-        if let Err(e) = r {
-            ctx.fail(format!("producer raw ceiling ({name}): {e:#}"));
-        }
     };
     raw_half(ctx, "producer-raw-before", n / 2);
 
@@ -104,9 +102,10 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         } else {
             (&scratch, "ceiling-store", "store insert")
         };
-        let r = ctx.step(
+        ctx.step_or_fail(
             phase,
             &format!("ceiling: {what} of {count} of the same events, no Kafka ({name})"),
+            &format!("{what} ceiling ({name})"),
             |ctx| {
                 if skip == 0 {
                     remove_db(db);
@@ -116,34 +115,27 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     .settings
                     .store_ceiling(db, count, skip, first_id, &stats);
                 let log = dir.join(format!("{name}.log"));
-                let f = ctx.bench(name, subcommand, &args, &log, drain_limit(count))?;
+                let f = bench_child(name, subcommand, &args, &log, drain_limit(count))?;
                 ctx.finished(phase, &f)
             },
         );
-        if let Err(e) = r {
-            ctx.fail(format!("{what} ceiling ({name}): {e:#}"));
-        }
     };
     store_half(ctx, "store-insert-before", n / 2, 0);
     store_half(ctx, "bare-sqlite-before", n / 2, 0);
 
     for model in Model::ALL {
         let name = model.name();
-        let r = ctx.step(
+        ctx.step_or_fail(
             phase,
             &format!("consumer-{name} drains {acked} events alone into {phase}/{name}.db"),
+            &format!("consumer-{name} backlog drain"),
             |ctx| {
                 let group = format!("{}.{name}.{phase}", ctx.run_id);
                 let job = ConsumerJob {
-                    topic: &topic,
-                    group: &group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: None,
                     max_events: acked,
-                    idle_s: 5,
+                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, false)
                 };
-                let f = ctx.consumer(model, &dir, &job)?.wait(drain_limit(acked))?;
+                let f = ctx.consumer(model, &dir, &job)?.finish_within(drain_limit(acked))?;
                 ctx.record_db(phase, name, &job.db);
                 ctx.finished(phase, &f)?;
                 let s: ConsumerStats = read_json(&job.stats)?;
@@ -158,21 +150,19 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 Ok(())
             },
         );
-        if let Err(e) = r {
-            ctx.fail(format!("consumer-{name} backlog drain: {e:#}"));
-        }
     }
 
     if !skip_ceilings {
-        let r = ctx.step(
+        ctx.step_or_fail(
             phase,
             "ceiling: raw consume (BaseConsumer, consumers' settings, fresh group, decode only)",
+            "raw consume ceiling",
             |ctx| {
                 let group = format!("{}.raw-consume", ctx.run_id);
                 let stats = dir.join("raw-consume.json");
                 let args = ctx.settings.raw_consume(&topic, &group, acked, &stats);
                 let log = dir.join("raw-consume.log");
-                let f = ctx.bench(
+                let f = bench_child(
                     "raw-consume",
                     "ceiling-consume",
                     &args,
@@ -182,9 +172,6 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 ctx.finished(phase, &f)
             },
         );
-        if let Err(e) = r {
-            ctx.fail(format!("raw consume ceiling: {e:#}"));
-        }
         store_half(ctx, "bare-sqlite-after", n - n / 2, n / 2);
         store_half(ctx, "store-insert-after", n - n / 2, n / 2);
         if !ctx.args.keep_scratch_db {
@@ -200,9 +187,10 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
 
     let pull_db = dir.join("pull.db");
     if pull_db.is_file() {
-        let r = ctx.step(
+        ctx.step_or_fail(
             phase,
             "store queries on pull.db (after ensure_query_index)",
+            "store queries",
             |ctx| {
                 // A child process, for the same reason as the verification.
                 let json = ctx.out.join("queries.json");
@@ -213,7 +201,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     stats_json: Some(json.clone()),
                 };
                 let log = dir.join("queries.log");
-                let f = ctx.bench("queries", "queries", &args, &log, Duration::from_secs(3600))?;
+                let f = bench_child("queries", "queries", &args, &log, Duration::from_secs(3600))?;
                 ctx.finished(phase, &f)?;
                 let q: queries::QueryStats = read_json(&json)?;
                 eprintln!(
@@ -223,9 +211,6 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 Ok(())
             },
         );
-        if let Err(e) = r {
-            ctx.fail(format!("store queries: {e:#}"));
-        }
     }
     Ok(())
 }

@@ -62,31 +62,13 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>) {
     }
 }
 
-/// The figures of one finished saturation step, read from its directory.
+/// The figures of one finished saturation step, read back from the run's
+/// files as the report will read them.
 fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
-    let dir = ctx.out.join(format!("saturation-{rate}"));
-    let p: ProducerStats = read_json(&dir.join("producer.json"))?;
-    let figures = |model: &str| -> Option<crate::results::Figures> {
-        let s: ConsumerStats = read_json(&dir.join(format!("{model}.json"))).ok()?;
-        let phase = format!("saturation-{rate}");
-        Some(crate::results::Figures {
-            events: s.events_committed,
-            wall_seconds: s.wall_seconds,
-            events_per_second: s.events_per_second,
-            latency_us: s.latency_us,
-            verification: verify::verdict_of(&ctx.checks, &phase, model).into(),
-            ..Default::default()
-        })
-    };
-    Ok(crate::results::LiveResult {
-        rate,
-        duration_s: ctx.args.duration,
-        produced: p.events_acknowledged,
-        producer_events_per_second: p.events_per_second,
-        pull: figures("pull"),
-        push: figures("push"),
-        ..Default::default()
-    })
+    ctx.save()?;
+    let steps = Results::collect(&ctx.out)?.saturation.map(|s| s.steps);
+    let step = steps.into_iter().flatten().find(|s| s.rate == rate);
+    step.with_context(|| format!("no figures for the saturation step at {rate}/s"))
 }
 
 /// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups
@@ -111,40 +93,27 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
             let idle = warmup + 15;
             let mut running = Vec::new();
             let mut ready = Vec::new();
+            let started = Instant::now();
             for model in Model::ALL {
                 let name = model.name();
                 let group = format!("{}.{name}.{phase}", ctx.run_id);
                 let job = ConsumerJob {
-                    topic: &topic,
-                    group: &group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: Some(dir.join(format!("{name}.ready"))),
                     max_events: count,
                     idle_s: idle,
+                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, true)
                 };
                 let consumer = ctx.consumer(model, &dir, &job)?;
-                ready.push((job.ready.expect("set above"), consumer.id()));
+                ready.push(job.ready.expect("set above"));
                 running.push(consumer);
             }
             eprintln!(
                 "    consumers started; the producer starts once both are ready (at most {warmup} s)"
             );
-            let until = Instant::now() + Duration::from_secs(warmup);
-            while Instant::now() < until {
-                if let Some(r) = running.iter_mut().find_map(|r| r.has_exited().then_some(r)) {
-                    eprintln!("    {} exited during the warm-up", r.name());
-                    break;
-                }
-                let is_ready =
-                    |(file, pid): &(PathBuf, u32)| Ready::read(file).is_some_and(|r| r.pid == *pid);
-                if ready.iter().all(is_ready) {
-                    // Let them send their first fetch before the first
-                    // event exists.
-                    std::thread::sleep(READY_MARGIN);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let mut waiting: Vec<_> = ready.into_iter().zip(&mut running).map(|(f, p)| (f, p, started)).collect();
+            if wait_ready(&mut waiting, Duration::from_secs(warmup)).iter().all(Option::is_some) {
+                // Let them send their first fetch before the first event
+                // exists.
+                std::thread::sleep(READY_MARGIN);
             }
             let produced = ctx.producer(&dir, "producer", &topic, count, rate, false);
             let limit = Duration::from_secs(warmup + duration + 180);
@@ -157,10 +126,10 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
                 }
             };
             let producer_ok = produced.as_ref().is_some_and(Finished::ok);
-            for r in running {
+            for mut r in running {
                 // Without a producer nothing will arrive: stop them now.
                 let f = if producer_ok {
-                    r.wait(limit)?
+                    r.finish_within(limit)?
                 } else {
                     r.stop()?
                 };

@@ -82,6 +82,18 @@ fn drained_after(samples: &[Sample], model: &str, from: f64) -> Option<f64> {
     None
 }
 
+/// The phases with a `key` (a rate, a group size), by key in increasing
+/// order, each key's phases in run order.
+fn grouped<K: Ord>(r: &ClaimsRun, key: impl Fn(&str) -> Option<K>) -> Vec<(K, Vec<&PhaseRun>)> {
+    let mut by_key = std::collections::BTreeMap::<K, Vec<&PhaseRun>>::new();
+    for p in &r.phases {
+        if let Some(k) = key(&p.name) {
+            by_key.entry(k).or_default().push(p);
+        }
+    }
+    by_key.into_iter().collect()
+}
+
 /// Reads the run's phases into figures and verdicts.
 pub fn analyse(r: &ClaimsRun) -> Analysis {
     let mut a = Analysis {
@@ -94,19 +106,7 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
     };
 
     // Steady rates.
-    let mut rates: Vec<u64> = r
-        .phases
-        .iter()
-        .filter_map(|p| latency_phase(&p.name).map(|x| x.1))
-        .collect();
-    rates.sort_unstable();
-    rates.dedup();
-    for rate in rates {
-        let runs: Vec<&PhaseRun> = r
-            .phases
-            .iter()
-            .filter(|p| latency_phase(&p.name).is_some_and(|x| x.1 == rate))
-            .collect();
+    for (rate, runs) in grouped(r, |name| latency_phase(name).map(|x| x.1)) {
         let events = runs.first().map_or(0, |p| p.producer.events_acknowledged);
         a.latency.push(RateFigures {
             rate,
@@ -172,19 +172,7 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
     a.slow = load("slow", &runs_named("slow"));
 
     // Scale-out.
-    let mut sizes: Vec<usize> = r
-        .phases
-        .iter()
-        .filter_map(|p| scale_phase(&p.name).map(|x| x.1))
-        .collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    for k in sizes {
-        let runs: Vec<&PhaseRun> = r
-            .phases
-            .iter()
-            .filter(|p| scale_phase(&p.name).is_some_and(|x| x.1 == k))
-            .collect();
+    for (k, runs) in grouped(r, |name| scale_phase(name).map(|x| x.1)) {
         let mut f = ScaleFigures {
             instances: k,
             ..Default::default()

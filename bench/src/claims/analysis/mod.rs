@@ -13,9 +13,6 @@ use super::verdict::{Pair, Verdict};
 pub use figures::analyse;
 pub use text::{num, rate_text};
 
-/// The models, in table order.
-pub const MODELS: [&str; 2] = ["pull", "push"];
-
 /// One steady rate, over the repeats.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RateFigures {
@@ -27,11 +24,8 @@ pub struct RateFigures {
     pub producer_events_per_second: Vec<f64>,
     /// End-to-end latency, ms.
     pub p50_ms: Pair,
-    /// p99, ms.
     pub p99_ms: Pair,
-    /// p99.9, ms.
     pub p999_ms: Pair,
-    /// Max, ms.
     pub max_ms: Pair,
     /// Consumer CPU from the producer's start to the consumer's exit, per
     /// event, microseconds.
@@ -47,7 +41,6 @@ pub struct IdleFigures {
     pub seconds: u64,
     /// CPU milliseconds per second, each half.
     pub cpu_ms_per_s: Pair,
-    /// The broker's, each half.
     pub broker_cpu_ms_per_s: Vec<f64>,
 }
 
@@ -60,15 +53,10 @@ pub struct LoadFigures {
     pub events: u64,
     /// The producer's rate per segment, first repeat.
     pub segment_rates: Vec<f64>,
-    /// p50, ms.
     pub p50_ms: Pair,
-    /// p99, ms.
     pub p99_ms: Pair,
-    /// p99.9, ms.
     pub p999_ms: Pair,
-    /// Max, ms.
     pub max_ms: Pair,
-    /// Largest total lag sampled, events.
     pub max_lag: Pair,
     /// Highest `VmRSS` sampled, MB.
     pub peak_rss_mb: Pair,
@@ -89,7 +77,6 @@ pub struct LoadFigures {
 /// One group size of one model.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScaleFigures {
-    /// Instances.
     pub instances: usize,
     /// The group's events/s: the backlog over the span from the first
     /// instance's assignment to the group's lag reaching 0, per run.
@@ -108,17 +95,14 @@ pub struct ScaleFigures {
 /// The producer with no consumer running.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OutageFigures {
-    /// Offered rate.
     pub rate: u64,
     /// The producer's rate with no consumer.
     pub producer_events_per_second: f64,
     /// First send to last acknowledgement minus the offered duration, ms.
     pub producer_tail_ms: f64,
-    /// Its CPU, seconds.
     pub producer_cpu_s: f64,
     /// The same with both consumers live (latency phases at that rate).
     pub live_producer_events_per_second: Vec<f64>,
-    /// Tail with both consumers live.
     pub live_producer_tail_ms: Vec<f64>,
     /// Producer CPU with both consumers live.
     pub live_producer_cpu_s: Vec<f64>,
@@ -131,15 +115,10 @@ pub struct OutageFigures {
 /// One line of the claims table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimRow {
-    /// The claim as commonly stated.
     pub claim: String,
-    /// What tested it.
     pub experiment: String,
-    /// Pull's figures.
     pub pull: String,
-    /// Push's figures.
     pub push: String,
-    /// The verdict.
     pub verdict: Verdict,
     /// What the verdict rests on: differences, noise, counts.
     pub basis: String,
@@ -152,22 +131,14 @@ pub struct ClaimRow {
 /// Everything `claims.md` says.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Analysis {
-    /// Per steady rate.
     pub latency: Vec<RateFigures>,
-    /// Idle.
     pub idle: Option<IdleFigures>,
-    /// Bursts.
     pub burst: Option<LoadFigures>,
-    /// Step.
     pub step: Option<LoadFigures>,
-    /// Slow sink.
     pub slow: Option<LoadFigures>,
     /// Scale-out, per group size.
     pub scale: Vec<ScaleFigures>,
-    /// Outage.
     pub outage: Option<OutageFigures>,
-    /// The claims table.
     pub claims: Vec<ClaimRow>,
-    /// Per phase: name, verification, seconds.
     pub phases: Vec<(String, String, f64)>,
 }

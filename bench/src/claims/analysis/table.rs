@@ -2,7 +2,7 @@
 //! the verdict rests on.
 
 use super::text::{noise_text, num, pct, rate_text};
-use super::{Analysis, ClaimRow, LoadFigures};
+use super::{Analysis, ClaimRow, LoadFigures, RateFigures};
 use crate::claims::verdict::{Better, Pair, Verdict, majority, relative, spread, tally};
 
 /// The verdicts of one claim's figures.
@@ -50,7 +50,23 @@ impl Votes {
     fn basis(&self) -> String {
         format!("{}; {}", tally(&self.verdicts()), self.lines.join("; "))
     }
+
+    /// The claim's row: `text` gives its figures for one model's means.
+    fn row(&self, claim: &str, experiment: &str, text: impl Fn(Mean) -> String) -> ClaimRow {
+        ClaimRow {
+            claim: claim.into(),
+            experiment: experiment.into(),
+            pull: text(Pair::pull_mean),
+            push: text(Pair::push_mean),
+            verdict: self.verdict(),
+            exceptions: self.exceptions(),
+            basis: self.basis(),
+        }
+    }
 }
+
+/// [`Pair::pull_mean`] or [`Pair::push_mean`].
+type Mean = fn(&Pair) -> f64;
 
 fn verdict_line(name: &str, p: &Pair, favours: &str, better: Better) -> (Verdict, String) {
     let v = p.verdict(favours, better);
@@ -83,79 +99,47 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 );
             }
         }
-        let figures = |pick: fn(&Pair) -> f64| {
-            a.latency
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{} {}/{}",
-                        rate_text(f.rate),
-                        num(pick(&f.p50_ms)),
-                        num(pick(&f.p99_ms))
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        rows.push(ClaimRow {
-            claim: "Push has lower latency (no polling); pull's is higher".into(),
-            experiment:
-                "steady rates, both consumers on the same events; p50/p99 ms (mean of repeats)"
-                    .into(),
-            pull: figures(Pair::pull_mean),
-            push: figures(Pair::push_mean),
-            verdict: votes.verdict(),
-            exceptions: votes.exceptions(),
-            basis: votes.basis(),
-        });
+        rows.push(votes.row(
+            "Push has lower latency (no polling); pull's is higher",
+            "steady rates, both consumers on the same events; p50/p99 ms (mean of repeats)",
+            |m| {
+                let rate = |f: &RateFigures| {
+                    let (p50, p99) = (num(m(&f.p50_ms)), num(m(&f.p99_ms)));
+                    format!("{} {p50}/{p99}", rate_text(f.rate))
+                };
+                a.latency.iter().map(rate).collect::<Vec<_>>().join(", ")
+            },
+        ));
     }
 
     // 2. CPU.
     if !a.latency.is_empty() || a.idle.is_some() {
         let mut votes = Votes::default();
-        let mut pull = Vec::new();
-        let mut push = Vec::new();
         if let Some(i) = &a.idle {
             votes.add("idle CPU ms/s", &i.cpu_ms_per_s, "push", Better::Lower);
-            pull.push(format!("idle {} ms/s", num(i.cpu_ms_per_s.pull_mean())));
-            push.push(format!("idle {} ms/s", num(i.cpu_ms_per_s.push_mean())));
         }
         for f in &a.latency {
-            votes.add(
-                &format!("{} µs/event", rate_text(f.rate)),
-                &f.cpu_us_per_event,
-                "push",
-                Better::Lower,
-            );
-            pull.push(format!(
-                "{} {} µs/ev",
-                rate_text(f.rate),
-                num(f.cpu_us_per_event.pull_mean())
-            ));
-            push.push(format!(
-                "{} {} µs/ev",
-                rate_text(f.rate),
-                num(f.cpu_us_per_event.push_mean())
-            ));
+            let name = format!("{} µs/event", rate_text(f.rate));
+            votes.add(&name, &f.cpu_us_per_event, "push", Better::Lower);
         }
-        rows.push(ClaimRow {
-            claim: "Pull uses more CPU (polling); push less (event-driven)".into(),
-            experiment: "CPU with nothing to consume; CPU per event at each steady rate (producer start to consumer exit)".into(),
-            pull: pull.join(", "),
-            push: push.join(", "),
-            verdict: votes.verdict(),
-            exceptions: votes.exceptions(),
-            basis: votes.basis(),
-        });
+        rows.push(votes.row(
+            "Pull uses more CPU (polling); push less (event-driven)",
+            "CPU with nothing to consume; CPU per event at each steady rate (producer start to consumer exit)",
+            |m| {
+                let idle = a.idle.iter().map(|i| format!("idle {} ms/s", num(m(&i.cpu_ms_per_s))));
+                let per_event = a.latency.iter().map(|f| {
+                    format!("{} {} µs/ev", rate_text(f.rate), num(m(&f.cpu_us_per_event)))
+                });
+                idle.chain(per_event).collect::<Vec<_>>().join(", ")
+            },
+        ));
     }
 
     // 3. Variable rates.
     let varying: Vec<&LoadFigures> = [&a.burst, &a.step].into_iter().flatten().collect();
     if !varying.is_empty() {
         let mut votes = Votes::default();
-        let mut pull = Vec::new();
-        let mut push = Vec::new();
-        for f in varying {
+        for f in &varying {
             for (name, p) in [
                 ("p99 ms", &f.p99_ms),
                 ("max lag", &f.max_lag),
@@ -163,32 +147,22 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
             ] {
                 votes.add(&format!("{} {name}", f.name), p, "pull", Better::Lower);
             }
-            pull.push(format!(
-                "{}: p99 {} ms, lag ≤ {}, RSS ≤ {} MB",
-                f.name,
-                num(f.p99_ms.pull_mean()),
-                num(f.max_lag.pull_mean()),
-                num(f.peak_rss_mb.pull_mean())
-            ));
-            push.push(format!(
-                "{}: p99 {} ms, lag ≤ {}, RSS ≤ {} MB",
-                f.name,
-                num(f.p99_ms.push_mean()),
-                num(f.max_lag.push_mean()),
-                num(f.peak_rss_mb.push_mean())
-            ));
         }
-        rows.push(ClaimRow {
-            claim: "Pull is better for variable rates, push for consistent rates".into(),
-            experiment:
-                "bursts, and a step up and down; latency, lag, memory (steady rates: claim 1)"
-                    .into(),
-            pull: pull.join("; "),
-            push: push.join("; "),
-            verdict: votes.verdict(),
-            exceptions: votes.exceptions(),
-            basis: votes.basis(),
-        });
+        rows.push(votes.row(
+            "Pull is better for variable rates, push for consistent rates",
+            "bursts, and a step up and down; latency, lag, memory (steady rates: claim 1)",
+            |m| {
+                let load = |f: &&LoadFigures| {
+                    let (p99, lag, rss) = (
+                        num(m(&f.p99_ms)),
+                        num(m(&f.max_lag)),
+                        num(m(&f.peak_rss_mb)),
+                    );
+                    format!("{}: p99 {p99} ms, lag ≤ {lag}, RSS ≤ {rss} MB", f.name)
+                };
+                varying.iter().map(load).collect::<Vec<_>>().join("; ")
+            },
+        ));
     }
 
     // 4. Load control.
@@ -202,8 +176,10 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
         ] {
             votes.add(name, p, "pull", Better::Lower);
         }
-        let text = |m: fn(&Pair) -> f64| {
-            format!(
+        rows.push(votes.row(
+            "Push is hard to manage under load; pull gives load control",
+            "a slow sink (one SQLite transaction per event) under a rate it cannot keep: memory, lag, fairness between partitions, rebalances",
+            |m| format!(
                 "RSS ≤ {} MB, lag ≤ {}, catch-up spread {} s, skew {}×, {} rebalances, {} ev/s",
                 num(m(&f.peak_rss_mb)),
                 num(m(&f.max_lag)),
@@ -211,24 +187,14 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 num(m(&f.lag_skew)),
                 num(m(&f.rebalances)),
                 num(m(&f.events_per_second))
-            )
-        };
-        rows.push(ClaimRow {
-            claim: "Push is hard to manage under load; pull gives load control".into(),
-            experiment: "a slow sink (one SQLite transaction per event) under a rate it cannot keep: memory, lag, fairness between partitions, rebalances".into(),
-            pull: text(Pair::pull_mean),
-            push: text(Pair::push_mean),
-            verdict: votes.verdict(),
-            exceptions: votes.exceptions(),
-            basis: votes.basis(),
-        });
+            ),
+        ));
     }
 
     // 5. Scale-out.
     if let Some(one) = a.scale.iter().find(|s| s.instances == 1) {
         let mut votes = Votes::default();
-        let mut pull = Vec::new();
-        let mut push = Vec::new();
+        let mut ratios = Vec::new();
         for s in a.scale.iter().filter(|s| s.instances > 1) {
             // Each run of k instances against each run of one: the spread
             // of the single-instance runs carries into the ratios.
@@ -247,45 +213,27 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 "pull",
                 Better::Higher,
             );
-            // Join times are reported, not judged: one run per group size
-            // gives them no measured noise.
-            pull.push(format!(
-                "×{}: {} ev/s ({}× of 1), join {} s",
-                s.instances,
-                num(s.events_per_second.pull_mean()),
-                num(p.pull_mean()),
-                num(s.join_s.pull_mean())
-            ));
-            push.push(format!(
-                "×{}: {} ev/s ({}× of 1), join {} s",
-                s.instances,
-                num(s.events_per_second.push_mean()),
-                num(p.push_mean()),
-                num(s.join_s.push_mean())
-            ));
+            ratios.push((s, p));
         }
-        pull.insert(
-            0,
-            format!("×1: {} ev/s", num(one.events_per_second.pull_mean())),
-        );
-        push.insert(
-            0,
-            format!("×1: {} ev/s", num(one.events_per_second.push_mean())),
-        );
         votes.lines.push(format!(
             "single-instance spread: pull {}, push {}",
             spread(&one.events_per_second.pull).map_or("–".into(), pct),
             spread(&one.events_per_second.push).map_or("–".into(), pct)
         ));
-        rows.push(ClaimRow {
-            claim: "Pull scales to many consumers more easily".into(),
-            experiment: "1, 2, 3 instances of one model in one group, each with its own database (ledger for the union), draining a backlog".into(),
-            pull: pull.join("; "),
-            push: push.join("; "),
-            verdict: votes.verdict(),
-            exceptions: votes.exceptions(),
-            basis: votes.basis(),
-        });
+        rows.push(votes.row(
+            "Pull scales to many consumers more easily",
+            "1, 2, 3 instances of one model in one group, each with its own database (ledger for the union), draining a backlog",
+            |m| {
+                // Join times are reported, not judged: one run per group
+                // size gives them no measured noise.
+                let k = ratios.iter().map(|(s, p)| {
+                    let (eps, ratio, join) = (num(m(&s.events_per_second)), num(m(p)), num(m(&s.join_s)));
+                    format!("×{}: {eps} ev/s ({ratio}× of 1), join {join} s", s.instances)
+                });
+                let one = format!("×1: {} ev/s", num(m(&one.events_per_second)));
+                std::iter::once(one).chain(k).collect::<Vec<_>>().join("; ")
+            },
+        ));
     }
 
     // 6. Coupling.

@@ -1,18 +1,11 @@
-//! What a phase's verification rests on: the producer's runs merged into
-//! one `producer.json`, `bench check-phase` for a single instance, and the
-//! `ledger` checks of a group's databases.
+//! What a phase's verification rests on besides `bench check-phase`: the
+//! producer's runs merged into one `producer.json`, and the `ledger` checks
+//! of a group's databases.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
-
-use crate::argv::argv;
-use crate::cli::CheckPhaseArgs;
-use crate::procs;
 use crate::stats::ProducerStats;
-use crate::verify::{self, Check};
+use crate::verify::Check;
 
 /// The producer runs of a phase as one: counts, amount sum and id
 /// checksum added up (the checksum is a wrapping sum, so the sum of the
@@ -48,53 +41,18 @@ pub fn merge(parts: &[ProducerStats]) -> Option<ProducerStats> {
     Some(m)
 }
 
-/// `bench check-phase` in a child process, as `bench run` does.
-pub(super) fn check_phase_child(dir: &Path) -> anyhow::Result<Vec<Check>> {
-    // This very binary runs the check, as for the ceilings.
-    let bench = std::env::current_exe().context("locate the bench binary")?;
-    let json = dir.join("checks.json");
-    let args = CheckPhaseArgs {
-        dir: dir.to_path_buf(),
-        json: json.clone(),
-    };
-    let mut a = vec![OsString::from("check-phase")];
-    a.extend(argv(&args)?);
-    let f = procs::run(
-        "verify",
-        &bench,
-        &a,
-        &dir.join("verify.log"),
-        Duration::from_secs(600),
-    )?;
-    if !f.ok() {
-        bail!("{}", f.failure());
-    }
-    verify::read_checks(&json)
-}
-
-fn check(phase: &str, model: &str, what: &str, expected: String, actual: String) -> Check {
-    Check {
-        phase: phase.into(),
-        model: model.into(),
-        what: what.into(),
-        pass: expected == actual,
-        expected,
-        actual,
-    }
-}
-
 /// A group's databases as one (`ledger`): each acknowledged event exactly
 /// once across them, the amount sum, the id checksum (the wrapping sum of
 /// each database's), no dead letters.
 pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats) -> Vec<Check> {
+    let check = |what: &str, expected: String, actual: String| {
+        Check::new(phase, model, what, expected, actual)
+    };
     let present: Vec<PathBuf> = dbs.iter().filter(|d| d.is_file()).cloned().collect();
-    let summary = ledger::Ledger::open(&present).and_then(|l| l.summary());
-    let s = match summary {
+    let s = match ledger::Ledger::open(&present).and_then(|l| l.summary()) {
         Ok(s) => s,
         Err(e) => {
             return vec![check(
-                phase,
-                model,
                 "ledger readable",
                 "the group's databases".into(),
                 format!("error: {e}"),
@@ -111,34 +69,22 @@ pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats)
     let dead: u64 = s.databases.iter().map(|d| d.dead_letters).sum();
     vec![
         check(
-            phase,
-            model,
             "distinct events (ledger)",
             acked.clone(),
             s.distinct_events.to_string(),
         ),
+        check("rows over the databases", acked, s.rows.to_string()),
         check(
-            phase,
-            model,
-            "rows over the databases",
-            acked,
-            s.rows.to_string(),
-        ),
-        check(
-            phase,
-            model,
             "amount sum (ledger)",
             p.amount_minor_sum.to_string(),
             s.amount_minor_sum.to_string(),
         ),
         check(
-            phase,
-            model,
             "id checksum (sum over the databases)",
             p.id_checksum.to_ascii_lowercase(),
             format!("{checksum:016x}"),
         ),
-        check(phase, model, "dead letters", "0".into(), dead.to_string()),
+        check("dead letters", "0".into(), dead.to_string()),
     ]
 }
 

@@ -30,7 +30,6 @@ pub use run::run_phase;
 /// A stretch of the producer's load.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
-    /// Events.
     pub count: u64,
     /// Events per second (0: as fast as the broker takes them).
     pub rate: u64,
@@ -41,13 +40,11 @@ pub struct Segment {
 /// What a phase runs.
 #[derive(Debug, Clone)]
 pub struct PhaseSpec {
-    /// Directory and topic suffix.
     pub name: String,
     /// The models that consume, each in a group of its own.
     pub models: Vec<Model>,
     /// Instances per model in its group (separate databases).
     pub instances: usize,
-    /// The producer's load.
     pub segments: Vec<Segment>,
     /// The consumers' --batch-size instead of the run's.
     pub batch_size: Option<usize>,
@@ -73,9 +70,7 @@ impl PhaseSpec {
 pub struct SegmentRun {
     /// Offered rate (0: unpaced).
     pub rate: u64,
-    /// Events asked for.
     pub count: u64,
-    /// Events acknowledged.
     pub acknowledged: u64,
     /// The producer's rate over its run.
     pub events_per_second: f64,
@@ -86,9 +81,7 @@ pub struct SegmentRun {
     /// The producer's own figures: wall time from the first send to the
     /// last delivery report, and its CPU.
     pub wall_seconds: f64,
-    /// The producer's CPU.
     pub cpu_seconds: f64,
-    /// Delivery errors the producer reported.
     pub errors: Vec<String>,
 }
 
@@ -99,7 +92,6 @@ pub struct ConsumerRun {
     pub model: String,
     /// Its name in the phase (`pull`, `pull-2`).
     pub name: String,
-    /// Its stats file.
     pub stats: ConsumerStats,
     /// Seconds from its start to its ready file (first assignment).
     pub ready_s: Option<f64>,
@@ -112,26 +104,21 @@ pub struct ConsumerRun {
     /// Assignments and revocations its log shows (rebalances it took
     /// part in).
     pub assignments: u64,
-    /// Revocations its log shows.
     pub revocations: u64,
-    /// Exit code.
     pub exit_code: i32,
 }
 
 /// A phase as it ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseRun {
-    /// Its name.
     pub name: String,
     /// Instances per model.
     pub instances: usize,
     /// Batch size the consumers ran with.
     pub batch_size: usize,
-    /// The load.
     pub segments: Vec<SegmentRun>,
     /// The producer's figures, all segments together.
     pub producer: ProducerStats,
-    /// Every consumer.
     pub consumers: Vec<ConsumerRun>,
     /// Seconds of the idle window (0: none).
     pub idle_window_s: u64,
@@ -144,13 +131,10 @@ pub struct PhaseRun {
     pub consumers_start_s: f64,
     /// Every 250 ms: memory, CPU, lag.
     pub samples: Vec<Sample>,
-    /// Verification.
     pub checks: Vec<Check>,
     /// `PASS` or `FAIL`.
     pub verification: String,
-    /// Whole phase.
     pub seconds: f64,
-    /// What went wrong, if anything.
     pub failures: Vec<String>,
 }
 
@@ -168,13 +152,9 @@ impl PhaseRun {
 
 /// What a phase needs from the run.
 pub struct PhaseEnv<'a> {
-    /// Settings of every process.
     pub settings: &'a Settings,
-    /// Binaries.
     pub bins: &'a Bins,
-    /// The run's output directory.
     pub out: &'a Path,
-    /// Prefix of topics and groups.
     pub run_id: &'a str,
     /// The broker's process id, when local.
     pub broker_pid: Option<u32>,

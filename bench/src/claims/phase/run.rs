@@ -7,18 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use consumer_core::Model;
-use consumer_core::ready::Ready;
 
-use super::checks::{check_phase_child, check_union, merge};
+use super::checks::{check_union, merge};
 use super::{ConsumerRun, PhaseEnv, PhaseRun, PhaseSpec, SegmentRun};
 use crate::argv::argv;
 use crate::claims::sampler::Sampler;
 use crate::machine::cpu_seconds;
-use crate::procs::{self, Running};
 use crate::settings::ConsumerJob;
 use crate::stats::{ConsumerStats, ProducerStats, read_json};
 use crate::topics;
 use crate::verify;
+use testkit::procs::Proc;
 
 /// How long consumers get to be assigned their partitions.
 const READY_WAIT: Duration = Duration::from_secs(30);
@@ -78,19 +77,15 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     } else {
         3
     };
-    let spawn_consumers = |dir: &Path| -> anyhow::Result<Vec<(Model, String, Running, Instant)>> {
+    let spawn_consumers = |dir: &Path| -> anyhow::Result<Vec<(Model, String, Proc, Instant)>> {
         let mut running = Vec::new();
         for (model, (_, group)) in spec.models.iter().zip(&groups) {
             for i in 0..spec.instances {
                 let name = instance_name(*model, i, spec.instances);
                 let job = ConsumerJob {
-                    topic: &topic,
-                    group,
-                    db: dir.join(format!("{name}.db")),
-                    stats: dir.join(format!("{name}.json")),
-                    ready: Some(dir.join(format!("{name}.ready"))),
                     max_events: total.max(1),
                     idle_s,
+                    ..ConsumerJob::in_dir(dir, &name, &topic, group, true)
                 };
                 let mut args = settings.consumer(*model, &job);
                 args.batch_size = batch_size;
@@ -106,7 +101,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
                 }
                 let bin = bins.consumer(*model);
                 let log = dir.join(format!("{name}.log"));
-                let r = procs::spawn(&name, &bin, &argv(&args)?, &log)?;
+                let r = Proc::spawn_echoed(&bin, &argv(&args)?, &log, &name)?;
                 running.push((*model, name, r, Instant::now()));
             }
         }
@@ -119,31 +114,18 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     }
     let mut running = Vec::new();
     let mut ready_at: Vec<Option<f64>> = Vec::new();
-    let mut failures = Vec::new();
-    let wait_ready = |running: &mut Vec<(Model, String, Running, Instant)>,
-                      dir: &Path,
-                      ready_at: &mut Vec<Option<f64>>| {
-        ready_at.clear();
-        ready_at.resize(running.len(), None);
-        let until = Instant::now() + READY_WAIT;
-        while Instant::now() < until && ready_at.iter().any(Option::is_none) {
-            for (k, (_, name, r, spawned)) in running.iter_mut().enumerate() {
-                if ready_at[k].is_none()
-                    && Ready::read(&dir.join(format!("{name}.ready")))
-                        .is_some_and(|x| x.pid == r.id())
-                {
-                    ready_at[k] = Some(spawned.elapsed().as_secs_f64());
-                }
-            }
-            if running.iter_mut().any(|(_, _, r, _)| r.has_exited()) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let wait_ready = |running: &mut Vec<(Model, String, Proc, Instant)>, dir: &Path| {
+        let ready_file = |name: &str| dir.join(format!("{name}.ready"));
+        let mut waiting: Vec<_> = running
+            .iter_mut()
+            .map(|(_, name, r, t)| (ready_file(name), r, *t))
+            .collect();
+        crate::run::wait_ready(&mut waiting, READY_WAIT)
     };
+    let mut failures = Vec::new();
     if !spec.consumers_after_producer {
         running = spawn_consumers(&dir)?;
-        wait_ready(&mut running, &dir, &mut ready_at);
+        ready_at = wait_ready(&mut running, &dir);
         if ready_at.iter().any(Option::is_none) && spec.instances == 1 {
             failures.push(format!(
                 "{}: not every consumer was assigned partitions within {} s",
@@ -159,7 +141,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
         }
         let mut t = tracked.lock().expect("not poisoned");
         for (_, name, r, _) in &running {
-            t.push((name.clone(), r.id()));
+            t.push((name.clone(), r.pid()));
         }
     }
     let sampler = Sampler::start(
@@ -181,10 +163,10 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             spec.idle_window_s
         );
         let half = Duration::from_secs_f64(spec.idle_window_s as f64 / 2.0);
-        let snap = |running: &[(Model, String, Running, Instant)]| -> Vec<Option<f64>> {
+        let snap = |running: &[(Model, String, Proc, Instant)]| -> Vec<Option<f64>> {
             running
                 .iter()
-                .map(|(_, _, r, _)| cpu_seconds(r.id()))
+                .map(|(_, _, r, _)| cpu_seconds(r.pid()))
                 .chain(std::iter::once(broker_pid.and_then(cpu_seconds)))
                 .collect()
         };
@@ -203,7 +185,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     // The load.
     let cpu_before: Vec<Option<f64>> = running
         .iter()
-        .map(|(_, _, r, _)| cpu_seconds(r.id()))
+        .map(|(_, _, r, _)| cpu_seconds(r.pid()))
         .collect();
     let produce_start = Instant::now();
     let produce_start_s = sampler.now();
@@ -220,13 +202,9 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
             .count
             .checked_div(seg.rate)
             .unwrap_or(seg.count / 20_000);
-        let f = procs::run(
-            &name,
-            &bins.producer(),
-            &argv(&args)?,
-            &dir.join(format!("{name}.log")),
-            Duration::from_secs(120 + expected * 2),
-        )?;
+        let log = dir.join(format!("{name}.log"));
+        let f = Proc::spawn_echoed(&bins.producer(), &argv(&args)?, &log, &name)?
+            .finish_within(Duration::from_secs(120 + expected * 2))?;
         let end_s = sampler.now();
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
@@ -262,10 +240,10 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
         {
             let mut t = sampler.tracked.lock().expect("not poisoned");
             for (_, name, r, _) in &running {
-                t.push((name.clone(), r.id()));
+                t.push((name.clone(), r.pid()));
             }
         }
-        wait_ready(&mut running, &dir, &mut ready_at);
+        ready_at = wait_ready(&mut running, &dir);
         idle_cpu = vec![None; running.len()];
     }
 
@@ -273,9 +251,9 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     let limit = Duration::from_secs(300 + total / 5_000);
     let mut consumers = Vec::new();
     let produced_all = producer.events_acknowledged == producer.events_requested;
-    for (k, (model, name, r, spawned)) in running.into_iter().enumerate() {
+    for (k, (model, name, mut r, spawned)) in running.into_iter().enumerate() {
         let f = if produced_all || spec.instances > 1 {
-            r.wait(limit)?
+            r.finish_within(limit)?
         } else {
             r.stop()?
         };
@@ -326,7 +304,7 @@ pub fn run_phase(env: &mut PhaseEnv<'_>, spec: &PhaseSpec) -> anyhow::Result<Pha
     topics::delete(&settings.brokers, &topic);
 
     let checks = if spec.instances == 1 {
-        check_phase_child(&dir)?
+        verify::phase_in_child(&dir, Duration::from_secs(600))?
     } else {
         let mut checks = vec![verify::check_producer(&spec.name, &producer)];
         for model in &spec.models {

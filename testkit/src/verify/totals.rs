@@ -1,0 +1,119 @@
+//! The totals-only mode, for runs too large to hold every event in memory
+//! (the benchmark's 100M-event backlog): a database is compared with the
+//! producer's stats file on count, distinct ids, amount sum, id checksum
+//! and dead letters only.
+
+use std::path::Path;
+
+use common::stats::ProducerStats;
+use serde::{Deserialize, Serialize};
+use store::Store;
+
+/// One comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    /// `backlog`, `live-20000`, ...
+    pub phase: String,
+    /// `pull`, `push`, or `producer`.
+    pub model: String,
+    pub what: String,
+    /// What the producer's stats say.
+    pub expected: String,
+    /// What the database holds.
+    pub actual: String,
+    pub pass: bool,
+}
+
+impl Check {
+    pub fn new(phase: &str, model: &str, what: &str, expected: String, actual: String) -> Check {
+        let pass = expected == actual;
+        let (phase, model, what) = (phase.into(), model.into(), what.into());
+        Check {
+            phase,
+            model,
+            what,
+            expected,
+            actual,
+            pass,
+        }
+    }
+
+    /// `PASS backlog/pull events: 100 (expected 100)`.
+    pub fn line(&self) -> String {
+        let verdict = if self.pass { "PASS" } else { "FAIL" };
+        let Check {
+            phase,
+            model,
+            what,
+            expected,
+            actual,
+            ..
+        } = self;
+        format!("{verdict} {phase}/{model} {what}: {actual} (expected {expected})")
+    }
+}
+
+/// `PASS` when every check passed (and there was at least one).
+pub fn verdict<'a>(checks: impl IntoIterator<Item = &'a Check>) -> &'static str {
+    let mut checks = checks.into_iter().peekable();
+    let any = checks.peek().is_some();
+    if any && checks.all(|c| c.pass) {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// The producer itself: everything it was asked to send was acknowledged.
+pub fn check_producer(phase: &str, p: &ProducerStats) -> Check {
+    let (requested, acked) = (p.events_requested, p.events_acknowledged);
+    Check::new(
+        phase,
+        "producer",
+        "events acknowledged",
+        requested.to_string(),
+        acked.to_string(),
+    )
+}
+
+/// Totals-only verification of one database against the producer's stats:
+/// same count, every id once, same amount sum, same id checksum, no dead
+/// letters.
+pub fn totals(phase: &str, model: &str, db: &Path, p: &ProducerStats) -> Vec<Check> {
+    let check = |what: &str, expected: String, actual: String| {
+        Check::new(phase, model, what, expected, actual)
+    };
+    if !db.is_file() {
+        return vec![check(
+            "database exists",
+            db.display().to_string(),
+            "missing".into(),
+        )];
+    }
+    let s = match Store::open(db).and_then(|s| s.summary()) {
+        Ok(s) => s,
+        Err(e) => {
+            return vec![check(
+                "database readable",
+                "a banking store".into(),
+                format!("error: {e}"),
+            )];
+        }
+    };
+    let acked = p.events_acknowledged.to_string();
+    vec![
+        check("events", acked.clone(), s.events.to_string()),
+        check("distinct ids", acked, s.distinct_event_ids.to_string()),
+        check(
+            "amount sum",
+            p.amount_minor_sum.to_string(),
+            s.amount_minor_sum.to_string(),
+        ),
+        check(
+            "id checksum",
+            p.id_checksum.to_ascii_lowercase(),
+            s.id_checksum.hex(),
+        ),
+        check("dead letters", "0".into(), s.dead_letters.to_string()),
+    ]
+}

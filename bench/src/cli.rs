@@ -369,14 +369,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn write_stats<T: serde::Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
+/// Prints a subcommand's figures and writes them to `path`, if given.
+fn write_stats<T: Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
     if let Some(p) = path {
         common::stats::write_json(p, value)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each check; PASS when all passed.
+fn print_checks(checks: &[verify::Check]) -> &'static str {
+    for c in checks {
+        println!("{}", c.line());
+    }
+    verify::verdict(checks)
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -390,10 +398,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { dir } => {
             let checks = verify::check_run(&dir)?;
-            for c in &checks {
-                println!("{}", c.line());
-            }
-            let verdict = verify::verdict(&checks);
+            let verdict = print_checks(&checks);
             let failed = checks.iter().filter(|c| !c.pass).count();
             println!(
                 "verification {verdict}: {} check(s), {failed} failed ({})",
@@ -408,9 +413,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckPhase(CheckPhaseArgs { dir, json }) => {
             let checks = verify::check_phase(&dir)?;
-            for c in &checks {
-                println!("{}", c.line());
-            }
+            print_checks(&checks);
             common::stats::write_json(&json, &checks)
                 .with_context(|| format!("cannot write {}", json.display()))?;
             Ok(ExitCode::SUCCESS)
@@ -424,30 +427,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CeilingConsume(a) => {
             let stats = ceilings::raw_consume(&a)?;
             write_stats(&a.stats_json, &stats)?;
-            Ok(if stats.events >= a.count {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!(
-                    "bench ceiling-consume: read {} of {} messages ({})",
-                    stats.events, a.count, stats.exit_reason
-                );
-                ExitCode::FAILURE
-            })
+            if stats.events >= a.count {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "bench ceiling-consume: read {} of {} messages ({})",
+                stats.events, a.count, stats.exit_reason
+            );
+            Ok(ExitCode::FAILURE)
         }
-        Command::CeilingStore(a) => {
-            let stats = ceilings::store_insert(&a)?;
-            write_stats(&a.stats_json, &stats)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::CeilingBare(a) => {
-            let stats = ceilings::bare_insert(&a)?;
-            write_stats(&a.stats_json, &stats)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Queries(a) => {
-            let stats = queries::time_queries(&a.db, a.accounts, a.samples)?;
-            write_stats(&a.stats_json, &stats)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::CeilingStore(a) => write_stats(&a.stats_json, &ceilings::store_insert(&a)?),
+        Command::CeilingBare(a) => write_stats(&a.stats_json, &ceilings::bare_insert(&a)?),
+        Command::Queries(a) => write_stats(
+            &a.stats_json,
+            &queries::time_queries(&a.db, a.accounts, a.samples)?,
+        ),
     }
 }

@@ -2,11 +2,12 @@
 //! broker process's CPU and memory while each step ran.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::phase::sampler::{Lags, Sampler};
 
 /// The machine a run used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -113,49 +114,30 @@ pub struct ProcUsage {
     pub hwm_bytes: u64,
 }
 
-/// Samples a process's CPU and memory from `/proc` while a step runs.
-#[derive(Debug)]
+/// A process's CPU and memory, sampled from `/proc` every 100 ms while a
+/// step runs.
 pub struct ProcSampler {
     pid: u32,
-    cpu_start: f64,
-    stop: Arc<AtomicBool>,
-    rss: std::thread::JoinHandle<u64>,
+    sampler: Sampler,
 }
-
-/// How often `VmRSS` is read.
-const RSS_EVERY: Duration = Duration::from_millis(100);
 
 impl ProcSampler {
     /// Starts sampling `pid`; `None` when `/proc` does not show it.
     pub fn start(pid: u32) -> Option<ProcSampler> {
-        let cpu_start = cpu_seconds(pid)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let rss = std::thread::spawn(move || {
-            let mut max = 0;
-            loop {
-                max = max.max(status_bytes(pid, "VmRSS:").unwrap_or(0));
-                if stopped.load(Ordering::Relaxed) {
-                    return max;
-                }
-                std::thread::sleep(RSS_EVERY);
-            }
-        });
-        Some(ProcSampler {
-            pid,
-            cpu_start,
-            stop,
-            rss,
-        })
+        cpu_seconds(pid)?;
+        let tracked = Arc::new(Mutex::new(vec![(String::new(), pid)]));
+        let every = Duration::from_millis(100);
+        let sampler = Sampler::start(Instant::now(), every, tracked, Lags::default());
+        Some(ProcSampler { pid, sampler })
     }
 
     /// Stops sampling; `None` when the process is gone.
     pub fn finish(self) -> Option<ProcUsage> {
-        self.stop.store(true, Ordering::Relaxed);
-        let max_rss_bytes = self.rss.join().unwrap_or(0);
+        let samples = self.sampler.finish();
+        let points = samples.iter().flat_map(|s| &s.procs);
         Some(ProcUsage {
-            cpu_seconds: cpu_seconds(self.pid)? - self.cpu_start,
-            max_rss_bytes,
+            cpu_seconds: cpu_seconds(self.pid)? - samples.first()?.procs.first()?.cpu_seconds,
+            max_rss_bytes: points.map(|p| p.rss_bytes).max().unwrap_or(0),
             hwm_bytes: status_bytes(self.pid, "VmHWM:")?,
         })
     }

@@ -369,32 +369,13 @@ fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::stats::{ProducerMode, STATS_VERSION};
+    use crate::stats::{STATS_VERSION, producer_stats};
 
     fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
         let stats = ProducerStats {
-            version: STATS_VERSION,
-            mode: ProducerMode::Raw,
-            brokers: "b".into(),
-            topic: "t".into(),
-            events_requested: events,
-            events_sent: events,
-            events_acknowledged: events,
-            events_failed: 0,
-            amount_minor_sum: 0,
-            id_checksum: String::new(),
-            first_event_id: 1,
-            last_event_id: events,
-            seed: 42,
-            accounts: 10,
-            rate_limit: 0,
-            wall_seconds: wall,
-            events_per_second: events as f64 / wall,
             cpu_seconds: 2.0,
             max_rss_bytes: rss,
-            interrupted: false,
-            settings: BTreeMap::new(),
-            errors: Vec::new(),
+            ..producer_stats(1, events, wall)
         };
         common::stats::write_json(&dir.join(name), &stats).unwrap();
     }

@@ -35,14 +35,7 @@ impl Machine {
             })
             .unwrap_or_else(|| "unknown".into());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_bytes = meminfo
-            .lines()
-            .find_map(|l| {
-                let rest = l.strip_prefix("MemTotal:")?;
-                let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-                Some(kib * 1024)
-            })
-            .unwrap_or(0);
+        let memory_bytes = kib_line(&meminfo, "MemTotal:").unwrap_or(0);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -159,8 +152,15 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// A `kB` line of `/proc/PID/status`, in bytes.
 pub fn status_bytes(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    kib_line(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
+}
+
+/// The `key` line of a `/proc` file (`MemTotal:  123 kB`), in bytes.
+fn kib_line(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(key))?;
     let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }

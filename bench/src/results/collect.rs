@@ -63,8 +63,8 @@ impl Results {
     /// insert, the ceiling a consumer is measured against.
     fn collect_ceilings(&mut self, backlog: &Path) -> anyhow::Result<Option<f64>> {
         let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"))?;
-        let store_insert = store_ceiling(backlog)?;
-        let bare_sqlite = bare_ceiling(backlog)?;
+        let store_insert = joined_halves(backlog, "store-insert")?;
+        let bare_sqlite = joined_halves(backlog, "bare-sqlite")?;
         let lower = [
             raw_consume
                 .as_ref()

@@ -11,7 +11,7 @@
 //! | pull scales more easily | `scale`: 1, 2, 3 instances per group |
 //! | push couples producer and consumer | `outage` |
 //!
-//! Every experiment is made of [`phase`](crate::phase)s: a fresh topic,
+//! Every experiment is made of [`phase`]s: a fresh topic,
 //! consumers, a producer load, a timeline (memory, CPU, lag every 250 ms)
 //! and verification with exact counts. [`analysis`] turns the phases into
 //! figures and verdicts ([`verdict`]: the noise is the spread between two

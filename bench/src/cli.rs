@@ -12,6 +12,7 @@ use common::parse_property;
 use serde::Serialize;
 
 use crate::machine::BrokerInfo;
+use crate::phase::Env;
 use crate::run::utc;
 use crate::settings::Settings;
 use crate::{ceilings, queries, run, verify};
@@ -126,22 +127,21 @@ pub struct Common {
     pub dry_run: bool,
 }
 
-/// A run's start: its output directory (created empty), binaries, broker
-/// and command line.
+/// A run's start: the environment of its phases (output directory,
+/// created empty; binaries; id), its broker and command line.
 pub struct Start {
-    pub out: PathBuf,
-    pub bins: testkit::Bins,
+    pub env: Env,
     pub broker: BrokerInfo,
     pub command: String,
-    /// UTC start, `YYYY-MM-DDTHH:MM:SSZ` and `YYYYMMDD-HHMMSS`.
+    /// UTC start, `YYYY-MM-DDTHH:MM:SSZ`.
     pub iso: String,
-    pub compact: String,
 }
 
 impl Common {
     /// Checks the settings; then, unless --dry-run, creates the output
-    /// directory (`<results>/<prefix><UTC time>` by default).
-    pub fn start(&self, prefix: &str) -> anyhow::Result<Option<Start>> {
+    /// directory (`<results>/<prefix><UTC time>` by default); the run's id
+    /// is `<id>.<UTC time>.<process id>`.
+    pub fn start(&self, prefix: &str, id: &str) -> anyhow::Result<Option<Start>> {
         self.settings.check()?;
         if self.dry_run {
             return Ok(None);
@@ -162,17 +162,20 @@ impl Common {
             .bin_dir
             .clone()
             .or_else(|| exe.parent().map(PathBuf::from));
+        let broker =
+            BrokerInfo::from_run_dir(self.broker_run_dir.as_deref(), &self.settings.brokers);
         let args = || std::env::args().collect::<Vec<_>>().join(" ");
         Ok(Some(Start {
-            out,
-            bins: testkit::Bins::in_dir(&bin_dir.unwrap_or_default())?,
-            broker: BrokerInfo::from_run_dir(
-                self.broker_run_dir.as_deref(),
-                &self.settings.brokers,
-            ),
+            env: Env {
+                settings: self.settings.clone(),
+                bins: testkit::Bins::in_dir(&bin_dir.unwrap_or_default())?,
+                out,
+                run_id: format!("{id}.{compact}.{}", std::process::id()),
+                broker_pid: broker.pid,
+            },
+            broker,
             command: self.command_line.clone().unwrap_or_else(args),
             iso,
-            compact,
         }))
     }
 }

@@ -58,12 +58,11 @@ struct Ctx<'a> {
 /// Runs the benchmark; the exit code is non-zero on any failed check or
 /// failed step.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(start) = args.common.start("")? else {
+    let Some(start) = args.common.start("", "bench")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let (out, settings) = (start.out, &args.common.settings);
+    let (out, settings) = (start.env.out.clone(), &args.common.settings);
     let rates = args.live_rates();
-    let run_id = format!("bench.{}.{}", start.compact, std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
 
     let record = RunRecord {
@@ -77,7 +76,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             rates: rates.clone(),
             duration_s: args.duration,
             warmup_s: args.warmup,
-            run_id: run_id.clone(),
+            run_id: start.env.run_id.clone(),
             settings: settings.clone(),
             saturation_p99_ms: args.saturation.then_some(args.saturation_p99_ms),
         },
@@ -91,13 +90,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut ctx = Ctx {
         args,
-        env: Env {
-            settings: settings.clone(),
-            bins: start.bins,
-            out: out.clone(),
-            run_id,
-            broker_pid: record.broker.pid,
-        },
+        env: start.env,
         record,
         checks: Vec::new(),
         started: Instant::now(),

@@ -217,21 +217,20 @@ fn loadavg() -> String {
 /// Runs the claims experiments; non-zero exit on any failed check or
 /// phase.
 pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
-    let Some(start) = args.common.start("claims-")? else {
+    let Some(start) = args.common.start("claims-", "claims")? else {
         return Ok(ExitCode::SUCCESS);
     };
     let settings = &args.common.settings;
-    let run_id = format!("claims.{}.{}", start.compact, std::process::id());
     let started = Instant::now();
     let mut record = ClaimsRun {
-        command: start.command.clone(),
-        started_at: start.iso.clone(),
+        command: start.command,
+        started_at: start.iso,
         finished_at: String::new(),
         wall_seconds: 0.0,
         load_before: loadavg(),
         load_after: String::new(),
         machine: Machine::probe(),
-        broker: start.broker.clone(),
+        broker: start.broker,
         settings: settings.clone(),
         options: Options {
             rates: args.rates.clone(),
@@ -252,7 +251,8 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         phases: Vec::new(),
         failures: Vec::new(),
     };
-    let out = &start.out;
+    let env = start.env;
+    let out = &env.out;
     eprintln!(
         "bench claims: output in {}; broker {} ({} {}); load {}",
         out.display(),
@@ -261,13 +261,6 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         record.broker.version,
         record.load_before
     );
-    let env = Env {
-        settings: settings.clone(),
-        bins: start.bins.clone(),
-        out: out.clone(),
-        run_id,
-        broker_pid: record.broker.pid,
-    };
     let mut next_id = 1u64;
     let mut specs = Vec::new();
     if !args.skip_warmup {

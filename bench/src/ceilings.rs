@@ -140,7 +140,7 @@ const CEILING_TOPIC: &str = "bench.store-ceiling";
 /// backlog and one after, so that the machine's drift weighs on both sides.
 /// With `c.skip` 0 the database must not exist; otherwise it must.
 pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
-    insert_ceiling(c, Sink::Store)
+    insert_ceiling(c, false)
 }
 
 /// The bare-SQLite ceiling: the same events, regenerated the same way and
@@ -148,14 +148,7 @@ pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
 /// event columns in one table with one b-tree, the store's pragmas and
 /// statements, nothing else). Like [`store_insert`], in halves with `skip`.
 pub fn bare_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
-    insert_ceiling(c, Sink::Bare)
-}
-
-/// Where an insert ceiling writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sink {
-    Store,
-    Bare,
+    insert_ceiling(c, true)
 }
 
 /// An open [`Store`] or [`BareTable`].
@@ -176,63 +169,53 @@ impl Target {
     }
 }
 
-fn insert_ceiling(c: &StoreArgs, sink: Sink) -> anyhow::Result<StoreInsertStats> {
-    if c.skip == 0 {
-        anyhow::ensure!(
-            !c.db.exists(),
-            "{} exists already; the store ceiling needs a fresh database",
-            c.db.display()
-        );
-    } else {
-        anyhow::ensure!(
-            c.db.exists(),
-            "{} does not exist; --skip continues a database an earlier run began",
-            c.db.display()
-        );
-    }
+fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats> {
+    anyhow::ensure!(
+        c.db.exists() == (c.skip > 0),
+        "{} {}",
+        c.db.display(),
+        if c.skip == 0 {
+            "exists already; the store ceiling needs a fresh database"
+        } else {
+            "does not exist; --skip continues a database an earlier run began"
+        }
+    );
     let batch_size = c.batch_size.max(1);
     let partitions = c.partitions.max(1) as u64;
     let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
         .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
-    let mut passed_over = BankingEvent::default();
+    // Passed over: stored by the first half. The bare table's offsets only
+    // label its rows; they continue the generator's own partitioning.
+    let mut skipped = std::collections::HashMap::new();
+    let mut e = BankingEvent::default();
     for _ in 0..c.skip {
-        generator.fill(&mut passed_over, 0);
+        generator.fill(&mut e, 0);
+        *skipped
+            .entry((e.account_id % partitions) as i32)
+            .or_insert(0) += 1;
     }
     let opts = StoreOptions {
         keep_event_payloads: c.keep_event_payloads,
         ..StoreOptions::default()
     };
     let topic = CEILING_TOPIC;
-    let (mut store, stored) = match sink {
-        Sink::Store => {
-            let store = Store::open_with(&c.db, &opts)
-                .with_context(|| format!("cannot open {}", c.db.display()))?;
-            let stored = store
-                .stored_offsets(topic)
-                .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
-            (Target::Store(store), stored)
-        }
-        Sink::Bare => {
-            let bare = BareTable::open(&c.db, &opts)
-                .with_context(|| format!("cannot open {}", c.db.display()))?;
-            anyhow::ensure!(
-                bare.count()? == c.skip,
-                "{} does not hold the {} rows --skip says",
-                c.db.display(),
-                c.skip
-            );
-            // Offsets only label the rows here; continue them from the
-            // generator's own partitioning of the skipped events.
-            let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
-                .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
-            let mut next = std::collections::HashMap::new();
-            let mut e = BankingEvent::default();
-            for _ in 0..c.skip {
-                generator.fill(&mut e, 0);
-                *next.entry((e.account_id % partitions) as i32).or_insert(0) += 1;
-            }
-            (Target::Bare(bare), next)
-        }
+    let (mut store, stored) = if bare {
+        let bare = BareTable::open(&c.db, &opts)
+            .with_context(|| format!("cannot open {}", c.db.display()))?;
+        anyhow::ensure!(
+            bare.count()? == c.skip,
+            "{} does not hold the {} rows --skip says",
+            c.db.display(),
+            c.skip
+        );
+        (Target::Bare(bare), skipped)
+    } else {
+        let store = Store::open_with(&c.db, &opts)
+            .with_context(|| format!("cannot open {}", c.db.display()))?;
+        let stored = store
+            .stored_offsets(topic)
+            .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
+        (Target::Store(store), stored)
     };
     let mut offsets: Vec<i64> = (0..partitions as i32)
         .map(|p| stored.get(&p).copied().unwrap_or(0))

@@ -12,6 +12,7 @@ use common::parse_property;
 use serde::Serialize;
 
 use crate::machine::BrokerInfo;
+use crate::phase::Env;
 use crate::run::utc;
 use crate::settings::Settings;
 use crate::{ceilings, queries, run, verify};
@@ -126,22 +127,21 @@ pub struct Common {
     pub dry_run: bool,
 }
 
-/// A run's start: its output directory (created empty), binaries, broker
-/// and command line.
+/// A run's start: the environment of its phases (output directory,
+/// created empty; binaries; id), its broker and command line.
 pub struct Start {
-    pub out: PathBuf,
-    pub bins: testkit::Bins,
+    pub env: Env,
     pub broker: BrokerInfo,
     pub command: String,
-    /// UTC start, `YYYY-MM-DDTHH:MM:SSZ` and `YYYYMMDD-HHMMSS`.
+    /// UTC start, `YYYY-MM-DDTHH:MM:SSZ`.
     pub iso: String,
-    pub compact: String,
 }
 
 impl Common {
     /// Checks the settings; then, unless --dry-run, creates the output
-    /// directory (`<results>/<prefix><UTC time>` by default).
-    pub fn start(&self, prefix: &str) -> anyhow::Result<Option<Start>> {
+    /// directory (`<results>/<prefix><UTC time>` by default); the run's id
+    /// is `<id>.<UTC time>.<process id>`.
+    pub fn start(&self, prefix: &str, id: &str) -> anyhow::Result<Option<Start>> {
         self.settings.check()?;
         if self.dry_run {
             return Ok(None);
@@ -162,17 +162,20 @@ impl Common {
             .bin_dir
             .clone()
             .or_else(|| exe.parent().map(PathBuf::from));
+        let broker =
+            BrokerInfo::from_run_dir(self.broker_run_dir.as_deref(), &self.settings.brokers);
         let args = || std::env::args().collect::<Vec<_>>().join(" ");
         Ok(Some(Start {
-            out,
-            bins: testkit::Bins::in_dir(&bin_dir.unwrap_or_default())?,
-            broker: BrokerInfo::from_run_dir(
-                self.broker_run_dir.as_deref(),
-                &self.settings.brokers,
-            ),
+            env: Env {
+                settings: self.settings.clone(),
+                bins: testkit::Bins::in_dir(&bin_dir.unwrap_or_default())?,
+                out,
+                run_id: format!("{id}.{compact}.{}", std::process::id()),
+                broker_pid: broker.pid,
+            },
+            broker,
             command: self.command_line.clone().unwrap_or_else(args),
             iso,
-            compact,
         }))
     }
 }
@@ -369,14 +372,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn write_stats<T: serde::Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
+/// Prints a subcommand's figures and writes them to `path`, if given.
+fn write_stats<T: Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
     if let Some(p) = path {
         common::stats::write_json(p, value)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each check; PASS when all passed.
+fn print_checks(checks: &[verify::Check]) -> &'static str {
+    for c in checks {
+        println!("{}", c.line());
+    }
+    verify::verdict(checks)
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -390,10 +401,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { dir } => {
             let checks = verify::check_run(&dir)?;
-            for c in &checks {
-                println!("{}", c.line());
-            }
-            let verdict = verify::verdict(&checks);
+            let verdict = print_checks(&checks);
             let failed = checks.iter().filter(|c| !c.pass).count();
             println!(
                 "verification {verdict}: {} check(s), {failed} failed ({})",
@@ -408,9 +416,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckPhase(CheckPhaseArgs { dir, json }) => {
             let checks = verify::check_phase(&dir)?;
-            for c in &checks {
-                println!("{}", c.line());
-            }
+            print_checks(&checks);
             common::stats::write_json(&json, &checks)
                 .with_context(|| format!("cannot write {}", json.display()))?;
             Ok(ExitCode::SUCCESS)
@@ -424,30 +430,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CeilingConsume(a) => {
             let stats = ceilings::raw_consume(&a)?;
             write_stats(&a.stats_json, &stats)?;
-            Ok(if stats.events >= a.count {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!(
-                    "bench ceiling-consume: read {} of {} messages ({})",
-                    stats.events, a.count, stats.exit_reason
-                );
-                ExitCode::FAILURE
-            })
+            if stats.events >= a.count {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "bench ceiling-consume: read {} of {} messages ({})",
+                stats.events, a.count, stats.exit_reason
+            );
+            Ok(ExitCode::FAILURE)
         }
-        Command::CeilingStore(a) => {
-            let stats = ceilings::store_insert(&a)?;
-            write_stats(&a.stats_json, &stats)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::CeilingBare(a) => {
-            let stats = ceilings::bare_insert(&a)?;
-            write_stats(&a.stats_json, &stats)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Queries(a) => {
-            let stats = queries::time_queries(&a.db, a.accounts, a.samples)?;
-            write_stats(&a.stats_json, &stats)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::CeilingStore(a) => write_stats(&a.stats_json, &ceilings::store_insert(&a)?),
+        Command::CeilingBare(a) => write_stats(&a.stats_json, &ceilings::bare_insert(&a)?),
+        Command::Queries(a) => write_stats(
+            &a.stats_json,
+            &queries::time_queries(&a.db, a.accounts, a.samples)?,
+        ),
     }
 }

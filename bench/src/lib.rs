@@ -21,7 +21,8 @@
 //!
 //! Every process is started with command lines built from typed arguments
 //! ([`argv`], [`settings`]); `bench claims` ([`claims`]) tests each
-//! push-vs-pull claim with a verdict. The method and the history of runs:
+//! push-vs-pull claim with a verdict. Both run their phases the same way
+//! ([`phase`]). The method and the history of runs:
 //! `docs/benchmark.md`.
 
 pub mod argv;
@@ -30,6 +31,7 @@ pub mod claims;
 pub mod cli;
 pub mod defaults;
 pub mod machine;
+pub mod phase;
 pub mod plots;
 pub mod queries;
 pub mod report;

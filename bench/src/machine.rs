@@ -2,11 +2,12 @@
 //! broker process's CPU and memory while each step ran.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::phase::sampler::{Lags, Sampler};
 
 /// The machine a run used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -34,14 +35,7 @@ impl Machine {
             })
             .unwrap_or_else(|| "unknown".into());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_bytes = meminfo
-            .lines()
-            .find_map(|l| {
-                let rest = l.strip_prefix("MemTotal:")?;
-                let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
-                Some(kib * 1024)
-            })
-            .unwrap_or(0);
+        let memory_bytes = kib_line(&meminfo, "MemTotal:").unwrap_or(0);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -113,49 +107,30 @@ pub struct ProcUsage {
     pub hwm_bytes: u64,
 }
 
-/// Samples a process's CPU and memory from `/proc` while a step runs.
-#[derive(Debug)]
+/// A process's CPU and memory, sampled from `/proc` every 100 ms while a
+/// step runs.
 pub struct ProcSampler {
     pid: u32,
-    cpu_start: f64,
-    stop: Arc<AtomicBool>,
-    rss: std::thread::JoinHandle<u64>,
+    sampler: Sampler,
 }
-
-/// How often `VmRSS` is read.
-const RSS_EVERY: Duration = Duration::from_millis(100);
 
 impl ProcSampler {
     /// Starts sampling `pid`; `None` when `/proc` does not show it.
     pub fn start(pid: u32) -> Option<ProcSampler> {
-        let cpu_start = cpu_seconds(pid)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let rss = std::thread::spawn(move || {
-            let mut max = 0;
-            loop {
-                max = max.max(status_bytes(pid, "VmRSS:").unwrap_or(0));
-                if stopped.load(Ordering::Relaxed) {
-                    return max;
-                }
-                std::thread::sleep(RSS_EVERY);
-            }
-        });
-        Some(ProcSampler {
-            pid,
-            cpu_start,
-            stop,
-            rss,
-        })
+        cpu_seconds(pid)?;
+        let tracked = Arc::new(Mutex::new(vec![(String::new(), pid)]));
+        let every = Duration::from_millis(100);
+        let sampler = Sampler::start(Instant::now(), every, tracked, Lags::default());
+        Some(ProcSampler { pid, sampler })
     }
 
     /// Stops sampling; `None` when the process is gone.
     pub fn finish(self) -> Option<ProcUsage> {
-        self.stop.store(true, Ordering::Relaxed);
-        let max_rss_bytes = self.rss.join().unwrap_or(0);
+        let samples = self.sampler.finish();
+        let points = samples.iter().flat_map(|s| &s.procs);
         Some(ProcUsage {
-            cpu_seconds: cpu_seconds(self.pid)? - self.cpu_start,
-            max_rss_bytes,
+            cpu_seconds: cpu_seconds(self.pid)? - samples.first()?.procs.first()?.cpu_seconds,
+            max_rss_bytes: points.map(|p| p.rss_bytes).max().unwrap_or(0),
             hwm_bytes: status_bytes(self.pid, "VmHWM:")?,
         })
     }
@@ -177,8 +152,15 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// A `kB` line of `/proc/PID/status`, in bytes.
 pub fn status_bytes(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    kib_line(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
+}
+
+/// The `key` line of a `/proc` file (`MemTotal:  123 kB`), in bytes.
+fn kib_line(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(key))?;
     let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::results::{Figures, Results};
+use crate::results::{Figures, LiveResult, Results};
+use crate::stats::Latency;
 
 pub mod draw;
 
 pub use draw::human;
-use draw::{Area, CEILING, FONT, Line, XAxis, color, err, legend, line, per_rate, svg};
+use draw::{Area, CEILING, FONT, XAxis, color, err, legend, line, per_rate, svg};
 
 /// Events per second from a cumulative timeline (which starts, implicitly,
 /// at 0 events at 0 s: the first message), over windows of at least
@@ -171,39 +172,23 @@ fn throughput_panel(
     legend(&mut chart, SeriesLabelPosition::UpperRight, 14)
 }
 
-fn live_latency(
-    live: &[crate::results::LiveResult],
-    title: &str,
-    path: &Path,
-) -> anyhow::Result<()> {
-    let mut lines: Vec<Line> = Vec::new();
-    for model in ["pull", "push"] {
-        for (k, (label, pick)) in [
-            (
-                "p50",
-                (|l: &crate::stats::Latency| l.p50) as fn(&crate::stats::Latency) -> u64,
-            ),
-            ("p99", |l| l.p99),
-            ("p99.9", |l| l.p999),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let points: Vec<(f64, f64)> = live
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| {
-                    let f = if model == "pull" { &l.pull } else { &l.push };
-                    f.as_ref()
-                        .filter(|f| f.latency_us.count > 0)
-                        .map(|f| (i as f64, (pick(&f.latency_us) as f64 / 1e3).max(0.01)))
-                })
-                .collect();
-            if !points.is_empty() {
-                lines.push((model, label, k, points));
-            }
-        }
-    }
+/// A percentile of a latency.
+type Pick = fn(&Latency) -> u64;
+
+fn live_latency(live: &[LiveResult], title: &str, path: &Path) -> anyhow::Result<()> {
+    let picks: [(&str, Pick); 3] = [
+        ("p50", |l| l.p50),
+        ("p99", |l| l.p99),
+        ("p99.9", |l| l.p999),
+    ];
+    let lines = draw::lines(&picks, |model, pick| {
+        let points = live.iter().enumerate().filter_map(|(i, l)| {
+            let f = if model == "pull" { &l.pull } else { &l.push };
+            let f = f.as_ref().filter(|f| f.latency_us.count > 0)?;
+            Some((i as f64, (pick(&f.latency_us) as f64 / 1e3).max(0.01)))
+        });
+        points.collect()
+    });
     // One slot per rate, evenly spaced and labelled with the rate itself
     // (the rates are few and chosen by hand; a log axis would label
     // neither of them).

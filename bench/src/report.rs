@@ -71,7 +71,7 @@ pub fn table(r: &Results) -> String {
         "| Phase | Model | Events | Wall s | Events/s | Fraction of ceiling | p50 ms | p99 ms | p99.9 ms | max ms | CPU s | Peak RSS MB | DB MB | Verification |\n",
     );
     s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
-    let mut row = |phase: &str, model: &str, f: &Figures, fraction: String| {
+    for (phase, model, f, fraction) in phase_rows(r) {
         let l = &f.latency_us;
         let lat = |v: u64| if l.count > 0 { ms(v) } else { "–".into() };
         let verification = match f.exit_code {
@@ -92,9 +92,6 @@ pub fn table(r: &Results) -> String {
             mb(f.max_rss_bytes),
             mb(f.db_bytes),
         );
-    };
-    for (phase, model, f, fraction) in phase_rows(r) {
-        row(&phase, model, f, fraction);
     }
     s
 }
@@ -132,23 +129,19 @@ pub fn commit_table(r: &Results) -> String {
     let mut s = String::new();
     s.push_str("| Phase | Model | Batches | Events per batch | p50 ms | p99 ms | max ms |\n");
     s.push_str("|---|---|--:|--:|--:|--:|--:|\n");
-    let mut row = |phase: &str, model: &str, f: &Figures| {
-        let c = &f.commit_us;
-        if c.count == 0 {
-            return;
-        }
-        let _ = writeln!(
-            s,
-            "| {phase} | {model} | {} | {:.0} | {} | {} | {} |",
-            num(f.batches),
-            f.events as f64 / f.batches.max(1) as f64,
-            ms(c.p50),
-            ms(c.p99),
-            ms(c.max),
-        );
-    };
     for (phase, model, f, _) in phase_rows(r) {
-        row(&phase, model, f);
+        let c = &f.commit_us;
+        if c.count > 0 {
+            let _ = writeln!(
+                s,
+                "| {phase} | {model} | {} | {:.0} | {} | {} | {} |",
+                num(f.batches),
+                f.events as f64 / f.batches.max(1) as f64,
+                ms(c.p50),
+                ms(c.p99),
+                ms(c.max),
+            );
+        }
     }
     s.push('\n');
     s

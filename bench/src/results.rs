@@ -193,20 +193,11 @@ impl RawProducer {
     }
 }
 
-/// The store ceiling measured in the backlog directory `backlog`: its two
-/// halves (`store-insert-before.json`, `store-insert-after.json`) joined.
-/// A half without the other is not a ceiling of the whole backlog: none.
-pub fn store_ceiling(backlog: &Path) -> anyhow::Result<Option<StoreInsertStats>> {
-    joined_halves(backlog, "store-insert")
-}
-
-/// The bare-SQLite ceiling of the backlog directory, joined from its halves
-/// (`bare-sqlite-before.json`, `bare-sqlite-after.json`) like the store's.
-pub fn bare_ceiling(backlog: &Path) -> anyhow::Result<Option<StoreInsertStats>> {
-    joined_halves(backlog, "bare-sqlite")
-}
-
-fn joined_halves(backlog: &Path, name: &str) -> anyhow::Result<Option<StoreInsertStats>> {
+/// An insert ceiling measured in the backlog directory `backlog`: its two
+/// halves (`{name}-before.json`, `{name}-after.json`; `store-insert` or
+/// `bare-sqlite`) joined. A half without the other is not a ceiling of the
+/// whole backlog: none.
+pub fn joined_halves(backlog: &Path, name: &str) -> anyhow::Result<Option<StoreInsertStats>> {
     let before: Option<StoreInsertStats> = read_opt(&backlog.join(format!("{name}-before.json")))?;
     let after: Option<StoreInsertStats> = read_opt(&backlog.join(format!("{name}-after.json")))?;
     Ok(before
@@ -369,32 +360,13 @@ fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::stats::{ProducerMode, STATS_VERSION};
+    use crate::stats::{STATS_VERSION, producer_stats};
 
     fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
         let stats = ProducerStats {
-            version: STATS_VERSION,
-            mode: ProducerMode::Raw,
-            brokers: "b".into(),
-            topic: "t".into(),
-            events_requested: events,
-            events_sent: events,
-            events_acknowledged: events,
-            events_failed: 0,
-            amount_minor_sum: 0,
-            id_checksum: String::new(),
-            first_event_id: 1,
-            last_event_id: events,
-            seed: 42,
-            accounts: 10,
-            rate_limit: 0,
-            wall_seconds: wall,
-            events_per_second: events as f64 / wall,
             cpu_seconds: 2.0,
             max_rss_bytes: rss,
-            interrupted: false,
-            settings: BTreeMap::new(),
-            errors: Vec::new(),
+            ..producer_stats(1, events, wall)
         };
         common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
@@ -436,11 +408,11 @@ mod tests {
     #[test]
     fn the_store_ceiling_joins_its_two_halves() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(store_ceiling(dir.path()).unwrap().is_none());
+        assert!(joined_halves(dir.path(), "store-insert").unwrap().is_none());
         write_store(dir.path(), "store-insert-before.json", 5_000_000, 10.0, 100);
-        assert!(store_ceiling(dir.path()).unwrap().is_none());
+        assert!(joined_halves(dir.path(), "store-insert").unwrap().is_none());
         write_store(dir.path(), "store-insert-after.json", 5_000_000, 15.0, 120);
-        let s = store_ceiling(dir.path()).unwrap().unwrap();
+        let s = joined_halves(dir.path(), "store-insert").unwrap().unwrap();
         assert_eq!((s.events, s.batches), (10_000_000, 200));
         assert_eq!(s.events_per_second, 400_000.0);
         assert_eq!(s.events_per_second_with_generation, 10_000_000.0 / 27.0);

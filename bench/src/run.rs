@@ -17,25 +17,25 @@
 //! ```
 //!
 //! Every process is started with arguments built from the run's
-//! [`Settings`] (see [`crate::settings`]); the live producer starts once
+//! settings (see [`crate::settings`]); the live producer starts once
 //! both consumers have written their ready files (`--ready-file`).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use consumer_core::Model;
-use consumer_core::ready::Ready;
 use serde::Serialize;
 
 use crate::argv::argv;
 use crate::ceilings::{db_bytes, remove_db};
 use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
+use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::settings::{ConsumerJob, Settings};
+use crate::settings::ConsumerJob;
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};
@@ -45,29 +45,24 @@ mod backlog;
 mod live;
 
 use backlog::{backlog, raw_to_throwaway_topic};
-use live::{live, live_phase, saturation};
+use live::{live_phase, saturation};
 
 struct Ctx<'a> {
     args: &'a RunArgs,
-    settings: &'a Settings,
-    out: PathBuf,
-    /// `producer`, `consumer-pull`, `consumer-push` (testkit's one lookup).
-    bins: testkit::Bins,
+    env: Env,
     record: RunRecord,
     checks: Vec<Check>,
     started: Instant,
-    run_id: String,
 }
 
 /// Runs the benchmark; the exit code is non-zero on any failed check or
 /// failed step.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(start) = args.common.start("")? else {
+    let Some(start) = args.common.start("", "bench")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let (out, settings) = (start.out, &args.common.settings);
+    let (out, settings) = (start.env.out.clone(), &args.common.settings);
     let rates = args.live_rates();
-    let run_id = format!("bench.{}.{}", start.compact, std::process::id());
     let events = if args.skip_backlog { 0 } else { args.events };
 
     let record = RunRecord {
@@ -81,7 +76,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             rates: rates.clone(),
             duration_s: args.duration,
             warmup_s: args.warmup,
-            run_id: run_id.clone(),
+            run_id: start.env.run_id.clone(),
             settings: settings.clone(),
             saturation_p99_ms: args.saturation.then_some(args.saturation_p99_ms),
         },
@@ -95,13 +90,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let mut ctx = Ctx {
         args,
-        settings,
-        out: out.clone(),
-        bins: start.bins,
+        env: start.env,
         record,
         checks: Vec::new(),
         started: Instant::now(),
-        run_id,
     };
     eprintln!(
         "bench: output in {}; broker {} ({}, {}{}); {} backlog events, live rates {:?} for {} s each",
@@ -142,7 +134,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let live_first = ctx.record.broker.kind == "nisshi";
     let live_phases = |ctx: &mut Ctx<'_>| {
         for &rate in &rates {
-            if let Err(e) = live(ctx, rate) {
+            if let Err(e) = live_phase(ctx, "live", rate) {
                 ctx.fail(format!("live phase at {rate}/s: {e:#}"));
             }
         }
@@ -204,13 +196,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// report.md.
 pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
     let results = Results::collect(dir)?;
-    let pictures = match plots::draw_all(&results, dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("bench: warning: pictures not drawn: {e:#}");
-            Vec::new()
-        }
-    };
+    let pictures = plots::draw::drawn(plots::draw_all(&results, dir), "bench");
     let names: Vec<String> = pictures
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -224,9 +210,9 @@ pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
 
 impl Ctx<'_> {
     fn save(&self) -> anyhow::Result<()> {
-        common::stats::write_json(&self.out.join("run.json"), &self.record)
+        common::stats::write_json(&self.env.out.join("run.json"), &self.record)
             .context("cannot write run.json")?;
-        common::stats::write_json(&self.out.join("verification.json"), &self.checks)
+        common::stats::write_json(&self.env.out.join("verification.json"), &self.checks)
             .context("cannot write verification.json")
     }
 
@@ -281,46 +267,20 @@ impl Ctx<'_> {
         result
     }
 
-    fn topic(&self, phase: &str) -> String {
-        format!("{}.{phase}", self.run_id)
-    }
-
-    /// Runs the producer (`name` in `dir`: `{name}.json`, `{name}.log`).
-    fn producer(
-        &self,
-        dir: &Path,
-        name: &str,
-        topic: &str,
-        count: u64,
-        rate: u64,
-        raw: bool,
-    ) -> anyhow::Result<Finished> {
-        let stats = dir.join(format!("{name}.json"));
-        let args = argv(&self.settings.producer(topic, count, rate, &stats, raw))?;
-        let log = dir.join(format!("{name}.log"));
-        Proc::spawn_echoed(&self.bins.producer(), &args, &log, name)?
-            .finish_within(producer_limit(count, rate))
-    }
-
-    /// Starts a consumer; its files in `dir` are named after its model.
-    fn consumer(&self, model: Model, dir: &Path, job: &ConsumerJob<'_>) -> anyhow::Result<Proc> {
-        let bin = self.bins.consumer(model);
-        let args = self.settings.consumer_argv(model, job)?;
-        let log = dir.join(format!("{}.log", model.name()));
-        Proc::spawn_echoed(&bin, &args, &log, model.name())
-    }
-
     /// Records a finished process; an error when it failed.
     fn finished(&mut self, phase: &str, f: &Finished) -> anyhow::Result<()> {
-        self.record
-            .exit_codes
-            .insert(format!("{phase}/{}", f.name), f.code());
-        let _ = self.save();
+        self.exit_code(phase, &f.name, f.code());
         if f.ok() {
             Ok(())
         } else {
             bail!("{}", f.failure())
         }
+    }
+
+    fn exit_code(&mut self, phase: &str, name: &str, code: i32) {
+        let key = format!("{phase}/{name}");
+        self.record.exit_codes.insert(key, code);
+        let _ = self.save();
     }
 
     fn record_db(&mut self, phase: &str, model: &str, db: &Path) {
@@ -337,68 +297,23 @@ impl Ctx<'_> {
         self.save()?;
         Ok(())
     }
-
-    fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
-        topics::create(&self.settings.brokers, topic, self.settings.partitions)?;
-        eprintln!(
-            "    topic {topic} created with {} partitions",
-            self.settings.partitions
-        );
-        Ok(())
-    }
 }
 
 /// Runs `bench SUBCOMMAND` (this very binary) with `args` in a process of
-/// its own.
+/// its own, logged to `dir/{name}.log`.
 pub(crate) fn bench_child<T: clap::Args + Serialize>(
+    dir: &Path,
     name: &str,
     subcommand: &str,
     args: &T,
-    log: &Path,
     limit: Duration,
 ) -> anyhow::Result<Finished> {
     let exe = std::env::current_exe().context("cannot locate the bench binary")?;
-    let mut argv_ = vec![OsString::from(subcommand)];
-    argv_.extend(argv(args)?);
-    Proc::spawn_echoed(&exe, &argv_, log, name)?.finish_within(limit)
-}
-
-/// Waits at most `limit` until every consumer has written its ready file
-/// (partitions assigned and positioned) or one has exited; for each, the
-/// seconds from its start until it was ready.
-pub(crate) fn wait_ready(
-    consumers: &mut [(PathBuf, &mut Proc, Instant)],
-    limit: Duration,
-) -> Vec<Option<f64>> {
-    let mut ready_at = vec![None; consumers.len()];
-    let until = Instant::now() + limit;
-    while Instant::now() < until && ready_at.iter().any(Option::is_none) {
-        for (k, (file, p, started)) in consumers.iter_mut().enumerate() {
-            if ready_at[k].is_none() && Ready::read(file).is_some_and(|r| r.pid == p.pid()) {
-                ready_at[k] = Some(started.elapsed().as_secs_f64());
-            }
-        }
-        if let Some((_, p, _)) = consumers
-            .iter_mut()
-            .find_map(|c| c.1.try_status().map(|_| c))
-        {
-            eprintln!("    {} exited before it was ready", p.name);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    ready_at
-}
-
-/// Generous limits: a stuck process must not hang the run forever, but a
-/// slow machine must not be cut short either.
-fn producer_limit(count: u64, rate: u64) -> Duration {
-    let expected = count.checked_div(rate).unwrap_or(count / 20_000);
-    Duration::from_secs(300 + expected * 2)
-}
-
-fn drain_limit(count: u64) -> Duration {
-    Duration::from_secs(300 + count / 5_000)
+    let argv_: Vec<OsString> = std::iter::once(subcommand.into())
+        .chain(argv(args)?)
+        .collect();
+    let log = dir.join(format!("{name}.log"));
+    Proc::spawn_echoed(&exe, &argv_, &log, name)?.finish_within(limit)
 }
 
 /// `(YYYY-MM-DDTHH:MM:SSZ, YYYYMMDD-HHMMSS)` in UTC.

@@ -154,15 +154,6 @@ impl Settings {
         a
     }
 
-    /// A consumer's command line.
-    pub fn consumer_argv(
-        &self,
-        model: Model,
-        job: &ConsumerJob<'_>,
-    ) -> anyhow::Result<Vec<OsString>> {
-        argv(&self.consumer(model, job))
-    }
-
     /// The raw consume ceiling: the consumers' librdkafka settings, a
     /// fresh group.
     pub fn raw_consume(&self, topic: &str, group: &str, count: u64, stats: &Path) -> ConsumeArgs {
@@ -215,13 +206,9 @@ impl Settings {
         producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))
             .map_err(|e| anyhow::anyhow!("the producer refuses these settings: {e}"))?;
         let job = ConsumerJob {
-            topic: "t",
-            group: "g",
-            db: "c.db".into(),
-            stats: "c.json".into(),
-            ready: None,
             max_events: 1,
             idle_s: 1,
+            ..ConsumerJob::in_dir(Path::new(""), "c", "t", "g", false)
         };
         for model in Model::ALL {
             let args = argv(&self.consumer(model, &job))?;
@@ -276,13 +263,9 @@ mod tests {
         assert_eq!(back.kafka.properties, [("linger.ms".into(), "1".into())]);
 
         let job = ConsumerJob {
-            topic: "topic",
-            group: "g",
-            db: "/o/pull.db".into(),
-            stats: "/o/pull.json".into(),
-            ready: Some("/o/pull.ready".into()),
             max_events: 10,
             idle_s: 20,
+            ..ConsumerJob::in_dir(Path::new("/o"), "pull", "topic", "g", true)
         };
         let c = s.consumer(Model::Pull, &job);
         let back: ConsumerCli = parse_cli_from(

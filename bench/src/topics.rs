@@ -9,18 +9,6 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 
-fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set_log_level(rdkafka::config::RDKafkaLogLevel::Error)
-        .create()
-        .context("cannot create a Kafka admin client")
-}
-
-fn options() -> AdminOptions {
-    AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
-}
-
 /// Creates `name` with `partitions` partitions (replication factor 1). A
 /// topic that exists already is an error: every run and phase must start
 /// from an empty topic.
@@ -32,10 +20,16 @@ pub fn create(brokers: &str, name: &str, partitions: i32) -> anyhow::Result<()> 
 /// in-memory engine keeps every message). Failure is only logged: a leftover topic
 /// costs memory, not correctness.
 pub fn delete(brokers: &str, name: &str) {
-    let result = admin(brokers).and_then(|admin| {
-        futures::executor::block_on(admin.delete_topics(&[name], &options()))
-            .with_context(|| format!("cannot delete topic {name}"))
-    });
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let result = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Error)
+        .create::<AdminClient<DefaultClientContext>>()
+        .context("cannot create a Kafka admin client")
+        .and_then(|admin| {
+            futures::executor::block_on(admin.delete_topics(&[name], &options))
+                .with_context(|| format!("cannot delete topic {name}"))
+        });
     match result {
         Ok(results) => {
             for r in results {

@@ -26,13 +26,7 @@ pub fn phase_in_child(dir: &Path, limit: Duration) -> anyhow::Result<Vec<Check>>
         dir: dir.to_path_buf(),
         json: json.clone(),
     };
-    let f = bench_child(
-        "verify",
-        "check-phase",
-        &args,
-        &dir.join("verify.log"),
-        limit,
-    )?;
+    let f = bench_child(dir, "verify", "check-phase", &args, limit)?;
     anyhow::ensure!(f.ok(), "{}", f.failure());
     read_checks(&json)
 }
@@ -78,7 +72,8 @@ pub fn check_phase(dir: &Path) -> anyhow::Result<Vec<Check>> {
     Ok(checks)
 }
 
-fn file_name(p: &Path) -> String {
+/// The last part of `p`, as text.
+pub fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -12,7 +12,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{bench_sh, bin_dir, repo_root, show};
+use common::{bench_sh, bin_dir, refused_before_any_broker, repo_root, show};
 use testkit::free_port;
 
 #[test]
@@ -184,42 +184,21 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
 /// started.
 #[test]
 fn a_mistyped_option_fails_before_any_broker_starts() {
-    let empty = tempfile::tempdir().expect("temp dir");
-    let run_dir = empty.path().join("broker");
-    let o = bench_sh()
-        .args(["--events", "10", "--evnets", "10"])
-        .env("BROKER_KIND", "kafka")
-        .env("BROKER_PORT", free_port().to_string())
-        .env("RUN_DIR", &run_dir)
-        .output()
-        .expect("run scripts/bench.sh");
-    let log = show("scripts/bench.sh --evnets", &o);
-    assert!(!o.status.success(), "{log}");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--evnets"),
-        "{log}"
-    );
-    assert!(!run_dir.exists(), "no broker may be started\n{log}");
+    let mut cmd = bench_sh();
+    cmd.args(["--events", "10", "--evnets", "10"]);
+    let (stderr, log) = refused_before_any_broker("scripts/bench.sh --evnets", &mut cmd);
+    assert!(stderr.contains("--evnets"), "{log}");
 }
 
 #[test]
 fn missing_binaries_are_reported_before_any_broker_starts() {
     let empty = tempfile::tempdir().expect("temp dir");
-    let run_dir = empty.path().join("broker");
-    let o = Command::new(repo_root().join("scripts/bench.sh"))
-        .args(["--events", "10"])
-        .env("BIN_DIR", empty.path())
-        .env("BROKER_KIND", "kafka")
-        .env("BROKER_PORT", free_port().to_string())
-        .env("RUN_DIR", &run_dir)
-        .output()
-        .expect("run scripts/bench.sh");
-    let log = show("scripts/bench.sh with an empty BIN_DIR", &o);
-    assert!(!o.status.success(), "{log}");
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let mut cmd = Command::new(repo_root().join("scripts/bench.sh"));
+    cmd.args(["--events", "10"]).env("BIN_DIR", empty.path());
+    let what = "scripts/bench.sh with an empty BIN_DIR";
+    let (stderr, log) = refused_before_any_broker(what, &mut cmd);
     assert!(stderr.contains("is missing"), "{log}");
     assert!(stderr.contains("cargo build"), "{log}");
-    assert!(!run_dir.exists(), "no broker may be started\n{log}");
 }
 
 /// The script's own lines, then every option of `bench run`, which it

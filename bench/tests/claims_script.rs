@@ -4,24 +4,16 @@
 
 mod common;
 
-use common::{bench_sh, show};
+use common::{bench_sh, refused_before_any_broker, show};
 use testkit::free_port;
 
 #[test]
 fn a_mistyped_claims_option_fails_before_any_broker_starts() {
-    let empty = tempfile::tempdir().expect("temp dir");
-    let run_dir = empty.path().join("broker");
-    let o = bench_sh()
-        .args(["--claims", "--only", "latency,idel"])
-        .env("BROKER_KIND", "kafka")
-        .env("BROKER_PORT", free_port().to_string())
-        .env("RUN_DIR", &run_dir)
-        .output()
-        .expect("run scripts/bench.sh");
-    let log = show("scripts/bench.sh --claims --only idel", &o);
-    assert!(!o.status.success(), "{log}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("idel"), "{log}");
-    assert!(!run_dir.exists(), "no broker may be started\n{log}");
+    let mut cmd = bench_sh();
+    cmd.args(["--claims", "--only", "latency,idel"]);
+    let what = "scripts/bench.sh --claims --only idel";
+    let (stderr, log) = refused_before_any_broker(what, &mut cmd);
+    assert!(stderr.contains("idel"), "{log}");
 }
 
 #[test]

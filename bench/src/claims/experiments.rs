@@ -5,21 +5,8 @@
 
 use consumer_core::Model;
 
-use super::phase::{PhaseSpec, Segment};
 use super::{ClaimsArgs, Experiment};
-
-fn both(name: String, segments: Vec<Segment>) -> PhaseSpec {
-    PhaseSpec {
-        name,
-        models: Model::ALL.to_vec(),
-        instances: 1,
-        segments,
-        batch_size: None,
-        idle_window_s: 0,
-        consumers_after_producer: false,
-        consumer_properties: Vec::new(),
-    }
-}
+use crate::phase::{PhaseSpec, Segment};
 
 fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
     Segment {
@@ -32,7 +19,7 @@ fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
 /// Unmeasured: the broker's JVM compiles its live paths (docs/benchmark.md,
 /// "Kafka's JIT") before anything is measured.
 pub fn warm_up() -> PhaseSpec {
-    both("warm-up".into(), vec![steady(20_000, 5, 1)])
+    PhaseSpec::new("warm-up".into(), vec![steady(20_000, 5, 1)])
 }
 
 /// The phases of one experiment.
@@ -42,7 +29,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
         Experiment::Latency => rounds
             .flat_map(|r| {
                 a.rates.iter().filter(|&&x| x > 0).map(move |&rate| {
-                    both(
+                    PhaseSpec::new(
                         format!("latency-{r}-{rate}"),
                         vec![steady(rate, a.duration, a.min_events)],
                     )
@@ -52,7 +39,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
         Experiment::Idle => vec![PhaseSpec {
             idle_window_s: a.idle_seconds,
             // Then a few events, so the phase is verified like the others.
-            ..both("idle".into(), vec![steady(10, 1, 10)])
+            ..PhaseSpec::new("idle".into(), vec![steady(10, 1, 10)])
         }],
         Experiment::Burst => rounds
             .map(|r| {
@@ -65,7 +52,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                 if let Some(last) = segments.last_mut() {
                     last.pause_after_s = 0.0;
                 }
-                both(format!("burst-{r}"), segments)
+                PhaseSpec::new(format!("burst-{r}"), segments)
             })
             .collect(),
         Experiment::Step => rounds
@@ -75,13 +62,13 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                     .iter()
                     .map(|&rate| steady(rate, a.step_seconds, 1))
                     .collect();
-                both(format!("step-{r}"), segments)
+                PhaseSpec::new(format!("step-{r}"), segments)
             })
             .collect(),
         Experiment::Slow => rounds
             .map(|r| PhaseSpec {
                 batch_size: Some(a.slow_batch_size),
-                ..both(
+                ..PhaseSpec::new(
                     format!("slow-{r}"),
                     vec![steady(a.slow_rate, a.slow_seconds, 1)],
                 )
@@ -95,17 +82,14 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                 let tag = (b'a' + *nth) as char;
                 *nth += 1;
                 for model in Model::ALL {
+                    let backlog = Segment {
+                        count: a.scale_events,
+                        rate: 0,
+                        pause_after_s: 0.0,
+                    };
                     out.push(PhaseSpec {
-                        name: format!("scale-{}-{k}-{tag}", model.name()),
                         models: vec![model],
                         instances: k,
-                        segments: vec![Segment {
-                            count: a.scale_events,
-                            rate: 0,
-                            pause_after_s: 0.0,
-                        }],
-                        batch_size: None,
-                        idle_window_s: 0,
                         // The backlog is there before the instances start,
                         // so that the group drains it (a producer running
                         // alongside measured the producer). The first to
@@ -116,6 +100,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                         // head start short. Its share shows per instance.
                         consumers_after_producer: true,
                         consumer_properties: vec![("heartbeat.interval.ms".into(), "100".into())],
+                        ..PhaseSpec::new(format!("scale-{}-{k}-{tag}", model.name()), vec![backlog])
                     });
                 }
             }
@@ -123,7 +108,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
         }
         Experiment::Outage => vec![PhaseSpec {
             consumers_after_producer: true,
-            ..both(
+            ..PhaseSpec::new(
                 "outage".into(),
                 vec![steady(a.outage_rate, a.outage_seconds, 1)],
             )

@@ -11,8 +11,8 @@
 //! | pull scales more easily | `scale`: 1, 2, 3 instances per group |
 //! | push couples producer and consumer | `outage` |
 //!
-//! Every experiment is made of [`phase`]s: a fresh topic, consumers, a
-//! producer load, a timeline ([`sampler`]: memory, CPU, lag every 250 ms)
+//! Every experiment is made of [`phase`]s: a fresh topic,
+//! consumers, a producer load, a timeline (memory, CPU, lag every 250 ms)
 //! and verification with exact counts. [`analysis`] turns the phases into
 //! figures and verdicts ([`verdict`]: the noise is the spread between two
 //! measurements of the same thing), [`report`] and [`plots`] write
@@ -25,10 +25,8 @@
 
 pub mod analysis;
 pub mod experiments;
-pub mod phase;
 pub mod plots;
 pub mod report;
-pub mod sampler;
 pub mod verdict;
 
 use std::path::Path;
@@ -41,9 +39,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Common;
 use crate::machine::{BrokerInfo, Machine};
+use crate::phase::{self, Env, PhaseRun, PhaseSpec};
 use crate::run::utc;
 use crate::settings::Settings;
-use phase::PhaseRun;
+use crate::verify;
 
 /// The experiments, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -218,21 +217,20 @@ fn loadavg() -> String {
 /// Runs the claims experiments; non-zero exit on any failed check or
 /// phase.
 pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
-    let Some(start) = args.common.start("claims-")? else {
+    let Some(start) = args.common.start("claims-", "claims")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let (out, bins, settings) = (&start.out, &start.bins, &args.common.settings);
-    let run_id = format!("claims.{}.{}", start.compact, std::process::id());
+    let settings = &args.common.settings;
     let started = Instant::now();
     let mut record = ClaimsRun {
-        command: start.command.clone(),
-        started_at: start.iso.clone(),
+        command: start.command,
+        started_at: start.iso,
         finished_at: String::new(),
         wall_seconds: 0.0,
         load_before: loadavg(),
         load_after: String::new(),
         machine: Machine::probe(),
-        broker: start.broker.clone(),
+        broker: start.broker,
         settings: settings.clone(),
         options: Options {
             rates: args.rates.clone(),
@@ -253,6 +251,8 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         phases: Vec::new(),
         failures: Vec::new(),
     };
+    let env = start.env;
+    let out = &env.out;
     eprintln!(
         "bench claims: output in {}; broker {} ({} {}); load {}",
         out.display(),
@@ -262,14 +262,6 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         record.load_before
     );
     let mut next_id = 1u64;
-    let mut env = phase::PhaseEnv {
-        settings,
-        bins,
-        out,
-        run_id: &run_id,
-        broker_pid: record.broker.pid,
-        next_id: &mut next_id,
-    };
     let mut specs = Vec::new();
     if !args.skip_warmup {
         specs.push(experiments::warm_up());
@@ -278,7 +270,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         specs.extend(experiments::specs(e, args));
     }
     for spec in &specs {
-        match phase::run_phase(&mut env, spec) {
+        match run_phase(&env, spec, &mut next_id) {
             Ok(p) => {
                 record.failures.extend(p.failures.iter().cloned());
                 if p.verification != "PASS" {
@@ -322,6 +314,53 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Runs one phase and verifies it.
+fn run_phase(env: &Env, spec: &PhaseSpec, next_id: &mut u64) -> anyhow::Result<PhaseRun> {
+    let started = Instant::now();
+    eprintln!(
+        "\n==> [claims] {}: {} events in {} segment(s); {} x {:?}{}",
+        spec.name,
+        spec.events(),
+        spec.segments.len(),
+        spec.instances,
+        spec.models.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        if spec.consumers_after_producer {
+            ", consumers started after the producer"
+        } else {
+            ""
+        }
+    );
+    let first_id = *next_id;
+    *next_id += spec.events();
+    let mut run = phase::run(env, spec, first_id)?;
+    if !spec.consumers_after_producer
+        && spec.instances == 1
+        && run.consumers.iter().any(|c| c.ready_s.is_none())
+    {
+        run.failures.push(format!(
+            "{}: not every consumer was assigned partitions within {} s",
+            spec.name,
+            spec.ready_wait.as_secs()
+        ));
+    }
+    let dir = env.out.join(&spec.name);
+    run.checks = phase::verify(spec, &dir, &run.producer)?;
+    run.verification = verify::verdict(&run.checks).to_string();
+    run.seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "    [claims] {}: verification {} ({} checks) in {:.0} s",
+        spec.name,
+        run.verification,
+        run.checks.len(),
+        run.seconds
+    );
+    for c in run.checks.iter().filter(|c| !c.pass) {
+        eprintln!("    {}", c.line());
+    }
+    common::stats::write_json(&dir.join("phase.json"), &run)?;
+    Ok(run)
+}
+
 /// Reads `claims.json` in `dir` and writes `claims.md` and the pictures;
 /// returns the claims table.
 pub fn write_report(dir: &Path) -> anyhow::Result<String> {
@@ -330,13 +369,7 @@ pub fn write_report(dir: &Path) -> anyhow::Result<String> {
     let record: ClaimsRun =
         serde_json::from_str(&text).context("claims.json is not a claims run")?;
     let a = analysis::analyse(&record);
-    let pictures = match plots::draw_all(&record, &a, dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("bench claims: warning: pictures not drawn: {e:#}");
-            Vec::new()
-        }
-    };
+    let pictures = crate::plots::draw::drawn(plots::draw_all(&record, &a, dir), "bench claims");
     common::stats::write_json(&dir.join("claims-analysis.json"), &a)?;
     let md = report::render(&record, &a, &pictures);
     std::fs::write(dir.join("claims.md"), md).context("cannot write claims.md")?;

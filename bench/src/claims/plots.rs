@@ -13,9 +13,9 @@ use plotters::prelude::*;
 
 use super::ClaimsRun;
 use super::analysis::{Analysis, RateFigures};
-use super::phase::PhaseRun;
 use super::verdict::Pair;
-use crate::plots::draw::{self, FONT, Line, XAxis, color, err, human, legend, line, svg};
+use crate::phase::PhaseRun;
+use crate::plots::draw::{self, FONT, XAxis, color, err, human, legend, line, svg};
 
 /// Draws what it has data for; returns the files written.
 pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -67,29 +67,18 @@ fn per_rate(
     y_desc: &str,
     picks: &[(&str, Pick)],
 ) -> anyhow::Result<()> {
-    let mut lines: Vec<Line> = Vec::new();
-    for model in ["pull", "push"] {
-        for (k, (label, pick)) in picks.iter().enumerate() {
-            let points: Vec<(f64, f64)> = figures
-                .iter()
-                .filter_map(|f| {
-                    let p = pick(f);
-                    let v = if model == "pull" { &p.pull } else { &p.push };
-                    (!v.is_empty()).then(|| {
-                        let m = if model == "pull" {
-                            p.pull_mean()
-                        } else {
-                            p.push_mean()
-                        };
-                        (f.rate.max(1) as f64, m.max(0.01))
-                    })
-                })
-                .collect();
-            if !points.is_empty() {
-                lines.push((model, *label, k, points));
-            }
-        }
-    }
+    let lines = draw::lines(picks, |model, pick| {
+        let points = figures.iter().filter_map(|f| {
+            let p = pick(f);
+            let (values, mean) = if model == "pull" {
+                (&p.pull, p.pull_mean())
+            } else {
+                (&p.push, p.push_mean())
+            };
+            (!values.is_empty()).then(|| (f.rate.max(1) as f64, mean.max(0.01)))
+        });
+        points.collect()
+    });
     let xs = figures.iter().map(|f| f.rate.max(1) as f64);
     let x_lo = xs.clone().fold(f64::INFINITY, f64::min).min(1.0) / 1.5;
     let x_hi = xs.fold(1.0, f64::max) * 1.5;
@@ -104,7 +93,7 @@ fn per_rate(
 
 fn timeline(phase: &PhaseRun, path: &Path, title: &str) -> anyhow::Result<()> {
     let t0 = phase.produce_start_s;
-    let series = |f: &dyn Fn(&super::sampler::Sample, &str) -> Option<f64>| {
+    let series = |f: &dyn Fn(&crate::phase::sampler::Sample, &str) -> Option<f64>| {
         ["pull", "push"].map(|m| {
             (
                 m,

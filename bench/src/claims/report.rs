@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::ClaimsRun;
-use super::analysis::{Analysis, LoadFigures, num, rate_text};
+use super::analysis::{Analysis, LoadFigures, num, pct, rate_text, values};
 use super::verdict::Pair;
 
 /// What "push" and "pull" are in this project, said once.
@@ -27,10 +27,6 @@ fn pair_cells(p: &Pair) -> String {
     format!("{} | {}", num(p.pull_mean()), num(p.push_mean()))
 }
 
-fn values(v: &[f64]) -> String {
-    v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
-}
-
 /// `pull / push`, their means.
 fn means(p: &Pair) -> String {
     format!("{} / {}", num(p.pull_mean()), num(p.push_mean()))
@@ -43,7 +39,7 @@ fn all_values(p: &Pair) -> String {
 
 fn noise(p: &Pair) -> String {
     match p.noise() {
-        Some(n) if n.is_finite() => format!("{:.0}%", n * 100.0),
+        Some(n) if n.is_finite() => pct(n),
         Some(_) => "∞".into(),
         None => "–".into(),
     }

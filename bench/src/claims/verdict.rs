@@ -78,6 +78,15 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// One model's measurements (`pull`, else push's).
+    pub fn side(&mut self, model: &str) -> &mut Vec<f64> {
+        if model == "pull" {
+            &mut self.pull
+        } else {
+            &mut self.push
+        }
+    }
+
     /// Pull's mean.
     pub fn pull_mean(&self) -> f64 {
         mean(&self.pull)

@@ -1,7 +1,7 @@
 //! The plotting helpers both reports draw with: colours, a line with its
 //! legend entry and markers, the legend box, an SVG file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
@@ -21,6 +21,15 @@ pub fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 pub fn color(model: &str) -> RGBColor {
     if model == "pull" { PULL } else { PUSH }
+}
+
+/// The pictures drawn, or none, with a warning from `who`: a report
+/// without them is still a report.
+pub fn drawn(pictures: anyhow::Result<Vec<PathBuf>>, who: &str) -> Vec<PathBuf> {
+    pictures.unwrap_or_else(|e| {
+        eprintln!("{who}: warning: pictures not drawn: {e:#}");
+        Vec::new()
+    })
 }
 
 /// Draws `f` on a white `size` picture at `path`.
@@ -71,6 +80,24 @@ where
 
 /// (model, percentile label, its index: line width and marker, points).
 pub type Line<'a> = (&'a str, &'a str, usize, Vec<(f64, f64)>);
+
+/// For each model and each of `picks` (label, what to pick), the line of
+/// its `points`; those without any are left out.
+pub fn lines<'a, P>(
+    picks: &'a [(&'a str, P)],
+    points: impl Fn(&str, &P) -> Vec<(f64, f64)>,
+) -> Vec<Line<'a>> {
+    let mut lines = Vec::new();
+    for model in ["pull", "push"] {
+        for (k, (label, pick)) in picks.iter().enumerate() {
+            let p = points(model, pick);
+            if !p.is_empty() {
+                lines.push((model, *label, k, p));
+            }
+        }
+    }
+    lines
+}
 
 /// The x axis of [`per_rate`]: its range, description, label count and
 /// label text.

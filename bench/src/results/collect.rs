@@ -63,8 +63,8 @@ impl Results {
     /// insert, the ceiling a consumer is measured against.
     fn collect_ceilings(&mut self, backlog: &Path) -> anyhow::Result<Option<f64>> {
         let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"))?;
-        let store_insert = store_ceiling(backlog)?;
-        let bare_sqlite = bare_ceiling(backlog)?;
+        let store_insert = joined_halves(backlog, "store-insert")?;
+        let bare_sqlite = joined_halves(backlog, "bare-sqlite")?;
         let lower = [
             raw_consume
                 .as_ref()
@@ -111,18 +111,22 @@ impl Results {
                 backlog: figures,
                 live: Vec::new(),
             };
-            match model {
-                Model::Pull => {
-                    self.settings.pull = settings;
-                    self.pull = Some(result);
-                }
-                Model::Push => {
-                    self.settings.push = settings;
-                    self.push = Some(result);
-                }
-            }
+            let (slot, reported) = self.model_mut(model);
+            *reported = settings;
+            *slot = Some(result);
         }
         Ok(())
+    }
+
+    /// A model's result and the settings it reported.
+    fn model_mut(
+        &mut self,
+        model: Model,
+    ) -> (&mut Option<ModelResult>, &mut BTreeMap<String, String>) {
+        match model {
+            Model::Pull => (&mut self.pull, &mut self.settings.pull),
+            Model::Push => (&mut self.push, &mut self.settings.push),
+        }
     }
 
     /// Every `live-<rate>` phase (into `live` and each model's latency by
@@ -130,10 +134,7 @@ impl Results {
     fn collect_live(&mut self, dir: &Path) -> anyhow::Result<()> {
         let mut steps: Vec<LiveResult> = Vec::new();
         for phase_dir in verify::phase_dirs(dir).unwrap_or_default() {
-            let phase = phase_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let phase = verify::file_name(&phase_dir);
             let (sweep, rate) = match (
                 phase.strip_prefix("live-"),
                 phase.strip_prefix("saturation-"),
@@ -190,35 +191,23 @@ impl Results {
                 read_opt(&phase_dir.join(format!("{}.json", model.name())))?;
             let Some(stats) = stats else { continue };
             let figures = self.figures(phase, model, &stats);
-            let entry = LiveLatency {
-                rate,
-                events_per_second: figures.events_per_second,
-                latency_us: figures.latency_us,
-            };
-            let settings = stats.settings.flat();
-            if sweep {
-                match model {
-                    Model::Pull => live.pull = Some(figures),
-                    Model::Push => live.push = Some(figures),
+            if !sweep {
+                let (slot, reported) = self.model_mut(model);
+                if reported.is_empty() {
+                    *reported = stats.settings.flat();
                 }
-                continue;
+                slot.get_or_insert_with(ModelResult::default)
+                    .live
+                    .push(LiveLatency {
+                        rate,
+                        events_per_second: figures.events_per_second,
+                        latency_us: figures.latency_us,
+                    });
             }
-            let slot = if model == Model::Pull {
-                live.pull = Some(figures);
-                if self.settings.pull.is_empty() {
-                    self.settings.pull = settings;
-                }
-                &mut self.pull
-            } else {
-                live.push = Some(figures);
-                if self.settings.push.is_empty() {
-                    self.settings.push = settings;
-                }
-                &mut self.push
-            };
-            slot.get_or_insert_with(ModelResult::default)
-                .live
-                .push(entry);
+            match model {
+                Model::Pull => live.pull = Some(figures),
+                Model::Push => live.push = Some(figures),
+            }
         }
         Ok(live)
     }

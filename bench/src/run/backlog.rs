@@ -12,19 +12,19 @@ pub(super) fn raw_to_throwaway_topic(
     name: &str,
     count: u64,
 ) -> anyhow::Result<Finished> {
-    let topic = ctx.topic(name);
-    ctx.create_topic(&topic)?;
-    let f = ctx.producer(dir, name, &topic, count, 0, true);
-    topics::delete(&ctx.settings.brokers, &topic);
+    let topic = ctx.env.topic(name);
+    ctx.env.create_topic(&topic)?;
+    let f = ctx.env.producer(dir, name, &topic, (count, 0), 1, true);
+    topics::delete(&ctx.env.settings.brokers, &topic);
     f
 }
 
 pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let phase = "backlog";
     let n = ctx.args.events;
-    let dir = ctx.out.join(phase);
+    let dir = ctx.env.out.join(phase);
     std::fs::create_dir_all(&dir)?;
-    let topic = ctx.topic(phase);
+    let topic = ctx.env.topic(phase);
     let skip_ceilings = ctx.args.skip_ceilings;
 
     // The producer's raw ceiling is measured in two halves, one right before
@@ -55,8 +55,10 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         phase,
         &format!("producer writes {n} events as fast as it can"),
         |ctx| {
-            ctx.create_topic(&topic)?;
-            let f = ctx.producer(&dir, "producer", &topic, n, 0, false)?;
+            ctx.env.create_topic(&topic)?;
+            let f = ctx
+                .env
+                .producer(&dir, "producer", &topic, (n, 0), 1, false)?;
             ctx.finished(phase, &f)?;
             let p: ProducerStats = read_json(&dir.join("producer.json"))?;
             eprintln!(
@@ -112,10 +114,10 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 }
                 let stats = dir.join(format!("{name}.json"));
                 let args = ctx
+                    .env
                     .settings
                     .store_ceiling(db, count, skip, first_id, &stats);
-                let log = dir.join(format!("{name}.log"));
-                let f = bench_child(name, subcommand, &args, &log, drain_limit(count))?;
+                let f = bench_child(&dir, name, subcommand, &args, drain_limit(count))?;
                 ctx.finished(phase, &f)
             },
         );
@@ -130,12 +132,13 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             &format!("consumer-{name} drains {acked} events alone into {phase}/{name}.db"),
             &format!("consumer-{name} backlog drain"),
             |ctx| {
-                let group = format!("{}.{name}.{phase}", ctx.run_id);
+                let group = ctx.env.group(model, phase);
                 let job = ConsumerJob {
                     max_events: acked,
                     ..ConsumerJob::in_dir(&dir, name, &topic, &group, false)
                 };
-                let f = ctx.consumer(model, &dir, &job)?.finish_within(drain_limit(acked))?;
+                let args = ctx.env.settings.consumer(model, &job);
+                let f = ctx.env.consumer(model, name, &dir, &args)?.finish_within(drain_limit(acked))?;
                 ctx.record_db(phase, name, &job.db);
                 ctx.finished(phase, &f)?;
                 let s: ConsumerStats = read_json(&job.stats)?;
@@ -158,17 +161,11 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             "ceiling: raw consume (BaseConsumer, consumers' settings, fresh group, decode only)",
             "raw consume ceiling",
             |ctx| {
-                let group = format!("{}.raw-consume", ctx.run_id);
+                let group = ctx.env.topic("raw-consume");
                 let stats = dir.join("raw-consume.json");
-                let args = ctx.settings.raw_consume(&topic, &group, acked, &stats);
-                let log = dir.join("raw-consume.log");
-                let f = bench_child(
-                    "raw-consume",
-                    "ceiling-consume",
-                    &args,
-                    &log,
-                    drain_limit(acked),
-                )?;
+                let args = ctx.env.settings.raw_consume(&topic, &group, acked, &stats);
+                let limit = drain_limit(acked);
+                let f = bench_child(&dir, "raw-consume", "ceiling-consume", &args, limit)?;
                 ctx.finished(phase, &f)
             },
         );
@@ -179,7 +176,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             remove_db(&bare_scratch);
         }
     }
-    topics::delete(&ctx.settings.brokers, &topic);
+    topics::delete(&ctx.env.settings.brokers, &topic);
 
     ctx.step(phase, "verification of pull.db and push.db", |ctx| {
         ctx.verify_phase(phase, &dir)
@@ -193,15 +190,15 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             "store queries",
             |ctx| {
                 // A child process, for the same reason as the verification.
-                let json = ctx.out.join("queries.json");
+                let json = ctx.env.out.join("queries.json");
                 let args = QueryArgs {
                     db: pull_db.clone(),
-                    accounts: ctx.settings.accounts,
+                    accounts: ctx.env.settings.accounts,
                     samples: ctx.args.query_samples,
                     stats_json: Some(json.clone()),
                 };
-                let log = dir.join("queries.log");
-                let f = bench_child("queries", "queries", &args, &log, Duration::from_secs(3600))?;
+                let limit = Duration::from_secs(3600);
+                let f = bench_child(&dir, "queries", "queries", &args, limit)?;
                 ctx.finished(phase, &f)?;
                 let q: queries::QueryStats = read_json(&json)?;
                 eprintln!(

@@ -3,10 +3,6 @@
 
 use super::*;
 
-pub(super) fn live(ctx: &mut Ctx<'_>, rate: u64) -> anyhow::Result<()> {
-    live_phase(ctx, "live", rate)
-}
-
 /// The saturation sweep: live steps (`saturation-<rate>`) at offered rates
 /// doubling from `--saturation-start`, while at least one consumer keeps
 /// pace ([`crate::results::keeps_pace`]; a p99 above the bound alone does
@@ -66,106 +62,49 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>) {
 /// files as the report will read them.
 fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
     ctx.save()?;
-    let steps = Results::collect(&ctx.out)?.saturation.map(|s| s.steps);
+    let steps = Results::collect(&ctx.env.out)?.saturation.map(|s| s.steps);
     let step = steps.into_iter().flatten().find(|s| s.rate == rate);
     step.with_context(|| format!("no figures for the saturation step at {rate}/s"))
 }
 
 /// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups
-/// while the producer emits `rate` events/s for `--duration` seconds.
+/// while the producer emits `rate` events/s for `--duration` seconds,
+/// once both are ready (at most `--warmup` seconds); not sampled.
 pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::Result<()> {
     let phase = format!("{prefix}-{rate}");
-    let dir = ctx.out.join(&phase);
-    std::fs::create_dir_all(&dir)?;
-    let topic = ctx.topic(&phase);
+    let dir = ctx.env.out.join(&phase);
     let duration = ctx.args.duration;
-    let warmup = ctx.args.warmup;
     let count = (rate * duration).max(1);
+    let load = Segment {
+        count,
+        rate,
+        pause_after_s: 0.0,
+    };
+    let spec = PhaseSpec {
+        ready_wait: Duration::from_secs(ctx.args.warmup),
+        sample: false,
+        ..PhaseSpec::new(phase.clone(), vec![load])
+    };
     let r = ctx.step(
         &phase,
         &format!(
             "both consumers live while the producer emits {rate} events/s for {duration} s ({count} events)"
         ),
         |ctx| {
-            ctx.create_topic(&topic)?;
-            // Idle must outlast the warm-up: the consumers see an empty,
-            // drained topic until the producer starts.
-            let idle = warmup + 15;
-            let mut running = Vec::new();
-            let mut ready = Vec::new();
-            let started = Instant::now();
-            for model in Model::ALL {
-                let name = model.name();
-                let group = format!("{}.{name}.{phase}", ctx.run_id);
-                let job = ConsumerJob {
-                    max_events: count,
-                    idle_s: idle,
-                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, true)
-                };
-                let consumer = ctx.consumer(model, &dir, &job)?;
-                ready.push(job.ready.expect("set above"));
-                running.push(consumer);
-            }
-            eprintln!(
-                "    consumers started; the producer starts once both are ready (at most {warmup} s)"
-            );
-            let mut waiting: Vec<_> = ready.into_iter().zip(&mut running).map(|(f, p)| (f, p, started)).collect();
-            if wait_ready(&mut waiting, Duration::from_secs(warmup)).iter().all(Option::is_some) {
-                // Let them send their first fetch before the first event
-                // exists.
-                std::thread::sleep(READY_MARGIN);
-            }
-            let produced = ctx.producer(&dir, "producer", &topic, count, rate, false);
-            let limit = Duration::from_secs(warmup + duration + 180);
-            let mut errors = Vec::new();
-            let produced = match produced {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    errors.push(format!("{e:#}"));
-                    None
-                }
-            };
-            let producer_ok = produced.as_ref().is_some_and(Finished::ok);
-            for mut r in running {
-                // Without a producer nothing will arrive: stop them now.
-                let f = if producer_ok {
-                    r.finish_within(limit)?
-                } else {
-                    r.stop()?
-                };
-                let name = f.name.clone();
-                ctx.record_db(&phase, &name, &dir.join(format!("{name}.db")));
-                if let Err(e) = ctx.finished(&phase, &f) {
-                    errors.push(format!("{e:#}"));
-                }
-            }
-            if let Some(f) = &produced
-                && let Err(e) = ctx.finished(&phase, f)
-            {
-                errors.push(format!("{e:#}"));
+            let run = phase::run(&ctx.env, &spec, 1)?;
+            for (name, code) in &run.exit_codes {
+                ctx.exit_code(&phase, name, *code);
             }
             for model in verify::MODELS {
-                if let Ok(s) = read_json::<ConsumerStats>(&dir.join(format!("{model}.json"))) {
-                    let ms = |us: u64| us as f64 / 1e3;
-                    let l = s.latency_us;
-                    eprintln!(
-                        "    {model}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-                        s.events_committed,
-                        ms(l.p50),
-                        ms(l.p99),
-                        ms(l.p999),
-                        ms(l.max)
-                    );
-                }
+                ctx.record_db(&phase, model, &dir.join(format!("{model}.db")));
             }
-            if errors.is_empty() {
+            if run.failures.is_empty() {
                 Ok(())
             } else {
-                bail!("{}", errors.join("; "))
+                bail!("{}", run.failures.join("; "))
             }
         },
     );
-    topics::delete(&ctx.settings.brokers, &topic);
     if dir.join("producer.json").is_file() {
         ctx.step(&phase, "verification of pull.db and push.db", |ctx| {
             ctx.verify_phase(&phase, &dir)
@@ -173,7 +112,3 @@ pub(super) fn live_phase(ctx: &mut Ctx<'_>, prefix: &str, rate: u64) -> anyhow::
     }
     r
 }
-
-/// After both consumers are ready (partitions assigned and positioned):
-/// time for their first fetches, before the live producer starts.
-const READY_MARGIN: Duration = Duration::from_millis(500);

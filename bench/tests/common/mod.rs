@@ -30,6 +30,24 @@ pub fn bench_sh() -> Command {
     c
 }
 
+/// Runs `cmd` (`what`) against a broker it must not start: asserts that
+/// it fails and that no broker was started; returns its stderr and the
+/// whole output, for the caller's own assertions.
+pub fn refused_before_any_broker(what: &str, cmd: &mut Command) -> (String, String) {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run_dir = empty.path().join("broker");
+    let o = cmd
+        .env("BROKER_KIND", "kafka")
+        .env("BROKER_PORT", testkit::free_port().to_string())
+        .env("RUN_DIR", &run_dir)
+        .output()
+        .expect("run scripts/bench.sh");
+    let log = show(what, &o);
+    assert!(!o.status.success(), "{log}");
+    assert!(!run_dir.exists(), "no broker may be started\n{log}");
+    (String::from_utf8_lossy(&o.stderr).into_owned(), log)
+}
+
 /// A command's status, stdout and stderr, for an assertion's message.
 pub fn show(what: &str, o: &Output) -> String {
     format!(

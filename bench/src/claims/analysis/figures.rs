@@ -2,12 +2,13 @@
 //! samples.
 
 use super::table::claims;
+use super::timeline::{self, drained_after};
 use super::{Analysis, IdleFigures, LoadFigures, OutageFigures, RateFigures, ScaleFigures};
 use crate::claims::ClaimsRun;
 use crate::claims::experiments::{latency_phase, scale_phase};
-use crate::claims::phase::{ConsumerRun, PhaseRun};
-use crate::claims::sampler::{self, Sample};
 use crate::claims::verdict::Pair;
+use crate::phase::sampler::Sample;
+use crate::phase::{ConsumerRun, PhaseRun};
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1e3
@@ -17,13 +18,7 @@ fn pair_of(runs: &[&PhaseRun], f: impl Fn(&PhaseRun, &ConsumerRun) -> Option<f64
     let mut p = Pair::default();
     for run in runs {
         for c in &run.consumers {
-            if let Some(v) = f(run, c) {
-                match c.model.as_str() {
-                    "pull" => p.pull.push(v),
-                    "push" => p.push.push(v),
-                    _ => {}
-                }
-            }
+            p.side(&c.model).extend(f(run, c));
         }
     }
     p
@@ -32,11 +27,9 @@ fn pair_of(runs: &[&PhaseRun], f: impl Fn(&PhaseRun, &ConsumerRun) -> Option<f64
 fn pair_samples(runs: &[&PhaseRun], f: impl Fn(&[Sample], &str, f64) -> Option<f64>) -> Pair {
     let mut p = Pair::default();
     for run in runs {
-        if let Some(v) = f(&run.samples, "pull", run.produce_start_s) {
-            p.pull.push(v);
-        }
-        if let Some(v) = f(&run.samples, "push", run.produce_start_s) {
-            p.push.push(v);
+        for model in ["pull", "push"] {
+            p.side(model)
+                .extend(f(&run.samples, model, run.produce_start_s));
         }
     }
     p
@@ -52,34 +45,17 @@ fn load(name: &str, runs: &[&PhaseRun]) -> Option<LoadFigures> {
         p99_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p99))),
         p999_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p999))),
         max_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.max))),
-        max_lag: pair_samples(runs, |s, m, _| Some(sampler::max_lag(s, m) as f64)),
-        peak_rss_mb: pair_samples(runs, |s, m, _| Some(sampler::max_rss(s, m) as f64 / 1e6)),
+        max_lag: pair_samples(runs, |s, m, _| Some(timeline::max_lag(s, m) as f64)),
+        peak_rss_mb: pair_samples(runs, |s, m, _| Some(timeline::max_rss(s, m) as f64 / 1e6)),
         cpu_s: pair_of(runs, |_, c| c.active_cpu_seconds),
         events_per_second: pair_of(runs, |_, c| Some(c.stats.events_per_second)),
-        catch_up_spread_s: pair_samples(runs, sampler::catch_up_spread),
-        lag_skew: pair_samples(runs, |s, m, _| sampler::lag_skew_at_peak(s, m)),
+        catch_up_spread_s: pair_samples(runs, timeline::catch_up_spread),
+        lag_skew: pair_samples(runs, |s, m, _| timeline::lag_skew_at_peak(s, m)),
         rebalances: pair_of(runs, |_, c| {
             Some((c.assignments + c.revocations).saturating_sub(1) as f64)
         }),
         batches: pair_of(runs, |_, c| Some(c.stats.batches as f64)),
     })
-}
-
-/// Seconds from `from` until `model`'s group lag is 0 in a sample (after
-/// having been above 0, or at once).
-fn drained_after(samples: &[Sample], model: &str, from: f64) -> Option<f64> {
-    let mut seen_lag = false;
-    for s in samples.iter().filter(|s| s.t >= from) {
-        let Some(l) = s.lag.iter().find(|l| l.model == model) else {
-            continue;
-        };
-        if l.total() > 0 {
-            seen_lag = true;
-        } else if seen_lag {
-            return Some(s.t - from);
-        }
-    }
-    None
 }
 
 /// The phases with a `key` (a rate, a group size), by key in increasing
@@ -139,11 +115,7 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
         let mut cpu = Pair::default();
         for c in &p.consumers {
             if let Some(h) = c.idle_cpu_seconds {
-                let v: Vec<f64> = h.iter().map(|x| x * 1e3 / half).collect();
-                match c.model.as_str() {
-                    "pull" => cpu.pull.extend(v),
-                    _ => cpu.push.extend(v),
-                }
+                cpu.side(&c.model).extend(h.iter().map(|x| x * 1e3 / half));
             }
         }
         a.idle = Some(IdleFigures {
@@ -213,26 +185,10 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
                 .iter()
                 .map(|c| (c.assignments + c.revocations).saturating_sub(1))
                 .sum::<u64>() as f64;
-            let (v, j, d, b) = match model {
-                "pull" => (
-                    &mut f.events_per_second.pull,
-                    &mut f.join_s.pull,
-                    &mut f.drain_s.pull,
-                    &mut f.rebalances.pull,
-                ),
-                _ => (
-                    &mut f.events_per_second.push,
-                    &mut f.join_s.push,
-                    &mut f.drain_s.push,
-                    &mut f.rebalances.push,
-                ),
-            };
-            v.push(eps);
-            j.push(join);
-            if let Some(d0) = drain {
-                d.push(d0);
-            }
-            b.push(rebalances);
+            f.events_per_second.side(model).push(eps);
+            f.join_s.side(model).push(join);
+            f.drain_s.side(model).extend(drain);
+            f.rebalances.side(model).push(rebalances);
             f.per_instance.push((
                 run.name.clone(),
                 run.consumers

@@ -5,13 +5,14 @@
 mod figures;
 mod table;
 mod text;
+mod timeline;
 
 use serde::{Deserialize, Serialize};
 
 use super::verdict::{Pair, Verdict};
 
 pub use figures::analyse;
-pub use text::{num, rate_text};
+pub use text::{num, pct, rate_text, values};
 
 /// One steady rate, over the repeats.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The claims table: each claim's figures voted into a verdict, with what
 //! the verdict rests on.
 
-use super::text::{noise_text, num, pct, rate_text};
+use super::text::{noise_text, num, pct, rate_text, values};
 use super::{Analysis, ClaimRow, LoadFigures, RateFigures};
 use crate::claims::verdict::{Better, Pair, Verdict, majority, relative, spread, tally};
 
@@ -268,7 +268,7 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
             format!(
                 "producer {} ev/s with no consumer (live: {}); drained after: {} ev/s, oldest event waited {} s",
                 num(o.producer_events_per_second),
-                live.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", "),
+                values(live),
                 num(drain),
                 num(max / 1e3)
             )
@@ -289,9 +289,9 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 pct(diff),
                 noise.map_or("–".into(), pct),
                 num(o.producer_tail_ms),
-                o.live_producer_tail_ms.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", "),
+                values(&o.live_producer_tail_ms),
                 num(o.producer_cpu_s),
-                o.live_producer_cpu_s.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", "),
+                values(&o.live_producer_cpu_s),
             ),
             exceptions: String::new(),
         });

@@ -2,7 +2,8 @@
 
 use crate::claims::verdict::Pair;
 
-pub(super) fn pct(x: f64) -> String {
+/// A relative figure as a percentage; "∞" when infinite.
+pub fn pct(x: f64) -> String {
     if x.is_infinite() {
         "∞".into()
     } else {
@@ -39,4 +40,9 @@ pub fn rate_text(rate: u64) -> String {
     } else {
         format!("{rate}/s")
     }
+}
+
+/// Several figures: `1.20, 1.31`.
+pub fn values(v: &[f64]) -> String {
+    v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
 }

@@ -1,11 +1,33 @@
-//! What a phase's verification rests on besides `bench check-phase`: the
-//! producer's runs merged into one `producer.json`, and the `ledger` checks
-//! of a group's databases.
+//! A phase's verification: `bench check-phase` against the producer's
+//! runs merged into one `producer.json`, or the `ledger` checks of a
+//! group's databases.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use super::{PhaseSpec, instance_name};
 use crate::stats::ProducerStats;
-use crate::verify::Check;
+use crate::verify::{self, Check};
+
+/// A phase's checks: `bench check-phase` on its directory for single
+/// instances, each group's databases as one ([`check_union`]) otherwise.
+pub fn verify(
+    spec: &PhaseSpec,
+    dir: &Path,
+    producer: &ProducerStats,
+) -> anyhow::Result<Vec<Check>> {
+    if spec.instances == 1 {
+        return verify::phase_in_child(dir, Duration::from_secs(600));
+    }
+    let mut checks = vec![verify::check_producer(&spec.name, producer)];
+    for &model in &spec.models {
+        let dbs: Vec<PathBuf> = (0..spec.instances)
+            .map(|i| dir.join(format!("{}.db", instance_name(model, i, spec.instances))))
+            .collect();
+        checks.extend(check_union(&spec.name, model.name(), &dbs, producer));
+    }
+    Ok(checks)
+}
 
 /// The producer runs of a phase as one: counts, amount sum and id
 /// checksum added up (the checksum is a wrapping sum, so the sum of the
@@ -91,34 +113,12 @@ pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::stats::{ProducerMode, STATS_VERSION};
-    use std::collections::BTreeMap;
+    use crate::stats::producer_stats;
 
     fn part(first: u64, n: u64, amount: i128) -> ProducerStats {
-        let sum: proto::IdChecksum = (first..first + n).collect();
         ProducerStats {
-            version: STATS_VERSION,
-            mode: ProducerMode::Events,
-            brokers: "b".into(),
-            topic: "t".into(),
-            events_requested: n,
-            events_sent: n,
-            events_acknowledged: n,
-            events_failed: 0,
             amount_minor_sum: amount,
-            id_checksum: sum.hex(),
-            first_event_id: first,
-            last_event_id: first + n - 1,
-            seed: 42,
-            accounts: 10,
-            rate_limit: 0,
-            wall_seconds: 1.0,
-            events_per_second: n as f64,
-            cpu_seconds: 0.5,
-            max_rss_bytes: 1,
-            interrupted: false,
-            settings: BTreeMap::new(),
-            errors: Vec::new(),
+            ..producer_stats(first, n, 1.0)
         }
     }
 

@@ -28,8 +28,8 @@ pub use install::install;
 pub use rundir::{RunDir, answers};
 pub use status::status;
 
-use crate::brokerproc::Lifetime;
-use crate::kafka::{self, KafkaOptions};
+use crate::brokerproc::{self, Lifetime};
+use crate::kafka::{self, Existing, KafkaOptions};
 use crate::nisshi::{self, Nisshi, Storage};
 use crate::settings::{self, Replication};
 
@@ -306,7 +306,7 @@ pub fn topic(run_dir: &Path, topic: &str, partitions: i32) -> Result<()> {
         )
     })?;
     let r = Replication::for_nodes(nodes_of(&run) as usize);
-    let have = kafka::ensure_topic(&address, topic, partitions, r)?;
+    let have = kafka::create_topic(&address, topic, partitions, r, Existing::Keep)?;
     if have != partitions {
         say!(
             "warning: topic {topic} has {have} partitions, not {partitions}; stop, then start --fresh for a fresh topic"
@@ -364,11 +364,11 @@ fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
         None => say!("node {id} of the local Kafka is not running"),
         Some(pid) if kill => {
             say!("kill -9 of node {id} (pid {pid})");
-            rundir::kill9(pid);
+            brokerproc::kill9(pid);
         }
         Some(pid) => {
             say!("stopping node {id} (pid {pid}; controlled shutdown)");
-            rundir::terminate(pid, Duration::from_secs(60), &format!("node {id}"));
+            brokerproc::terminate(pid, Duration::from_secs(60), &format!("broker: node {id}"));
         }
     }
     run.remove(&name);
@@ -395,7 +395,7 @@ pub fn stop(run_dir: &Path) -> Result<()> {
         }
         (Some("nisshi"), Some(pid)) => {
             say!("stopping Nisshi (pid {pid})");
-            rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
+            brokerproc::terminate(pid, Duration::from_secs(10), "broker: Nisshi");
             run.remove("pid");
             match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
                 true => say!("Nisshi stopped (its log stays in nisshi.db)"),

@@ -250,7 +250,7 @@ impl Drop for Proc {
 }
 
 /// A consumer's command line: `--brokers`, `--topic`, `--group`, `--db`,
-/// `--stats-json`, `--exit-when-idle`, [`FAST_GROUP`],
+/// `--stats-json`, `--exit-when-idle`, `FAST_GROUP` (quick group changes),
 /// `-X sasl.password=`[`SECRET`], then `extra`.
 #[derive(Debug, Clone)]
 pub struct ConsumerCmd {

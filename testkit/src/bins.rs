@@ -62,15 +62,10 @@ impl Bins {
     fn build_if_stale(&self, exe: &Path) {
         let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let test_built = built(exe);
-        let stale = self
-            .names()
-            .iter()
-            .any(|b| match (built(&self.dir.join(b)), test_built) {
-                (None, _) => true,
-                (Some(bin), Some(test)) => bin < test,
-                (Some(_), None) => false,
-            });
-        if !stale {
+        let older = |b: &&str| {
+            built(&self.dir.join(b)).is_none_or(|bin| test_built.is_some_and(|test| bin < test))
+        };
+        if !self.names().iter().any(older) {
             return;
         }
         let target = self.dir.parent().expect("target/<profile>");

@@ -4,6 +4,7 @@
 //! [`Nisshi`](crate::Nisshi) share.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::thread;
@@ -11,109 +12,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Stops a broker process as an operator would: SIGTERM, then waits for it
-/// to exit, with SIGKILL after `grace`. Does nothing for `None`.
-pub fn terminate(child: Option<Child>, grace: Duration) -> Result<()> {
-    if let Some(mut child) = child {
-        // SAFETY: plain kill(2) on a process this harness started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + grace;
-        while child.try_wait()?.is_none() {
-            if Instant::now() >= deadline {
-                child.kill()?;
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        child.wait()?;
-    }
-    Ok(())
-}
-
-/// `kill -9` of a broker process, and reaps it. Does nothing for `None`.
-pub fn kill9(child: Option<Child>) -> Result<()> {
-    if let Some(mut child) = child {
-        child.kill()?;
-        child.wait()?;
-    }
-    Ok(())
-}
-
-/// Waits until a broker process just started serves clients: `ready()`
-/// holds and `address` takes a TCP connection. Fails (killing the process
-/// when it is still running) when it exits first or `timeout` passes;
-/// `what` names it and `log_tail()` says why.
-pub fn wait_until_serving(
-    child: &mut Child,
-    address: &str,
-    timeout: Duration,
-    what: &str,
-    mut ready: impl FnMut() -> bool,
-    log_tail: impl Fn() -> String,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if ready() && std::net::TcpStream::connect(address).is_ok() {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "{what} exited ({status}) before serving clients; {}",
-                log_tail()
-            );
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not start within {timeout:?}; {}", log_tail());
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Makes the process `cmd` starts die (SIGKILL) when the thread that
-/// started it ends, so that no broker outlives a test process that dies
-/// without dropping its guard.
-pub fn die_with_parent_thread(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel for the
-    // signal, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
+use crate::settings::Replication;
+use crate::topics::{Existing, create_topic};
 
 /// How long a broker process lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifetime {
-    /// Until the thread that started it ends ([`die_with_parent_thread`]):
-    /// the tests' brokers.
+    /// Until the thread that started it ends (SIGKILL then), so that no
+    /// broker outlives a test process that dies without dropping its
+    /// guard: the tests' brokers.
     Thread,
     /// On its own, in a session of its own, until stopped: the brokers of
     /// `scripts/broker.sh`, which outlive the command that started them.
     Detached,
-}
-
-impl Lifetime {
-    /// Sets `cmd` up to start a process that lives this long.
-    pub fn apply(self, cmd: &mut Command) {
-        match self {
-            Lifetime::Thread => die_with_parent_thread(cmd),
-            Lifetime::Detached => {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: setsid is async-signal-safe; between fork and exec.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::setsid();
-                        Ok(())
-                    });
-                }
-            }
-        }
-    }
 }
 
 /// One broker process, its address and its directory; killed on drop.
@@ -134,11 +45,9 @@ impl BrokerProc {
         what: &'static str,
         bootstrap: String,
         dir: &Path,
-        temp: Option<tempfile::TempDir>,
         (grace, timeout): (Duration, Duration),
     ) -> BrokerProc {
-        let dir = dir.to_path_buf();
-        let child = None;
+        let (dir, temp, child) = (dir.to_path_buf(), None, None);
         BrokerProc {
             bootstrap,
             dir,
@@ -161,31 +70,65 @@ impl BrokerProc {
             bail!("the broker is running");
         }
         let mut cmd = cmd()?;
-        lifetime.apply(&mut cmd);
-        self.child = Some(
-            cmd.spawn()
-                .with_context(|| format!("start {}", self.what))?,
-        );
+        // SAFETY: prctl and setsid are async-signal-safe; they only ask the
+        // kernel for a death signal or a session, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                match lifetime {
+                    Lifetime::Thread => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL),
+                    Lifetime::Detached => libc::setsid(),
+                };
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("start {}", self.what))?;
+        self.child = Some(child);
         Ok(())
     }
 
-    /// Waits until the launched process serves clients (and `ready()`
-    /// holds); kills it on failure, saying why from `log_tail()`.
+    /// Waits until the launched process serves clients: `ready()` holds
+    /// and its address takes a TCP connection. Fails (killing the process
+    /// when it still runs) when it exits first or the timeout passes,
+    /// with the last lines of its `logs`.
     pub(crate) fn wait_serving(
         &mut self,
-        ready: impl FnMut() -> bool,
-        log_tail: impl Fn() -> String,
+        mut ready: impl FnMut() -> bool,
+        logs: &[PathBuf],
     ) -> Result<()> {
-        let mut child = self.child.take().context("the broker was not launched")?;
-        wait_until_serving(
-            &mut child,
-            &self.bootstrap,
-            self.timeout,
-            self.what,
-            ready,
-            log_tail,
-        )?;
-        self.child = Some(child);
+        let log_tail = || {
+            let tail = |f: &PathBuf| {
+                let text = fs::read_to_string(f).unwrap_or_default();
+                format!(
+                    "last lines of {}:\n{}\n",
+                    f.display(),
+                    crate::last_lines(&text, 15)
+                )
+            };
+            logs.iter().map(tail).collect::<String>()
+        };
+        let what = self.what;
+        let child = self.child.as_mut().context("the broker was not launched")?;
+        let deadline = Instant::now() + self.timeout;
+        while !(ready() && std::net::TcpStream::connect(&self.bootstrap).is_ok()) {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                bail!(
+                    "{what} exited ({status}) before serving clients; {}",
+                    log_tail()
+                );
+            }
+            if Instant::now() >= deadline {
+                self.kill()?;
+                bail!(
+                    "{what} did not start within {:?}; {}",
+                    self.timeout,
+                    log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
         Ok(())
     }
 
@@ -218,27 +161,33 @@ impl BrokerProc {
     /// Creates `topic` with `partitions` partitions (one replica) and waits
     /// until its leaders are known.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        crate::topics::create_topic(&self.bootstrap, topic, partitions)
+        let (one, same) = (Replication::for_nodes(1), Existing::SamePartitions);
+        create_topic(&self.bootstrap, topic, partitions, one, same).map(drop)
     }
 
     /// Stops it as an operator would (SIGTERM: a controlled shutdown),
     /// keeping its log; SIGKILL after the grace period.
     pub fn stop(&mut self) -> Result<()> {
-        terminate(self.child.take(), self.grace)
+        if let Some(mut child) = self.child.take() {
+            terminate(child.id(), self.grace, self.what);
+            child.wait()?;
+        }
+        Ok(())
     }
 
     /// `kill -9`, keeping its log.
     pub fn kill(&mut self) -> Result<()> {
-        kill9(self.child.take())
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for BrokerProc {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.kill();
     }
 }
 
@@ -280,14 +229,45 @@ pub(crate) fn created(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("resolve {}", dir.display()))
 }
 
-/// The last 15 lines of each of `files`, for error messages.
-pub(crate) fn tail(files: &[PathBuf]) -> String {
-    let mut text = String::new();
-    for file in files {
-        let body = fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<&str> = body.lines().collect();
-        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
-        text.push_str(&format!("last lines of {}:\n{tail}\n", file.display()));
+/// SIGTERM to `pid`, SIGKILL after `grace`; returns once it is gone (or a
+/// zombie, for its parent to reap).
+pub(crate) fn terminate(pid: u32, grace: Duration, what: &str) {
+    signal(pid, libc::SIGTERM);
+    if !wait_gone(pid, grace) {
+        eprintln!("{what} did not exit within {grace:?} of SIGTERM; sending SIGKILL");
+        kill9(pid);
     }
-    text
+}
+
+/// `kill -9` of `pid`; returns once it is gone.
+pub(crate) fn kill9(pid: u32) {
+    signal(pid, libc::SIGKILL);
+    wait_gone(pid, Duration::from_secs(30));
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) on a broker this harness started: its child, or a
+    // pid checked by RunDir::live_pid.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
+fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+pub(crate) fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }

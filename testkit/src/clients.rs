@@ -4,18 +4,56 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use prost::Message as _;
 use proto::BankingEvent;
-use rdkafka::client::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
+use rdkafka::metadata::MetadataTopic;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::procs::wait_until;
+
+/// A client configuration for `bootstrap` with `settings`.
+pub(crate) fn config(bootstrap: &str, settings: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    config
+}
+
+pub(crate) fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>> {
+    config(bootstrap, &[])
+        .create()
+        .context("create an admin client")
+}
+
+/// What the admin requests wait for: 30 s.
+pub(crate) fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
+}
+
+/// What `f` says of `topic`'s metadata, `None` while it is not listed
+/// (or listed with an error).
+pub(crate) fn topic_metadata<T>(
+    client: &Client<impl ClientContext>,
+    topic: &str,
+    f: impl FnOnce(&MetadataTopic) -> T,
+) -> Result<Option<T>> {
+    let md = client
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("metadata of {topic}"))?;
+    let listed = md.topics().iter().find(|t| t.name() == topic);
+    Ok(listed.filter(|t| t.error().is_none()).map(f))
+}
 
 /// Reads `topic` from the beginning until `expected` messages arrived or
 /// `timeout` passed, then one more second to catch any extra message;
@@ -27,13 +65,17 @@ pub fn read_back(
     expected: usize,
     timeout: Duration,
 ) -> Vec<BankingEvent> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", crate::kafka::unique("testkit-read-back"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("create read-back consumer");
+    let group = crate::kafka::unique("testkit-read-back");
+    let consumer: BaseConsumer = config(
+        bootstrap,
+        &[
+            ("group.id", group.as_str()),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+        ],
+    )
+    .create()
+    .expect("create read-back consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(expected);
@@ -61,10 +103,8 @@ pub fn group_offsets(
     topic: &str,
     partitions: i32,
 ) -> Result<BTreeMap<i32, i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
+    let settings = [("group.id", group), ("enable.auto.commit", "false")];
+    let consumer: BaseConsumer = config(bootstrap, &settings)
         .create()
         .context("create an offsets reader")?;
     let mut tpl = TopicPartitionList::new();
@@ -82,16 +122,19 @@ pub fn group_offsets(
         .collect())
 }
 
-/// Delivery reports of [`RawProducer`].
-#[derive(Default)]
-struct Deliveries {
-    acknowledged: AtomicU64,
-    failed: Mutex<Vec<String>>,
-    /// Tag -> where the tagged message landed.
-    landed: Mutex<BTreeMap<usize, (i32, i64)>>,
+/// What a [`RawProducer`] got acknowledged.
+#[derive(Debug, Clone, Default)]
+pub struct Landed {
+    pub acknowledged: u64,
+    /// Tag -> (partition, offset) of each tagged message.
+    pub tagged: BTreeMap<usize, (i32, i64)>,
     /// Partition -> the offset after the highest one acknowledged.
-    next: Mutex<BTreeMap<i32, i64>>,
+    pub next_offsets: BTreeMap<i32, i64>,
 }
+
+/// The delivery reports of a [`RawProducer`], and its failures.
+#[derive(Default)]
+struct Deliveries(Mutex<(Landed, Vec<String>)>);
 
 impl ClientContext for Deliveries {}
 
@@ -99,34 +142,23 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        let (landed, failed) = &mut *self.0.lock().unwrap();
         match result {
             Ok(m) => {
-                self.acknowledged.fetch_add(1, Ordering::Relaxed);
+                landed.acknowledged += 1;
                 let at = (m.partition(), m.offset());
-                let mut next = self.next.lock().unwrap();
-                let slot = next.entry(at.0).or_insert(0);
-                *slot = (*slot).max(at.1 + 1);
+                let next = landed.next_offsets.entry(at.0).or_insert(0);
+                *next = (*next).max(at.1 + 1);
                 if tag != UNTAGGED {
-                    self.landed.lock().unwrap().insert(tag, at);
+                    landed.tagged.insert(tag, at);
                 }
             }
-            Err((e, _)) => self.failed.lock().unwrap().push(e.to_string()),
+            Err((e, _)) => failed.push(e.to_string()),
         }
     }
 }
 
 const UNTAGGED: usize = usize::MAX;
-
-/// What a [`RawProducer`] got acknowledged.
-#[derive(Debug, Clone, Default)]
-pub struct Landed {
-    /// Messages acknowledged.
-    pub acknowledged: u64,
-    /// Tag -> (partition, offset) of each tagged message.
-    pub tagged: BTreeMap<usize, (i32, i64)>,
-    /// Partition -> the offset after the highest one acknowledged.
-    pub next_offsets: BTreeMap<i32, i64>,
-}
 
 /// A plain idempotent producer for messages of any shape (bad ones
 /// included), reporting where the tagged ones landed.
@@ -138,14 +170,15 @@ pub struct RawProducer {
 impl RawProducer {
     /// An idempotent, lz4-compressing producer on `bootstrap`.
     pub fn new(bootstrap: &str) -> Result<RawProducer> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("enable.idempotence", "true")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set("batch.size", "1000000")
-            .set("message.timeout.ms", "120000")
-            .set("queue.buffering.max.messages", "500000")
+        let settings = [
+            ("enable.idempotence", "true"),
+            ("compression.type", "lz4"),
+            ("linger.ms", "5"),
+            ("batch.size", "1000000"),
+            ("message.timeout.ms", "120000"),
+            ("queue.buffering.max.messages", "500000"),
+        ];
+        let producer = config(bootstrap, &settings)
             .create_with_context(Deliveries::default())
             .context("create a plain producer")?;
         Ok(RawProducer { producer, sent: 0 })
@@ -187,21 +220,16 @@ impl RawProducer {
         self.producer
             .flush(Duration::from_secs(300))
             .context("flush the plain producer")?;
-        let d = self.producer.context();
-        let failed = std::mem::take(&mut *d.failed.lock().unwrap());
-        let acknowledged = d.acknowledged.load(Ordering::Relaxed);
-        if !failed.is_empty() || acknowledged != self.sent {
+        let (landed, failed) = std::mem::take(&mut *self.producer.context().0.lock().unwrap());
+        if !failed.is_empty() || landed.acknowledged != self.sent {
             bail!(
-                "{acknowledged} of {} messages acknowledged; failures: {:?}",
+                "{} of {} messages acknowledged; failures: {:?}",
+                landed.acknowledged,
                 self.sent,
                 &failed[..failed.len().min(5)]
             );
         }
-        Ok(Landed {
-            acknowledged,
-            tagged: std::mem::take(&mut *d.landed.lock().unwrap()),
-            next_offsets: std::mem::take(&mut *d.next.lock().unwrap()),
-        })
+        Ok(landed)
     }
 }
 
@@ -209,16 +237,10 @@ impl RawProducer {
 /// through the admin API (Kafka's DeleteRecords, what retention does by
 /// time): the partition's log start moves to `before`.
 pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) -> Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("create an admin client")?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(before))?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let result = futures::executor::block_on(admin.delete_records(&tpl, &opts))
+    let admin = admin(bootstrap)?;
+    let result = futures::executor::block_on(admin.delete_records(&tpl, &admin_options()))
         .with_context(|| format!("delete records of {topic}/{partition} before {before}"))?;
     for e in result.elements() {
         if let Err(err) = e.error() {
@@ -231,38 +253,19 @@ pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64)
 /// Deletes `topic` through the admin API and waits until the broker no
 /// longer lists it (an operator's `kafka-topics.sh --delete`).
 pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("create an admin client")?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let result = futures::executor::block_on(admin.delete_topics(&[topic], &opts))
+    let admin = admin(bootstrap)?;
+    let result = futures::executor::block_on(admin.delete_topics(&[topic], &admin_options()))
         .with_context(|| format!("delete topic {topic}"))?;
     for r in result {
         if let Err((name, code)) = r {
             bail!("delete topic {name}: {code}");
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let metadata = admin
-            .inner()
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .context("read metadata")?;
-        let gone = metadata
-            .topics()
-            .iter()
-            .all(|t| t.name() != topic || t.error().is_some());
-        if gone {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("topic {topic} is still listed 60 s after its deletion");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        &format!("{topic} unlisted"),
+        || topic_metadata(admin.inner(), topic, |_| ()).is_ok_and(|t| t.is_none()),
+    )
 }
 
 /// The high watermark (the next offset to be written) of partitions
@@ -272,8 +275,7 @@ pub fn high_watermarks(
     topic: &str,
     partitions: i32,
 ) -> Result<BTreeMap<i32, i64>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: BaseConsumer = config(bootstrap, &[])
         .create()
         .context("create a watermark reader")?;
     (0..partitions)

@@ -20,11 +20,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::MetadataTopic;
 
 use crate::brokerproc::Lifetime;
-use crate::kafka::{self, Kafka, KafkaOptions};
+use crate::clients::topic_metadata;
+use crate::kafka::{self, Existing, Kafka, KafkaOptions};
 use crate::settings::Replication;
 use crate::{Broker, free_port};
 
@@ -38,34 +39,32 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `nodes` nodes with their files in `dir/node-<id>` (kept).
     pub fn start_in_dir(dir: &Path, nodes: usize) -> Result<Cluster> {
-        let dir = crate::brokerproc::created(dir)?;
-        let count = nodes;
-        if count == 0 {
+        if nodes == 0 {
             bail!("a cluster needs at least one node");
         }
-        let controllers: Vec<u16> = (0..count).map(|_| free_port()).collect();
-        let ids: Vec<u32> = (1..=count as u32).collect();
-        let nodes = kafka::start_nodes(count as u32, &ids, "127.0.0.1", Lifetime::Thread, |i| {
+        let dir = crate::brokerproc::created(dir)?;
+        let controllers: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let ids: Vec<u32> = (1..=nodes as u32).collect();
+        let place = |i: u32| {
             let options = KafkaOptions::default();
             (
                 dir.join(format!("node-{i}")),
                 options,
                 controllers[i as usize - 1],
             )
-        })?;
-        let bootstrap = nodes
-            .iter()
-            .map(|n| n.bootstrap().to_string())
-            .collect::<Vec<_>>()
-            .join(",");
+        };
+        let nodes =
+            kafka::start_nodes(ids.len() as u32, &ids, "127.0.0.1", Lifetime::Thread, place)?;
+        let bootstrap = Cluster::bootstrap_of(nodes.iter());
         Ok(Cluster { nodes, bootstrap })
     }
 
-    /// Node `id` (1-based, as Kafka's `node.id`).
-    pub fn node(&self, id: u32) -> &Kafka {
-        &self.nodes[id as usize - 1]
+    fn bootstrap_of<'a>(nodes: impl Iterator<Item = &'a Kafka>) -> String {
+        let addresses: Vec<&str> = nodes.map(|n| n.bootstrap()).collect();
+        addresses.join(",")
     }
 
+    /// Node `id` (1-based, as Kafka's `node.id`).
     fn node_mut(&mut self, id: u32) -> Result<&mut Kafka> {
         let count = self.nodes.len();
         self.nodes
@@ -90,37 +89,23 @@ impl Cluster {
 
     /// The bootstrap list of the nodes running now.
     fn live_bootstrap(&self) -> String {
-        self.nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .map(|n| n.bootstrap().to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        Cluster::bootstrap_of(self.nodes.iter().filter(|n| n.is_running()))
     }
 
     fn metadata_client(&self) -> Result<BaseConsumer> {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", self.live_bootstrap());
+        let config = crate::clients::config(&self.live_bootstrap(), &[]);
         config.create().context("create a metadata client")
     }
 
     /// Partition → leader's node id of `topic`, as the metadata of the
     /// running nodes says (a partition without a leader is left out).
     pub fn leaders(&self, topic: &str) -> Result<BTreeMap<i32, u32>> {
-        let client = self.metadata_client()?;
-        let md = client
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("metadata of {topic}"))?;
-        let t = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .with_context(|| format!("no topic {topic}"))?;
-        Ok(t.partitions()
-            .iter()
-            .filter(|p| p.leader() > 0)
-            .map(|p| (p.id(), p.leader() as u32))
-            .collect())
+        let leaders = |t: &MetadataTopic| {
+            let led = t.partitions().iter().filter(|p| p.leader() > 0);
+            led.map(|p| (p.id(), p.leader() as u32)).collect()
+        };
+        topic_metadata(self.metadata_client()?.client(), topic, leaders)?
+            .with_context(|| format!("no topic {topic}"))
     }
 
     /// The node leading the most partitions of `topic` (the lowest id on a
@@ -140,18 +125,13 @@ impl Cluster {
     /// set of in-sync replicas again (after a node came back).
     pub fn wait_in_sync(&self, topic: &str, timeout: Duration) -> Result<()> {
         let client = self.metadata_client()?;
+        let in_sync = |t: &MetadataTopic| {
+            let p = t.partitions();
+            p.iter()
+                .all(|p| p.leader() > 0 && p.isr().len() == p.replicas().len())
+        };
         crate::procs::wait_until(timeout, "every replica in sync", || {
-            client
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .ok()
-                .and_then(|md| {
-                    md.topics().iter().find(|t| t.name() == topic).map(|t| {
-                        t.partitions()
-                            .iter()
-                            .all(|p| p.leader() > 0 && p.isr().len() == p.replicas().len())
-                    })
-                })
-                .unwrap_or(false)
+            topic_metadata(client.client(), topic, in_sync).is_ok_and(|t| t == Some(true))
         })
     }
 }
@@ -165,11 +145,10 @@ impl Broker for Cluster {
     /// One replica per node (at most three), `min.insync.replicas` one
     /// fewer (at least one).
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
-        kafka::create_replicated_topic(
-            &self.live_bootstrap(),
-            topic,
-            partitions,
+        let (replication, same) = (
             Replication::for_nodes(self.nodes.len()),
-        )
+            Existing::SamePartitions,
+        );
+        kafka::create_topic(&self.live_bootstrap(), topic, partitions, replication, same).map(drop)
     }
 }

@@ -14,8 +14,8 @@
 //!   SASL listeners) that several tests of a process share.
 //!
 //! When Java or the jars are missing, [`Kafka::shared_or_skip`] prints
-//! `SKIPPED <test>: <why>` and returns `None`; CI installs both (`.ci/run` runs `scripts/setup.sh`), so nothing
-//! is skipped there.
+//! `SKIPPED <test>: <why>` and returns `None`; CI installs both (`.ci/run`
+//! runs `scripts/setup.sh`), so nothing is skipped there.
 //!
 //! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`), so
 //! none outlives a test process that is killed; the process-wide ones are
@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created, tail};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created};
 use crate::free_port;
 use crate::settings::CLUSTER_ID;
 
@@ -87,35 +87,6 @@ pub struct KafkaOptions {
     pub host: Option<String>,
     /// The JVM's heap options, e.g. `-Xms1g -Xmx1g` (default `-Xmx512m`).
     pub heap: Option<String>,
-    /// Nodes of the cluster this broker belongs to: the replication rule
-    /// ([`crate::settings::Replication::for_nodes`]); 0 is one.
-    pub nodes: usize,
-}
-
-/// This node's place in a KRaft quorum: its id, its controller port and
-/// the quorum's voters (`id@host:port,...`). A single broker is node 1 and
-/// the only voter.
-#[derive(Debug, Clone)]
-struct Node {
-    id: u32,
-    controller_port: u16,
-    voters: String,
-}
-
-impl Node {
-    /// Node `id` of `count` nodes on `host`, whose controllers listen on
-    /// `controller_port(i)` for node `i`.
-    fn of(id: u32, count: u32, host: &str, controller_port: impl Fn(u32) -> u16) -> Node {
-        let voters = (1..=count)
-            .map(|i| format!("{i}@{host}:{}", controller_port(i)))
-            .collect::<Vec<_>>()
-            .join(",");
-        Node {
-            id,
-            controller_port: controller_port(id),
-            voters,
-        }
-    }
 }
 
 /// A local Apache Kafka broker; killed on drop. Its address, directory,
@@ -168,17 +139,16 @@ impl Kafka {
                     Some(dir) => Kafka::start_in_dir(&dir, options),
                     None => Kafka::start(options),
                 };
-                match started {
-                    Ok(kafka) => {
-                        let kafka: &'static Kafka = Box::leak(Box::new(kafka));
-                        at_exit::stop(kafka);
-                        let _ = tx.send(Ok(kafka));
-                        loop {
-                            thread::park();
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
+                let started = started.map(|k| -> &'static Kafka { Box::leak(Box::new(k)) });
+                if let Ok(kafka) = started {
+                    at_exit::stop(kafka);
+                }
+                let serving = started.is_ok();
+                let _ = tx.send(started);
+                if serving {
+                    // A process-wide broker lives as long as this thread.
+                    loop {
+                        thread::park();
                     }
                 }
             })
@@ -189,67 +159,59 @@ impl Kafka {
     /// Starts a private broker in a new temporary directory.
     pub fn start(options: KafkaOptions) -> Result<Kafka> {
         let temp = tempfile::Builder::new().prefix("kafka-").tempdir()?;
-        let dir = temp.path().to_path_buf();
-        Kafka::start_at(&dir, options, Some(temp))
+        let mut kafka = Kafka::start_in_dir(temp.path(), options)?;
+        kafka.proc.temp = Some(temp);
+        Ok(kafka)
     }
 
     /// Starts a broker with its files in `dir` (kept afterwards).
     pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
-        Kafka::start_at(&created(dir)?, options, None)
+        let (dir, controller) = (created(dir)?, free_port());
+        let place = |_: u32| (dir.clone(), options.clone(), controller);
+        let mut started = start_nodes(1, &[1], "127.0.0.1", Lifetime::Thread, place)?;
+        Ok(started.remove(0))
     }
 
-    fn start_at(
-        dir: &Path,
-        options: KafkaOptions,
-        temp: Option<tempfile::TempDir>,
-    ) -> Result<Kafka> {
-        let controller = free_port();
-        let node = Node::of(1, 1, "127.0.0.1", |_| controller);
-        let mut kafka = Kafka::prepare(dir, options, node, temp)?;
-        kafka.restart()?;
-        Ok(kafka)
-    }
-
-    /// Writes the configuration of `node` in `dir` and formats its log
-    /// directory; [`Kafka::restart`] (or [`Kafka::launch_as`]) starts it.
+    /// Writes the configuration of node `id` (its controller on
+    /// `controller`) of the quorum of `voters` (`id@host:port`, every node
+    /// of the cluster) in `dir` and formats its log directory;
+    /// [`Kafka::launch_as`] starts it.
     fn prepare(
         dir: &Path,
         options: KafkaOptions,
-        node: Node,
-        temp: Option<tempfile::TempDir>,
+        id: u32,
+        controller: u16,
+        voters: &[String],
     ) -> Result<Kafka> {
         let libs = available()?;
         let host = options.host.as_deref().unwrap_or("127.0.0.1");
         let port = options.port.unwrap_or_else(free_port);
-        let controller = node.controller_port;
         let mut listeners = vec![("PLAINTEXT".to_string(), format!("{host}:{port}"))];
         let mut protocols = vec![
             "CONTROLLER:PLAINTEXT".to_string(),
-            "PLAINTEXT:PLAINTEXT".to_string(),
+            "PLAINTEXT:PLAINTEXT".into(),
         ];
         for (name, protocol) in &options.listeners {
             listeners.push((name.clone(), format!("{host}:{}", free_port())));
             protocols.push(format!("{name}:{protocol}"));
         }
-        let listed = |with_controller: bool| {
-            let mut v: Vec<String> = listeners
-                .iter()
-                .map(|(n, a)| format!("{n}://{a}"))
-                .collect();
-            if with_controller {
-                v.push(format!("CONTROLLER://{host}:{controller}"));
-            }
-            v.join(",")
-        };
+        let advertised: Vec<String> = listeners
+            .iter()
+            .map(|(n, a)| format!("{n}://{a}"))
+            .collect();
+        let advertised = advertised.join(",");
         let mut props = vec![
-            ("node.id".to_string(), node.id.to_string()),
-            ("controller.quorum.voters".into(), node.voters.clone()),
-            ("listeners".into(), listed(true)),
-            ("advertised.listeners".into(), listed(false)),
+            ("node.id".to_string(), id.to_string()),
+            ("controller.quorum.voters".into(), voters.join(",")),
+            (
+                "listeners".into(),
+                format!("{advertised},CONTROLLER://{host}:{controller}"),
+            ),
+            ("advertised.listeners".into(), advertised),
             ("listener.security.protocol.map".into(), protocols.join(",")),
             ("log.dirs".into(), dir.join("data").display().to_string()),
         ];
-        props.extend(crate::settings::settings(options.nodes.max(1)));
+        props.extend(crate::settings::settings(voters.len()));
         props.extend(options.properties.iter().cloned());
         let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         fs::create_dir_all(dir.join("logs"))?;
@@ -277,7 +239,7 @@ impl Kafka {
 
         let times = (Duration::from_secs(60), START_TIMEOUT);
         Ok(Kafka {
-            proc: BrokerProc::new("Apache Kafka", format!("{host}:{port}"), dir, temp, times),
+            proc: BrokerProc::new("Apache Kafka", format!("{host}:{port}"), dir, times),
             listeners,
             libs,
             heap: options.heap.unwrap_or_else(|| TEST_HEAP.to_string()),
@@ -308,7 +270,7 @@ impl Kafka {
         let logs = ["logs/server.log", "logs/stdout.log"].map(|f| self.dir.join(f));
         self.proc.wait_serving(
             || fs::read_to_string(&logs[0]).is_ok_and(|t| t.contains("Kafka Server started")),
-            || tail(&logs),
+            &logs,
         )
     }
 
@@ -339,16 +301,14 @@ pub(crate) fn start_nodes(
     lifetime: Lifetime,
     place: impl Fn(u32) -> (PathBuf, KafkaOptions, u16),
 ) -> Result<Vec<Kafka>> {
+    let voters: Vec<String> = (1..=count)
+        .map(|i| format!("{i}@{host}:{}", place(i).2))
+        .collect();
     let mut started = Vec::new();
     for &id in ids {
-        let (dir, options, _) = place(id);
+        let (dir, options, controller) = place(id);
         fs::create_dir_all(&dir)?;
-        let node = Node::of(id, count, host, |i| place(i).2);
-        let options = KafkaOptions {
-            nodes: count as usize,
-            ..options
-        };
-        let mut kafka = Kafka::prepare(&dir, options, node, None)?;
+        let mut kafka = Kafka::prepare(&dir, options, id, controller, &voters)?;
         kafka.launch_as(lifetime)?;
         started.push(kafka);
     }
@@ -360,7 +320,7 @@ pub(crate) fn start_nodes(
     Ok(started)
 }
 
-pub use crate::topics::{create_new_topic, create_replicated_topic, create_topic, ensure_topic};
+pub use crate::topics::{Existing, create_new_topic, create_topic};
 
 static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
 

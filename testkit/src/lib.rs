@@ -3,33 +3,11 @@
 //! (`chaos`) builds its scenarios on it, and every integration test
 //! that crosses processes uses it.
 //!
-//! - [`kafka`]: Apache Kafka, the broker the project is built for: one JVM
-//!   shared by a test process ([`Kafka::shared`]), or a private one to
-//!   stop, kill, restart or give TLS and SASL listeners ([`Kafka::start`]).
-//! - [`cluster`]: several Apache Kafka nodes as one replicated cluster
-//!   ([`Cluster`]), whose nodes can be killed and restarted one by one.
-//! - [`nisshi`]: Nisshi, the embedded Rust broker ([`Nisshi`]), where Java
-//!   is absent; used by the fault suite (`chaos --broker nisshi`), not by
-//!   the default tests (CI has Java).
-//! - [`mock`]: librdkafka's mock cluster ([`MockKafka`]), for fast hermetic
-//!   tests and fault injection only; never the only proof of a guarantee.
-//! - [`Broker`]: what a scenario needs from any of them.
-//! - [`settings`]: the broker settings, the replication rule and the
-//!   version, once (`docker-compose.yml` is checked against them).
-//! - [`launcher`]: the same brokers living on after the command that
-//!   started them, behind the `broker` binary that `scripts/broker.sh`
-//!   runs.
-//! - [`bins`]: the `producer`, `consumer-pull` and `consumer-push` binaries
-//!   ([`Bins`]), and which consumer is which ([`Model`]).
-//! - [`procs`]: the binaries as child processes ([`Proc`]), with their
-//!   command lines ([`ConsumerCmd`], [`ProducerCmd`]).
-//! - [`clients`]: plain rdkafka clients: read a topic back, send raw
-//!   messages and learn where they landed, read a group's offsets.
-//! - [`metrics`]: the Prometheus endpoints, scraped over HTTP, and the
-//!   check that their figures match the database.
-//! - [`verify`]: what a database must hold ([`Expected`], computed from the
-//!   generator independently of the store's code) and how far it is from
-//!   it ([`Figures`]).
+//! The brokers: Apache Kafka ([`Kafka`], one node; [`Cluster`], several),
+//! Nisshi where Java is absent ([`Nisshi`]) and librdkafka's mock cluster
+//! ([`MockKafka`], for fast hermetic tests and fault injection, never the
+//! only proof of a guarantee); [`Broker`] is what a scenario needs of any
+//! of them. [`verify`] says what a database must hold.
 //!
 //! Every guard (broker, process) stops what it started when dropped.
 
@@ -89,6 +67,20 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("testkit lives one level below the root")
         .to_path_buf()
+}
+
+/// `name` in one of the directories of `PATH`.
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The last `n` lines of `text`, for failure messages.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A TCP port nobody listens on right now.

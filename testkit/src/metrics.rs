@@ -13,7 +13,7 @@ use prometheus_parse::{Sample, Value};
 
 use crate::bins::{Bins, Model};
 use crate::kafka::{Kafka, unique};
-use crate::procs::{ConsumerCmd, GENEROUS, ProducerCmd};
+use crate::procs::{ConsumerCmd, GENEROUS, ProducerCmd, wait_until};
 use crate::{free_port, verify};
 
 /// One scrape of an endpoint.
@@ -38,17 +38,24 @@ pub fn scrape(addr: &str) -> Result<Scrape> {
 }
 
 impl Scrape {
-    /// The value of the sample `name` whose labels include `labels`
-    /// (counters, gauges, untyped), if there is one.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    /// The samples of `name` with a plain value (counters, gauges,
+    /// untyped), and their labels.
+    fn numbers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a Sample, f64)> + 'a {
         self.samples
             .iter()
-            .filter(|s| s.metric == name)
-            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .find_map(|s| match s.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            .filter(move |s| s.metric == name)
+            .filter_map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some((s, v)),
                 _ => None,
             })
+    }
+
+    /// The value of the sample `name` whose labels include `labels`, if
+    /// there is one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.numbers(name)
+            .find(|(s, _)| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|(_, v)| v)
     }
 
     /// A counter's value, 0 when it is not there yet.
@@ -76,16 +83,8 @@ impl Scrape {
 
     /// The `partition` label of every sample of `name`, with its value.
     pub fn by_partition(&self, name: &str) -> Vec<(i32, f64)> {
-        self.samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .filter_map(|s| {
-                let p = s.labels.get("partition")?.parse().ok()?;
-                match s.value {
-                    Value::Gauge(v) | Value::Untyped(v) | Value::Counter(v) => Some((p, v)),
-                    _ => None,
-                }
-            })
+        self.numbers(name)
+            .filter_map(|(s, v)| Some((s.labels.get("partition")?.parse().ok()?, v)))
             .collect()
     }
 }
@@ -198,23 +197,14 @@ pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
 
     // Lag: librdkafka's statistics see the offsets committed to Kafka.
     let all: BTreeSet<i32> = (0..PARTITIONS).collect();
-    loop {
-        ensure!(
-            Instant::now() < deadline,
-            "the lag never reached 0 everywhere"
-        );
-        let s = scrape(&consumer_addr)?;
-        let lag = s.by_partition(names::CONSUMER_LAG);
-        let zero: BTreeSet<i32> = lag
-            .iter()
-            .filter(|(_, v)| *v == 0.0)
-            .map(|(p, _)| *p)
-            .collect();
-        if zero == all {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    wait_until(left, "the lag to reach 0 everywhere", || {
+        scrape(&consumer_addr).is_ok_and(|s| {
+            let lag = s.by_partition(names::CONSUMER_LAG);
+            let zero = lag.iter().filter(|(_, v)| *v == 0.0).map(|(p, _)| *p);
+            zero.collect::<BTreeSet<i32>>() == all
+        })
+    })?;
     let batches = scrape(&consumer_addr)?
         .histogram_count(names::BATCH_COMMIT_SECONDS)
         .context("no batch commit histogram")?;

@@ -40,16 +40,6 @@ impl MockKafka {
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
-
-    /// Takes the broker down: connections are closed and refused.
-    pub fn down(&self) -> Result<()> {
-        Ok(self.cluster.broker_down(1)?)
-    }
-
-    /// Brings the broker back.
-    pub fn up(&self) -> Result<()> {
-        Ok(self.cluster.broker_up(1)?)
-    }
 }
 
 impl Broker for MockKafka {

@@ -12,8 +12,7 @@
 //!
 //! No test of the default suite uses it (CI has Java, so it runs Apache
 //! Kafka); `chaos --broker nisshi` does: in memory for the scenarios that
-//! keep the broker up, on SQLite for `outage`, which restarts it. Like [`crate::kafka`]'s brokers,
-//! it dies with the thread that started it (`PR_SET_PDEATHSIG`).
+//! keep the broker up, on SQLite for `outage`, which restarts it.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created, tail};
+use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created};
 use crate::free_port;
 
 /// Longest wait for the broker to serve clients (it takes well under a
@@ -58,11 +57,7 @@ pub fn version_of(bin: &Path) -> Option<String> {
 /// `~/.cargo/bin/nisshi`.
 pub fn binary() -> Option<PathBuf> {
     let from_env = std::env::var_os("NISSHI").map(PathBuf::from);
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("nisshi"))
-            .find(|p| p.is_file())
-    });
+    let on_path = crate::on_path("nisshi");
     let cargo = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
@@ -144,7 +139,7 @@ impl Nisshi {
         // with clients connected.
         let times = (Duration::from_secs(10), START_TIMEOUT);
         Ok(Nisshi {
-            proc: BrokerProc::new("nisshi", address.to_string(), dir, None, times),
+            proc: BrokerProc::new("nisshi", address.to_string(), dir, times),
             storage,
             bin: available()?,
         })
@@ -189,7 +184,7 @@ impl Nisshi {
         let logs = [log];
         self.proc.wait_serving(
             || fs::read_to_string(&logs[0]).is_ok_and(|t| t.matches(READY).count() > ready_before),
-            || tail(&logs),
+            &logs,
         )
     }
 }

@@ -8,22 +8,22 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
-
-mod echoed;
-pub use echoed::Finished;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use common::stats::{ProducerStats, read_stats};
 use serde::de::DeserializeOwned;
 
 use crate::bins::{Bins, Model};
 
+mod echoed;
+pub use echoed::Finished;
+
 /// librdkafka settings that make group changes quick: a killed member is
 /// declared dead after 6 s (Kafka's `group.min.session.timeout.ms`, the
 /// lowest it accepts) instead of 45 s, and members notice a rebalance
 /// within half a second.
-pub const FAST_GROUP: [&str; 4] = [
+const FAST_GROUP: [&str; 4] = [
     "-X",
     "session.timeout.ms=6000",
     "-X",
@@ -68,32 +68,52 @@ impl Proc {
             .append(true)
             .open(log)
             .with_context(|| format!("create {}", log.display()))?;
-        let err = out.try_clone()?;
         let mut cmd = Command::new(bin);
         cmd.args(args)
             .env("RUST_LOG", "info")
             .env_remove("KAFKA_BROKERS")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+            .stdout(out.try_clone()?)
+            .stderr(out);
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
-        let child = cmd
+        Proc::start(cmd, log, name, |_| Vec::new())
+    }
+
+    /// Starts `cmd` (stdin closed); `copiers` starts the threads that copy
+    /// its piped output, if any.
+    fn start(
+        mut cmd: Command,
+        log: &Path,
+        name: &str,
+        copiers: impl FnOnce(&mut Child) -> Vec<JoinHandle<()>>,
+    ) -> Result<Proc> {
+        let bin = Path::new(cmd.get_program()).to_path_buf();
+        let mut child = cmd
+            .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("spawn {}", bin.display()))?;
         Ok(Proc {
+            copiers: copiers(&mut child),
             child,
             log: log.to_path_buf(),
             stats: None,
             name: name.to_string(),
             status: None,
             started: Instant::now(),
-            copiers: Vec::new(),
         })
     }
 
-    /// The process id.
+    /// `bin` with `args` and `--stats-json <dir>/<name>.json`, its output
+    /// in `<dir>/<name>.log`.
+    fn spawn_in(bin: &Path, mut args: Vec<OsString>, dir: &Path, name: &str) -> Result<Proc> {
+        let stats = dir.join(format!("{name}.json"));
+        args.splice(0..0, ["--stats-json".into(), stats.clone().into()]);
+        let mut p = Proc::spawn(bin, &args, &dir.join(format!("{name}.log")), None, name)?;
+        p.stats = Some(stats);
+        Ok(p)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -109,22 +129,47 @@ impl Proc {
     /// Waits at most `timeout` for it to exit; kills it after that and
     /// fails with the end of its log.
     pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.try_status() {
-                return Ok(s);
+        match self.end_by(Instant::now() + timeout, Duration::ZERO, false) {
+            (status, false) => Ok(status),
+            (_, true) => bail!(
+                "{} did not exit within {timeout:?} (log {}):\n{}",
+                self.name,
+                self.log.display(),
+                self.log_tail(20)
+            ),
+        }
+    }
+
+    /// Waits for it to exit. At `deadline` it is asked to stop (SIGTERM,
+    /// announced on stderr with `announce`) and SIGKILLed `grace` later.
+    /// Returns its status and whether it had to be stopped.
+    fn end_by(&mut self, deadline: Instant, grace: Duration, announce: bool) -> (ExitStatus, bool) {
+        let mut stopped: Option<Instant> = None;
+        let status = loop {
+            if let Some(status) = self.try_status() {
+                break status;
             }
-            if Instant::now() >= deadline {
-                self.kill9();
-                bail!(
-                    "{} did not exit within {timeout:?} (log {}):\n{}",
-                    self.name,
-                    self.log.display(),
-                    self.log_tail(20)
-                );
+            let now = Instant::now();
+            match stopped {
+                None if now >= deadline => {
+                    if announce {
+                        let ran = now - self.started;
+                        eprintln!("{} still runs after {ran:.0?}; sending SIGTERM", self.name);
+                    }
+                    self.sigterm();
+                    stopped = Some(now);
+                }
+                Some(t) if now >= t + grace => {
+                    self.kill9();
+                }
+                _ => {}
             }
             thread::sleep(Duration::from_millis(20));
+        };
+        for c in self.copiers.drain(..) {
+            let _ = c.join();
         }
+        (status, stopped.is_some())
     }
 
     /// Waits (at most [`GENEROUS`]) for exit status 0 and returns the stats
@@ -166,18 +211,10 @@ impl Proc {
         true
     }
 
-    /// Sends `sig`.
-    pub fn signal(&self, sig: libc::c_int) {
+    pub fn sigterm(&self) {
         // SAFETY: kill(2) on our own child's pid (not yet reaped while
         // `status` is None, so the pid is not reused).
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, sig);
-        }
-    }
-
-    /// Sends SIGTERM.
-    pub fn sigterm(&self) {
-        self.signal(libc::SIGTERM);
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
     }
 
     /// Everything it wrote so far.
@@ -187,33 +224,22 @@ impl Proc {
 
     /// The last `n` lines of its log, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = self.log_text();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        crate::last_lines(&self.log_text(), n)
     }
 
     /// Waits until its log contains `needle`; fails when it exits first or
     /// after `timeout`.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while !self.log_text().contains(needle) {
-            if let Some(s) = self.try_status() {
-                bail!(
-                    "{} exited ({s}) before logging {needle:?}:\n{}",
-                    self.name,
-                    self.log_tail(20)
-                );
+        let logged = wait_until(timeout, &format!("{needle:?} in its log"), || {
+            self.log_text().contains(needle) || self.try_status().is_some()
+        });
+        match self.status {
+            Some(s) if logged.is_ok() && !self.log_text().contains(needle) => {
+                Err(anyhow!("exited ({s}) before logging {needle:?}"))
             }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} did not log {needle:?} within {timeout:?}:\n{}",
-                    self.name,
-                    self.log_tail(20)
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
+            _ => logged,
         }
-        Ok(())
+        .map_err(|e| anyhow!("{} {e}:\n{}", self.name, self.log_tail(20)))
     }
 }
 
@@ -224,7 +250,7 @@ impl Drop for Proc {
 }
 
 /// A consumer's command line: `--brokers`, `--topic`, `--group`, `--db`,
-/// `--stats-json`, `--exit-when-idle`, [`FAST_GROUP`],
+/// `--stats-json`, `--exit-when-idle`, `FAST_GROUP` (quick group changes),
 /// `-X sasl.password=`[`SECRET`], then `extra`.
 #[derive(Debug, Clone)]
 pub struct ConsumerCmd {
@@ -257,37 +283,8 @@ impl ConsumerCmd {
     }
 
     /// The name of run `n`: `<model>-<n>`.
-    pub fn name(&self, n: u32) -> String {
+    fn name(&self, n: u32) -> String {
         format!("{}-{n}", self.model.name())
-    }
-
-    /// The argument vector of run `n`, plus `extra`.
-    pub fn args(&self, n: u32, extra: &[&str]) -> Vec<OsString> {
-        let mut v: Vec<OsString> = Vec::new();
-        for s in [
-            "--brokers",
-            &self.brokers,
-            "--topic",
-            &self.topic,
-            "--group",
-            &self.group,
-        ] {
-            v.push(s.into());
-        }
-        v.push("--db".into());
-        v.push(self.db.clone().into());
-        v.push("--stats-json".into());
-        v.push(self.stats(n).into());
-        if let Some(idle) = self.idle_secs {
-            v.push("--exit-when-idle".into());
-            v.push(idle.to_string().into());
-        }
-        v.extend(FAST_GROUP.iter().map(OsString::from));
-        v.push("-X".into());
-        v.push(format!("sasl.password={SECRET}").into());
-        v.extend(self.extra.iter().map(OsString::from));
-        v.extend(extra.iter().map(OsString::from));
-        v
     }
 
     /// The stats file of run `n`.
@@ -297,17 +294,22 @@ impl ConsumerCmd {
 
     /// Starts run `n` (with `extra` arguments after the usual ones).
     pub fn spawn(&self, bins: &Bins, n: u32, extra: &[&str]) -> Result<Proc> {
-        let name = self.name(n);
-        let mut p = Proc::spawn(
-            &bins.consumer(self.model),
-            &self.args(n, extra),
-            &self.dir.join(format!("{name}.log")),
-            None,
-            &name,
-        )?;
-        p.stats = Some(self.stats(n));
-        Ok(p)
+        let (b, t, g) = (&self.brokers, &self.topic, &self.group);
+        let mut args = words(&["--brokers", b, "--topic", t, "--group", g, "--db"]);
+        args.push(self.db.clone().into());
+        if let Some(idle) = self.idle_secs {
+            args.extend(words(&["--exit-when-idle", &idle.to_string()]));
+        }
+        args.extend(words(&FAST_GROUP));
+        args.extend(words(&["-X", &format!("sasl.password={SECRET}")]));
+        args.extend(self.extra.iter().map(OsString::from));
+        args.extend(words(extra));
+        Proc::spawn_in(&bins.consumer(self.model), args, &self.dir, &self.name(n))
     }
+}
+
+fn words(words: &[&str]) -> Vec<OsString> {
+    words.iter().map(OsString::from).collect()
 }
 
 /// A producer's command line: `count` events of `seed` over `accounts`
@@ -346,40 +348,14 @@ impl ProducerCmd {
     /// Starts it with output in `<dir>/<name>.log`, stats in
     /// `<dir>/<name>.json`.
     pub fn spawn(&self, bins: &Bins, dir: &Path, name: &str) -> Result<Proc> {
-        let stats = dir.join(format!("{name}.json"));
-        let mut args: Vec<OsString> = [
-            "--brokers",
-            &self.brokers,
-            "--topic",
-            &self.topic,
-            "--count",
-            &self.count.to_string(),
-            "--seed",
-            &self.seed.to_string(),
-            "--accounts",
-            &self.accounts.to_string(),
-            "--first-id",
-            &self.first_id.to_string(),
-            "--rate",
-            &self.rate.to_string(),
-            "--timeout",
-            &self.timeout_secs.to_string(),
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        args.push("--stats-json".into());
-        args.push(stats.clone().into());
+        let mut args = words(&["--brokers", &self.brokers, "--topic", &self.topic]);
+        let numbers = format!(
+            "--count {} --seed {} --accounts {} --first-id {} --rate {} --timeout {}",
+            self.count, self.seed, self.accounts, self.first_id, self.rate, self.timeout_secs
+        );
+        args.extend(numbers.split(' ').map(OsString::from));
         args.extend(self.extra.iter().map(OsString::from));
-        let mut p = Proc::spawn(
-            &bins.producer(),
-            &args,
-            &dir.join(format!("{name}.log")),
-            None,
-            name,
-        )?;
-        p.stats = Some(stats);
-        Ok(p)
+        Proc::spawn_in(&bins.producer(), args, dir, name)
     }
 
     /// Runs it to completion; fails unless every event was acknowledged.
@@ -432,7 +408,3 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
     Ok(())
 }
-
-pub use crate::brokerproc::{
-    Lifetime, die_with_parent_thread, kill9, terminate, wait_until_serving,
-};

@@ -3,77 +3,38 @@
 //! on Apache Kafka, Nisshi and Docker's broker, replicated as
 //! [`Replication`] says, and done only once every partition has a leader.
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::clients::{admin, admin_options, topic_metadata};
+use crate::procs::wait_until;
 use crate::settings::Replication;
 
-/// Creates `topic` on the broker at `bootstrap` through the admin API
-/// (an existing topic is fine), then waits until every partition has a
-/// leader.
-pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    create_replicated_topic(bootstrap, topic, partitions, Replication::for_nodes(1))
+/// What [`create_topic`] does with a topic that exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Keeps it, with its own partitions.
+    Keep,
+    /// Keeps it when it has the partitions asked for, else fails.
+    SamePartitions,
+    /// Fails: a fresh topic is needed (a benchmark phase's).
+    Fail,
 }
 
-/// [`create_topic`] with the replicas and `min.insync.replicas` of
-/// `replication`; fails when the topic exists with another number of
-/// partitions.
-pub fn create_replicated_topic(
+/// Creates `topic` (replicated as `replication` says; an existing one as
+/// `existing` says), waits until every partition has a leader, and returns
+/// how many partitions it has.
+pub fn create_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     replication: Replication,
-) -> Result<()> {
-    let have = ensure_topic(bootstrap, topic, partitions, replication)?;
-    if have != partitions {
-        bail!("topic {topic} exists with {have} partitions, not {partitions}");
-    }
-    Ok(())
-}
-
-/// The one topic creation: creates `topic` (replicated as `replication`
-/// says) unless it exists, waits until every partition has a leader, and
-/// returns how many partitions it has (an existing topic keeps its own).
-pub fn ensure_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: Replication,
+    existing: Existing,
 ) -> Result<i32> {
-    make_topic(bootstrap, topic, partitions, replication, false)
-}
-
-/// Creates `topic` with `partitions` partitions (one replica), failing
-/// when it exists already (a benchmark phase needs an empty one), and
-/// waits until every partition has a leader.
-pub fn create_new_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    make_topic(
-        bootstrap,
-        topic,
-        partitions,
-        Replication::for_nodes(1),
-        true,
-    )
-    .map(drop)
-}
-
-fn make_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    replication: Replication,
-    new_only: bool,
-) -> Result<i32> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .context("create an admin client")?;
+    let admin = admin(bootstrap)?;
     let mut new = NewTopic::new(
         topic,
         partitions,
@@ -83,37 +44,44 @@ fn make_topic(
     for (k, v) in &config {
         new = new.set(k, v);
     }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
+    let results = futures::executor::block_on(admin.create_topics([&new], &admin_options()))
         .with_context(|| format!("create topic {topic}"))?;
     for r in results {
         match r {
             Ok(_) => {}
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if new_only => {
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if existing == Existing::Fail => {
                 bail!("topic {name} exists already on {bootstrap}; a fresh one is needed")
             }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => bail!("create topic {name} on {bootstrap}: {code}"),
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let md = admin
-            .inner()
-            .fetch_metadata(Some(topic), Duration::from_secs(5));
-        if let Ok(md) = md {
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none()
-                    && !t.partitions().is_empty()
-                    && t.partitions().iter().all(|p| p.leader() >= 0)
-                {
-                    return Ok(t.partitions().len() as i32);
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!("topic {topic} has no leaders after 60 s");
-        }
-        thread::sleep(Duration::from_millis(100));
+    let mut have = 0;
+    wait_until(
+        Duration::from_secs(60),
+        &format!("leaders of {topic}"),
+        || {
+            let led = |t: &rdkafka::metadata::MetadataTopic| {
+                let p = t.partitions();
+                (!p.is_empty() && p.iter().all(|p| p.leader() >= 0)).then_some(p.len() as i32)
+            };
+            have = topic_metadata(admin.inner(), topic, led)
+                .ok()
+                .flatten()
+                .flatten()
+                .unwrap_or(0);
+            have > 0
+        },
+    )?;
+    if existing == Existing::SamePartitions && have != partitions {
+        bail!("topic {topic} exists with {have} partitions, not {partitions}");
     }
+    Ok(have)
+}
+
+/// Creates `topic` with `partitions` partitions (one replica), failing
+/// when it exists already, and waits until every partition has a leader.
+pub fn create_new_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    let one = Replication::for_nodes(1);
+    create_topic(bootstrap, topic, partitions, one, Existing::Fail).map(drop)
 }

@@ -186,9 +186,8 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
     let mut amount_minor_sum = 0i128;
     let mut balances: BTreeMap<(u64, String), (i64, u64)> = BTreeMap::new();
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    // Offsets the broker deleted before any instance read them, accepted by
-    // the operator (`--accept-data-loss`): in no database, on purpose.
-    let mut deleted: Vec<(i32, i64, i64)> = Vec::new();
+    // Partition -> the offset of every message stored from it.
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for db in dbs {
         let store = Store::open(db).with_context(|| format!("open {}", db.display()))?;
         amount_minor_sum += store.summary()?.amount_minor_sum;
@@ -199,17 +198,19 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
         }
         dead.extend(store.dead_letters()?);
         rows.extend(stored_rows(db)?);
-        for (p, next) in all_stored_offsets(db)? {
+        for (p, next) in stored_offsets(db)? {
             let slot = next_offsets.entry(p).or_insert(next);
             *slot = (*slot).max(next);
         }
-        deleted.extend(
-            store
-                .offset_gaps()?
-                .into_iter()
-                .filter(|g| g.reason == GapReason::LogStartMoved.as_str())
-                .map(|g| (g.partition, g.from_offset, g.to_offset)),
-        );
+        // Offsets the broker deleted before any instance read them, accepted
+        // by the operator (`--accept-data-loss`): in no database, on purpose,
+        // and covered.
+        for g in store.offset_gaps()? {
+            if g.reason == GapReason::LogStartMoved.as_str() {
+                let range = g.from_offset..g.to_offset;
+                offsets.entry(g.partition).or_default().extend(range);
+            }
+        }
     }
     let stored: HashMap<u64, (i32, i64)> = rows.iter().map(|&(id, p, o)| (id, (p, o))).collect();
     let lost = expected
@@ -240,27 +241,15 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
         .saturating_sub(topic_duplicates)
         .saturating_sub(redelivered);
 
-    let mut wrong = 0u64;
-    for (k, v) in &expected.balances {
-        if balances.get(k) != Some(v) {
-            wrong += 1;
-        }
-    }
-    wrong += balances
-        .keys()
-        .filter(|k| !expected.balances.contains_key(*k))
-        .count() as u64;
+    // Missing, extra or different.
+    let keys: HashSet<_> = expected.balances.keys().chain(balances.keys()).collect();
+    let differ = |k: &&(u64, String)| expected.balances.get(*k) != balances.get(*k);
+    let wrong = keys.into_iter().filter(differ).count() as u64;
 
     // Every message of a partition, event or dead letter, once.
-    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-    for &(_, p, o) in &rows {
+    let messages = rows.iter().map(|&(_, p, o)| (p, o));
+    for (p, o) in messages.chain(dead.iter().map(|d| (d.partition, d.offset))) {
         offsets.entry(p).or_default().push(o);
-    }
-    for d in &dead {
-        offsets.entry(d.partition).or_default().push(d.offset);
-    }
-    for &(p, from, to) in &deleted {
-        offsets.entry(p).or_default().extend(from..to);
     }
     let mut offsets_inconsistent = 0;
     for p in offsets
@@ -299,50 +288,44 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
     })
 }
 
-fn read_only(db: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("open {}", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    Ok(conn)
+/// Every row `sql` selects from `db`, through a read-only connection (a
+/// consumer may be writing) that waits up to `busy` for a lock.
+fn query<T>(
+    db: &Path,
+    busy: u64,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn =
+        Connection::open_with_flags(db, flags).with_context(|| format!("open {}", db.display()))?;
+    conn.busy_timeout(Duration::from_secs(busy))?;
+    let rows = conn
+        .prepare(sql)?
+        .query_map([], row)?
+        .collect::<rusqlite::Result<_>>();
+    Ok(rows?)
 }
 
 /// (event id, partition, offset) of every stored event.
 fn stored_rows(db: &Path) -> Result<Vec<(u64, i32, i64)>> {
-    let conn = read_only(db)?;
-    let mut stmt = conn.prepare("SELECT event_id, kafka_partition, kafka_offset FROM events")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, i32>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let sql = "SELECT event_id, kafka_partition, kafka_offset FROM events";
+    query(db, 30, sql, |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+    })
 }
 
-/// Partition -> stored next offset, whatever the topic (a consumer's
-/// database holds one).
-fn all_stored_offsets(db: &Path) -> Result<Vec<(i32, i64)>> {
-    let conn = read_only(db)?;
-    let mut stmt = conn.prepare("SELECT \"partition\", next_offset FROM offsets")?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// The stored offsets of `db`, partition -> next offset (empty while the
-/// database does not exist).
+/// The stored offsets of `db`, partition -> next offset, whatever the
+/// topic (a consumer's database holds one); empty while the database does
+/// not exist.
 pub fn stored_offsets(db: &Path) -> Result<BTreeMap<i32, i64>> {
     if !db.exists() {
         return Ok(BTreeMap::new());
     }
-    Ok(all_stored_offsets(db)?.into_iter().collect())
+    let sql = "SELECT \"partition\", next_offset FROM offsets";
+    Ok(query(db, 30, sql, |r| Ok((r.get(0)?, r.get(1)?)))?
+        .into_iter()
+        .collect())
 }
 
 /// Messages (events and dead letters) whose offsets the database has
@@ -357,25 +340,13 @@ pub fn row_count(db: &Path) -> u64 {
     count_now(db, "SELECT count(*) FROM events")
 }
 
-/// One integer read through a read-only connection while a consumer may be
-/// writing; 0 while the file or the table does not exist.
 fn count_now(db: &Path, sql: &str) -> u64 {
-    if !db.exists() {
-        return 0;
-    }
-    let Ok(conn) = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) else {
-        return 0;
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
-    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .unwrap_or(0)
+    let rows = db
+        .exists()
+        .then(|| query(db, 5, sql, |r| r.get::<_, i64>(0)));
+    rows.and_then(|r| r.ok()?.first().copied()).unwrap_or(0) as u64
 }
 
-/// Every stored event id of `db`.
 pub fn stored_ids(db: &Path) -> Result<HashSet<u64>> {
     Ok(stored_rows(db)?.into_iter().map(|(id, _, _)| id).collect())
 }
@@ -384,13 +355,8 @@ pub fn stored_ids(db: &Path) -> Result<HashSet<u64>> {
 /// the epoch), as `(partition, created_at_us, committed_at_us)`: what a
 /// fault's effect on the flow is read from.
 pub fn commit_timeline(db: &Path) -> Result<Vec<(i32, i64, i64)>> {
-    let conn = read_only(db)?;
-    let mut stmt =
-        conn.prepare("SELECT kafka_partition, created_at_us, committed_at_us FROM events")?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let sql = "SELECT kafka_partition, created_at_us, committed_at_us FROM events";
+    query(db, 30, sql, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
 }
 
 /// How long the flow stopped because of a fault at `at_us`: per partition,

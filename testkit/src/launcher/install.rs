@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use super::Kind;
-use crate::{kafka, nisshi, repo_root};
+use crate::{kafka, nisshi, on_path, repo_root};
 
 /// Installs `kind` (`Auto`: Apache Kafka, else Nisshi) when missing, and
 /// returns the kind installed and its jars' directory or binary.
@@ -30,11 +30,6 @@ pub fn install(kind: Kind) -> Result<(Kind, PathBuf)> {
                 Ok((Kind::Nisshi, install_nisshi()?))
             }),
     }
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// Runs `program args` with its output on stderr (stdout is the answer's).
@@ -59,11 +54,11 @@ fn install_kafka() -> Result<PathBuf> {
     }
     let need: Vec<&str> = [("java", "openjdk-17-jre-headless"), ("mvn", "maven")]
         .into_iter()
-        .filter(|(cmd, _)| !on_path(cmd))
+        .filter(|(cmd, _)| on_path(cmd).is_none())
         .map(|(_, package)| package)
         .collect();
     if !need.is_empty() {
-        if !on_path("apt-get") {
+        if on_path("apt-get").is_none() {
             bail!(
                 "java or mvn is missing and this is not a Debian-like system; install OpenJDK 17 and Maven"
             );

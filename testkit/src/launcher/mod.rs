@@ -28,8 +28,8 @@ pub use install::install;
 pub use rundir::{RunDir, answers};
 pub use status::status;
 
-use crate::brokerproc::Lifetime;
-use crate::kafka::{self, KafkaOptions};
+use crate::brokerproc::{self, Lifetime};
+use crate::kafka::{self, Existing, KafkaOptions};
 use crate::nisshi::{self, Nisshi, Storage};
 use crate::settings::{self, Replication};
 
@@ -119,27 +119,29 @@ fn nodes_of(run: &RunDir) -> u32 {
     run.get("nodes").and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
-/// The live pid of each node of the local Kafka started from `run`.
-fn kafka_pids(run: &RunDir, nodes: u32) -> Vec<Option<u32>> {
-    let ours = run.get("kind").as_deref() == Some("kafka");
+/// The live pid of each node of the broker started from `run` when it is
+/// a `kind` (`kafka`, or `nisshi`: one node); none when it is not.
+fn pids(run: &RunDir, kind: &str) -> Vec<Option<u32>> {
+    if run.get("kind").as_deref() != Some(kind) {
+        return Vec::new();
+    }
+    let (nodes, marker) = match kind {
+        "kafka" => (nodes_of(run), "kafka.Kafka"),
+        _ => (1, "nisshi"),
+    };
     (1..=nodes)
-        .map(|i| {
-            ours.then(|| run.live_pid(&pid_name(nodes, i), "kafka.Kafka"))
-                .flatten()
-        })
+        .map(|i| run.live_pid(&pid_name(nodes, i), marker))
         .collect()
 }
 
 fn nisshi_pid(run: &RunDir) -> Option<u32> {
-    (run.get("kind").as_deref() == Some("nisshi"))
-        .then(|| run.live_pid("pid", "nisshi"))
-        .flatten()
+    pids(run, "nisshi").into_iter().flatten().next()
 }
 
 /// Whether a broker started from `run_dir` runs.
 pub fn running(run_dir: &Path) -> bool {
     let run = RunDir::open(run_dir);
-    nisshi_pid(&run).is_some() || kafka_pids(&run, nodes_of(&run)).iter().any(Option::is_some)
+    nisshi_pid(&run).is_some() || pids(&run, "kafka").iter().any(Option::is_some)
 }
 
 /// Makes sure the broker runs (installed if need be, reusing the one
@@ -198,7 +200,7 @@ fn launch(place: &Place, run: &RunDir, nodes: u32, ids: &[u32], heap: &str) -> R
 
 fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
     let version = settings::version()?;
-    let was = kafka_pids(run, nodes_of(run));
+    let was = pids(run, "kafka");
     let nodes = if was.iter().any(Option::is_some) {
         let have = nodes_of(run);
         if start.nodes.is_some_and(|n| n != have) {
@@ -306,7 +308,7 @@ pub fn topic(run_dir: &Path, topic: &str, partitions: i32) -> Result<()> {
         )
     })?;
     let r = Replication::for_nodes(nodes_of(&run) as usize);
-    let have = kafka::ensure_topic(&address, topic, partitions, r)?;
+    let have = kafka::create_topic(&address, topic, partitions, r, Existing::Keep)?;
     if have != partitions {
         say!(
             "warning: topic {topic} has {have} partitions, not {partitions}; stop, then start --fresh for a fresh topic"
@@ -339,7 +341,7 @@ fn node_in(run: &RunDir, id: u32) -> Result<u32> {
 pub fn start_node(place: &Place, id: u32) -> Result<()> {
     let run = RunDir::lock(&place.run_dir)?;
     let nodes = node_in(&run, id)?;
-    if kafka_pids(&run, nodes)[id as usize - 1].is_some() {
+    if pids(&run, "kafka")[id as usize - 1].is_some() {
         say!("node {id} already runs");
         return Ok(());
     }
@@ -364,11 +366,11 @@ fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
         None => say!("node {id} of the local Kafka is not running"),
         Some(pid) if kill => {
             say!("kill -9 of node {id} (pid {pid})");
-            rundir::kill9(pid);
+            brokerproc::kill9(pid);
         }
         Some(pid) => {
             say!("stopping node {id} (pid {pid}; controlled shutdown)");
-            rundir::terminate(pid, Duration::from_secs(60), &format!("node {id}"));
+            brokerproc::terminate(pid, Duration::from_secs(60), &format!("broker: node {id}"));
         }
     }
     run.remove(&name);
@@ -395,7 +397,7 @@ pub fn stop(run_dir: &Path) -> Result<()> {
         }
         (Some("nisshi"), Some(pid)) => {
             say!("stopping Nisshi (pid {pid})");
-            rundir::terminate(pid, Duration::from_secs(10), "Nisshi");
+            brokerproc::terminate(pid, Duration::from_secs(10), "broker: Nisshi");
             run.remove("pid");
             match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
                 true => say!("Nisshi stopped (its log stays in nisshi.db)"),

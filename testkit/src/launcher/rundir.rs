@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::brokerproc::is_zombie;
+
 /// A run directory, locked while the value lives (see [`RunDir::lock`]).
 pub struct RunDir {
     dir: PathBuf,
@@ -73,16 +75,6 @@ impl RunDir {
     }
 }
 
-fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
-}
-
 /// Whether a TCP connection to one of the comma-separated `addresses`
 /// (`host:port`, `PLAINTEXT://host:port`) succeeds within 2 s.
 pub fn answers(addresses: &str) -> bool {
@@ -99,37 +91,4 @@ pub fn answers(addresses: &str) -> bool {
             addrs.any(|sa| TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_ok())
         })
     })
-}
-
-/// SIGTERM to `pid`, SIGKILL after `grace`; returns once it is gone.
-pub fn terminate(pid: u32, grace: Duration, what: &str) {
-    signal(pid, libc::SIGTERM);
-    if !wait_gone(pid, grace) {
-        eprintln!("broker: {what} did not exit within {grace:?} of SIGTERM; sending SIGKILL");
-        signal(pid, libc::SIGKILL);
-        wait_gone(pid, Duration::from_secs(30));
-    }
-}
-
-/// `kill -9` of `pid`; returns once it is gone.
-pub fn kill9(pid: u32) {
-    signal(pid, libc::SIGKILL);
-    wait_gone(pid, Duration::from_secs(30));
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on a pid read from our own run directory, checked
-    // (RunDir::live_pid) to be the broker we started.
-    unsafe { libc::kill(pid as libc::pid_t, sig) };
-}
-
-fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    true
 }

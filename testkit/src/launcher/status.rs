@@ -6,17 +6,10 @@ use super::*;
 pub fn status(place: &Place) -> bool {
     let run = RunDir::open(&place.run_dir);
     let (kind, address, nodes) = (run.get("kind"), run.get("address"), nodes_of(&run));
-    let pids: Vec<String> = match kind.as_deref() {
-        Some("kafka") => kafka_pids(&run, nodes)
-            .iter()
-            .map(|p| p.map_or("-".into(), |p| p.to_string()))
-            .collect(),
-        Some("nisshi") => nisshi_pid(&run)
-            .map(|p| p.to_string())
-            .into_iter()
-            .collect(),
-        _ => vec![],
-    };
+    let pids: Vec<String> = pids(&run, kind.as_deref().unwrap_or_default())
+        .iter()
+        .map(|p| p.map_or("-".into(), |p| p.to_string()))
+        .collect();
     let local = matches!(kind.as_deref(), Some("kafka" | "nisshi"));
     let any_pid = pids.iter().any(|p| p != "-");
     let up = (!local || any_pid) && address.as_deref().is_some_and(answers);

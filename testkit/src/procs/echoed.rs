@@ -59,74 +59,41 @@ impl Proc {
         let mut file = File::create(log).with_context(|| format!("create {}", log.display()))?;
         writeln!(file, "$ {} {}", bin.display(), shell_words(args))?;
         let file = Arc::new(Mutex::new(file));
-        let mut child = Command::new(bin)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("spawn {}", bin.display()))?;
-        let out = child.stdout.take().map(|o| copy_lines(name, o, &file));
-        let err = child.stderr.take().map(|e| copy_lines(name, e, &file));
-        Ok(Proc {
-            child,
-            log: log.to_path_buf(),
-            stats: None,
-            name: name.to_string(),
-            status: None,
-            started: Instant::now(),
-            copiers: out.into_iter().chain(err).collect(),
+        let mut cmd = Command::new(bin);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        Proc::start(cmd, log, name, |child| {
+            let out = child.stdout.take().map(|o| copy_lines(name, o, &file));
+            let err = child.stderr.take().map(|e| copy_lines(name, e, &file));
+            out.into_iter().chain(err).collect()
         })
     }
 
     /// Waits up to `limit` from its start; past it, asks it to stop
     /// (SIGTERM, so it still writes its stats), then SIGKILLs it 10 s later.
     pub fn finish_within(&mut self, limit: Duration) -> Result<Finished> {
-        self.finish(self.started + limit, Some(limit))
+        let (status, timed_out) = self.end_by(self.started + limit, GRACE, true);
+        Ok(self.finished(status, timed_out))
     }
 
     /// Stops it now (SIGTERM, then SIGKILL after 10 s) and reaps it.
     pub fn stop(&mut self) -> Result<Finished> {
-        self.finish(Instant::now(), None)
+        let (status, _) = self.end_by(Instant::now(), GRACE, false);
+        Ok(self.finished(status, false))
     }
 
-    fn finish(&mut self, deadline: Instant, limit: Option<Duration>) -> Result<Finished> {
-        let mut terminated_at: Option<Instant> = None;
-        let status = loop {
-            if let Some(status) = self.try_status() {
-                break status;
-            }
-            let now = Instant::now();
-            match terminated_at {
-                None if now >= deadline => {
-                    if let Some(limit) = limit {
-                        eprintln!(
-                            "{} still runs after {limit:.0?}; sending SIGTERM",
-                            self.name
-                        );
-                    }
-                    self.sigterm();
-                    terminated_at = Some(now);
-                }
-                Some(t) if now >= t + Duration::from_secs(10) => {
-                    self.kill9();
-                }
-                _ => {}
-            }
-            thread::sleep(Duration::from_millis(50));
-        };
-        for c in self.copiers.drain(..) {
-            let _ = c.join();
-        }
-        Ok(Finished {
+    fn finished(&self, status: ExitStatus, timed_out: bool) -> Finished {
+        Finished {
             name: self.name.clone(),
             status,
             seconds: self.started.elapsed().as_secs_f64(),
             log: self.log.clone(),
-            timed_out: limit.is_some() && terminated_at.is_some(),
-        })
+            timed_out,
+        }
     }
 }
+
+/// How long a process asked to stop may take before it is killed.
+const GRACE: Duration = Duration::from_secs(10);
 
 fn copy_lines<R: Read + Send + 'static>(
     name: &str,

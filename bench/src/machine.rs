@@ -111,17 +111,24 @@ pub struct ProcUsage {
 /// step runs.
 pub struct ProcSampler {
     pid: u32,
+    /// The process's CPU when sampling started, read before the sampler
+    /// thread runs (its first sample may come late on a busy machine).
+    cpu_at_start: f64,
     sampler: Sampler,
 }
 
 impl ProcSampler {
     /// Starts sampling `pid`; `None` when `/proc` does not show it.
     pub fn start(pid: u32) -> Option<ProcSampler> {
-        cpu_seconds(pid)?;
+        let cpu_at_start = cpu_seconds(pid)?;
         let tracked = Arc::new(Mutex::new(vec![(String::new(), pid)]));
         let every = Duration::from_millis(100);
         let sampler = Sampler::start(Instant::now(), every, tracked, Lags::default());
-        Some(ProcSampler { pid, sampler })
+        Some(ProcSampler {
+            pid,
+            cpu_at_start,
+            sampler,
+        })
     }
 
     /// Stops sampling; `None` when the process is gone.
@@ -129,7 +136,7 @@ impl ProcSampler {
         let samples = self.sampler.finish();
         let points = samples.iter().flat_map(|s| &s.procs);
         Some(ProcUsage {
-            cpu_seconds: cpu_seconds(self.pid)? - samples.first()?.procs.first()?.cpu_seconds,
+            cpu_seconds: cpu_seconds(self.pid)? - self.cpu_at_start,
             max_rss_bytes: points.map(|p| p.rss_bytes).max().unwrap_or(0),
             hwm_bytes: status_bytes(self.pid, "VmHWM:")?,
         })

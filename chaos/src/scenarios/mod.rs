@@ -126,6 +126,28 @@ pub(crate) fn producer(cfg: &Config, brokers: &str, topic: &str) -> ProducerCmd 
     ProducerCmd::new(brokers, topic, cfg.events, cfg.seed, cfg.accounts)
 }
 
+/// A new topic of `partitions` on the process's Apache Kafka holding the
+/// producer's events 1..=`n`, and the directory `dir` made for its files
+/// (the producer's log there as `producer-1`).
+pub(crate) fn filled_topic(
+    cfg: &Config,
+    dir: &Path,
+    name: &str,
+    partitions: i32,
+    n: u64,
+) -> Result<(&'static Kafka, String)> {
+    let kafka = Kafka::shared()?;
+    let topic = kafka::unique(&format!("chaos.{name}"));
+    kafka.create_topic(&topic, partitions)?;
+    std::fs::create_dir_all(dir)?;
+    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
+        &cfg.bins,
+        dir,
+        "producer-1",
+    )?;
+    Ok((kafka, topic))
+}
+
 /// The events every scenario produces with the producer binary.
 pub(crate) fn expected(cfg: &Config) -> Expected {
     Expected::of(cfg.seed, cfg.accounts, cfg.events)

@@ -23,9 +23,9 @@ use store::{OffsetGap, Store};
 use testkit::clients::delete_records;
 use testkit::procs::GENEROUS;
 use testkit::verify::row_count;
-use testkit::{ConsumerCmd, ConsumerStats, Expected, Kafka, Model, ProducerCmd, kafka, verify_all};
+use testkit::{ConsumerCmd, ConsumerStats, Expected, Kafka, Model, ProducerCmd, verify_all};
 
-use super::{check, consumer, fresh_dir, per_consumer};
+use super::{check, consumer, filled_topic, fresh_dir, per_consumer};
 use crate::{Config, Outcome, Scenario};
 
 /// Runs both halves for every configured consumer.
@@ -55,13 +55,8 @@ fn produced(
     partitions: i32,
     n: u64,
 ) -> Result<(&'static Kafka, String, PathBuf, ConsumerCmd)> {
-    let kafka = Kafka::shared()?;
-    let topic = kafka::unique(&format!("chaos.{what}"));
-    kafka.create_topic(&topic, partitions)?;
     let dir = dir.join(format!("{what}-{}", model.name()));
-    std::fs::create_dir_all(&dir)?;
-    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts)
-        .run(&cfg.bins, &dir, "producer")?;
+    let (kafka, topic) = filled_topic(cfg, &dir, what, partitions, n)?;
     let cmd = consumer(
         cfg,
         Scenario::OffsetGaps,

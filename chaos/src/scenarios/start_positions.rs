@@ -29,7 +29,7 @@ use testkit::{
     ConsumerStats, Expected, Kafka, Model, ProducerCmd, group_offsets, kafka, verify_all,
 };
 
-use super::{check, consumer, fresh_dir, per_consumer};
+use super::{check, consumer, filled_topic, fresh_dir, per_consumer};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::StartPositions;
@@ -108,17 +108,9 @@ struct Case {
 
 impl Case {
     fn new(cfg: &Config, dir: &Path, name: &str) -> Result<Case> {
-        let kafka = Kafka::shared()?;
         let n = cfg.events.clamp(30, 30_000);
-        let topic = kafka::unique(&format!("chaos.{name}"));
-        kafka.create_topic(&topic, PARTITIONS)?;
         let dir = dir.join(name);
-        std::fs::create_dir_all(&dir)?;
-        ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
-            &cfg.bins,
-            &dir,
-            "producer-1",
-        )?;
+        let (kafka, topic) = filled_topic(cfg, &dir, name, PARTITIONS, n)?;
         Ok(Case {
             kafka,
             topic,

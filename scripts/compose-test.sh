@@ -127,7 +127,7 @@ fi
 step "the verifier: bench (host build, reads the volumes)"
 t=$(now_ms)
 cargo build -q -p bench --bin bench 2>&1 | tail -20 >&2
-bench_bin=$repo/target/debug/bench
+bench_bin=${CARGO_TARGET_DIR:-$repo/target}/debug/bench
 note "host build of bench (verification): $(secs_since "$t") s"
 
 project=$(docker compose config --format json | jq -r .name) # its volumes are PROJECT_NAME

@@ -226,37 +226,31 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 /// prefix. The table stores the number; [`EventRow`] and the
 /// `events_named` view show the name.
 fn event_type_name(value: i32) -> &'static str {
-    match EventType::try_from(value) {
-        Ok(EventType::Transaction) => "TRANSACTION",
-        Ok(EventType::Deposit) => "DEPOSIT",
-        Ok(EventType::Withdrawal) => "WITHDRAWAL",
-        Ok(EventType::Transfer) => "TRANSFER",
-        Ok(EventType::Payment) => "PAYMENT",
-        Ok(EventType::Fee) => "FEE",
-        Ok(EventType::Unspecified) | Err(_) => "UNSPECIFIED",
-    }
+    short_name(
+        EventType::try_from(value).map(|e| e.as_str_name()),
+        "EVENT_TYPE_",
+    )
 }
 
 /// The name of a channel (`ATM`, ...).
 fn channel_name(value: i32) -> &'static str {
-    match Channel::try_from(value) {
-        Ok(Channel::Atm) => "ATM",
-        Ok(Channel::Online) => "ONLINE",
-        Ok(Channel::Mobile) => "MOBILE",
-        Ok(Channel::Branch) => "BRANCH",
-        Ok(Channel::Api) => "API",
-        Ok(Channel::Unspecified) | Err(_) => "UNSPECIFIED",
-    }
+    short_name(
+        Channel::try_from(value).map(|c| c.as_str_name()),
+        "CHANNEL_",
+    )
 }
 
 /// The name of a status (`COMPLETED`, ...).
 fn status_name(value: i32) -> &'static str {
-    match Status::try_from(value) {
-        Ok(Status::Completed) => "COMPLETED",
-        Ok(Status::Pending) => "PENDING",
-        Ok(Status::Declined) => "DECLINED",
-        Ok(Status::Unspecified) | Err(_) => "UNSPECIFIED",
-    }
+    short_name(Status::try_from(value).map(|s| s.as_str_name()), "STATUS_")
+}
+
+/// A protobuf enum name without its prefix; a number the schema does not
+/// know reads as `UNSPECIFIED`.
+fn short_name<E>(full: Result<&'static str, E>, prefix: &str) -> &'static str {
+    full.ok()
+        .and_then(|n| n.strip_prefix(prefix))
+        .unwrap_or("UNSPECIFIED")
 }
 
 #[cfg(test)]

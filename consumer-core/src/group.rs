@@ -37,18 +37,6 @@ pub fn offsets_tpl(topic: &str, offsets: &[(i32, i64)], metadata: &str) -> Topic
     tpl
 }
 
-fn commit<C: Consumer<ExactlyOnceContext>>(
-    consumer: &C,
-    offsets: &[(i32, i64)],
-    mode: CommitMode,
-) -> KafkaResult<()> {
-    let context = consumer.context();
-    consumer.commit(
-        &offsets_tpl(context.topic(), offsets, context.commit_metadata()),
-        mode,
-    )
-}
-
 /// Copies what SQLite committed to Kafka without waiting, when it is due
 /// (see [`crate::pending`]): the group's view of this member's progress.
 /// Call it from the thread that polls, after each message (a load and no
@@ -62,20 +50,27 @@ pub fn commit_due<C: Consumer<ExactlyOnceContext>>(consumer: &C, idle_tick: bool
     if send.is_empty() {
         return;
     }
-    if let Err(e) = commit(consumer, &send, CommitMode::Async) {
+    let context = consumer.context();
+    let tpl = offsets_tpl(context.topic(), &send, context.commit_metadata());
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
         debug!("could not queue an offset commit to Kafka: {e}");
         pending.send_failed(&send);
     }
 }
 
-/// Commits every SQLite-committed offset of this run to Kafka and waits for
-/// the answer: the last step before leaving the group.
-pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C) {
+/// Commits every SQLite-committed offset of this run to Kafka and waits at
+/// most `limit` for the answer: the last step before leaving the group.
+/// Bounded because a broker that is gone (or up but not answering, e.g.
+/// with its disk full) would hold a synchronous commit for as long as
+/// librdkafka waits for a coordinator, and a stopped consumer must exit
+/// within its grace period. Nothing is lost on a timeout: the database
+/// holds the offsets and a restart on it resumes from them.
+pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C, limit: Duration) {
     let offsets = consumer.context().pending().take_all();
     if offsets.is_empty() {
         return;
     }
-    match commit(consumer, &offsets, CommitMode::Sync) {
+    match commit_within(consumer, &offsets, limit) {
         Ok(()) => debug!("final offsets committed to Kafka: {offsets:?}"),
         Err(e) => warn!(
             "could not commit the final offsets {offsets:?} to Kafka ({e}); the database \
@@ -84,13 +79,54 @@ pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C) {
     }
 }
 
-/// Commits the revoked partitions' offsets synchronously, so that their
-/// next owner starts exactly where this member stopped.
+/// A commit that waits for its answer at most `limit`: librdkafka's
+/// `rd_kafka_commit_queue` with a private queue (the rdkafka crate only
+/// offers a synchronous commit that waits without a bound, or an
+/// asynchronous one whose answer comes through the consumer's poll).
+fn commit_within<C: Consumer<ExactlyOnceContext>>(
+    consumer: &C,
+    offsets: &[(i32, i64)],
+    limit: Duration,
+) -> Result<(), String> {
+    let context = consumer.context();
+    let tpl = offsets_tpl(context.topic(), offsets, context.commit_metadata());
+    let rk = consumer.client().native_ptr();
+    // SAFETY: rk lives as long as the consumer and tpl for this function;
+    // librdkafka copies the list, and holds its own reference to the queue
+    // for the answer, so destroying ours after a timeout is allowed (a
+    // late answer is dropped with it). The event is destroyed here.
+    unsafe {
+        let queue = rdsys::rd_kafka_queue_new(rk);
+        let err = rdsys::rd_kafka_commit_queue(rk, tpl.ptr(), queue, None, std::ptr::null_mut());
+        let result = if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            Err(KafkaError::ConsumerCommit(err.into()).to_string())
+        } else {
+            let event = rdsys::rd_kafka_queue_poll(queue, limit.as_millis() as i32);
+            if event.is_null() {
+                Err(format!("no answer within {limit:?}"))
+            } else {
+                let err = rdsys::rd_kafka_event_error(event);
+                rdsys::rd_kafka_event_destroy(event);
+                match err {
+                    rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => Ok(()),
+                    e => Err(KafkaError::ConsumerCommit(e.into()).to_string()),
+                }
+            }
+        };
+        rdsys::rd_kafka_queue_destroy(queue);
+        result
+    }
+}
+
+/// Commits the revoked partitions' offsets and waits at most `limit` for
+/// the answer, so that their next owner starts exactly where this member
+/// stopped.
 pub(crate) fn commit_revoked<C: Consumer<ExactlyOnceContext>>(
     consumer: &C,
     offsets: &[(i32, i64)],
-) -> KafkaResult<()> {
-    commit(consumer, offsets, CommitMode::Sync)
+    limit: Duration,
+) -> Result<(), String> {
+    commit_within(consumer, offsets, limit)
 }
 
 /// Commits this database's stored offsets of the partitions in `mine` to
@@ -116,7 +152,7 @@ pub fn publish_stored_offsets<C: Consumer<ExactlyOnceContext>>(
     if offsets.is_empty() {
         return Ok(());
     }
-    commit(consumer, &offsets, CommitMode::Sync)
+    commit_within(consumer, &offsets, LOOKUP_TIMEOUT)
         .map_err(|e| format!("commit the stored offsets to Kafka: {e}"))
 }
 

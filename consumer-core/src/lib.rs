@@ -83,6 +83,26 @@ pub use writer::{Committed, Decoded, StoreWriter};
 /// again at the next start: nothing lost.
 pub const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
+/// How long, after a signal, the final offset commit to Kafka and the
+/// leave from the group may each wait for the broker.
+pub const FINAL_COMMIT_LIMIT: Duration = Duration::from_millis(1500);
+
+/// Leaves the group: dropping `consumer` runs a last revocation (nothing
+/// is open by then) and asks to leave, which librdkafka waits for up to
+/// `session.timeout.ms` when the broker is gone. Past `limit` the run goes
+/// on without it and the group drops this member when its session times
+/// out; everything this run stored is in the database already.
+fn leave_group<C: Send + 'static>(consumer: C, limit: Duration) {
+    let (left, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(consumer);
+        let _ = left.send(());
+    });
+    if wait.recv_timeout(limit).is_err() {
+        warn!("the group did not confirm this member's leave within {limit:?}; exiting without it");
+    }
+}
+
 /// The parts of a run both models share. See the crate documentation.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -257,7 +277,7 @@ impl Pipeline {
     /// writes `--stats-json` and prints the summary. Returns the report,
     /// or the run's error once the summary and stats (with the error in
     /// them) are written.
-    pub fn finish<C: Consumer<ExactlyOnceContext>>(
+    pub fn finish<C: Consumer<ExactlyOnceContext> + Send + 'static>(
         self,
         consumer: C,
         consumed: Result<ExitReason, ConsumerError>,
@@ -275,9 +295,15 @@ impl Pipeline {
         if let Err(e) = self.committer.flush_within(limit) {
             error.get_or_insert(e);
         }
-        commit_final(&consumer);
-        // Leaving the group runs a last revocation, with nothing open.
-        drop(consumer);
+        // Kafka's copy of the offsets and the farewell to the group, each
+        // bounded too, so that a signal is obeyed in time whether the
+        // broker answers or not.
+        let limit = match reason {
+            ExitReason::Signal => FINAL_COMMIT_LIMIT,
+            _ => self.committer.wait_limit(),
+        };
+        commit_final(&consumer, limit);
+        leave_group(consumer, limit);
         let writer = self.committer.stop()?;
         let reason = if error.is_some() {
             ExitReason::Error

@@ -9,8 +9,10 @@
 //! librdkafka's message.timeout.ms, outlasts the outage), nobody may exit
 //! during it, both sides must log what they wait for, and the databases
 //! must end exact. The consumers run until they have committed every
-//! event, then are stopped with SIGTERM (an idle timeout could fire during
-//! the outage).
+//! event (no idle timeout: it could fire during the outage); then the
+//! broker is stopped for good and they get SIGTERM, which they must obey
+//! within the SIGTERM scenario's bound though Kafka no longer answers
+//! their last offset commit and their leave from the group.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::committed_messages;
 use testkit::{Broker, Kafka, KafkaOptions, Nisshi, verify};
 
+use super::sigterm::SIGTERM_BOUND;
 use super::{check, consumer, exactness, expected, fresh_dir, producer, secret_leaks, topic};
 use crate::{BrokerKind, Config, Outcome, Scenario};
 
@@ -152,6 +155,23 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         pproblems,
     ));
 
+    // Every event committed (a consumer that exited is reported below),
+    // then the broker goes for good and the consumers are stopped: the
+    // signal must be obeyed within the bound though the last Kafka commit
+    // and the leave from the group get no answer.
+    let committed: Vec<Result<()>> = consumers
+        .iter_mut()
+        .map(|(cmd, p)| {
+            wait_until(GENEROUS, "every event committed", || {
+                committed_messages(&cmd.db) >= cfg.events || p.try_status().is_some()
+            })
+        })
+        .collect();
+    kafka.stop()?;
+    let signalled = Instant::now();
+    for (_, p) in consumers.iter_mut() {
+        p.sigterm();
+    }
     let expected = expected(cfg);
     for (i, (cmd, p)) in consumers.iter_mut().enumerate() {
         let mut problems = Vec::new();
@@ -161,17 +181,21 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         check(&mut problems, during[i] > 0, || {
             "logged nothing during the outage".into()
         });
-        // Every event committed, then stopped.
-        let all = wait_until(GENEROUS, "every event committed", || {
-            committed_messages(&cmd.db) >= cfg.events || p.try_status().is_some()
-        });
-        if let Err(e) = all {
+        if let Err(e) = &committed[i] {
             problems.push(format!("{e:#}"));
         }
-        p.sigterm();
         let status = p.wait(GENEROUS)?;
+        // Signalled together: an upper bound for the later ones.
+        let exit_s = signalled.elapsed();
         check(&mut problems, status.success(), || {
             format!("exited with {status}: {}", p.log_tail(5))
+        });
+        check(&mut problems, exit_s <= SIGTERM_BOUND, || {
+            format!(
+                "took {exit_s:.1?} to exit after SIGTERM with the broker gone (bound \
+                 {SIGTERM_BOUND:?}): {}",
+                p.log_tail(5)
+            )
         });
         let f = verify(&cmd.db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
@@ -180,11 +204,13 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             Scenario::Outage,
             cmd.model.name(),
             format!(
-                "events {} outage_s {:.1} committed_at_outage {} log_lines_during_outage {} {}",
+                "events {} outage_s {:.1} committed_at_outage {} log_lines_during_outage {} \
+                 exit_without_broker_s {:.1} {}",
                 f.events,
                 down_for.as_secs_f64(),
                 at_down[i],
                 during[i],
+                exit_s.as_secs_f64(),
                 f.brief()
             ),
             problems,

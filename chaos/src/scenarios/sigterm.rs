@@ -24,7 +24,7 @@ use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 /// The bound on the exit after SIGTERM.
-const SIGTERM_BOUND: Duration = Duration::from_secs(5);
+pub(crate) const SIGTERM_BOUND: Duration = Duration::from_secs(5);
 
 /// Docker's default time between SIGTERM and SIGKILL: the bound when the
 /// database is locked by another process.

@@ -17,7 +17,6 @@ use crate::run::utc;
 use crate::settings::Settings;
 use crate::{ceilings, queries, run, verify};
 
-/// Top level.
 #[derive(Debug, Parser)]
 #[command(
     name = "bench",
@@ -34,12 +33,10 @@ every database, and report.md / results.json / SVG pictures in the output direct
     args_override_self = true
 )]
 pub struct Cli {
-    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole benchmark against a running broker.
@@ -195,10 +192,6 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "2000,20000,100000")]
     pub rates: Vec<u64>,
 
-    /// One live rate instead of --rates.
-    #[arg(long, value_name = "EVENTS_PER_S")]
-    pub rate: Option<u64>,
-
     /// Seconds the producer emits at each live rate.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
@@ -212,10 +205,6 @@ pub struct RunArgs {
     /// Skip the backlog phase.
     #[arg(long)]
     pub skip_backlog: bool,
-
-    /// Skip the live phase.
-    #[arg(long)]
-    pub skip_live: bool,
 
     /// Skip the two ceilings and the producer's raw ceiling.
     #[arg(long)]
@@ -242,30 +231,6 @@ pub struct RunArgs {
     /// longer sustains the rate.
     #[arg(long, default_value_t = crate::results::DEFAULT_SATURATION_P99_MS)]
     pub saturation_p99_ms: f64,
-
-    /// Accounts sampled when timing the store queries.
-    #[arg(long, default_value_t = 200)]
-    pub query_samples: u64,
-
-    /// Keep the store-ceiling scratch database (deleted by default).
-    #[arg(long)]
-    pub keep_scratch_db: bool,
-}
-
-impl RunArgs {
-    /// The live rates to run, in order.
-    pub fn live_rates(&self) -> Vec<u64> {
-        if self.skip_live {
-            return Vec::new();
-        }
-        let mut rates = match self.rate {
-            Some(r) => vec![r],
-            None => self.rates.clone(),
-        };
-        rates.retain(|&r| r > 0);
-        rates.dedup();
-        rates
-    }
 }
 
 /// `bench check-phase`.

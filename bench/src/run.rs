@@ -62,7 +62,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let (out, settings) = (start.env.out.clone(), &args.common.settings);
-    let rates = args.live_rates();
+    let mut rates = args.rates.clone();
+    rates.retain(|&r| r > 0);
+    rates.dedup();
     let events = if args.skip_backlog { 0 } else { args.events };
 
     let record = RunRecord {

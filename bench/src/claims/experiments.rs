@@ -8,6 +8,10 @@ use consumer_core::Model;
 use super::{ClaimsArgs, Experiment};
 use crate::phase::{PhaseSpec, Segment};
 
+/// Events at least at each steady rate (1 event/s runs longer than
+/// --duration).
+pub const MIN_EVENTS: u64 = 20;
+
 fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
     Segment {
         count: (rate * seconds).max(min_events),
@@ -31,7 +35,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                 a.rates.iter().filter(|&&x| x > 0).map(move |&rate| {
                     PhaseSpec::new(
                         format!("latency-{r}-{rate}"),
-                        vec![steady(rate, a.duration, a.min_events)],
+                        vec![steady(rate, a.duration, MIN_EVENTS)],
                     )
                 })
             })

@@ -85,11 +85,6 @@ pub struct ClaimsArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
 
-    /// At least this many events at each steady rate (1 event/s then runs
-    /// longer than --duration).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-    pub min_events: u64,
-
     /// How many times the latency, burst, step and slow-sink experiments
     /// run: the spread between the repeats is the run-to-run noise the
     /// verdicts compare against.

@@ -171,10 +171,8 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         );
         store_half(ctx, "bare-sqlite-after", n - n / 2, n / 2);
         store_half(ctx, "store-insert-after", n - n / 2, n / 2);
-        if !ctx.args.keep_scratch_db {
-            remove_db(&scratch);
-            remove_db(&bare_scratch);
-        }
+        remove_db(&scratch);
+        remove_db(&bare_scratch);
     }
     topics::delete(&ctx.env.settings.brokers, &topic);
 
@@ -194,7 +192,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let args = QueryArgs {
                     db: pull_db.clone(),
                     accounts: ctx.env.settings.accounts,
-                    samples: ctx.args.query_samples,
+                    samples: 200,
                     stats_json: Some(json.clone()),
                 };
                 let limit = Duration::from_secs(3600);

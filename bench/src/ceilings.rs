@@ -134,42 +134,14 @@ pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
 /// The topic name the store ceiling's rows and offsets carry.
 const CEILING_TOPIC: &str = "bench.store-ceiling";
 
-/// Regenerates the producer's events and commits them, timing the commits.
-/// With `skip`, continues the database an earlier run began: the benchmark
-/// measures the ceiling in two halves, one before the consumers drain the
-/// backlog and one after, so that the machine's drift weighs on both sides.
-/// With `c.skip` 0 the database must not exist; otherwise it must.
-pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
-    insert_ceiling(c, false)
-}
-
-/// The bare-SQLite ceiling: the same events, regenerated the same way and
-/// in the same batches, inserted as bare rows ([`BareTable`]: the store's
+/// Regenerates the producer's events and commits them, timing the commits:
+/// into a [`Store`], or with `bare` as bare rows ([`BareTable`]: the store's
 /// event columns in one table with one b-tree, the store's pragmas and
-/// statements, nothing else). Like [`store_insert`], in halves with `skip`.
-pub fn bare_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
-    insert_ceiling(c, true)
-}
-
-/// An open [`Store`] or [`BareTable`].
-enum Target {
-    Store(Store),
-    Bare(BareTable),
-}
-
-impl Target {
-    fn commit(&mut self, batch: &Batch) -> anyhow::Result<()> {
-        match self {
-            Target::Store(s) => {
-                s.commit(batch).context("store commit failed")?;
-            }
-            Target::Bare(b) => b.insert(batch.events()).context("bare insert failed")?,
-        }
-        Ok(())
-    }
-}
-
-fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats> {
+/// statements, nothing else). With `c.skip`, continues the database an
+/// earlier run began (the benchmark measures each ceiling in two halves,
+/// before and after the drains, so that the machine's drift weighs on both
+/// sides); with `c.skip` 0 the database must not exist.
+pub fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats> {
     anyhow::ensure!(
         c.db.exists() == (c.skip > 0),
         "{} {}",
@@ -199,8 +171,9 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
         ..StoreOptions::default()
     };
     let topic = CEILING_TOPIC;
-    let (mut store, stored) = if bare {
-        let bare = BareTable::open(&c.db, &opts)
+    type Commit = Box<dyn FnMut(&Batch) -> anyhow::Result<()>>;
+    let (mut commit, stored): (Commit, _) = if bare {
+        let mut bare = BareTable::open(&c.db, &opts)
             .with_context(|| format!("cannot open {}", c.db.display()))?;
         anyhow::ensure!(
             bare.count()? == c.skip,
@@ -208,14 +181,16 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
             c.db.display(),
             c.skip
         );
-        (Target::Bare(bare), skipped)
+        let insert = move |b: &Batch| bare.insert(b.events()).context("bare insert failed");
+        (Box::new(insert), skipped)
     } else {
-        let store = Store::open_with(&c.db, &opts)
+        let mut store = Store::open_with(&c.db, &opts)
             .with_context(|| format!("cannot open {}", c.db.display()))?;
         let stored = store
             .stored_offsets(topic)
             .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
-        (Target::Store(store), stored)
+        let commit = move |b: &Batch| store.commit(b).map(drop).context("store commit failed");
+        (Box::new(commit), stored)
     };
     let mut offsets: Vec<i64> = (0..partitions as i32)
         .map(|p| stored.get(&p).copied().unwrap_or(0))
@@ -270,7 +245,7 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
                 let n = batch.len() as u64;
                 let t = Instant::now();
                 let cpu = thread_cpu();
-                store.commit(&batch)?;
+                commit(&batch)?;
                 commit_cpu += thread_cpu().saturating_sub(cpu);
                 commit_time += t.elapsed();
                 batch.clear();
@@ -303,7 +278,7 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
         committed.map(|()| generate_time)
     })?;
     progress.finish();
-    drop(store);
+    drop(commit);
     let wall = started.elapsed().as_secs_f64();
     let usage = ResourceUsage::now();
     let commit_s = commit_time.as_secs_f64();
@@ -386,19 +361,19 @@ mod tests {
             keep_event_payloads: false,
             stats_json: None,
         };
-        let stats = store_insert(&c).unwrap();
+        let stats = insert_ceiling(&c, false).unwrap();
         assert_eq!((stats.events, stats.batches), (2_500, 3));
         assert_eq!(stats.tenths.len(), 10);
         assert!(stats.commit_seconds <= stats.wall_seconds);
         // A second fresh run refuses the existing database...
-        assert!(store_insert(&c).is_err());
+        assert!(insert_ceiling(&c, false).is_err());
         // ...and a continuation refuses a missing one.
         let missing = StoreArgs {
             db: dir.path().join("missing.db"),
             skip: 10,
             ..c.clone()
         };
-        assert!(store_insert(&missing).is_err());
+        assert!(insert_ceiling(&missing, false).is_err());
 
         // The second half continues the generator and the offsets: the
         // database then holds exactly the first 4,000 events, once each.
@@ -407,7 +382,7 @@ mod tests {
             skip: 2_500,
             ..c.clone()
         };
-        assert_eq!(store_insert(&second).unwrap().events, 1_500);
+        assert_eq!(insert_ceiling(&second, false).unwrap().events, 1_500);
 
         let mut expected = Generator::new(7, 100, 11).unwrap();
         let (mut sum, mut checksum) = (0i128, IdChecksum::default());

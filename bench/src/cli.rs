@@ -404,8 +404,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::FAILURE)
         }
-        Command::CeilingStore(a) => write_stats(&a.stats_json, &ceilings::store_insert(&a)?),
-        Command::CeilingBare(a) => write_stats(&a.stats_json, &ceilings::bare_insert(&a)?),
+        Command::CeilingStore(a) => {
+            write_stats(&a.stats_json, &ceilings::insert_ceiling(&a, false)?)
+        }
+        Command::CeilingBare(a) => write_stats(&a.stats_json, &ceilings::insert_ceiling(&a, true)?),
         Command::Queries(a) => write_stats(
             &a.stats_json,
             &queries::time_queries(&a.db, a.accounts, a.samples)?,

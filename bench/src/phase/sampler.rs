@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::machine::{cpu_seconds, status_bytes};
+use crate::machine::{cpu_seconds, memory};
 
 /// How often the sampler looks.
 pub const EVERY: Duration = Duration::from_millis(250);
@@ -83,7 +83,7 @@ impl Sampler {
                     .filter_map(|(name, pid)| {
                         Some(ProcPoint {
                             name: name.clone(),
-                            rss_bytes: status_bytes(*pid, "VmRSS:")?,
+                            rss_bytes: memory(*pid)?.0,
                             cpu_seconds: cpu_seconds(*pid)?,
                         })
                     })

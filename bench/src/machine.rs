@@ -14,11 +14,8 @@ use crate::phase::sampler::{Lags, Sampler};
 /// The machine a run used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
-    /// Logical CPUs available to the process.
     pub cores: usize,
-    /// `model name` from /proc/cpuinfo.
     pub cpu_model: String,
-    /// `MemTotal` from /proc/meminfo.
     pub memory_bytes: u64,
     pub kernel: String,
     /// `git describe --always --dirty` of the working directory, if any.
@@ -56,26 +53,21 @@ impl Machine {
 }
 
 /// The broker a run used, as `scripts/broker.sh` describes it in its run
-/// directory.
+/// directory (files `kind`, `version`, `address`, `heap`, `pid`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BrokerInfo {
-    /// `kafka` (a local Apache Kafka), `nisshi` (the embedded Rust
-    /// broker), `docker`, `kafka-env`, or
-    /// `unknown`.
+    /// `kafka`, `nisshi` (the embedded Rust broker), `docker`, `kafka-env`
+    /// or `unknown`.
     pub kind: String,
-    /// e.g. `Apache Kafka 4.3.1`.
     pub version: String,
     pub address: String,
-    /// The JVM heap options of a local Apache Kafka (e.g. `-Xms1g -Xmx1g`).
+    /// A local Apache Kafka's JVM heap options.
     pub heap: Option<String>,
-    /// The broker's process id, for the local kinds.
+    /// For the local kinds.
     pub pid: Option<u32>,
 }
 
 impl BrokerInfo {
-    /// From the files `kind`, `version`, `address`, `heap` and `pid` that
-    /// `scripts/broker.sh` keeps in its run directory, when given; the
-    /// address defaults to `address`.
     pub fn from_run_dir(run_dir: Option<&Path>, address: &str) -> BrokerInfo {
         let read = |name: &str| {
             run_dir
@@ -96,9 +88,8 @@ impl BrokerInfo {
 /// What one process used over an interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcUsage {
-    /// User + system CPU over the interval (`/proc/PID/stat`).
     pub cpu_seconds: f64,
-    /// The highest `VmRSS` sampled over the interval (every 100 ms).
+    /// The highest `VmRSS` sampled (every 100 ms).
     pub max_rss_bytes: u64,
     /// `VmHWM` at the end: the peak over the process's whole life.
     pub hwm_bytes: u64,
@@ -108,14 +99,12 @@ pub struct ProcUsage {
 /// step runs.
 pub struct ProcSampler {
     pid: u32,
-    /// The process's CPU when sampling started, read before the sampler
-    /// thread runs (its first sample may come late on a busy machine).
+    /// Read before the sampler thread runs (it may start late).
     cpu_at_start: f64,
     sampler: Sampler,
 }
 
 impl ProcSampler {
-    /// Starts sampling `pid`; `None` when `/proc` does not show it.
     pub fn start(pid: u32) -> Option<ProcSampler> {
         let cpu_at_start = cpu_seconds(pid)?;
         let tracked = Arc::new(Mutex::new(vec![(String::new(), pid)]));
@@ -128,7 +117,6 @@ impl ProcSampler {
         })
     }
 
-    /// Stops sampling; `None` when the process is gone.
     pub fn finish(self) -> Option<ProcUsage> {
         let samples = self.sampler.finish();
         let points = samples.iter().flat_map(|s| &s.procs);

@@ -23,7 +23,6 @@ use testkit::procs::{Finished, Proc};
 use crate::argv::argv;
 use crate::settings::Settings;
 use crate::stats::{ConsumerStats, ProducerStats};
-use crate::topics;
 use crate::verify::Check;
 use sampler::Sample;
 
@@ -175,7 +174,7 @@ impl Env {
 
     pub fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
         let partitions = self.settings.partitions;
-        topics::create(&self.settings.brokers, topic, partitions)?;
+        testkit::kafka::create_new_topic(&self.settings.brokers, topic, partitions)?;
         eprintln!("    topic {topic} created with {partitions} partitions");
         Ok(())
     }

@@ -4,8 +4,7 @@
 use super::*;
 
 /// `producer --raw` with `count` events into a throw-away topic, deleted
-/// afterwards whatever happened; stats and log in `dir` as `{name}.json`
-/// and `{name}.log`.
+/// afterwards whatever happened.
 pub(super) fn raw_to_throwaway_topic(
     ctx: &Ctx<'_>,
     dir: &Path,
@@ -27,11 +26,9 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let topic = ctx.env.topic(phase);
     let skip_ceilings = ctx.args.skip_ceilings;
 
-    // The producer's raw ceiling is measured in two halves, one right before
-    // the producer and one right after, each on a throw-away topic deleted
-    // at once: the broker drifts as it fills (an in-memory engine slows
-    // down), and a ceiling taken on one side only would favour or handicap
-    // the producer by that drift.
+    // Each ceiling is measured in two halves, right before and right after
+    // what it bounds: the broker and the shared machine drift, and a
+    // ceiling on one side only would favour or handicap it by that drift.
     let raw_half = |ctx: &mut Ctx<'_>, name: &str, count: u64| {
         if skip_ceilings || count == 0 {
             return;
@@ -81,16 +78,8 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
     }
 
-    // The store's insert ceiling, like the producer's, is measured in two
-    // halves into one scratch database: the first half right before the
-    // drains, the second (continuing it) right after them, so that the
-    // machine's drift (it is shared) weighs on both sides alike. Measured
-    // once after the drains, it came out 5-9% below a consumer that had
-    // just stored the same events, while alone it measured 10-20% above.
-    //
-    // The bare-SQLite ceiling (the same rows into one table with one
-    // b-tree, nothing else) is measured the same way, its halves inside the
-    // store's: store, bare, drains, bare, store.
+    // The insert ceilings' halves go into one scratch database each, the
+    // second continuing the first: store, bare, drains, bare, store.
     let scratch = dir.join("store-ceiling.db");
     let bare_scratch = dir.join("bare-ceiling.db");
     let first_id = produced.first_event_id.max(1);

@@ -14,8 +14,6 @@ use crate::stats::Latency;
 mod reading;
 mod sections;
 
-#[cfg(test)]
-use reading::live_reading;
 pub use reading::reading;
 use sections::*;
 
@@ -331,6 +329,7 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::reading::live_reading;
     use super::*;
 
     #[test]

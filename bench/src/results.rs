@@ -302,7 +302,8 @@ fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{STATS_VERSION, producer_stats};
+    use crate::stats::STATS_VERSION;
+    use crate::tests::producer_stats;
 
     fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
         let stats = ProducerStats {

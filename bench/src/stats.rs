@@ -98,34 +98,3 @@ pub(crate) fn rate(n: u64, seconds: f64) -> f64 {
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     Ok(read_stats(path)?)
 }
-
-/// A producer's stats for the tests: `n` events from id `first`, their id
-/// checksum, acknowledged over `wall` seconds.
-#[cfg(test)]
-pub(crate) fn producer_stats(first: u64, n: u64, wall: f64) -> ProducerStats {
-    let sum: proto::IdChecksum = (first..first + n).collect();
-    ProducerStats {
-        version: STATS_VERSION,
-        mode: common::stats::ProducerMode::Events,
-        brokers: "b".into(),
-        topic: "t".into(),
-        events_requested: n,
-        events_sent: n,
-        events_acknowledged: n,
-        events_failed: 0,
-        amount_minor_sum: 0,
-        id_checksum: sum.hex(),
-        first_event_id: first,
-        last_event_id: first + n - 1,
-        seed: 42,
-        accounts: 10,
-        rate_limit: 0,
-        wall_seconds: wall,
-        events_per_second: n as f64 / wall,
-        cpu_seconds: 0.5,
-        max_rss_bytes: 1,
-        interrupted: false,
-        settings: BTreeMap::new(),
-        errors: Vec::new(),
-    }
-}

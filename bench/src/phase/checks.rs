@@ -113,7 +113,7 @@ pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::producer_stats;
+    use crate::tests::producer_stats;
 
     fn part(first: u64, n: u64, amount: i128) -> ProducerStats {
         ProducerStats {

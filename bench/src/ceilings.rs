@@ -1,17 +1,8 @@
-//! The two ceilings that bound a consumer, measured in their own processes
-//! (`bench ceiling-consume`, `bench ceiling-store`) so that their CPU and
-//! memory are their own:
-//!
-//! - **raw consume**: a `BaseConsumer` with the consumers' librdkafka
-//!   settings and a fresh group reads the topic and decodes every message,
-//!   storing nothing. No consumer can read faster from this broker.
-//! - **store insert**: the same events, regenerated from the seed (on a
-//!   thread of their own, a batch ahead), committed with [`Store::commit`]
-//!   in batches of the consumers' size into a scratch database; only the
-//!   commits are timed. No Kafka. No consumer can store faster.
-//!
-//! A consumer's rate divided by the lower of the two says how much of the
-//! possible it achieves.
+//! The two ceilings that bound a consumer, each in a process of its own so
+//! that its CPU and memory are its own: **raw consume** (read and decode
+//! every message, store nothing: no consumer reads faster) and **store
+//! insert** (the same events regenerated and committed, no Kafka: no
+//! consumer stores faster).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,7 +21,6 @@ use store::{BareTable, Batch, Store, StoreOptions};
 use crate::cli::{ConsumeArgs, StoreArgs};
 use crate::stats::{RawConsumeStats, STATS_VERSION, StoreInsertStats, rate};
 
-/// How long the raw read waits for its first message.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Properties a raw read must not inherit: they name the consumers' own
@@ -42,10 +32,8 @@ const NOT_INHERITED: [&str; 4] = [
     "group.instance.id",
 ];
 
-/// Reads and decodes `count` messages; nothing is stored.
-/// `c.properties` are the consumers' librdkafka settings, applied before
-/// the few this measurement must force; it stops after `c.count` messages,
-/// or `c.idle` seconds without one.
+/// Reads and decodes `c.count` messages (or until `c.idle` seconds without
+/// one) with the consumers' librdkafka settings, `c.properties`.
 pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
     let mut config = ClientConfig::new();
     config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
@@ -131,7 +119,6 @@ pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
     })
 }
 
-/// The topic name the store ceiling's rows and offsets carry.
 const CEILING_TOPIC: &str = "bench.store-ceiling";
 
 /// Regenerates the producer's events and commits them, timing the commits:
@@ -156,8 +143,7 @@ pub fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertSt
     let partitions = c.partitions.max(1) as u64;
     let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
         .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
-    // Passed over: stored by the first half. The bare table's offsets only
-    // label its rows; they continue the generator's own partitioning.
+    // Passed over: stored by the first half.
     let mut skipped = std::collections::HashMap::new();
     let mut e = BankingEvent::default();
     for _ in 0..c.skip {
@@ -204,10 +190,8 @@ pub fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertSt
     let mut tenth_from = (Duration::ZERO, Duration::ZERO, 0u64);
     let mut batches = 0u64;
     // Batches are generated on a thread of their own while the previous one
-    // is committed (as in a consumer, where Kafka and decoding overlap with
-    // the commit); only the commits are timed for the ceiling. Two batches
-    // at most exist at a time: the one committing and the one filling (the
-    // channel holds none).
+    // commits (as Kafka and decoding overlap with the commit in a consumer);
+    // two batches at most exist: the one committing and the one filling.
     let (to_store, filled) = std::sync::mpsc::sync_channel::<Batch>(0);
     let (to_generator, emptied) = std::sync::mpsc::sync_channel::<Batch>(2);
     for _ in 0..2 {
@@ -301,7 +285,6 @@ pub fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertSt
     })
 }
 
-/// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -318,7 +301,7 @@ fn thread_cpu() -> Duration {
     )
 }
 
-/// Size of a SQLite database: the file plus its WAL.
+/// The file plus its WAL.
 pub fn db_bytes(db: &Path) -> u64 {
     ["", "-wal"]
         .iter()
@@ -330,7 +313,6 @@ pub fn db_bytes(db: &Path) -> u64 {
         .sum()
 }
 
-/// Removes a database and its WAL and shared-memory files.
 pub fn remove_db(db: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut p = db.as_os_str().to_owned();

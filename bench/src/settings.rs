@@ -1,12 +1,7 @@
-//! The settings of a run, owned by the bench: given on its command line,
-//! recorded in `run.json`, and handed to every process it starts (the
-//! producer, both consumers, the ceilings) as the typed arguments of that
-//! process, turned into its command line by [`crate::argv`]. Nothing is
-//! read back from stats files, logs or directory names to learn them.
-//!
-//! Defaults are the programs' own: a producer or consumer setting the bench
-//! does not choose is taken from the program's parser, and the raw consume
-//! ceiling reads with the consumers' [`CONSUMER_DEFAULTS`].
+//! The settings of a run: given on its command line, recorded in
+//! `run.json`, and handed to every process it starts as the typed arguments
+//! of that process ([`crate::argv`]). What the bench does not choose is the
+//! program's own default, taken from its parser.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,10 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::argv::argv;
 use crate::cli::{ConsumeArgs, StoreArgs};
 
-/// How long the producer waits for the broker and for each delivery.
 const PRODUCER_TIMEOUT_S: u64 = 60;
 
-/// What the run's processes are started with.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct Settings {
     /// Kafka bootstrap servers.
@@ -69,24 +62,21 @@ pub struct Settings {
     pub keep_event_payloads: bool,
 }
 
-/// One consumer process: what differs from one start to the next.
+/// What differs from one consumer process to the next.
 #[derive(Debug, Clone)]
 pub struct ConsumerJob<'a> {
     pub topic: &'a str,
     pub group: &'a str,
     pub db: PathBuf,
     pub stats: PathBuf,
-    /// Ready file, when the bench waits for it.
     pub ready: Option<PathBuf>,
-    /// `--max-events`.
     pub max_events: u64,
-    /// `--exit-when-idle`, seconds.
+    /// `--exit-when-idle`.
     pub idle_s: u64,
 }
 
 impl<'a> ConsumerJob<'a> {
-    /// `name`'s database, stats and ready files in `dir` (`<name>.db`,
-    /// `.json`, `.ready`); `ready` says whether the bench waits for it.
+    /// `<name>.db`, `.json` and (if `ready`) `.ready` in `dir`.
     pub fn in_dir(dir: &Path, name: &str, topic: &'a str, group: &'a str, ready: bool) -> Self {
         ConsumerJob {
             topic,
@@ -108,8 +98,7 @@ struct ConsumerCli {
 }
 
 impl Settings {
-    /// The producer's arguments: `count` events at `rate` (0: unpaced), or
-    /// its raw ceiling.
+    /// `count` events at `rate` (0: unpaced), or the raw ceiling.
     pub fn producer(
         &self,
         topic: &str,
@@ -134,7 +123,6 @@ impl Settings {
         a
     }
 
-    /// A consumer's arguments.
     pub fn consumer(&self, model: Model, job: &ConsumerJob<'_>) -> ConsumerArgs {
         let mut a = parse_cli_from::<ConsumerCli, _, _>(model, [model.binary()])
             .expect("the consumers' defaults parse")
@@ -154,8 +142,7 @@ impl Settings {
         a
     }
 
-    /// The raw consume ceiling: the consumers' librdkafka settings, a
-    /// fresh group.
+    /// The raw consume ceiling: the consumers' librdkafka settings.
     pub fn raw_consume(&self, topic: &str, group: &str, count: u64, stats: &Path) -> ConsumeArgs {
         let properties = CONSUMER_DEFAULTS
             .iter()
@@ -173,9 +160,7 @@ impl Settings {
         }
     }
 
-    /// One half of the store ceiling: `events` of the producer's events
-    /// (ids from `first_id`), after passing over `skip`, in the consumers'
-    /// batches.
+    /// One half of an insert ceiling: `events` after passing over `skip`.
     pub fn store_ceiling(
         &self,
         db: &Path,
@@ -198,9 +183,8 @@ impl Settings {
         }
     }
 
-    /// Checks, before anything starts, that the producer and both
-    /// consumers accept these settings: their command lines are parsed with
-    /// the programs' own parsers.
+    /// Whether the producer's and the consumers' own parsers accept these
+    /// settings, before anything starts.
     pub fn check(&self) -> anyhow::Result<()> {
         let p = argv(&self.producer("t", 1, 0, Path::new("p.json"), false))?;
         producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))

@@ -50,7 +50,7 @@ pub fn window_for(timeline: &[(f64, u64)]) -> f64 {
     (span / 60.0).clamp(0.25, 5.0)
 }
 
-/// Draws every picture it has data for; returns the files written.
+/// Returns the files written.
 pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let backlog: Vec<(&str, &Figures)> = [("pull", &r.pull), ("push", &r.push)]
@@ -172,7 +172,6 @@ fn throughput_panel(
     legend(&mut chart, SeriesLabelPosition::UpperRight, 14)
 }
 
-/// A percentile of a latency.
 type Pick = fn(&Latency) -> u64;
 
 fn live_latency(live: &[LiveResult], title: &str, path: &Path) -> anyhow::Result<()> {

@@ -17,7 +17,6 @@ mod sections;
 pub use reading::reading;
 use sections::*;
 
-/// Megabytes with one decimal.
 fn mb(bytes: u64) -> String {
     if bytes == 0 {
         "–".into()
@@ -145,7 +144,6 @@ pub fn commit_table(r: &Results) -> String {
     s
 }
 
-/// The whole report.
 pub fn render(r: &Results, pictures: &[String]) -> String {
     let mut s = String::new();
     let run = &r.run;

@@ -55,8 +55,7 @@ struct Ctx<'a> {
     started: Instant,
 }
 
-/// Runs the benchmark; the exit code is non-zero on any failed check or
-/// failed step.
+/// Non-zero exit on any failed check or step.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let Some(start) = args.common.start("", "bench")? else {
         return Ok(ExitCode::SUCCESS);
@@ -194,8 +193,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-/// Gathers the figures of `dir` and writes results.json, the pictures and
-/// report.md.
+/// Writes results.json, the pictures and report.md of the run in `dir`.
 pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
     let results = Results::collect(dir)?;
     let pictures = plots::draw::drawn(plots::draw_all(&results, dir), "bench");
@@ -238,7 +236,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// Runs one step: announces it, times it, records it.
     fn step<T>(
         &mut self,
         phase: &str,

@@ -8,8 +8,7 @@ use consumer_core::Model;
 use super::{ClaimsArgs, Experiment};
 use crate::phase::{PhaseSpec, Segment};
 
-/// Events at least at each steady rate (1 event/s runs longer than
-/// --duration).
+/// At each steady rate (1 event/s runs longer than --duration).
 pub const MIN_EVENTS: u64 = 20;
 
 fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
@@ -26,7 +25,6 @@ pub fn warm_up() -> PhaseSpec {
     PhaseSpec::new("warm-up".into(), vec![steady(20_000, 5, 1)])
 }
 
-/// The phases of one experiment.
 pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
     let rounds = 1..=a.repeats;
     match e {
@@ -166,7 +164,7 @@ mod tests {
             names.iter().filter(|n| n.starts_with("latency-")).count(),
             12
         );
-        // 1 event/s runs long enough for --min-events.
+        // 1 event/s runs long enough for MIN_EVENTS.
         let low = all.iter().find(|s| s.name == "latency-1-1").unwrap();
         assert_eq!(low.events(), 20);
         let burst = all.iter().find(|s| s.name == "burst-1").unwrap();

@@ -219,27 +219,17 @@ pub struct Saturation {
 
 impl Saturation {
     pub fn from_steps(steps: Vec<LiveResult>, p99_bound_ms: f64) -> Saturation {
-        let knee = |pick: fn(&LiveResult) -> Option<&Figures>, bound: Option<f64>| {
-            steps
-                .iter()
-                .take_while(|s| match bound {
-                    Some(b) => sustains(s, pick(s), b),
-                    None => keeps_pace(s, pick(s)),
-                })
-                .map(|s| s.rate)
-                .last()
+        // With no bound, sustaining is keeping pace.
+        let knee = |push: bool, bound: f64| {
+            let held =
+                |s: &&LiveResult| sustains(s, [&s.pull, &s.push][push as usize].as_ref(), bound);
+            steps.iter().take_while(held).map(|s| s.rate).last()
         };
-        fn pull(s: &LiveResult) -> Option<&Figures> {
-            s.pull.as_ref()
-        }
-        fn push(s: &LiveResult) -> Option<&Figures> {
-            s.push.as_ref()
-        }
         Saturation {
-            pull_max_rate: knee(pull, Some(p99_bound_ms)),
-            push_max_rate: knee(push, Some(p99_bound_ms)),
-            pull_max_rate_keeping_pace: knee(pull, None),
-            push_max_rate_keeping_pace: knee(push, None),
+            pull_max_rate: knee(false, p99_bound_ms),
+            push_max_rate: knee(true, p99_bound_ms),
+            pull_max_rate_keeping_pace: knee(false, f64::INFINITY),
+            push_max_rate_keeping_pace: knee(true, f64::INFINITY),
             p99_bound_ms,
             steps,
         }

@@ -35,7 +35,6 @@ pub fn instance_name(model: Model, i: usize, instances: usize) -> String {
 /// A consumer process of the phase.
 struct Running {
     model: Model,
-    name: String,
     proc: Proc,
     started: Instant,
 }
@@ -100,13 +99,10 @@ fn run_on(
                     // hand-overs (docs/offsets.md).
                     args.scale_out = true;
                 }
-                let proc = env.consumer(*model, &name, dir, &args)?;
-                let started = Instant::now();
                 running.push(Running {
                     model: *model,
-                    name,
-                    proc,
-                    started,
+                    proc: env.consumer(*model, &name, dir, &args)?,
+                    started: Instant::now(),
                 });
             }
         }
@@ -114,7 +110,7 @@ fn run_on(
     };
     let track = |tracked: &Tracked, running: &[Running]| {
         let mut t = tracked.lock().expect("not poisoned");
-        t.extend(running.iter().map(|r| (r.name.clone(), r.proc.pid())));
+        t.extend(running.iter().map(|r| (r.proc.name.clone(), r.proc.pid())));
     };
 
     let tracked: Tracked = Arc::new(Mutex::new(
@@ -248,11 +244,11 @@ fn run_on(
         } else {
             r.proc.stop()?
         };
-        exit_codes.push((r.name.clone(), f.code()));
+        exit_codes.push((r.proc.name.clone(), f.code()));
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
         }
-        let stats: ConsumerStats = match read_json(&dir.join(format!("{}.json", r.name))) {
+        let stats: ConsumerStats = match read_json(&dir.join(format!("{}.json", r.proc.name))) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(format!("{}: {e:#}", spec.name));
@@ -263,7 +259,7 @@ fn run_on(
         let l = stats.latency_us;
         eprintln!(
             "    {}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            r.name,
+            r.proc.name,
             stats.events_committed,
             ms(l.p50),
             ms(l.p99),
@@ -278,7 +274,7 @@ fn run_on(
         let after = spec.consumers_after_producer;
         consumers.push(ConsumerRun {
             model: r.model.name().to_string(),
-            name: r.name,
+            name: r.proc.name.clone(),
             ready_s: ready_at.get(k).copied().flatten(),
             idle_cpu_seconds: idle_cpu.get(k).copied().flatten(),
             active_cpu_seconds: if after {
@@ -324,7 +320,7 @@ fn wait_ready(running: &mut [Running], dir: &Path, limit: Duration) -> Vec<Optio
     let until = Instant::now() + limit;
     while Instant::now() < until && ready_at.iter().any(Option::is_none) {
         for (k, r) in running.iter().enumerate() {
-            let file = dir.join(format!("{}.ready", r.name));
+            let file = dir.join(format!("{}.ready", r.proc.name));
             if ready_at[k].is_none() && Ready::read(&file).is_some_and(|x| x.pid == r.proc.pid()) {
                 ready_at[k] = Some(r.started.elapsed().as_secs_f64());
             }
@@ -333,7 +329,7 @@ fn wait_ready(running: &mut [Running], dir: &Path, limit: Duration) -> Vec<Optio
             .iter_mut()
             .find_map(|r| r.proc.try_status().map(|_| r))
         {
-            eprintln!("    {} exited before it was ready", r.name);
+            eprintln!("    {} exited before it was ready", r.proc.name);
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

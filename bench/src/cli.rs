@@ -327,6 +327,11 @@ fn write_stats<T: Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// 0 when `pass`, 1 otherwise.
+pub fn exit_code(pass: bool) -> ExitCode {
+    ExitCode::from(u8::from(!pass))
+}
+
 /// Prints each check; PASS when all passed.
 fn print_checks(checks: &[verify::Check]) -> &'static str {
     for c in checks {
@@ -353,11 +358,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 checks.len(),
                 dir.display()
             );
-            Ok(if verdict == "PASS" {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_code(verdict == "PASS"))
         }
         Command::CheckPhase(CheckPhaseArgs { dir, json }) => {
             let checks = verify::check_phase(&dir)?;

@@ -184,13 +184,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ctx.record.wall_seconds,
         out.join("report.md").display()
     );
-    Ok(
-        if results.verification == "PASS" && ctx.record.failures.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    let pass = results.verification == "PASS" && ctx.record.failures.is_empty();
+    Ok(crate::cli::exit_code(pass))
 }
 
 /// Writes results.json, the pictures and report.md of the run in `dir`.

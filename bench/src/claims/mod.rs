@@ -199,7 +199,6 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     let Some(start) = args.common.start("claims-", "claims")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let settings = &args.common.settings;
     let started = Instant::now();
     let mut record = ClaimsRun {
         command: start.command,
@@ -210,7 +209,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         load_after: String::new(),
         machine: Machine::probe(),
         broker: start.broker,
-        settings: settings.clone(),
+        settings: args.common.settings.clone(),
         options: Options {
             rates: args.rates.clone(),
             duration: args.duration,
@@ -241,15 +240,11 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         record.load_before
     );
     let mut next_id = 1u64;
-    let mut specs = Vec::new();
-    if !args.skip_warmup {
-        specs.push(experiments::warm_up());
-    }
-    for e in args.experiments() {
-        specs.extend(experiments::specs(e, args));
-    }
-    for spec in &specs {
-        match run_phase(&env, spec, &mut next_id) {
+    let specs = args.experiments().into_iter();
+    let specs = specs.flat_map(|e| experiments::specs(e, args));
+    let warm_up = (!args.skip_warmup).then(experiments::warm_up);
+    for spec in warm_up.into_iter().chain(specs) {
+        match run_phase(&env, &spec, &mut next_id) {
             Ok(p) => {
                 record.failures.extend(p.failures.iter().cloned());
                 if p.verification != "PASS" {
@@ -286,11 +281,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         record.load_after,
         out.join("claims.md").display()
     );
-    Ok(if pass {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::cli::exit_code(pass))
 }
 
 fn run_phase(env: &Env, spec: &PhaseSpec, next_id: &mut u64) -> anyhow::Result<PhaseRun> {

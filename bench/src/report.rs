@@ -25,15 +25,9 @@ fn mb(bytes: u64) -> String {
     }
 }
 
+/// Milliseconds with few significant digits.
 fn ms(us: u64) -> String {
-    let us = us as f64;
-    if us >= 100_000.0 {
-        format!("{:.0}", us / 1e3)
-    } else if us >= 10_000.0 {
-        format!("{:.1}", us / 1e3)
-    } else {
-        format!("{:.2}", us / 1e3)
-    }
+    crate::claims::analysis::num(us as f64 / 1e3)
 }
 
 fn num(n: u64) -> String {

@@ -142,17 +142,6 @@ pub struct PhaseRun {
     pub exit_codes: Vec<(String, i32)>,
 }
 
-impl PhaseRun {
-    pub fn of(&self, model: &str) -> impl Iterator<Item = &ConsumerRun> {
-        self.consumers.iter().filter(move |c| c.model == model)
-    }
-
-    /// The first instance of a model.
-    pub fn one(&self, model: &str) -> Option<&ConsumerRun> {
-        self.of(model).next()
-    }
-}
-
 /// What every phase of a run needs.
 pub struct Env {
     pub settings: Settings,

@@ -44,7 +44,7 @@ pub fn catch_up_spread(samples: &[Sample], model: &str, from: f64) -> Option<f64
     }
     let times = last.into_iter().flatten();
     let (lo, hi) = times.fold((f64::MAX, f64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
-    (hi >= lo).then(|| hi - lo)
+    (hi >= lo).then_some(hi - lo)
 }
 
 /// At the moment of `model`'s largest total lag, the largest partition's

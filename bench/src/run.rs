@@ -35,7 +35,6 @@ use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
 use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::settings::ConsumerJob;
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};

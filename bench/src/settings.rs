@@ -4,7 +4,7 @@
 //! program's own default, taken from its parser.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser as _;
 use common::parse_property;
@@ -62,34 +62,6 @@ pub struct Settings {
     pub keep_event_payloads: bool,
 }
 
-/// What differs from one consumer process to the next.
-#[derive(Debug, Clone)]
-pub struct ConsumerJob<'a> {
-    pub topic: &'a str,
-    pub group: &'a str,
-    pub db: PathBuf,
-    pub stats: PathBuf,
-    pub ready: Option<PathBuf>,
-    pub max_events: u64,
-    /// `--exit-when-idle`.
-    pub idle_s: u64,
-}
-
-impl<'a> ConsumerJob<'a> {
-    /// `<name>.db`, `.json` and (if `ready`) `.ready` in `dir`.
-    pub fn in_dir(dir: &Path, name: &str, topic: &'a str, group: &'a str, ready: bool) -> Self {
-        ConsumerJob {
-            topic,
-            group,
-            db: dir.join(format!("{name}.db")),
-            stats: dir.join(format!("{name}.json")),
-            ready: ready.then(|| dir.join(format!("{name}.ready"))),
-            max_events: 0,
-            idle_s: 5,
-        }
-    }
-}
-
 /// A consumer's command line, to take the consumers' defaults from.
 #[derive(Debug, clap::Parser)]
 struct ConsumerCli {
@@ -123,22 +95,32 @@ impl Settings {
         a
     }
 
-    pub fn consumer(&self, model: Model, job: &ConsumerJob<'_>) -> ConsumerArgs {
+    /// `<name>.db`, `.json` and `.ready` in `dir`; exits after `max_events`,
+    /// or 5 s without one.
+    pub fn consumer(
+        &self,
+        model: Model,
+        dir: &Path,
+        name: &str,
+        topic: &str,
+        group: &str,
+        max_events: u64,
+    ) -> ConsumerArgs {
         let mut a = parse_cli_from::<ConsumerCli, _, _>(model, [model.binary()])
             .expect("the consumers' defaults parse")
             .consumer;
         a.kafka.brokers = self.brokers.clone();
-        a.kafka.topic = job.topic.to_string();
+        a.kafka.topic = topic.to_string();
         a.kafka.properties = self.consumer_property.clone();
-        a.group = job.group.to_string();
-        a.db = job.db.clone();
+        a.group = group.to_string();
+        a.db = dir.join(format!("{name}.db"));
         a.keep_event_payloads = self.keep_event_payloads;
         a.batch_size = self.batch_size;
         a.flush_interval_ms = self.flush_interval_ms;
-        a.stats_json = Some(job.stats.clone());
-        a.exit_when_idle = Some(job.idle_s);
-        a.max_events = Some(job.max_events);
-        a.ready_file = job.ready.clone();
+        a.stats_json = Some(dir.join(format!("{name}.json")));
+        a.exit_when_idle = Some(5);
+        a.max_events = Some(max_events);
+        a.ready_file = Some(dir.join(format!("{name}.ready")));
         a
     }
 
@@ -189,13 +171,8 @@ impl Settings {
         let p = argv(&self.producer("t", 1, 0, Path::new("p.json"), false))?;
         producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))
             .map_err(|e| anyhow::anyhow!("the producer refuses these settings: {e}"))?;
-        let job = ConsumerJob {
-            max_events: 1,
-            idle_s: 1,
-            ..ConsumerJob::in_dir(Path::new(""), "c", "t", "g", false)
-        };
         for model in Model::ALL {
-            let args = argv(&self.consumer(model, &job))?;
+            let args = argv(&self.consumer(model, Path::new(""), "c", "t", "g", 1))?;
             parse_cli_from::<ConsumerCli, _, _>(
                 model,
                 std::iter::once(OsString::from(model.binary())).chain(args),
@@ -246,12 +223,8 @@ mod tests {
         assert_eq!(json(&back), json(&p));
         assert_eq!(back.kafka.properties, [("linger.ms".into(), "1".into())]);
 
-        let job = ConsumerJob {
-            max_events: 10,
-            idle_s: 20,
-            ..ConsumerJob::in_dir(Path::new("/o"), "pull", "topic", "g", true)
-        };
-        let c = s.consumer(Model::Pull, &job);
+        let mut c = s.consumer(Model::Pull, Path::new("/o"), "pull", "topic", "g", 10);
+        c.exit_when_idle = Some(20);
         let back: ConsumerCli = parse_cli_from(
             Model::Pull,
             std::iter::once(OsString::from("consumer-pull")).chain(argv(&c).unwrap()),

@@ -14,7 +14,6 @@ use super::checks::merge;
 use super::sampler::{EVERY, Lags, Sampler, Tracked};
 use super::{ConsumerRun, Env, PhaseRun, PhaseSpec, SegmentRun, drain_limit};
 use crate::machine::cpu_seconds;
-use crate::settings::ConsumerJob;
 use crate::stats::{ConsumerStats, ProducerStats, read_json};
 use crate::topics;
 
@@ -82,12 +81,8 @@ fn run_on(
         for (model, (_, group)) in spec.models.iter().zip(&groups) {
             for i in 0..spec.instances {
                 let name = instance_name(*model, i, spec.instances);
-                let job = ConsumerJob {
-                    max_events: total.max(1),
-                    idle_s,
-                    ..ConsumerJob::in_dir(dir, &name, topic, group, true)
-                };
-                let mut args = settings.consumer(*model, &job);
+                let mut args = settings.consumer(*model, dir, &name, topic, group, total.max(1));
+                args.exit_when_idle = Some(idle_s);
                 args.batch_size = batch_size;
                 args.kafka
                     .properties

@@ -122,15 +122,12 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             &format!("consumer-{name} backlog drain"),
             |ctx| {
                 let group = ctx.env.group(model, phase);
-                let job = ConsumerJob {
-                    max_events: acked,
-                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, false)
-                };
-                let args = ctx.env.settings.consumer(model, &job);
+                let mut args = ctx.env.settings.consumer(model, &dir, name, &topic, &group, acked);
+                args.ready_file = None;
                 let f = ctx.env.consumer(model, name, &dir, &args)?.finish_within(drain_limit(acked))?;
-                ctx.record_db(phase, name, &job.db);
+                ctx.record_db(phase, name, &args.db);
                 ctx.finished(phase, &f)?;
-                let s: ConsumerStats = read_json(&job.stats)?;
+                let s: ConsumerStats = read_json(&dir.join(format!("{name}.json")))?;
                 eprintln!(
                     "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
                     s.events_committed,

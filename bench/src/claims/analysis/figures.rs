@@ -170,11 +170,7 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
                 Some(d) if first_ready.is_finite() && d > first_ready => d - first_ready,
                 _ => longest,
             };
-            let eps = if span > 0.0 {
-                run.producer.events_acknowledged as f64 / span
-            } else {
-                0.0
-            };
+            let eps = crate::stats::rate(run.producer.events_acknowledged, span);
             let join = run
                 .consumers
                 .iter()

@@ -183,17 +183,12 @@ pub fn human(v: f64) -> String {
     } else {
         (v, "")
     };
-    let s = if x.abs() >= 100.0 || x.fract().abs() < 1e-9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
+    let s = crate::claims::analysis::num(x);
+    // 20.0k and 1.50M without their trailing zeros; 100 keeps its own.
     let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        s.trim_end_matches('0').trim_end_matches('.')
     } else {
-        s
+        &s
     };
     format!("{s}{suffix}")
 }

@@ -218,26 +218,18 @@ impl Results {
             note("producer-raw", p.raw_max_rss_bytes.unwrap_or(0));
         }
         if let Some(c) = &self.ceilings {
-            note(
-                "raw-consume",
-                c.raw_consume.as_ref().map_or(0, |x| x.max_rss_bytes),
-            );
-            note(
-                "store-insert",
-                c.store_insert.as_ref().map_or(0, |x| x.max_rss_bytes),
-            );
+            let raw = c.raw_consume.as_ref().map_or(0, |x| x.max_rss_bytes);
+            let store = c.store_insert.as_ref().map_or(0, |x| x.max_rss_bytes);
+            note("raw-consume", raw);
+            note("store-insert", store);
         }
         for (model, m) in [("pull", &self.pull), ("push", &self.push)] {
-            if let Some(m) = m {
-                note(model, m.backlog.max_rss_bytes);
-            }
+            note(model, m.as_ref().map_or(0, |m| m.backlog.max_rss_bytes));
         }
         for l in &self.live {
             note("producer", l.producer_max_rss_bytes);
             for (model, f) in [("pull", &l.pull), ("push", &l.push)] {
-                if let Some(f) = f {
-                    note(model, f.max_rss_bytes);
-                }
+                note(model, f.as_ref().map_or(0, |f| f.max_rss_bytes));
             }
         }
         peaks

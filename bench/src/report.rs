@@ -96,12 +96,8 @@ fn phase_rows(r: &Results) -> Vec<(String, &'static str, &Figures, String)> {
         if let Some(m) = m
             && (m.backlog.events > 0 || m.backlog.exit_code.is_some())
         {
-            rows.push((
-                "backlog".to_string(),
-                model,
-                &m.backlog,
-                pct(m.fraction_of_ceiling),
-            ));
+            let fraction = pct(m.fraction_of_ceiling);
+            rows.push(("backlog".into(), model, &m.backlog, fraction));
         }
     }
     for live in &r.live {

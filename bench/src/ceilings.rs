@@ -1,17 +1,8 @@
-//! The two ceilings that bound a consumer, measured in their own processes
-//! (`bench ceiling-consume`, `bench ceiling-store`) so that their CPU and
-//! memory are their own:
-//!
-//! - **raw consume**: a `BaseConsumer` with the consumers' librdkafka
-//!   settings and a fresh group reads the topic and decodes every message,
-//!   storing nothing. No consumer can read faster from this broker.
-//! - **store insert**: the same events, regenerated from the seed (on a
-//!   thread of their own, a batch ahead), committed with [`Store::commit`]
-//!   in batches of the consumers' size into a scratch database; only the
-//!   commits are timed. No Kafka. No consumer can store faster.
-//!
-//! A consumer's rate divided by the lower of the two says how much of the
-//! possible it achieves.
+//! The two ceilings that bound a consumer, each in a process of its own so
+//! that its CPU and memory are its own: **raw consume** (read and decode
+//! every message, store nothing: no consumer reads faster) and **store
+//! insert** (the same events regenerated and committed, no Kafka: no
+//! consumer stores faster).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,7 +21,6 @@ use store::{BareTable, Batch, Store, StoreOptions};
 use crate::cli::{ConsumeArgs, StoreArgs};
 use crate::stats::{RawConsumeStats, STATS_VERSION, StoreInsertStats, rate};
 
-/// How long the raw read waits for its first message.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Properties a raw read must not inherit: they name the consumers' own
@@ -42,10 +32,8 @@ const NOT_INHERITED: [&str; 4] = [
     "group.instance.id",
 ];
 
-/// Reads and decodes `count` messages; nothing is stored.
-/// `c.properties` are the consumers' librdkafka settings, applied before
-/// the few this measurement must force; it stops after `c.count` messages,
-/// or `c.idle` seconds without one.
+/// Reads and decodes `c.count` messages (or until `c.idle` seconds without
+/// one) with the consumers' librdkafka settings, `c.properties`.
 pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
     let mut config = ClientConfig::new();
     config.set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
@@ -131,45 +119,16 @@ pub fn raw_consume(c: &ConsumeArgs) -> anyhow::Result<RawConsumeStats> {
     })
 }
 
-/// The topic name the store ceiling's rows and offsets carry.
 const CEILING_TOPIC: &str = "bench.store-ceiling";
 
-/// Regenerates the producer's events and commits them, timing the commits.
-/// With `skip`, continues the database an earlier run began: the benchmark
-/// measures the ceiling in two halves, one before the consumers drain the
-/// backlog and one after, so that the machine's drift weighs on both sides.
-/// With `c.skip` 0 the database must not exist; otherwise it must.
-pub fn store_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
-    insert_ceiling(c, false)
-}
-
-/// The bare-SQLite ceiling: the same events, regenerated the same way and
-/// in the same batches, inserted as bare rows ([`BareTable`]: the store's
+/// Regenerates the producer's events and commits them, timing the commits:
+/// into a [`Store`], or with `bare` as bare rows ([`BareTable`]: the store's
 /// event columns in one table with one b-tree, the store's pragmas and
-/// statements, nothing else). Like [`store_insert`], in halves with `skip`.
-pub fn bare_insert(c: &StoreArgs) -> anyhow::Result<StoreInsertStats> {
-    insert_ceiling(c, true)
-}
-
-/// An open [`Store`] or [`BareTable`].
-enum Target {
-    Store(Store),
-    Bare(BareTable),
-}
-
-impl Target {
-    fn commit(&mut self, batch: &Batch) -> anyhow::Result<()> {
-        match self {
-            Target::Store(s) => {
-                s.commit(batch).context("store commit failed")?;
-            }
-            Target::Bare(b) => b.insert(batch.events()).context("bare insert failed")?,
-        }
-        Ok(())
-    }
-}
-
-fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats> {
+/// statements, nothing else). With `c.skip`, continues the database an
+/// earlier run began (the benchmark measures each ceiling in two halves,
+/// before and after the drains, so that the machine's drift weighs on both
+/// sides); with `c.skip` 0 the database must not exist.
+pub fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats> {
     anyhow::ensure!(
         c.db.exists() == (c.skip > 0),
         "{} {}",
@@ -184,8 +143,7 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
     let partitions = c.partitions.max(1) as u64;
     let mut generator = Generator::new(c.seed, c.accounts, c.first_id)
         .map_err(|e| anyhow::anyhow!("invalid generator settings: {e}"))?;
-    // Passed over: stored by the first half. The bare table's offsets only
-    // label its rows; they continue the generator's own partitioning.
+    // Passed over: stored by the first half.
     let mut skipped = std::collections::HashMap::new();
     let mut e = BankingEvent::default();
     for _ in 0..c.skip {
@@ -199,8 +157,9 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
         ..StoreOptions::default()
     };
     let topic = CEILING_TOPIC;
-    let (mut store, stored) = if bare {
-        let bare = BareTable::open(&c.db, &opts)
+    type Commit = Box<dyn FnMut(&Batch) -> anyhow::Result<()>>;
+    let (mut commit, stored): (Commit, _) = if bare {
+        let mut bare = BareTable::open(&c.db, &opts)
             .with_context(|| format!("cannot open {}", c.db.display()))?;
         anyhow::ensure!(
             bare.count()? == c.skip,
@@ -208,14 +167,16 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
             c.db.display(),
             c.skip
         );
-        (Target::Bare(bare), skipped)
+        let insert = move |b: &Batch| bare.insert(b.events()).context("bare insert failed");
+        (Box::new(insert), skipped)
     } else {
-        let store = Store::open_with(&c.db, &opts)
+        let mut store = Store::open_with(&c.db, &opts)
             .with_context(|| format!("cannot open {}", c.db.display()))?;
         let stored = store
             .stored_offsets(topic)
             .with_context(|| format!("cannot read the offsets of {}", c.db.display()))?;
-        (Target::Store(store), stored)
+        let commit = move |b: &Batch| store.commit(b).map(drop).context("store commit failed");
+        (Box::new(commit), stored)
     };
     let mut offsets: Vec<i64> = (0..partitions as i32)
         .map(|p| stored.get(&p).copied().unwrap_or(0))
@@ -229,10 +190,8 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
     let mut tenth_from = (Duration::ZERO, Duration::ZERO, 0u64);
     let mut batches = 0u64;
     // Batches are generated on a thread of their own while the previous one
-    // is committed (as in a consumer, where Kafka and decoding overlap with
-    // the commit); only the commits are timed for the ceiling. Two batches
-    // at most exist at a time: the one committing and the one filling (the
-    // channel holds none).
+    // commits (as Kafka and decoding overlap with the commit in a consumer);
+    // two batches at most exist: the one committing and the one filling.
     let (to_store, filled) = std::sync::mpsc::sync_channel::<Batch>(0);
     let (to_generator, emptied) = std::sync::mpsc::sync_channel::<Batch>(2);
     for _ in 0..2 {
@@ -270,7 +229,7 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
                 let n = batch.len() as u64;
                 let t = Instant::now();
                 let cpu = thread_cpu();
-                store.commit(&batch)?;
+                commit(&batch)?;
                 commit_cpu += thread_cpu().saturating_sub(cpu);
                 commit_time += t.elapsed();
                 batch.clear();
@@ -303,7 +262,7 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
         committed.map(|()| generate_time)
     })?;
     progress.finish();
-    drop(store);
+    drop(commit);
     let wall = started.elapsed().as_secs_f64();
     let usage = ResourceUsage::now();
     let commit_s = commit_time.as_secs_f64();
@@ -326,7 +285,6 @@ fn insert_ceiling(c: &StoreArgs, bare: bool) -> anyhow::Result<StoreInsertStats>
     })
 }
 
-/// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -343,7 +301,7 @@ fn thread_cpu() -> Duration {
     )
 }
 
-/// Size of a SQLite database: the file plus its WAL.
+/// The file plus its WAL.
 pub fn db_bytes(db: &Path) -> u64 {
     ["", "-wal"]
         .iter()
@@ -355,7 +313,6 @@ pub fn db_bytes(db: &Path) -> u64 {
         .sum()
 }
 
-/// Removes a database and its WAL and shared-memory files.
 pub fn remove_db(db: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut p = db.as_os_str().to_owned();
@@ -386,19 +343,19 @@ mod tests {
             keep_event_payloads: false,
             stats_json: None,
         };
-        let stats = store_insert(&c).unwrap();
+        let stats = insert_ceiling(&c, false).unwrap();
         assert_eq!((stats.events, stats.batches), (2_500, 3));
         assert_eq!(stats.tenths.len(), 10);
         assert!(stats.commit_seconds <= stats.wall_seconds);
         // A second fresh run refuses the existing database...
-        assert!(store_insert(&c).is_err());
+        assert!(insert_ceiling(&c, false).is_err());
         // ...and a continuation refuses a missing one.
         let missing = StoreArgs {
             db: dir.path().join("missing.db"),
             skip: 10,
             ..c.clone()
         };
-        assert!(store_insert(&missing).is_err());
+        assert!(insert_ceiling(&missing, false).is_err());
 
         // The second half continues the generator and the offsets: the
         // database then holds exactly the first 4,000 events, once each.
@@ -407,7 +364,7 @@ mod tests {
             skip: 2_500,
             ..c.clone()
         };
-        assert_eq!(store_insert(&second).unwrap().events, 1_500);
+        assert_eq!(insert_ceiling(&second, false).unwrap().events, 1_500);
 
         let mut expected = Generator::new(7, 100, 11).unwrap();
         let (mut sum, mut checksum) = (0i128, IdChecksum::default());

@@ -1,6 +1,5 @@
-//! The `bench` command line. `scripts/bench.sh` is the front door (it builds
-//! the binaries and gets a broker); it hands its arguments to `bench run`
-//! untouched, or calls `bench verify` for `--verify-only`.
+//! The `bench` command line, behind `scripts/bench.sh` (which builds the
+//! binaries and gets a broker).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +16,6 @@ use crate::run::utc;
 use crate::settings::Settings;
 use crate::{ceilings, queries, run, verify};
 
-/// Top level.
 #[derive(Debug, Parser)]
 #[command(
     name = "bench",
@@ -34,12 +32,10 @@ every database, and report.md / results.json / SVG pictures in the output direct
     args_override_self = true
 )]
 pub struct Cli {
-    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole benchmark against a running broker.
@@ -61,8 +57,7 @@ pub enum Command {
         /// The run's output directory.
         dir: PathBuf,
     },
-    /// Verify one phase directory and write the checks as JSON (what `bench
-    /// run` uses after each phase, in a process of its own).
+    /// Verify one phase directory and write the checks as JSON.
     #[command(hide = true)]
     CheckPhase(CheckPhaseArgs),
     /// Redraw report.md, results.json and the pictures of an earlier run
@@ -85,8 +80,7 @@ pub enum Command {
     Queries(QueryArgs),
 }
 
-/// What `bench run` and `bench claims` share: the settings of every
-/// process, where the output goes, the broker, the binaries.
+/// What `bench run` and `bench claims` share.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     #[command(flatten)]
@@ -116,19 +110,16 @@ pub struct Common {
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
 
-    /// The command line to record in the report (scripts/bench.sh passes
-    /// its own).
+    /// The command line to record in the report.
     #[arg(long, hide = true)]
     pub command_line: Option<String>,
 
-    /// Check the arguments and settings, then exit (scripts/bench.sh does,
-    /// before it gets a broker).
+    /// Check the arguments and settings, then exit.
     #[arg(long, hide = true)]
     pub dry_run: bool,
 }
 
-/// A run's start: the environment of its phases (output directory,
-/// created empty; binaries; id), its broker and command line.
+/// A run's start: the environment of its phases, its broker and command.
 pub struct Start {
     pub env: Env,
     pub broker: BrokerInfo,
@@ -138,9 +129,8 @@ pub struct Start {
 }
 
 impl Common {
-    /// Checks the settings; then, unless --dry-run, creates the output
-    /// directory (`<results>/<prefix><UTC time>` by default); the run's id
-    /// is `<id>.<UTC time>.<process id>`.
+    /// Checks the settings; then, unless --dry-run, creates the empty
+    /// output directory; the run's id is `<id>.<UTC time>.<process id>`.
     pub fn start(&self, prefix: &str, id: &str) -> anyhow::Result<Option<Start>> {
         self.settings.check()?;
         if self.dry_run {
@@ -180,7 +170,6 @@ impl Common {
     }
 }
 
-/// `bench run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -195,17 +184,12 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "2000,20000,100000")]
     pub rates: Vec<u64>,
 
-    /// One live rate instead of --rates.
-    #[arg(long, value_name = "EVENTS_PER_S")]
-    pub rate: Option<u64>,
-
     /// Seconds the producer emits at each live rate.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
 
-    /// Seconds the consumers get at most to join their groups before the
-    /// live producer starts; it starts as soon as both have written their
-    /// ready files (partitions assigned and positioned).
+    /// Seconds the consumers get at most to be assigned their partitions
+    /// before the live producer starts (it starts once both are).
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
 
@@ -213,20 +197,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub skip_backlog: bool,
 
-    /// Skip the live phase.
-    #[arg(long)]
-    pub skip_live: bool,
-
     /// Skip the two ceilings and the producer's raw ceiling.
     #[arg(long)]
     pub skip_ceilings: bool,
 
     /// After the other phases, find each model's saturation point: live
-    /// steps of --duration seconds at offered rates doubling from
-    /// --saturation-start, until both consumers fall behind, the producer
-    /// cannot offer the rate, or past --saturation-max. A model sustains a
-    /// rate while it keeps pace and its p99 stays within
-    /// --saturation-p99-ms. Adds ~30 s per step.
+    /// steps at offered rates doubling from --saturation-start until both
+    /// consumers fall behind, the producer cannot offer the rate, or past
+    /// --saturation-max (~30 s per step).
     #[arg(long)]
     pub saturation: bool,
 
@@ -238,37 +216,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2_560_000)]
     pub saturation_max: u64,
 
-    /// The latency bound of the sweep: a consumer whose p99 passes it no
-    /// longer sustains the rate.
+    /// The sweep's latency bound: a p99 above it no longer sustains a rate.
     #[arg(long, default_value_t = crate::results::DEFAULT_SATURATION_P99_MS)]
     pub saturation_p99_ms: f64,
-
-    /// Accounts sampled when timing the store queries.
-    #[arg(long, default_value_t = 200)]
-    pub query_samples: u64,
-
-    /// Keep the store-ceiling scratch database (deleted by default).
-    #[arg(long)]
-    pub keep_scratch_db: bool,
 }
 
-impl RunArgs {
-    /// The live rates to run, in order.
-    pub fn live_rates(&self) -> Vec<u64> {
-        if self.skip_live {
-            return Vec::new();
-        }
-        let mut rates = match self.rate {
-            Some(r) => vec![r],
-            None => self.rates.clone(),
-        };
-        rates.retain(|&r| r > 0);
-        rates.dedup();
-        rates
-    }
-}
-
-/// `bench check-phase`.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct CheckPhaseArgs {
     /// The phase directory (with producer.json, pull.db, push.db).
@@ -278,7 +230,6 @@ pub struct CheckPhaseArgs {
     pub json: PathBuf,
 }
 
-/// `bench ceiling-consume`.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct ConsumeArgs {
     /// Kafka bootstrap servers.
@@ -304,7 +255,6 @@ pub struct ConsumeArgs {
     pub stats_json: Option<PathBuf>,
 }
 
-/// `bench ceiling-store`.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct StoreArgs {
     /// Scratch database (must not exist, unless --skip).
@@ -328,13 +278,10 @@ pub struct StoreArgs {
     /// Partitions to spread the offsets over.
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
-    /// Pass over the generator's first N events, which an earlier run
-    /// stored in the same --db, and continue that database (0: --db must
-    /// not exist).
+    /// Continue the --db an earlier run filled with the first N events.
     #[arg(long, default_value_t = 0)]
     pub skip: u64,
-    /// Store each event's raw bytes too (the consumers'
-    /// --keep-event-payloads).
+    /// Store each event's raw bytes too.
     #[arg(long)]
     pub keep_event_payloads: bool,
     /// Write the figures here.
@@ -342,7 +289,6 @@ pub struct StoreArgs {
     pub stats_json: Option<PathBuf>,
 }
 
-/// `bench queries`.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct QueryArgs {
     /// The database.
@@ -359,7 +305,6 @@ pub struct QueryArgs {
     pub stats_json: Option<PathBuf>,
 }
 
-/// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     common::init_tracing();
     let cli = Cli::parse();
@@ -380,6 +325,11 @@ fn write_stats<T: Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Resul
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// 0 when `pass`, 1 otherwise.
+pub fn exit_code(pass: bool) -> ExitCode {
+    ExitCode::from(u8::from(!pass))
 }
 
 /// Prints each check; PASS when all passed.
@@ -408,11 +358,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 checks.len(),
                 dir.display()
             );
-            Ok(if verdict == "PASS" {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(exit_code(verdict == "PASS"))
         }
         Command::CheckPhase(CheckPhaseArgs { dir, json }) => {
             let checks = verify::check_phase(&dir)?;
@@ -439,8 +385,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::FAILURE)
         }
-        Command::CeilingStore(a) => write_stats(&a.stats_json, &ceilings::store_insert(&a)?),
-        Command::CeilingBare(a) => write_stats(&a.stats_json, &ceilings::bare_insert(&a)?),
+        Command::CeilingStore(a) => {
+            write_stats(&a.stats_json, &ceilings::insert_ceiling(&a, false)?)
+        }
+        Command::CeilingBare(a) => write_stats(&a.stats_json, &ceilings::insert_ceiling(&a, true)?),
         Command::Queries(a) => write_stats(
             &a.stats_json,
             &queries::time_queries(&a.db, a.accounts, a.samples)?,

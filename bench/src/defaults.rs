@@ -8,18 +8,13 @@ use std::sync::OnceLock;
 use common::kafka::conf_dump;
 use rdkafka::ClientConfig;
 
-/// Every global property of an empty librdkafka configuration, as
-/// `rd_kafka_conf_dump` shows it.
-pub fn librdkafka_defaults() -> &'static BTreeMap<String, String> {
-    static DEFAULTS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    DEFAULTS.get_or_init(|| conf_dump(&ClientConfig::new()).unwrap_or_default())
-}
-
-/// Whether `key=value` is just librdkafka's default. Keys librdkafka does
-/// not know (the consumers' own knobs, topic-level properties) are never
-/// defaults.
+/// Whether `key=value` is just librdkafka's default (as `rd_kafka_conf_dump`
+/// shows an empty configuration). Keys librdkafka does not know (the
+/// consumers' own knobs, topic-level properties) are never defaults.
 pub fn is_default(key: &str, value: &str) -> bool {
-    librdkafka_defaults().get(key).is_some_and(|d| d == value)
+    static DEFAULTS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    let defaults = DEFAULTS.get_or_init(|| conf_dump(&ClientConfig::new()).unwrap_or_default());
+    defaults.get(key).is_some_and(|d| d == value)
 }
 
 #[cfg(test)]

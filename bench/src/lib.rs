@@ -1,29 +1,14 @@
 //! The push-vs-pull benchmark of the banking pipeline, behind the `bench`
 //! binary that `scripts/bench.sh` calls.
 //!
-//! A run ([`run::run`]) drives the real binaries (`producer`,
-//! `consumer-pull`, `consumer-push`) as child processes against one broker,
-//! so every figure is what a user would get from those binaries:
-//!
-//! 1. **live**, first, while the broker holds little (an in-memory
-//!    engine slows down as it fills): at each of several rates, both
-//!    consumers run while the producer emits at that rate for a fixed time,
-//!    and report per-event end-to-end latency;
-//! 2. **backlog**: the producer writes N events as fast as it can; each
-//!    consumer then drains them alone into its own fresh database; the two
-//!    ceilings that bound a consumer are measured on the same events
-//!    ([`ceilings`]), and the producer against its own raw ceiling
-//!    (pre-encoded payloads, half right before the producer, half after);
-//! 3. **verification** after each phase ([`verify`]): every database holds
-//!    exactly the acknowledged events;
-//! 4. **report** ([`results`], [`report`], [`plots`]): `results.json`,
-//!    `report.md` and SVG pictures in the output directory.
-//!
-//! Every process is started with command lines built from typed arguments
-//! ([`argv`], [`settings`]); `bench claims` ([`claims`]) tests each
-//! push-vs-pull claim with a verdict. Both run their phases the same way
-//! ([`phase`]). The method and the history of runs:
-//! `docs/benchmark.md`.
+//! A run ([`run::run`]) drives the real binaries as child processes
+//! against one broker: **live** phases at several rates, the **backlog**
+//! drained by each consumer alone with the [`ceilings`] that bound it,
+//! **verification** of every database ([`verify`]), and the **report**
+//! ([`results`], [`report`], [`plots`]). `bench claims` ([`claims`]) tests
+//! each push-vs-pull claim with a verdict. Both run their phases the same
+//! way ([`phase`]), with command lines built from typed arguments
+//! ([`argv`], [`settings`]). The method and the runs: `docs/benchmark.md`.
 
 pub mod argv;
 pub mod ceilings;
@@ -41,3 +26,39 @@ pub mod settings;
 pub mod stats;
 pub mod topics;
 pub mod verify;
+
+#[cfg(test)]
+mod tests {
+    use crate::stats::{ProducerStats, STATS_VERSION};
+    use std::collections::BTreeMap;
+
+    /// A producer's stats: `n` events from id `first`, their id checksum,
+    /// acknowledged over `wall` seconds.
+    pub(crate) fn producer_stats(first: u64, n: u64, wall: f64) -> ProducerStats {
+        let sum: proto::IdChecksum = (first..first + n).collect();
+        ProducerStats {
+            version: STATS_VERSION,
+            mode: common::stats::ProducerMode::Events,
+            brokers: "b".into(),
+            topic: "t".into(),
+            events_requested: n,
+            events_sent: n,
+            events_acknowledged: n,
+            events_failed: 0,
+            amount_minor_sum: 0,
+            id_checksum: sum.hex(),
+            first_event_id: first,
+            last_event_id: first + n - 1,
+            seed: 42,
+            accounts: 10,
+            rate_limit: 0,
+            wall_seconds: wall,
+            events_per_second: n as f64 / wall,
+            cpu_seconds: 0.5,
+            max_rss_bytes: 1,
+            interrupted: false,
+            settings: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+}

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use procfs::Current as _;
+use procfs::process::Process;
 use serde::{Deserialize, Serialize};
 
 use crate::phase::sampler::{Lags, Sampler};
@@ -12,11 +14,8 @@ use crate::phase::sampler::{Lags, Sampler};
 /// The machine a run used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
-    /// Logical CPUs available to the process.
     pub cores: usize,
-    /// `model name` from /proc/cpuinfo.
     pub cpu_model: String,
-    /// `MemTotal` from /proc/meminfo.
     pub memory_bytes: u64,
     pub kernel: String,
     /// `git describe --always --dirty` of the working directory, if any.
@@ -26,16 +25,11 @@ pub struct Machine {
 impl Machine {
     /// Reads /proc and asks git; anything unreadable stays empty.
     pub fn probe() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k.trim() == "model name").then(|| v.trim().to_string())
-            })
+        let cpu_model = procfs::CpuInfo::current()
+            .ok()
+            .and_then(|c| c.model_name(0).map(str::to_string))
             .unwrap_or_else(|| "unknown".into());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_bytes = kib_line(&meminfo, "MemTotal:").unwrap_or(0);
+        let memory_bytes = procfs::Meminfo::current().map_or(0, |m| m.mem_total);
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
@@ -59,26 +53,21 @@ impl Machine {
 }
 
 /// The broker a run used, as `scripts/broker.sh` describes it in its run
-/// directory.
+/// directory (files `kind`, `version`, `address`, `heap`, `pid`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BrokerInfo {
-    /// `kafka` (a local Apache Kafka), `nisshi` (the embedded Rust
-    /// broker), `docker`, `kafka-env`, or
-    /// `unknown`.
+    /// `kafka`, `nisshi` (the embedded Rust broker), `docker`, `kafka-env`
+    /// or `unknown`.
     pub kind: String,
-    /// e.g. `Apache Kafka 4.3.1`.
     pub version: String,
     pub address: String,
-    /// The JVM heap options of a local Apache Kafka (e.g. `-Xms1g -Xmx1g`).
+    /// A local Apache Kafka's JVM heap options.
     pub heap: Option<String>,
-    /// The broker's process id, for the local kinds.
+    /// For the local kinds.
     pub pid: Option<u32>,
 }
 
 impl BrokerInfo {
-    /// From the files `kind`, `version`, `address`, `heap` and `pid` that
-    /// `scripts/broker.sh` keeps in its run directory, when given; the
-    /// address defaults to `address`.
     pub fn from_run_dir(run_dir: Option<&Path>, address: &str) -> BrokerInfo {
         let read = |name: &str| {
             run_dir
@@ -99,9 +88,8 @@ impl BrokerInfo {
 /// What one process used over an interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcUsage {
-    /// User + system CPU over the interval (`/proc/PID/stat`).
     pub cpu_seconds: f64,
-    /// The highest `VmRSS` sampled over the interval (every 100 ms).
+    /// The highest `VmRSS` sampled (every 100 ms).
     pub max_rss_bytes: u64,
     /// `VmHWM` at the end: the peak over the process's whole life.
     pub hwm_bytes: u64,
@@ -111,14 +99,12 @@ pub struct ProcUsage {
 /// step runs.
 pub struct ProcSampler {
     pid: u32,
-    /// The process's CPU when sampling started, read before the sampler
-    /// thread runs (its first sample may come late on a busy machine).
+    /// Read before the sampler thread runs (it may start late).
     cpu_at_start: f64,
     sampler: Sampler,
 }
 
 impl ProcSampler {
-    /// Starts sampling `pid`; `None` when `/proc` does not show it.
     pub fn start(pid: u32) -> Option<ProcSampler> {
         let cpu_at_start = cpu_seconds(pid)?;
         let tracked = Arc::new(Mutex::new(vec![(String::new(), pid)]));
@@ -131,45 +117,27 @@ impl ProcSampler {
         })
     }
 
-    /// Stops sampling; `None` when the process is gone.
     pub fn finish(self) -> Option<ProcUsage> {
         let samples = self.sampler.finish();
         let points = samples.iter().flat_map(|s| &s.procs);
         Some(ProcUsage {
             cpu_seconds: cpu_seconds(self.pid)? - self.cpu_at_start,
             max_rss_bytes: points.map(|p| p.rss_bytes).max().unwrap_or(0),
-            hwm_bytes: status_bytes(self.pid, "VmHWM:")?,
+            hwm_bytes: memory(self.pid)?.1,
         })
     }
 }
 
-/// User + system CPU of `pid` so far: fields 14 and 15 of
-/// `/proc/PID/stat`, in clock ticks.
+/// User + system CPU of `pid` so far (`/proc/PID/stat`).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces: count from after it.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
+    let stat = Process::new(pid as i32).ok()?.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
-/// A `kB` line of `/proc/PID/status`, in bytes.
-pub fn status_bytes(pid: u32, key: &str) -> Option<u64> {
-    kib_line(
-        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
-        key,
-    )
-}
-
-/// The `key` line of a `/proc` file (`MemTotal:  123 kB`), in bytes.
-fn kib_line(text: &str, key: &str) -> Option<u64> {
-    let line = text.lines().find_map(|l| l.strip_prefix(key))?;
-    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
+/// `VmRSS` and `VmHWM` of `pid` (`/proc/PID/status`), in bytes.
+pub fn memory(pid: u32) -> Option<(u64, u64)> {
+    let status = Process::new(pid as i32).ok()?.status().ok()?;
+    Some((status.vmrss? * 1024, status.vmhwm? * 1024))
 }
 
 #[cfg(test)]

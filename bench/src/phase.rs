@@ -1,18 +1,12 @@
 //! A phase, the one way both `bench run` (its live phases) and `bench
-//! claims` (every experiment) measure: a fresh topic, consumers of one or
-//! both models (one or more instances each, one group per model), ready
-//! files awaited, a producer load made of segments (a rate for a count of
-//! events, then a pause), and, for the claims, an idle window and a
-//! timeline ([`sampler`]: it adds load, so `bench run` does without).
-//! [`run`] runs it; [`verify`] checks it (`bench run`'s own verification
-//! step does the same for one instance of each model).
+//! claims` measure: a fresh topic, consumers of one or both models (one
+//! group per model), ready files awaited, a producer load made of segments
+//! (a rate for a count of events, then a pause), and, for the claims, an
+//! idle window and a timeline ([`sampler`]: it adds load, so `bench run`
+//! does without). [`run`] runs it; [`verify`] checks it.
 //!
-//! One segment's producer writes `producer.json` itself; several run as
-//! `producer-<k>`, each with its own range of event ids, and
-//! `producer.json` is their sum (counts, amount sum, and the id checksum, a
-//! wrapping sum), which `bench check-phase` then verifies each
-//! single-instance database against. The databases of a group of several
-//! instances are verified as one with `ledger`.
+//! Several segments run as `producer-<k>`, each with its own range of
+//! event ids, and `producer.json` is their sum.
 
 mod checks;
 mod run;
@@ -29,7 +23,6 @@ use testkit::procs::{Finished, Proc};
 use crate::argv::argv;
 use crate::settings::Settings;
 use crate::stats::{ConsumerStats, ProducerStats};
-use crate::topics;
 use crate::verify::Check;
 use sampler::Sample;
 
@@ -40,9 +33,8 @@ pub use run::{instance_name, run};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub count: u64,
-    /// Events per second (0: as fast as the broker takes them).
+    /// Events per second (0: unpaced).
     pub rate: u64,
-    /// Nothing is sent for this long after it.
     pub pause_after_s: f64,
 }
 
@@ -50,24 +42,20 @@ pub struct Segment {
 #[derive(Debug, Clone)]
 pub struct PhaseSpec {
     pub name: String,
-    /// The models that consume, each in a group of its own.
+    /// Each in a group of its own.
     pub models: Vec<Model>,
-    /// Instances per model in its group (separate databases).
+    /// Per model in its group (separate databases).
     pub instances: usize,
     pub segments: Vec<Segment>,
-    /// The consumers' --batch-size instead of the run's.
+    /// Instead of the run's.
     pub batch_size: Option<usize>,
-    /// Measured before the producer starts: nothing is sent for this long
-    /// while the consumers are ready.
+    /// Nothing sent for this long while the consumers are ready.
     pub idle_window_s: u64,
-    /// Start the consumers only after the producer has finished (a
-    /// consumer outage; a backlog for the scale-out).
+    /// A consumer outage; a backlog for the scale-out.
     pub consumers_after_producer: bool,
     /// librdkafka properties for the consumers, after the run's.
     pub consumer_properties: Vec<(String, String)>,
-    /// How long the consumers get to be assigned their partitions.
     pub ready_wait: Duration,
-    /// Sample memory, CPU and lag every 250 ms ([`sampler`]).
     pub sample: bool,
 }
 
@@ -88,7 +76,6 @@ impl PhaseSpec {
         }
     }
 
-    /// Events the phase sends.
     pub fn events(&self) -> u64 {
         self.segments.iter().map(|s| s.count).sum()
     }
@@ -97,18 +84,14 @@ impl PhaseSpec {
 /// A segment as it ran.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SegmentRun {
-    /// Offered rate (0: unpaced).
     pub rate: u64,
     pub count: u64,
     pub acknowledged: u64,
-    /// The producer's rate over its run.
     pub events_per_second: f64,
-    /// Start, on the phase's clock (the sampler's).
+    /// On the phase's clock (the sampler's).
     pub start_s: f64,
-    /// End (last acknowledgement and exit), on the phase's clock.
     pub end_s: f64,
-    /// The producer's own figures: wall time from the first send to the
-    /// last delivery report, and its CPU.
+    /// The producer's own: first send to last delivery report.
     pub wall_seconds: f64,
     pub cpu_seconds: f64,
     pub errors: Vec<String>,
@@ -117,21 +100,18 @@ pub struct SegmentRun {
 /// One consumer process as it ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsumerRun {
-    /// `pull`, `push`.
     pub model: String,
-    /// Its name in the phase (`pull`, `pull-2`).
+    /// `pull`, `pull-2`.
     pub name: String,
     pub stats: ConsumerStats,
-    /// Seconds from its start to its ready file (first assignment).
+    /// From its start to its ready file (first assignment).
     pub ready_s: Option<f64>,
-    /// Its CPU over each half of the idle window.
+    /// Over each half of the idle window.
     pub idle_cpu_seconds: Option<[f64; 2]>,
-    /// Its CPU from the producer's start to its exit.
+    /// From the producer's start to its exit.
     pub active_cpu_seconds: Option<f64>,
-    /// Seconds from the producer's start to its exit.
     pub active_seconds: Option<f64>,
-    /// Assignments and revocations its log shows (rebalances it took
-    /// part in).
+    /// As its log shows them.
     pub assignments: u64,
     pub revocations: u64,
     pub exit_code: i32,
@@ -141,55 +121,34 @@ pub struct ConsumerRun {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseRun {
     pub name: String,
-    /// Instances per model.
     pub instances: usize,
-    /// Batch size the consumers ran with.
     pub batch_size: usize,
     pub segments: Vec<SegmentRun>,
-    /// The producer's figures, all segments together.
+    /// All segments together.
     pub producer: ProducerStats,
     pub consumers: Vec<ConsumerRun>,
-    /// Seconds of the idle window (0: none).
     pub idle_window_s: u64,
-    /// The broker's CPU over each half of the idle window.
     pub broker_idle_cpu_seconds: Option<[f64; 2]>,
-    /// On the sampler's clock: when the producer started, and when the
-    /// consumers were started (0 unless after the producer).
+    /// On the sampler's clock; the consumers' start is 0 unless after the
+    /// producer.
     pub produce_start_s: f64,
-    /// When the consumers were started, on the sampler's clock.
     pub consumers_start_s: f64,
-    /// Every 250 ms: memory, CPU, lag.
     pub samples: Vec<Sample>,
     pub checks: Vec<Check>,
-    /// `PASS` or `FAIL`.
     pub verification: String,
     pub seconds: f64,
     pub failures: Vec<String>,
-    /// Every process's exit code, by name (producers included).
     #[serde(skip)]
     pub exit_codes: Vec<(String, i32)>,
 }
 
-impl PhaseRun {
-    /// The consumers of one model.
-    pub fn of(&self, model: &str) -> impl Iterator<Item = &ConsumerRun> {
-        self.consumers.iter().filter(move |c| c.model == model)
-    }
-
-    /// The single consumer of a model (first instance).
-    pub fn one(&self, model: &str) -> Option<&ConsumerRun> {
-        self.of(model).next()
-    }
-}
-
-/// What every phase of a run needs: its settings, binaries, output
-/// directory, id (the prefix of its topics and groups) and broker.
+/// What every phase of a run needs.
 pub struct Env {
     pub settings: Settings,
     pub bins: Bins,
     pub out: PathBuf,
+    /// The prefix of its topics and groups.
     pub run_id: String,
-    /// The broker's process id, when local.
     pub broker_pid: Option<u32>,
 }
 
@@ -202,10 +161,9 @@ impl Env {
         format!("{}.{}.{phase}", self.run_id, model.name())
     }
 
-    /// A fresh topic with the run's partitions.
     pub fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
         let partitions = self.settings.partitions;
-        topics::create(&self.settings.brokers, topic, partitions)?;
+        testkit::kafka::create_new_topic(&self.settings.brokers, topic, partitions)?;
         eprintln!("    topic {topic} created with {partitions} partitions");
         Ok(())
     }
@@ -230,7 +188,6 @@ impl Env {
             .finish_within(producer_limit(count, rate))
     }
 
-    /// Starts a consumer; `name` names its log in `dir`.
     pub fn consumer(
         &self,
         model: Model,
@@ -243,8 +200,7 @@ impl Env {
     }
 }
 
-/// Generous limits: a stuck process must not hang the run forever, but a
-/// slow machine must not be cut short either.
+/// Generous limits: against a stuck process, not a slow machine.
 pub fn producer_limit(count: u64, rate: u64) -> Duration {
     let expected = count.checked_div(rate).unwrap_or(count / 20_000);
     Duration::from_secs(300 + expected * 2)

@@ -50,7 +50,7 @@ pub fn window_for(timeline: &[(f64, u64)]) -> f64 {
     (span / 60.0).clamp(0.25, 5.0)
 }
 
-/// Draws every picture it has data for; returns the files written.
+/// Returns the files written.
 pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let backlog: Vec<(&str, &Figures)> = [("pull", &r.pull), ("push", &r.push)]
@@ -64,15 +64,11 @@ pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             c.lower_events_per_second
                 .map(|eps| (format!("lower ceiling ({})", c.lower), eps))
         });
-        throughput(
-            &path,
-            &format!(
-                "Backlog drain: events committed per second ({} events)",
-                r.run.config.events
-            ),
-            &backlog,
-            ceiling,
-        )?;
+        let events = r.run.config.events;
+        let title = format!("Backlog drain: events committed per second ({events} events)");
+        svg(&path, (960, 520), |root| {
+            throughput_panel(root, &title, &backlog, ceiling)
+        })?;
         written.push(path);
     }
     if let Some(sat) = &r.saturation {
@@ -103,17 +99,6 @@ pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         written.push(path);
     }
     Ok(written)
-}
-
-fn throughput(
-    path: &Path,
-    title: &str,
-    series: &[(&str, &Figures)],
-    ceiling: Option<(String, f64)>,
-) -> anyhow::Result<()> {
-    svg(path, (960, 520), |root| {
-        throughput_panel(root, title, series, ceiling)
-    })
 }
 
 fn throughput_panel(
@@ -172,7 +157,6 @@ fn throughput_panel(
     legend(&mut chart, SeriesLabelPosition::UpperRight, 14)
 }
 
-/// A percentile of a latency.
 type Pick = fn(&Latency) -> u64;
 
 fn live_latency(live: &[LiveResult], title: &str, path: &Path) -> anyhow::Result<()> {

@@ -16,32 +16,27 @@ use crate::ceilings::db_bytes;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueryTiming {
     pub samples: u64,
-    /// The very first call (cold statement cache and pages).
+    /// Cold statement cache and pages.
     pub first_ms: f64,
     pub min_ms: f64,
     pub p50_ms: f64,
-    /// 99th percentile.
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
-    /// Rows returned per call, on average.
+    /// Rows per call.
     pub rows_mean: f64,
 }
 
 /// What `bench queries` measures.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueryStats {
-    /// [`STATS_VERSION`](crate::stats::STATS_VERSION).
     pub version: u32,
     pub db: String,
-    /// Time `ensure_query_index` took (0 when the index existed).
+    /// 0 when the index existed.
     pub index_build_seconds: f64,
-    /// Database size before the index was built.
     pub db_bytes_before_index: u64,
     pub db_bytes_after_index: u64,
-    /// `Store::latest_events(account, 50)`.
     pub latest_events_50: QueryTiming,
-    /// `Store::account_balances(account)`.
     pub account_balance: QueryTiming,
 }
 

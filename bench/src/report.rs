@@ -14,12 +14,9 @@ use crate::stats::Latency;
 mod reading;
 mod sections;
 
-#[cfg(test)]
-use reading::live_reading;
 pub use reading::reading;
 use sections::*;
 
-/// Megabytes with one decimal.
 fn mb(bytes: u64) -> String {
     if bytes == 0 {
         "–".into()
@@ -28,15 +25,9 @@ fn mb(bytes: u64) -> String {
     }
 }
 
+/// Milliseconds with few significant digits.
 fn ms(us: u64) -> String {
-    let us = us as f64;
-    if us >= 100_000.0 {
-        format!("{:.0}", us / 1e3)
-    } else if us >= 10_000.0 {
-        format!("{:.1}", us / 1e3)
-    } else {
-        format!("{:.2}", us / 1e3)
-    }
+    crate::claims::analysis::num(us as f64 / 1e3)
 }
 
 fn num(n: u64) -> String {
@@ -105,12 +96,8 @@ fn phase_rows(r: &Results) -> Vec<(String, &'static str, &Figures, String)> {
         if let Some(m) = m
             && (m.backlog.events > 0 || m.backlog.exit_code.is_some())
         {
-            rows.push((
-                "backlog".to_string(),
-                model,
-                &m.backlog,
-                pct(m.fraction_of_ceiling),
-            ));
+            let fraction = pct(m.fraction_of_ceiling);
+            rows.push(("backlog".into(), model, &m.backlog, fraction));
         }
     }
     for live in &r.live {
@@ -147,7 +134,6 @@ pub fn commit_table(r: &Results) -> String {
     s
 }
 
-/// The whole report.
 pub fn render(r: &Results, pictures: &[String]) -> String {
     let mut s = String::new();
     let run = &r.run;
@@ -331,6 +317,7 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::reading::live_reading;
     use super::*;
 
     #[test]

@@ -1,8 +1,6 @@
-//! The figures of a run, gathered from the files in its directory:
-//! `run.json` (what the orchestrator did), the stats files of every process,
-//! `verification.json` and `queries.json`. `results.json` is this struct;
-//! the report and the pictures are drawn from it alone, so `bench report
-//! DIR` redraws them from an old run.
+//! `results.json`: the figures of a run, gathered from the files in its
+//! directory; the report and pictures are drawn from it alone, so `bench
+//! report DIR` redraws them from an old run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,64 +19,46 @@ use crate::verify::{self, Check};
 /// What the orchestrator records as it goes (`run.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// [`STATS_VERSION`](crate::stats::STATS_VERSION).
     pub version: u32,
-    /// The command line as the user gave it.
     pub command: String,
     /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
     pub started_at: String,
-    /// UTC, when the report was written.
     pub finished_at: String,
     pub wall_seconds: f64,
     pub config: RunConfig,
     pub machine: Machine,
     pub broker: BrokerInfo,
-    /// Every step with its duration, in order.
     pub steps: Vec<Step>,
-    /// Size of each database (`backlog/pull.db`, ...) right after its
-    /// consumer finished, before any query index.
+    /// Each database's size right after its consumer, before any index.
     pub db_bytes: BTreeMap<String, u64>,
-    /// Exit code of each process (`backlog/pull`, ...).
     pub exit_codes: BTreeMap<String, i32>,
     pub failures: Vec<String>,
-    /// Peak RSS of `bench run` itself. Every child starts with at least
-    /// this as its `ru_maxrss` (Linux keeps the high-water mark across fork
-    /// and exec), so it must stay small for the children's figures to be
-    /// their own.
+    /// Every child inherits it as its `ru_maxrss` floor: it must stay small.
     pub orchestrator_max_rss_bytes: u64,
 }
 
-/// The parameters of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// Backlog size (0 when the backlog phase was skipped).
+    /// Backlog size (0: skipped).
     pub events: u64,
-    /// Live-phase rates, events/s.
     pub rates: Vec<u64>,
-    /// Live-phase length per rate.
     pub duration_s: u64,
-    /// Seconds the consumers get to be ready before the live producer
-    /// starts.
     pub warmup_s: u64,
     /// Prefix of this run's topics and groups.
     pub run_id: String,
-    /// What every process was started with.
     pub settings: Settings,
-    /// The saturation sweep's latency bound (`--saturation-p99-ms`), when
-    /// the run made one.
+    /// `--saturation-p99-ms`, when the run made a sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saturation_p99_ms: Option<f64>,
 }
 
-/// One step of the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
-    /// `backlog`, `live-20000`, `report`.
     pub phase: String,
     pub name: String,
     pub seconds: f64,
     pub ok: bool,
-    /// The broker process's CPU and memory meanwhile (local brokers).
+    /// A local broker's CPU and memory meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<ProcUsage>,
 }
@@ -89,15 +69,13 @@ pub struct Figures {
     pub events: u64,
     /// First message to last commit.
     pub wall_seconds: f64,
-    /// Events committed per wall second.
     pub events_per_second: f64,
-    /// End-to-end latency per event, µs.
+    /// End-to-end latency per event.
     pub latency_us: Latency,
-    /// Duration of each batch's SQLite commit, µs.
+    /// Each batch's SQLite commit.
     pub commit_us: Latency,
     pub cpu_seconds: f64,
     pub max_rss_bytes: u64,
-    /// Database size after the run.
     pub db_bytes: u64,
     pub dead_letters: u64,
     pub batches: u64,
@@ -109,13 +87,11 @@ pub struct Figures {
     pub timeline: Vec<(f64, u64)>,
 }
 
-/// Latency of one model at one live rate.
+/// Latency of one model at one offered live rate.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveLatency {
-    /// Offered rate, events/s.
     pub rate: u64,
     pub events_per_second: f64,
-    /// µs.
     pub latency_us: Latency,
 }
 
@@ -124,11 +100,9 @@ pub struct LiveLatency {
 pub struct ModelResult {
     #[serde(flatten)]
     pub backlog: Figures,
-    /// The lower of the two ceilings, events/s.
+    /// The lower of the two ceilings.
     pub ceiling_events_per_second: Option<f64>,
-    /// `events_per_second / ceiling_events_per_second`.
     pub fraction_of_ceiling: Option<f64>,
-    /// Latency per live rate.
     pub live: Vec<LiveLatency>,
 }
 
@@ -137,23 +111,16 @@ pub struct ModelResult {
 pub struct ProducerResult {
     pub events: u64,
     pub wall_seconds: f64,
-    /// Acknowledged events per second.
     pub events_per_second: f64,
-    /// `producer --raw`: pre-encoded payloads, same count in all, half
-    /// right before the producer and half right after; events over wall
-    /// time of both halves.
+    /// `producer --raw` (pre-encoded payloads), its halves right before and
+    /// right after the producer together.
     pub raw_events_per_second: Option<f64>,
-    /// The raw half run right before the producer.
     pub raw_before_events_per_second: Option<f64>,
-    /// The raw half run right after the producer.
     pub raw_after_events_per_second: Option<f64>,
-    /// `events_per_second / raw_events_per_second`.
     pub ratio_to_raw: Option<f64>,
     pub cpu_seconds: f64,
     pub max_rss_bytes: u64,
-    /// CPU of the raw runs, together.
     pub raw_cpu_seconds: Option<f64>,
-    /// Peak RSS of the raw runs.
     pub raw_max_rss_bytes: Option<u64>,
 }
 
@@ -161,19 +128,16 @@ pub struct ProducerResult {
 /// `producer-raw-after.json`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawProducer {
-    /// Events acknowledged over all raw runs.
     pub events: u64,
     /// `events` over the runs' wall time together.
     pub events_per_second: f64,
-    /// The before and after halves' own rates (absent for a single run).
+    /// The before and after halves' own rates.
     pub halves: [Option<f64>; 2],
     pub cpu_seconds: f64,
-    /// The highest peak RSS of the runs.
     pub max_rss_bytes: u64,
 }
 
 impl RawProducer {
-    /// The raw ceiling measured in the backlog directory `backlog`, if any.
     pub fn read(backlog: &Path) -> anyhow::Result<Option<RawProducer>> {
         let halves: [Option<ProducerStats>; 2] = [
             read_opt(&backlog.join("producer-raw-before.json"))?,
@@ -193,10 +157,8 @@ impl RawProducer {
     }
 }
 
-/// An insert ceiling measured in the backlog directory `backlog`: its two
-/// halves (`{name}-before.json`, `{name}-after.json`; `store-insert` or
-/// `bare-sqlite`) joined. A half without the other is not a ceiling of the
-/// whole backlog: none.
+/// An insert ceiling's two halves (`{name}-before.json`, `-after.json`)
+/// joined; one half alone is no ceiling of the whole backlog.
 pub fn joined_halves(backlog: &Path, name: &str) -> anyhow::Result<Option<StoreInsertStats>> {
     let before: Option<StoreInsertStats> = read_opt(&backlog.join(format!("{name}-before.json")))?;
     let after: Option<StoreInsertStats> = read_opt(&backlog.join(format!("{name}-after.json")))?;
@@ -205,16 +167,13 @@ pub fn joined_halves(backlog: &Path, name: &str) -> anyhow::Result<Option<StoreI
         .map(|(b, a)| StoreInsertStats::joined(&b, &a)))
 }
 
-/// The two consumer ceilings.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Ceilings {
     pub raw_consume: Option<RawConsumeStats>,
     pub store_insert: Option<StoreInsertStats>,
-    /// Bare SQLite: the store's rows alone, one b-tree (not a consumer
-    /// ceiling: the limit of the store's design).
+    /// Not a consumer ceiling: the limit of the store's design.
     pub bare_sqlite: Option<StoreInsertStats>,
     pub store_to_bare: Option<f64>,
-    /// The lower of the two, events/s.
     pub lower_events_per_second: Option<f64>,
     /// `raw consume` or `store insert`.
     pub lower: String,
@@ -223,7 +182,6 @@ pub struct Ceilings {
 /// One live rate.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveResult {
-    /// Offered rate, events/s.
     pub rate: u64,
     pub duration_s: u64,
     pub produced: u64,
@@ -242,53 +200,36 @@ pub struct Reported {
     pub push: BTreeMap<String, String>,
 }
 
-/// The saturation sweep's default latency bound, ms at p99.
+/// p99, ms.
 pub const DEFAULT_SATURATION_P99_MS: f64 = 100.0;
 
 /// The saturation sweep: offered rates doubling while a consumer keeps
-/// pace; per model, the highest rate it sustained within the latency bound
-/// and the highest it kept pace with at all.
+/// pace.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Saturation {
-    /// The latency bound, p99 in ms.
     pub p99_bound_ms: f64,
-    /// Each offered rate, in increasing order.
     pub steps: Vec<LiveResult>,
-    /// The highest offered rate consumer-pull sustained ([`sustains`]:
-    /// kept pace and p99 within the bound), every lower one too; none when
-    /// it failed the first.
+    /// The highest rate it [`sustains`], every lower one too.
     pub pull_max_rate: Option<u64>,
     pub push_max_rate: Option<u64>,
-    /// The highest offered rate consumer-pull kept pace with
-    /// ([`keeps_pace`], whatever its latency), every lower one too.
+    /// The highest rate it [`keeps_pace`] with, every lower one too.
     pub pull_max_rate_keeping_pace: Option<u64>,
     pub push_max_rate_keeping_pace: Option<u64>,
 }
 
 impl Saturation {
-    /// The sweep's summary from its steps (sorted by rate).
     pub fn from_steps(steps: Vec<LiveResult>, p99_bound_ms: f64) -> Saturation {
-        let knee = |pick: fn(&LiveResult) -> Option<&Figures>, bound: Option<f64>| {
-            steps
-                .iter()
-                .take_while(|s| match bound {
-                    Some(b) => sustains(s, pick(s), b),
-                    None => keeps_pace(s, pick(s)),
-                })
-                .map(|s| s.rate)
-                .last()
+        // With no bound, sustaining is keeping pace.
+        let knee = |push: bool, bound: f64| {
+            let held =
+                |s: &&LiveResult| sustains(s, [&s.pull, &s.push][push as usize].as_ref(), bound);
+            steps.iter().take_while(held).map(|s| s.rate).last()
         };
-        fn pull(s: &LiveResult) -> Option<&Figures> {
-            s.pull.as_ref()
-        }
-        fn push(s: &LiveResult) -> Option<&Figures> {
-            s.push.as_ref()
-        }
         Saturation {
-            pull_max_rate: knee(pull, Some(p99_bound_ms)),
-            push_max_rate: knee(push, Some(p99_bound_ms)),
-            pull_max_rate_keeping_pace: knee(pull, None),
-            push_max_rate_keeping_pace: knee(push, None),
+            pull_max_rate: knee(false, p99_bound_ms),
+            push_max_rate: knee(true, p99_bound_ms),
+            pull_max_rate_keeping_pace: knee(false, f64::INFINITY),
+            push_max_rate_keeping_pace: knee(true, f64::INFINITY),
             p99_bound_ms,
             steps,
         }
@@ -315,8 +256,7 @@ pub fn keeps_pace(step: &LiveResult, f: Option<&Figures>) -> bool {
         && f.verification != "FAIL"
 }
 
-/// Whether a consumer sustained a live step: it kept pace
-/// ([`keeps_pace`]) and its p99 stayed within the bound.
+/// [`keeps_pace`], and its p99 stayed within the bound.
 pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
     keeps_pace(step, f) && f.is_some_and(|f| (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3)
 }
@@ -324,35 +264,27 @@ pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bo
 /// Everything `results.json` holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
-    /// PASS when every check passed, FAIL otherwise.
     pub verification: String,
     pub checks: Vec<Check>,
     pub pull: Option<ModelResult>,
     pub push: Option<ModelResult>,
     pub producer: Option<ProducerResult>,
     pub ceilings: Option<Ceilings>,
-    /// The two store queries on the backlog database.
     pub queries: Option<QueryStats>,
-    /// One entry per live rate.
     pub live: Vec<LiveResult>,
-    /// The saturation sweep (`--saturation`), if the run made one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saturation: Option<Saturation>,
-    /// Settings that decide latency, as each process reported them.
     pub settings: Reported,
-    /// Peak RSS of each program over every run of it (`producer`,
-    /// `producer-raw`, `pull`, `push`, `raw-consume`, `store-insert`).
+    /// Per program, over every run of it.
     pub peak_rss_bytes: BTreeMap<String, u64>,
-    /// The whole benchmark, builds excluded (same as `run.wall_seconds`).
     pub benchmark_wall_seconds: f64,
-    /// The orchestrator's record (machine, broker, config, steps).
     pub run: RunRecord,
 }
 
 mod collect;
 
-/// A stats file that a failed or skipped step may not have written; one
-/// that exists but cannot be read (another format version) is an error.
+/// A stats file a failed or skipped step may not have written (one of
+/// another format version is an error).
 fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
     path.is_file().then(|| read_json(path)).transpose()
 }
@@ -360,7 +292,8 @@ fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{STATS_VERSION, producer_stats};
+    use crate::stats::STATS_VERSION;
+    use crate::tests::producer_stats;
 
     fn write(dir: &Path, name: &str, events: u64, wall: f64, rss: u64) {
         let stats = ProducerStats {

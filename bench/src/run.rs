@@ -23,7 +23,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use consumer_core::Model;
@@ -35,7 +35,6 @@ use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
 use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::settings::ConsumerJob;
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report, topics};
@@ -55,14 +54,15 @@ struct Ctx<'a> {
     started: Instant,
 }
 
-/// Runs the benchmark; the exit code is non-zero on any failed check or
-/// failed step.
+/// Non-zero exit on any failed check or step.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let Some(start) = args.common.start("", "bench")? else {
         return Ok(ExitCode::SUCCESS);
     };
     let (out, settings) = (start.env.out.clone(), &args.common.settings);
-    let rates = args.live_rates();
+    let mut rates = args.rates.clone();
+    rates.retain(|&r| r > 0);
+    rates.dedup();
     let events = if args.skip_backlog { 0 } else { args.events };
 
     let record = RunRecord {
@@ -183,17 +183,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         ctx.record.wall_seconds,
         out.join("report.md").display()
     );
-    Ok(
-        if results.verification == "PASS" && ctx.record.failures.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        },
-    )
+    let pass = results.verification == "PASS" && ctx.record.failures.is_empty();
+    Ok(crate::cli::exit_code(pass))
 }
 
-/// Gathers the figures of `dir` and writes results.json, the pictures and
-/// report.md.
+/// Writes results.json, the pictures and report.md of the run in `dir`.
 pub fn write_report(dir: &Path) -> anyhow::Result<Results> {
     let results = Results::collect(dir)?;
     let pictures = plots::draw::drawn(plots::draw_all(&results, dir), "bench");
@@ -236,7 +230,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// Runs one step: announces it, times it, records it.
     fn step<T>(
         &mut self,
         phase: &str,
@@ -318,32 +311,15 @@ pub(crate) fn bench_child<T: clap::Args + Serialize>(
 
 /// `(YYYY-MM-DDTHH:MM:SSZ, YYYYMMDD-HHMMSS)` in UTC.
 pub fn utc(t: SystemTime) -> (String, String) {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Howard Hinnant's days_from_civil, inverted.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    (
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
-        format!("{y:04}{mo:02}{d:02}-{h:02}{m:02}{s:02}"),
-    )
+    let t = chrono::DateTime::<chrono::Utc>::from(t);
+    let f = |format: &str| t.format(format).to_string();
+    (f("%Y-%m-%dT%H:%M:%SZ"), f("%Y%m%d-%H%M%S"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn utc_formatting() {

@@ -1,15 +1,10 @@
-//! The settings of a run, owned by the bench: given on its command line,
-//! recorded in `run.json`, and handed to every process it starts (the
-//! producer, both consumers, the ceilings) as the typed arguments of that
-//! process, turned into its command line by [`crate::argv`]. Nothing is
-//! read back from stats files, logs or directory names to learn them.
-//!
-//! Defaults are the programs' own: a producer or consumer setting the bench
-//! does not choose is taken from the program's parser, and the raw consume
-//! ceiling reads with the consumers' [`CONSUMER_DEFAULTS`].
+//! The settings of a run: given on its command line, recorded in
+//! `run.json`, and handed to every process it starts as the typed arguments
+//! of that process ([`crate::argv`]). What the bench does not choose is the
+//! program's own default, taken from its parser.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser as _;
 use common::parse_property;
@@ -21,10 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::argv::argv;
 use crate::cli::{ConsumeArgs, StoreArgs};
 
-/// How long the producer waits for the broker and for each delivery.
 const PRODUCER_TIMEOUT_S: u64 = 60;
 
-/// What the run's processes are started with.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct Settings {
     /// Kafka bootstrap servers.
@@ -69,37 +62,6 @@ pub struct Settings {
     pub keep_event_payloads: bool,
 }
 
-/// One consumer process: what differs from one start to the next.
-#[derive(Debug, Clone)]
-pub struct ConsumerJob<'a> {
-    pub topic: &'a str,
-    pub group: &'a str,
-    pub db: PathBuf,
-    pub stats: PathBuf,
-    /// Ready file, when the bench waits for it.
-    pub ready: Option<PathBuf>,
-    /// `--max-events`.
-    pub max_events: u64,
-    /// `--exit-when-idle`, seconds.
-    pub idle_s: u64,
-}
-
-impl<'a> ConsumerJob<'a> {
-    /// `name`'s database, stats and ready files in `dir` (`<name>.db`,
-    /// `.json`, `.ready`); `ready` says whether the bench waits for it.
-    pub fn in_dir(dir: &Path, name: &str, topic: &'a str, group: &'a str, ready: bool) -> Self {
-        ConsumerJob {
-            topic,
-            group,
-            db: dir.join(format!("{name}.db")),
-            stats: dir.join(format!("{name}.json")),
-            ready: ready.then(|| dir.join(format!("{name}.ready"))),
-            max_events: 0,
-            idle_s: 5,
-        }
-    }
-}
-
 /// A consumer's command line, to take the consumers' defaults from.
 #[derive(Debug, clap::Parser)]
 struct ConsumerCli {
@@ -108,8 +70,7 @@ struct ConsumerCli {
 }
 
 impl Settings {
-    /// The producer's arguments: `count` events at `rate` (0: unpaced), or
-    /// its raw ceiling.
+    /// `count` events at `rate` (0: unpaced), or the raw ceiling.
     pub fn producer(
         &self,
         topic: &str,
@@ -134,28 +95,36 @@ impl Settings {
         a
     }
 
-    /// A consumer's arguments.
-    pub fn consumer(&self, model: Model, job: &ConsumerJob<'_>) -> ConsumerArgs {
+    /// `<name>.db`, `.json` and `.ready` in `dir`; exits after `max_events`,
+    /// or 5 s without one.
+    pub fn consumer(
+        &self,
+        model: Model,
+        dir: &Path,
+        name: &str,
+        topic: &str,
+        group: &str,
+        max_events: u64,
+    ) -> ConsumerArgs {
         let mut a = parse_cli_from::<ConsumerCli, _, _>(model, [model.binary()])
             .expect("the consumers' defaults parse")
             .consumer;
         a.kafka.brokers = self.brokers.clone();
-        a.kafka.topic = job.topic.to_string();
+        a.kafka.topic = topic.to_string();
         a.kafka.properties = self.consumer_property.clone();
-        a.group = job.group.to_string();
-        a.db = job.db.clone();
+        a.group = group.to_string();
+        a.db = dir.join(format!("{name}.db"));
         a.keep_event_payloads = self.keep_event_payloads;
         a.batch_size = self.batch_size;
         a.flush_interval_ms = self.flush_interval_ms;
-        a.stats_json = Some(job.stats.clone());
-        a.exit_when_idle = Some(job.idle_s);
-        a.max_events = Some(job.max_events);
-        a.ready_file = job.ready.clone();
+        a.stats_json = Some(dir.join(format!("{name}.json")));
+        a.exit_when_idle = Some(5);
+        a.max_events = Some(max_events);
+        a.ready_file = Some(dir.join(format!("{name}.ready")));
         a
     }
 
-    /// The raw consume ceiling: the consumers' librdkafka settings, a
-    /// fresh group.
+    /// The raw consume ceiling: the consumers' librdkafka settings.
     pub fn raw_consume(&self, topic: &str, group: &str, count: u64, stats: &Path) -> ConsumeArgs {
         let properties = CONSUMER_DEFAULTS
             .iter()
@@ -173,9 +142,7 @@ impl Settings {
         }
     }
 
-    /// One half of the store ceiling: `events` of the producer's events
-    /// (ids from `first_id`), after passing over `skip`, in the consumers'
-    /// batches.
+    /// One half of an insert ceiling: `events` after passing over `skip`.
     pub fn store_ceiling(
         &self,
         db: &Path,
@@ -198,20 +165,14 @@ impl Settings {
         }
     }
 
-    /// Checks, before anything starts, that the producer and both
-    /// consumers accept these settings: their command lines are parsed with
-    /// the programs' own parsers.
+    /// Whether the producer's and the consumers' own parsers accept these
+    /// settings, before anything starts.
     pub fn check(&self) -> anyhow::Result<()> {
         let p = argv(&self.producer("t", 1, 0, Path::new("p.json"), false))?;
         producer::Args::try_parse_from(std::iter::once("producer".into()).chain(p))
             .map_err(|e| anyhow::anyhow!("the producer refuses these settings: {e}"))?;
-        let job = ConsumerJob {
-            max_events: 1,
-            idle_s: 1,
-            ..ConsumerJob::in_dir(Path::new(""), "c", "t", "g", false)
-        };
         for model in Model::ALL {
-            let args = argv(&self.consumer(model, &job))?;
+            let args = argv(&self.consumer(model, Path::new(""), "c", "t", "g", 1))?;
             parse_cli_from::<ConsumerCli, _, _>(
                 model,
                 std::iter::once(OsString::from(model.binary())).chain(args),
@@ -262,12 +223,8 @@ mod tests {
         assert_eq!(json(&back), json(&p));
         assert_eq!(back.kafka.properties, [("linger.ms".into(), "1".into())]);
 
-        let job = ConsumerJob {
-            max_events: 10,
-            idle_s: 20,
-            ..ConsumerJob::in_dir(Path::new("/o"), "pull", "topic", "g", true)
-        };
-        let c = s.consumer(Model::Pull, &job);
+        let mut c = s.consumer(Model::Pull, Path::new("/o"), "pull", "topic", "g", 10);
+        c.exit_when_idle = Some(20);
         let back: ConsumerCli = parse_cli_from(
             Model::Pull,
             std::iter::once(OsString::from("consumer-pull")).chain(argv(&c).unwrap()),

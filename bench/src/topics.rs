@@ -1,6 +1,6 @@
-//! Fresh topics for each run and phase, created (testkit's one topic
-//! creation) and deleted through the Kafka admin API, so it works the same
-//! on any broker: local, in Docker or external.
+//! Deletion of the fresh topics each run and phase creates (testkit's
+//! `create_new_topic`), through the Kafka admin API, so it works the same on
+//! any broker: local, in Docker or external.
 
 use std::time::Duration;
 
@@ -8,13 +8,6 @@ use anyhow::Context as _;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-
-/// Creates `name` with `partitions` partitions (replication factor 1). A
-/// topic that exists already is an error: every run and phase must start
-/// from an empty topic.
-pub fn create(brokers: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
-    testkit::kafka::create_new_topic(brokers, name, partitions)
-}
 
 /// Deletes `name`, to give the broker its memory and disk back (an
 /// in-memory engine keeps every message). Failure is only logged: a leftover topic

@@ -31,10 +31,8 @@ pub fn phase_in_child(dir: &Path, limit: Duration) -> anyhow::Result<Vec<Check>>
     read_checks(&json)
 }
 
-/// The two models, in report order.
 pub const MODELS: [&str; 2] = ["pull", "push"];
 
-/// `PASS`/`FAIL` for one phase and model.
 pub fn verdict_of(checks: &[Check], phase: &str, model: &str) -> &'static str {
     verdict(
         checks
@@ -44,9 +42,8 @@ pub fn verdict_of(checks: &[Check], phase: &str, model: &str) -> &'static str {
 }
 
 /// Verifies one phase directory: its producer, then each model whose
-/// database, stats file or log is there. The databases are read side by
-/// side, one thread each (each read is a full scan on one core; nothing
-/// else runs while the benchmark verifies).
+/// database, stats file or log is there, one thread each (a full scan is
+/// one core's work).
 pub fn check_phase(dir: &Path) -> anyhow::Result<Vec<Check>> {
     let phase = file_name(dir);
     let producer: ProducerStats = read_json(&dir.join("producer.json"))?;
@@ -72,7 +69,6 @@ pub fn check_phase(dir: &Path) -> anyhow::Result<Vec<Check>> {
     Ok(checks)
 }
 
-/// The last part of `p`, as text.
 pub fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -97,8 +93,7 @@ pub fn phase_dirs(run: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// The checks a run recorded (`verification.json`); none when it has not
-/// verified anything yet.
+/// `verification.json`; none when nothing was verified yet.
 pub fn read_checks(path: &Path) -> anyhow::Result<Vec<Check>> {
     if !path.is_file() {
         return Ok(Vec::new());
@@ -109,7 +104,6 @@ pub fn read_checks(path: &Path) -> anyhow::Result<Vec<Check>> {
         .with_context(|| format!("{} is not a list of checks", path.display()))
 }
 
-/// Verifies every phase of a run directory.
 pub fn check_run(run: &Path) -> anyhow::Result<Vec<Check>> {
     let dirs = phase_dirs(run)?;
     anyhow::ensure!(

@@ -8,6 +8,9 @@ use consumer_core::Model;
 use super::{ClaimsArgs, Experiment};
 use crate::phase::{PhaseSpec, Segment};
 
+/// At each steady rate (1 event/s runs longer than --duration).
+pub const MIN_EVENTS: u64 = 20;
+
 fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
     Segment {
         count: (rate * seconds).max(min_events),
@@ -22,7 +25,6 @@ pub fn warm_up() -> PhaseSpec {
     PhaseSpec::new("warm-up".into(), vec![steady(20_000, 5, 1)])
 }
 
-/// The phases of one experiment.
 pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
     let rounds = 1..=a.repeats;
     match e {
@@ -31,7 +33,7 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
                 a.rates.iter().filter(|&&x| x > 0).map(move |&rate| {
                     PhaseSpec::new(
                         format!("latency-{r}-{rate}"),
-                        vec![steady(rate, a.duration, a.min_events)],
+                        vec![steady(rate, a.duration, MIN_EVENTS)],
                     )
                 })
             })
@@ -162,7 +164,7 @@ mod tests {
             names.iter().filter(|n| n.starts_with("latency-")).count(),
             12
         );
-        // 1 event/s runs long enough for --min-events.
+        // 1 event/s runs long enough for MIN_EVENTS.
         let low = all.iter().find(|s| s.name == "latency-1-1").unwrap();
         assert_eq!(low.events(), 20);
         let burst = all.iter().find(|s| s.name == "burst-1").unwrap();

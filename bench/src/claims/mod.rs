@@ -11,17 +11,11 @@
 //! | pull scales more easily | `scale`: 1, 2, 3 instances per group |
 //! | push couples producer and consumer | `outage` |
 //!
-//! Every experiment is made of [`phase`]s: a fresh topic,
-//! consumers, a producer load, a timeline (memory, CPU, lag every 250 ms)
-//! and verification with exact counts. [`analysis`] turns the phases into
+//! Every experiment is made of [`phase`]s. [`analysis`] turns them into
 //! figures and verdicts ([`verdict`]: the noise is the spread between two
 //! measurements of the same thing), [`report`] and [`plots`] write
-//! `claims.md` and its pictures next to `claims.json`.
-//!
-//! "Push" here is what consumer-push is: a `StreamConsumer` whose messages
-//! librdkafka's fetcher thread requests from the broker (Kafka's consumers
-//! always fetch; no broker pushes), queued in librdkafka, and handed to an
-//! async handler as soon as librdkafka's queue signals that it is not empty.
+//! `claims.md` and its pictures next to `claims.json`. What "push" is here:
+//! [`report::WHAT_PUSH_IS`].
 
 pub mod analysis;
 pub mod experiments;
@@ -44,7 +38,6 @@ use crate::run::utc;
 use crate::settings::Settings;
 use crate::verify;
 
-/// The experiments, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum Experiment {
     /// Latency and CPU per event at steady rates.
@@ -63,7 +56,6 @@ pub enum Experiment {
     Outage,
 }
 
-/// `bench claims`.
 #[derive(Debug, Clone, Args)]
 pub struct ClaimsArgs {
     #[command(flatten)]
@@ -85,14 +77,8 @@ pub struct ClaimsArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
 
-    /// At least this many events at each steady rate (1 event/s then runs
-    /// longer than --duration).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-    pub min_events: u64,
-
-    /// How many times the latency, burst, step and slow-sink experiments
-    /// run: the spread between the repeats is the run-to-run noise the
-    /// verdicts compare against.
+    /// Runs of the latency, burst, step and slow-sink experiments: their
+    /// spread is the noise the verdicts compare against.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10))]
     pub repeats: u64,
 
@@ -124,8 +110,7 @@ pub struct ClaimsArgs {
     #[arg(long, default_value_t = 5)]
     pub step_seconds: u64,
 
-    /// The slow sink: the consumers' --batch-size (one SQLite transaction
-    /// per this many events).
+    /// The slow sink: the consumers' --batch-size.
     #[arg(long, default_value_t = 1)]
     pub slow_batch_size: usize,
 
@@ -141,13 +126,11 @@ pub struct ClaimsArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub scale_events: u64,
 
-    /// The scale-out: instance counts, in order (1 twice: its spread is
-    /// the noise of the scale-out's figures).
+    /// The scale-out: instance counts, in order (1 twice: the noise).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3,1")]
     pub scale_instances: Vec<usize>,
 
-    /// The outage: rate the producer offers while no consumer runs
-    /// (compared with the latency experiment's phases at the same rate).
+    /// The outage: rate the producer offers while no consumer runs.
     #[arg(long, default_value_t = 20_000)]
     pub outage_rate: u64,
 
@@ -161,7 +144,6 @@ pub struct ClaimsArgs {
 }
 
 impl ClaimsArgs {
-    /// The experiments to run.
     pub fn experiments(&self) -> Vec<Experiment> {
         if self.only.is_empty() {
             Experiment::value_variants().to_vec()
@@ -178,31 +160,29 @@ pub struct ClaimsRun {
     pub started_at: String,
     pub finished_at: String,
     pub wall_seconds: f64,
-    /// `/proc/loadavg` at the start.
+    /// `/proc/loadavg`.
     pub load_before: String,
-    /// `/proc/loadavg` at the end.
     pub load_after: String,
     pub machine: Machine,
     pub broker: BrokerInfo,
     pub settings: Settings,
-    /// The options of the experiments, as given.
     pub options: Options,
-    /// Every phase, in order (the warm-up included).
+    /// The warm-up included.
     pub phases: Vec<PhaseRun>,
     pub failures: Vec<String>,
 }
 
-/// The experiments' options as recorded.
+/// The experiments' options as given.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Options {
     pub rates: Vec<u64>,
-    /// Seconds per steady rate.
     pub duration: u64,
     pub repeats: u64,
     pub idle_seconds: u64,
+    /// Rate, seconds, gap, bursts.
     pub burst: (u64, u64, f64, u64),
     pub step: (Vec<u64>, u64),
-    /// Slow sink: batch size, rate, seconds.
+    /// Batch size, rate, seconds.
     pub slow: (usize, u64, u64),
     pub scale: (u64, Vec<usize>),
     pub outage: (u64, u64),
@@ -214,13 +194,11 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// Runs the claims experiments; non-zero exit on any failed check or
-/// phase.
+/// Non-zero exit on any failed check or phase.
 pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     let Some(start) = args.common.start("claims-", "claims")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let settings = &args.common.settings;
     let started = Instant::now();
     let mut record = ClaimsRun {
         command: start.command,
@@ -231,7 +209,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         load_after: String::new(),
         machine: Machine::probe(),
         broker: start.broker,
-        settings: settings.clone(),
+        settings: args.common.settings.clone(),
         options: Options {
             rates: args.rates.clone(),
             duration: args.duration,
@@ -262,15 +240,11 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         record.load_before
     );
     let mut next_id = 1u64;
-    let mut specs = Vec::new();
-    if !args.skip_warmup {
-        specs.push(experiments::warm_up());
-    }
-    for e in args.experiments() {
-        specs.extend(experiments::specs(e, args));
-    }
-    for spec in &specs {
-        match run_phase(&env, spec, &mut next_id) {
+    let specs = args.experiments().into_iter();
+    let specs = specs.flat_map(|e| experiments::specs(e, args));
+    let warm_up = (!args.skip_warmup).then(experiments::warm_up);
+    for spec in warm_up.into_iter().chain(specs) {
+        match run_phase(&env, &spec, &mut next_id) {
             Ok(p) => {
                 record.failures.extend(p.failures.iter().cloned());
                 if p.verification != "PASS" {
@@ -307,14 +281,9 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
         record.load_after,
         out.join("claims.md").display()
     );
-    Ok(if pass {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(crate::cli::exit_code(pass))
 }
 
-/// Runs one phase and verifies it.
 fn run_phase(env: &Env, spec: &PhaseSpec, next_id: &mut u64) -> anyhow::Result<PhaseRun> {
     let started = Instant::now();
     eprintln!(

@@ -17,7 +17,7 @@ use super::verdict::Pair;
 use crate::phase::PhaseRun;
 use crate::plots::draw::{self, FONT, XAxis, color, err, human, legend, line, svg};
 
-/// Draws what it has data for; returns the files written.
+/// Returns the files written.
 pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     if !a.latency.is_empty() {

@@ -8,7 +8,6 @@ use super::ClaimsRun;
 use super::analysis::{Analysis, LoadFigures, num, pct, rate_text, values};
 use super::verdict::Pair;
 
-/// What "push" and "pull" are in this project, said once.
 pub const WHAT_PUSH_IS: &str = "**What \"push\" is here.** No Kafka consumer is pushed to by the broker: \
 in both models librdkafka's own fetcher thread sends fetch requests (long-polled up to \
 `fetch.wait.max.ms`) and fills the same prefetch queue (capped at `queued.max.messages.kbytes`). \
@@ -45,8 +44,7 @@ fn noise(p: &Pair) -> String {
     }
 }
 
-/// The claims table alone (markdown): claim, experiment, pull, push,
-/// verdict.
+/// The claims table alone.
 pub fn claims_table(a: &Analysis) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| claim | experiment | pull | push | verdict |");
@@ -102,7 +100,6 @@ fn load_table(s: &mut String, f: &LoadFigures) {
     }
 }
 
-/// The whole report.
 pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let mut s = String::new();
     let pic = |name: &str| {

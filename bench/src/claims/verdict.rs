@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which way a figure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Better {
     Lower,
@@ -21,13 +20,11 @@ pub enum Better {
 pub enum Verdict {
     /// The model the claim favours is better by more than the noise.
     Holds,
-    /// The other model is better by more than the noise.
     DoesNotHold,
     NoDifference,
 }
 
 impl Verdict {
-    /// As the table says it.
     pub fn text(self) -> &'static str {
         match self {
             Verdict::Holds => "holds",
@@ -61,7 +58,6 @@ pub fn relative(a: f64, b: f64) -> f64 {
     }
 }
 
-/// The mean.
 pub fn mean(values: &[f64]) -> f64 {
     if values.is_empty() {
         0.0
@@ -78,7 +74,6 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// One model's measurements (`pull`, else push's).
     pub fn side(&mut self, model: &str) -> &mut Vec<f64> {
         if model == "pull" {
             &mut self.pull
@@ -87,12 +82,10 @@ impl Pair {
         }
     }
 
-    /// Pull's mean.
     pub fn pull_mean(&self) -> f64 {
         mean(&self.pull)
     }
 
-    /// Push's mean.
     pub fn push_mean(&self) -> f64 {
         mean(&self.push)
     }
@@ -106,7 +99,6 @@ impl Pair {
         }
     }
 
-    /// Pull against push, relative to the smaller mean.
     pub fn difference(&self) -> f64 {
         relative(self.pull_mean(), self.push_mean())
     }

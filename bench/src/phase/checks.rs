@@ -55,11 +55,7 @@ pub fn merge(parts: &[ProducerStats]) -> Option<ProducerStats> {
         m.errors.extend(p.errors.iter().cloned());
     }
     m.id_checksum = format!("{checksum:016x}");
-    m.events_per_second = if m.wall_seconds > 0.0 {
-        m.events_acknowledged as f64 / m.wall_seconds
-    } else {
-        0.0
-    };
+    m.events_per_second = crate::stats::rate(m.events_acknowledged, m.wall_seconds);
     Some(m)
 }
 
@@ -113,7 +109,7 @@ pub fn check_union(phase: &str, model: &str, dbs: &[PathBuf], p: &ProducerStats)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::producer_stats;
+    use crate::tests::producer_stats;
 
     fn part(first: u64, n: u64, amount: i128) -> ProducerStats {
         ProducerStats {

@@ -14,7 +14,6 @@ use super::checks::merge;
 use super::sampler::{EVERY, Lags, Sampler, Tracked};
 use super::{ConsumerRun, Env, PhaseRun, PhaseSpec, SegmentRun, drain_limit};
 use crate::machine::cpu_seconds;
-use crate::settings::ConsumerJob;
 use crate::stats::{ConsumerStats, ProducerStats, read_json};
 use crate::topics;
 
@@ -35,7 +34,6 @@ pub fn instance_name(model: Model, i: usize, instances: usize) -> String {
 /// A consumer process of the phase.
 struct Running {
     model: Model,
-    name: String,
     proc: Proc,
     started: Instant,
 }
@@ -83,12 +81,8 @@ fn run_on(
         for (model, (_, group)) in spec.models.iter().zip(&groups) {
             for i in 0..spec.instances {
                 let name = instance_name(*model, i, spec.instances);
-                let job = ConsumerJob {
-                    max_events: total.max(1),
-                    idle_s,
-                    ..ConsumerJob::in_dir(dir, &name, topic, group, true)
-                };
-                let mut args = settings.consumer(*model, &job);
+                let mut args = settings.consumer(*model, dir, &name, topic, group, total.max(1));
+                args.exit_when_idle = Some(idle_s);
                 args.batch_size = batch_size;
                 args.kafka
                     .properties
@@ -100,13 +94,10 @@ fn run_on(
                     // hand-overs (docs/offsets.md).
                     args.scale_out = true;
                 }
-                let proc = env.consumer(*model, &name, dir, &args)?;
-                let started = Instant::now();
                 running.push(Running {
                     model: *model,
-                    name,
-                    proc,
-                    started,
+                    proc: env.consumer(*model, &name, dir, &args)?,
+                    started: Instant::now(),
                 });
             }
         }
@@ -114,7 +105,7 @@ fn run_on(
     };
     let track = |tracked: &Tracked, running: &[Running]| {
         let mut t = tracked.lock().expect("not poisoned");
-        t.extend(running.iter().map(|r| (r.name.clone(), r.proc.pid())));
+        t.extend(running.iter().map(|r| (r.proc.name.clone(), r.proc.pid())));
     };
 
     let tracked: Tracked = Arc::new(Mutex::new(
@@ -248,11 +239,11 @@ fn run_on(
         } else {
             r.proc.stop()?
         };
-        exit_codes.push((r.name.clone(), f.code()));
+        exit_codes.push((r.proc.name.clone(), f.code()));
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
         }
-        let stats: ConsumerStats = match read_json(&dir.join(format!("{}.json", r.name))) {
+        let stats: ConsumerStats = match read_json(&dir.join(format!("{}.json", r.proc.name))) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(format!("{}: {e:#}", spec.name));
@@ -263,7 +254,7 @@ fn run_on(
         let l = stats.latency_us;
         eprintln!(
             "    {}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            r.name,
+            r.proc.name,
             stats.events_committed,
             ms(l.p50),
             ms(l.p99),
@@ -278,7 +269,7 @@ fn run_on(
         let after = spec.consumers_after_producer;
         consumers.push(ConsumerRun {
             model: r.model.name().to_string(),
-            name: r.name,
+            name: r.proc.name.clone(),
             ready_s: ready_at.get(k).copied().flatten(),
             idle_cpu_seconds: idle_cpu.get(k).copied().flatten(),
             active_cpu_seconds: if after {
@@ -324,7 +315,7 @@ fn wait_ready(running: &mut [Running], dir: &Path, limit: Duration) -> Vec<Optio
     let until = Instant::now() + limit;
     while Instant::now() < until && ready_at.iter().any(Option::is_none) {
         for (k, r) in running.iter().enumerate() {
-            let file = dir.join(format!("{}.ready", r.name));
+            let file = dir.join(format!("{}.ready", r.proc.name));
             if ready_at[k].is_none() && Ready::read(&file).is_some_and(|x| x.pid == r.proc.pid()) {
                 ready_at[k] = Some(r.started.elapsed().as_secs_f64());
             }
@@ -333,7 +324,7 @@ fn wait_ready(running: &mut [Running], dir: &Path, limit: Duration) -> Vec<Optio
             .iter_mut()
             .find_map(|r| r.proc.try_status().map(|_| r))
         {
-            eprintln!("    {} exited before it was ready", r.name);
+            eprintln!("    {} exited before it was ready", r.proc.name);
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -1,8 +1,7 @@
-//! What happens over time inside a phase: every 250 ms, each
-//! tracked process's resident memory and CPU (from `/proc`), and each
-//! consumer group's lag per partition (the topic's high watermark minus the
-//! offset the group committed to Kafka, which the consumers copy there
-//! after each SQLite commit, ~100 ms behind the database at most).
+//! A phase's timeline: every 250 ms, each tracked process's memory and CPU
+//! and each consumer group's lag per partition (the high watermark minus
+//! the offset the group committed to Kafka, which the consumers copy there
+//! after each SQLite commit).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,34 +13,28 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::machine::{cpu_seconds, status_bytes};
+use crate::machine::{cpu_seconds, memory};
 
-/// How often the sampler looks.
 pub const EVERY: Duration = Duration::from_millis(250);
 
 /// One process at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcPoint {
-    /// Its name in the phase (`pull`, `push-2`, `broker`).
+    /// `pull`, `push-2`, `broker`.
     pub name: String,
-    /// `VmRSS`.
     pub rss_bytes: u64,
-    /// User + system CPU since it started.
     pub cpu_seconds: f64,
 }
 
 /// One group's lag at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LagPoint {
-    /// The model whose group it is.
     pub model: String,
-    /// Per partition, in partition order: high watermark minus the
-    /// group's committed offset (the low watermark while it has none).
+    /// Per partition (from the low watermark while nothing is committed).
     pub partitions: Vec<i64>,
 }
 
 impl LagPoint {
-    /// All partitions together.
     pub fn total(&self) -> i64 {
         self.partitions.iter().sum()
     }
@@ -53,22 +46,19 @@ pub struct Sample {
     /// Seconds since the sampler started.
     pub t: f64,
     pub procs: Vec<ProcPoint>,
-    /// Each group's lag (absent when the broker did not answer in time).
+    /// Empty when the broker did not answer in time.
     pub lag: Vec<LagPoint>,
 }
 
 /// The processes a sampler follows; consumers started later are added.
 pub type Tracked = Arc<Mutex<Vec<(String, u32)>>>;
 
-/// A running sampler.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Vec<Sample>>,
 }
 
 impl Sampler {
-    /// Starts sampling the processes in `tracked` and the groups of `lags`
-    /// every `every`; the samples' clock starts at `started`.
     pub fn start(started: Instant, every: Duration, tracked: Tracked, lags: Lags) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
@@ -83,7 +73,7 @@ impl Sampler {
                     .filter_map(|(name, pid)| {
                         Some(ProcPoint {
                             name: name.clone(),
-                            rss_bytes: status_bytes(*pid, "VmRSS:")?,
+                            rss_bytes: memory(*pid)?.0,
                             cpu_seconds: cpu_seconds(*pid)?,
                         })
                     })
@@ -105,7 +95,7 @@ impl Sampler {
         Sampler { stop, thread }
     }
 
-    /// Stops and returns the samples (one last one taken at the stop).
+    /// Stops; one last sample is taken.
     pub fn finish(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
@@ -121,8 +111,7 @@ pub struct Lags {
 }
 
 impl Lags {
-    /// `groups` (model name, group id) on `topic` with `partitions`
-    /// partitions.
+    /// `groups`: (model name, group id).
     pub fn of(
         brokers: &str,
         topic: &str,

@@ -32,7 +32,6 @@ pub fn drawn(pictures: anyhow::Result<Vec<PathBuf>>, who: &str) -> Vec<PathBuf> 
     })
 }
 
-/// Draws `f` on a white `size` picture at `path`.
 pub fn svg(
     path: &Path,
     size: (u32, u32),
@@ -99,8 +98,7 @@ pub fn lines<'a, P>(
     lines
 }
 
-/// The x axis of [`per_rate`]: its range, description, label count and
-/// label text.
+/// The x axis of [`per_rate`].
 pub struct XAxis<'a, R> {
     pub range: R,
     pub desc: &'a str,
@@ -108,9 +106,7 @@ pub struct XAxis<'a, R> {
     pub format: &'a dyn Fn(&f64) -> String,
 }
 
-/// Percentile lines against the offered rate on a log y axis: the run's
-/// live latency (one slot per rate) and the claims' latency and CPU (log
-/// x).
+/// Percentile lines against the offered rate on a log y axis.
 pub fn per_rate<R>(
     path: &Path,
     title: &str,
@@ -155,7 +151,6 @@ where
     })
 }
 
-/// The legend box at `position`.
 pub fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
     chart: &mut Chart<'a, 'b, X, Y>,
     position: SeriesLabelPosition,
@@ -188,17 +183,12 @@ pub fn human(v: f64) -> String {
     } else {
         (v, "")
     };
-    let s = if x.abs() >= 100.0 || x.fract().abs() < 1e-9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
+    let s = crate::claims::analysis::num(x);
+    // 20.0k and 1.50M without their trailing zeros; 100 keeps its own.
     let s = if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+        s.trim_end_matches('0').trim_end_matches('.')
     } else {
-        s
+        &s
     };
     format!("{s}{suffix}")
 }

@@ -4,8 +4,8 @@
 use super::*;
 
 impl Results {
-    /// Gathers the figures of the run in `dir`: the backlog phase (producer,
-    /// ceilings, both consumers), then every live and saturation step.
+    /// The backlog phase (producer, ceilings, both consumers), then every
+    /// live and saturation step.
     pub fn collect(dir: &Path) -> anyhow::Result<Results> {
         let run: RunRecord = read_json(&dir.join("run.json"))?;
         let checks: Vec<Check> = verify::read_checks(&dir.join("verification.json"))?;
@@ -33,7 +33,6 @@ impl Results {
         Ok(r)
     }
 
-    /// The backlog producer and its raw ceiling.
     fn collect_producer(&mut self, backlog: &Path) -> anyhow::Result<()> {
         let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"))?;
         let raw_producer = RawProducer::read(backlog)?;
@@ -59,8 +58,7 @@ impl Results {
         Ok(())
     }
 
-    /// The consumer ceilings; returns the lower of raw consume and store
-    /// insert, the ceiling a consumer is measured against.
+    /// Returns the lower of raw consume and store insert.
     fn collect_ceilings(&mut self, backlog: &Path) -> anyhow::Result<Option<f64>> {
         let raw_consume: Option<RawConsumeStats> = read_opt(&backlog.join("raw-consume.json"))?;
         let store_insert = joined_halves(backlog, "store-insert")?;
@@ -95,7 +93,6 @@ impl Results {
         Ok(lower.map(|l| l.1))
     }
 
-    /// Each consumer's backlog drain, against `ceiling`.
     fn collect_backlog(&mut self, backlog: &Path, ceiling: Option<f64>) -> anyhow::Result<()> {
         for model in Model::ALL {
             let stats: Option<ConsumerStats> =
@@ -118,7 +115,6 @@ impl Results {
         Ok(())
     }
 
-    /// A model's result and the settings it reported.
     fn model_mut(
         &mut self,
         model: Model,
@@ -129,8 +125,6 @@ impl Results {
         }
     }
 
-    /// Every `live-<rate>` phase (into `live` and each model's latency by
-    /// rate) and `saturation-<rate>` step (into `saturation`).
     fn collect_live(&mut self, dir: &Path) -> anyhow::Result<()> {
         let mut steps: Vec<LiveResult> = Vec::new();
         for phase_dir in verify::phase_dirs(dir).unwrap_or_default() {
@@ -163,7 +157,6 @@ impl Results {
         Ok(())
     }
 
-    /// One live phase or saturation step (`sweep`) at `rate`.
     fn collect_live_phase(
         &mut self,
         phase_dir: &Path,
@@ -225,26 +218,18 @@ impl Results {
             note("producer-raw", p.raw_max_rss_bytes.unwrap_or(0));
         }
         if let Some(c) = &self.ceilings {
-            note(
-                "raw-consume",
-                c.raw_consume.as_ref().map_or(0, |x| x.max_rss_bytes),
-            );
-            note(
-                "store-insert",
-                c.store_insert.as_ref().map_or(0, |x| x.max_rss_bytes),
-            );
+            let raw = c.raw_consume.as_ref().map_or(0, |x| x.max_rss_bytes);
+            let store = c.store_insert.as_ref().map_or(0, |x| x.max_rss_bytes);
+            note("raw-consume", raw);
+            note("store-insert", store);
         }
         for (model, m) in [("pull", &self.pull), ("push", &self.push)] {
-            if let Some(m) = m {
-                note(model, m.backlog.max_rss_bytes);
-            }
+            note(model, m.as_ref().map_or(0, |m| m.backlog.max_rss_bytes));
         }
         for l in &self.live {
             note("producer", l.producer_max_rss_bytes);
             for (model, f) in [("pull", &l.pull), ("push", &l.push)] {
-                if let Some(f) = f {
-                    note(model, f.max_rss_bytes);
-                }
+                note(model, f.as_ref().map_or(0, |f| f.max_rss_bytes));
             }
         }
         peaks
@@ -279,7 +264,7 @@ impl Results {
         }
     }
 
-    /// A setting of `who` (`producer`, `pull`, `push`), or "–".
+    /// A setting of `producer`, `pull` or `push`, or "–".
     pub fn setting(&self, who: &str, key: &str) -> String {
         let map = match who {
             "producer" => &self.settings.producer,

@@ -4,8 +4,7 @@
 use super::*;
 
 /// `producer --raw` with `count` events into a throw-away topic, deleted
-/// afterwards whatever happened; stats and log in `dir` as `{name}.json`
-/// and `{name}.log`.
+/// afterwards whatever happened.
 pub(super) fn raw_to_throwaway_topic(
     ctx: &Ctx<'_>,
     dir: &Path,
@@ -27,11 +26,9 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let topic = ctx.env.topic(phase);
     let skip_ceilings = ctx.args.skip_ceilings;
 
-    // The producer's raw ceiling is measured in two halves, one right before
-    // the producer and one right after, each on a throw-away topic deleted
-    // at once: the broker drifts as it fills (an in-memory engine slows
-    // down), and a ceiling taken on one side only would favour or handicap
-    // the producer by that drift.
+    // Each ceiling is measured in two halves, right before and right after
+    // what it bounds: the broker and the shared machine drift, and a
+    // ceiling on one side only would favour or handicap it by that drift.
     let raw_half = |ctx: &mut Ctx<'_>, name: &str, count: u64| {
         if skip_ceilings || count == 0 {
             return;
@@ -81,16 +78,8 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         }
     }
 
-    // The store's insert ceiling, like the producer's, is measured in two
-    // halves into one scratch database: the first half right before the
-    // drains, the second (continuing it) right after them, so that the
-    // machine's drift (it is shared) weighs on both sides alike. Measured
-    // once after the drains, it came out 5-9% below a consumer that had
-    // just stored the same events, while alone it measured 10-20% above.
-    //
-    // The bare-SQLite ceiling (the same rows into one table with one
-    // b-tree, nothing else) is measured the same way, its halves inside the
-    // store's: store, bare, drains, bare, store.
+    // The insert ceilings' halves go into one scratch database each, the
+    // second continuing the first: store, bare, drains, bare, store.
     let scratch = dir.join("store-ceiling.db");
     let bare_scratch = dir.join("bare-ceiling.db");
     let first_id = produced.first_event_id.max(1);
@@ -133,15 +122,12 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             &format!("consumer-{name} backlog drain"),
             |ctx| {
                 let group = ctx.env.group(model, phase);
-                let job = ConsumerJob {
-                    max_events: acked,
-                    ..ConsumerJob::in_dir(&dir, name, &topic, &group, false)
-                };
-                let args = ctx.env.settings.consumer(model, &job);
+                let mut args = ctx.env.settings.consumer(model, &dir, name, &topic, &group, acked);
+                args.ready_file = None;
                 let f = ctx.env.consumer(model, name, &dir, &args)?.finish_within(drain_limit(acked))?;
-                ctx.record_db(phase, name, &job.db);
+                ctx.record_db(phase, name, &args.db);
                 ctx.finished(phase, &f)?;
-                let s: ConsumerStats = read_json(&job.stats)?;
+                let s: ConsumerStats = read_json(&dir.join(format!("{name}.json")))?;
                 eprintln!(
                     "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
                     s.events_committed,
@@ -171,10 +157,8 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         );
         store_half(ctx, "bare-sqlite-after", n - n / 2, n / 2);
         store_half(ctx, "store-insert-after", n - n / 2, n / 2);
-        if !ctx.args.keep_scratch_db {
-            remove_db(&scratch);
-            remove_db(&bare_scratch);
-        }
+        remove_db(&scratch);
+        remove_db(&bare_scratch);
     }
     topics::delete(&ctx.env.settings.brokers, &topic);
 
@@ -194,7 +178,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let args = QueryArgs {
                     db: pull_db.clone(),
                     accounts: ctx.env.settings.accounts,
-                    samples: ctx.args.query_samples,
+                    samples: 200,
                     stats_json: Some(json.clone()),
                 };
                 let limit = Duration::from_secs(3600);

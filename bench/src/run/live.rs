@@ -14,11 +14,8 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>) {
     let mut rate = args.saturation_start;
     let mut holding = [true, true];
     while rate <= args.saturation_max {
-        if let Err(e) = live_phase(ctx, "saturation", rate) {
-            ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
-            break;
-        }
-        let step = match live_step(ctx, rate) {
+        let step = live_phase(ctx, "saturation", rate).and_then(|()| live_step(ctx, rate));
+        let step = match step {
             Ok(s) => s,
             Err(e) => {
                 ctx.fail(format!("saturation step at {rate}/s: {e:#}"));

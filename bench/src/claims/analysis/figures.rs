@@ -153,49 +153,35 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
             let Some((model, _)) = scale_phase(&run.name) else {
                 continue;
             };
+            let cs = &run.consumers;
             // The group's span: from the first instance's assignment (it
             // can consume from then on) until the group's lag was 0.
-            let first_ready = run
-                .consumers
+            let first_ready = cs
                 .iter()
                 .filter_map(|c| c.ready_s)
                 .fold(f64::INFINITY, f64::min);
             let drain = drained_after(&run.samples, model, run.consumers_start_s);
-            let longest = run
-                .consumers
-                .iter()
-                .map(|c| c.stats.wall_seconds)
-                .fold(0.0, f64::max);
+            let longest = cs.iter().map(|c| c.stats.wall_seconds).fold(0.0, f64::max);
             let span = match drain {
                 Some(d) if first_ready.is_finite() && d > first_ready => d - first_ready,
                 _ => longest,
             };
-            let eps = if span > 0.0 {
-                run.producer.events_acknowledged as f64 / span
-            } else {
-                0.0
-            };
-            let join = run
-                .consumers
+            let eps = crate::stats::rate(run.producer.events_acknowledged, span);
+            let join = cs
                 .iter()
                 .map(|c| c.ready_s.unwrap_or(f64::NAN))
                 .fold(0.0, f64::max);
-            let rebalances = run
-                .consumers
+            let rebalances = cs
                 .iter()
-                .map(|c| (c.assignments + c.revocations).saturating_sub(1))
-                .sum::<u64>() as f64;
+                .map(|c| (c.assignments + c.revocations).saturating_sub(1));
             f.events_per_second.side(model).push(eps);
             f.join_s.side(model).push(join);
             f.drain_s.side(model).extend(drain);
-            f.rebalances.side(model).push(rebalances);
-            f.per_instance.push((
-                run.name.clone(),
-                run.consumers
-                    .iter()
-                    .map(|c| c.stats.events_committed)
-                    .collect(),
-            ));
+            f.rebalances
+                .side(model)
+                .push(rebalances.sum::<u64>() as f64);
+            let per_instance = cs.iter().map(|c| c.stats.events_committed).collect();
+            f.per_instance.push((run.name.clone(), per_instance));
         }
         a.scale.push(f);
     }

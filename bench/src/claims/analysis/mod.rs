@@ -1,6 +1,5 @@
 //! From the phases of a claims run to figures per experiment and a verdict
-//! per claim. Every figure here is read from the phases' stats files and
-//! samples; nothing is assumed.
+//! per claim, read from the phases' stats files and samples.
 
 mod figures;
 mod table;
@@ -17,30 +16,25 @@ pub use text::{num, pct, rate_text, values};
 /// One steady rate, over the repeats.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RateFigures {
-    /// Offered events/s.
     pub rate: u64,
-    /// Events per repeat.
+    /// Per repeat.
     pub events: u64,
-    /// The producer's achieved rate, per repeat.
     pub producer_events_per_second: Vec<f64>,
-    /// End-to-end latency, ms.
     pub p50_ms: Pair,
     pub p99_ms: Pair,
     pub p999_ms: Pair,
     pub max_ms: Pair,
-    /// Consumer CPU from the producer's start to the consumer's exit, per
-    /// event, microseconds.
+    /// Consumer CPU from the producer's start to the consumer's exit.
     pub cpu_us_per_event: Pair,
-    /// The same CPU per second of that window (cores).
+    /// The same CPU per second of that window.
     pub cores: Pair,
 }
 
 /// CPU with nothing to consume.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdleFigures {
-    /// The window, seconds (two halves).
     pub seconds: u64,
-    /// CPU milliseconds per second, each half.
+    /// Each half of the window.
     pub cpu_ms_per_s: Pair,
     pub broker_cpu_ms_per_s: Vec<f64>,
 }
@@ -50,7 +44,6 @@ pub struct IdleFigures {
 pub struct LoadFigures {
     /// `burst`, `step`, `slow`.
     pub name: String,
-    /// Events per repeat.
     pub events: u64,
     /// The producer's rate per segment, first repeat.
     pub segment_rates: Vec<f64>,
@@ -59,19 +52,16 @@ pub struct LoadFigures {
     pub p999_ms: Pair,
     pub max_ms: Pair,
     pub max_lag: Pair,
-    /// Highest `VmRSS` sampled, MB.
     pub peak_rss_mb: Pair,
-    /// Consumer CPU, seconds, producer start to exit.
+    /// Producer start to consumer exit.
     pub cpu_s: Pair,
-    /// Events committed per second, first message to last commit.
     pub events_per_second: Pair,
-    /// Seconds between the first and the last partition to catch up.
+    /// Between the first and the last partition to catch up.
     pub catch_up_spread_s: Pair,
     /// At the peak of the lag, the largest partition's lag over the mean.
     pub lag_skew: Pair,
     /// Assignments and revocations beyond the first assignment.
     pub rebalances: Pair,
-    /// SQLite commits (batches).
     pub batches: Pair,
 }
 
@@ -79,17 +69,16 @@ pub struct LoadFigures {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScaleFigures {
     pub instances: usize,
-    /// The group's events/s: the backlog over the span from the first
-    /// instance's assignment to the group's lag reaching 0, per run.
+    /// The backlog over the span from the first instance's assignment to
+    /// the group's lag reaching 0.
     pub events_per_second: Pair,
-    /// Seconds from starting the instances until every one was assigned
-    /// partitions.
+    /// From the start until every instance had partitions.
     pub join_s: Pair,
-    /// Seconds from starting the instances until the group's lag was 0.
+    /// From the start until the group's lag was 0.
     pub drain_s: Pair,
-    /// Assignments and revocations over the instances beyond one each.
+    /// Beyond one assignment per instance.
     pub rebalances: Pair,
-    /// Events stored per instance, per run, for each model.
+    /// Events stored per instance, per phase.
     pub per_instance: Vec<(String, Vec<u64>)>,
 }
 
@@ -97,19 +86,16 @@ pub struct ScaleFigures {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OutageFigures {
     pub rate: u64,
-    /// The producer's rate with no consumer.
     pub producer_events_per_second: f64,
-    /// First send to last acknowledgement minus the offered duration, ms.
+    /// First send to last acknowledgement minus the offered duration.
     pub producer_tail_ms: f64,
     pub producer_cpu_s: f64,
-    /// The same with both consumers live (latency phases at that rate).
+    /// The same in the latency phases at that rate, both consumers live.
     pub live_producer_events_per_second: Vec<f64>,
     pub live_producer_tail_ms: Vec<f64>,
-    /// Producer CPU with both consumers live.
     pub live_producer_cpu_s: Vec<f64>,
-    /// After the outage: each consumer's drain rate.
+    /// After the outage.
     pub drain_events_per_second: Pair,
-    /// After the outage: each consumer's largest latency, ms.
     pub max_ms: Pair,
 }
 
@@ -123,8 +109,7 @@ pub struct ClaimRow {
     pub verdict: Verdict,
     /// What the verdict rests on: differences, noise, counts.
     pub basis: String,
-    /// The figures whose own verdict differs from the claim's, by verdict
-    /// (empty when all agree).
+    /// The figures whose own verdict differs from the claim's.
     #[serde(default)]
     pub exceptions: String,
 }
@@ -137,7 +122,6 @@ pub struct Analysis {
     pub burst: Option<LoadFigures>,
     pub step: Option<LoadFigures>,
     pub slow: Option<LoadFigures>,
-    /// Scale-out, per group size.
     pub scale: Vec<ScaleFigures>,
     pub outage: Option<OutageFigures>,
     pub claims: Vec<ClaimRow>,

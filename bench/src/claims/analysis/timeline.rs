@@ -42,13 +42,9 @@ pub fn catch_up_spread(samples: &[Sample], model: &str, from: f64) -> Option<f64
             }
         }
     }
-    let times: Vec<f64> = last.into_iter().flatten().collect();
-    if times.is_empty() {
-        return None;
-    }
-    let max = times.iter().cloned().fold(f64::MIN, f64::max);
-    let min = times.iter().cloned().fold(f64::MAX, f64::min);
-    Some(max - min)
+    let times = last.into_iter().flatten();
+    let (lo, hi) = times.fold((f64::MAX, f64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    (hi >= lo).then_some(hi - lo)
 }
 
 /// At the moment of `model`'s largest total lag, the largest partition's

@@ -1,14 +1,6 @@
-//! The fault suite: runs the real binaries (`producer`, `consumer-pull`,
-//! `consumer-push`) against Apache Kafka while faults are injected, then
-//! checks every consumer's database against the produced events with the
-//! harness's one verification ([`testkit::verify`]).
-//!
-//! Each scenario exists once, in [`scenarios`]. `scripts/chaos.sh` runs
-//! them with big numbers ([`Options`], the command line); the tests run the
-//! same code with small ones ([`short_run`]). A scenario passes only when
-//! nothing is lost, nothing duplicated, no balance is wrong and its own
-//! fault-specific checks hold; it prints one line of figures, e.g.
-//! `kill9 pull: events 1000000 kills 10 restarts 10 lost 0 duplicated 0 wrong_balances 0 PASS`.
+//! The fault suite (chaos/README.md): each scenario exists once, in
+//! [`scenarios`]; `scripts/chaos.sh` runs them with big numbers
+//! ([`Options`]), the tests with small ones ([`short_run`]).
 
 pub mod scenarios;
 
@@ -20,51 +12,29 @@ use anyhow::{Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
 use testkit::{Bins, Model};
 
-/// One scenario of the suite, in the order they run by default.
+/// The scenarios (chaos/README.md), in the order they run by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// Bad command lines and files, and `--help` never showing a secret.
     BadInput,
-    /// No fault: every event stored once, the stats complete, the database
-    /// (not Kafka) says where to resume.
     FullRun,
-    /// `kill -9` at random moments, restarted each time.
     Kill9,
-    /// SIGTERM mid-run: the open batch committed within 5 s, the restart
-    /// continues where it stopped.
     Sigterm,
-    /// Two instances in one group, each with its own database.
     TwoInstances,
-    /// 1% bad messages of every kind.
     BadMessages,
-    /// The broker unreachable at start.
     NoBroker,
-    /// The database locked by another process.
     DbLock,
-    /// The disk fills up.
     DiskFull,
-    /// The broker stopped mid-run, then restarted on the same data.
     Outage,
-    /// Offsets skipped on purpose are recorded or refused, never silent.
     OffsetGaps,
-    /// Operator moves (a restored backup, a new `--db`, a recreated topic,
-    /// `auto.offset.reset=latest`) and a cooperative revocation.
     StartPositions,
-    /// Three nodes: `kill -9` of the busiest leader, during a drain and live.
     LeaderKill,
-    /// Three nodes: each stopped and restarted in turn, live.
     RollingRestart,
-    /// Three nodes: several instances per group; killed, lost, joining.
     ScaleOut,
-    /// Three nodes: two down; nothing acknowledged is lost.
     MinorityLoss,
-    /// Three nodes: a rebalance while the database is locked longer than
-    /// `max.poll.interval.ms`.
     SlowRevoke,
 }
 
 impl Scenario {
-    /// The name on the command line and in the figures (`kill9`, `db-lock`).
     pub fn name(self) -> String {
         self.to_possible_value()
             .expect("no skipped variant")
@@ -72,7 +42,6 @@ impl Scenario {
             .to_string()
     }
 
-    /// Parses a comma-separated list of names, or `all`.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -103,7 +72,6 @@ impl fmt::Display for Scenario {
     }
 }
 
-/// Parses `pull` or `push`.
 pub fn parse_model(s: &str) -> Result<Model> {
     Model::ALL
         .into_iter()
@@ -114,13 +82,11 @@ pub fn parse_model(s: &str) -> Result<Model> {
 /// The broker of the scenarios that do not stop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BrokerKind {
-    /// Apache Kafka, one JVM for the whole run ([`testkit::Kafka::shared`]).
+    /// Apache Kafka, one JVM for the whole run.
     Kafka,
-    /// Nisshi, the embedded Rust broker, where Java is absent: a new one
-    /// in memory per scenario, on SQLite for `outage`.
+    /// Nisshi, the embedded Rust broker: a new one per scenario.
     Nisshi,
-    /// librdkafka's mock cluster, a new one per scenario: hermetic tests
-    /// only, never the only proof of a guarantee.
+    /// librdkafka's mock cluster: proves nothing alone.
     Mock,
 }
 
@@ -155,12 +121,9 @@ pub struct Options {
     /// Comma-separated consumers: pull, push.
     #[arg(long, default_value = "pull,push", value_delimiter = ',', value_parser = parse_model)]
     pub consumers: Vec<Model>,
-    /// The broker: `kafka` (Apache Kafka), `nisshi` (the embedded Rust
-    /// broker, where Java is absent; for outage a private one on SQLite,
-    /// whose log survives its restart), or `mock` (librdkafka's mock
-    /// cluster; proves nothing alone). no-broker, offset-gaps,
-    /// start-positions and the cluster scenarios always run on a private
-    /// Apache Kafka, and outage does unless `nisshi`.
+    /// The broker. no-broker, offset-gaps, start-positions and the cluster
+    /// scenarios always run on Apache Kafka, and outage does unless
+    /// `nisshi` (then on SQLite, whose log survives the restart).
     #[arg(long, value_enum, default_value = "kafka")]
     pub broker: BrokerKind,
     /// Working directory: databases, logs, stats files, the brokers' data
@@ -220,9 +183,7 @@ pub struct Options {
 /// A run of the suite: the options and the binaries they name.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// What the command line (or [`Config::short`]) says.
     pub options: Options,
-    /// The producer and consumer binaries.
     pub bins: Bins,
 }
 
@@ -234,9 +195,7 @@ impl Deref for Config {
 }
 
 impl Config {
-    /// The small sizes of the tests, with the binaries of this build:
-    /// 20,000 events over 2,000 accounts in batches of 1,000, 3 kills, a
-    /// 3 s lock, the broker absent 5 s and down 6 s, and throughput
+    /// The tests' small sizes, with the binaries of this build; throughput
     /// reported but not judged (20,000 events are too few to measure it).
     pub fn short(out: &Path, consumers: &[Model], broker: BrokerKind) -> Config {
         let mut options = Options::parse_from(
@@ -252,69 +211,49 @@ impl Config {
             bins: Bins::of_this_build(),
         }
     }
-
-    /// The consumers' extra arguments every scenario passes.
-    pub fn batch_args(&self) -> Vec<String> {
-        match self.batch_size {
-            Some(n) => vec!["--batch-size".into(), n.to_string()],
-            None => Vec::new(),
-        }
-    }
 }
 
-/// The verdict of one scenario for one consumer (or for all binaries).
+/// The verdict of one scenario for one subject: a consumer, `producer` or
+/// `all`.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The scenario.
     pub scenario: Scenario,
-    /// `pull`, `push`, or `producer`/`all` for scenarios about every binary.
     pub subject: String,
     /// The figures, e.g. `events 1000000 kills 10 lost 0 ...`.
     pub figures: String,
-    /// Whether every check held.
-    pub pass: bool,
-    /// Why it was not run, if it was not (neither pass nor fail).
+    /// Why it could not run here (neither pass nor fail).
     pub skipped: Option<String>,
-    /// What went wrong, one line each.
+    /// What went wrong, one line each: it passed when there is none.
     pub problems: Vec<String>,
 }
 
 impl Outcome {
-    /// A passed or failed outcome: failed when there are problems.
-    pub fn new(
-        scenario: Scenario,
-        subject: &str,
-        figures: String,
-        problems: Vec<String>,
-    ) -> Outcome {
-        let pass = problems.is_empty();
-        let subject = subject.to_string();
+    pub fn new(sc: Scenario, subject: &str, figures: String, problems: Vec<String>) -> Outcome {
+        let (scenario, subject, skipped) = (sc, subject.to_string(), None);
         Outcome {
             scenario,
             subject,
             figures,
-            pass,
-            skipped: None,
+            skipped,
             problems,
         }
     }
 
-    /// A scenario that could not run here.
-    pub fn skipped(scenario: Scenario, subject: &str, why: String) -> Outcome {
+    pub fn skipped(sc: Scenario, subject: &str, why: String) -> Outcome {
+        let skipped = Some(why);
         Outcome {
-            skipped: Some(why),
-            ..Outcome::new(scenario, subject, String::new(), Vec::new())
+            skipped,
+            ..Outcome::new(sc, subject, String::new(), Vec::new())
         }
     }
 
     /// A scenario that broke down before it could measure anything.
-    pub fn error(scenario: Scenario, subject: &str, e: &anyhow::Error) -> Outcome {
-        Outcome::new(
-            scenario,
-            subject,
-            "harness error".into(),
-            vec![format!("{e:#}")],
-        )
+    pub fn error(sc: Scenario, subject: &str, e: &anyhow::Error) -> Outcome {
+        Outcome::new(sc, subject, "harness error".into(), vec![format!("{e:#}")])
+    }
+
+    pub fn failed(&self) -> bool {
+        self.skipped.is_none() && !self.problems.is_empty()
     }
 }
 
@@ -324,7 +263,7 @@ impl fmt::Display for Outcome {
         if let Some(why) = &self.skipped {
             return write!(f, "{scenario} {subject}: SKIPPED ({why})");
         }
-        let verdict = if self.pass { "PASS" } else { "FAIL" };
+        let verdict = if self.failed() { "FAIL" } else { "PASS" };
         write!(f, "{scenario} {subject}: {} {verdict}", self.figures)?;
         for p in &self.problems {
             write!(f, "\n    problem: {p}")?;
@@ -369,7 +308,7 @@ pub fn short_run(
     }
     let failed: Vec<String> = outcomes
         .iter()
-        .filter(|o| !o.pass)
+        .filter(|o| o.failed())
         .map(|o| o.to_string())
         .collect();
     if !failed.is_empty() {

@@ -117,7 +117,9 @@ pub(crate) fn consumer(
 ) -> ConsumerCmd {
     let group = kafka::unique(&format!("chaos-{}-{}", sc.name(), model.name()));
     let mut cmd = ConsumerCmd::new(model, brokers, topic, &group, dir);
-    cmd.extra = cfg.batch_args();
+    if let Some(n) = cfg.batch_size {
+        cmd.extra = vec!["--batch-size".into(), n.to_string()];
+    }
     cmd
 }
 

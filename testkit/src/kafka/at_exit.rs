@@ -1,5 +1,4 @@
-//! What happens when the process exits: process-wide brokers are killed,
-//! then their temporary directories (and the others registered) removed.
+//! At exit: process-wide brokers killed, registered directories removed.
 use super::*;
 
 static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());

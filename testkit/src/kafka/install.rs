@@ -1,5 +1,4 @@
-//! Where the broker's jars are (`broker install` puts them there) and how
-//! the JVM is started on them.
+//! Where the broker's jars are and how the JVM is started on them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,8 +11,7 @@ use crate::repo_root;
 
 static HOME: OnceLock<PathBuf> = OnceLock::new();
 
-/// Makes `dir` the installation to use instead of [`home`]'s rule (the
-/// fault suite's `--kafka-home`); only before the first broker starts.
+/// Makes `dir` the installation (`chaos --kafka-home`); before any start.
 pub fn set_home(dir: &Path) {
     let _ = HOME.set(dir.to_path_buf());
 }
@@ -56,7 +54,6 @@ pub fn available() -> Result<PathBuf> {
     Ok(home.join("libs"))
 }
 
-/// `java` with the broker's class path and log settings.
 pub(super) fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
     let mut cmd = Command::new("java");
     cmd.args(heap.split_whitespace())

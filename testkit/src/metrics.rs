@@ -1,7 +1,5 @@
-//! The binaries' Prometheus endpoints (`--metrics-addr`) from the outside:
-//! [`scrape`] fetches `/metrics` with a real HTTP client and parses the
-//! text format; [`metrics_match_the_database`] is the end-to-end check both
-//! consumers' tests run.
+//! The binaries' Prometheus endpoints from the outside: [`scrape`], and
+//! [`metrics_match_the_database`], the check both consumers' tests run.
 
 use std::collections::BTreeSet;
 use std::thread;
@@ -16,7 +14,6 @@ use crate::kafka::{Kafka, unique};
 use crate::procs::{ConsumerCmd, GENEROUS, ProducerCmd, wait_until};
 use crate::{free_port, verify};
 
-/// One scrape of an endpoint.
 #[derive(Debug)]
 pub struct Scrape {
     samples: Vec<Sample>,
@@ -38,8 +35,7 @@ pub fn scrape(addr: &str) -> Result<Scrape> {
 }
 
 impl Scrape {
-    /// The samples of `name` with a plain value (counters, gauges,
-    /// untyped), and their labels.
+    /// The samples of `name` with a plain value.
     fn numbers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a Sample, f64)> + 'a {
         self.samples
             .iter()
@@ -50,8 +46,7 @@ impl Scrape {
             })
     }
 
-    /// The value of the sample `name` whose labels include `labels`, if
-    /// there is one.
+    /// The value of the sample `name` whose labels include `labels`.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.numbers(name)
             .find(|(s, _)| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
@@ -63,8 +58,7 @@ impl Scrape {
         self.value(name, &[]).unwrap_or(0.0) as u64
     }
 
-    /// How many observations histogram `name` holds (`<name>_count`, or
-    /// its `+Inf` bucket); `None` when it is not there.
+    /// How many observations histogram `name` holds.
     pub fn histogram_count(&self, name: &str) -> Option<u64> {
         if let Some(v) = self.value(&format!("{name}_count"), &[]) {
             return Some(v as u64);
@@ -81,7 +75,7 @@ impl Scrape {
             })
     }
 
-    /// The `partition` label of every sample of `name`, with its value.
+    /// The value of `name` per `partition` label.
     pub fn by_partition(&self, name: &str) -> Vec<(i32, f64)> {
         self.numbers(name)
             .filter_map(|(s, v)| Some((s.labels.get("partition")?.parse().ok()?, v)))
@@ -91,26 +85,12 @@ impl Scrape {
 
 /// Events the check sends: enough for several batches at its rate.
 const COUNT: u64 = 6_000;
-/// Partitions of its topic.
 const PARTITIONS: i32 = 3;
 
-/// Runs `model` with `--metrics-addr` (and `--log-format json`) while a
-/// paced producer, with `--metrics-addr` too, sends [`COUNT`] events;
-/// scrapes both with a real HTTP client while the events flow, then once
-/// everything is stored. Checks:
-///
-/// - while events flow: the producer's acknowledged never exceed its sent,
-///   nothing fails; the consumer's committed counter never exceeds the rows
-///   of its database read right after the scrape, and some scrape sees it
-///   between 0 and the total;
-/// - at the end: committed = rows = the producer's acknowledged = the
-///   latency histogram's count; dead letters = the database's (0); the
-///   batch commit histogram counts the stats file's batches; every
-///   partition's lag gauge reaches 0; RSS is reported;
-/// - every log line on stderr is a JSON object with the text format's
-///   fields (`timestamp`, `level`, `message`).
-///
-/// Skipped (with a message) where Apache Kafka cannot run.
+/// Runs `model` with `--metrics-addr` and `--log-format json` while a
+/// paced producer with `--metrics-addr` sends [`COUNT`] events; scrapes
+/// both while the events flow and at the end, checking them against each
+/// other, the database and the stats file; every log line must be JSON.
 pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
     let Some(kafka) = Kafka::shared_or_skip(test) else {
         return Ok(());

@@ -1,7 +1,5 @@
-//! The one topic creation of the harness (tests, chaos, bench,
-//! `scripts/broker.sh`): through the Kafka admin API, so it works the same
-//! on Apache Kafka, Nisshi and Docker's broker, replicated as
-//! [`Replication`] says, and done only once every partition has a leader.
+//! The one topic creation of the harness, through the admin API (the same
+//! on every broker), done once every partition has a leader.
 
 use std::time::Duration;
 
@@ -24,9 +22,8 @@ pub enum Existing {
     Fail,
 }
 
-/// Creates `topic` (replicated as `replication` says; an existing one as
-/// `existing` says), waits until every partition has a leader, and returns
-/// how many partitions it has.
+/// Creates `topic`, waits until every partition has a leader, and returns
+/// how many it has.
 pub fn create_topic(
     bootstrap: &str,
     topic: &str,
@@ -79,8 +76,7 @@ pub fn create_topic(
     Ok(have)
 }
 
-/// Creates `topic` with `partitions` partitions (one replica), failing
-/// when it exists already, and waits until every partition has a leader.
+/// Creates `topic` (one replica), failing when it exists already.
 pub fn create_new_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
     let one = Replication::for_nodes(1);
     create_topic(bootstrap, topic, partitions, one, Existing::Fail).map(drop)

@@ -1,8 +1,4 @@
-//! Item 6: bad command lines and files. Each case runs a binary in an
-//! empty working directory (plus the file the case needs) and checks: a
-//! non-zero exit within 20 s, exactly one line saying `error`, naming what
-//! is wrong, no panic, no file created or changed, no secret echoed. Plus
-//! the cheap security checks: `--help` never shows a secret given with -X.
+//! Item 6: bad command lines and files (chaos/README.md, `bad-input`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

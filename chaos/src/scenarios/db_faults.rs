@@ -1,16 +1,5 @@
 //! Item 5: the database locked by another process, and a disk that fills
-//! up.
-//!
-//! - lock: once the first third of the events is committed, the harness
-//!   takes SQLite's write lock (`BEGIN IMMEDIATE`) on each consumer's
-//!   database for `--lock-secs` and produces the other two thirds; the
-//!   consumer must stay up, log that it waits, commit nothing under the
-//!   lock, and finish exactly once it is released.
-//! - disk full: the database lives on a tmpfs too small for the events
-//!   (`mount -t tmpfs -o size=...`, needs root; skipped otherwise). The
-//!   consumer must stop with a clear message and a non-zero exit; after the
-//!   file system is grown (`mount -o remount,size=...`: space freed) a
-//!   restart must complete with nothing lost.
+//! up (chaos/README.md, `db-lock`, `disk-full`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

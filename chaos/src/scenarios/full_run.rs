@@ -1,9 +1,4 @@
-//! No fault: the events produced first, then each consumer reads them all
-//! and exits when idle. The database must be exact, the stats complete
-//! (every event counted and timed, the librdkafka settings recorded),
-//! Kafka must hold a copy of the final offsets, and the database, not
-//! Kafka, must say where to resume: a second run in a new group (no
-//! offsets in Kafka, `auto.offset.reset=earliest`) stores nothing.
+//! No fault (chaos/README.md, `full-run`).
 
 use anyhow::{Result, bail};
 use testkit::ConsumerStats;

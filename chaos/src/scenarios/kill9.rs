@@ -1,16 +1,7 @@
-//! Item 1: `kill -9` of the consumer at random moments, restarted each
-//! time in the same group; at the end the database must hold exactly the
-//! produced events.
-//!
-//! The producer runs while the first consumer run starts, so early kills
-//! land while events still arrive. Most moments are points of progress (a
-//! random number of committed messages, then a random 0-250 ms more, so
-//! the kill lands inside a batch as often as between two); every fourth is
-//! a random delay after the restart, so some kills hit a consumer that is
-//! still joining the group or reading its offsets. After each kill the
-//! rows and the stored offsets must agree, and the last run must store
-//! exactly what the killed ones had not. Both consumers run at once, each
-//! in its own group with its own database, on the same topic.
+//! Item 1: `kill -9` of the consumer at random moments (chaos/README.md,
+//! `kill9`). Most moments are points of progress, so that a kill lands
+//! inside a batch as often as between two; every fourth is a delay after the
+//! restart, so that some hit a consumer still joining the group.
 
 use std::path::Path;
 use std::thread;

@@ -1,11 +1,4 @@
-//! Item 3: the broker unreachable at start.
-//!
-//! - the producer, given `--timeout 5`, must exit non-zero with one clear
-//!   error line within the timeout (plus a margin);
-//! - the consumers, started against an address where nothing listens yet,
-//!   must keep running and keep logging what they wait for; once a private
-//!   Apache Kafka appears there (after `--no-broker-secs`) and the events
-//!   are produced, they must store them all, exactly.
+//! Item 3: the broker unreachable at start (chaos/README.md, `no-broker`).
 
 use std::time::{Duration, Instant};
 

@@ -1,20 +1,7 @@
-//! No skipped offset is silent (issue 15), on Apache Kafka:
-//!
-//! - **log start moved**: a consumer stores part of a one-partition topic
-//!   and stops; the broker then deletes records past the stored offset
-//!   (`DeleteRecords` through the admin API, what retention does). The
-//!   restart must fail, naming the partition and the number of events gone,
-//!   with nothing stored; a restart with `--accept-data-loss` records the
-//!   range in `offset_gaps` (`log-start-moved`) and stores the rest.
-//! - **hand-over**: an instance drains the topic; a second instance of the
-//!   same group with a new database starts from the group's offsets, and
-//!   records each partition's skipped range as a `hand-over` before it
-//!   stores the events produced afterwards. The two databases together hold
-//!   every event once.
-//!
-//! A broker that answers from a later offset than asked is the third case;
-//! the store refuses such a batch whatever the broker (tested at that
-//! boundary in the store's tests, `offsets.rs`).
+//! No skipped offset is silent (issue 15; chaos/README.md, `offset-gaps`):
+//! the log start moved past the stored offset, and a hand-over. A broker
+//! answering from a later offset than asked is refused by the store whatever
+//! the broker (tested in the store's tests, `offsets.rs`).
 
 use std::path::{Path, PathBuf};
 

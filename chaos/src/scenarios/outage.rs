@@ -1,16 +1,6 @@
-//! Item 2: the broker down in the middle of a run. A private Apache Kafka
-//! serves the scenario (with `--broker nisshi`, a private Nisshi on SQLite
-//! storage, whose log survives the restart); the producer sends at a rate
-//! that spreads the events over about three outages' time, the consumers
-//! read as it goes, and `--outage-secs` in the broker is stopped (SIGTERM,
-//! as an operator would: connections closed, then refused), left down for
-//! `--outage-secs`, and started again on the same data and ports. The
-//! producer must get every event acknowledged (its `--timeout`,
-//! librdkafka's message.timeout.ms, outlasts the outage), nobody may exit
-//! during it, both sides must log what they wait for, and the databases
-//! must end exact. The consumers run until they have committed every
-//! event, then are stopped with SIGTERM (an idle timeout could fire during
-//! the outage).
+//! Item 2: the broker down mid-run (chaos/README.md, `outage`). The
+//! consumers run until they have committed every event, then get SIGTERM: an
+//! idle timeout could fire during the outage.
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -1,22 +1,6 @@
-//! Operator moves that used to lose events with at most a log line (issue
-//! 23), on Apache Kafka. Each must end with every event stored once, or
-//! with a refusal that names the range and the flag that accepts it:
-//!
-//! - **restored backup**: the database is replaced by a copy taken half
-//!   way; the restart is refused (the group's offsets, committed by this
-//!   very database, are ahead of it), then `--restored-backup` reads the
-//!   missing range again: exact;
-//! - **new --db**: a single instance started with a new database against a
-//!   group that has read the topic is refused, storing nothing; a new
-//!   `--group` reads everything;
-//! - **auto.offset.reset=latest**: refused before anything is read;
-//! - **recreated topic**: the topic is deleted and created again with new
-//!   events; the restart is refused naming the topic, then
-//!   `--accept-new-topic` stores the new events: old and new, each once;
-//! - **cooperative revocation**: a second instance joins and takes one of
-//!   the first's three partitions; the first keeps publishing its two
-//!   partitions' offsets, so the group shows no lag once drained, while
-//!   both still run.
+//! Operator moves that used to lose events silently (issue 23;
+//! chaos/README.md, `start-positions`): each ends with every event stored
+//! once, or a refusal naming the range and the flag that accepts it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

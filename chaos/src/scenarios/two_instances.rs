@@ -1,9 +1,5 @@
-//! Two instances of a consumer in one group, each with its own database,
-//! the second joining mid-run: after the rebalance the union of the two
-//! databases holds every event exactly once. Then the second leaves
-//! (SIGTERM) and its partitions go back to the first, whose database still
-//! has the offsets from before it gave them away: it must resume from the
-//! group's newer offsets, not read the second one's events again.
+//! Two instances in one group, each with its own database (chaos/README.md,
+//! `two-instances`).
 
 use testkit::ConsumerStats;
 

@@ -1,17 +1,5 @@
-//! Scenarios on a cluster of three Apache Kafka nodes (issue 16): topics
-//! with three replicas and `min.insync.replicas=2`, the producer with
-//! `acks=all` and idempotence. Each starts a cluster of its own under
-//! `--out/<scenario>/cluster`.
-//!
-//! leader-kill, rolling-restart, scale-out, minority-loss, slow-revoke:
-//! one file each; this one holds what they share: the cluster, the
-//! consumers' settings, starting and finishing them, the checks and the
-//! outcome line.
-//!
-//! Every database is checked against the independently computed totals
-//! (count, ids, amount sum, checksum, every balance). The figures give the
-//! longest pause of any partition's commits after the fault ("recovery")
-//! and the latency percentiles of the events created during the fault.
+//! Scenarios on a cluster of three Apache Kafka nodes (issue 16;
+//! chaos/README.md), one file each; this one holds what they share.
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -38,34 +26,26 @@ pub use rolling_restart::rolling_restart;
 pub use scale_out::scale_out;
 pub use slow_revoke::slow_revoke;
 
-/// Nodes of the cluster.
 const NODES: usize = 3;
 
 /// How long a killed node stays down: longer than Kafka's broker session
 /// timeout (9 s), so that its leaderships move to the other nodes.
 const DOWN: Duration = Duration::from_secs(15);
 
-/// How long after a fault its effects are looked for.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// The consumers' group session timeout here: well past the time the
-/// cluster takes to notice a dead node (Kafka's `broker.session.timeout.ms`,
-/// 9 s, more on a loaded machine), during which the group coordinator's
-/// writes to its replicated offsets topic wait for the dead replica (or
-/// the coordinator itself is the dead node), and heartbeats go unanswered.
-/// With the tests' usual 6 s the consumers lost their assignment at every
-/// node death and rejoined (20 s pauses measured); with 15 s they still
-/// did when the machine was overloaded (load 19 on 2 cores). The librdkafka
-/// default is 45 s.
+/// The group session timeout: well past the time the cluster takes to
+/// notice a dead node (9 s, more on a loaded machine), while heartbeats go
+/// unanswered; with 6 s or 15 s the consumers lost their assignment at
+/// node deaths (docs/cluster.md).
 const SESSION: [&str; 2] = ["-X", "session.timeout.ms=30000"];
 
-/// `--exit-when-idle` here: longer than the cluster's idempotent producer
-/// may take to start (its producer id waits for the transaction
-/// coordinator), so that no consumer leaves before the events flow.
+/// `--exit-when-idle`: longer than the idempotent producer may take to
+/// start on a cluster, so that no consumer leaves before the events flow.
 const IDLE_SECS: u64 = 20;
 
-/// What every cluster scenario starts with: a fresh directory, a cluster
-/// of its own in `<dir>/cluster`, and its bootstrap list.
+/// A fresh directory, a cluster of its own in `<dir>/cluster`, and its
+/// bootstrap list.
 fn start_cluster(cfg: &Config, sc: Scenario) -> Result<(PathBuf, Cluster, String)> {
     let dir = fresh_dir(cfg, &sc.name())?;
     let cluster = Cluster::start_in_dir(&dir.join("cluster"), NODES)
@@ -74,21 +54,19 @@ fn start_cluster(cfg: &Config, sc: Scenario) -> Result<(PathBuf, Cluster, String
     Ok((dir, cluster, brokers))
 }
 
-/// Events per second of a live part lasting at least `secs` seconds: the
-/// configured live rate, lower when there are too few events for that.
+/// The live rate, lower when there are too few events to last `secs`.
 fn live_rate(cfg: &Config, secs: u64) -> u64 {
     cfg.live_rate.min(cfg.events / secs).max(1)
 }
 
-/// A subdirectory of `dir`.
 fn sub(dir: &Path, name: &str) -> Result<PathBuf> {
     let d = dir.join(name);
     std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
     Ok(d)
 }
 
-/// Starts one consumer per configured model on `topic`, each in a group of
-/// its own, and waits until each has its partitions.
+/// Starts one consumer per model, each in a group of its own, and waits
+/// until each has its partitions.
 fn start_consumers(
     cfg: &Config,
     sc: Scenario,
@@ -110,7 +88,7 @@ fn start_consumers(
     Ok(out)
 }
 
-/// What a fault did to one consumer's flow, from its database.
+/// What a fault did to one consumer's flow.
 struct Effect {
     recovery_ms: Option<i64>,
     /// p50, p99 (ms) and count of the events created in the fault window.
@@ -145,8 +123,7 @@ impl Effect {
     }
 }
 
-/// Waits for each consumer to exit 0 and checks its database: exact, and
-/// its stats agree.
+/// Waits for each consumer to exit 0; checks its database and stats.
 fn finish_consumers(
     consumers: Vec<(ConsumerCmd, Proc)>,
     expected: &Expected,
@@ -208,8 +185,7 @@ fn in_no_database(dbs: &[PathBuf], expected: &Expected) -> Result<usize> {
     Ok(expected.ids.iter().filter(|id| !union.contains(id)).count())
 }
 
-/// Balances of the databases read as one that differ from the expected
-/// ones (or are missing or extra).
+/// Balances of the databases as one that differ, are missing or extra.
 fn wrong_balances(ledger: &ledger::Ledger, expected: &Expected) -> Result<u64> {
     let mut wrong = 0u64;
     let mut seen = 0usize;

@@ -177,10 +177,26 @@ impl Drop for BrokerProc {
     }
 }
 
+/// A broker that can be stopped (SIGTERM) and started again on its data.
+pub trait Restartable: crate::Broker {
+    fn stop(&mut self) -> Result<()>;
+    fn restart(&mut self) -> Result<()>;
+}
+
 /// `Deref` and `DerefMut` of a broker guard (a struct with a `proc:
-/// BrokerProc` field) to its [`BrokerProc`], and its [`crate::Broker`].
+/// BrokerProc` field and a `restart`) to its [`BrokerProc`], its
+/// [`crate::Broker`] and [`Restartable`].
 macro_rules! broker_guard {
     ($guard:ty) => {
+        impl $crate::brokerproc::Restartable for $guard {
+            fn stop(&mut self) -> anyhow::Result<()> {
+                self.proc.stop()
+            }
+
+            fn restart(&mut self) -> anyhow::Result<()> {
+                <$guard>::restart(self)
+            }
+        }
         impl std::ops::Deref for $guard {
             type Target = $crate::brokerproc::BrokerProc;
             fn deref(&self) -> &Self::Target {

@@ -6,66 +6,29 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use testkit::brokerproc::Restartable;
 use testkit::nisshi::Storage;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::committed_messages;
-use testkit::{Broker, Kafka, KafkaOptions, Nisshi, verify};
+use testkit::{Kafka, KafkaOptions, Nisshi, verify};
 
 use super::{check, consumer, exactness, expected, fresh_dir, producer, secret_leaks, topic};
 use crate::{BrokerKind, Config, Outcome, Scenario};
 
-/// The scenario's private broker, stopped and restarted on the same data.
-enum Private {
-    Kafka(Kafka),
-    Nisshi(Nisshi),
-}
-
-impl Private {
-    /// Nisshi on SQLite with `--broker nisshi` (in memory its log would
-    /// not survive the restart), else Apache Kafka; files in `dir`.
-    fn start(cfg: &Config, dir: &std::path::Path) -> Result<Private> {
-        Ok(match cfg.broker {
-            BrokerKind::Nisshi => {
-                Private::Nisshi(Nisshi::start_in_dir(&dir.join("nisshi"), Storage::Sqlite)?)
-            }
-            BrokerKind::Kafka | BrokerKind::Mock => Private::Kafka(Kafka::start_in_dir(
-                &dir.join("kafka"),
-                KafkaOptions::default(),
-            )?),
-        })
-    }
-
-    fn broker(&self) -> &dyn Broker {
-        match self {
-            Private::Kafka(k) => k,
-            Private::Nisshi(n) => n,
-        }
-    }
-
-    /// SIGTERM, as an operator would.
-    fn stop(&mut self) -> Result<()> {
-        match self {
-            Private::Kafka(k) => k.stop(),
-            Private::Nisshi(n) => n.stop(),
-        }
-    }
-
-    fn restart(&mut self) -> Result<()> {
-        match self {
-            Private::Kafka(k) => k.restart(),
-            Private::Nisshi(n) => n.restart(),
-        }
-    }
-}
-
-/// Runs the scenario, both consumers at once.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "outage")?;
     // Stopped and restarted from this thread, which outlives it (a broker
     // dies with the thread that started it).
-    let mut kafka = Private::start(cfg, &dir)?;
-    let topic = topic(cfg, kafka.broker(), "outage")?;
-    let brokers = kafka.broker().bootstrap().to_string();
+    // Nisshi on SQLite (in memory its log would not survive the restart).
+    let mut kafka: Box<dyn Restartable> = match cfg.broker {
+        BrokerKind::Nisshi => Box::new(Nisshi::start_in_dir(&dir.join("nisshi"), Storage::Sqlite)?),
+        _ => Box::new(Kafka::start_in_dir(
+            &dir.join("kafka"),
+            KafkaOptions::default(),
+        )?),
+    };
+    let topic = topic(cfg, &*kafka, "outage")?;
+    let brokers = kafka.bootstrap().to_string();
     let outage = Duration::from_secs(cfg.outage_secs);
     let rate = (cfg.events / (cfg.outage_secs * 3)).max(1_000);
 

@@ -123,57 +123,39 @@ impl Effect {
     }
 }
 
-/// Waits for each consumer to exit 0; checks its database and stats.
+/// The end of a fault at `fault_us`: waits for each consumer to exit 0
+/// and gives its outcome (database and stats checked, a failed producer a
+/// problem; `what` happened and the fault's [`Effect`] the figures).
 fn finish_consumers(
-    consumers: Vec<(ConsumerCmd, Proc)>,
-    expected: &Expected,
-    n: u64,
-) -> Vec<(Model, PathBuf, Result<Vec<String>>)> {
-    consumers
-        .into_iter()
-        .map(|(cmd, mut p)| {
-            let result = (|| {
-                let mut problems = Vec::new();
-                let stats: ConsumerStats = p.wait_success()?;
-                let f = verify(&cmd.db, expected, 0)?;
-                exactness(&f, n, &mut problems);
-                check(&mut problems, f.offsets_inconsistent == 0, || {
-                    format!("offsets and rows disagree: {}", f.brief())
-                });
-                check(&mut problems, stats.events_committed == n, || {
-                    format!("the stats say {} events, not {n}", stats.events_committed)
-                });
-                Ok(problems)
-            })();
-            (cmd.model, cmd.db.clone(), result)
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn outcome(
     sc: Scenario,
-    model: Model,
-    part: &str,
-    node: u32,
-    led: usize,
-    result: Result<Vec<String>>,
-    effect: Result<Effect>,
-    n: u64,
-) -> Outcome {
-    let subject = format!("{} {part}", model.name());
-    match (result, effect) {
-        (Ok(problems), Ok(effect)) => Outcome::new(
-            sc,
-            &subject,
-            format!(
-                "events {n} killed node {node} (leader of {led}) {}",
-                effect.brief()
-            ),
-            problems,
-        ),
-        (Err(e), _) | (_, Err(e)) => Outcome::error(sc, &subject, &e),
-    }
+    consumers: Vec<(ConsumerCmd, Proc)>,
+    (expected, n): (&Expected, u64),
+    produced: Result<()>,
+    (part, what): (&str, &str),
+    (fault_us, window_end_us): (i64, Option<i64>),
+) -> Vec<Outcome> {
+    let produced = produced.err().map(|e| format!("the producer: {e:#}"));
+    let one = |cmd: ConsumerCmd, mut p: Proc| -> Result<Outcome> {
+        let mut problems: Vec<String> = produced.iter().cloned().collect();
+        let stats: ConsumerStats = p.wait_success()?;
+        let f = verify(&cmd.db, expected, 0)?;
+        exactness(&f, n, &mut problems);
+        check(&mut problems, f.offsets_inconsistent == 0, || {
+            format!("offsets and rows disagree: {}", f.brief())
+        });
+        check(&mut problems, stats.events_committed == n, || {
+            format!("the stats say {} events, not {n}", stats.events_committed)
+        });
+        let effect = Effect::of(&cmd.db, fault_us, window_end_us)?.brief();
+        let subject = format!("{}{part}", cmd.model.name());
+        let figures = format!("events {n} {what} {effect}");
+        Ok(Outcome::new(sc, &subject, figures, problems))
+    };
+    let outcomes = consumers.into_iter().map(|(cmd, p)| {
+        let subject = format!("{}{part}", cmd.model.name());
+        one(cmd, p).unwrap_or_else(|e| Outcome::error(sc, &subject, &e))
+    });
+    outcomes.collect()
 }
 
 /// How many expected events none of `dbs` holds.

@@ -225,28 +225,17 @@ pub(crate) fn secret_leaks(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A problem for each database or stats file others can read.
+/// A problem for each of `paths` (a database's `-wal` and `-shm` too)
+/// that others can read.
 pub(crate) fn loose_modes(paths: &[PathBuf]) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in paths {
-        let mut candidates = vec![p.clone()];
-        if p.extension().is_some_and(|x| x == "db") {
-            for suffix in ["-wal", "-shm"] {
-                let mut s = p.clone().into_os_string();
-                s.push(suffix);
-                candidates.push(PathBuf::from(s));
-            }
-        }
-        for c in candidates {
-            if let Ok(m) = std::fs::metadata(&c) {
-                let mode = m.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    out.push(format!("{} has mode {mode:o}, not 0600", c.display()));
-                }
-            }
-        }
-    }
-    out
+    let files = paths
+        .iter()
+        .flat_map(|p| ["", "-wal", "-shm"].map(|s| format!("{}{s}", p.display())));
+    let loose = files.filter_map(|f| {
+        let mode = std::fs::metadata(&f).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| format!("{f} has mode {mode:o}, not 0600"))
+    });
+    loose.collect()
 }
 
 /// A problem unless the databases are exact and hold `expected_events`.

@@ -44,8 +44,8 @@ struct Sent {
     at: HashMap<(i32, i64), BadSent>,
 }
 
-/// Runs the scenario: clean and bad runs per consumer, one after the other
-/// so that their throughputs compare.
+/// Clean and bad runs one after the other, so that their throughputs
+/// compare.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "bad-messages")?;
     let broker = broker(cfg)?;

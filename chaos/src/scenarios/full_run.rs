@@ -10,7 +10,6 @@ use super::{
 };
 use crate::{Config, Outcome, Scenario};
 
-/// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "full-run")?;
     let broker = broker(cfg)?;

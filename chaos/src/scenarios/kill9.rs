@@ -28,7 +28,6 @@ enum Moment {
     Delay(u64),
 }
 
-/// Runs the scenario for every consumer at once.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "kill9")?;
     let broker = broker(cfg)?;

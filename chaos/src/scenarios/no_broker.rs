@@ -11,7 +11,6 @@ use testkit::{Kafka, KafkaOptions, free_port, kafka, verify};
 use super::{check, consumer, each, exactness, expected, fresh_dir, producer, secret_leaks};
 use crate::{Config, Outcome, Scenario};
 
-/// Runs the scenario.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "no-broker")?;
     let port = free_port();

@@ -15,7 +15,6 @@ use testkit::{ConsumerCmd, ConsumerStats, Expected, Kafka, Model, ProducerCmd, v
 use super::{check, consumer, filled_topic, fresh_dir, per_consumer};
 use crate::{Config, Outcome, Scenario};
 
-/// Runs both halves for every configured consumer.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "offset-gaps")?;
     let dir = &dir;

@@ -21,7 +21,6 @@ const SIGTERM_BOUND: Duration = Duration::from_secs(5);
 /// database is locked by another process.
 const DOCKER_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 10 s of production: the signal comes while events arrive.
     while_producing(cfg, Scenario::Sigterm, 10, |s, m| one(cfg, m, s))

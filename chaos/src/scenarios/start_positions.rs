@@ -19,7 +19,6 @@ use crate::{Config, Outcome, Scenario};
 const SC: Scenario = Scenario::StartPositions;
 const PARTITIONS: i32 = 3;
 
-/// Runs every case for every configured consumer.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "start-positions")?;
     let dir = &dir;

@@ -11,8 +11,6 @@ use testkit::{Model, verify_all};
 use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
-/// Runs the scenario for every consumer at once, each with its own group,
-/// on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 12 s of production, so that the second instance joins, and the
     // group rebalances, while events are still arriving.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::clients::{Existing, create_topic};
 use crate::settings::Replication;
-use crate::topics::{Existing, create_topic};
 
 /// How long a broker process lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

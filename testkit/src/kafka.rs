@@ -11,7 +11,7 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created};
-use crate::free_port;
 use crate::settings::CLUSTER_ID;
+use crate::{free_port, repo_root};
 
 /// Tests hold little data, and several brokers may run at once.
 const TEST_HEAP: &str = "-Xmx512m";
@@ -37,10 +37,6 @@ const JVM_OPTS: &[&str] = &[
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub use crate::settings::version;
-
-mod install;
-use install::java;
-pub use install::{available, home, set_home};
 
 /// A name no other test of this process uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
@@ -117,7 +113,7 @@ impl Kafka {
                 };
                 let started = started.map(|k| -> &'static Kafka { Box::leak(Box::new(k)) });
                 if let Ok(kafka) = started {
-                    at_exit::stop(kafka);
+                    stop_at_exit(kafka);
                 }
                 let serving = started.is_ok();
                 let _ = tx.send(started);
@@ -289,7 +285,7 @@ pub(crate) fn start_nodes(
     Ok(started)
 }
 
-pub use crate::topics::{Existing, create_new_topic, create_topic};
+pub use crate::clients::{Existing, create_new_topic, create_topic};
 
 static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
 
@@ -298,9 +294,112 @@ pub fn set_shared_dir(dir: &Path) {
     let _ = SHARED_DIR.set(dir.to_path_buf());
 }
 
-/// Removes `dir` when the process exits.
-pub fn remove_at_exit(dir: &Path) {
-    at_exit::remove(dir.to_path_buf());
+static HOME: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `dir` the installation (`chaos --kafka-home`); before any start.
+pub fn set_home(dir: &Path) {
+    let _ = HOME.set(dir.to_path_buf());
 }
 
-mod at_exit;
+/// Where `broker install` puts the jars: [`set_home`]'s directory,
+/// `$KAFKA_HOME_DIR`, or `~/.cache/banking-pipeline/kafka-<version>`.
+pub fn home() -> Result<PathBuf> {
+    if let Some(dir) = HOME.get() {
+        return Ok(dir.clone());
+    }
+    if let Some(dir) = std::env::var_os("KAFKA_HOME_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(cache
+        .join("banking-pipeline")
+        .join(format!("kafka-{}", version()?)))
+}
+
+/// `Ok` when a broker can be started here, else why not.
+pub fn available() -> Result<PathBuf> {
+    let home = home()?;
+    if !home.join(".complete").is_file() {
+        bail!(
+            "Apache Kafka is not installed in {} (scripts/setup.sh installs it; CI runs it)",
+            home.display()
+        );
+    }
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !java.is_ok_and(|s| s.success()) {
+        bail!("java is not on PATH (scripts/setup.sh installs OpenJDK 17)");
+    }
+    Ok(home.join("libs"))
+}
+
+fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(heap.split_whitespace())
+        .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            repo_root()
+                .join("scripts/kafka/log4j2.properties")
+                .display()
+        ))
+        .arg("-Djava.awt.headless=true")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .current_dir(dir);
+    cmd
+}
+
+static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static REGISTER: std::sync::Once = std::sync::Once::new();
+
+/// At exit: process-wide brokers killed, registered directories removed.
+fn register() {
+    REGISTER.call_once(|| {
+        // SAFETY: registers a plain function with the C runtime.
+        unsafe { libc::atexit(run) };
+    });
+}
+
+fn stop_at_exit(kafka: &'static Kafka) {
+    register();
+    BROKERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(kafka);
+    if kafka.temp.is_some() {
+        remove_at_exit(&kafka.dir);
+    }
+}
+
+/// Removes `dir` when the process exits.
+pub fn remove_at_exit(dir: &Path) {
+    register();
+    DIRS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_path_buf());
+}
+
+extern "C" fn run() {
+    let brokers = std::mem::take(&mut *BROKERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for kafka in brokers {
+        if let Some(pid) = kafka.pid() {
+            // SAFETY: kill(2) and waitpid(2) on the broker this process
+            // started and has not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    for dir in std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = fs::remove_dir_all(dir);
+    }
+}

@@ -23,7 +23,6 @@ pub mod mock;
 pub mod nisshi;
 pub mod procs;
 pub mod settings;
-pub mod topics;
 pub mod verify;
 
 pub use bins::{Bins, Model};

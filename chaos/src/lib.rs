@@ -90,16 +90,11 @@ pub enum BrokerKind {
     Mock,
 }
 
-/// Runs the project's binaries against Apache Kafka (one broker for the
-/// run, started here from the jars scripts/setup.sh installs; a private one
-/// for the scenarios that stop it or start it late; a cluster of three for
-/// leader-kill, rolling-restart, scale-out, minority-loss and slow-revoke)
-/// while faults are injected (kill -9, SIGTERM, a second instance, broker
-/// outages, nodes lost, bad messages, a locked or full database, bad
-/// command lines) and checks that every consumer's database holds exactly
-/// the produced events: nothing lost, nothing duplicated, every balance
-/// right. Prints one line of figures per scenario and consumer; exits 1 if
-/// any scenario failed.
+/// Runs the project's binaries against Apache Kafka (started here) while
+/// faults are injected, and checks that every consumer's database holds
+/// exactly the produced events: nothing lost, nothing duplicated, every
+/// balance right. Prints one line of figures per scenario and consumer;
+/// exits 1 if any scenario failed. chaos/README.md describes each one.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "chaos",
@@ -126,12 +121,12 @@ pub struct Options {
     /// `nisshi` (then on SQLite, whose log survives the restart).
     #[arg(long, value_enum, default_value = "kafka")]
     pub broker: BrokerKind,
-    /// Working directory: databases, logs, stats files, the brokers' data
-    /// and logs. Its scenario subdirectories are replaced on each run.
+    /// Working directory (databases, logs, brokers); its scenario
+    /// subdirectories are replaced on each run.
     #[arg(long, default_value = ".run/chaos")]
     pub out: PathBuf,
-    /// Directory with the producer, consumer-pull and consumer-push
-    /// binaries (default: the directory of this binary).
+    /// Directory with the producer and consumer binaries (default: this
+    /// binary's).
     #[arg(long, env = "BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
     /// Seed of the events and of the random moments.
@@ -155,27 +150,23 @@ pub struct Options {
     /// Seconds the database is locked in db-lock.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub lock_secs: u64,
-    /// Largest accepted loss of consumer throughput with 1% bad messages,
-    /// as a fraction of the clean run's.
+    /// Largest accepted loss of throughput with 1% bad messages (fraction).
     #[arg(long, default_value_t = 0.2)]
     pub throughput_tolerance: f64,
-    /// Clean and bad runs per consumer in bad-messages (alternating); the
-    /// best throughput of each kind is compared.
+    /// Clean and bad runs per consumer in bad-messages; the best compared.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub throughput_rounds: u32,
-    /// Size of the oversized bad messages in bytes (bad-messages). The
-    /// default, 16 KiB, is about a hundred times the largest valid event.
+    /// Size of the oversized bad messages in bytes (~100× a valid event).
     #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(256..=900_000))]
     pub oversized_bytes: u64,
     /// --batch-size passed to the consumers (default: theirs).
     #[arg(long)]
     pub batch_size: Option<u64>,
-    /// Events per second of the live parts of the cluster scenarios; lower
-    /// when there are too few events for the scenario to last.
+    /// Events per second of the live parts of the cluster scenarios.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub live_rate: u64,
-    /// Apache Kafka's installation (its `libs/` jars), as scripts/setup.sh
-    /// makes it (default: ~/.cache/banking-pipeline/kafka-<version>).
+    /// Apache Kafka's jars, as scripts/setup.sh installs them (default:
+    /// ~/.cache/banking-pipeline/kafka-<version>).
     #[arg(long, env = "KAFKA_HOME_DIR")]
     pub kafka_home: Option<PathBuf>,
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, ensure};
 use clap::{Parser, ValueEnum};
 use testkit::{Bins, Model};
 
@@ -43,25 +43,20 @@ impl Scenario {
     }
 
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
+        let all = Scenario::value_variants();
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let known = || all.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
             match part {
-                "all" => out.extend(Scenario::value_variants()),
-                _ => out.push(Scenario::from_str(part, false).map_err(|_| {
-                    let known: Vec<_> = Scenario::value_variants()
-                        .iter()
-                        .map(|s| s.name())
-                        .collect();
-                    anyhow!(
-                        "unknown scenario {part:?}; known: all, {}",
-                        known.join(", ")
-                    )
-                })?),
+                "all" => out.extend(all),
+                _ => {
+                    out.push(Scenario::from_str(part, false).map_err(|_| {
+                        anyhow!("unknown scenario {part:?}; known: all, {}", known())
+                    })?)
+                }
             }
         }
-        if out.is_empty() {
-            bail!("no scenario given");
-        }
+        ensure!(!out.is_empty(), "no scenario given");
         Ok(out)
     }
 }

@@ -91,37 +91,30 @@ impl BrokerProc {
         mut ready: impl FnMut() -> bool,
         logs: &[PathBuf],
     ) -> Result<()> {
-        let log_tail = || {
-            let tail = |f: &PathBuf| {
-                let text = fs::read_to_string(f).unwrap_or_default();
-                format!(
-                    "last lines of {}:\n{}\n",
-                    f.display(),
-                    crate::last_lines(&text, 15)
-                )
-            };
-            logs.iter().map(tail).collect::<String>()
-        };
-        let what = self.what;
         let child = self.child.as_mut().context("the broker was not launched")?;
         let deadline = Instant::now() + self.timeout;
         while !(ready() && std::net::TcpStream::connect(&self.bootstrap).is_ok()) {
-            if let Some(status) = child.try_wait()? {
-                self.child = None;
-                bail!(
-                    "{what} exited ({status}) before serving clients; {}",
-                    log_tail()
-                );
-            }
-            if Instant::now() >= deadline {
-                self.kill()?;
-                bail!(
-                    "{what} did not start within {:?}; {}",
-                    self.timeout,
-                    log_tail()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+            let why = match child.try_wait()? {
+                Some(status) => format!("exited ({status}) before serving clients"),
+                None if Instant::now() >= deadline => {
+                    format!("did not start within {:?}", self.timeout)
+                }
+                None => {
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            self.kill()?;
+            let tail = |f: &PathBuf| {
+                let text = fs::read_to_string(f).unwrap_or_default();
+                let last = crate::last_lines(&text, 15);
+                format!("last lines of {}:\n{last}\n", f.display())
+            };
+            bail!(
+                "{} {why}; {}",
+                self.what,
+                logs.iter().map(tail).collect::<String>()
+            );
         }
         Ok(())
     }

@@ -134,32 +134,23 @@ impl Proc {
     /// Waits for it to exit; at `deadline` SIGTERM (announced on stderr
     /// with `announce`), SIGKILL `grace` later. True: it had to be stopped.
     fn end_by(&mut self, deadline: Instant, grace: Duration, announce: bool) -> (ExitStatus, bool) {
-        let mut stopped: Option<Instant> = None;
-        let status = loop {
-            if let Some(status) = self.try_status() {
-                break status;
-            }
-            let now = Instant::now();
-            match stopped {
-                None if now >= deadline => {
-                    if announce {
-                        let ran = now - self.started;
-                        eprintln!("{} still runs after {ran:.0?}; sending SIGTERM", self.name);
-                    }
-                    self.sigterm();
-                    stopped = Some(now);
-                }
-                Some(t) if now >= t + grace => {
-                    self.kill9();
-                }
-                _ => {}
-            }
+        while self.try_status().is_none() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
-        };
+        }
+        let stopped = self.try_status().is_none();
+        if stopped {
+            if announce {
+                let ran = self.started.elapsed();
+                eprintln!("{} still runs after {ran:.0?}; sending SIGTERM", self.name);
+            }
+            crate::brokerproc::terminate(self.pid(), grace, &self.name);
+        }
+        let status = self.child.wait().expect("wait for a child");
+        self.status = Some(status);
         for c in self.copiers.drain(..) {
             let _ = c.join();
         }
-        (status, stopped.is_some())
+        (status, stopped)
     }
 
     /// Waits (at most [`GENEROUS`]) for exit status 0; returns the stats

@@ -229,13 +229,7 @@ fn bad_message(
     let mut sample = original.clone();
     sample.event_id = 900_000_000_000 + n;
     let payload = match kind {
-        "empty" => {
-            if n % 2 == 0 {
-                None
-            } else {
-                Some(Vec::new())
-            }
-        }
+        "empty" => (n % 2 == 1).then(Vec::new),
         "random" => loop {
             let len = rng.random_range(1..300);
             let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();

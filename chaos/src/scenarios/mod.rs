@@ -20,8 +20,8 @@ use std::thread;
 
 use anyhow::{Context, Result, anyhow};
 use testkit::nisshi::{self, Storage};
-use testkit::procs::{SECRET, files_showing};
-use testkit::verify::Figures;
+use testkit::procs::{GENEROUS, SECRET, files_showing};
+use testkit::verify::{Figures, row_count};
 use testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, Nisshi, ProducerCmd, kafka};
 
 use crate::{BrokerKind, Config, Outcome, Scenario};
@@ -236,6 +236,36 @@ pub(crate) fn loose_modes(paths: &[PathBuf]) -> Vec<String> {
         (mode & 0o077 != 0).then(|| format!("{f} has mode {mode:o}, not 0600"))
     });
     loose.collect()
+}
+
+/// Run `n` of `cmd` must be refused, its log naming each of `needles`, its
+/// database unchanged; whether it was refused.
+pub(crate) fn refused(
+    cfg: &Config,
+    cmd: &ConsumerCmd,
+    n: u32,
+    needles: &[&str],
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<bool> {
+    let before = row_count(&cmd.db);
+    let mut p = cmd.spawn(&cfg.bins, n, &[])?;
+    let refused = !p.wait(GENEROUS)?.success();
+    check(problems, refused, || {
+        format!("{what}: the consumer exited 0 instead of refusing")
+    });
+    let log = p.log_text();
+    for needle in needles.iter().filter(|n| !log.contains(*n)) {
+        problems.push(format!(
+            "{what}: the error does not say {needle:?}: {}",
+            p.log_tail(5)
+        ));
+    }
+    let after = row_count(&cmd.db);
+    check(problems, after == before, || {
+        format!("{what}: the refused start changed the rows from {before} to {after}")
+    });
+    Ok(refused)
 }
 
 /// A problem unless the databases are exact and hold `expected_events`.

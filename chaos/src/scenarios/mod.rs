@@ -22,7 +22,10 @@ use anyhow::{Context, Result, anyhow};
 use testkit::nisshi::{self, Storage};
 use testkit::procs::{GENEROUS, SECRET, files_showing};
 use testkit::verify::{Figures, row_count};
-use testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, Nisshi, ProducerCmd, kafka};
+use testkit::{
+    Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, Nisshi, ProducerCmd, ProducerStats,
+    kafka,
+};
 
 use crate::{BrokerKind, Config, Outcome, Scenario};
 
@@ -158,7 +161,8 @@ pub(crate) struct Producing<'a> {
 }
 
 /// Runs `one` for every consumer at once while the producer sends
-/// `cfg.events` over about `secs` seconds to a topic of `sc`'s own.
+/// `cfg.events` to a topic of `sc`'s own, over about `secs` seconds (0: as
+/// fast as it can).
 pub(crate) fn while_producing<F>(
     cfg: &Config,
     sc: Scenario,
@@ -173,7 +177,9 @@ where
     let topic = topic(cfg, &*broker, &sc.name())?;
     let brokers = broker.bootstrap().to_string();
     let mut produce = producer(cfg, &brokers, &topic);
-    produce.rate = (cfg.events / secs).max(1);
+    if secs > 0 {
+        produce.rate = (cfg.events / secs).max(1);
+    }
     let background = Background::start(cfg, produce, &dir)?;
     let shared = Producing {
         dir,
@@ -289,7 +295,7 @@ pub(crate) fn check(problems: &mut Vec<String>, ok: bool, what: impl FnOnce() ->
 /// A producer in the background that several threads wait for.
 pub(crate) struct Background {
     cmd: ProducerCmd,
-    state: std::sync::Mutex<(testkit::Proc, Option<Result<(), String>>)>,
+    state: std::sync::Mutex<(testkit::Proc, Option<Result<ProducerStats, String>>)>,
 }
 
 impl Background {
@@ -302,11 +308,11 @@ impl Background {
     }
 
     /// Waits for its exit; fails unless every event was acknowledged.
-    pub fn finished(&self) -> Result<()> {
+    pub fn finished(&self) -> Result<ProducerStats> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (p, verdict) = &mut *state;
         if verdict.is_none() {
-            *verdict = Some(self.cmd.finish(p).map(drop).map_err(|e| format!("{e:#}")));
+            *verdict = Some(self.cmd.finish(p).map_err(|e| format!("{e:#}")));
         }
         verdict.clone().expect("set above").map_err(|e| anyhow!(e))
     }

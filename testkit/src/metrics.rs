@@ -15,9 +15,7 @@ use crate::procs::{ConsumerCmd, GENEROUS, ProducerCmd, wait_until};
 use crate::{free_port, verify};
 
 #[derive(Debug)]
-pub struct Scrape {
-    samples: Vec<Sample>,
-}
+pub struct Scrape(Vec<Sample>);
 
 /// GETs `http://<addr>/metrics` and parses it.
 pub fn scrape(addr: &str) -> Result<Scrape> {
@@ -29,50 +27,41 @@ pub fn scrape(addr: &str) -> Result<Scrape> {
         .context("read the metrics")?;
     let lines = body.lines().map(|l| Ok(l.to_string()));
     let parsed = prometheus_parse::Scrape::parse(lines).context("parse the metrics")?;
-    Ok(Scrape {
-        samples: parsed.samples,
-    })
+    Ok(Scrape(parsed.samples))
 }
 
 impl Scrape {
     /// The samples of `name` with a plain value.
     fn numbers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a Sample, f64)> + 'a {
-        self.samples
-            .iter()
-            .filter(move |s| s.metric == name)
-            .filter_map(|s| match s.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some((s, v)),
-                _ => None,
-            })
+        let samples = self.0.iter().filter(move |s| s.metric == name);
+        samples.filter_map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some((s, v)),
+            _ => None,
+        })
     }
 
-    /// The value of the sample `name` whose labels include `labels`.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.numbers(name)
-            .find(|(s, _)| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|(_, v)| v)
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.numbers(name).next().map(|(_, v)| v)
     }
 
     /// A counter's value, 0 when it is not there yet.
     pub fn counter(&self, name: &str) -> u64 {
-        self.value(name, &[]).unwrap_or(0.0) as u64
+        self.value(name).unwrap_or(0.0) as u64
     }
 
     /// How many observations histogram `name` holds.
     pub fn histogram_count(&self, name: &str) -> Option<u64> {
-        if let Some(v) = self.value(&format!("{name}_count"), &[]) {
+        if let Some(v) = self.value(&format!("{name}_count")) {
             return Some(v as u64);
         }
-        self.samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .find_map(|s| match &s.value {
-                Value::Histogram(buckets) => buckets
-                    .iter()
-                    .find(|b| b.less_than.is_infinite())
-                    .map(|b| b.count as u64),
-                _ => None,
-            })
+        let mut samples = self.0.iter().filter(|s| s.metric == name);
+        samples.find_map(|s| match &s.value {
+            Value::Histogram(buckets) => buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .map(|b| b.count as u64),
+            _ => None,
+        })
     }
 
     /// The value of `name` per `partition` label.
@@ -170,10 +159,7 @@ pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
         end.histogram_count(names::END_TO_END_SECONDS)
     );
     ensure!(end.counter(names::DEAD_LETTERS) == 0);
-    ensure!(
-        end.value(names::RSS, &[]).is_some_and(|v| v > 0.0),
-        "no RSS"
-    );
+    ensure!(end.value(names::RSS).is_some_and(|v| v > 0.0), "no RSS");
 
     // Lag: librdkafka's statistics see the offsets committed to Kafka.
     let all: BTreeSet<i32> = (0..PARTITIONS).collect();

@@ -179,10 +179,10 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         let at_full = committed_messages(db);
         let first_code = status.code().unwrap_or(-1);
         let text = p.log_text();
-        let errors = text
+        let error_line = text
             .lines()
-            .filter(|l| l.to_ascii_lowercase().contains("error"));
-        let error_line = errors.last().unwrap_or("").to_string();
+            .rfind(|l| l.to_ascii_lowercase().contains("error"));
+        let error_line = error_line.unwrap_or("").to_string();
         if status.success() {
             problems.push(format!(
                 "exit status 0 on a full disk ({at_full} of {} committed)",

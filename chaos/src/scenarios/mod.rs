@@ -177,8 +177,8 @@ where
     let topic = topic(cfg, &*broker, &sc.name())?;
     let brokers = broker.bootstrap().to_string();
     let mut produce = producer(cfg, &brokers, &topic);
-    if secs > 0 {
-        produce.rate = (cfg.events / secs).max(1);
+    if let Some(rate) = cfg.events.checked_div(secs) {
+        produce.rate = rate.max(1);
     }
     let background = Background::start(cfg, produce, &dir)?;
     let shared = Producing {

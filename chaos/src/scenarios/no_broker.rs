@@ -106,10 +106,10 @@ fn producer_fails_clearly(cfg: &Config, dir: &std::path::Path, brokers: &str) ->
     let status = p.wait(Duration::from_secs(timeout + 60))?;
     let took = started.elapsed();
     let text = p.log_text();
-    let errors = text
+    let last_error = text
         .lines()
-        .filter(|l| l.to_ascii_lowercase().contains("error"));
-    let last_error = errors.last().unwrap_or("");
+        .rfind(|l| l.to_ascii_lowercase().contains("error"));
+    let last_error = last_error.unwrap_or("");
     let mut problems = Vec::new();
     check(&mut problems, !status.success(), || {
         "exit status 0 without a broker".into()

@@ -172,14 +172,33 @@ pub(crate) fn while_producing<F>(
 where
     F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
 {
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, &sc.name())?;
+    let rate = cfg.events.checked_div(secs).map_or(0, |r| r.max(1));
+    producing_on(
+        cfg,
+        sc,
+        fresh_dir(cfg, &sc.name())?,
+        &*broker(cfg)?,
+        rate,
+        one,
+    )
+}
+
+/// [`while_producing`] on `broker` at `rate` events/s, files in `dir`.
+pub(crate) fn producing_on<F>(
+    cfg: &Config,
+    sc: Scenario,
+    dir: PathBuf,
+    broker: &dyn Broker,
+    rate: u64,
+    one: F,
+) -> Result<Vec<Outcome>>
+where
+    F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
+{
+    let topic = topic(cfg, broker, &sc.name())?;
     let brokers = broker.bootstrap().to_string();
     let mut produce = producer(cfg, &brokers, &topic);
-    if let Some(rate) = cfg.events.checked_div(secs) {
-        produce.rate = rate.max(1);
-    }
+    produce.rate = rate;
     let background = Background::start(cfg, produce, &dir)?;
     let shared = Producing {
         dir,

@@ -10,7 +10,10 @@ use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{commit_timeline, committed_messages, latency_between, longest_pause_after};
 use testkit::{Broker, Cluster, ConsumerCmd, ConsumerStats, Expected, Model, Proc, verify};
 
-use super::{Background, check, consumer, each, exactness, expected, fresh_dir, producer, topic};
+use super::{
+    Background, Producing, check, consumer, each, exactness, expected, fresh_dir, producer,
+    producing_on, topic,
+};
 use crate::{Config, Outcome, Scenario};
 use common::now_us;
 

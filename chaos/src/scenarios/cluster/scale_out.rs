@@ -3,8 +3,6 @@
 
 use super::*;
 
-/// Each instance with its own database and instance id; the first back
-/// within the session timeout; the events stored twice within the bound.
 pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::ScaleOut;
     let (dir, cluster, brokers) = start_cluster(cfg, sc)?;

@@ -293,15 +293,9 @@ pub fn create_topic(
     existing: Existing,
 ) -> Result<i32> {
     let admin = admin(bootstrap)?;
-    let mut new = NewTopic::new(
-        topic,
-        partitions,
-        TopicReplication::Fixed(replication.replicas),
-    );
-    let config = replication.topic_config();
-    for (k, v) in &config {
-        new = new.set(k, v);
-    }
+    let (replicas, min_isr) = (replication.replicas, replication.min_isr.to_string());
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas))
+        .set("min.insync.replicas", &min_isr);
     let results = futures::executor::block_on(admin.create_topics([&new], &admin_options()))
         .with_context(|| format!("create topic {topic}"))?;
     for r in results {
@@ -314,23 +308,16 @@ pub fn create_topic(
             Err((name, code)) => bail!("create topic {name} on {bootstrap}: {code}"),
         }
     }
-    let mut have = 0;
-    wait_until(
-        Duration::from_secs(60),
-        &format!("leaders of {topic}"),
-        || {
-            let led = |t: &rdkafka::metadata::MetadataTopic| {
-                let p = t.partitions();
-                (!p.is_empty() && p.iter().all(|p| p.leader() >= 0)).then_some(p.len() as i32)
-            };
-            have = topic_metadata(admin.inner(), topic, led)
-                .ok()
-                .flatten()
-                .flatten()
-                .unwrap_or(0);
-            have > 0
-        },
-    )?;
+    let led = |t: &MetadataTopic| {
+        let p = t.partitions();
+        (!p.is_empty() && p.iter().all(|p| p.leader() >= 0)).then_some(p.len() as i32)
+    };
+    let (mut have, what) = (0, format!("leaders of {topic}"));
+    wait_until(Duration::from_secs(60), &what, || {
+        let leaders = topic_metadata(admin.inner(), topic, &led);
+        have = leaders.ok().flatten().flatten().unwrap_or(0);
+        have > 0
+    })?;
     if existing == Existing::SamePartitions && have != partitions {
         bail!("topic {topic} exists with {have} partitions, not {partitions}");
     }

@@ -72,10 +72,6 @@ impl Replication {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
-
-    pub fn topic_config(self) -> Vec<(String, String)> {
-        vec![("min.insync.replicas".into(), self.min_isr.to_string())]
-    }
 }
 
 /// Every setting a broker of `nodes` nodes gets but the placed ones.

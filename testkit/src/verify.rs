@@ -188,15 +188,9 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
         }
     }
     let stored: HashMap<u64, (i32, i64)> = rows.iter().map(|&(id, p, o)| (id, (p, o))).collect();
-    let lost = expected
-        .ids
-        .iter()
-        .filter(|id| !stored.contains_key(id))
-        .count() as u64;
-    let unexpected = stored
-        .keys()
-        .filter(|id| !expected.ids.contains(id))
-        .count() as u64;
+    let lost = expected.ids.iter().filter(|id| !stored.contains_key(id));
+    let unexpected = stored.keys().filter(|id| !expected.ids.contains(id));
+    let (lost, unexpected) = (lost.count() as u64, unexpected.count() as u64);
     let same_id_rows = rows.len() as u64 - stored.len() as u64;
     let (mut redelivered, mut copies) = (0u64, 0u64);
     for d in &dead {
@@ -226,25 +220,13 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
     for (p, o) in messages.chain(dead.iter().map(|d| (d.partition, d.offset))) {
         offsets.entry(p).or_default().push(o);
     }
-    let mut offsets_inconsistent = 0;
-    for p in offsets
-        .keys()
-        .chain(next_offsets.keys())
-        .collect::<HashSet<_>>()
-    {
-        let mut seen = offsets.get(p).cloned().unwrap_or_default();
+    let partitions: HashSet<_> = offsets.keys().chain(next_offsets.keys()).collect();
+    let inconsistent = |p: &&i32| {
+        let mut seen = offsets.get(*p).cloned().unwrap_or_default();
         seen.sort_unstable();
-        let total = seen.len();
-        seen.dedup();
-        let next = next_offsets.get(p).copied().unwrap_or(0);
-        let exactly_0_to_next = seen.len() == total
-            && total as i64 == next
-            && seen.first().is_none_or(|&o| o == 0)
-            && seen.last().is_none_or(|&o| o + 1 == next);
-        if !exactly_0_to_next {
-            offsets_inconsistent += 1;
-        }
-    }
+        seen != (0..next_offsets.get(*p).copied().unwrap_or(0)).collect::<Vec<_>>()
+    };
+    let offsets_inconsistent = partitions.into_iter().filter(inconsistent).count() as u64;
 
     let id_checksum: IdChecksum = rows.iter().map(|&(id, _, _)| id).collect();
     Ok(Figures {

@@ -314,7 +314,7 @@ pub fn create_topic(
     };
     let (mut have, what) = (0, format!("leaders of {topic}"));
     wait_until(Duration::from_secs(60), &what, || {
-        let leaders = topic_metadata(admin.inner(), topic, &led);
+        let leaders = topic_metadata(admin.inner(), topic, led);
         have = leaders.ok().flatten().flatten().unwrap_or(0);
         have > 0
     })?;

@@ -1,14 +1,6 @@
-//! The fault suite: runs the real binaries (`producer`, `consumer-pull`,
-//! `consumer-push`) against Apache Kafka while faults are injected, then
-//! checks every consumer's database against the produced events with the
-//! harness's one verification ([`testkit::verify`]).
-//!
-//! Each scenario exists once, in [`scenarios`]. `scripts/chaos.sh` runs
-//! them with big numbers ([`Options`], the command line); the tests run the
-//! same code with small ones ([`short_run`]). A scenario passes only when
-//! nothing is lost, nothing duplicated, no balance is wrong and its own
-//! fault-specific checks hold; it prints one line of figures, e.g.
-//! `kill9 pull: events 1000000 kills 10 restarts 10 lost 0 duplicated 0 wrong_balances 0 PASS`.
+//! The fault suite (chaos/README.md): each scenario exists once, in
+//! [`scenarios`]; `scripts/chaos.sh` runs them with big numbers
+//! ([`Options`]), the tests with small ones ([`short_run`]).
 
 pub mod scenarios;
 
@@ -16,55 +8,33 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, ensure};
 use clap::{Parser, ValueEnum};
 use testkit::{Bins, Model};
 
-/// One scenario of the suite, in the order they run by default.
+/// The scenarios (chaos/README.md), in the order they run by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// Bad command lines and files, and `--help` never showing a secret.
     BadInput,
-    /// No fault: every event stored once, the stats complete, the database
-    /// (not Kafka) says where to resume.
     FullRun,
-    /// `kill -9` at random moments, restarted each time.
     Kill9,
-    /// SIGTERM mid-run: the open batch committed within 5 s, the restart
-    /// continues where it stopped.
     Sigterm,
-    /// Two instances in one group, each with its own database.
     TwoInstances,
-    /// 1% bad messages of every kind.
     BadMessages,
-    /// The broker unreachable at start.
     NoBroker,
-    /// The database locked by another process.
     DbLock,
-    /// The disk fills up.
     DiskFull,
-    /// The broker stopped mid-run, then restarted on the same data.
     Outage,
-    /// Offsets skipped on purpose are recorded or refused, never silent.
     OffsetGaps,
-    /// Operator moves (a restored backup, a new `--db`, a recreated topic,
-    /// `auto.offset.reset=latest`) and a cooperative revocation.
     StartPositions,
-    /// Three nodes: `kill -9` of the busiest leader, during a drain and live.
     LeaderKill,
-    /// Three nodes: each stopped and restarted in turn, live.
     RollingRestart,
-    /// Three nodes: several instances per group; killed, lost, joining.
     ScaleOut,
-    /// Three nodes: two down; nothing acknowledged is lost.
     MinorityLoss,
-    /// Three nodes: a rebalance while the database is locked longer than
-    /// `max.poll.interval.ms`.
     SlowRevoke,
 }
 
 impl Scenario {
-    /// The name on the command line and in the figures (`kill9`, `db-lock`).
     pub fn name(self) -> String {
         self.to_possible_value()
             .expect("no skipped variant")
@@ -72,27 +42,21 @@ impl Scenario {
             .to_string()
     }
 
-    /// Parses a comma-separated list of names, or `all`.
     pub fn parse_list(s: &str) -> Result<Vec<Scenario>> {
+        let all = Scenario::value_variants();
         let mut out = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let known = || all.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
             match part {
-                "all" => out.extend(Scenario::value_variants()),
-                _ => out.push(Scenario::from_str(part, false).map_err(|_| {
-                    let known: Vec<_> = Scenario::value_variants()
-                        .iter()
-                        .map(|s| s.name())
-                        .collect();
-                    anyhow!(
-                        "unknown scenario {part:?}; known: all, {}",
-                        known.join(", ")
-                    )
-                })?),
+                "all" => out.extend(all),
+                _ => {
+                    out.push(Scenario::from_str(part, false).map_err(|_| {
+                        anyhow!("unknown scenario {part:?}; known: all, {}", known())
+                    })?)
+                }
             }
         }
-        if out.is_empty() {
-            bail!("no scenario given");
-        }
+        ensure!(!out.is_empty(), "no scenario given");
         Ok(out)
     }
 }
@@ -103,7 +67,6 @@ impl fmt::Display for Scenario {
     }
 }
 
-/// Parses `pull` or `push`.
 pub fn parse_model(s: &str) -> Result<Model> {
     Model::ALL
         .into_iter()
@@ -114,26 +77,19 @@ pub fn parse_model(s: &str) -> Result<Model> {
 /// The broker of the scenarios that do not stop it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BrokerKind {
-    /// Apache Kafka, one JVM for the whole run ([`testkit::Kafka::shared`]).
+    /// Apache Kafka, one JVM for the whole run.
     Kafka,
-    /// Nisshi, the embedded Rust broker, where Java is absent: a new one
-    /// in memory per scenario, on SQLite for `outage`.
+    /// Nisshi, the embedded Rust broker: a new one per scenario.
     Nisshi,
-    /// librdkafka's mock cluster, a new one per scenario: hermetic tests
-    /// only, never the only proof of a guarantee.
+    /// librdkafka's mock cluster: proves nothing alone.
     Mock,
 }
 
-/// Runs the project's binaries against Apache Kafka (one broker for the
-/// run, started here from the jars scripts/setup.sh installs; a private one
-/// for the scenarios that stop it or start it late; a cluster of three for
-/// leader-kill, rolling-restart, scale-out, minority-loss and slow-revoke)
-/// while faults are injected (kill -9, SIGTERM, a second instance, broker
-/// outages, nodes lost, bad messages, a locked or full database, bad
-/// command lines) and checks that every consumer's database holds exactly
-/// the produced events: nothing lost, nothing duplicated, every balance
-/// right. Prints one line of figures per scenario and consumer; exits 1 if
-/// any scenario failed.
+/// Runs the project's binaries against Apache Kafka (started here) while
+/// faults are injected, and checks that every consumer's database holds
+/// exactly the produced events: nothing lost, nothing duplicated, every
+/// balance right. Prints one line of figures per scenario and consumer;
+/// exits 1 if any scenario failed. chaos/README.md describes each one.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "chaos",
@@ -155,20 +111,17 @@ pub struct Options {
     /// Comma-separated consumers: pull, push.
     #[arg(long, default_value = "pull,push", value_delimiter = ',', value_parser = parse_model)]
     pub consumers: Vec<Model>,
-    /// The broker: `kafka` (Apache Kafka), `nisshi` (the embedded Rust
-    /// broker, where Java is absent; for outage a private one on SQLite,
-    /// whose log survives its restart), or `mock` (librdkafka's mock
-    /// cluster; proves nothing alone). no-broker, offset-gaps,
-    /// start-positions and the cluster scenarios always run on a private
-    /// Apache Kafka, and outage does unless `nisshi`.
+    /// The broker. no-broker, offset-gaps, start-positions and the cluster
+    /// scenarios always run on Apache Kafka, and outage does unless
+    /// `nisshi` (then on SQLite, whose log survives the restart).
     #[arg(long, value_enum, default_value = "kafka")]
     pub broker: BrokerKind,
-    /// Working directory: databases, logs, stats files, the brokers' data
-    /// and logs. Its scenario subdirectories are replaced on each run.
+    /// Working directory (databases, logs, brokers); its scenario
+    /// subdirectories are replaced on each run.
     #[arg(long, default_value = ".run/chaos")]
     pub out: PathBuf,
-    /// Directory with the producer, consumer-pull and consumer-push
-    /// binaries (default: the directory of this binary).
+    /// Directory with the producer and consumer binaries (default: this
+    /// binary's).
     #[arg(long, env = "BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
     /// Seed of the events and of the random moments.
@@ -192,27 +145,23 @@ pub struct Options {
     /// Seconds the database is locked in db-lock.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub lock_secs: u64,
-    /// Largest accepted loss of consumer throughput with 1% bad messages,
-    /// as a fraction of the clean run's.
+    /// Largest accepted loss of throughput with 1% bad messages (fraction).
     #[arg(long, default_value_t = 0.2)]
     pub throughput_tolerance: f64,
-    /// Clean and bad runs per consumer in bad-messages (alternating); the
-    /// best throughput of each kind is compared.
+    /// Clean and bad runs per consumer in bad-messages; the best compared.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub throughput_rounds: u32,
-    /// Size of the oversized bad messages in bytes (bad-messages). The
-    /// default, 16 KiB, is about a hundred times the largest valid event.
+    /// Size of the oversized bad messages in bytes (~100× a valid event).
     #[arg(long, default_value_t = 16 * 1024, value_parser = clap::value_parser!(u64).range(256..=900_000))]
     pub oversized_bytes: u64,
     /// --batch-size passed to the consumers (default: theirs).
     #[arg(long)]
     pub batch_size: Option<u64>,
-    /// Events per second of the live parts of the cluster scenarios; lower
-    /// when there are too few events for the scenario to last.
+    /// Events per second of the live parts of the cluster scenarios.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub live_rate: u64,
-    /// Apache Kafka's installation (its `libs/` jars), as scripts/setup.sh
-    /// makes it (default: ~/.cache/banking-pipeline/kafka-<version>).
+    /// Apache Kafka's jars, as scripts/setup.sh installs them (default:
+    /// ~/.cache/banking-pipeline/kafka-<version>).
     #[arg(long, env = "KAFKA_HOME_DIR")]
     pub kafka_home: Option<PathBuf>,
 }
@@ -220,9 +169,7 @@ pub struct Options {
 /// A run of the suite: the options and the binaries they name.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// What the command line (or [`Config::short`]) says.
     pub options: Options,
-    /// The producer and consumer binaries.
     pub bins: Bins,
 }
 
@@ -234,9 +181,7 @@ impl Deref for Config {
 }
 
 impl Config {
-    /// The small sizes of the tests, with the binaries of this build:
-    /// 20,000 events over 2,000 accounts in batches of 1,000, 3 kills, a
-    /// 3 s lock, the broker absent 5 s and down 6 s, and throughput
+    /// The tests' small sizes, with the binaries of this build; throughput
     /// reported but not judged (20,000 events are too few to measure it).
     pub fn short(out: &Path, consumers: &[Model], broker: BrokerKind) -> Config {
         let mut options = Options::parse_from(
@@ -252,69 +197,49 @@ impl Config {
             bins: Bins::of_this_build(),
         }
     }
-
-    /// The consumers' extra arguments every scenario passes.
-    pub fn batch_args(&self) -> Vec<String> {
-        match self.batch_size {
-            Some(n) => vec!["--batch-size".into(), n.to_string()],
-            None => Vec::new(),
-        }
-    }
 }
 
-/// The verdict of one scenario for one consumer (or for all binaries).
+/// The verdict of one scenario for one subject: a consumer, `producer` or
+/// `all`.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The scenario.
     pub scenario: Scenario,
-    /// `pull`, `push`, or `producer`/`all` for scenarios about every binary.
     pub subject: String,
     /// The figures, e.g. `events 1000000 kills 10 lost 0 ...`.
     pub figures: String,
-    /// Whether every check held.
-    pub pass: bool,
-    /// Why it was not run, if it was not (neither pass nor fail).
+    /// Why it could not run here (neither pass nor fail).
     pub skipped: Option<String>,
-    /// What went wrong, one line each.
+    /// What went wrong, one line each: it passed when there is none.
     pub problems: Vec<String>,
 }
 
 impl Outcome {
-    /// A passed or failed outcome: failed when there are problems.
-    pub fn new(
-        scenario: Scenario,
-        subject: &str,
-        figures: String,
-        problems: Vec<String>,
-    ) -> Outcome {
-        let pass = problems.is_empty();
-        let subject = subject.to_string();
+    pub fn new(sc: Scenario, subject: &str, figures: String, problems: Vec<String>) -> Outcome {
+        let (scenario, subject, skipped) = (sc, subject.to_string(), None);
         Outcome {
             scenario,
             subject,
             figures,
-            pass,
-            skipped: None,
+            skipped,
             problems,
         }
     }
 
-    /// A scenario that could not run here.
-    pub fn skipped(scenario: Scenario, subject: &str, why: String) -> Outcome {
+    pub fn skipped(sc: Scenario, subject: &str, why: String) -> Outcome {
+        let skipped = Some(why);
         Outcome {
-            skipped: Some(why),
-            ..Outcome::new(scenario, subject, String::new(), Vec::new())
+            skipped,
+            ..Outcome::new(sc, subject, String::new(), Vec::new())
         }
     }
 
     /// A scenario that broke down before it could measure anything.
-    pub fn error(scenario: Scenario, subject: &str, e: &anyhow::Error) -> Outcome {
-        Outcome::new(
-            scenario,
-            subject,
-            "harness error".into(),
-            vec![format!("{e:#}")],
-        )
+    pub fn error(sc: Scenario, subject: &str, e: &anyhow::Error) -> Outcome {
+        Outcome::new(sc, subject, "harness error".into(), vec![format!("{e:#}")])
+    }
+
+    pub fn failed(&self) -> bool {
+        self.skipped.is_none() && !self.problems.is_empty()
     }
 }
 
@@ -324,7 +249,7 @@ impl fmt::Display for Outcome {
         if let Some(why) = &self.skipped {
             return write!(f, "{scenario} {subject}: SKIPPED ({why})");
         }
-        let verdict = if self.pass { "PASS" } else { "FAIL" };
+        let verdict = if self.failed() { "FAIL" } else { "PASS" };
         write!(f, "{scenario} {subject}: {} {verdict}", self.figures)?;
         for p in &self.problems {
             write!(f, "\n    problem: {p}")?;
@@ -369,7 +294,7 @@ pub fn short_run(
     }
     let failed: Vec<String> = outcomes
         .iter()
-        .filter(|o| !o.pass)
+        .filter(|o| o.failed())
         .map(|o| o.to_string())
         .collect();
     if !failed.is_empty() {

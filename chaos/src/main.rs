@@ -49,7 +49,7 @@ fn real_main(options: Options) -> Result<bool> {
         cfg.out.display()
     );
     let outcomes = run(&cfg)?;
-    let failed = outcomes.iter().filter(|o| !o.pass).count();
+    let failed = outcomes.iter().filter(|o| o.failed()).count();
     let skipped = outcomes.iter().filter(|o| o.skipped.is_some()).count();
     let passed = outcomes.len() - failed - skipped;
     println!("chaos: {passed} passed, {failed} failed, {skipped} skipped");

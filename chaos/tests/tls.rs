@@ -174,6 +174,31 @@ fn x_args(properties: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A work directory, the address of `listener` and both consumers started
+/// with `x` on a new topic there, running until stopped: a refusal's set-up.
+fn refused_consumers(
+    broker: &'static Secured,
+    listener: &str,
+    name: &str,
+    x: &[String],
+) -> (tempfile::TempDir, &'static str, Vec<Proc>) {
+    let work = work_dir(name);
+    let address = broker.kafka.listener(listener);
+    let topic = kafka::unique(name);
+    broker
+        .kafka
+        .create_topic(&topic, 1)
+        .expect("create the topic");
+    let bins = Bins::of_this_build();
+    let spawn = |m| {
+        let mut cmd = consumer(m, address, &topic, work.path(), x);
+        cmd.idle_secs = None;
+        cmd.spawn(&bins, 0, &[]).expect("spawn a consumer")
+    };
+    let consumers = MODELS.into_iter().map(spawn).collect();
+    (work, address, consumers)
+}
+
 fn work_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("chaos-{name}-"))
@@ -363,26 +388,11 @@ fn tls_without_the_ca_or_in_plaintext_fails_clearly() {
     let Some(broker) = secured("tls_without_the_ca_or_in_plaintext_fails_clearly") else {
         return;
     };
-    let work = work_dir("tls-refused");
-    let dir = work.path();
-    let address = broker.kafka.listener("SSL");
-    let topic = kafka::unique("tls-refused");
-    broker
-        .kafka
-        .create_topic(&topic, 1)
-        .expect("create the topic");
     let no_ca = x_args(&["security.protocol=ssl".into()]);
     // The consumers start first: they keep retrying while the producers
     // run their course.
-    let bins = Bins::of_this_build();
-    let mut consumers: Vec<Proc> = MODELS
-        .iter()
-        .map(|&m| {
-            let mut cmd = consumer(m, address, &topic, dir, &no_ca);
-            cmd.idle_secs = None;
-            cmd.spawn(&bins, 0, &[]).expect("spawn a consumer")
-        })
-        .collect();
+    let (work, address, mut consumers) = refused_consumers(broker, "SSL", "tls-refused", &no_ca);
+    let dir = work.path();
     thread::scope(|s| {
         s.spawn(|| {
             assert_producer_fails_clearly(
@@ -408,24 +418,10 @@ fn sasl_with_a_wrong_password_fails_clearly_and_never_shows_it() {
     let Some(broker) = secured(test) else {
         return;
     };
-    let work = work_dir("sasl-refused");
-    let dir = work.path();
-    let address = broker.kafka.listener("SASL_SSL");
-    let topic = kafka::unique("sasl-refused");
-    broker
-        .kafka
-        .create_topic(&topic, 1)
-        .expect("create the topic");
     let wrong = broker.sasl(WRONG);
-    let bins = Bins::of_this_build();
-    let mut consumers: Vec<Proc> = MODELS
-        .iter()
-        .map(|&m| {
-            let mut cmd = consumer(m, address, &topic, dir, &wrong);
-            cmd.idle_secs = None;
-            cmd.spawn(&bins, 0, &[]).expect("spawn a consumer")
-        })
-        .collect();
+    let (work, address, mut consumers) =
+        refused_consumers(broker, "SASL_SSL", "sasl-refused", &wrong);
+    let dir = work.path();
     assert_producer_fails_clearly(
         dir,
         "producer-sasl",

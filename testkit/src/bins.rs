@@ -6,13 +6,10 @@ use std::sync::Once;
 
 use anyhow::{Result, bail};
 
-/// Which consumer: the one definition, consumer-core's.
 pub use consumer_core::Model;
 
-/// Both consumers, pull first.
 pub const MODELS: [Model; 2] = [Model::Pull, Model::Push];
 
-/// The producer binary's file name.
 pub const PRODUCER: &str = "producer";
 
 /// A directory holding `producer`, `consumer-pull` and `consumer-push`.
@@ -38,10 +35,8 @@ impl Bins {
         Ok(bins)
     }
 
-    /// For test processes: the binaries of this build (`target/<profile>`),
-    /// built first when any is missing or older than the running test
-    /// (`cargo test -p X` builds X's own binaries, not the other crates'
-    /// ones it spawns, which could otherwise be stale).
+    /// For tests: the binaries of this build, built first when missing or
+    /// older than the test (`cargo test -p X` builds only X's).
     pub fn of_this_build() -> Bins {
         static BUILD: Once = Once::new();
         let exe = std::env::current_exe().expect("test binary path");
@@ -83,17 +78,14 @@ impl Bins {
         assert!(status.success(), "cargo build of the binaries failed");
     }
 
-    /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The producer.
     pub fn producer(&self) -> PathBuf {
         self.dir.join(PRODUCER)
     }
 
-    /// A consumer.
     pub fn consumer(&self, model: Model) -> PathBuf {
         self.dir.join(model.binary())
     }

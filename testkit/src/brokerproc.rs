@@ -1,7 +1,6 @@
-//! Broker processes (Apache Kafka's JVM, Nisshi): how long they live,
-//! waiting until they serve, stopping and killing them, and [`BrokerProc`],
-//! the part of their guards that [`Kafka`](crate::Kafka) and
-//! [`Nisshi`](crate::Nisshi) share.
+//! Broker processes (Kafka's JVM, Nisshi): [`BrokerProc`], the part of
+//! their guards that [`Kafka`](crate::Kafka) and [`Nisshi`](crate::Nisshi)
+//! share, and stopping them by pid.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -12,18 +11,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::clients::{Existing, create_topic};
 use crate::settings::Replication;
-use crate::topics::{Existing, create_topic};
 
 /// How long a broker process lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifetime {
-    /// Until the thread that started it ends (SIGKILL then), so that no
-    /// broker outlives a test process that dies without dropping its
-    /// guard: the tests' brokers.
+    /// Until the thread that started it ends: the tests' brokers.
     Thread,
-    /// On its own, in a session of its own, until stopped: the brokers of
-    /// `scripts/broker.sh`, which outlive the command that started them.
+    /// In a session of its own, until stopped: `scripts/broker.sh`'s.
     Detached,
 }
 
@@ -36,7 +32,7 @@ pub struct BrokerProc {
     what: &'static str,
     /// How long [`BrokerProc::stop`] waits before SIGKILL.
     grace: Duration,
-    /// The longest wait for it to serve clients.
+    /// The longest wait for it to serve.
     timeout: Duration,
 }
 
@@ -59,8 +55,7 @@ impl BrokerProc {
         }
     }
 
-    /// Starts the process `cmd()` makes, to live as `lifetime` says,
-    /// without waiting.
+    /// Starts the process `cmd()` makes, without waiting.
     pub(crate) fn launch(
         &mut self,
         lifetime: Lifetime,
@@ -88,85 +83,70 @@ impl BrokerProc {
         Ok(())
     }
 
-    /// Waits until the launched process serves clients: `ready()` holds
-    /// and its address takes a TCP connection. Fails (killing the process
-    /// when it still runs) when it exits first or the timeout passes,
-    /// with the last lines of its `logs`.
+    /// Waits until `ready()` holds and its address takes a connection;
+    /// fails (killing it) with the end of its `logs` when it exits first or
+    /// the timeout passes.
     pub(crate) fn wait_serving(
         &mut self,
         mut ready: impl FnMut() -> bool,
         logs: &[PathBuf],
     ) -> Result<()> {
-        let log_tail = || {
-            let tail = |f: &PathBuf| {
-                let text = fs::read_to_string(f).unwrap_or_default();
-                format!(
-                    "last lines of {}:\n{}\n",
-                    f.display(),
-                    crate::last_lines(&text, 15)
-                )
-            };
-            logs.iter().map(tail).collect::<String>()
-        };
-        let what = self.what;
         let child = self.child.as_mut().context("the broker was not launched")?;
         let deadline = Instant::now() + self.timeout;
         while !(ready() && std::net::TcpStream::connect(&self.bootstrap).is_ok()) {
-            if let Some(status) = child.try_wait()? {
-                self.child = None;
-                bail!(
-                    "{what} exited ({status}) before serving clients; {}",
-                    log_tail()
-                );
-            }
-            if Instant::now() >= deadline {
-                self.kill()?;
-                bail!(
-                    "{what} did not start within {:?}; {}",
-                    self.timeout,
-                    log_tail()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+            let why = match child.try_wait()? {
+                Some(status) => format!("exited ({status}) before serving clients"),
+                None if Instant::now() >= deadline => {
+                    format!("did not start within {:?}", self.timeout)
+                }
+                None => {
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            self.kill()?;
+            let tail = |f: &PathBuf| {
+                let text = fs::read_to_string(f).unwrap_or_default();
+                let last = crate::last_lines(&text, 15);
+                format!("last lines of {}:\n{last}\n", f.display())
+            };
+            bail!(
+                "{} {why}; {}",
+                self.what,
+                logs.iter().map(tail).collect::<String>()
+            );
         }
         Ok(())
     }
 
-    /// Lets the process run on after this guard (and the process) is
-    /// gone; returns its process id.
+    /// Lets the process run on after this guard; returns its pid.
     pub(crate) fn detach(&mut self) -> Option<u32> {
         self.child.take().map(|c| c.id())
     }
 
-    /// The PLAINTEXT bootstrap address, `host:port`.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
 
-    /// Its files.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Whether it runs (started and not stopped or killed).
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
 
-    /// Creates `topic` with `partitions` partitions (one replica) and waits
-    /// until its leaders are known.
+    /// Creates `topic` (one replica) and waits for its leaders.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
         let (one, same) = (Replication::for_nodes(1), Existing::SamePartitions);
         create_topic(&self.bootstrap, topic, partitions, one, same).map(drop)
     }
 
-    /// Stops it as an operator would (SIGTERM: a controlled shutdown),
-    /// keeping its log; SIGKILL after the grace period.
+    /// SIGTERM (a controlled shutdown), SIGKILL after the grace period.
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             terminate(child.id(), self.grace, self.what);
@@ -175,7 +155,6 @@ impl BrokerProc {
         Ok(())
     }
 
-    /// `kill -9`, keeping its log.
     pub fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
             child.kill()?;
@@ -191,10 +170,26 @@ impl Drop for BrokerProc {
     }
 }
 
+/// A broker that can be stopped (SIGTERM) and started again on its data.
+pub trait Restartable: crate::Broker {
+    fn stop(&mut self) -> Result<()>;
+    fn restart(&mut self) -> Result<()>;
+}
+
 /// `Deref` and `DerefMut` of a broker guard (a struct with a `proc:
-/// BrokerProc` field) to its [`BrokerProc`], and its [`crate::Broker`].
+/// BrokerProc` field and a `restart`) to its [`BrokerProc`], its
+/// [`crate::Broker`] and [`Restartable`].
 macro_rules! broker_guard {
     ($guard:ty) => {
+        impl $crate::brokerproc::Restartable for $guard {
+            fn stop(&mut self) -> anyhow::Result<()> {
+                self.proc.stop()
+            }
+
+            fn restart(&mut self) -> anyhow::Result<()> {
+                <$guard>::restart(self)
+            }
+        }
         impl std::ops::Deref for $guard {
             type Target = $crate::brokerproc::BrokerProc;
             fn deref(&self) -> &Self::Target {
@@ -221,16 +216,14 @@ macro_rules! broker_guard {
 }
 pub(crate) use broker_guard;
 
-/// Creates `dir` and returns it absolute: a broker runs in its directory
-/// and reads its paths from there.
+/// Creates `dir` and returns it absolute (a broker runs in it).
 pub(crate) fn created(dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir)?;
     dir.canonicalize()
         .with_context(|| format!("resolve {}", dir.display()))
 }
 
-/// SIGTERM to `pid`, SIGKILL after `grace`; returns once it is gone (or a
-/// zombie, for its parent to reap).
+/// SIGTERM to `pid`, SIGKILL after `grace`; returns once it is gone.
 pub(crate) fn terminate(pid: u32, grace: Duration, what: &str) {
     signal(pid, libc::SIGTERM);
     if !wait_gone(pid, grace) {
@@ -239,7 +232,6 @@ pub(crate) fn terminate(pid: u32, grace: Duration, what: &str) {
     }
 }
 
-/// `kill -9` of `pid`; returns once it is gone.
 pub(crate) fn kill9(pid: u32) {
     signal(pid, libc::SIGKILL);
     wait_gone(pid, Duration::from_secs(30));

@@ -1,6 +1,5 @@
-//! Plain rdkafka clients for checks the binaries cannot make themselves:
-//! reading a topic back, sending arbitrary (bad) messages and learning
-//! where each landed, reading a group's committed offsets.
+//! Plain rdkafka clients for checks the binaries cannot make themselves,
+//! and the one topic creation of the harness (the same on every broker).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use prost::Message as _;
 use proto::BankingEvent;
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
@@ -19,8 +18,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::procs::wait_until;
+use crate::settings::Replication;
 
-/// A client configuration for `bootstrap` with `settings`.
 pub(crate) fn config(bootstrap: &str, settings: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
@@ -36,7 +35,6 @@ pub(crate) fn admin(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>
         .context("create an admin client")
 }
 
-/// What the admin requests wait for: 30 s.
 pub(crate) fn admin_options() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))
 }
@@ -56,9 +54,7 @@ pub(crate) fn topic_metadata<T>(
 }
 
 /// Reads `topic` from the beginning until `expected` messages arrived or
-/// `timeout` passed, then one more second to catch any extra message;
-/// returns the decoded payloads (panics on one that does not decode: the
-/// producer only sends valid events).
+/// `timeout` passed, then one more second for any extra one.
 pub fn read_back(
     bootstrap: &str,
     topic: &str,
@@ -95,8 +91,7 @@ pub fn read_back(
     out
 }
 
-/// The committed offsets of `group` on `topic` (partitions `0..partitions`)
-/// in Kafka.
+/// The offsets `group` committed to Kafka on `topic`.
 pub fn group_offsets(
     bootstrap: &str,
     group: &str,
@@ -128,11 +123,8 @@ pub struct Landed {
     pub acknowledged: u64,
     /// Tag -> (partition, offset) of each tagged message.
     pub tagged: BTreeMap<usize, (i32, i64)>,
-    /// Partition -> the offset after the highest one acknowledged.
-    pub next_offsets: BTreeMap<i32, i64>,
 }
 
-/// The delivery reports of a [`RawProducer`], and its failures.
 #[derive(Default)]
 struct Deliveries(Mutex<(Landed, Vec<String>)>);
 
@@ -146,11 +138,8 @@ impl ProducerContext for Deliveries {
         match result {
             Ok(m) => {
                 landed.acknowledged += 1;
-                let at = (m.partition(), m.offset());
-                let next = landed.next_offsets.entry(at.0).or_insert(0);
-                *next = (*next).max(at.1 + 1);
                 if tag != UNTAGGED {
-                    landed.tagged.insert(tag, at);
+                    landed.tagged.insert(tag, (m.partition(), m.offset()));
                 }
             }
             Err((e, _)) => failed.push(e.to_string()),
@@ -160,15 +149,14 @@ impl ProducerContext for Deliveries {
 
 const UNTAGGED: usize = usize::MAX;
 
-/// A plain idempotent producer for messages of any shape (bad ones
-/// included), reporting where the tagged ones landed.
+/// An idempotent producer of messages of any shape (bad ones included),
+/// reporting where the tagged ones landed.
 pub struct RawProducer {
     producer: BaseProducer<Deliveries>,
     sent: u64,
 }
 
 impl RawProducer {
-    /// An idempotent, lz4-compressing producer on `bootstrap`.
     pub fn new(bootstrap: &str) -> Result<RawProducer> {
         let settings = [
             ("enable.idempotence", "true"),
@@ -184,8 +172,7 @@ impl RawProducer {
         Ok(RawProducer { producer, sent: 0 })
     }
 
-    /// Queues one message; `tag` (when given) makes its landing place part
-    /// of [`Landed::tagged`].
+    /// Queues one message; a `tag` puts its landing place in [`Landed`].
     pub fn send(
         &mut self,
         topic: &str,
@@ -233,9 +220,8 @@ impl RawProducer {
     }
 }
 
-/// Deletes the records of `topic`'s `partition` before offset `before`
-/// through the admin API (Kafka's DeleteRecords, what retention does by
-/// time): the partition's log start moves to `before`.
+/// Deletes the records of `partition` before `before` (what retention
+/// does): its log start moves to `before`.
 pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) -> Result<()> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(before))?;
@@ -250,8 +236,7 @@ pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64)
     Ok(())
 }
 
-/// Deletes `topic` through the admin API and waits until the broker no
-/// longer lists it (an operator's `kafka-topics.sh --delete`).
+/// Deletes `topic` and waits until the broker no longer lists it.
 pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
     let admin = admin(bootstrap)?;
     let result = futures::executor::block_on(admin.delete_topics(&[topic], &admin_options()))
@@ -268,8 +253,7 @@ pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
     )
 }
 
-/// The high watermark (the next offset to be written) of partitions
-/// `0..partitions` of `topic`.
+/// The next offset to be written of each partition of `topic`.
 pub fn high_watermarks(
     bootstrap: &str,
     topic: &str,
@@ -286,4 +270,62 @@ pub fn high_watermarks(
             Ok((p, high))
         })
         .collect()
+}
+
+/// What [`create_topic`] does with a topic that exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Keeps it, with its own partitions.
+    Keep,
+    /// Keeps it when it has the partitions asked for, else fails.
+    SamePartitions,
+    /// Fails: a fresh topic is needed (a benchmark phase's).
+    Fail,
+}
+
+/// Creates `topic`, waits until every partition has a leader, and returns
+/// how many it has.
+pub fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: Replication,
+    existing: Existing,
+) -> Result<i32> {
+    let admin = admin(bootstrap)?;
+    let (replicas, min_isr) = (replication.replicas, replication.min_isr.to_string());
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas))
+        .set("min.insync.replicas", &min_isr);
+    let results = futures::executor::block_on(admin.create_topics([&new], &admin_options()))
+        .with_context(|| format!("create topic {topic}"))?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) if existing == Existing::Fail => {
+                bail!("topic {name} exists already on {bootstrap}; a fresh one is needed")
+            }
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("create topic {name} on {bootstrap}: {code}"),
+        }
+    }
+    let led = |t: &MetadataTopic| {
+        let p = t.partitions();
+        (!p.is_empty() && p.iter().all(|p| p.leader() >= 0)).then_some(p.len() as i32)
+    };
+    let (mut have, what) = (0, format!("leaders of {topic}"));
+    wait_until(Duration::from_secs(60), &what, || {
+        let leaders = topic_metadata(admin.inner(), topic, led);
+        have = leaders.ok().flatten().flatten().unwrap_or(0);
+        have > 0
+    })?;
+    if existing == Existing::SamePartitions && have != partitions {
+        bail!("topic {topic} exists with {have} partitions, not {partitions}");
+    }
+    Ok(have)
+}
+
+/// Creates `topic` (one replica), failing when it exists already.
+pub fn create_new_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
+    let one = Replication::for_nodes(1);
+    create_topic(bootstrap, topic, partitions, one, Existing::Fail).map(drop)
 }

@@ -1,19 +1,7 @@
-//! A cluster of Apache Kafka nodes on one machine: each node a JVM in KRaft
-//! combined mode (broker and controller, like the single test broker), on
-//! loopback ports of its own, with its own data directory and log; all of
-//! them voters of one controller quorum.
-//!
-//! Topics get one replica per node (at most three), `min.insync.replicas=2`
-//! and no unclean leader election ([`Replication`]), so that with the producer's `acks=all`
-//! an acknowledged event is on at least two nodes, and the loss of any one
-//! node loses nothing acknowledged. The group offsets and transaction
-//! topics are replicated the same way.
-//!
-//! Nodes can be killed (`kill -9`), stopped (controlled shutdown) and
-//! started again on the same data, one at a time ([`Cluster::kill`],
-//! [`Cluster::stop`], [`Cluster::restart`]). The cluster's failure
-//! detection keeps Kafka's defaults (`broker.session.timeout.ms` 9 s), so
-//! the recovery times measured on it are the ones users would see.
+//! A cluster of Apache Kafka nodes on one machine, each a [`Kafka`] and a
+//! voter of one controller quorum, replicated as [`Replication`] says: the
+//! loss of any one node loses nothing acknowledged. Failure detection keeps
+//! Kafka's defaults, so the recovery times measured are the ones users see.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,8 +17,7 @@ use crate::kafka::{self, Existing, Kafka, KafkaOptions};
 use crate::settings::Replication;
 use crate::{Broker, free_port};
 
-/// Several local Apache Kafka nodes forming one cluster; all killed on
-/// drop. See the module documentation.
+/// Several local Apache Kafka nodes forming one cluster; killed on drop.
 pub struct Cluster {
     nodes: Vec<Kafka>,
     bootstrap: String,
@@ -72,22 +59,18 @@ impl Cluster {
             .with_context(|| format!("no node {id} in a cluster of {count}"))
     }
 
-    /// `kill -9` of node `id`, keeping its data.
     pub fn kill(&mut self, id: u32) -> Result<()> {
         self.node_mut(id)?.kill()
     }
 
-    /// Controlled shutdown of node `id` (SIGTERM), keeping its data.
     pub fn stop(&mut self, id: u32) -> Result<()> {
         self.node_mut(id)?.stop()
     }
 
-    /// Starts node `id` again on its data and waits until it serves.
     pub fn restart(&mut self, id: u32) -> Result<()> {
         self.node_mut(id)?.restart()
     }
 
-    /// The bootstrap list of the nodes running now.
     fn live_bootstrap(&self) -> String {
         Cluster::bootstrap_of(self.nodes.iter().filter(|n| n.is_running()))
     }
@@ -97,8 +80,8 @@ impl Cluster {
         config.create().context("create a metadata client")
     }
 
-    /// Partition → leader's node id of `topic`, as the metadata of the
-    /// running nodes says (a partition without a leader is left out).
+    /// Partition → leader's node id of `topic` (partitions without one left
+    /// out).
     pub fn leaders(&self, topic: &str) -> Result<BTreeMap<i32, u32>> {
         let leaders = |t: &MetadataTopic| {
             let led = t.partitions().iter().filter(|p| p.leader() > 0);
@@ -108,8 +91,8 @@ impl Cluster {
             .with_context(|| format!("no topic {topic}"))
     }
 
-    /// The node leading the most partitions of `topic` (the lowest id on a
-    /// tie), and how many it leads.
+    /// The node leading the most partitions (the lowest id on a tie), and
+    /// how many.
     pub fn busiest_leader(&self, topic: &str) -> Result<(u32, usize)> {
         let mut per_node: BTreeMap<u32, usize> = BTreeMap::new();
         for node in self.leaders(topic)?.into_values() {
@@ -121,8 +104,7 @@ impl Cluster {
             .context("no partition has a leader")
     }
 
-    /// Waits until every partition of `topic` has a leader and its full
-    /// set of in-sync replicas again (after a node came back).
+    /// Waits until every partition has a leader and all replicas in sync.
     pub fn wait_in_sync(&self, topic: &str, timeout: Duration) -> Result<()> {
         let client = self.metadata_client()?;
         let in_sync = |t: &MetadataTopic| {
@@ -137,13 +119,10 @@ impl Cluster {
 }
 
 impl Broker for Cluster {
-    /// Every node's address, comma-separated.
     fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
 
-    /// One replica per node (at most three), `min.insync.replicas` one
-    /// fewer (at least one).
     fn create_topic(&self, topic: &str, partitions: i32) -> Result<()> {
         let (replication, same) = (
             Replication::for_nodes(self.nodes.len()),

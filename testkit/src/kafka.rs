@@ -1,30 +1,17 @@
-//! Apache Kafka for tests: one local JVM in KRaft combined mode (broker and
-//! controller), started from the jars of Maven Central (`broker install`
-//! puts them in [`home`]), on free loopback ports, in a directory of its
-//! own, with the compose file's settings ([`crate::settings`]), and killed
-//! when the guard is dropped.
+//! Apache Kafka for tests: a local JVM in KRaft combined mode, from the
+//! jars `broker install` puts in [`home`], on free loopback ports, with the
+//! compose file's settings ([`crate::settings`]). [`Kafka::shared`] is one
+//! broker per process (tests keep apart with [`unique`] topics and groups),
+//! [`Kafka::start`] a private one, [`Kafka::start_for_process`] one with
+//! options of its own that several tests share.
 //!
-//! Ways to get one:
-//! - [`Kafka::shared`]: one broker for the whole process (a test binary,
-//!   or a run of the fault suite), started on first use; tests keep out of
-//!   each other's way with topics and groups of their own ([`unique`]).
-//! - [`Kafka::start`]: a private broker, for tests that stop, kill or
-//!   restart it, or need a port of their own.
-//! - [`Kafka::start_for_process`]: a broker with options of its own (TLS,
-//!   SASL listeners) that several tests of a process share.
-//!
-//! When Java or the jars are missing, [`Kafka::shared_or_skip`] prints
-//! `SKIPPED <test>: <why>` and returns `None`; CI installs both (`.ci/run`
-//! runs `scripts/setup.sh`), so nothing is skipped there.
-//!
-//! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`), so
-//! none outlives a test process that is killed; the process-wide ones are
-//! started from a thread that never ends, and killed, their temporary
-//! directories removed, when the process exits.
+//! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`); the
+//! process-wide ones are started from a thread that never ends, and killed
+//! when the process exits.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
@@ -33,11 +20,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created};
-use crate::free_port;
 use crate::settings::CLUSTER_ID;
+use crate::{free_port, repo_root};
 
-/// Heap of a test broker: tests hold little data, and several brokers may
-/// run at once on a small machine.
+/// Tests hold little data, and several brokers may run at once.
 const TEST_HEAP: &str = "-Xmx512m";
 /// Kafka's own start script's JVM options (`bin/kafka-run-class.sh`).
 const JVM_OPTS: &[&str] = &[
@@ -48,14 +34,9 @@ const JVM_OPTS: &[&str] = &[
     "-XX:+ExplicitGCInvokesConcurrent",
     "-XX:MaxInlineLevel=15",
 ];
-/// Longest wait for the JVM to serve clients.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub use crate::settings::version;
-
-mod install;
-use install::java;
-pub use install::{available, home, set_home};
 
 /// A name no other test of this process uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
@@ -70,28 +51,23 @@ pub fn unique(prefix: &str) -> String {
 /// What a private broker needs beyond the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct KafkaOptions {
-    /// The PLAINTEXT listener's port (default: a free one), e.g. an address
-    /// clients were told to use before the broker was there.
+    /// The PLAINTEXT listener's port (default: a free one).
     pub port: Option<u16>,
-    /// Extra listeners, `(name, security protocol)`, e.g. `("SSL", "SSL")`
-    /// or `("SASL_SSL", "SASL_SSL")`; each gets a free port
-    /// ([`Kafka::listener`]). Their settings go in `properties`
-    /// (`listener.name.<name lowercase>.…`).
+    /// Extra listeners, `(name, security protocol)`, each on a free port
+    /// ([`Kafka::listener`]), their settings in `properties`.
     pub listeners: Vec<(String, String)>,
     /// Extra `server.properties` lines.
     pub properties: Vec<(String, String)>,
-    /// SCRAM credentials written by the storage format tool:
-    /// `(mechanism, user, password)`, e.g. `("SCRAM-SHA-512", "alice", "…")`.
+    /// `(mechanism, user, password)` written by the storage format tool.
     pub scram: Vec<(String, String, String)>,
-    /// The address the listeners bind (default `127.0.0.1`).
+    /// Default `127.0.0.1`.
     pub host: Option<String>,
-    /// The JVM's heap options, e.g. `-Xms1g -Xmx1g` (default `-Xmx512m`).
+    /// Default `-Xmx512m`.
     pub heap: Option<String>,
 }
 
-/// A local Apache Kafka broker; killed on drop. Its address, directory,
-/// pid, `stop` (SIGTERM: controlled shutdown) and `kill` are its
-/// [`BrokerProc`]'s.
+/// A local Apache Kafka broker; killed on drop. `stop`, `kill` and the
+/// rest are its [`BrokerProc`]'s.
 pub struct Kafka {
     proc: BrokerProc,
     listeners: Vec<(String, String)>,
@@ -102,8 +78,7 @@ pub struct Kafka {
 broker_guard!(Kafka);
 
 impl Kafka {
-    /// One broker for the whole process, started on first use (in the
-    /// directory given to [`set_shared_dir`], else a temporary one).
+    /// One broker for the whole process, started on first use.
     pub fn shared() -> Result<&'static Kafka> {
         static SHARED: OnceLock<Result<&'static Kafka, String>> = OnceLock::new();
         SHARED
@@ -115,8 +90,7 @@ impl Kafka {
             .map_err(|e| anyhow!("the shared Apache Kafka did not start: {e}"))
     }
 
-    /// [`Kafka::shared`], or `None` (with `SKIPPED <test>: …` printed) when
-    /// Kafka cannot run here.
+    /// [`Kafka::shared`], or `None` ([`crate::skip`]) where it cannot run.
     pub fn shared_or_skip(test: &str) -> Option<&'static Kafka> {
         if let Err(why) = available() {
             crate::skip(test, &format!("{why:#}"));
@@ -125,10 +99,8 @@ impl Kafka {
         Some(Kafka::shared().unwrap_or_else(|e| panic!("{e:#}")))
     }
 
-    /// A broker that lives as long as the process, for a static several
-    /// tests share: started from a thread that never ends (see the module
-    /// documentation), in `dir` (kept) or a temporary directory (removed
-    /// when the process exits).
+    /// A broker that lives as long as the process, in `dir` (kept) or a
+    /// temporary directory (removed at exit).
     pub fn start_for_process(options: KafkaOptions, dir: Option<&Path>) -> Result<&'static Kafka> {
         let dir = dir.map(Path::to_path_buf);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -141,7 +113,7 @@ impl Kafka {
                 };
                 let started = started.map(|k| -> &'static Kafka { Box::leak(Box::new(k)) });
                 if let Ok(kafka) = started {
-                    at_exit::stop(kafka);
+                    stop_at_exit(kafka);
                 }
                 let serving = started.is_ok();
                 let _ = tx.send(started);
@@ -172,10 +144,8 @@ impl Kafka {
         Ok(started.remove(0))
     }
 
-    /// Writes the configuration of node `id` (its controller on
-    /// `controller`) of the quorum of `voters` (`id@host:port`, every node
-    /// of the cluster) in `dir` and formats its log directory;
-    /// [`Kafka::launch_as`] starts it.
+    /// Writes the configuration of node `id` of the quorum of `voters`
+    /// (`id@host:port`) in `dir` and formats its log directory.
     fn prepare(
         dir: &Path,
         options: KafkaOptions,
@@ -246,9 +216,7 @@ impl Kafka {
         })
     }
 
-    /// Starts the JVM, to live as `lifetime` says, without waiting: the
-    /// nodes of a cluster start together, since none serves before a quorum
-    /// of them runs.
+    /// Starts the JVM without waiting: none serves before a quorum runs.
     pub(crate) fn launch_as(&mut self, lifetime: Lifetime) -> Result<()> {
         let (dir, libs, heap) = (self.proc.dir.clone(), &self.libs, &self.heap);
         self.proc.launch(lifetime, || {
@@ -265,7 +233,6 @@ impl Kafka {
         })
     }
 
-    /// Waits until the launched JVM serves clients; kills it on failure.
     pub(crate) fn wait_serving(&mut self) -> Result<()> {
         let logs = ["logs/server.log", "logs/stdout.log"].map(|f| self.dir.join(f));
         self.proc.wait_serving(
@@ -283,17 +250,15 @@ impl Kafka {
             .unwrap_or_else(|| panic!("no listener {name}"))
     }
 
-    /// Starts the JVM (again, after a stop or kill: same ports and data)
-    /// and waits until it serves clients.
+    /// Starts the JVM again (same ports and data) and waits until it serves.
     pub fn restart(&mut self) -> Result<()> {
         self.launch_as(Lifetime::Thread)?;
         self.wait_serving()
     }
 }
 
-/// Starts nodes `ids` of a quorum of `count` nodes on `host` together
-/// (none serves before a quorum of controllers runs) and waits for each.
-/// `place(i)` is node `i`'s directory, options and controller port.
+/// Starts nodes `ids` of a quorum of `count` on `host` together and waits
+/// for each; `place(i)` is node `i`'s directory, options, controller port.
 pub(crate) fn start_nodes(
     count: u32,
     ids: &[u32],
@@ -320,20 +285,121 @@ pub(crate) fn start_nodes(
     Ok(started)
 }
 
-pub use crate::topics::{Existing, create_new_topic, create_topic};
+pub use crate::clients::{Existing, create_new_topic, create_topic};
 
 static SHARED_DIR: OnceLock<PathBuf> = OnceLock::new();
 
-/// Makes [`Kafka::shared`] keep its files in `dir` (kept afterwards, e.g.
-/// under the fault suite's `--out`); only before its first use.
+/// Makes [`Kafka::shared`] keep its files in `dir`; before its first use.
 pub fn set_shared_dir(dir: &Path) {
     let _ = SHARED_DIR.set(dir.to_path_buf());
 }
 
-/// Removes `dir` when the process exits (files that a process-wide broker
-/// needs until then, such as its certificates).
-pub fn remove_at_exit(dir: &Path) {
-    at_exit::remove(dir.to_path_buf());
+static HOME: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes `dir` the installation (`chaos --kafka-home`); before any start.
+pub fn set_home(dir: &Path) {
+    let _ = HOME.set(dir.to_path_buf());
 }
 
-mod at_exit;
+/// Where `broker install` puts the jars: [`set_home`]'s directory,
+/// `$KAFKA_HOME_DIR`, or `~/.cache/banking-pipeline/kafka-<version>`.
+pub fn home() -> Result<PathBuf> {
+    if let Some(dir) = HOME.get() {
+        return Ok(dir.clone());
+    }
+    if let Some(dir) = std::env::var_os("KAFKA_HOME_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(cache
+        .join("banking-pipeline")
+        .join(format!("kafka-{}", version()?)))
+}
+
+/// `Ok` when a broker can be started here, else why not.
+pub fn available() -> Result<PathBuf> {
+    let home = home()?;
+    if !home.join(".complete").is_file() {
+        bail!(
+            "Apache Kafka is not installed in {} (scripts/setup.sh installs it; CI runs it)",
+            home.display()
+        );
+    }
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !java.is_ok_and(|s| s.success()) {
+        bail!("java is not on PATH (scripts/setup.sh installs OpenJDK 17)");
+    }
+    Ok(home.join("libs"))
+}
+
+fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(heap.split_whitespace())
+        .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            repo_root()
+                .join("scripts/kafka/log4j2.properties")
+                .display()
+        ))
+        .arg("-Djava.awt.headless=true")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .current_dir(dir);
+    cmd
+}
+
+static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static REGISTER: std::sync::Once = std::sync::Once::new();
+
+/// At exit: process-wide brokers killed, registered directories removed.
+fn register() {
+    REGISTER.call_once(|| {
+        // SAFETY: registers a plain function with the C runtime.
+        unsafe { libc::atexit(run) };
+    });
+}
+
+fn stop_at_exit(kafka: &'static Kafka) {
+    register();
+    BROKERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(kafka);
+    if kafka.temp.is_some() {
+        remove_at_exit(&kafka.dir);
+    }
+}
+
+/// Removes `dir` when the process exits.
+pub fn remove_at_exit(dir: &Path) {
+    register();
+    DIRS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_path_buf());
+}
+
+extern "C" fn run() {
+    let brokers = std::mem::take(&mut *BROKERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for kafka in brokers {
+        if let Some(pid) = kafka.pid() {
+            // SAFETY: kill(2) and waitpid(2) on the broker this process
+            // started and has not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+    for dir in std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = fs::remove_dir_all(dir);
+    }
+}

@@ -1,7 +1,5 @@
-//! The binaries' Prometheus endpoints (`--metrics-addr`) from the outside:
-//! [`scrape`] fetches `/metrics` with a real HTTP client and parses the
-//! text format; [`metrics_match_the_database`] is the end-to-end check both
-//! consumers' tests run.
+//! The binaries' Prometheus endpoints from the outside: [`scrape`], and
+//! [`metrics_match_the_database`], the check both consumers' tests run.
 
 use std::collections::BTreeSet;
 use std::thread;
@@ -16,11 +14,8 @@ use crate::kafka::{Kafka, unique};
 use crate::procs::{ConsumerCmd, GENEROUS, ProducerCmd, wait_until};
 use crate::{free_port, verify};
 
-/// One scrape of an endpoint.
 #[derive(Debug)]
-pub struct Scrape {
-    samples: Vec<Sample>,
-}
+pub struct Scrape(Vec<Sample>);
 
 /// GETs `http://<addr>/metrics` and parses it.
 pub fn scrape(addr: &str) -> Result<Scrape> {
@@ -32,56 +27,44 @@ pub fn scrape(addr: &str) -> Result<Scrape> {
         .context("read the metrics")?;
     let lines = body.lines().map(|l| Ok(l.to_string()));
     let parsed = prometheus_parse::Scrape::parse(lines).context("parse the metrics")?;
-    Ok(Scrape {
-        samples: parsed.samples,
-    })
+    Ok(Scrape(parsed.samples))
 }
 
 impl Scrape {
-    /// The samples of `name` with a plain value (counters, gauges,
-    /// untyped), and their labels.
+    /// The samples of `name` with a plain value.
     fn numbers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a Sample, f64)> + 'a {
-        self.samples
-            .iter()
-            .filter(move |s| s.metric == name)
-            .filter_map(|s| match s.value {
-                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some((s, v)),
-                _ => None,
-            })
+        let samples = self.0.iter().filter(move |s| s.metric == name);
+        samples.filter_map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some((s, v)),
+            _ => None,
+        })
     }
 
-    /// The value of the sample `name` whose labels include `labels`, if
-    /// there is one.
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.numbers(name)
-            .find(|(s, _)| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|(_, v)| v)
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.numbers(name).next().map(|(_, v)| v)
     }
 
     /// A counter's value, 0 when it is not there yet.
     pub fn counter(&self, name: &str) -> u64 {
-        self.value(name, &[]).unwrap_or(0.0) as u64
+        self.value(name).unwrap_or(0.0) as u64
     }
 
-    /// How many observations histogram `name` holds (`<name>_count`, or
-    /// its `+Inf` bucket); `None` when it is not there.
+    /// How many observations histogram `name` holds.
     pub fn histogram_count(&self, name: &str) -> Option<u64> {
-        if let Some(v) = self.value(&format!("{name}_count"), &[]) {
+        if let Some(v) = self.value(&format!("{name}_count")) {
             return Some(v as u64);
         }
-        self.samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .find_map(|s| match &s.value {
-                Value::Histogram(buckets) => buckets
-                    .iter()
-                    .find(|b| b.less_than.is_infinite())
-                    .map(|b| b.count as u64),
-                _ => None,
-            })
+        let mut samples = self.0.iter().filter(|s| s.metric == name);
+        samples.find_map(|s| match &s.value {
+            Value::Histogram(buckets) => buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .map(|b| b.count as u64),
+            _ => None,
+        })
     }
 
-    /// The `partition` label of every sample of `name`, with its value.
+    /// The value of `name` per `partition` label.
     pub fn by_partition(&self, name: &str) -> Vec<(i32, f64)> {
         self.numbers(name)
             .filter_map(|(s, v)| Some((s.labels.get("partition")?.parse().ok()?, v)))
@@ -91,26 +74,12 @@ impl Scrape {
 
 /// Events the check sends: enough for several batches at its rate.
 const COUNT: u64 = 6_000;
-/// Partitions of its topic.
 const PARTITIONS: i32 = 3;
 
-/// Runs `model` with `--metrics-addr` (and `--log-format json`) while a
-/// paced producer, with `--metrics-addr` too, sends [`COUNT`] events;
-/// scrapes both with a real HTTP client while the events flow, then once
-/// everything is stored. Checks:
-///
-/// - while events flow: the producer's acknowledged never exceed its sent,
-///   nothing fails; the consumer's committed counter never exceeds the rows
-///   of its database read right after the scrape, and some scrape sees it
-///   between 0 and the total;
-/// - at the end: committed = rows = the producer's acknowledged = the
-///   latency histogram's count; dead letters = the database's (0); the
-///   batch commit histogram counts the stats file's batches; every
-///   partition's lag gauge reaches 0; RSS is reported;
-/// - every log line on stderr is a JSON object with the text format's
-///   fields (`timestamp`, `level`, `message`).
-///
-/// Skipped (with a message) where Apache Kafka cannot run.
+/// Runs `model` with `--metrics-addr` and `--log-format json` while a
+/// paced producer with `--metrics-addr` sends [`COUNT`] events; scrapes
+/// both while the events flow and at the end, checking them against each
+/// other, the database and the stats file; every log line must be JSON.
 pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
     let Some(kafka) = Kafka::shared_or_skip(test) else {
         return Ok(());
@@ -190,10 +159,7 @@ pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
         end.histogram_count(names::END_TO_END_SECONDS)
     );
     ensure!(end.counter(names::DEAD_LETTERS) == 0);
-    ensure!(
-        end.value(names::RSS, &[]).is_some_and(|v| v > 0.0),
-        "no RSS"
-    );
+    ensure!(end.value(names::RSS).is_some_and(|v| v > 0.0), "no RSS");
 
     // Lag: librdkafka's statistics see the offsets committed to Kafka.
     let all: BTreeSet<i32> = (0..PARTITIONS).collect();

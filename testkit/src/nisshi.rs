@@ -1,18 +1,7 @@
-//! Nisshi, the embedded Rust broker, for the fault suite where Java is
-//! absent: `nisshi broker` on a free loopback port, in a directory of its
-//! own, killed when the guard is dropped. Its version is pinned here
-//! ([`VERSION`]); the binary comes from `$NISSHI`, `PATH` or
-//! `~/.cargo/bin`, where `broker install` puts it when Apache Kafka cannot
-//! run ([`available`] says how).
-//!
-//! Storage ([`Storage`]): in memory, the fast one, whose topics die with the
-//! process; or SQLite (`nisshi.db` in the broker's directory), which keeps
-//! the log across [`BrokerProc::stop`]/[`BrokerProc::kill`] and
-//! [`Nisshi::restart`], at a fraction of the speed (docs/brokers.md).
-//!
-//! No test of the default suite uses it (CI has Java, so it runs Apache
-//! Kafka); `chaos --broker nisshi` does: in memory for the scenarios that
-//! keep the broker up, on SQLite for `outage`, which restarts it.
+//! Nisshi, the embedded Rust broker, where Java is absent (`chaos --broker
+//! nisshi`, `scripts/broker.sh`): `nisshi broker` on a free loopback port,
+//! killed when the guard is dropped; the pinned [`VERSION`], installed by
+//! `broker install` (docs/brokers.md).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -25,18 +14,13 @@ use anyhow::{Context, Result, bail};
 use crate::brokerproc::{BrokerProc, Lifetime, broker_guard, created};
 use crate::free_port;
 
-/// Longest wait for the broker to serve clients (it takes well under a
-/// second).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// What `nisshi broker` prints once it serves clients.
 const READY: &str = "ready in ";
 
-/// The pinned version.
 pub const VERSION: &str = "0.8.1";
-/// How `broker install` installs it (`cargo` arguments): a build from
-/// source. `--ignore-rust-version` because its dependency rama declares a
-/// newer rust-version than the toolchains this project supports; it builds
-/// with them all the same.
+/// `cargo` arguments that install it; `--ignore-rust-version`: its
+/// dependency rama declares a newer rust-version than it needs.
 pub const INSTALL: &[&str] = &[
     "install",
     "nisshi",
@@ -46,15 +30,14 @@ pub const INSTALL: &[&str] = &[
     "--ignore-rust-version",
 ];
 
-/// The version `bin --version` reports, e.g. `0.8.1`.
+/// The version `bin --version` reports.
 pub fn version_of(bin: &Path) -> Option<String> {
     let out = Command::new(bin).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     Some(text.split_whitespace().nth(1)?.to_string()).filter(|_| out.status.success())
 }
 
-/// The nisshi binary: `$NISSHI`, else `nisshi` on `PATH`, else
-/// `~/.cargo/bin/nisshi`.
+/// `$NISSHI`, else `nisshi` on `PATH`, else `~/.cargo/bin/nisshi`.
 pub fn binary() -> Option<PathBuf> {
     let from_env = std::env::var_os("NISSHI").map(PathBuf::from);
     let on_path = crate::on_path("nisshi");
@@ -86,10 +69,9 @@ pub fn available() -> Result<PathBuf> {
 /// Where the broker keeps its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Storage {
-    /// `memory://nisshi/`: fast; the topics die with the process.
+    /// Fast; the topics die with the process.
     Memory,
-    /// `sqlite://nisshi.db` in the broker's directory: kept across a
-    /// restart.
+    /// `nisshi.db` in the broker's directory: kept across a restart.
     Sqlite,
 }
 
@@ -103,10 +85,7 @@ impl Storage {
     }
 }
 
-/// A `nisshi broker` on a free loopback port; killed on drop. Its address,
-/// directory (`nisshi.log`, the output of every start, and `nisshi.db`),
-/// `stop` and `kill` are its [`BrokerProc`]'s; with [`Storage::Sqlite`]
-/// the log stays for [`Nisshi::restart`].
+/// A `nisshi broker`; killed on drop. Its output is in `nisshi.log`.
 pub struct Nisshi {
     proc: BrokerProc,
     storage: Storage,
@@ -116,7 +95,6 @@ pub struct Nisshi {
 broker_guard!(Nisshi);
 
 impl Nisshi {
-    /// A broker with its files in `dir`, kept afterwards.
     pub fn start_in_dir(dir: &Path, storage: Storage) -> Result<Nisshi> {
         let dir = created(dir)?;
         let address = format!("127.0.0.1:{}", free_port());
@@ -125,9 +103,7 @@ impl Nisshi {
         Ok(nisshi)
     }
 
-    /// A broker on `address` with its files in `dir` that runs on after
-    /// this process (`scripts/broker.sh`); returns its process id once it
-    /// serves.
+    /// A broker that runs on after this process; returns its pid.
     pub(crate) fn start_detached(dir: &Path, address: &str, storage: Storage) -> Result<u32> {
         let mut nisshi = Nisshi::new(dir, address, storage)?;
         nisshi.spawn_as(Lifetime::Detached)?;
@@ -145,9 +121,7 @@ impl Nisshi {
         })
     }
 
-    /// Starts a stopped or killed broker again on the same port and
-    /// storage (empty again with [`Storage::Memory`]), and waits until it
-    /// says it is ready and accepts a connection.
+    /// Starts it again on the same port and storage, and waits until ready.
     pub fn restart(&mut self) -> Result<()> {
         self.spawn_as(Lifetime::Thread)
     }

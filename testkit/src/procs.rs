@@ -1,7 +1,5 @@
-//! The project's binaries as child processes: their command lines, output
-//! in a log file, stats in a JSON file, waiting, signalling, killing. A
-//! [`Proc`] is SIGKILLed when dropped, so a failed test leaves nothing
-//! running.
+//! The project's binaries as child processes: command lines, log and stats
+//! files, waiting, signals. A [`Proc`] is SIGKILLed when dropped.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -19,10 +17,8 @@ use crate::bins::{Bins, Model};
 mod echoed;
 pub use echoed::Finished;
 
-/// librdkafka settings that make group changes quick: a killed member is
-/// declared dead after 6 s (Kafka's `group.min.session.timeout.ms`, the
-/// lowest it accepts) instead of 45 s, and members notice a rebalance
-/// within half a second.
+/// Quick group changes: a killed member is dead after 6 s (the lowest
+/// Kafka accepts) instead of 45 s; a rebalance is noticed within 0.5 s.
 const FAST_GROUP: [&str; 4] = [
     "-X",
     "session.timeout.ms=6000",
@@ -30,10 +26,8 @@ const FAST_GROUP: [&str; 4] = [
     "heartbeat.interval.ms=500",
 ];
 
-/// A secret passed with `-X sasl.password=` to every consumer run (under
-/// PLAINTEXT librdkafka ignores it; the SASL tests make it a real user's
-/// password); it must never show up in a log or a stats file
-/// ([`files_showing`]).
+/// Passed as `-X sasl.password=` to every consumer run (ignored under
+/// PLAINTEXT); it must never show up in a log or stats file.
 pub const SECRET: &str = "chaos-Secret-7f3a9c";
 
 /// How long anything but the explicit bounds of a test may take.
@@ -44,7 +38,7 @@ pub struct Proc {
     child: Child,
     /// Its stdout and stderr.
     pub log: PathBuf,
-    /// Its `--stats-json` file, if it writes one.
+    /// Its `--stats-json` file.
     pub stats: Option<PathBuf>,
     pub name: String,
     status: Option<ExitStatus>,
@@ -80,8 +74,7 @@ impl Proc {
         Proc::start(cmd, log, name, |_| Vec::new())
     }
 
-    /// Starts `cmd` (stdin closed); `copiers` starts the threads that copy
-    /// its piped output, if any.
+    /// Starts `cmd`; `copiers` starts the threads copying its output.
     fn start(
         mut cmd: Command,
         log: &Path,
@@ -118,7 +111,6 @@ impl Proc {
         self.child.id()
     }
 
-    /// Whether it has exited (and with what).
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
@@ -126,8 +118,7 @@ impl Proc {
         self.status
     }
 
-    /// Waits at most `timeout` for it to exit; kills it after that and
-    /// fails with the end of its log.
+    /// Waits at most `timeout` for it to exit; kills it after that.
     pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
         match self.end_by(Instant::now() + timeout, Duration::ZERO, false) {
             (status, false) => Ok(status),
@@ -140,41 +131,30 @@ impl Proc {
         }
     }
 
-    /// Waits for it to exit. At `deadline` it is asked to stop (SIGTERM,
-    /// announced on stderr with `announce`) and SIGKILLed `grace` later.
-    /// Returns its status and whether it had to be stopped.
+    /// Waits for it to exit; at `deadline` SIGTERM (announced on stderr
+    /// with `announce`), SIGKILL `grace` later. True: it had to be stopped.
     fn end_by(&mut self, deadline: Instant, grace: Duration, announce: bool) -> (ExitStatus, bool) {
-        let mut stopped: Option<Instant> = None;
-        let status = loop {
-            if let Some(status) = self.try_status() {
-                break status;
-            }
-            let now = Instant::now();
-            match stopped {
-                None if now >= deadline => {
-                    if announce {
-                        let ran = now - self.started;
-                        eprintln!("{} still runs after {ran:.0?}; sending SIGTERM", self.name);
-                    }
-                    self.sigterm();
-                    stopped = Some(now);
-                }
-                Some(t) if now >= t + grace => {
-                    self.kill9();
-                }
-                _ => {}
-            }
+        while self.try_status().is_none() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
-        };
+        }
+        let stopped = self.try_status().is_none();
+        if stopped {
+            if announce {
+                let ran = self.started.elapsed();
+                eprintln!("{} still runs after {ran:.0?}; sending SIGTERM", self.name);
+            }
+            crate::brokerproc::terminate(self.pid(), grace, &self.name);
+        }
+        let status = self.child.wait().expect("wait for a child");
+        self.status = Some(status);
         for c in self.copiers.drain(..) {
             let _ = c.join();
         }
-        (status, stopped.is_some())
+        (status, stopped)
     }
 
-    /// Waits (at most [`GENEROUS`]) for exit status 0 and returns the stats
-    /// file, read as the program's own stats type (`ConsumerStats` or
-    /// [`ProducerStats`]): one definition for writers and readers.
+    /// Waits (at most [`GENEROUS`]) for exit status 0; returns the stats
+    /// file, as the program's own stats type.
     pub fn wait_success<T: DeserializeOwned>(&mut self) -> Result<T> {
         let status = self.wait(GENEROUS)?;
         if !status.success() {
@@ -183,8 +163,7 @@ impl Proc {
         self.read_stats()
     }
 
-    /// The `--stats-json` file, read as `T` (which also checks its format
-    /// version).
+    /// The `--stats-json` file (its format version checked).
     pub fn read_stats<T: DeserializeOwned>(&self) -> Result<T> {
         let path = self
             .stats
@@ -217,12 +196,10 @@ impl Proc {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
     }
 
-    /// Everything it wrote so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The last `n` lines of its log, for failure messages.
     pub fn log_tail(&self, n: usize) -> String {
         crate::last_lines(&self.log_text(), n)
     }
@@ -249,9 +226,8 @@ impl Drop for Proc {
     }
 }
 
-/// A consumer's command line: `--brokers`, `--topic`, `--group`, `--db`,
-/// `--stats-json`, `--exit-when-idle`, `FAST_GROUP` (quick group changes),
-/// `-X sasl.password=`[`SECRET`], then `extra`.
+/// A consumer's command line: the usual flags, [`FAST_GROUP`],
+/// [`SECRET`], then `extra`.
 #[derive(Debug, Clone)]
 pub struct ConsumerCmd {
     pub model: Model,
@@ -267,8 +243,7 @@ pub struct ConsumerCmd {
 }
 
 impl ConsumerCmd {
-    /// `model` on `topic` at `brokers` in `group`, with its database
-    /// `<dir>/<model>.db`, idle after 5 s.
+    /// Its database `<dir>/<model>.db`, idle after 5 s.
     pub fn new(model: Model, brokers: &str, topic: &str, group: &str, dir: &Path) -> ConsumerCmd {
         ConsumerCmd {
             model,
@@ -282,17 +257,15 @@ impl ConsumerCmd {
         }
     }
 
-    /// The name of run `n`: `<model>-<n>`.
     fn name(&self, n: u32) -> String {
         format!("{}-{n}", self.model.name())
     }
 
-    /// The stats file of run `n`.
     pub fn stats(&self, n: u32) -> PathBuf {
         self.dir.join(format!("{}.json", self.name(n)))
     }
 
-    /// Starts run `n` (with `extra` arguments after the usual ones).
+    /// Starts run `n`, with `extra` arguments.
     pub fn spawn(&self, bins: &Bins, n: u32, extra: &[&str]) -> Result<Proc> {
         let (b, t, g) = (&self.brokers, &self.topic, &self.group);
         let mut args = words(&["--brokers", b, "--topic", t, "--group", g, "--db"]);
@@ -329,8 +302,7 @@ pub struct ProducerCmd {
 }
 
 impl ProducerCmd {
-    /// `count` events of `seed` over `accounts` accounts to `topic`, ids
-    /// from 1, unthrottled, 120 s for the acknowledgements.
+    /// Ids from 1, unthrottled, 120 s for the acknowledgements.
     pub fn new(brokers: &str, topic: &str, count: u64, seed: u64, accounts: u64) -> ProducerCmd {
         ProducerCmd {
             brokers: brokers.to_string(),
@@ -345,8 +317,7 @@ impl ProducerCmd {
         }
     }
 
-    /// Starts it with output in `<dir>/<name>.log`, stats in
-    /// `<dir>/<name>.json`.
+    /// Starts it, its files `<dir>/<name>.log` and `.json`.
     pub fn spawn(&self, bins: &Bins, dir: &Path, name: &str) -> Result<Proc> {
         let mut args = words(&["--brokers", &self.brokers, "--topic", &self.topic]);
         let numbers = format!(
@@ -358,15 +329,13 @@ impl ProducerCmd {
         Proc::spawn_in(&bins.producer(), args, dir, name)
     }
 
-    /// Runs it to completion; fails unless every event was acknowledged.
-    /// Returns the stats file.
+    /// Runs it to the end: see [`ProducerCmd::finish`].
     pub fn run(&self, bins: &Bins, dir: &Path, name: &str) -> Result<ProducerStats> {
         let mut p = self.spawn(bins, dir, name)?;
         self.finish(&mut p)
     }
 
-    /// Waits for a producer started with [`ProducerCmd::spawn`]; fails
-    /// unless every event was acknowledged. Returns the stats file.
+    /// Waits for it; fails unless every event was acknowledged.
     pub fn finish(&self, p: &mut Proc) -> Result<ProducerStats> {
         let stats: ProducerStats = p.wait_success()?;
         if stats.events_failed != 0 || stats.events_acknowledged != self.count {
@@ -383,8 +352,7 @@ impl ProducerCmd {
     }
 }
 
-/// The `.log` and `.json` files of `dir` (not its subdirectories) that
-/// contain `secret`.
+/// The `.log` and `.json` files of `dir` that contain `secret`.
 pub fn files_showing(dir: &Path, secret: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

@@ -1,8 +1,6 @@
-//! The broker settings, written once: what every Apache Kafka this project
-//! starts gets (the test brokers, the clusters, `scripts/broker.sh`'s), the
-//! replication rule of a cluster, the cluster id and the version.
-//! `docker-compose.yml` sets the same as `KAFKA_*` variables; a test reads
-//! that file and fails when the two disagree.
+//! The settings every Apache Kafka this project starts gets, the
+//! replication rule, the cluster id and the version, written once;
+//! `docker-compose.yml` sets the same (a test compares the two).
 
 use std::fs;
 
@@ -13,10 +11,8 @@ use crate::repo_root;
 /// The compose file's `CLUSTER_ID`: any fixed base64 UUID.
 pub const CLUSTER_ID: &str = "b4nk1ngEv3ntsPipe1ineQ";
 
-/// `server.properties` settings every broker gets, wherever it runs:
-/// KRaft combined mode (broker and controller in one process), no initial
-/// rebalance delay (it would show in every test and latency figure), and
-/// no topic made by a typo.
+/// KRaft combined mode, no initial rebalance delay (it would show in every
+/// test and latency figure), no topic made by a typo.
 pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("process.roles", "broker,controller"),
     ("controller.listener.names", "CONTROLLER"),
@@ -25,9 +21,7 @@ pub const BROKER_SETTINGS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "false"),
 ];
 
-/// Settings whose value depends on where the broker runs (its node id,
-/// addresses, listeners, directory): the compose file and the local
-/// brokers set them, each to its own value.
+/// Settings whose value depends on where the broker runs.
 pub const PLACED: &[&str] = &[
     "node.id",
     "controller.quorum.voters",
@@ -37,10 +31,8 @@ pub const PLACED: &[&str] = &[
     "log.dirs",
 ];
 
-/// How a cluster of `nodes` replicates: one replica per node, at most
-/// three, and `min.insync.replicas` one fewer (at least one). With the
-/// producer's `acks=all`, an acknowledged event is then on two nodes, and
-/// losing any one loses nothing.
+/// One replica per node, at most three, and `min.insync.replicas` one
+/// fewer (at least one): with `acks=all` losing any node loses nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replication {
     pub replicas: i32,
@@ -56,9 +48,8 @@ impl Replication {
         }
     }
 
-    /// The broker settings of the rule: internal topics and new topics
-    /// replicated alike; on several nodes also `min.insync.replicas` and no
-    /// unclean leader election (both Kafka's defaults on one node).
+    /// Internal and new topics replicated alike; on several nodes also no
+    /// unclean leader election.
     pub fn broker_settings(self) -> Vec<(String, String)> {
         let (rf, isr) = (self.replicas.to_string(), self.min_isr.to_string());
         let mut settings = vec![
@@ -81,14 +72,9 @@ impl Replication {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
-
-    /// The topic settings a new topic gets under the rule.
-    pub fn topic_config(self) -> Vec<(String, String)> {
-        vec![("min.insync.replicas".into(), self.min_isr.to_string())]
-    }
 }
 
-/// Every setting a broker of `nodes` nodes gets, but the placed ones.
+/// Every setting a broker of `nodes` nodes gets but the placed ones.
 pub fn settings(nodes: usize) -> Vec<(String, String)> {
     BROKER_SETTINGS
         .iter()
@@ -97,9 +83,7 @@ pub fn settings(nodes: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The Apache Kafka version: the tag of the `apache/kafka` image that
-/// `docker-compose.yml` names (also inside a default, as in
-/// `${KAFKA_IMAGE:-apache/kafka:4.3.1}`).
+/// The tag of the `apache/kafka` image `docker-compose.yml` names.
 pub fn version() -> Result<String> {
     let compose = repo_root().join("docker-compose.yml");
     let text =

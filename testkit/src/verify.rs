@@ -1,12 +1,8 @@
 //! What "correct" means, once for every test and scenario: the databases
-//! of a consumer group hold every produced event exactly once, with the
-//! expected balances and totals, every bad message in `dead_letters` and
-//! nothing else there, and stored offsets that cover exactly the rows.
-//!
-//! [`Expected`] is computed from the generator with this module's own
-//! balance rule, independently of the store's code; [`verify_all`]
-//! compares databases with it and counts each kind of difference
-//! ([`Figures`]).
+//! of a group hold every produced event once, with the balances and totals
+//! of [`Expected`] (computed from the generator with this module's own
+//! balance rule, not the store's), every bad message in `dead_letters` and
+//! nothing else there, and offsets that cover exactly the rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -24,26 +20,21 @@ pub use totals::{Check, check_producer, totals, verdict};
 /// What the databases must hold after storing a set of events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
-    /// Every event id.
     pub ids: HashSet<u64>,
-    /// Sum of `amount_minor`.
     pub amount_minor_sum: i128,
-    /// Checksum of the ids.
     pub id_checksum: IdChecksum,
     /// (account, currency) -> (balance in minor units, number of changes).
     pub balances: BTreeMap<(u64, String), (i64, u64)>,
-    /// The events themselves, in the order given.
     pub events: Vec<BankingEvent>,
 }
 
 impl Expected {
-    /// The `count` events of `seed` with ids from 1 (one producer run).
+    /// One producer run: `count` events of `seed`, ids from 1.
     pub fn of(seed: u64, accounts: u64, count: u64) -> Expected {
         Expected::of_runs(seed, accounts, &[(1, count)])
     }
 
-    /// The events of several producer runs of `seed`, each `(first id,
-    /// count)` (each run restarts the generator at its first id).
+    /// Several producer runs of `seed`, each `(first id, count)`.
     pub fn of_runs(seed: u64, accounts: u64, runs: &[(u64, u64)]) -> Expected {
         let mut events = Vec::new();
         for &(first_id, count) in runs {
@@ -53,9 +44,8 @@ impl Expected {
         Expected::from_events(events)
     }
 
-    /// Totals the given events with the README's balance rule, written out
-    /// here again on purpose so that the store's code is not checked
-    /// against itself.
+    /// The README's balance rule, written out again on purpose: the store's
+    /// code is not checked against itself.
     pub fn from_events(events: Vec<BankingEvent>) -> Expected {
         let mut balances: BTreeMap<(u64, String), (i64, u64)> = BTreeMap::new();
         let mut apply = |account: u64, currency: &str, delta: i64| {
@@ -91,50 +81,38 @@ impl Expected {
     }
 }
 
-/// What databases hold compared with what they should.
+/// What databases hold compared with what they should (chaos/README.md
+/// explains each figure).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Figures {
     /// Rows in `events`.
     pub events: u64,
-    /// Produced events that are not in `events`.
     pub lost: u64,
-    /// Events stored or read more than once: rows sharing an id, plus dead
-    /// letters holding an event read again from the very partition and
-    /// offset it was stored from (a redelivery the stored offsets should
-    /// have prevented; the store refuses the copy as a duplicate id).
+    /// Rows sharing an id, plus dead letters holding an event read again
+    /// from the partition and offset it was stored from.
     pub duplicated: u64,
-    /// Copies of stored events that were in the topic twice, at another
-    /// offset (written twice upstream), beyond the duplicates sent on
-    /// purpose. The store refuses them, so the events stay exact, but the
-    /// idempotent producer must not write an event twice: a failure,
-    /// reported apart because the consumer is not the culprit.
+    /// Copies of stored events at another offset (written twice upstream),
+    /// beyond the ones sent on purpose.
     pub topic_duplicates: u64,
-    /// Dead letters that are neither bad messages sent on purpose nor
-    /// duplicates.
+    /// Dead letters neither sent bad nor duplicates.
     pub unexpected_dead_letters: u64,
-    /// Rows whose id was never produced as a good event (a bad message
-    /// taken for a good one).
+    /// Rows whose id was never produced as a good event.
     pub unexpected: u64,
-    /// Balances (account, currency) whose amount or event count differ from
-    /// the independently computed ones, or that are missing or extra.
+    /// Balances that differ from the expected ones, are missing or extra.
     pub wrong_balances: u64,
-    /// Rows in `dead_letters`.
     pub dead_letters: u64,
     /// Bad messages that are not in `dead_letters`.
     pub missing_dead_letters: u64,
-    /// The amount sum and id checksum match the expected ones.
+    /// The amount sum and id checksum match.
     pub totals_match: bool,
     /// Partitions whose stored next offset is not exactly the number of
-    /// messages stored from them (events and dead letters together, each
-    /// offset from 0 once, across the group's databases; a range recorded
-    /// as deleted by the broker and accepted counts as covered): a gap, a
-    /// message stored twice, or offsets ahead of or behind the rows.
+    /// messages stored from them, each offset from 0 once across the
+    /// databases (a range accepted as deleted by the broker counts).
     pub offsets_inconsistent: u64,
 }
 
 impl Figures {
-    /// Nothing lost, duplicated, invented or wrong, and offsets that match
-    /// the rows.
+    /// Nothing lost, duplicated, invented or wrong; offsets match the rows.
     pub fn exact(&self) -> bool {
         self.lost == 0
             && self.duplicated == 0
@@ -177,9 +155,8 @@ pub fn verify(db: &Path, expected: &Expected, bad_sent: u64) -> Result<Figures> 
     verify_all(&[db], expected, bad_sent)
 }
 
-/// Compares the databases of one consumer group (each holding what its
-/// instance stored) with `expected`; `bad_sent` bad messages were sent
-/// besides the good events, each of which must be a dead letter.
+/// Compares the databases of one group with `expected`; `bad_sent` bad
+/// messages were sent besides, each of which must be a dead letter.
 pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<Figures> {
     let mut rows: Vec<(u64, i32, i64)> = Vec::new();
     let mut dead = Vec::new();
@@ -202,9 +179,7 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
             let slot = next_offsets.entry(p).or_insert(next);
             *slot = (*slot).max(next);
         }
-        // Offsets the broker deleted before any instance read them, accepted
-        // by the operator (`--accept-data-loss`): in no database, on purpose,
-        // and covered.
+        // Deleted by the broker before any read, accepted: covered.
         for g in store.offset_gaps()? {
             if g.reason == GapReason::LogStartMoved.as_str() {
                 let range = g.from_offset..g.to_offset;
@@ -213,15 +188,9 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
         }
     }
     let stored: HashMap<u64, (i32, i64)> = rows.iter().map(|&(id, p, o)| (id, (p, o))).collect();
-    let lost = expected
-        .ids
-        .iter()
-        .filter(|id| !stored.contains_key(id))
-        .count() as u64;
-    let unexpected = stored
-        .keys()
-        .filter(|id| !expected.ids.contains(id))
-        .count() as u64;
+    let lost = expected.ids.iter().filter(|id| !stored.contains_key(id));
+    let unexpected = stored.keys().filter(|id| !expected.ids.contains(id));
+    let (lost, unexpected) = (lost.count() as u64, unexpected.count() as u64);
     let same_id_rows = rows.len() as u64 - stored.len() as u64;
     let (mut redelivered, mut copies) = (0u64, 0u64);
     for d in &dead {
@@ -251,25 +220,13 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
     for (p, o) in messages.chain(dead.iter().map(|d| (d.partition, d.offset))) {
         offsets.entry(p).or_default().push(o);
     }
-    let mut offsets_inconsistent = 0;
-    for p in offsets
-        .keys()
-        .chain(next_offsets.keys())
-        .collect::<HashSet<_>>()
-    {
-        let mut seen = offsets.get(p).cloned().unwrap_or_default();
+    let partitions: HashSet<_> = offsets.keys().chain(next_offsets.keys()).collect();
+    let inconsistent = |p: &&i32| {
+        let mut seen = offsets.get(*p).cloned().unwrap_or_default();
         seen.sort_unstable();
-        let total = seen.len();
-        seen.dedup();
-        let next = next_offsets.get(p).copied().unwrap_or(0);
-        let exactly_0_to_next = seen.len() == total
-            && total as i64 == next
-            && seen.first().is_none_or(|&o| o == 0)
-            && seen.last().is_none_or(|&o| o + 1 == next);
-        if !exactly_0_to_next {
-            offsets_inconsistent += 1;
-        }
-    }
+        seen != (0..next_offsets.get(*p).copied().unwrap_or(0)).collect::<Vec<_>>()
+    };
+    let offsets_inconsistent = partitions.into_iter().filter(inconsistent).count() as u64;
 
     let id_checksum: IdChecksum = rows.iter().map(|&(id, _, _)| id).collect();
     Ok(Figures {
@@ -288,8 +245,8 @@ pub fn verify_all(dbs: &[&Path], expected: &Expected, bad_sent: u64) -> Result<F
     })
 }
 
-/// Every row `sql` selects from `db`, through a read-only connection (a
-/// consumer may be writing) that waits up to `busy` for a lock.
+/// Every row `sql` selects from `db`, read-only (a consumer may be
+/// writing), waiting up to `busy` seconds for a lock.
 fn query<T>(
     db: &Path,
     busy: u64,
@@ -315,9 +272,8 @@ fn stored_rows(db: &Path) -> Result<Vec<(u64, i32, i64)>> {
     })
 }
 
-/// The stored offsets of `db`, partition -> next offset, whatever the
-/// topic (a consumer's database holds one); empty while the database does
-/// not exist.
+/// The stored offsets of `db`, partition -> next offset (empty while there
+/// is no database).
 pub fn stored_offsets(db: &Path) -> Result<BTreeMap<i32, i64>> {
     if !db.exists() {
         return Ok(BTreeMap::new());
@@ -328,14 +284,13 @@ pub fn stored_offsets(db: &Path) -> Result<BTreeMap<i32, i64>> {
         .collect())
 }
 
-/// Messages (events and dead letters) whose offsets the database has
-/// committed: the sum of the stored next offsets. Cheap enough to poll; 0
-/// while the file or the table does not exist.
+/// Messages (events and dead letters) committed: the sum of the stored
+/// next offsets; 0 while there is no database.
 pub fn committed_messages(db: &Path) -> u64 {
     count_now(db, "SELECT coalesce(sum(next_offset), 0) FROM offsets")
 }
 
-/// Rows in `events` right now (0 while the file or table does not exist).
+/// Rows in `events` right now (0 while there is no database).
 pub fn row_count(db: &Path) -> u64 {
     count_now(db, "SELECT count(*) FROM events")
 }
@@ -351,20 +306,16 @@ pub fn stored_ids(db: &Path) -> Result<HashSet<u64>> {
     Ok(stored_rows(db)?.into_iter().map(|(id, _, _)| id).collect())
 }
 
-/// Every stored event's partition, creation time and commit time (µs since
-/// the epoch), as `(partition, created_at_us, committed_at_us)`: what a
-/// fault's effect on the flow is read from.
+/// `(partition, created_at_us, committed_at_us)` of every stored event.
 pub fn commit_timeline(db: &Path) -> Result<Vec<(i32, i64, i64)>> {
     let sql = "SELECT kafka_partition, created_at_us, committed_at_us FROM events";
     query(db, 30, sql, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
 }
 
-/// How long the flow stopped because of a fault at `at_us`: per partition,
-/// the longest pause between two consecutive commits that ends after
-/// `at_us` and starts before `at_us + window_us`; the largest of those over
-/// the partitions. A partition whose leader died pauses until a new leader
-/// serves it (and the consumer has fetched from it again); the others may
-/// not pause at all. `None` when no commit follows `at_us`.
+/// How long the flow stopped because of a fault at `at_us`: the longest
+/// pause between two commits of a partition that ends after `at_us` and
+/// starts before `at_us + window_us` (a partition whose leader died pauses,
+/// the others may not). `None` when no commit follows `at_us`.
 pub fn longest_pause_after(
     timeline: &[(i32, i64, i64)],
     at_us: i64,
@@ -374,32 +325,22 @@ pub fn longest_pause_after(
     for &(p, _, committed) in timeline {
         per_partition.entry(p).or_default().push(committed);
     }
-    let mut longest = None;
-    for mut times in per_partition.into_values() {
+    let end = at_us + window_us;
+    let pauses = per_partition.into_values().flat_map(|mut times| {
         times.sort_unstable();
         times.dedup();
-        for w in times.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if b > at_us && a < at_us + window_us {
-                let pause = b - a.max(at_us);
-                longest = Some(longest.map_or(pause, |l: i64| l.max(pause)));
-            }
+        // A partition with no commit before the fault waits from it on.
+        if times[0] > at_us && times[0] < end {
+            times.insert(0, at_us);
         }
-        // The first commit of a partition after the fault, when none came
-        // before it in the window.
-        if let Some(&first) = times.iter().find(|&&t| t > at_us) {
-            if !times.iter().any(|&t| t <= at_us) && first < at_us + window_us {
-                let pause = first - at_us;
-                longest = Some(longest.map_or(pause, |l: i64| l.max(pause)));
-            }
-        }
-    }
-    longest
+        let w = times.windows(2).filter(|w| w[1] > at_us && w[0] < end);
+        w.map(|w| w[1] - w[0].max(at_us)).collect::<Vec<_>>()
+    });
+    pauses.max()
 }
 
-/// The 50th and 99th percentile of end-to-end latency (commit time minus
-/// creation time, µs) of the events created between `from_us` and
-/// `to_us`, and how many there were; `None` when there were none.
+/// p50 and p99 of the latency (µs) of the events created between `from_us`
+/// and `to_us`, and how many; `None` when there were none.
 pub fn latency_between(
     timeline: &[(i32, i64, i64)],
     from_us: i64,

@@ -1,8 +1,4 @@
-//! Item 6: bad command lines and files. Each case runs a binary in an
-//! empty working directory (plus the file the case needs) and checks: a
-//! non-zero exit within 20 s, exactly one line saying `error`, naming what
-//! is wrong, no panic, no file created or changed, no secret echoed. Plus
-//! the cheap security checks: `--help` never shows a secret given with -X.
+//! Item 6: bad command lines and files (chaos/README.md, `bad-input`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -16,138 +12,86 @@ use testkit::procs::{Proc, SECRET};
 use super::fresh_dir;
 use crate::{Config, Outcome, Scenario};
 
-/// A file a case needs in its working directory.
-#[derive(Clone, Copy)]
-enum Setup {
-    None,
-    /// `text.db`: a text file, not SQLite.
-    TextFile,
-    /// `newer.db`: a banking store of a newer schema version.
-    NewerSchema,
-    /// `file`: a plain file, used as if it were a directory.
-    FileAsDir,
+/// Which binaries a case is for.
+#[derive(Clone, Copy, PartialEq)]
+enum For {
+    All,
+    Producer,
+    Consumers,
 }
+use For::*;
 
-struct Case {
-    what: &'static str,
-    args: Vec<String>,
-    /// Text the error line must contain (case-insensitive).
-    needle: &'static str,
-    setup: Setup,
-}
-
+/// `(for, case, arguments, what the error line names, the file it needs)`;
+/// `SECRET` in an argument is [`SECRET`], which must never be echoed.
 #[rustfmt::skip]
-const COMMON: [(&str, &[&str], &str); 4] = [
-    ("unparsable broker list", &["--brokers", "::bad::,"], "brokers"),
-    ("broker port out of range", &["--brokers", "localhost:99999"], "99999"),
-    ("unknown -X property", &["-X", "no.such.property=1"], "no.such.property"),
-    ("-X without =", &["-X", "linger.ms"], "key=value"),
+const CASES: [(For, &str, &[&str], &str, &str); 21] = [
+    (All, "unparsable broker list", &["--brokers", "::bad::,"], "brokers", ""),
+    (All, "broker port out of range", &["--brokers", "localhost:99999"], "99999", ""),
+    (All, "unknown -X property", &["-X", "no.such.property=1"], "no.such.property", ""),
+    (All, "-X without =", &["-X", "linger.ms"], "key=value", ""),
+    (All, "mistyped secret -X property (value must not be echoed)", &["-X", "sasl.pasword=SECRET"], "sasl.pasword", ""),
+    (All, "secret -X property on a build without its feature, or a bad value", &["-X", "ssl.key.password=SECRET", "-X", "no.such.property=1"], "no.such.property", ""),
+    (Producer, "negative count", &["--count", "-5"], "-5", ""),
+    (Producer, "absurd count", &["--count", "99999999999999999999999"], "--count", ""),
+    (Producer, "negative rate", &["--rate", "-1"], "-1", ""),
+    (Producer, "absurd rate", &["--rate", "18446744073709551615"], "--rate", ""),
+    (Producer, "too few accounts", &["--accounts", "0"], "--accounts", ""),
+    (Producer, "negative partitions", &["--partitions", "-3"], "-3", ""),
+    (Consumers, "database in a missing directory", &["--db", "/nonexistent-chaos-dir/c.db"], "/nonexistent-chaos-dir", ""),
+    (Consumers, "database under a plain file", &["--db", "file/c.db"], "file/c.db", "file"),
+    (Consumers, "unwritable database path (procfs)", &["--db", "/proc/chaos.db"], "/proc/chaos.db", ""),
+    (Consumers, "a file that is not SQLite", &["--db", "text.db"], "not a SQLite", "text.db"),
+    (Consumers, "a database from a newer schema version", &["--db", "newer.db"], "version", "newer.db"),
+    (Consumers, "zero batch size", &["--batch-size", "0"], "--batch-size", ""),
+    (Consumers, "negative batch size", &["--batch-size", "-1"], "-1", ""),
+    (Consumers, "absurd flush interval", &["--flush-interval-ms", "99999999999999999999999"], "--flush-interval-ms", ""),
+    (Consumers, "negative max events", &["--max-events", "-3"], "-3", ""),
 ];
 
-#[rustfmt::skip]
-const PRODUCER_ONLY: [(&str, &[&str], &str); 6] = [
-    ("negative count", &["--count", "-5"], "-5"),
-    ("absurd count", &["--count", "99999999999999999999999"], "--count"),
-    ("negative rate", &["--rate", "-1"], "-1"),
-    ("absurd rate", &["--rate", "18446744073709551615"], "--rate"),
-    ("too few accounts", &["--accounts", "0"], "--accounts"),
-    ("negative partitions", &["--partitions", "-3"], "-3"),
-];
-
-#[rustfmt::skip]
-const CONSUMER_ONLY: [(&str, &[&str], &str, Setup); 9] = [
-    ("database in a missing directory", &["--db", "/nonexistent-chaos-dir/c.db"], "/nonexistent-chaos-dir", Setup::None),
-    ("database under a plain file", &["--db", "file/c.db"], "file/c.db", Setup::FileAsDir),
-    ("unwritable database path (procfs)", &["--db", "/proc/chaos.db"], "/proc/chaos.db", Setup::None),
-    ("a file that is not SQLite", &["--db", "text.db"], "not a SQLite", Setup::TextFile),
-    ("a database from a newer schema version", &["--db", "newer.db"], "version", Setup::NewerSchema),
-    ("zero batch size", &["--batch-size", "0"], "--batch-size", Setup::None),
-    ("negative batch size", &["--batch-size", "-1"], "-1", Setup::None),
-    ("absurd flush interval", &["--flush-interval-ms", "99999999999999999999999"], "--flush-interval-ms", Setup::None),
-    ("negative max events", &["--max-events", "-3"], "-3", Setup::None),
-];
-
-/// The common cases (two with a secret that must not be echoed), then the
-/// binary's own.
-fn cases(producer: bool) -> Vec<Case> {
-    let case = |what, args: &[&str], needle, setup| Case {
-        what,
-        args: args.iter().map(|a| a.to_string()).collect(),
-        needle,
-        setup,
-    };
-    let mut v: Vec<Case> = COMMON
-        .iter()
-        .map(|(w, a, n)| case(w, a, n, Setup::None))
-        .collect();
-    v.push(case(
-        "mistyped secret -X property (value must not be echoed)",
-        &["-X", &format!("sasl.pasword={SECRET}")],
-        "sasl.pasword",
-        Setup::None,
-    ));
-    v.push(case(
-        "secret -X property on a build without its feature, or a bad value",
-        &[
-            "-X",
-            &format!("ssl.key.password={SECRET}"),
-            "-X",
-            "no.such.property=1",
-        ],
-        "no.such.property",
-        Setup::None,
-    ));
-    if producer {
-        v.extend(
-            PRODUCER_ONLY
-                .iter()
-                .map(|(w, a, n)| case(w, a, n, Setup::None)),
-        );
-    } else {
-        v.extend(CONSUMER_ONLY.iter().map(|(w, a, n, s)| case(w, a, n, *s)));
-    }
-    v
-}
-
-/// Runs every case for the producer and each consumer.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "bad-input")?;
-    let mut bins: Vec<(&str, Vec<Case>)> = vec![(PRODUCER, cases(true))];
-    bins.extend(cfg.consumers.iter().map(|c| (c.binary(), cases(false))));
+    let mut bins = vec![(PRODUCER, Producer)];
+    bins.extend(cfg.consumers.iter().map(|c| (c.binary(), Consumers)));
     let mut outcomes = Vec::new();
-    for (bin, cases) in bins {
-        let mut problems = Vec::new();
-        let mut clear = 0;
-        let mut changed = 0;
-        let mut leaks = 0;
-        for (i, c) in cases.iter().enumerate() {
+    for (bin, kind) in bins {
+        let (mut problems, mut clear, mut changed, mut leaks) = (Vec::new(), 0, 0, 0);
+        let cases = CASES.iter().filter(|c| [All, kind].contains(&c.0));
+        let cases: Vec<_> = cases.collect();
+        for (i, &&(_, what, args, needle, file)) in cases.iter().enumerate() {
             let cwd = dir.join(format!("{bin}-{i}"));
             std::fs::create_dir_all(&cwd)?;
-            prepare(&cwd, c.setup)?;
+            prepare(&cwd, file)?;
             let before = snapshot(&cwd);
-            let verdict = run_case(cfg, bin, &cwd, c)?;
+            let args: Vec<String> = args.iter().map(|a| a.replace("SECRET", SECRET)).collect();
+            let (problem, leaked) = run_case(cfg, bin, &cwd, &args, needle)?;
             let after = snapshot(&cwd);
             if before != after {
                 changed += 1;
+                let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+                let (before, after) = (names(&before), names(&after));
                 problems.push(format!(
-                    "{}: files changed in the working directory: {:?} -> {:?}",
-                    c.what,
-                    before.keys().collect::<Vec<_>>(),
-                    after.keys().collect::<Vec<_>>()
+                    "{what}: files changed in the working directory: {before:?} -> {after:?}"
                 ));
             }
-            if verdict.leaked {
+            if leaked {
                 leaks += 1;
-                problems.push(format!("{}: the secret value was printed", c.what));
+                problems.push(format!("{what}: the secret value was printed"));
             }
-            match verdict.problem {
+            match problem {
                 None => clear += 1,
-                Some(p) => problems.push(format!("{}: {p}", c.what)),
+                Some(p) => problems.push(format!("{what}: {p}")),
             }
         }
-        // --help with a secret on the command line.
-        let help_leak = help_shows_secret(cfg, bin, &dir)?;
-        if help_leak {
+        let cwd = dir.join(format!("{bin}-help"));
+        std::fs::create_dir_all(&cwd)?;
+        let help = [
+            "-X".into(),
+            format!("sasl.password={SECRET}"),
+            "--help".into(),
+        ];
+        let mut p = spawn(cfg, bin, &cwd, &help)?;
+        p.wait(Duration::from_secs(20))?;
+        if p.log_text().contains(SECRET) {
             leaks += 1;
             problems.push("--help printed the secret given with -X".into());
         }
@@ -164,133 +108,103 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-fn prepare(cwd: &Path, setup: Setup) -> Result<()> {
-    match setup {
-        Setup::None => {}
-        Setup::TextFile => std::fs::write(cwd.join("text.db"), "account,amount\n1,100\n")?,
-        Setup::FileAsDir => std::fs::write(cwd.join("file"), "plain file\n")?,
-        Setup::NewerSchema => {
-            let path = cwd.join("newer.db");
+/// Makes `file` (a text file, a newer schema's database, a plain file).
+fn prepare(cwd: &Path, file: &str) -> Result<()> {
+    match file {
+        "text.db" => std::fs::write(cwd.join(file), "account,amount\n1,100\n")?,
+        "file" => std::fs::write(cwd.join(file), "plain file\n")?,
+        "newer.db" => {
+            let path = cwd.join(file);
             drop(store::Store::open(&path)?);
             let conn = rusqlite::Connection::open(&path)?;
             conn.pragma_update(None, "user_version", store::SCHEMA_VERSION + 1)?;
             conn.pragma_update(None, "journal_mode", "DELETE")?;
             drop(conn);
             for suffix in ["-wal", "-shm"] {
-                let _ = std::fs::remove_file(cwd.join(format!("newer.db{suffix}")));
+                let _ = std::fs::remove_file(cwd.join(format!("{file}{suffix}")));
             }
         }
+        _ => {}
     }
     Ok(())
 }
 
-/// File name -> contents of every file in `dir`.
+/// File name -> contents of every file in `dir` but the output.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".out") {
-                continue;
-            }
-            out.insert(name, std::fs::read(e.path()).unwrap_or_default());
-        }
-    }
-    out
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let files = entries.map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()));
+    let files = files.filter(|(name, _)| !name.ends_with(".out"));
+    files
+        .map(|(name, path)| (name, std::fs::read(path).unwrap_or_default()))
+        .collect()
 }
 
-struct Verdict {
-    problem: Option<String>,
-    leaked: bool,
+fn spawn(cfg: &Config, bin: &str, cwd: &Path, args: &[String]) -> Result<Proc> {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    Proc::spawn(
+        &cfg.bins.dir().join(bin),
+        &args,
+        &cwd.join("run.out"),
+        Some(cwd),
+        bin,
+    )
 }
 
-fn run_case(cfg: &Config, bin: &str, cwd: &Path, c: &Case) -> Result<Verdict> {
+/// Runs one case: what is wrong with its refusal, and whether it leaked.
+fn run_case(
+    cfg: &Config,
+    bin: &str,
+    cwd: &Path,
+    case: &[String],
+    needle: &str,
+) -> Result<(Option<String>, bool)> {
+    let has = |flag: &str| case.iter().any(|a| a == flag);
+    let mut args: Vec<String> = Vec::new();
     // A port nothing listens on: a case that got past its checks would try
     // to connect and time out instead of failing fast.
-    let mut args: Vec<OsString> = Vec::new();
-    if !c.args.iter().any(|a| a == "--brokers") {
+    if !has("--brokers") {
         args.extend(["--brokers".into(), "127.0.0.1:1".into()]);
     }
     if bin == PRODUCER {
-        args.extend([
-            "--timeout".into(),
-            "5".into(),
-            "--count".into(),
-            "10".into(),
-        ]);
-        // The case's own --count comes later and wins... clap refuses a
-        // repeated flag, so drop ours when the case has one.
-        if c.args.iter().any(|a| a == "--count") {
-            args.truncate(args.len() - 2);
+        args.extend(["--timeout".into(), "5".into()]);
+        // clap refuses a repeated flag: not ours when the case has one.
+        if !has("--count") {
+            args.extend(["--count".into(), "10".into()]);
         }
     }
-    args.extend(c.args.iter().map(OsString::from));
-    let log = cwd.join("run.out");
+    args.extend(case.iter().cloned());
     let started = Instant::now();
-    let mut p = Proc::spawn(&cfg.bins.dir().join(bin), &args, &log, Some(cwd), bin)?;
-    let status = match p.wait(Duration::from_secs(20)) {
-        Ok(s) => s,
-        Err(_) => {
-            return Ok(Verdict {
-                problem: Some("still running after 20 s (killed)".into()),
-                leaked: false,
-            });
-        }
+    let mut p = spawn(cfg, bin, cwd, &args)?;
+    let Ok(status) = p.wait(Duration::from_secs(20)) else {
+        return Ok((Some("still running after 20 s (killed)".into()), false));
     };
     let took = started.elapsed();
     let text = p.log_text();
-    let leaked = text.contains(SECRET);
-    let error_lines: Vec<&str> = text
+    let errors: Vec<&str> = text
         .lines()
         .filter(|l| l.to_ascii_lowercase().contains("error"))
         .collect();
+    let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let problem = if status.success() || status.code().is_none() {
         Some(format!(
             "exit status {status}, expected a non-zero exit code"
         ))
     } else if text.contains("panicked") {
-        Some(format!("panicked: {}", first_line(&text)))
-    } else if error_lines.len() != 1 {
+        Some(format!("panicked: {first_line}"))
+    } else if errors.len() != 1 {
         Some(format!(
-            "expected one error line, got {}: {:?}",
-            error_lines.len(),
-            error_lines
+            "expected one error line, got {}: {errors:?}",
+            errors.len()
         ))
-    } else if !error_lines[0]
+    } else if !errors[0]
         .to_ascii_lowercase()
-        .contains(&c.needle.to_ascii_lowercase())
+        .contains(&needle.to_ascii_lowercase())
     {
-        Some(format!(
-            "the error does not name {:?}: {}",
-            c.needle, error_lines[0]
-        ))
+        Some(format!("the error does not name {needle:?}: {}", errors[0]))
     } else if took > Duration::from_secs(15) {
         Some(format!("took {took:?} to fail"))
     } else {
         None
     };
-    Ok(Verdict { problem, leaked })
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or("")
-}
-
-fn help_shows_secret(cfg: &Config, bin: &str, dir: &Path) -> Result<bool> {
-    let cwd = dir.join(format!("{bin}-help"));
-    std::fs::create_dir_all(&cwd)?;
-    let args: Vec<OsString> = vec![
-        "-X".into(),
-        format!("sasl.password={SECRET}").into(),
-        "--help".into(),
-    ];
-    let mut p = Proc::spawn(
-        &cfg.bins.dir().join(bin),
-        &args,
-        &cwd.join("help.out"),
-        Some(&cwd),
-        bin,
-    )?;
-    p.wait(Duration::from_secs(20))?;
-    Ok(p.log_text().contains(SECRET))
+    Ok((problem, text.contains(SECRET)))
 }

@@ -1,16 +1,5 @@
 //! Item 5: the database locked by another process, and a disk that fills
-//! up.
-//!
-//! - lock: once the first third of the events is committed, the harness
-//!   takes SQLite's write lock (`BEGIN IMMEDIATE`) on each consumer's
-//!   database for `--lock-secs` and produces the other two thirds; the
-//!   consumer must stay up, log that it waits, commit nothing under the
-//!   lock, and finish exactly once it is released.
-//! - disk full: the database lives on a tmpfs too small for the events
-//!   (`mount -t tmpfs -o size=...`, needs root; skipped otherwise). The
-//!   consumer must stop with a clear message and a non-zero exit; after the
-//!   file system is grown (`mount -o remount,size=...`: space freed) a
-//!   restart must complete with nothing lost.
+//! up (chaos/README.md, `db-lock`, `disk-full`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,19 +12,13 @@ use testkit::verify::committed_messages;
 use testkit::{Expected, ProducerCmd, verify};
 
 use super::{
-    broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer, secret_leaks,
-    topic,
+    broker, check, consumer, each, exactness, expected, fresh_dir, producer, secret_leaks, topic,
 };
 use crate::{Config, Outcome, Scenario};
 
-/// The lock scenario, both consumers at once, each on a topic of its own.
-///
-/// The first third of the events is in the topic before the consumer
-/// starts; once the consumer has committed all of it, the harness takes
-/// the lock and only then produces the rest, so the consumer always meets
-/// the lock in the middle of the run with events to write, however fast it
-/// drains (with everything produced up front, a small run could be over
-/// before the lock was taken).
+/// Each consumer on a topic of its own. The lock is taken once the first
+/// third is committed, and only then the rest produced, so the consumer
+/// meets the lock with events to write however fast it drains.
 pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "db-lock")?;
     let broker = broker(cfg)?;
@@ -43,20 +26,15 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
     let rest = cfg.events - first;
     // Both parts from the same seed; the ids carry on.
     let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, first), (first + 1, rest)]);
-    let topics: Vec<String> = cfg
-        .consumers
-        .iter()
-        .map(|c| topic(cfg, &*broker, &format!("db-lock.{}", c.name())))
-        .collect::<Result<_>>()?;
+    let mut topics = Vec::new();
+    for &c in &cfg.consumers {
+        let topic = topic(cfg, &*broker, &format!("db-lock.{}", c.name()))?;
+        topics.push((c, (c, topic)));
+    }
     let brokers = broker.bootstrap().to_string();
-    let (dir, expected, topics) = (&dir, &expected, &topics);
-    Ok(per_consumer(cfg, Scenario::DbLock, |c| {
-        let i = cfg
-            .consumers
-            .iter()
-            .position(|m| *m == c)
-            .expect("configured");
-        let topic = &topics[i];
+    let (dir, expected) = (&dir, &expected);
+    Ok(each(Scenario::DbLock, topics, |(c, topic)| {
+        let topic = &topic;
         let part = |name: &str, count: u64, first_id: u64| {
             let mut cmd = ProducerCmd::new(&brokers, topic, count, cfg.seed, cfg.accounts);
             cmd.first_id = first_id;
@@ -139,36 +117,23 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, bytes: u64) -> Result<Tmpfs> {
         std::fs::create_dir_all(at)?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={bytes},mode=0700"))
-            .arg("tmpfs")
-            .arg(at)
-            .output()
-            .context("run mount")?;
-        if !out.status.success() {
-            bail!(
-                "mount -t tmpfs failed (needs root): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        let size = format!("size={bytes},mode=0700");
+        mount(&["-t", "tmpfs", "-o", &size, "tmpfs"], at).context("needs root")?;
         Ok(Tmpfs(at.to_path_buf()))
     }
 
     fn grow(&self, bytes: u64) -> Result<()> {
-        let out = Command::new("mount")
-            .args(["-o"])
-            .arg(format!("remount,size={bytes}"))
-            .arg(&self.0)
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "mount -o remount failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        mount(&["-o", &format!("remount,size={bytes}")], &self.0)
     }
+}
+
+fn mount(args: &[&str], at: &Path) -> Result<()> {
+    let out = Command::new("mount").args(args).arg(at).output()?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        bail!("mount {} failed: {}", args.join(" "), why.trim());
+    }
+    Ok(())
 }
 
 impl Drop for Tmpfs {
@@ -188,7 +153,7 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
     let mut disks = Vec::new();
     for &c in &cfg.consumers {
         match Tmpfs::mount(&dir.join(format!("{}-disk", c.name())), small) {
-            Ok(t) => disks.push((c, t)),
+            Ok(t) => disks.push((c, (c, t))),
             Err(e) => {
                 return Ok(vec![Outcome::skipped(
                     Scenario::DiskFull,
@@ -203,9 +168,8 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
     let brokers = broker.bootstrap().to_string();
     producer(cfg, &brokers, &topic).run(&cfg.bins, &dir, "producer")?;
     let expected = expected(cfg);
-    let (dir, disks, topic) = (&dir, &disks, &topic);
-    Ok(per_consumer(cfg, Scenario::DiskFull, |c| {
-        let disk = &disks.iter().find(|(k, _)| *k == c).expect("disk").1;
+    let (dir, topic) = (&dir, &topic);
+    Ok(each(Scenario::DiskFull, disks, |(c, disk)| {
         let mut cmd = consumer(cfg, Scenario::DiskFull, c, &brokers, topic, dir);
         cmd.db = disk.0.join(format!("{}.db", c.name()));
         let db = &cmd.db;
@@ -217,10 +181,8 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         let text = p.log_text();
         let error_line = text
             .lines()
-            .rev()
-            .find(|l| l.to_ascii_lowercase().contains("error"))
-            .unwrap_or("")
-            .to_string();
+            .rfind(|l| l.to_ascii_lowercase().contains("error"));
+        let error_line = error_line.unwrap_or("").to_string();
         if status.success() {
             problems.push(format!(
                 "exit status 0 on a full disk ({at_full} of {} committed)",
@@ -243,13 +205,8 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         let f = verify(db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(dir));
-        let shown: String = error_line
-            .rsplit("error: ")
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(120)
-            .collect();
+        let shown = error_line.rsplit("error: ").next().unwrap_or("");
+        let shown: String = shown.chars().take(120).collect();
         Ok(Outcome::new(
             Scenario::DiskFull,
             c.name(),

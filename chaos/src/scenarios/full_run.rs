@@ -1,45 +1,24 @@
-//! No fault: the events produced first, then each consumer reads them all
-//! and exits when idle. The database must be exact, the stats complete
-//! (every event counted and timed, the librdkafka settings recorded),
-//! Kafka must hold a copy of the final offsets, and the database, not
-//! Kafka, must say where to resume: a second run in a new group (no
-//! offsets in Kafka, `auto.offset.reset=earliest`) stores nothing.
+//! No fault (chaos/README.md, `full-run`).
 
 use anyhow::{Result, bail};
 use testkit::ConsumerStats;
 use testkit::verify::stored_offsets;
-use testkit::{Expected, Model, group_offsets, kafka, verify};
+use testkit::{Model, group_offsets, kafka, verify};
 
-use super::{
-    broker, check, consumer, exactness, expected, fresh_dir, per_consumer, producer, topic,
-};
+use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
-/// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    let dir = fresh_dir(cfg, "full-run")?;
-    let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, "full-run")?;
-    let brokers = broker.bootstrap().to_string();
-    let produced = producer(cfg, &brokers, &topic).run(&cfg.bins, &dir, "producer")?;
-    let expected = expected(cfg);
+    while_producing(cfg, Scenario::FullRun, 0, |s, m| one(cfg, m, s))
+}
+
+fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir, expected) =
+        (s.brokers.as_str(), s.topic.as_str(), &s.dir, &s.expected);
+    let produced = s.background.finished()?;
     if produced.id_checksum != expected.id_checksum.hex() {
         bail!("the producer's id checksum differs from the regenerated events'");
     }
-    let (dir, topic, expected) = (&dir, &topic, &expected);
-    Ok(per_consumer(cfg, Scenario::FullRun, |m| {
-        one(cfg, m, &brokers, topic, dir, expected)
-    }))
-}
-
-fn one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &std::path::Path,
-    expected: &Expected,
-) -> Result<Outcome> {
     let n = cfg.events;
     let cmd = consumer(cfg, Scenario::FullRun, model, brokers, topic, dir);
     let mut problems = Vec::new();

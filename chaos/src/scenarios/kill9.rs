@@ -1,18 +1,8 @@
-//! Item 1: `kill -9` of the consumer at random moments, restarted each
-//! time in the same group; at the end the database must hold exactly the
-//! produced events.
-//!
-//! The producer runs while the first consumer run starts, so early kills
-//! land while events still arrive. Most moments are points of progress (a
-//! random number of committed messages, then a random 0-250 ms more, so
-//! the kill lands inside a batch as often as between two); every fourth is
-//! a random delay after the restart, so some kills hit a consumer that is
-//! still joining the group or reading its offsets. After each kill the
-//! rows and the stored offsets must agree, and the last run must store
-//! exactly what the killed ones had not. Both consumers run at once, each
-//! in its own group with its own database, on the same topic.
+//! Item 1: `kill -9` of the consumer at random moments (chaos/README.md,
+//! `kill9`). Most moments are points of progress, so that a kill lands
+//! inside a batch as often as between two; every fourth is a delay after the
+//! restart, so that some hit a consumer still joining the group.
 
-use std::path::Path;
 use std::thread;
 use std::time::Duration;
 use testkit::ConsumerStats;
@@ -22,12 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{committed_messages, row_count};
-use testkit::{Expected, Model, verify};
+use testkit::{Model, verify};
 
-use super::{
-    broker, check, consumer, exactness, expected, fresh_dir, loose_modes, per_consumer, producer,
-    secret_leaks, topic,
-};
+use super::{Producing, check, consumer, exactness, loose_modes, secret_leaks, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 enum Moment {
@@ -37,30 +24,13 @@ enum Moment {
     Delay(u64),
 }
 
-/// Runs the scenario for every consumer at once.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    let dir = fresh_dir(cfg, "kill9")?;
-    let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, "kill9")?;
-    let brokers = broker.bootstrap().to_string();
-    let produce = producer(cfg, &brokers, &topic);
-    let mut p = produce.spawn(&cfg.bins, &dir, "producer")?;
-    let expected = expected(cfg);
-    let outcomes = per_consumer(cfg, Scenario::Kill9, |m| {
-        one(cfg, m, &brokers, &topic, &dir, &expected)
-    });
-    produce.finish(&mut p)?;
-    Ok(outcomes)
+    while_producing(cfg, Scenario::Kill9, 0, |s, m| one(cfg, m, s))
 }
 
-fn one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &Path,
-    expected: &Expected,
-) -> Result<Outcome> {
+fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir, expected) =
+        (s.brokers.as_str(), s.topic.as_str(), &s.dir, &s.expected);
     let cmd = consumer(cfg, Scenario::Kill9, model, brokers, topic, dir);
     let db = &cmd.db;
     let n = cfg.events;

@@ -20,9 +20,12 @@ use std::thread;
 
 use anyhow::{Context, Result, anyhow};
 use testkit::nisshi::{self, Storage};
-use testkit::procs::{SECRET, files_showing};
-use testkit::verify::Figures;
-use testkit::{Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, Nisshi, ProducerCmd, kafka};
+use testkit::procs::{GENEROUS, SECRET, files_showing};
+use testkit::verify::{Figures, row_count};
+use testkit::{
+    Broker, ConsumerCmd, Expected, Kafka, MockKafka, Model, Nisshi, ProducerCmd, ProducerStats,
+    kafka,
+};
 
 use crate::{BrokerKind, Config, Outcome, Scenario};
 
@@ -72,7 +75,7 @@ pub fn run(cfg: &Config, sc: Scenario) -> Vec<Outcome> {
     result.unwrap_or_else(|e| vec![Outcome::error(sc, "all", &e)])
 }
 
-/// A fresh directory for a scenario (or a part of one) under `--out`.
+/// A fresh directory under `--out`.
 pub(crate) fn fresh_dir(cfg: &Config, name: &str) -> Result<PathBuf> {
     let dir = cfg.out.join(name);
     if dir.exists() {
@@ -83,8 +86,7 @@ pub(crate) fn fresh_dir(cfg: &Config, name: &str) -> Result<PathBuf> {
 }
 
 /// The broker of the scenarios that do not stop it: the process's Apache
-/// Kafka, or a new Nisshi in memory (its output in `--out/nisshi-<n>/`),
-/// or a new mock cluster.
+/// Kafka, or a new Nisshi in memory or mock cluster.
 pub(crate) fn broker(cfg: &Config) -> Result<Box<dyn Broker>> {
     Ok(match cfg.broker {
         BrokerKind::Kafka => Box::new(Kafka::shared()?),
@@ -96,17 +98,14 @@ pub(crate) fn broker(cfg: &Config) -> Result<Box<dyn Broker>> {
     })
 }
 
-/// A new topic of `cfg.partitions` partitions, named after `what`, that no
-/// other scenario of this process uses (the broker may be shared).
+/// A new topic of `cfg.partitions` partitions, named after `what`.
 pub(crate) fn topic(cfg: &Config, broker: &dyn Broker, what: &str) -> Result<String> {
     let topic = kafka::unique(&format!("chaos.{what}"));
     broker.create_topic(&topic, cfg.partitions)?;
     Ok(topic)
 }
 
-/// Consumer `model` of scenario `sc` on `topic`, with its files in `dir`,
-/// in a group of its own (kept across its restarts), idle after 5 s, with
-/// the configured batch size.
+/// Consumer `model` of `sc` in a group of its own, files in `dir`.
 pub(crate) fn consumer(
     cfg: &Config,
     sc: Scenario,
@@ -117,18 +116,18 @@ pub(crate) fn consumer(
 ) -> ConsumerCmd {
     let group = kafka::unique(&format!("chaos-{}-{}", sc.name(), model.name()));
     let mut cmd = ConsumerCmd::new(model, brokers, topic, &group, dir);
-    cmd.extra = cfg.batch_args();
+    if let Some(n) = cfg.batch_size {
+        cmd.extra = vec!["--batch-size".into(), n.to_string()];
+    }
     cmd
 }
 
-/// The producer of the configured events (ids from 1) to `topic`.
 pub(crate) fn producer(cfg: &Config, brokers: &str, topic: &str) -> ProducerCmd {
     ProducerCmd::new(brokers, topic, cfg.events, cfg.seed, cfg.accounts)
 }
 
-/// A new topic of `partitions` on the process's Apache Kafka holding the
-/// producer's events 1..=`n`, and the directory `dir` made for its files
-/// (the producer's log there as `producer-1`).
+/// A new topic on the process's Apache Kafka holding events 1..=`n`, the
+/// producer's files in `dir` (made).
 pub(crate) fn filled_topic(
     cfg: &Config,
     dir: &Path,
@@ -148,13 +147,11 @@ pub(crate) fn filled_topic(
     Ok((kafka, topic))
 }
 
-/// The events every scenario produces with the producer binary.
 pub(crate) fn expected(cfg: &Config) -> Expected {
     Expected::of(cfg.seed, cfg.accounts, cfg.events)
 }
 
-/// What a scenario run while the producer sends gives each consumer: its
-/// directory, the broker, the topic, the expected totals, the producer.
+/// What [`while_producing`] gives each consumer.
 pub(crate) struct Producing<'a> {
     pub(crate) dir: PathBuf,
     pub(crate) brokers: String,
@@ -163,10 +160,9 @@ pub(crate) struct Producing<'a> {
     pub(crate) background: &'a Background,
 }
 
-/// The set-up `sigterm` and `two-instances` share: a fresh directory, the
-/// broker, a topic of their own and the producer sending `cfg.events` over
-/// about `secs` seconds in the background, while `one` runs for every
-/// consumer at once.
+/// Runs `one` for every consumer at once while the producer sends
+/// `cfg.events` to a topic of `sc`'s own, over about `secs` seconds (0: as
+/// fast as it can).
 pub(crate) fn while_producing<F>(
     cfg: &Config,
     sc: Scenario,
@@ -176,12 +172,33 @@ pub(crate) fn while_producing<F>(
 where
     F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
 {
-    let dir = fresh_dir(cfg, &sc.name())?;
-    let broker = broker(cfg)?;
-    let topic = topic(cfg, &*broker, &sc.name())?;
+    let rate = cfg.events.checked_div(secs).map_or(0, |r| r.max(1));
+    producing_on(
+        cfg,
+        sc,
+        fresh_dir(cfg, &sc.name())?,
+        &*broker(cfg)?,
+        rate,
+        one,
+    )
+}
+
+/// [`while_producing`] on `broker` at `rate` events/s, files in `dir`.
+pub(crate) fn producing_on<F>(
+    cfg: &Config,
+    sc: Scenario,
+    dir: PathBuf,
+    broker: &dyn Broker,
+    rate: u64,
+    one: F,
+) -> Result<Vec<Outcome>>
+where
+    F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
+{
+    let topic = topic(cfg, broker, &sc.name())?;
     let brokers = broker.bootstrap().to_string();
     let mut produce = producer(cfg, &brokers, &topic);
-    produce.rate = (cfg.events / secs).max(1);
+    produce.rate = rate;
     let background = Background::start(cfg, produce, &dir)?;
     let shared = Producing {
         dir,
@@ -200,26 +217,32 @@ pub(crate) fn per_consumer<F>(cfg: &Config, sc: Scenario, f: F) -> Vec<Outcome>
 where
     F: Fn(Model) -> Result<Outcome> + Sync,
 {
+    each(sc, cfg.consumers.iter().map(|&m| (m, m)).collect(), f)
+}
+
+/// Runs `f` on the items of every consumer at once, one thread each.
+pub(crate) fn each<T: Send, F>(sc: Scenario, items: Vec<(Model, T)>, f: F) -> Vec<Outcome>
+where
+    F: Fn(T) -> Result<Outcome> + Sync,
+{
     let f = &f;
     thread::scope(|s| {
-        let handles: Vec<_> = cfg
-            .consumers
-            .iter()
-            .map(|&c| (c, s.spawn(move || f(c))))
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|(m, t)| (m, s.spawn(move || f(t))))
             .collect();
         handles
             .into_iter()
-            .map(|(c, h)| match h.join() {
+            .map(|(m, h)| match h.join() {
                 Ok(Ok(o)) => o,
-                Ok(Err(e)) => Outcome::error(sc, c.name(), &e),
-                Err(_) => Outcome::error(sc, c.name(), &anyhow!("the scenario thread panicked")),
+                Ok(Err(e)) => Outcome::error(sc, m.name(), &e),
+                Err(_) => Outcome::error(sc, m.name(), &anyhow!("the scenario thread panicked")),
             })
             .collect()
     })
 }
 
-/// Problems when the secret passed with `-X` appears in any log or stats
-/// file of `dir`.
+/// A problem for each log or stats file of `dir` showing the `-X` secret.
 pub(crate) fn secret_leaks(dir: &Path) -> Vec<String> {
     files_showing(dir, SECRET)
         .into_iter()
@@ -227,33 +250,50 @@ pub(crate) fn secret_leaks(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Problems when a database or stats file is readable by anyone but its
-/// owner.
+/// A problem for each of `paths` (a database's `-wal` and `-shm` too)
+/// that others can read.
 pub(crate) fn loose_modes(paths: &[PathBuf]) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in paths {
-        let mut candidates = vec![p.clone()];
-        if p.extension().is_some_and(|x| x == "db") {
-            for suffix in ["-wal", "-shm"] {
-                let mut s = p.clone().into_os_string();
-                s.push(suffix);
-                candidates.push(PathBuf::from(s));
-            }
-        }
-        for c in candidates {
-            if let Ok(m) = std::fs::metadata(&c) {
-                let mode = m.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    out.push(format!("{} has mode {mode:o}, not 0600", c.display()));
-                }
-            }
-        }
-    }
-    out
+    let files = paths
+        .iter()
+        .flat_map(|p| ["", "-wal", "-shm"].map(|s| format!("{}{s}", p.display())));
+    let loose = files.filter_map(|f| {
+        let mode = std::fs::metadata(&f).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| format!("{f} has mode {mode:o}, not 0600"))
+    });
+    loose.collect()
 }
 
-/// The standard end of a scenario: a problem unless the databases are
-/// exact and hold `expected_events` events.
+/// Run `n` of `cmd` must be refused, its log naming each of `needles`, its
+/// database unchanged; whether it was refused.
+pub(crate) fn refused(
+    cfg: &Config,
+    cmd: &ConsumerCmd,
+    n: u32,
+    needles: &[&str],
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<bool> {
+    let before = row_count(&cmd.db);
+    let mut p = cmd.spawn(&cfg.bins, n, &[])?;
+    let refused = !p.wait(GENEROUS)?.success();
+    check(problems, refused, || {
+        format!("{what}: the consumer exited 0 instead of refusing")
+    });
+    let log = p.log_text();
+    for needle in needles.iter().filter(|n| !log.contains(*n)) {
+        problems.push(format!(
+            "{what}: the error does not say {needle:?}: {}",
+            p.log_tail(5)
+        ));
+    }
+    let after = row_count(&cmd.db);
+    check(problems, after == before, || {
+        format!("{what}: the refused start changed the rows from {before} to {after}")
+    });
+    Ok(refused)
+}
+
+/// A problem unless the databases are exact and hold `expected_events`.
 pub(crate) fn exactness(figures: &Figures, expected_events: u64, problems: &mut Vec<String>) {
     if !figures.exact() || figures.events != expected_events {
         problems.push(format!(
@@ -271,16 +311,13 @@ pub(crate) fn check(problems: &mut Vec<String>, ok: bool, what: impl FnOnce() ->
     }
 }
 
-/// A producer running in the background that several consumer threads
-/// wait for: the first to ask waits for its exit, the others get the same
-/// verdict.
+/// A producer in the background that several threads wait for.
 pub(crate) struct Background {
     cmd: ProducerCmd,
-    state: std::sync::Mutex<(testkit::Proc, Option<Result<(), String>>)>,
+    state: std::sync::Mutex<(testkit::Proc, Option<Result<ProducerStats, String>>)>,
 }
 
 impl Background {
-    /// Starts `cmd` with output in `<dir>/producer.log`.
     pub fn start(cfg: &Config, cmd: ProducerCmd, dir: &Path) -> Result<Background> {
         let p = cmd.spawn(&cfg.bins, dir, "producer")?;
         Ok(Background {
@@ -289,13 +326,12 @@ impl Background {
         })
     }
 
-    /// Waits until the producer has exited; fails unless it got every
-    /// event acknowledged.
-    pub fn finished(&self) -> Result<()> {
+    /// Waits for its exit; fails unless every event was acknowledged.
+    pub fn finished(&self) -> Result<ProducerStats> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (p, verdict) = &mut *state;
         if verdict.is_none() {
-            *verdict = Some(self.cmd.finish(p).map(drop).map_err(|e| format!("{e:#}")));
+            *verdict = Some(self.cmd.finish(p).map_err(|e| format!("{e:#}")));
         }
         verdict.clone().expect("set above").map_err(|e| anyhow!(e))
     }

@@ -1,15 +1,6 @@
-//! SIGTERM in the middle of a run, while events are still arriving: the
-//! consumer must exit 0 within 5 s (the explicit bound, the only
-//! timing any scenario judges) with its open batch committed (rows and
-//! offsets agree, and Kafka holds the same offsets), and a restart must
-//! continue with no gap and no duplicate. SIGTERM again while another
-//! process holds the database's write lock: the consumer must be gone
-//! within Docker's 10 s grace with nothing written.
-//!
-//! The first run's batches are larger than the topic and its flush
-//! interval longer than the scenario, so nothing is committed until the
-//! signal and what it stores is exactly its open batch, committed on the
-//! way out.
+//! SIGTERM mid-run (chaos/README.md, `sigterm`). The first run's batches are
+//! larger than the topic and its flush interval longer than the scenario,
+//! so what it stores is exactly its open batch, committed on the way out.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,7 +21,6 @@ pub(crate) const SIGTERM_BOUND: Duration = Duration::from_secs(5);
 /// database is locked by another process.
 const DOCKER_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the scenario for every consumer at once, on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 10 s of production: the signal comes while events arrive.
     while_producing(cfg, Scenario::Sigterm, 10, |s, m| one(cfg, m, s))

@@ -1,9 +1,5 @@
-//! Two instances of a consumer in one group, each with its own database,
-//! the second joining mid-run: after the rebalance the union of the two
-//! databases holds every event exactly once. Then the second leaves
-//! (SIGTERM) and its partitions go back to the first, whose database still
-//! has the offsets from before it gave them away: it must resume from the
-//! group's newer offsets, not read the second one's events again.
+//! Two instances in one group, each with its own database (chaos/README.md,
+//! `two-instances`).
 
 use testkit::ConsumerStats;
 
@@ -15,8 +11,6 @@ use testkit::{Model, verify_all};
 use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
-/// Runs the scenario for every consumer at once, each with its own group,
-/// on one topic.
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 12 s of production, so that the second instance joins, and the
     // group rebalances, while events are still arriving.

@@ -1,10 +1,7 @@
-//! `broker install` (and every `start`): the broker the tests, the
-//! benchmark and the fault suite run on, each step skipped when done.
-//! Apache Kafka is the server's jars from Maven Central
-//! (`scripts/kafka/pom.xml`, docker-compose.yml's version) on OpenJDK 17,
-//! both installed with Debian's packages when missing; where that cannot be
-//! done (no Java, Maven Central out of reach), Nisshi, built with `cargo
-//! install` (~20-45 minutes on 2 cores, once).
+//! `broker install` (and every `start`), each step skipped when done:
+//! Apache Kafka's jars from Maven Central (`scripts/kafka/pom.xml`) on
+//! OpenJDK 17, installed with Debian's packages when missing; where that
+//! cannot be done, Nisshi, built with `cargo install`.
 
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -15,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use super::Kind;
 use crate::{kafka, nisshi, on_path, repo_root};
 
-/// Installs `kind` (`Auto`: Apache Kafka, else Nisshi) when missing, and
-/// returns the kind installed and its jars' directory or binary.
+/// Installs `kind` when missing; returns the kind installed and its jars'
+/// directory or binary.
 pub fn install(kind: Kind) -> Result<(Kind, PathBuf)> {
     match kind {
         Kind::Kafka => Ok((Kind::Kafka, install_kafka()?)),
@@ -32,7 +29,7 @@ pub fn install(kind: Kind) -> Result<(Kind, PathBuf)> {
     }
 }
 
-/// Runs `program args` with its output on stderr (stdout is the answer's).
+/// Runs `program args`, its output on stderr (stdout is the answer's).
 fn run(program: &str, args: &[&str]) -> Result<()> {
     let status = Command::new(program)
         .args(args)

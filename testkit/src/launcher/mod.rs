@@ -1,9 +1,6 @@
-//! The brokers of `scripts/broker.sh`, behind the `broker` binary: a local
-//! Apache Kafka (one node, or a cluster of nodes on consecutive ports) or
-//! Nisshi, started with the same code as the tests' brokers
-//! ([`Kafka`](crate::Kafka), [`Nisshi`]) but living on
-//! after the command (in a session of their own), their facts kept in a
-//! run directory ([`RunDir`]) for the next command.
+//! The local brokers of `scripts/broker.sh` (the `broker` binary): the
+//! tests' [`Kafka`](crate::Kafka) (one node or several) or [`Nisshi`],
+//! living on after the command, their facts in a [`RunDir`].
 //!
 //! Node `I` of `N` listens on `port + 2(I-1)`, its controller one above
 //! (one node: on `controller_port`, default `port + 1`); its files are in
@@ -33,14 +30,11 @@ use crate::kafka::{self, Existing, KafkaOptions};
 use crate::nisshi::{self, Nisshi, Storage};
 use crate::settings::{self, Replication};
 
-/// Where the local broker lives.
+/// Where the local broker lives (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct Place {
-    /// The address it listens on, e.g. `127.0.0.1`.
     pub host: String,
-    /// The client port of node 1.
     pub port: u16,
-    /// The controller port of a single node (default `port + 1`).
     pub controller_port: Option<u16>,
     pub run_dir: PathBuf,
 }
@@ -119,8 +113,7 @@ fn nodes_of(run: &RunDir) -> u32 {
     run.get("nodes").and_then(|n| n.parse().ok()).unwrap_or(1)
 }
 
-/// The live pid of each node of the broker started from `run` when it is
-/// a `kind` (`kafka`, or `nisshi`: one node); none when it is not.
+/// The live pid of each node of the broker started from `run`, if a `kind`.
 fn pids(run: &RunDir, kind: &str) -> Vec<Option<u32>> {
     if run.get("kind").as_deref() != Some(kind) {
         return Vec::new();
@@ -144,8 +137,7 @@ pub fn running(run_dir: &Path) -> bool {
     nisshi_pid(&run).is_some() || pids(&run, "kafka").iter().any(Option::is_some)
 }
 
-/// Makes sure the broker runs (installed if need be, reusing the one
-/// started earlier), and returns its bootstrap address.
+/// Makes sure the broker runs; returns its bootstrap address.
 pub fn start(place: &Place, start: &Start) -> Result<String> {
     let run = RunDir::lock(&place.run_dir)?;
     let address = match install(start.kind)? {
@@ -296,8 +288,8 @@ fn start_nisshi(place: &Place, run: &RunDir, start: &Start, bin: &Path) -> Resul
     Ok(address)
 }
 
-/// Creates `topic` with `partitions` partitions on the broker started from
-/// `run_dir`, replicated as its nodes allow; an existing topic is kept
+/// Creates `topic` on the broker started from `run_dir`, replicated as its
+/// nodes allow; an existing topic is kept
 /// (with a warning when its partitions differ).
 pub fn topic(run_dir: &Path, topic: &str, partitions: i32) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
@@ -351,8 +343,7 @@ pub fn start_node(place: &Place, id: u32) -> Result<()> {
     Ok(())
 }
 
-/// Stops node `id` (controlled shutdown, SIGTERM; SIGKILL after 60 s) or,
-/// with `kill`, kills it (`kill -9`). Its log stays.
+/// Stops node `id` (SIGTERM; SIGKILL after 60 s), or `kill -9`s it.
 pub fn stop_node(run_dir: &Path, id: u32, kill: bool) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
     let nodes = node_in(&run, id)?;
@@ -376,9 +367,8 @@ fn stop_kafka_node(run: &RunDir, nodes: u32, id: u32, kill: bool) {
     run.remove(&name);
 }
 
-/// Stops what `start` started from `run_dir` (every node at once: the last
-/// ones of a cluster cannot shut down in a controlled way once the
-/// controller quorum is gone). The log stays (Nisshi in memory: gone).
+/// Stops what `start` started from `run_dir`, every node at once (the last
+/// ones cannot shut down in a controlled way once the quorum is gone).
 pub fn stop(run_dir: &Path) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
     match (run.get("kind").as_deref(), nisshi_pid(&run)) {

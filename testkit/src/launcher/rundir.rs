@@ -1,7 +1,6 @@
-//! The run directory of `scripts/broker.sh`: one small file per fact
-//! (`kind`, `version`, `address`, `pid`, `nodes`, `heap`, `storage`), read
-//! by later commands, by `bench` (its report names the broker) and by
-//! people; and a lock, so that parallel callers never start two brokers.
+//! The run directory of `scripts/broker.sh`: one small file per fact, read
+//! by later commands, `bench` and people; and a lock, so that parallel
+//! callers never start two brokers.
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -19,7 +18,7 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// The directory, unlocked (enough to read it).
+    /// Unlocked: enough to read it.
     pub fn open(dir: &Path) -> RunDir {
         RunDir {
             dir: dir.to_path_buf(),
@@ -27,8 +26,7 @@ impl RunDir {
         }
     }
 
-    /// The directory, created if need be and locked (`flock` on its `lock`
-    /// file) until the value is dropped.
+    /// Created if need be and locked (`flock`) until dropped.
     pub fn lock(dir: &Path) -> Result<RunDir> {
         fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let file = File::create(dir.join("lock"))?;
@@ -54,19 +52,17 @@ impl RunDir {
             .filter(|s| !s.is_empty())
     }
 
-    /// Writes `value` and a newline to the file `name`.
     pub fn set(&self, name: &str, value: &str) -> Result<()> {
         let path = self.dir.join(name);
         fs::write(&path, format!("{value}\n")).with_context(|| format!("write {}", path.display()))
     }
 
-    /// Removes the file `name`, if there.
     pub fn remove(&self, name: &str) {
         let _ = fs::remove_file(self.dir.join(name));
     }
 
-    /// The process id in the file `name`, when that process still runs and
-    /// its command line contains `marker` (a recycled pid is not ours).
+    /// The pid in the file `name`, when it runs and its command line
+    /// contains `marker` (a recycled pid is not ours).
     pub fn live_pid(&self, name: &str, marker: &str) -> Option<u32> {
         let pid: u32 = self.get(name)?.parse().ok()?;
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;

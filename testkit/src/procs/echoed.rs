@@ -27,7 +27,7 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// Exit code, or 128 + signal number.
+    /// Exit code, or 128 + signal.
     pub fn code(&self) -> i32 {
         use std::os::unix::process::ExitStatusExt;
         let signal = self.status.signal().map(|s| 128 + s);
@@ -51,10 +51,8 @@ impl Finished {
 }
 
 impl Proc {
-    /// Spawns `bin` with `args` in the caller's environment, its output
-    /// copied to `log` (after a `$ command line` header) and, line by line
-    /// with a `[name]` prefix, to our stderr: the benchmark's person
-    /// watching sees the progress lines live.
+    /// Spawns `bin` in the caller's environment, its output copied to `log`
+    /// (after the command line) and, `[name]`-prefixed, to our stderr.
     pub fn spawn_echoed(bin: &Path, args: &[OsString], log: &Path, name: &str) -> Result<Proc> {
         let mut file = File::create(log).with_context(|| format!("create {}", log.display()))?;
         writeln!(file, "$ {} {}", bin.display(), shell_words(args))?;
@@ -68,14 +66,14 @@ impl Proc {
         })
     }
 
-    /// Waits up to `limit` from its start; past it, asks it to stop
-    /// (SIGTERM, so it still writes its stats), then SIGKILLs it 10 s later.
+    /// Waits up to `limit` from its start; then SIGTERM (it still writes
+    /// its stats), SIGKILL 10 s later.
     pub fn finish_within(&mut self, limit: Duration) -> Result<Finished> {
         let (status, timed_out) = self.end_by(self.started + limit, GRACE, true);
         Ok(self.finished(status, timed_out))
     }
 
-    /// Stops it now (SIGTERM, then SIGKILL after 10 s) and reaps it.
+    /// SIGTERM now, SIGKILL after 10 s.
     pub fn stop(&mut self) -> Result<Finished> {
         let (status, _) = self.end_by(Instant::now(), GRACE, false);
         Ok(self.finished(status, false))

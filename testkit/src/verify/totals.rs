@@ -1,7 +1,5 @@
 //! The totals-only mode, for runs too large to hold every event in memory
-//! (the benchmark's 100M-event backlog): a database is compared with the
-//! producer's stats file on count, distinct ids, amount sum, id checksum
-//! and dead letters only.
+//! (the benchmark's): a database against the producer's stats file.
 
 use std::path::Path;
 
@@ -26,8 +24,8 @@ pub struct Check {
 
 impl Check {
     pub fn new(phase: &str, model: &str, what: &str, expected: String, actual: String) -> Check {
-        let pass = expected == actual;
         let (phase, model, what) = (phase.into(), model.into(), what.into());
+        let pass = expected == actual;
         Check {
             phase,
             model,
@@ -40,16 +38,12 @@ impl Check {
 
     /// `PASS backlog/pull events: 100 (expected 100)`.
     pub fn line(&self) -> String {
-        let verdict = if self.pass { "PASS" } else { "FAIL" };
-        let Check {
-            phase,
-            model,
-            what,
-            expected,
-            actual,
-            ..
-        } = self;
-        format!("{verdict} {phase}/{model} {what}: {actual} (expected {expected})")
+        let (verdict, c) = (if self.pass { "PASS" } else { "FAIL" }, self);
+        let (phase, model, what) = (&c.phase, &c.model, &c.what);
+        format!(
+            "{verdict} {phase}/{model} {what}: {} (expected {})",
+            c.actual, c.expected
+        )
     }
 }
 

@@ -3,8 +3,6 @@
 
 use super::*;
 
-/// kill -9 of the busiest leader during a backlog drain, then during live
-/// production.
 pub fn leader_kill(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::LeaderKill;
     let (dir, mut cluster, brokers) = start_cluster(cfg, sc)?;
@@ -25,15 +23,10 @@ pub fn leader_kill(cfg: &Config) -> Result<Vec<Outcome>> {
             .iter_mut()
             .all(|(c, p)| committed_messages(&c.db) >= at || p.try_status().is_some())
     })?;
-    let (node, led) = cluster.busiest_leader(&topic_b)?;
-    let fault_us = now_us();
-    cluster.kill(node)?;
-    thread::sleep(DOWN);
-    cluster.restart(node)?;
-    for (model, db, result) in finish_consumers(consumers, &expected, n) {
-        let effect = Effect::of(&db, fault_us, None);
-        outcomes.push(outcome(sc, model, "backlog", node, led, result, effect, n));
-    }
+    let (what, fault_us) = kill_busiest(&mut cluster, &topic_b)?;
+    let (part, window) = ((" backlog", what.as_str()), (fault_us, None));
+    let end = finish_consumers(sc, consumers, (&expected, n), Ok(()), part, window);
+    outcomes.extend(end);
     cluster.wait_in_sync(&topic_b, Duration::from_secs(120))?;
 
     // 2. Live: the consumers keep up with the producer when the node dies.
@@ -45,19 +38,24 @@ pub fn leader_kill(cfg: &Config) -> Result<Vec<Outcome>> {
     let mut p = produce.spawn(&cfg.bins, &live, "producer")?;
     let quarter = Duration::from_secs_f64(n as f64 / produce.rate as f64 / 4.0);
     thread::sleep(quarter);
-    let (node, led) = cluster.busiest_leader(&topic_l)?;
+    let (what, fault_us) = kill_busiest(&mut cluster, &topic_l)?;
+    let (part, window) = (
+        (" live", what.as_str()),
+        (fault_us, Some(now_us() + 10_000_000)),
+    );
+    let produced = produce.finish(&mut p).map(drop);
+    let end = finish_consumers(sc, consumers, (&expected, n), produced, part, window);
+    outcomes.extend(end);
+    Ok(outcomes)
+}
+
+/// `kill -9` of the busiest leader of `topic`, back after [`DOWN`]: what
+/// was done, and when.
+fn kill_busiest(cluster: &mut Cluster, topic: &str) -> Result<(String, i64)> {
+    let (node, led) = cluster.busiest_leader(topic)?;
     let fault_us = now_us();
     cluster.kill(node)?;
     thread::sleep(DOWN);
     cluster.restart(node)?;
-    let back_us = now_us();
-    let produced = produce.finish(&mut p);
-    for (model, db, mut result) in finish_consumers(consumers, &expected, n) {
-        if let (Ok(problems), Err(e)) = (&mut result, &produced) {
-            problems.push(format!("the producer: {e:#}"));
-        }
-        let effect = Effect::of(&db, fault_us, Some(back_us + 10_000_000));
-        outcomes.push(outcome(sc, model, "live", node, led, result, effect, n));
-    }
-    Ok(outcomes)
+    Ok((format!("killed node {node} (leader of {led})"), fault_us))
 }

@@ -4,9 +4,6 @@
 
 use super::*;
 
-/// Two of three nodes down: the producer fails within its timeout, saying
-/// why; nothing acknowledged is missing; with the nodes back a new run
-/// completes.
 pub fn minority_loss(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::MinorityLoss;
     let (dir, mut cluster, brokers) = start_cluster(cfg, sc)?;
@@ -33,22 +30,21 @@ pub fn minority_loss(cfg: &Config) -> Result<Vec<Outcome>> {
         took < Duration::from_secs(stalled.timeout_secs + 30),
         || format!("the producer took {took:?} to give up (--timeout 20)"),
     );
-    let named = [
+    let why = [
         "NOT_ENOUGH_REPLICAS",
         "NotEnoughReplicas",
         "timed out",
         "Timed out",
-    ]
-    .iter()
-    .any(|w| text.contains(w));
+    ];
+    let named = why.iter().any(|w| text.contains(w));
     check(&mut problems, named, || {
         format!(
             "the producer's error names neither NOT_ENOUGH_REPLICAS nor a timeout: {}",
             p.log_tail(3)
         )
     });
-    let stalled_stats: Option<testkit::ProducerStats> = p.read_stats().ok();
-    let acked = stalled_stats.as_ref().map_or(0, |s| s.events_acknowledged);
+    let stalled: Result<testkit::ProducerStats> = p.read_stats();
+    let acked = stalled.map_or(0, |s| s.events_acknowledged);
 
     // The nodes come back; a second run completes.
     cluster.restart(2)?;

@@ -1,17 +1,5 @@
-//! Scenarios on a cluster of three Apache Kafka nodes (issue 16): topics
-//! with three replicas and `min.insync.replicas=2`, the producer with
-//! `acks=all` and idempotence. Each starts a cluster of its own under
-//! `--out/<scenario>/cluster`.
-//!
-//! leader-kill, rolling-restart, scale-out, minority-loss, slow-revoke:
-//! one file each; this one holds what they share: the cluster, the
-//! consumers' settings, starting and finishing them, the checks and the
-//! outcome line.
-//!
-//! Every database is checked against the independently computed totals
-//! (count, ids, amount sum, checksum, every balance). The figures give the
-//! longest pause of any partition's commits after the fault ("recovery")
-//! and the latency percentiles of the events created during the fault.
+//! Scenarios on a cluster of three Apache Kafka nodes (issue 16;
+//! chaos/README.md), one file each; this one holds what they share.
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -22,7 +10,10 @@ use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{commit_timeline, committed_messages, latency_between, longest_pause_after};
 use testkit::{Broker, Cluster, ConsumerCmd, ConsumerStats, Expected, Model, Proc, verify};
 
-use super::{Background, check, consumer, exactness, expected, fresh_dir, producer, topic};
+use super::{
+    Background, Producing, check, consumer, each, exactness, expected, fresh_dir, producer,
+    producing_on, topic,
+};
 use crate::{Config, Outcome, Scenario};
 use common::now_us;
 
@@ -38,34 +29,26 @@ pub use rolling_restart::rolling_restart;
 pub use scale_out::scale_out;
 pub use slow_revoke::slow_revoke;
 
-/// Nodes of the cluster.
 const NODES: usize = 3;
 
 /// How long a killed node stays down: longer than Kafka's broker session
 /// timeout (9 s), so that its leaderships move to the other nodes.
 const DOWN: Duration = Duration::from_secs(15);
 
-/// How long after a fault its effects are looked for.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// The consumers' group session timeout here: well past the time the
-/// cluster takes to notice a dead node (Kafka's `broker.session.timeout.ms`,
-/// 9 s, more on a loaded machine), during which the group coordinator's
-/// writes to its replicated offsets topic wait for the dead replica (or
-/// the coordinator itself is the dead node), and heartbeats go unanswered.
-/// With the tests' usual 6 s the consumers lost their assignment at every
-/// node death and rejoined (20 s pauses measured); with 15 s they still
-/// did when the machine was overloaded (load 19 on 2 cores). The librdkafka
-/// default is 45 s.
+/// The group session timeout: well past the time the cluster takes to
+/// notice a dead node (9 s, more on a loaded machine), while heartbeats go
+/// unanswered; with 6 s or 15 s the consumers lost their assignment at
+/// node deaths (docs/cluster.md).
 const SESSION: [&str; 2] = ["-X", "session.timeout.ms=30000"];
 
-/// `--exit-when-idle` here: longer than the cluster's idempotent producer
-/// may take to start (its producer id waits for the transaction
-/// coordinator), so that no consumer leaves before the events flow.
+/// `--exit-when-idle`: longer than the idempotent producer may take to
+/// start on a cluster, so that no consumer leaves before the events flow.
 const IDLE_SECS: u64 = 20;
 
-/// What every cluster scenario starts with: a fresh directory, a cluster
-/// of its own in `<dir>/cluster`, and its bootstrap list.
+/// A fresh directory, a cluster of its own in `<dir>/cluster`, and its
+/// bootstrap list.
 fn start_cluster(cfg: &Config, sc: Scenario) -> Result<(PathBuf, Cluster, String)> {
     let dir = fresh_dir(cfg, &sc.name())?;
     let cluster = Cluster::start_in_dir(&dir.join("cluster"), NODES)
@@ -74,21 +57,19 @@ fn start_cluster(cfg: &Config, sc: Scenario) -> Result<(PathBuf, Cluster, String
     Ok((dir, cluster, brokers))
 }
 
-/// Events per second of a live part lasting at least `secs` seconds: the
-/// configured live rate, lower when there are too few events for that.
+/// The live rate, lower when there are too few events to last `secs`.
 fn live_rate(cfg: &Config, secs: u64) -> u64 {
     cfg.live_rate.min(cfg.events / secs).max(1)
 }
 
-/// A subdirectory of `dir`.
 fn sub(dir: &Path, name: &str) -> Result<PathBuf> {
     let d = dir.join(name);
     std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
     Ok(d)
 }
 
-/// Starts one consumer per configured model on `topic`, each in a group of
-/// its own, and waits until each has its partitions.
+/// Starts one consumer per model, each in a group of its own, and waits
+/// until each has its partitions.
 fn start_consumers(
     cfg: &Config,
     sc: Scenario,
@@ -110,7 +91,7 @@ fn start_consumers(
     Ok(out)
 }
 
-/// What a fault did to one consumer's flow, from its database.
+/// What a fault did to one consumer's flow.
 struct Effect {
     recovery_ms: Option<i64>,
     /// p50, p99 (ms) and count of the events created in the fault window.
@@ -145,58 +126,39 @@ impl Effect {
     }
 }
 
-/// Waits for each consumer to exit 0 and checks its database: exact, and
-/// its stats agree.
+/// The end of a fault at `fault_us`: waits for each consumer to exit 0
+/// and gives its outcome (database and stats checked, a failed producer a
+/// problem; `what` happened and the fault's [`Effect`] the figures).
 fn finish_consumers(
-    consumers: Vec<(ConsumerCmd, Proc)>,
-    expected: &Expected,
-    n: u64,
-) -> Vec<(Model, PathBuf, Result<Vec<String>>)> {
-    consumers
-        .into_iter()
-        .map(|(cmd, mut p)| {
-            let result = (|| {
-                let mut problems = Vec::new();
-                let stats: ConsumerStats = p.wait_success()?;
-                let f = verify(&cmd.db, expected, 0)?;
-                exactness(&f, n, &mut problems);
-                check(&mut problems, f.offsets_inconsistent == 0, || {
-                    format!("offsets and rows disagree: {}", f.brief())
-                });
-                check(&mut problems, stats.events_committed == n, || {
-                    format!("the stats say {} events, not {n}", stats.events_committed)
-                });
-                Ok(problems)
-            })();
-            (cmd.model, cmd.db.clone(), result)
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn outcome(
     sc: Scenario,
-    model: Model,
-    part: &str,
-    node: u32,
-    led: usize,
-    result: Result<Vec<String>>,
-    effect: Result<Effect>,
-    n: u64,
-) -> Outcome {
-    let subject = format!("{} {part}", model.name());
-    match (result, effect) {
-        (Ok(problems), Ok(effect)) => Outcome::new(
-            sc,
-            &subject,
-            format!(
-                "events {n} killed node {node} (leader of {led}) {}",
-                effect.brief()
-            ),
-            problems,
-        ),
-        (Err(e), _) | (_, Err(e)) => Outcome::error(sc, &subject, &e),
-    }
+    consumers: Vec<(ConsumerCmd, Proc)>,
+    (expected, n): (&Expected, u64),
+    produced: Result<()>,
+    (part, what): (&str, &str),
+    (fault_us, window_end_us): (i64, Option<i64>),
+) -> Vec<Outcome> {
+    let produced = produced.err().map(|e| format!("the producer: {e:#}"));
+    let one = |cmd: ConsumerCmd, mut p: Proc| -> Result<Outcome> {
+        let mut problems: Vec<String> = produced.iter().cloned().collect();
+        let stats: ConsumerStats = p.wait_success()?;
+        let f = verify(&cmd.db, expected, 0)?;
+        exactness(&f, n, &mut problems);
+        check(&mut problems, f.offsets_inconsistent == 0, || {
+            format!("offsets and rows disagree: {}", f.brief())
+        });
+        check(&mut problems, stats.events_committed == n, || {
+            format!("the stats say {} events, not {n}", stats.events_committed)
+        });
+        let effect = Effect::of(&cmd.db, fault_us, window_end_us)?.brief();
+        let subject = format!("{}{part}", cmd.model.name());
+        let figures = format!("events {n} {what} {effect}");
+        Ok(Outcome::new(sc, &subject, figures, problems))
+    };
+    let outcomes = consumers.into_iter().map(|(cmd, p)| {
+        let subject = format!("{}{part}", cmd.model.name());
+        one(cmd, p).unwrap_or_else(|e| Outcome::error(sc, &subject, &e))
+    });
+    outcomes.collect()
 }
 
 /// How many expected events none of `dbs` holds.
@@ -208,8 +170,7 @@ fn in_no_database(dbs: &[PathBuf], expected: &Expected) -> Result<usize> {
     Ok(expected.ids.iter().filter(|id| !union.contains(id)).count())
 }
 
-/// Balances of the databases read as one that differ from the expected
-/// ones (or are missing or extra).
+/// Balances of the databases as one that differ, are missing or extra.
 fn wrong_balances(ledger: &ledger::Ledger, expected: &Expected) -> Result<u64> {
     let mut wrong = 0u64;
     let mut seen = 0usize;

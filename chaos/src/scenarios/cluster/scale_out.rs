@@ -3,10 +3,6 @@
 
 use super::*;
 
-/// Three instances of each consumer in a group, each with its own database
-/// and instance id: one killed and restarted within the session timeout,
-/// one killed for good, a fourth joining; the databases as one hold every
-/// event, and the events stored twice stay within the bound.
 pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::ScaleOut;
     let (dir, cluster, brokers) = start_cluster(cfg, sc)?;
@@ -39,35 +35,16 @@ pub fn scale_out(cfg: &Config) -> Result<Vec<Outcome>> {
         for cmd in &cmds[..3] {
             procs.push(cmd.spawn(&cfg.bins, 0, &[])?);
         }
-        groups.push((m, cmds, procs));
+        groups.push((m, (cmds, procs)));
     }
-    for (_, _, procs) in &mut groups {
+    for (_, (_, procs)) in &mut groups {
         for p in procs {
             p.wait_for_log("assigned ", Duration::from_secs(120))?;
         }
     }
     let background = Background::start(cfg, produce, &dir)?;
-
-    let outcomes = thread::scope(|s| {
-        let handles: Vec<_> = groups
-            .into_iter()
-            .map(|(m, cmds, procs)| {
-                let background = &background;
-                let expected = &expected;
-                (
-                    m,
-                    s.spawn(move || scale_out_one(cfg, &cmds, procs, secs, background, expected)),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(m, h)| match h.join() {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => Outcome::error(sc, m.name(), &e),
-                Err(_) => Outcome::error(sc, m.name(), &anyhow::anyhow!("the thread panicked")),
-            })
-            .collect()
+    let outcomes = each(sc, groups, |(cmds, procs)| {
+        scale_out_one(cfg, &cmds, procs, secs, &background, &expected)
     });
     background.finished()?;
     Ok(outcomes)

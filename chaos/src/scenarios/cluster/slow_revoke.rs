@@ -3,23 +3,12 @@
 
 use super::*;
 
-/// A rebalance while another process holds the database's write lock for
-/// longer than the group's `max.poll.interval.ms` (10 s here): the member
-/// revoking partitions waits at most half of it for its open batch, then
-/// gives the batch up (nothing written) and stops, before the group would
-/// evict it; the next owner reads those events; after a restart the
-/// databases as one hold every event once.
 pub fn slow_revoke(cfg: &Config) -> Result<Vec<Outcome>> {
     let sc = Scenario::SlowRevoke;
-    let (dir, cluster, brokers) = start_cluster(cfg, sc)?;
-    let topic = topic(cfg, &cluster, "slow-revoke")?;
-    let expected = expected(cfg);
-    let mut produce = producer(cfg, &brokers, &topic);
-    produce.rate = live_rate(cfg, 40);
-    let background = Background::start(cfg, produce, &dir)?;
-    Ok(crate::scenarios::per_consumer(cfg, sc, |m| {
-        slow_revoke_one(cfg, m, &brokers, &topic, &dir, &background, &expected)
-    }))
+    let (dir, cluster, _) = start_cluster(cfg, sc)?;
+    producing_on(cfg, sc, dir, &cluster, live_rate(cfg, 40), |s, m| {
+        slow_revoke_one(cfg, m, s)
+    })
 }
 
 /// The group waits this long for a member (the consumers' flag here).
@@ -28,15 +17,10 @@ const MAX_POLL: [&str; 2] = ["-X", "max.poll.interval.ms=10000"];
 /// How long the other process holds the lock: past `MAX_POLL`.
 const LOCK_HELD: Duration = Duration::from_secs(15);
 
-fn slow_revoke_one(
-    cfg: &Config,
-    model: Model,
-    brokers: &str,
-    topic: &str,
-    dir: &Path,
-    background: &Background,
-    expected: &Expected,
-) -> Result<Outcome> {
+fn slow_revoke_one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
+    let (brokers, topic, dir, expected) =
+        (s.brokers.as_str(), s.topic.as_str(), &s.dir, &s.expected);
+    let background = s.background;
     let sc = Scenario::SlowRevoke;
     let group = testkit::kafka::unique(&format!("chaos-slow-revoke-{}", model.name()));
     let instance = |name: &str| -> Result<ConsumerCmd> {

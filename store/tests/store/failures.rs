@@ -20,13 +20,7 @@ fn a_full_database_rolls_back_rows_and_offsets_with_a_fatal_clear_error() {
     let before = store.summary().unwrap();
     let balances = store.balances().unwrap();
 
-    // No room for a single new page: what a full disk looks like to SQLite.
-    let conn = store.connection_for_tests();
-    let pages: i64 = conn
-        .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .unwrap();
-    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
-        .unwrap();
+    store.forbid_growth_for_tests();
 
     batch.clear();
     // Partition 0 continues at 1 (offset 0 is stored), partition 1 starts.

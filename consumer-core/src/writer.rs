@@ -316,8 +316,9 @@ pub(crate) mod tests {
         let committed = Arc::new(PendingOffsets::default());
         let db = dir.join("w.db");
         let clock = Arc::new(RunClock::new());
-        let w = StoreWriter::open(&db, &StoreOptions::default(), committed.clone(), clock);
-        (w.unwrap(), committed)
+        let opts = StoreOptions::default();
+        let w = StoreWriter::open(&db, &opts, committed.clone(), clock).unwrap();
+        (w, committed)
     }
 
     #[test]

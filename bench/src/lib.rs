@@ -32,6 +32,13 @@ mod tests {
     use crate::stats::{ProducerStats, STATS_VERSION};
     use std::collections::BTreeMap;
 
+    /// `T`'s flags from the command line `bench --brokers h:1 <extra>`.
+    pub(crate) fn parse<T: clap::Args + clap::FromArgMatches>(extra: &[&str]) -> T {
+        let cmd = T::augment_args(clap::Command::new("bench"));
+        let argv = ["bench", "--brokers", "h:1"].iter().chain(extra);
+        T::from_arg_matches(&cmd.try_get_matches_from(argv).unwrap()).unwrap()
+    }
+
     /// A producer's stats: `n` events from id `first`, their id checksum,
     /// acknowledged over `wall` seconds.
     pub(crate) fn producer_stats(first: u64, n: u64, wall: f64) -> ProducerStats {

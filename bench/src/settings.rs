@@ -186,18 +186,8 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::parse;
     use clap::Parser;
-
-    #[derive(Debug, clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        settings: Settings,
-    }
-
-    fn settings(extra: &[&str]) -> Settings {
-        let argv = ["bench", "--brokers", "h:1"].iter().chain(extra);
-        Cli::try_parse_from(argv).unwrap().settings
-    }
 
     fn json<T: Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap()
@@ -207,7 +197,7 @@ mod tests {
     /// exactly the arguments the bench chose.
     #[test]
     fn every_program_gets_exactly_the_settings() {
-        let s = settings(&[
+        let s = parse::<Settings>(&[
             "--batch-size=700",
             "--producer-property=linger.ms=1",
             "--consumer-property",
@@ -240,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_consumers() {
-        let s = settings(&[]);
+        let s = parse::<Settings>(&[]);
         assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(s.flush_interval_ms, DEFAULT_FLUSH_INTERVAL_MS);
         let raw = s.raw_consume("t", "g", 1, Path::new("r.json"));
@@ -251,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_setting_a_consumer_refuses_is_caught_before_the_run() {
-        let e = settings(&["--batch-size=0"]).check().unwrap_err();
+        let e = parse::<Settings>(&["--batch-size=0"]).check().unwrap_err();
         assert!(e.to_string().contains("consumer-pull"), "{e}");
     }
 }

@@ -12,8 +12,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{bench_sh, bin_dir, refused_before_any_broker, repo_root, show};
-use testkit::free_port;
+use common::{
+    bench_sh, bin_dir, passes_on_private_kafka, refused_before_any_broker, repo_root, show,
+};
 
 #[test]
 fn small_run_passes_and_a_deleted_event_fails_verify_only() {
@@ -37,38 +38,28 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = tmp.path().join("run");
     let run_dir = tmp.path().join("broker");
-    let port = free_port();
 
-    let o = bench_sh()
-        .args([
-            "--events",
-            "20000",
-            "--partitions",
-            "3",
-            "--rates",
-            "1000,5000",
-            "--duration",
-            "3",
-            "--warmup",
-            "3",
-            "--saturation",
-            "--saturation-start",
-            "2000",
-            "--saturation-max",
-            "4000",
-            "--out",
-        ])
-        .arg(&out)
-        .env("BROKER_KIND", "kafka")
-        .env("BROKER_PORT", port.to_string())
-        .env("KAFKA_CONTROLLER_PORT", free_port().to_string())
-        .env("RUN_DIR", &run_dir)
-        .output()
-        .expect("run scripts/bench.sh");
-    let log = show("scripts/bench.sh", &o);
-    assert!(o.status.success(), "{log}");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("verification PASS"), "{log}");
+    let mut cmd = bench_sh();
+    cmd.args([
+        "--events",
+        "20000",
+        "--partitions",
+        "3",
+        "--rates",
+        "1000,5000",
+        "--duration",
+        "3",
+        "--warmup",
+        "3",
+        "--saturation",
+        "--saturation-start",
+        "2000",
+        "--saturation-max",
+        "4000",
+        "--out",
+    ])
+    .arg(&out);
+    let log = passes_on_private_kafka("scripts/bench.sh", &mut cmd, &run_dir);
     assert!(
         !run_dir.join("pid").exists(),
         "the broker this run started must be stopped at the end\n{log}"

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{bench_sh, refused_before_any_broker, show};
-use testkit::free_port;
+use common::{bench_sh, passes_on_private_kafka, refused_before_any_broker, show};
 
 #[test]
 fn a_mistyped_claims_option_fails_before_any_broker_starts() {
@@ -35,41 +34,30 @@ fn a_small_claims_run_passes_and_writes_its_verdicts() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let out = tmp.path().join("claims");
     let run_dir = tmp.path().join("broker");
-    let o = bench_sh()
-        .args([
-            "--claims",
-            "--only",
-            "latency,idle,scale,outage",
-            "--rates",
-            "10,1000",
-            "--duration",
-            "2",
-            "--idle-seconds",
-            "2",
-            "--scale-events",
-            "20000",
-            "--scale-instances",
-            "1,2",
-            "--outage-rate",
-            "1000",
-            "--outage-seconds",
-            "2",
-            "--skip-warmup",
-            "--out",
-        ])
-        .arg(&out)
-        .env("BROKER_KIND", "kafka")
-        .env("BROKER_PORT", free_port().to_string())
-        .env("KAFKA_CONTROLLER_PORT", free_port().to_string())
-        .env("RUN_DIR", &run_dir)
-        .output()
-        .expect("run scripts/bench.sh --claims");
-    let log = show("scripts/bench.sh --claims", &o);
-    assert!(o.status.success(), "{log}");
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("verification PASS"),
-        "{log}"
-    );
+    let mut cmd = bench_sh();
+    cmd.args([
+        "--claims",
+        "--only",
+        "latency,idle,scale,outage",
+        "--rates",
+        "10,1000",
+        "--duration",
+        "2",
+        "--idle-seconds",
+        "2",
+        "--scale-events",
+        "20000",
+        "--scale-instances",
+        "1,2",
+        "--outage-rate",
+        "1000",
+        "--outage-seconds",
+        "2",
+        "--skip-warmup",
+        "--out",
+    ])
+    .arg(&out);
+    let log = passes_on_private_kafka("scripts/bench.sh --claims", &mut cmd, &run_dir);
     let md = std::fs::read_to_string(out.join("claims.md")).expect("claims.md");
     for claim in [
         "| Push has lower latency",

@@ -485,18 +485,18 @@ mod tests {
     fn other_versions_and_missing_fields_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.json");
-        let mut v = serde_json::to_value(producer()).unwrap();
-        v.as_object_mut().unwrap().remove("version");
-        std::fs::write(&path, v.to_string()).unwrap();
-        let e = read_stats::<ProducerStats>(&path).unwrap_err().to_string();
+        let without = |field: &str| {
+            let mut v = serde_json::to_value(producer()).unwrap();
+            v.as_object_mut().unwrap().remove(field);
+            std::fs::write(&path, v.to_string()).unwrap();
+            read_stats::<ProducerStats>(&path).unwrap_err().to_string()
+        };
+        let e = without("version");
         assert!(e.contains("old.json"), "{e}");
         assert!(e.contains("format version 1"), "{e}");
         assert!(e.contains(&format!("version {STATS_VERSION} only")), "{e}");
 
-        let mut v = serde_json::to_value(producer()).unwrap();
-        v.as_object_mut().unwrap().remove("events_acknowledged");
-        std::fs::write(&path, v.to_string()).unwrap();
-        let e = read_stats::<ProducerStats>(&path).unwrap_err().to_string();
+        let e = without("events_acknowledged");
         assert!(e.contains("old.json"), "{e}");
         assert!(e.contains("events_acknowledged"), "{e}");
     }

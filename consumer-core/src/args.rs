@@ -220,13 +220,14 @@ pub fn with_model_defaults(cmd: clap::Command, model: Model) -> clap::Command {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A binary's command line: the consumer's flags alone.
     #[derive(Debug, clap::Parser)]
-    struct Cli {
+    pub(crate) struct Cli {
         #[command(flatten)]
-        consumer: ConsumerArgs,
+        pub(crate) consumer: ConsumerArgs,
     }
 
     #[test]

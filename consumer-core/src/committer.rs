@@ -673,12 +673,7 @@ mod tests {
         // The database may not grow: a first event fits in the pages it
         // has, a batch of thousands does not (as on a full disk).
         let f = start_with(10_000, NEVER, |store| {
-            let conn = store.store_for_tests().connection_for_tests();
-            let pages: i64 = conn
-                .query_row("PRAGMA page_count", [], |r| r.get(0))
-                .unwrap();
-            conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
-                .unwrap();
+            store.store_for_tests().forbid_growth_for_tests()
         });
         f.committer.push(event(0, 0)).unwrap();
         f.committer.flush().unwrap();

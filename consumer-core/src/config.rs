@@ -171,12 +171,7 @@ pub fn properties_in_force(
 mod tests {
     use super::*;
     use crate::args::parse_cli_from;
-
-    #[derive(Debug, clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        consumer: ConsumerArgs,
-    }
+    use crate::args::tests::Cli;
 
     #[test]
     fn properties_include_defaults_overrides_and_hide_secrets() {

@@ -311,29 +311,26 @@ pub(crate) mod tests {
         }
     }
 
+    /// A writer on a new database in `dir`, and where its offsets go.
+    fn writer(dir: &Path) -> (StoreWriter, Arc<PendingOffsets>) {
+        let committed = Arc::new(PendingOffsets::default());
+        let db = dir.join("w.db");
+        let clock = Arc::new(RunClock::new());
+        let opts = StoreOptions::default();
+        let w = StoreWriter::open(&db, &opts, committed.clone(), clock).unwrap();
+        (w, committed)
+    }
+
     #[test]
     fn a_full_disk_stops_the_writer_and_no_offset_passes_the_failed_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let committed = Arc::new(PendingOffsets::default());
-        let clock = Arc::new(RunClock::new());
-        let mut w = StoreWriter::open(
-            &dir.path().join("w.db"),
-            &StoreOptions::default(),
-            committed.clone(),
-            clock,
-        )
-        .unwrap();
+        let (mut w, committed) = writer(dir.path());
         let mut batch = Batch::new("t");
         batch.push_event(0, 0, deposit(1), vec![1]);
         w.commit(&batch).unwrap();
         assert_eq!(committed.snapshot(), vec![(0, 1)]);
 
-        let conn = w.store.connection_for_tests();
-        let pages: i64 = conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .unwrap();
-        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
-            .unwrap();
+        w.store.forbid_growth_for_tests();
         batch.clear();
         for id in 2..5_000 {
             batch.push_event(0, id as i64 - 1, deposit(id), vec![0; 100]);
@@ -360,16 +357,8 @@ pub(crate) mod tests {
     #[test]
     fn writer_commits_and_remembers_offsets() {
         let dir = tempfile::tempdir().unwrap();
-        let committed = Arc::new(PendingOffsets::default());
-        let clock = Arc::new(RunClock::new());
-        clock.message_received();
-        let mut w = StoreWriter::open(
-            &dir.path().join("w.db"),
-            &StoreOptions::default(),
-            committed.clone(),
-            clock,
-        )
-        .unwrap();
+        let (mut w, committed) = writer(dir.path());
+        w.clock.message_received();
         // The message is at offset 7 of a partition new to the database:
         // the store takes it once the range before it is accounted for.
         w.store

@@ -444,21 +444,22 @@ mod tests {
         path
     }
 
+    /// A database holding one deposit, of id `offset + 1`, at `offset`.
+    fn deposit_db(dir: &Path, name: &str, offset: i64) -> PathBuf {
+        let id = offset as u64 + 1;
+        db(
+            dir,
+            name,
+            offset,
+            &[event(id, EventType::Deposit, 10_000_001, 5)],
+        )
+    }
+
     #[test]
     fn a_hand_over_from_a_database_not_given_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let a = db(
-            dir.path(),
-            "a",
-            0,
-            &[event(1, EventType::Deposit, 10_000_001, 5)],
-        );
-        let b = db(
-            dir.path(),
-            "b",
-            1,
-            &[event(2, EventType::Deposit, 10_000_001, 5)],
-        );
+        let a = deposit_db(dir.path(), "a", 0);
+        let b = deposit_db(dir.path(), "b", 1);
         let a_id = Store::open(&a).unwrap().database_id().to_string();
         Store::open(&b)
             .unwrap()
@@ -516,12 +517,7 @@ mod tests {
     #[test]
     fn refuses_what_would_miscount() {
         let dir = tempfile::tempdir().unwrap();
-        let a = db(
-            dir.path(),
-            "a.db",
-            0,
-            &[event(1, EventType::Deposit, 20_000_001, 5)],
-        );
+        let a = deposit_db(dir.path(), "a.db", 0);
         assert!(matches!(Ledger::open(&[]), Err(LedgerError::NoDatabase)));
         assert!(matches!(
             Ledger::open(&[a.clone(), a.clone()]),

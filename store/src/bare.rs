@@ -6,33 +6,14 @@ use std::sync::LazyLock;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::checkpoint::Checkpointer;
-use crate::schema::writer_pragmas;
+use crate::schema::{events_table, writer_pragmas};
 use crate::{
     BatchEvent, EVENT_PARAMS, ROWS_PER_INSERT, StoreError, StoreOptions, bind_event,
     insert_events_sql, now_us,
 };
 
 /// The same columns as `events`, in one b-tree: the rowid, no unique key.
-const BARE_TABLE: &str = r#"
-CREATE TABLE bare_events (
-    id                      INTEGER PRIMARY KEY,
-    event_id                INTEGER NOT NULL,
-    event_type              INTEGER NOT NULL,
-    account_id              INTEGER NOT NULL,
-    amount_minor            INTEGER NOT NULL,
-    currency                TEXT    NOT NULL,
-    channel                 INTEGER NOT NULL,
-    status                  INTEGER NOT NULL,
-    country                 TEXT    NOT NULL,
-    transaction_ref         TEXT    NOT NULL,
-    counterparty_account_id INTEGER,
-    created_at_us           INTEGER NOT NULL,
-    committed_at_us         INTEGER NOT NULL,
-    kafka_partition         INTEGER NOT NULL,
-    kafka_offset            INTEGER NOT NULL,
-    payload                 BLOB
-) STRICT;
-"#;
+const BARE_TABLE: &str = events_table!("bare_events", "");
 
 static INSERT_MANY: LazyLock<String> =
     LazyLock::new(|| insert_events_sql("bare_events", ROWS_PER_INSERT, ""));

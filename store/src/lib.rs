@@ -460,6 +460,20 @@ impl Store {
         &self.conn
     }
 
+    /// Lets the database grow no further (`max_page_count` at its pages
+    /// now): what a full disk looks like to SQLite. For tests; not part of
+    /// the API.
+    #[doc(hidden)]
+    pub fn forbid_growth_for_tests(&self) {
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        self.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+    }
+
     /// Runs a read (or a single self-contained statement) with the same
     /// lock waiting as commits.
     fn read<T>(

@@ -13,7 +13,42 @@ use tracing::{info, warn};
 use crate::retry::{Failure, Patience, retry_busy};
 use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 
-/// The tables of the current schema version (3).
+/// `CREATE TABLE $name` with the columns of `events` since version 3, and
+/// `$unique` (` UNIQUE`, or nothing) after `event_id`: the table itself,
+/// the upgrade's copy of it, and the benchmark's [`BareTable`](crate::BareTable).
+macro_rules! events_table {
+    ($name:literal, $unique:literal) => {
+        concat!(
+            "\nCREATE TABLE ",
+            $name,
+            " (
+    id                      INTEGER PRIMARY KEY,
+    event_id                INTEGER NOT NULL",
+            $unique,
+            ",
+    event_type              INTEGER NOT NULL,
+    account_id              INTEGER NOT NULL,
+    amount_minor            INTEGER NOT NULL,
+    currency                TEXT    NOT NULL,
+    channel                 INTEGER NOT NULL,
+    status                  INTEGER NOT NULL,
+    country                 TEXT    NOT NULL,
+    transaction_ref         TEXT    NOT NULL,
+    counterparty_account_id INTEGER,
+    created_at_us           INTEGER NOT NULL,
+    committed_at_us         INTEGER NOT NULL,
+    kafka_partition         INTEGER NOT NULL,
+    kafka_offset            INTEGER NOT NULL,
+    payload                 BLOB
+) STRICT;
+"
+        )
+    };
+}
+pub(crate) use events_table;
+
+/// The tables of version 1, `events` in its version 3 layout. A new file
+/// then gets what versions 2 to 4 added, in the order an upgrade adds it.
 ///
 /// - `events` has no secondary index: an index maintained on every insert
 ///   costs SQLite an order of magnitude in load rate (docs/design.md: ~475k vs
@@ -43,26 +78,9 @@ use crate::{SCHEMA_VERSION, StoreError, StoreOptions};
 ///   overflowing balance fails the batch instead of silently losing cents.
 /// - `account_balances` and `offsets` are WITHOUT ROWID: they are looked up
 ///   only by their primary key, which then is the table itself.
-const SCHEMA: &str = r#"
-CREATE TABLE events (
-    id                      INTEGER PRIMARY KEY,
-    event_id                INTEGER NOT NULL UNIQUE,
-    event_type              INTEGER NOT NULL,
-    account_id              INTEGER NOT NULL,
-    amount_minor            INTEGER NOT NULL,
-    currency                TEXT    NOT NULL,
-    channel                 INTEGER NOT NULL,
-    status                  INTEGER NOT NULL,
-    country                 TEXT    NOT NULL,
-    transaction_ref         TEXT    NOT NULL,
-    counterparty_account_id INTEGER,
-    created_at_us           INTEGER NOT NULL,
-    committed_at_us         INTEGER NOT NULL,
-    kafka_partition         INTEGER NOT NULL,
-    kafka_offset            INTEGER NOT NULL,
-    payload                 BLOB
-) STRICT;
-
+const SCHEMA: &str = concat!(
+    events_table!("events", " UNIQUE"),
+    r#"
 CREATE TABLE account_balances (
     account_id    INTEGER NOT NULL,
     currency      TEXT    NOT NULL,
@@ -88,21 +106,8 @@ CREATE TABLE dead_letters (
     error          TEXT    NOT NULL,
     recorded_at_us INTEGER NOT NULL
 ) STRICT;
-
-CREATE UNIQUE INDEX dead_letters_by_offset ON dead_letters (topic, "partition", "offset");
-
-CREATE TABLE offset_gaps (
-    id             INTEGER PRIMARY KEY,
-    topic          TEXT    NOT NULL,
-    "partition"    INTEGER NOT NULL,
-    from_offset    INTEGER NOT NULL,
-    to_offset      INTEGER NOT NULL,
-    reason         TEXT    NOT NULL,
-    recorded_at_us INTEGER NOT NULL,
-    source_database TEXT,
-    CHECK (to_offset > from_offset)
-) STRICT;
-"#;
+"#
+);
 
 /// What version 4 adds, to a new file and to an upgraded one alike:
 ///
@@ -167,8 +172,8 @@ CREATE VIEW events_named AS SELECT
 FROM events;
 "#;
 
-/// What version 2 added to version 1 (applied when a version 1 file is
-/// upgraded):
+/// What version 2 added to version 1 (to a new file, and when a version 1
+/// file is upgraded):
 ///
 /// - a message is a dead letter at most once: (topic, partition, offset) is
 ///   unique;
@@ -196,26 +201,9 @@ CREATE TABLE offset_gaps (
 /// rowids stay), the old table and its indexes go (the query index is
 /// rebuilt on demand), and the view is created. One pass over the table,
 /// in the upgrading transaction: about as long as loading it took.
-const UPGRADE_V2_TO_V3: &str = r#"
-CREATE TABLE events_v3 (
-    id                      INTEGER PRIMARY KEY,
-    event_id                INTEGER NOT NULL UNIQUE,
-    event_type              INTEGER NOT NULL,
-    account_id              INTEGER NOT NULL,
-    amount_minor            INTEGER NOT NULL,
-    currency                TEXT    NOT NULL,
-    channel                 INTEGER NOT NULL,
-    status                  INTEGER NOT NULL,
-    country                 TEXT    NOT NULL,
-    transaction_ref         TEXT    NOT NULL,
-    counterparty_account_id INTEGER,
-    created_at_us           INTEGER NOT NULL,
-    committed_at_us         INTEGER NOT NULL,
-    kafka_partition         INTEGER NOT NULL,
-    kafka_offset            INTEGER NOT NULL,
-    payload                 BLOB
-) STRICT;
-INSERT INTO events_v3 SELECT
+const UPGRADE_V2_TO_V3: &str = concat!(
+    events_table!("events_v3", " UNIQUE"),
+    r#"INSERT INTO events_v3 SELECT
     id, event_id,
     CASE event_type WHEN 'TRANSACTION' THEN 1 WHEN 'DEPOSIT' THEN 2 WHEN 'WITHDRAWAL' THEN 3
         WHEN 'TRANSFER' THEN 4 WHEN 'PAYMENT' THEN 5 WHEN 'FEE' THEN 6 ELSE 0 END,
@@ -229,7 +217,8 @@ INSERT INTO events_v3 SELECT
 FROM events ORDER BY id;
 DROP TABLE events;
 ALTER TABLE events_v3 RENAME TO events;
-"#;
+"#
+);
 
 /// Version 1 stored a dead letter again when its message was read twice;
 /// keep the first copy of each before the unique index can be built.
@@ -521,9 +510,9 @@ fn init(path: &Path, opts: &StoreOptions, found: Found) -> Result<Connection, St
             || {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 if classify(path, &tx)? == Found::Empty {
-                    tx.execute_batch(SCHEMA)?;
-                    tx.execute_batch(EVENTS_NAMED)?;
-                    tx.execute_batch(SCHEMA_V4)?;
+                    for sql in [SCHEMA, SCHEMA_V2, EVENTS_NAMED, UPGRADE_V3_TO_V4, SCHEMA_V4] {
+                        tx.execute_batch(sql)?;
+                    }
                     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     tx.commit()?;
                     info!(path = %path.display(), version = SCHEMA_VERSION, "created the store's schema");

@@ -137,22 +137,11 @@ pub fn scale_phase(name: &str) -> Option<(&str, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        claims: ClaimsArgs,
-    }
-
-    fn args(extra: &[&str]) -> ClaimsArgs {
-        let argv = ["bench", "--brokers", "h:1"].iter().chain(extra);
-        Cli::try_parse_from(argv).unwrap().claims
-    }
+    use crate::tests::parse;
 
     #[test]
     fn the_default_experiments_and_their_phases() {
-        let a = args(&[]);
+        let a = parse::<ClaimsArgs>(&[]);
         let all: Vec<PhaseSpec> = a
             .experiments()
             .into_iter()
@@ -216,7 +205,7 @@ mod tests {
 
     #[test]
     fn only_the_chosen_experiments() {
-        let a = args(&["--only", "idle,outage", "--idle-seconds", "10"]);
+        let a = parse::<ClaimsArgs>(&["--only", "idle,outage", "--idle-seconds", "10"]);
         let names: Vec<String> = a
             .experiments()
             .into_iter()

@@ -36,16 +36,34 @@ pub fn bench_sh() -> Command {
 pub fn refused_before_any_broker(what: &str, cmd: &mut Command) -> (String, String) {
     let empty = tempfile::tempdir().expect("temp dir");
     let run_dir = empty.path().join("broker");
-    let o = cmd
-        .env("BROKER_KIND", "kafka")
-        .env("BROKER_PORT", testkit::free_port().to_string())
-        .env("RUN_DIR", &run_dir)
+    let o = on_private_kafka(cmd, &run_dir)
         .output()
         .expect("run scripts/bench.sh");
     let log = show(what, &o);
     assert!(!o.status.success(), "{log}");
     assert!(!run_dir.exists(), "no broker may be started\n{log}");
     (String::from_utf8_lossy(&o.stderr).into_owned(), log)
+}
+
+/// Runs `cmd` (`what`) on a private Apache Kafka that it starts and stops
+/// itself, and asserts that it passed verification; returns its output,
+/// readable.
+pub fn passes_on_private_kafka(what: &str, cmd: &mut Command, run_dir: &Path) -> String {
+    let o = on_private_kafka(cmd, run_dir).output().expect(what);
+    let log = show(what, &o);
+    assert!(o.status.success(), "{log}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("verification PASS"), "{log}");
+    log
+}
+
+/// `cmd` with a private Apache Kafka on free ports, its run directory
+/// `run_dir`.
+fn on_private_kafka<'a>(cmd: &'a mut Command, run_dir: &Path) -> &'a mut Command {
+    cmd.env("BROKER_KIND", "kafka")
+        .env("BROKER_PORT", testkit::free_port().to_string())
+        .env("KAFKA_CONTROLLER_PORT", testkit::free_port().to_string())
+        .env("RUN_DIR", run_dir)
 }
 
 /// A command's status, stdout and stderr, for an assertion's message.

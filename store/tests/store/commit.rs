@@ -3,9 +3,17 @@
 use std::collections::HashMap;
 
 use proto::{EventType, IdChecksum, Status};
-use store::{Batch, SCHEMA_VERSION, Store, StoreOptions};
+use store::{Batch, DeadLetterRow, SCHEMA_VERSION, Store, StoreOptions};
 
-use crate::common::{TOPIC, count, deposit, event, open_temp, push, starts_at, tally, temp_store};
+use crate::common::{
+    TOPIC, count, deposit, event, offsets, open_temp, push, starts_at, tally, temp_store,
+};
+
+/// Asserts that a dead letter's error mentions `what`.
+#[track_caller]
+fn says(dead: &DeadLetterRow, what: &str) {
+    assert!(dead.error.contains(what), "{}", dead.error);
+}
 
 #[test]
 fn batch_across_partitions_is_stored_exactly_and_survives_reopen() {
@@ -165,18 +173,8 @@ fn duplicates_inside_a_multi_row_chunk_are_caught_one_by_one() {
     assert_eq!(store.balances().unwrap()[0].balance_minor, expected_sum);
     assert_eq!(store.balances().unwrap()[0].event_count, stored_ids + 1);
     let dead = store.dead_letters().unwrap();
-    assert!(
-        dead[0].error.contains("duplicate event_id 10"),
-        "{}",
-        dead[0].error
-    );
-    assert!(
-        dead[1]
-            .error
-            .contains(&format!("duplicate event_id {}", 2 * n + 3)),
-        "{}",
-        dead[1].error
-    );
+    says(&dead[0], "duplicate event_id 10");
+    says(&dead[1], &format!("duplicate event_id {}", 2 * n + 3));
     assert_eq!(store.stored_offsets(TOPIC).unwrap()[&0], offset);
 }
 
@@ -222,32 +220,17 @@ fn duplicates_within_and_across_batches_become_dead_letters() {
     let dead = store.dead_letters().unwrap();
     assert_eq!(dead.len(), 2);
     assert_eq!((dead[0].partition, dead[0].offset), (1, 0));
-    assert!(
-        dead[0].error.contains("duplicate event_id 1"),
-        "{}",
-        dead[0].error
-    );
-    assert!(
-        dead[0].error.contains("partition 0 offset 0"),
-        "{}",
-        dead[0].error
-    );
+    says(&dead[0], "duplicate event_id 1");
+    says(&dead[0], "partition 0 offset 0");
     assert_eq!(
         dead[0].payload.as_deref(),
         Some(&prost::Message::encode_to_vec(&deposit(1, 6, 999_999))[..])
     );
-    assert!(
-        dead[1].error.contains("duplicate event_id 2"),
-        "{}",
-        dead[1].error
-    );
+    says(&dead[1], "duplicate event_id 2");
     assert_eq!((dead[1].partition, dead[1].offset), (0, 2));
 
     // The duplicates' offsets advanced like any other message's.
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 3), (1, 2)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 3), (1, 2)]);
     let summary = store.summary().unwrap();
     assert_eq!((summary.events, summary.dead_letters), (3, 2));
     assert_eq!(summary.amount_minor_sum, 1_000 + 20 + 5);
@@ -292,10 +275,7 @@ fn dead_letters_keep_partition_offset_key_payload_and_error() {
         (0, 9, None, None)
     );
     assert_eq!(dead[1].error, "empty message");
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 10), (2, 42)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 10), (2, 42)]);
 }
 
 #[test]
@@ -312,21 +292,10 @@ fn invalid_event_is_refused_by_the_store_itself() {
     let outcome = store.commit(&batch).unwrap();
     assert_eq!(tally(&outcome), (1, 2, 0));
     let dead = store.dead_letters().unwrap();
-    assert!(
-        dead[0].error.contains("amount_minor -10"),
-        "{}",
-        dead[0].error
-    );
-    assert!(
-        dead[1].error.contains("event_id 18446744073709551615"),
-        "{}",
-        dead[1].error
-    );
+    says(&dead[0], "amount_minor -10");
+    says(&dead[1], "event_id 18446744073709551615");
     assert_eq!(store.balances().unwrap()[0].balance_minor, 10);
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 3)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 3)]);
 }
 
 #[test]
@@ -342,18 +311,12 @@ fn offsets_never_move_backwards_and_topics_are_separate() {
     push(&mut batch, 0, 10, deposit(2, 1, 1));
     push(&mut batch, 1, 10, deposit(3, 1, 1));
     store.commit(&batch).unwrap();
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 501), (1, 11)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 501), (1, 11)]);
 
     let mut other = Batch::new("audit");
     other.push_dead_letter(0, 0, None, None, "x".into());
     store.commit(&other).unwrap();
-    assert_eq!(
-        store.stored_offsets("audit").unwrap(),
-        HashMap::from([(0, 1)])
-    );
+    assert_eq!(offsets(&store, "audit"), [(0, 1)]);
     assert_eq!(store.stored_offsets(TOPIC).unwrap().len(), 2);
 }
 
@@ -402,10 +365,7 @@ fn a_commit_survives_a_crash_before_checkpoint() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.summary().unwrap().events, 300);
     assert_eq!(store.balances().unwrap()[0].balance_minor, 600);
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 300)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 300)]);
 }
 
 /// A whole multi-row chunk of ids already stored (a producer that sent a
@@ -480,6 +440,5 @@ fn a_batch_is_written_in_id_order_and_the_first_copy_of_an_id_wins() {
     let dead = store.dead_letters().unwrap();
     assert_eq!((dead.len(), dead[0].partition, dead[0].offset), (1, 0, 3));
     assert_eq!(store.balances().unwrap()[0].balance_minor, 310);
-    let offsets = store.stored_offsets(TOPIC).unwrap();
-    assert_eq!((offsets[&0], offsets[&1]), (4, 3));
+    assert_eq!(offsets(&store, TOPIC), [(0, 4), (1, 3)]);
 }

@@ -64,6 +64,13 @@ pub fn open_temp() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The stored offsets of `topic`, by partition.
+pub fn offsets(store: &Store, topic: &str) -> Vec<(i32, i64)> {
+    let mut all: Vec<_> = store.stored_offsets(topic).unwrap().into_iter().collect();
+    all.sort();
+    all
+}
+
 /// Row counts straight from SQL, independent of the store's own queries.
 pub fn count(store: &Store, table: &str) -> i64 {
     store

@@ -1,6 +1,5 @@
 //! A full database and a lock held by someone else.
 
-use std::collections::HashMap;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -8,7 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use store::{Batch, Store, StoreError, StoreOptions};
 
-use crate::common::{TOPIC, count, deposit, push, temp_store};
+use crate::common::{TOPIC, count, deposit, offsets, push, temp_store};
 
 #[test]
 fn a_full_database_rolls_back_rows_and_offsets_with_a_fatal_clear_error() {
@@ -20,13 +19,7 @@ fn a_full_database_rolls_back_rows_and_offsets_with_a_fatal_clear_error() {
     let before = store.summary().unwrap();
     let balances = store.balances().unwrap();
 
-    // No room for a single new page: what a full disk looks like to SQLite.
-    let conn = store.connection_for_tests();
-    let pages: i64 = conn
-        .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .unwrap();
-    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
-        .unwrap();
+    store.forbid_growth_for_tests();
 
     batch.clear();
     // Partition 0 continues at 1 (offset 0 is stored), partition 1 starts.
@@ -48,10 +41,7 @@ fn a_full_database_rolls_back_rows_and_offsets_with_a_fatal_clear_error() {
     assert_eq!(store.summary().unwrap(), before);
     assert_eq!(store.balances().unwrap(), balances);
     assert_eq!(count(&store, "dead_letters"), 0);
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 1)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 1)]);
 
     // Once there is room again, the very same batch goes through whole.
     store
@@ -61,10 +51,7 @@ fn a_full_database_rolls_back_rows_and_offsets_with_a_fatal_clear_error() {
     let outcome = store.commit(&batch).unwrap();
     assert_eq!((outcome.events_stored, outcome.dead_letters), (1_998, 1));
     assert_eq!(store.summary().unwrap().events, 1_999);
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 1_000), (1, 1_000)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 1_000), (1, 1_000)]);
 }
 
 #[test]
@@ -107,13 +94,7 @@ fn commit_waits_for_another_writer_and_loses_nothing() {
     );
     assert_eq!(outcome.events_stored, 500);
     assert_eq!(store.summary().unwrap().events, 500);
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 500)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 500)]);
     // The other writer's work is there too.
-    assert_eq!(
-        store.stored_offsets("other").unwrap(),
-        HashMap::from([(0, 1)])
-    );
+    assert_eq!(offsets(&store, "other"), [(0, 1)]);
 }

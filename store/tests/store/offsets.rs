@@ -3,12 +3,10 @@
 //! past the stored offset fails the batch, and a skipped range is only
 //! accepted through a recorded gap.
 
-use std::collections::HashMap;
-
 use rusqlite::Connection;
 use store::{Batch, GapReason, SCHEMA_VERSION, Store, StoreError, TopicIdentity};
 
-use crate::common::{TOPIC, count, deposit, open_temp, push, temp_store};
+use crate::common::{TOPIC, count, deposit, offsets, open_temp, push, temp_store};
 
 /// Events `ids` on `partition` at offsets `first..`.
 fn batch_of(partition: i32, first: i64, ids: std::ops::Range<u64>) -> Batch {
@@ -48,10 +46,7 @@ fn a_stretch_read_twice_is_skipped_and_counted_not_dead_lettered() {
     let after = store.summary().unwrap();
     assert_eq!(after.events, before.events + 20);
     assert_eq!(after.dead_letters, 1, "the dead letter is stored once");
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 121)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 121)]);
     assert_ne!(store.balances().unwrap(), balances);
 
     // A batch made only of redeliveries changes nothing.
@@ -101,10 +96,7 @@ fn a_jump_past_the_stored_offset_fails_the_batch_and_stores_nothing() {
     assert!(message.contains("5 offset(s)"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert_eq!(store.summary().unwrap(), before, "nothing of the batch");
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(1, 10)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(1, 10)]);
 
     // A gap inside a batch is caught too.
     let mut batch = batch_of(1, 10, 11..13);
@@ -136,10 +128,7 @@ fn a_recorded_gap_moves_the_stored_offset_and_the_batch_continues_there() {
             .record_gap(TOPIC, 0, 10, 400, GapReason::HandOver)
             .unwrap()
     );
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 500)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 500)]);
     let outcome = store.commit(&batch_of(0, 500, 11..21)).unwrap();
     assert_eq!(outcome.events_stored, 10);
     let gaps = store.offset_gaps().unwrap();
@@ -420,9 +409,6 @@ fn a_version_3_database_is_upgraded_with_an_id_and_its_offsets() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.summary().unwrap().schema_version, SCHEMA_VERSION);
     assert_eq!(store.summary().unwrap().events, 5);
-    assert_eq!(
-        store.stored_offsets(TOPIC).unwrap(),
-        HashMap::from([(0, 5)])
-    );
+    assert_eq!(offsets(&store, TOPIC), [(0, 5)]);
     assert_eq!(store.database_id().len(), 32);
 }

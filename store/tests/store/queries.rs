@@ -37,29 +37,15 @@ fn latest_events_and_account_balances_with_and_without_the_index() {
     store.commit(&batch).unwrap();
 
     let check = |store: &Store| {
-        let ids: Vec<u64> = store
-            .latest_events(1, 3)
-            .unwrap()
-            .iter()
-            .map(|r| r.event_id)
-            .collect();
-        assert_eq!(ids, [5, 4, 1]);
-        let all: Vec<u64> = store
-            .latest_events(1, 100)
-            .unwrap()
-            .iter()
-            .map(|r| r.event_id)
-            .collect();
-        assert_eq!(all, [5, 4, 1, 3]);
-        assert!(store.latest_events(1, 0).unwrap().is_empty());
-        assert!(store.latest_events(99, 5).unwrap().is_empty());
-        let two: Vec<u64> = store
-            .latest_events(2, 10)
-            .unwrap()
-            .iter()
-            .map(|r| r.event_id)
-            .collect();
-        assert_eq!(two, [6, 2]); // the transfer belongs to account 1's rows
+        let ids = |account, limit| -> Vec<u64> {
+            let rows = store.latest_events(account, limit).unwrap();
+            rows.iter().map(|r| r.event_id).collect()
+        };
+        assert_eq!(ids(1, 3), [5, 4, 1]);
+        assert_eq!(ids(1, 100), [5, 4, 1, 3]);
+        assert!(ids(1, 0).is_empty());
+        assert!(ids(99, 5).is_empty());
+        assert_eq!(ids(2, 10), [6, 2]); // the transfer belongs to account 1's rows
 
         let b1 = store.account_balances(1).unwrap();
         assert_eq!(b1.len(), 1);

@@ -18,8 +18,8 @@
 //! 3. It stops on a signal ([`Shutdown`]), on `--exit-when-idle`
 //!    ([`IdleDetector`]), on `--max-events`, or on an error;
 //!    [`Pipeline::finish`] commits the open batch, then the offsets to
-//!    Kafka synchronously ([`commit_final`]), leaves the group, writes
-//!    `--stats-json` and prints the summary.
+//!    Kafka, waiting for the answer ([`commit_final`]), leaves the group
+//!    (both bounded), writes `--stats-json` and prints the summary.
 //!
 //! With `--ready-file` the consumer tells when it is ready to consume (see
 //! [`ready`]).

@@ -70,12 +70,8 @@ fn per_rate(
     let lines = draw::lines(picks, |model, pick| {
         let points = figures.iter().filter_map(|f| {
             let p = pick(f);
-            let (values, mean) = if model == "pull" {
-                (&p.pull, p.pull_mean())
-            } else {
-                (&p.push, p.push_mean())
-            };
-            (!values.is_empty()).then(|| (f.rate.max(1) as f64, mean.max(0.01)))
+            let point = (f.rate.max(1) as f64, p.mean(model).max(0.01));
+            (!p.values(model).is_empty()).then_some(point)
         });
         points.collect()
     });

@@ -22,13 +22,9 @@ call. Either way the fetch path, and with it everything the broker and the netwo
 same, so a truly callback-driven handler could only change the in-process hand-off, which the \
 latency rows below bound from above.";
 
-fn pair_cells(p: &Pair) -> String {
-    format!("{} | {}", num(p.pull_mean()), num(p.push_mean()))
-}
-
-/// `pull / push`, their means.
-fn means(p: &Pair) -> String {
-    format!("{} / {}", num(p.pull_mean()), num(p.push_mean()))
+/// `pull<sep>push`, their means.
+fn means(p: &Pair, sep: &str) -> String {
+    format!("{}{sep}{}", num(p.mean("pull")), num(p.mean("push")))
 }
 
 /// `pull / push`, every measurement.
@@ -96,7 +92,7 @@ fn load_table(s: &mut String, f: &LoadFigures) {
         if p.pull.is_empty() && p.push.is_empty() {
             continue;
         }
-        let _ = writeln!(s, "| {name} | {} | {} |", pair_cells(p), noise(p));
+        let _ = writeln!(s, "| {name} | {} | {} |", means(p, " | "), noise(p));
     }
 }
 
@@ -210,12 +206,12 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
                 rate_text(f.rate),
                 values(&f.producer_events_per_second),
-                means(&f.p50_ms),
-                means(&f.p99_ms),
-                means(&f.p999_ms),
-                means(&f.max_ms),
-                means(&f.cpu_us_per_event),
-                means(&f.cores),
+                means(&f.p50_ms, " / "),
+                means(&f.p99_ms, " / "),
+                means(&f.p999_ms, " / "),
+                means(&f.max_ms, " / "),
+                means(&f.cpu_us_per_event, " / "),
+                means(&f.cores, " / "),
                 noise(&f.p50_ms),
                 noise(&f.p99_ms),
                 noise(&f.cpu_us_per_event),
@@ -247,9 +243,9 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
              timeout, push's tick) and librdkafka's fetcher sends a fetch per partition's broker \
              every `fetch.wait.max.ms`.\n",
             i.seconds,
-            num(i.cpu_ms_per_s.pull_mean()),
+            num(i.cpu_ms_per_s.mean("pull")),
             values(&i.cpu_ms_per_s.pull),
-            num(i.cpu_ms_per_s.push_mean()),
+            num(i.cpu_ms_per_s.mean("push")),
             values(&i.cpu_ms_per_s.push),
             num(super::verdict::mean(&i.broker_cpu_ms_per_s)),
             values(&i.broker_cpu_ms_per_s),
@@ -368,10 +364,10 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
             values(&o.live_producer_events_per_second),
             values(&o.live_producer_tail_ms),
             values(&o.live_producer_cpu_s),
-            num(o.drain_events_per_second.pull_mean()),
-            num(o.drain_events_per_second.push_mean()),
-            num(o.max_ms.pull_mean() / 1e3),
-            num(o.max_ms.push_mean() / 1e3),
+            num(o.drain_events_per_second.mean("pull")),
+            num(o.drain_events_per_second.mean("push")),
+            num(o.max_ms.mean("pull") / 1e3),
+            num(o.max_ms.mean("push") / 1e3),
         );
     }
     let _ = writeln!(s, "## Phases\n");

@@ -25,6 +25,8 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Holds, Verdict::DoesNotHold, Verdict::NoDifference];
+
     pub fn text(self) -> &'static str {
         match self {
             Verdict::Holds => "holds",
@@ -36,34 +38,24 @@ impl Verdict {
 
 /// Two measurements of one model's figure (repeats, or halves).
 pub fn spread(values: &[f64]) -> Option<f64> {
-    if values.len() < 2 {
-        return None;
-    }
     let max = values.iter().cloned().fold(f64::MIN, f64::max);
     let min = values.iter().cloned().fold(f64::MAX, f64::min);
-    Some(relative(max, min))
+    (values.len() >= 2).then(|| relative(max, min))
 }
 
 /// `|a - b|` over the smaller of the two (0 when both are 0; a large
 /// number when only one is).
 pub fn relative(a: f64, b: f64) -> f64 {
-    let lo = a.abs().min(b.abs());
     let d = (a - b).abs();
-    if d == 0.0 {
-        0.0
-    } else if lo == 0.0 {
-        f64::INFINITY
-    } else {
-        d / lo
+    match a.abs().min(b.abs()) {
+        _ if d == 0.0 => 0.0,
+        0.0 => f64::INFINITY,
+        lo => d / lo,
     }
 }
 
 pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
-    }
+    values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
 /// One figure of both models, each measured one or more times.
@@ -82,12 +74,16 @@ impl Pair {
         }
     }
 
-    pub fn pull_mean(&self) -> f64 {
-        mean(&self.pull)
+    pub fn values(&self, model: &str) -> &[f64] {
+        if model == "pull" {
+            &self.pull
+        } else {
+            &self.push
+        }
     }
 
-    pub fn push_mean(&self) -> f64 {
-        mean(&self.push)
+    pub fn mean(&self, model: &str) -> f64 {
+        mean(self.values(model))
     }
 
     /// The noise: the larger of the two models' relative spreads; `None`
@@ -100,22 +96,21 @@ impl Pair {
     }
 
     pub fn difference(&self) -> f64 {
-        relative(self.pull_mean(), self.push_mean())
+        relative(self.mean("pull"), self.mean("push"))
     }
 
     /// The verdict on a claim that `favours` is better at this figure.
     /// Without a noise measurement, any difference counts.
     pub fn verdict(&self, favours: &str, better: Better) -> Verdict {
-        let (pull, push) = (self.pull_mean(), self.push_mean());
         if self.difference() <= self.noise().unwrap_or(0.0) {
             return Verdict::NoDifference;
         }
+        let (pull, push) = (self.mean("pull"), self.mean("push"));
         let pull_better = match better {
             Better::Lower => pull < push,
             Better::Higher => pull > push,
         };
-        let winner = if pull_better { "pull" } else { "push" };
-        if winner == favours {
+        if pull_better == (favours == "pull") {
             Verdict::Holds
         } else {
             Verdict::DoesNotHold
@@ -123,33 +118,25 @@ impl Pair {
     }
 }
 
+/// How many of `verdicts` are each of [`Verdict::ALL`].
+fn counts(verdicts: &[Verdict]) -> [usize; 3] {
+    Verdict::ALL.map(|v| verdicts.iter().filter(|&&x| x == v).count())
+}
+
 /// Several verdicts on one claim (one per rate, per figure) as one: the
 /// most frequent; a tie, or no verdict at all, is no difference.
 pub fn majority(verdicts: &[Verdict]) -> Verdict {
-    let count = |v: Verdict| verdicts.iter().filter(|&&x| x == v).count();
-    let (h, d, n) = (
-        count(Verdict::Holds),
-        count(Verdict::DoesNotHold),
-        count(Verdict::NoDifference),
-    );
-    if h > d && h > n {
-        Verdict::Holds
-    } else if d > h && d > n {
-        Verdict::DoesNotHold
-    } else {
-        Verdict::NoDifference
+    match counts(verdicts) {
+        [h, d, n] if h > d && h > n => Verdict::Holds,
+        [h, d, n] if d > h && d > n => Verdict::DoesNotHold,
+        _ => Verdict::NoDifference,
     }
 }
 
-/// "holds 1, does not hold 2, no difference 3" for a list of verdicts.
+/// "holds at 1, does not hold at 2, no difference at 3".
 pub fn tally(verdicts: &[Verdict]) -> String {
-    let count = |v: Verdict| verdicts.iter().filter(|&&x| x == v).count();
-    format!(
-        "holds at {}, does not hold at {}, no difference at {}",
-        count(Verdict::Holds),
-        count(Verdict::DoesNotHold),
-        count(Verdict::NoDifference)
-    )
+    let [h, d, n] = counts(verdicts);
+    format!("holds at {h}, does not hold at {d}, no difference at {n}")
 }
 
 #[cfg(test)]

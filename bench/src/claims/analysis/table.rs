@@ -1,245 +1,215 @@
 //! The claims table: each claim's figures voted into a verdict, with what
 //! the verdict rests on.
 
-use super::text::{noise_text, num, pct, rate_text, values};
+use super::text::{joined, noise_text, num, pct, rate_text, values};
 use super::{Analysis, ClaimRow, LoadFigures, RateFigures};
-use crate::claims::verdict::{Better, Pair, Verdict, majority, relative, spread, tally};
+use crate::claims::verdict::{Better, Pair, Verdict, majority, mean, relative, spread, tally};
 
-/// The verdicts of one claim's figures.
-#[derive(Debug, Default)]
-struct Votes {
-    items: Vec<(String, Verdict)>,
-    lines: Vec<String>,
-}
-
-impl Votes {
-    fn add(&mut self, name: &str, p: &Pair, favours: &str, better: Better) {
-        let (v, line) = verdict_line(name, p, favours, better);
-        self.items.push((name.to_string(), v));
-        self.lines.push(line);
-    }
-
-    fn verdicts(&self) -> Vec<Verdict> {
-        self.items.iter().map(|i| i.1).collect()
-    }
-
-    fn verdict(&self) -> Verdict {
-        majority(&self.verdicts())
-    }
-
-    /// "does not hold for idle CPU ms/s, 1/s µs/event": the figures that
-    /// went another way than the claim's verdict.
-    fn exceptions(&self) -> String {
-        let overall = self.verdict();
-        [Verdict::Holds, Verdict::DoesNotHold, Verdict::NoDifference]
-            .into_iter()
-            .filter(|&v| v != overall)
-            .filter_map(|v| {
-                let names: Vec<&str> = self
-                    .items
-                    .iter()
-                    .filter(|i| i.1 == v)
-                    .map(|i| i.0.as_str())
-                    .collect();
-                (!names.is_empty()).then(|| format!("{} for {}", v.text(), names.join(", ")))
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn basis(&self) -> String {
-        format!("{}; {}", tally(&self.verdicts()), self.lines.join("; "))
-    }
-
-    /// The claim's row: `text` gives its figures for one model's means.
-    fn row(&self, claim: &str, experiment: &str, text: impl Fn(Mean) -> String) -> ClaimRow {
-        ClaimRow {
-            claim: claim.into(),
-            experiment: experiment.into(),
-            pull: text(Pair::pull_mean),
-            push: text(Pair::push_mean),
-            verdict: self.verdict(),
-            exceptions: self.exceptions(),
-            basis: self.basis(),
-        }
-    }
-}
-
-/// [`Pair::pull_mean`] or [`Pair::push_mean`].
-type Mean = fn(&Pair) -> f64;
-
-fn verdict_line(name: &str, p: &Pair, favours: &str, better: Better) -> (Verdict, String) {
-    let v = p.verdict(favours, better);
-    (
-        v,
+/// The row of a claim voted on by its `figures` (name, both models'
+/// values), each judged alone; `text` gives the claim's figures for one
+/// model.
+fn judged(
+    claim: &str,
+    experiment: &str,
+    (favours, better): (&str, Better),
+    figures: Vec<(String, &Pair)>,
+    text: impl Fn(&str) -> String,
+) -> ClaimRow {
+    let verdicts: Vec<Verdict> = figures
+        .iter()
+        .map(|f| f.1.verdict(favours, better))
+        .collect();
+    let verdict = majority(&verdicts);
+    let lines = figures.iter().zip(&verdicts).map(|((name, p), v)| {
         format!(
             "{name}: pull {} vs push {}, difference {} ({}) → {}",
-            num(p.pull_mean()),
-            num(p.push_mean()),
+            num(p.mean("pull")),
+            num(p.mean("push")),
             pct(p.difference()),
             noise_text(p),
             v.text()
-        ),
-    )
+        )
+    });
+    // "does not hold for idle CPU ms/s, 1/s µs/event": the figures that
+    // went another way than the claim's verdict.
+    let exceptions = Verdict::ALL
+        .into_iter()
+        .filter(|&v| v != verdict)
+        .filter_map(|v| {
+            let names = figures.iter().zip(&verdicts).filter(|f| *f.1 == v);
+            let names: Vec<&str> = names.map(|f| f.0.0.as_str()).collect();
+            (!names.is_empty()).then(|| format!("{} for {}", v.text(), names.join(", ")))
+        });
+    ClaimRow {
+        claim: claim.into(),
+        experiment: experiment.into(),
+        pull: text("pull"),
+        push: text("push"),
+        verdict,
+        exceptions: joined(exceptions, "; "),
+        basis: format!("{}; {}", tally(&verdicts), joined(lines, "; ")),
+    }
 }
 
 pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
     let mut rows = Vec::new();
-
-    // 1. Latency.
+    let rate = |f: &RateFigures| rate_text(f.rate);
     if !a.latency.is_empty() {
-        let mut votes = Votes::default();
-        for f in &a.latency {
-            for (name, p) in [("p50", &f.p50_ms), ("p99", &f.p99_ms)] {
-                votes.add(
-                    &format!("{} {name} ms", rate_text(f.rate)),
-                    p,
-                    "push",
-                    Better::Lower,
-                );
-            }
-        }
-        rows.push(votes.row(
+        let figures = a.latency.iter().flat_map(|f| {
+            let name = |n| format!("{} {n} ms", rate(f));
+            [(name("p50"), &f.p50_ms), (name("p99"), &f.p99_ms)]
+        });
+        rows.push(judged(
             "Push has lower latency (no polling); pull's is higher",
             "steady rates, both consumers on the same events; p50/p99 ms (mean of repeats)",
+            ("push", Better::Lower),
+            figures.collect(),
             |m| {
-                let rate = |f: &RateFigures| {
-                    let (p50, p99) = (num(m(&f.p50_ms)), num(m(&f.p99_ms)));
-                    format!("{} {p50}/{p99}", rate_text(f.rate))
+                let f = |f| {
+                    format!(
+                        "{} {}/{}",
+                        rate(f),
+                        num(f.p50_ms.mean(m)),
+                        num(f.p99_ms.mean(m))
+                    )
                 };
-                a.latency.iter().map(rate).collect::<Vec<_>>().join(", ")
+                joined(a.latency.iter().map(f), ", ")
             },
         ));
     }
-
-    // 2. CPU.
     if !a.latency.is_empty() || a.idle.is_some() {
-        let mut votes = Votes::default();
-        if let Some(i) = &a.idle {
-            votes.add("idle CPU ms/s", &i.cpu_ms_per_s, "push", Better::Lower);
-        }
-        for f in &a.latency {
-            let name = format!("{} µs/event", rate_text(f.rate));
-            votes.add(&name, &f.cpu_us_per_event, "push", Better::Lower);
-        }
-        rows.push(votes.row(
+        let idle = a
+            .idle
+            .iter()
+            .map(|i| ("idle CPU ms/s".into(), &i.cpu_ms_per_s));
+        let per_event = a
+            .latency
+            .iter()
+            .map(|f| (format!("{} µs/event", rate(f)), &f.cpu_us_per_event));
+        rows.push(judged(
             "Pull uses more CPU (polling); push less (event-driven)",
             "CPU with nothing to consume; CPU per event at each steady rate (producer start to consumer exit)",
+            ("push", Better::Lower),
+            idle.chain(per_event).collect(),
             |m| {
-                let idle = a.idle.iter().map(|i| format!("idle {} ms/s", num(m(&i.cpu_ms_per_s))));
-                let per_event = a.latency.iter().map(|f| {
-                    format!("{} {} µs/ev", rate_text(f.rate), num(m(&f.cpu_us_per_event)))
-                });
-                idle.chain(per_event).collect::<Vec<_>>().join(", ")
+                let idle = a.idle.iter().map(|i| format!("idle {} ms/s", num(i.cpu_ms_per_s.mean(m))));
+                let per_event = a.latency.iter().map(|f| format!("{} {} µs/ev", rate(f), num(f.cpu_us_per_event.mean(m))));
+                joined(idle.chain(per_event), ", ")
             },
         ));
     }
-
-    // 3. Variable rates.
     let varying: Vec<&LoadFigures> = [&a.burst, &a.step].into_iter().flatten().collect();
     if !varying.is_empty() {
-        let mut votes = Votes::default();
-        for f in &varying {
-            for (name, p) in [
-                ("p99 ms", &f.p99_ms),
-                ("max lag", &f.max_lag),
-                ("peak RSS MB", &f.peak_rss_mb),
-            ] {
-                votes.add(&format!("{} {name}", f.name), p, "pull", Better::Lower);
-            }
-        }
-        rows.push(votes.row(
+        let figures = varying.iter().flat_map(|f| {
+            let name = |n| format!("{} {n}", f.name);
+            [
+                (name("p99 ms"), &f.p99_ms),
+                (name("max lag"), &f.max_lag),
+                (name("peak RSS MB"), &f.peak_rss_mb),
+            ]
+        });
+        rows.push(judged(
             "Pull is better for variable rates, push for consistent rates",
             "bursts, and a step up and down; latency, lag, memory (steady rates: claim 1)",
+            ("pull", Better::Lower),
+            figures.collect(),
             |m| {
-                let load = |f: &&LoadFigures| {
+                let f = |f: &&LoadFigures| {
                     let (p99, lag, rss) = (
-                        num(m(&f.p99_ms)),
-                        num(m(&f.max_lag)),
-                        num(m(&f.peak_rss_mb)),
+                        num(f.p99_ms.mean(m)),
+                        num(f.max_lag.mean(m)),
+                        num(f.peak_rss_mb.mean(m)),
                     );
                     format!("{}: p99 {p99} ms, lag ≤ {lag}, RSS ≤ {rss} MB", f.name)
                 };
-                varying.iter().map(load).collect::<Vec<_>>().join("; ")
+                joined(varying.iter().map(f), "; ")
             },
         ));
     }
-
-    // 4. Load control.
     if let Some(f) = &a.slow {
-        let mut votes = Votes::default();
-        for (name, p) in [
+        let figures = [
             ("peak RSS MB", &f.peak_rss_mb),
             ("max lag", &f.max_lag),
             ("partition catch-up spread s", &f.catch_up_spread_s),
             ("rebalances", &f.rebalances),
-        ] {
-            votes.add(name, p, "pull", Better::Lower);
-        }
-        rows.push(votes.row(
+        ];
+        rows.push(judged(
             "Push is hard to manage under load; pull gives load control",
             "a slow sink (one SQLite transaction per event) under a rate it cannot keep: memory, lag, fairness between partitions, rebalances",
+            ("pull", Better::Lower),
+            figures.map(|(n, p)| (n.to_string(), p)).to_vec(),
             |m| format!(
                 "RSS ≤ {} MB, lag ≤ {}, catch-up spread {} s, skew {}×, {} rebalances, {} ev/s",
-                num(m(&f.peak_rss_mb)),
-                num(m(&f.max_lag)),
-                num(m(&f.catch_up_spread_s)),
-                num(m(&f.lag_skew)),
-                num(m(&f.rebalances)),
-                num(m(&f.events_per_second))
+                num(f.peak_rss_mb.mean(m)),
+                num(f.max_lag.mean(m)),
+                num(f.catch_up_spread_s.mean(m)),
+                num(f.lag_skew.mean(m)),
+                num(f.rebalances.mean(m)),
+                num(f.events_per_second.mean(m))
             ),
         ));
     }
-
-    // 5. Scale-out.
     if let Some(one) = a.scale.iter().find(|s| s.instances == 1) {
-        let mut votes = Votes::default();
-        let mut ratios = Vec::new();
-        for s in a.scale.iter().filter(|s| s.instances > 1) {
-            // Each run of k instances against each run of one: the spread
-            // of the single-instance runs carries into the ratios.
-            let ratio = |k: &[f64], one: &[f64]| -> Vec<f64> {
-                k.iter()
-                    .flat_map(|x| one.iter().map(move |o| if *o > 0.0 { x / o } else { 0.0 }))
-                    .collect()
-            };
-            let p = Pair {
-                pull: ratio(&s.events_per_second.pull, &one.events_per_second.pull),
-                push: ratio(&s.events_per_second.push, &one.events_per_second.push),
-            };
-            votes.add(
-                &format!("{} instances ÷ 1, group events/s", s.instances),
-                &p,
-                "pull",
-                Better::Higher,
-            );
-            ratios.push((s, p));
-        }
-        votes.lines.push(format!(
-            "single-instance spread: pull {}, push {}",
-            spread(&one.events_per_second.pull).map_or("–".into(), pct),
-            spread(&one.events_per_second.push).map_or("–".into(), pct)
-        ));
-        rows.push(votes.row(
+        // Each run of k instances against each run of one: the spread of
+        // the single-instance runs carries into the ratios.
+        let ratio = |k: &Pair, m| -> Vec<f64> {
+            let one = one.events_per_second.values(m);
+            let x = k.values(m).iter();
+            x.flat_map(|x| one.iter().map(move |o| if *o > 0.0 { x / o } else { 0.0 }))
+                .collect()
+        };
+        let ratios: Vec<_> = a
+            .scale
+            .iter()
+            .filter(|s| s.instances > 1)
+            .map(|s| {
+                let p = &s.events_per_second;
+                (
+                    s,
+                    Pair {
+                        pull: ratio(p, "pull"),
+                        push: ratio(p, "push"),
+                    },
+                )
+            })
+            .collect();
+        let figures = ratios
+            .iter()
+            .map(|(s, p)| (format!("{} instances ÷ 1, group events/s", s.instances), p));
+        let mut row = judged(
             "Pull scales to many consumers more easily",
             "1, 2, 3 instances of one model in one group, each with its own database (ledger for the union), draining a backlog",
+            ("pull", Better::Higher),
+            figures.collect(),
             |m| {
                 // Join times are reported, not judged: one run per group
                 // size gives them no measured noise.
                 let k = ratios.iter().map(|(s, p)| {
-                    let (eps, ratio, join) = (num(m(&s.events_per_second)), num(m(p)), num(m(&s.join_s)));
-                    format!("×{}: {eps} ev/s ({ratio}× of 1), join {join} s", s.instances)
+                    let (eps, ratio, join) = (
+                        num(s.events_per_second.mean(m)),
+                        num(p.mean(m)),
+                        num(s.join_s.mean(m)),
+                    );
+                    format!(
+                        "×{}: {eps} ev/s ({ratio}× of 1), join {join} s",
+                        s.instances
+                    )
                 });
-                let one = format!("×1: {} ev/s", num(m(&one.events_per_second)));
-                std::iter::once(one).chain(k).collect::<Vec<_>>().join("; ")
+                let one = format!("×1: {} ev/s", num(one.events_per_second.mean(m)));
+                joined(std::iter::once(one).chain(k), "; ")
             },
-        ));
+        );
+        let one = |m| spread(one.events_per_second.values(m)).map_or("–".into(), pct);
+        row.basis += &format!(
+            "; single-instance spread: pull {}, push {}",
+            one("pull"),
+            one("push")
+        );
+        rows.push(row);
     }
-
-    // 6. Coupling.
     if let Some(o) = &a.outage {
         let live = &o.live_producer_events_per_second;
-        let live_mean = crate::claims::verdict::mean(live);
+        let live_mean = mean(live);
         // The noise of the paced producer's rate: the spread of the share
         // of the offered rate it achieved, over the steady phases from
         // 2k/s up (below, its first event's handshake weighs on the share).
@@ -279,8 +249,8 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
                 "the producer at {} with no consumer running (both start after it), against the same load with both live",
                 rate_text(o.rate)
             ),
-            pull: text(o.drain_events_per_second.pull_mean(), o.max_ms.pull_mean()),
-            push: text(o.drain_events_per_second.push_mean(), o.max_ms.push_mean()),
+            pull: text(o.drain_events_per_second.mean("pull"), o.max_ms.mean("pull")),
+            push: text(o.drain_events_per_second.mean("push"), o.max_ms.mean("push")),
             verdict,
             basis: format!(
                 "the producer made {} ev/s with both consumers down, {} with both live: difference {}, against a spread of {} in the share of the offered rate the paced producer achieved over the steady phases from 2k/s up; its acknowledgement tail {} ms down, {} ms live; its CPU {} s down, {} s live. The producer knows neither consumer: Kafka is between them, and the same holds for either model",

@@ -46,3 +46,8 @@ pub fn rate_text(rate: u64) -> String {
 pub fn values(v: &[f64]) -> String {
     v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
 }
+
+/// `items` joined with `sep`.
+pub fn joined(items: impl Iterator<Item = String>, sep: &str) -> String {
+    items.collect::<Vec<_>>().join(sep)
+}

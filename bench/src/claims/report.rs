@@ -33,42 +33,32 @@ fn all_values(p: &Pair) -> String {
 }
 
 fn noise(p: &Pair) -> String {
-    match p.noise() {
-        Some(n) if n.is_finite() => pct(n),
-        Some(_) => "∞".into(),
-        None => "–".into(),
-    }
+    p.noise().map_or("–".into(), pct)
+}
+
+/// `text` when `cond`, else nothing.
+fn when(cond: bool, text: impl FnOnce() -> String) -> String {
+    cond.then(text).unwrap_or_default()
 }
 
 /// The claims table alone.
 pub fn claims_table(a: &Analysis) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "| claim | experiment | pull | push | verdict |");
-    let _ = writeln!(s, "|---|---|---|---|---|");
+    let mut s =
+        String::from("| claim | experiment | pull | push | verdict |\n|---|---|---|---|---|\n");
     for c in &a.claims {
+        let except = when(!c.exceptions.is_empty(), || format!(" ({})", c.exceptions));
+        let (verdict, claim, exp) = (c.verdict.text(), &c.claim, &c.experiment);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | **{}**{} |",
-            c.claim,
-            c.experiment,
-            c.pull,
-            c.push,
-            c.verdict.text(),
-            if c.exceptions.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", c.exceptions)
-            }
+            "| {claim} | {exp} | {} | {} | **{verdict}**{except} |",
+            c.pull, c.push
         );
     }
     s
 }
 
 fn load_table(s: &mut String, f: &LoadFigures) {
-    let _ = writeln!(
-        s,
-        "| figure | pull | push | run-to-run spread |\n|---|--:|--:|--:|"
-    );
+    s.push_str("| figure | pull | push | run-to-run spread |\n|---|--:|--:|--:|\n");
     for (name, p) in [
         ("latency p50, ms", &f.p50_ms),
         ("latency p99, ms", &f.p99_ms),
@@ -89,26 +79,22 @@ fn load_table(s: &mut String, f: &LoadFigures) {
             &f.rebalances,
         ),
     ] {
-        if p.pull.is_empty() && p.push.is_empty() {
-            continue;
+        if !p.pull.is_empty() || !p.push.is_empty() {
+            let _ = writeln!(s, "| {name} | {} | {} |", means(p, " | "), noise(p));
         }
-        let _ = writeln!(s, "| {name} | {} | {} |", means(p, " | "), noise(p));
     }
 }
 
 pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
-    let mut s = String::new();
     let pic = |name: &str| {
-        if pictures
+        let drawn = pictures
             .iter()
-            .any(|p| p.file_name().is_some_and(|n| n == name))
-        {
-            format!("\n![{name}]({name})\n")
-        } else {
-            String::new()
-        }
+            .any(|p| p.file_name().is_some_and(|n| n == name));
+        when(drawn, || format!("\n![{name}]({name})\n"))
     };
-    let _ = writeln!(s, "# Push or pull: the claims, measured\n");
+    let (m, st, o) = (&r.machine, &r.settings, &r.options);
+    let mut s = String::from("# Push or pull: the claims, measured\n\n");
+    let heap = r.broker.heap.as_ref().map(|h| format!(", heap {h}"));
     let _ = writeln!(
         s,
         "Command: `{}`. Started {}, finished {}, **{:.0} s**. Machine: {} cores, {}, {:.0} GB; \
@@ -117,66 +103,60 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
         r.started_at,
         r.finished_at,
         r.wall_seconds,
-        r.machine.cores,
-        r.machine.cpu_model,
-        r.machine.memory_bytes as f64 / 1e9,
+        m.cores,
+        m.cpu_model,
+        m.memory_bytes as f64 / 1e9,
         r.load_before,
         r.load_after,
         r.broker.version,
         r.broker.address,
-        r.broker
-            .heap
-            .as_ref()
-            .map(|h| format!(", heap {h}"))
-            .unwrap_or_default(),
-        r.machine.git_revision
+        heap.unwrap_or_default(),
+        m.git_revision
     );
-    let st = &r.settings;
-    let linger = st
-        .producer_property
-        .iter()
-        .find(|(k, _)| k == "linger.ms")
-        .map_or("2 (the producer's default)".to_string(), |(_, v)| v.clone());
-    let fetch_wait = st
-        .consumer_property
-        .iter()
-        .find(|(k, _)| k == "fetch.wait.max.ms")
-        .map_or("100 (the consumers' default)".to_string(), |(_, v)| {
-            v.clone()
-        });
+    let property = |props: &[(String, String)], key: &str, default: &str| {
+        let found = props.iter().find(|(k, _)| k == key);
+        found.map_or(default.to_string(), |(_, v)| v.clone())
+    };
+    let linger = property(
+        &st.producer_property,
+        "linger.ms",
+        "2 (the producer's default)",
+    );
+    let wait = property(
+        &st.consumer_property,
+        "fetch.wait.max.ms",
+        "100 (the consumers' default)",
+    );
     let _ = writeln!(
         s,
         "Settings that decide latency: producer `linger.ms` {linger}; consumers batch size {}, \
-         flush interval {} ms, `fetch.wait.max.ms` {fetch_wait}; pull's poll timeout 100 ms; \
+         flush interval {} ms, `fetch.wait.max.ms` {wait}; pull's poll timeout 100 ms; \
          push wakes on librdkafka's queue callback. {} partitions.\n",
         st.batch_size, st.flush_interval_ms, st.partitions
     );
-    let pass = a.phases.iter().all(|p| p.1 == "PASS") && r.failures.is_empty();
+    let passed = a.phases.iter().filter(|p| p.1 == "PASS").count();
+    let pass = passed == a.phases.len() && r.failures.is_empty();
+    let failures = when(!r.failures.is_empty(), || {
+        format!(" Failures: {}", r.failures.join("; "))
+    });
     let _ = writeln!(
         s,
-        "Verification: **{}** in {} of {} phases (each database holds exactly the acknowledged \
+        "Verification: **{}** in {passed} of {} phases (each database holds exactly the acknowledged \
          events: count, distinct ids, amount sum, id checksum, no dead letters; a group of \
-         several instances checked as one with `ledger`).{}\n",
+         several instances checked as one with `ledger`).{failures}\n",
         if pass { "PASS" } else { "FAIL" },
-        a.phases.iter().filter(|p| p.1 == "PASS").count(),
         a.phases.len(),
-        if r.failures.is_empty() {
-            String::new()
-        } else {
-            format!(" Failures: {}", r.failures.join("; "))
-        }
     );
-    let _ = writeln!(s, "{WHAT_PUSH_IS}\n");
-    let _ = writeln!(s, "## The claims\n");
     let _ = writeln!(
         s,
-        "A verdict: **holds** when the model the claim favours is better by more than the \
+        "{WHAT_PUSH_IS}\n\n## The claims\n\n\
+         A verdict: **holds** when the model the claim favours is better by more than the \
          run-to-run spread, **does not hold** when the other is, **no difference** within it. \
          The spread is measured: each experiment ran {} times (the idle window in two halves) \
          and the spread is the larger relative difference between one model's repeats. Where a \
          claim rests on several figures, the verdict is the most frequent of theirs (a tie: no \
          difference); each one is listed under the table.\n",
-        r.options.repeats
+        o.repeats
     );
     s.push_str(&claims_table(a));
     let _ = writeln!(s);
@@ -185,37 +165,33 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     }
     let _ = writeln!(s);
 
-    if !a.latency.is_empty() {
-        let _ = writeln!(s, "## Steady rates: latency and CPU\n");
+    if let Some(first) = a.latency.first() {
         let _ = writeln!(
             s,
-            "Each rate for {} s (at least {} events), both consumers on the same events; the \
+            "## Steady rates: latency and CPU\n\n\
+             Each rate for {} s (at least {} events), both consumers on the same events; the \
              mean of the repeats, and each figure's spread between repeats. CPU: the consumer \
              process's user + system time from the producer's start to the consumer's exit (at \
              low rates mostly its idle cost, which is the point).\n",
-            r.options.duration,
-            a.latency.first().map_or(0, |f| f.events.min(20))
+            o.duration,
+            first.events.min(20)
         );
-        let _ = writeln!(
-            s,
-            "| rate | producer made, ev/s | p50 ms pull / push | p99 ms pull / push | p99.9 ms pull / push | max ms pull / push | CPU µs/event pull / push | cores pull / push | spread p50 / p99 / CPU |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-        );
+        s.push_str("| rate | producer made, ev/s | p50 ms pull / push | p99 ms pull / push | p99.9 ms pull / push | max ms pull / push | CPU µs/event pull / push | cores pull / push | spread p50 / p99 / CPU |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for f in &a.latency {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} |",
-                rate_text(f.rate),
-                values(&f.producer_events_per_second),
-                means(&f.p50_ms, " / "),
-                means(&f.p99_ms, " / "),
-                means(&f.p999_ms, " / "),
-                means(&f.max_ms, " / "),
-                means(&f.cpu_us_per_event, " / "),
-                means(&f.cores, " / "),
-                noise(&f.p50_ms),
-                noise(&f.p99_ms),
-                noise(&f.cpu_us_per_event),
-            );
+            let cells = [
+                &f.p50_ms,
+                &f.p99_ms,
+                &f.p999_ms,
+                &f.max_ms,
+                &f.cpu_us_per_event,
+                &f.cores,
+            ];
+            let cells = cells.map(|p| means(p, " / ")).join(" | ");
+            let noises = [&f.p50_ms, &f.p99_ms, &f.cpu_us_per_event]
+                .map(noise)
+                .join(" / ");
+            let (rate, made) = (rate_text(f.rate), values(&f.producer_events_per_second));
+            let _ = writeln!(s, "| {rate} | {made} | {cells} | {noises} |");
         }
         if let Some(f) = a.latency.iter().find(|f| f.events > 0 && f.events < 1000) {
             let _ = writeln!(
@@ -229,40 +205,40 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
                 if f.events < 100 { " and so is p99" } else { "" }
             );
         }
-        s.push_str(&pic("claims-latency.svg"));
-        s.push_str(&pic("claims-cpu.svg"));
-        let _ = writeln!(s);
+        let _ = writeln!(s, "{}{}", pic("claims-latency.svg"), pic("claims-cpu.svg"));
     }
     if let Some(i) = &a.idle {
-        let _ = writeln!(s, "## Idle\n");
+        let c = &i.cpu_ms_per_s;
+        let broker = &i.broker_cpu_ms_per_s;
         let _ = writeln!(
             s,
-            "Both consumers assigned and positioned, nothing sent for {} s, CPU read from \
+            "## Idle\n\n\
+             Both consumers assigned and positioned, nothing sent for {} s, CPU read from \
              `/proc` in two halves: pull {} ms of CPU per second (halves {}), push {} (halves \
              {}); the broker meanwhile {} ms/s (halves {}). Both wake every 100 ms (pull's poll \
              timeout, push's tick) and librdkafka's fetcher sends a fetch per partition's broker \
              every `fetch.wait.max.ms`.\n",
             i.seconds,
-            num(i.cpu_ms_per_s.mean("pull")),
-            values(&i.cpu_ms_per_s.pull),
-            num(i.cpu_ms_per_s.mean("push")),
-            values(&i.cpu_ms_per_s.push),
-            num(super::verdict::mean(&i.broker_cpu_ms_per_s)),
-            values(&i.broker_cpu_ms_per_s),
+            num(c.mean("pull")),
+            values(&c.pull),
+            num(c.mean("push")),
+            values(&c.push),
+            num(super::verdict::mean(broker)),
+            values(broker),
         );
     }
+    let (rate, secs, gap, n) = o.burst;
+    let steps: Vec<String> = o.step.0.iter().map(|x| rate_text(*x)).collect();
+    let (batch, slow_rate, slow_secs) = o.slow;
     for (title, f, picture, what) in [
         (
             "Bursts",
             &a.burst,
             "claims-burst.svg",
             format!(
-                "{} bursts of {} at {} for {} s, {} s of nothing after each (one producer process per burst)",
-                r.options.burst.3,
-                num((r.options.burst.0 * r.options.burst.1) as f64),
-                rate_text(r.options.burst.0),
-                r.options.burst.1,
-                r.options.burst.2
+                "{n} bursts of {} at {} for {secs} s, {gap} s of nothing after each (one producer process per burst)",
+                num((rate * secs) as f64),
+                rate_text(rate),
             ),
         ),
         (
@@ -271,14 +247,8 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
             "claims-step.svg",
             format!(
                 "{} for {} s each, one after the other (a producer process per rate)",
-                r.options
-                    .step
-                    .0
-                    .iter()
-                    .map(|x| rate_text(*x))
-                    .collect::<Vec<_>>()
-                    .join(" → "),
-                r.options.step.1
+                steps.join(" → "),
+                o.step.1
             ),
         ),
         (
@@ -286,33 +256,29 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
             &a.slow,
             "claims-slow.svg",
             format!(
-                "the consumers with --batch-size {} (one SQLite transaction per {} event(s)), offered {} for {} s",
-                r.options.slow.0,
-                r.options.slow.0,
-                rate_text(r.options.slow.1),
-                r.options.slow.2
+                "the consumers with --batch-size {batch} (one SQLite transaction per {batch} event(s)), offered {} for {slow_secs} s",
+                rate_text(slow_rate),
             ),
         ),
     ] {
         let Some(f) = f else { continue };
-        let _ = writeln!(s, "## {title}\n");
         let _ = writeln!(
             s,
-            "{what}; {} events per repeat; the producer made {} ev/s per segment (first repeat). \
+            "## {title}\n\n\
+             {what}; {} events per repeat; the producer made {} ev/s per segment (first repeat). \
              Lag: the topic's end minus the group's offset in Kafka, sampled every 250 ms; RSS \
              sampled from `/proc` every 250 ms.\n",
             num(f.events as f64),
             values(&f.segment_rates)
         );
         load_table(&mut s, f);
-        s.push_str(&pic(picture));
-        let _ = writeln!(s);
+        let _ = writeln!(s, "{}", pic(picture));
     }
     if !a.scale.is_empty() {
-        let _ = writeln!(s, "## Scale-out\n");
         let _ = writeln!(
             s,
-            "Each group drains its own fresh topic of {} partitions holding {} events, written \
+            "## Scale-out\n\n\
+             Each group drains its own fresh topic of {} partitions holding {} events, written \
              before its instances start; the instances start together, each with its own \
              database (`-X heartbeat.interval.ms=100`, so a member learns of a rebalance within \
              100 ms; the first to join holds every partition until then), and exit 3 s after \
@@ -321,38 +287,30 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
              group's lag was 0 (lag sampled every 250 ms); join: from the start until every \
              instance had partitions; drain: from the start until the lag was 0; rebalances: \
              assignments beyond one per instance, and revocations logged.\n",
-            r.settings.partitions,
-            num(r.options.scale.0 as f64),
+            st.partitions,
+            num(o.scale.0 as f64),
         );
-        let _ = writeln!(
-            s,
-            "| instances | group ev/s pull | push | join s pull / push | drain s pull / push | rebalances pull / push |\n|--:|--:|--:|--:|--:|--:|"
-        );
+        s.push_str("| instances | group ev/s pull | push | join s pull / push | drain s pull / push | rebalances pull / push |\n|--:|--:|--:|--:|--:|--:|\n");
         for f in &a.scale {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                f.instances,
-                values(&f.events_per_second.pull),
-                values(&f.events_per_second.push),
-                all_values(&f.join_s),
-                all_values(&f.drain_s),
-                all_values(&f.rebalances),
-            );
+            let eps = &f.events_per_second;
+            let cells = [&f.join_s, &f.drain_s, &f.rebalances]
+                .map(all_values)
+                .join(" | ");
+            let (k, pull, push) = (f.instances, values(&eps.pull), values(&eps.push));
+            let _ = writeln!(s, "| {k} | {pull} | {push} | {cells} |");
         }
         let _ = writeln!(s);
-        for f in &a.scale {
-            for (phase, per) in &f.per_instance {
-                let _ = writeln!(s, "- {phase}: events per instance {per:?}");
-            }
+        for (phase, per) in a.scale.iter().flat_map(|f| &f.per_instance) {
+            let _ = writeln!(s, "- {phase}: events per instance {per:?}");
         }
         let _ = writeln!(s);
     }
     if let Some(o) = &a.outage {
-        let _ = writeln!(s, "## Consumer outage\n");
+        let (drain, max) = (&o.drain_events_per_second, &o.max_ms);
         let _ = writeln!(
             s,
-            "The producer offered {} while no consumer ran; both started after it finished and \
+            "## Consumer outage\n\n\
+             The producer offered {} while no consumer ran; both started after it finished and \
              drained. The producer made {} ev/s, acknowledgement tail {} ms, CPU {} s; in the \
              steady-rate phases at the same rate with both consumers live: {} ev/s, tail {} ms, \
              CPU {} s. After the outage pull drained at {} ev/s, push at {}; the oldest event \
@@ -364,14 +322,13 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
             values(&o.live_producer_events_per_second),
             values(&o.live_producer_tail_ms),
             values(&o.live_producer_cpu_s),
-            num(o.drain_events_per_second.mean("pull")),
-            num(o.drain_events_per_second.mean("push")),
-            num(o.max_ms.mean("pull") / 1e3),
-            num(o.max_ms.mean("push") / 1e3),
+            num(drain.mean("pull")),
+            num(drain.mean("push")),
+            num(max.mean("pull") / 1e3),
+            num(max.mean("push") / 1e3),
         );
     }
-    let _ = writeln!(s, "## Phases\n");
-    let _ = writeln!(s, "| phase | verification | seconds |\n|---|---|--:|");
+    s.push_str("## Phases\n\n| phase | verification | seconds |\n|---|---|--:|\n");
     for (name, v, secs) in &a.phases {
         let _ = writeln!(s, "| {name} | {v} | {secs:.0} |");
     }

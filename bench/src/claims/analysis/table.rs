@@ -5,16 +5,21 @@ use super::text::{joined, noise_text, num, pct, rate_text, values};
 use super::{Analysis, ClaimRow, LoadFigures, RateFigures};
 use crate::claims::verdict::{Better, Pair, Verdict, majority, mean, relative, spread, tally};
 
-/// The row of a claim voted on by its `figures` (name, both models'
-/// values), each judged alone; `text` gives the claim's figures for one
-/// model.
+/// A part of a claim's pull and push cells: each `#` in the text stands
+/// for the next figure's mean; the figures with a name vote.
+type Part<'a> = (String, Vec<(String, &'a Pair)>);
+
+/// The row of a claim voted on by the named figures of its `parts`, each
+/// judged alone; the cells are the parts joined with `sep`.
 fn judged(
     claim: &str,
     experiment: &str,
     (favours, better): (&str, Better),
-    figures: Vec<(String, &Pair)>,
-    text: impl Fn(&str) -> String,
+    sep: &str,
+    parts: &[Part],
 ) -> ClaimRow {
+    let figures = parts.iter().flat_map(|p| &p.1).filter(|f| !f.0.is_empty());
+    let figures: Vec<&(String, &Pair)> = figures.collect();
     let verdicts: Vec<Verdict> = figures
         .iter()
         .map(|f| f.1.verdict(favours, better))
@@ -40,11 +45,21 @@ fn judged(
             let names: Vec<&str> = names.map(|f| f.0.0.as_str()).collect();
             (!names.is_empty()).then(|| format!("{} for {}", v.text(), names.join(", ")))
         });
+    let cell = |m| {
+        let fill = |(text, figures): &Part| {
+            let mut pieces = text.split('#');
+            let first = pieces.next().unwrap_or_default().to_string();
+            pieces
+                .zip(figures)
+                .fold(first, |s, (piece, f)| s + &num(f.1.mean(m)) + piece)
+        };
+        joined(parts.iter().map(fill), sep)
+    };
     ClaimRow {
         claim: claim.into(),
         experiment: experiment.into(),
-        pull: text("pull"),
-        push: text("push"),
+        pull: cell("pull"),
+        push: cell("push"),
         verdict,
         exceptions: joined(exceptions, "; "),
         basis: format!("{}; {}", tally(&verdicts), joined(lines, "; ")),
@@ -53,100 +68,81 @@ fn judged(
 
 pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
     let mut rows = Vec::new();
+    let (push_lower, pull_lower) = (("push", Better::Lower), ("pull", Better::Lower));
     let rate = |f: &RateFigures| rate_text(f.rate);
+    let named = |name: String, p| (name, p);
+    let shown = |p| (String::new(), p);
     if !a.latency.is_empty() {
-        let figures = a.latency.iter().flat_map(|f| {
+        let parts = a.latency.iter().map(|f| {
             let name = |n| format!("{} {n} ms", rate(f));
-            [(name("p50"), &f.p50_ms), (name("p99"), &f.p99_ms)]
+            let figures = vec![named(name("p50"), &f.p50_ms), named(name("p99"), &f.p99_ms)];
+            (format!("{} #/#", rate(f)), figures)
         });
         rows.push(judged(
             "Push has lower latency (no polling); pull's is higher",
             "steady rates, both consumers on the same events; p50/p99 ms (mean of repeats)",
-            ("push", Better::Lower),
-            figures.collect(),
-            |m| {
-                let f = |f| {
-                    format!(
-                        "{} {}/{}",
-                        rate(f),
-                        num(f.p50_ms.mean(m)),
-                        num(f.p99_ms.mean(m))
-                    )
-                };
-                joined(a.latency.iter().map(f), ", ")
-            },
+            push_lower,
+            ", ",
+            &parts.collect::<Vec<_>>(),
         ));
     }
     if !a.latency.is_empty() || a.idle.is_some() {
-        let idle = a
-            .idle
-            .iter()
-            .map(|i| ("idle CPU ms/s".into(), &i.cpu_ms_per_s));
-        let per_event = a
-            .latency
-            .iter()
-            .map(|f| (format!("{} µs/event", rate(f)), &f.cpu_us_per_event));
+        let idle = a.idle.iter().map(|i| {
+            let figures = vec![named("idle CPU ms/s".into(), &i.cpu_ms_per_s)];
+            ("idle # ms/s".to_string(), figures)
+        });
+        let per_event = a.latency.iter().map(|f| {
+            let figures = vec![named(format!("{} µs/event", rate(f)), &f.cpu_us_per_event)];
+            (format!("{} # µs/ev", rate(f)), figures)
+        });
         rows.push(judged(
             "Pull uses more CPU (polling); push less (event-driven)",
-            "CPU with nothing to consume; CPU per event at each steady rate (producer start to consumer exit)",
-            ("push", Better::Lower),
-            idle.chain(per_event).collect(),
-            |m| {
-                let idle = a.idle.iter().map(|i| format!("idle {} ms/s", num(i.cpu_ms_per_s.mean(m))));
-                let per_event = a.latency.iter().map(|f| format!("{} {} µs/ev", rate(f), num(f.cpu_us_per_event.mean(m))));
-                joined(idle.chain(per_event), ", ")
-            },
+            "CPU with nothing to consume; CPU per event at each steady rate \
+             (producer start to consumer exit)",
+            push_lower,
+            ", ",
+            &idle.chain(per_event).collect::<Vec<_>>(),
         ));
     }
     let varying: Vec<&LoadFigures> = [&a.burst, &a.step].into_iter().flatten().collect();
     if !varying.is_empty() {
-        let figures = varying.iter().flat_map(|f| {
+        let parts = varying.iter().map(|f| {
             let name = |n| format!("{} {n}", f.name);
-            [
-                (name("p99 ms"), &f.p99_ms),
-                (name("max lag"), &f.max_lag),
-                (name("peak RSS MB"), &f.peak_rss_mb),
-            ]
+            let figures = vec![
+                named(name("p99 ms"), &f.p99_ms),
+                named(name("max lag"), &f.max_lag),
+                named(name("peak RSS MB"), &f.peak_rss_mb),
+            ];
+            (
+                format!("{}: p99 # ms, lag ≤ #, RSS ≤ # MB", f.name),
+                figures,
+            )
         });
         rows.push(judged(
             "Pull is better for variable rates, push for consistent rates",
             "bursts, and a step up and down; latency, lag, memory (steady rates: claim 1)",
-            ("pull", Better::Lower),
-            figures.collect(),
-            |m| {
-                let f = |f: &&LoadFigures| {
-                    let (p99, lag, rss) = (
-                        num(f.p99_ms.mean(m)),
-                        num(f.max_lag.mean(m)),
-                        num(f.peak_rss_mb.mean(m)),
-                    );
-                    format!("{}: p99 {p99} ms, lag ≤ {lag}, RSS ≤ {rss} MB", f.name)
-                };
-                joined(varying.iter().map(f), "; ")
-            },
+            pull_lower,
+            "; ",
+            &parts.collect::<Vec<_>>(),
         ));
     }
     if let Some(f) = &a.slow {
-        let figures = [
-            ("peak RSS MB", &f.peak_rss_mb),
-            ("max lag", &f.max_lag),
-            ("partition catch-up spread s", &f.catch_up_spread_s),
-            ("rebalances", &f.rebalances),
+        let figures = vec![
+            named("peak RSS MB".into(), &f.peak_rss_mb),
+            named("max lag".into(), &f.max_lag),
+            named("partition catch-up spread s".into(), &f.catch_up_spread_s),
+            shown(&f.lag_skew),
+            named("rebalances".into(), &f.rebalances),
+            shown(&f.events_per_second),
         ];
+        let text = "RSS ≤ # MB, lag ≤ #, catch-up spread # s, skew #×, # rebalances, # ev/s";
         rows.push(judged(
             "Push is hard to manage under load; pull gives load control",
-            "a slow sink (one SQLite transaction per event) under a rate it cannot keep: memory, lag, fairness between partitions, rebalances",
-            ("pull", Better::Lower),
-            figures.map(|(n, p)| (n.to_string(), p)).to_vec(),
-            |m| format!(
-                "RSS ≤ {} MB, lag ≤ {}, catch-up spread {} s, skew {}×, {} rebalances, {} ev/s",
-                num(f.peak_rss_mb.mean(m)),
-                num(f.max_lag.mean(m)),
-                num(f.catch_up_spread_s.mean(m)),
-                num(f.lag_skew.mean(m)),
-                num(f.rebalances.mean(m)),
-                num(f.events_per_second.mean(m))
-            ),
+            "a slow sink (one SQLite transaction per event) under a rate it cannot keep: memory, \
+             lag, fairness between partitions, rebalances",
+            pull_lower,
+            "",
+            &[(text.to_string(), figures)],
         ));
     }
     if let Some(one) = a.scale.iter().find(|s| s.instances == 1) {
@@ -158,46 +154,42 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
             x.flat_map(|x| one.iter().map(move |o| if *o > 0.0 { x / o } else { 0.0 }))
                 .collect()
         };
-        let ratios: Vec<_> = a
-            .scale
+        let scaled: Vec<_> = a.scale.iter().filter(|s| s.instances > 1).collect();
+        let ratios: Vec<Pair> = scaled
             .iter()
-            .filter(|s| s.instances > 1)
             .map(|s| {
                 let p = &s.events_per_second;
-                (
-                    s,
-                    Pair {
-                        pull: ratio(p, "pull"),
-                        push: ratio(p, "push"),
-                    },
-                )
+                Pair {
+                    pull: ratio(p, "pull"),
+                    push: ratio(p, "push"),
+                }
             })
             .collect();
-        let figures = ratios
-            .iter()
-            .map(|(s, p)| (format!("{} instances ÷ 1, group events/s", s.instances), p));
+        // Join times are reported, not judged: one run per group size
+        // gives them no measured noise.
+        let k = scaled.iter().zip(&ratios).map(|(s, p)| {
+            let name = format!("{} instances ÷ 1, group events/s", s.instances);
+            let figures = vec![
+                shown(&s.events_per_second),
+                named(name, p),
+                shown(&s.join_s),
+            ];
+            (
+                format!("×{}: # ev/s (#× of 1), join # s", s.instances),
+                figures,
+            )
+        });
+        let one_part = (
+            "×1: # ev/s".to_string(),
+            vec![shown(&one.events_per_second)],
+        );
         let mut row = judged(
             "Pull scales to many consumers more easily",
-            "1, 2, 3 instances of one model in one group, each with its own database (ledger for the union), draining a backlog",
+            "1, 2, 3 instances of one model in one group, each with its own database (ledger for \
+             the union), draining a backlog",
             ("pull", Better::Higher),
-            figures.collect(),
-            |m| {
-                // Join times are reported, not judged: one run per group
-                // size gives them no measured noise.
-                let k = ratios.iter().map(|(s, p)| {
-                    let (eps, ratio, join) = (
-                        num(s.events_per_second.mean(m)),
-                        num(p.mean(m)),
-                        num(s.join_s.mean(m)),
-                    );
-                    format!(
-                        "×{}: {eps} ev/s ({ratio}× of 1), join {join} s",
-                        s.instances
-                    )
-                });
-                let one = format!("×1: {} ev/s", num(one.events_per_second.mean(m)));
-                joined(std::iter::once(one).chain(k), "; ")
-            },
+            "; ",
+            &std::iter::once(one_part).chain(k).collect::<Vec<_>>(),
         );
         let one = |m| spread(one.events_per_second.values(m)).map_or("–".into(), pct);
         row.basis += &format!(

@@ -7,55 +7,66 @@ use super::{Analysis, IdleFigures, LoadFigures, OutageFigures, RateFigures, Scal
 use crate::claims::ClaimsRun;
 use crate::claims::experiments::{latency_phase, scale_phase};
 use crate::claims::verdict::Pair;
-use crate::phase::sampler::Sample;
 use crate::phase::{ConsumerRun, PhaseRun};
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1e3
 }
 
-fn pair_of(runs: &[&PhaseRun], f: impl Fn(&PhaseRun, &ConsumerRun) -> Option<f64>) -> Pair {
+/// `f` of each consumer of `runs`, by model.
+fn pair_of<I: IntoIterator<Item = f64>>(runs: &[&PhaseRun], f: impl Fn(&ConsumerRun) -> I) -> Pair {
     let mut p = Pair::default();
-    for run in runs {
-        for c in &run.consumers {
-            p.side(&c.model).extend(f(run, c));
-        }
+    for c in runs.iter().flat_map(|r| &r.consumers) {
+        p.side(&c.model).extend(f(c));
     }
     p
 }
 
-fn pair_samples(runs: &[&PhaseRun], f: impl Fn(&[Sample], &str, f64) -> Option<f64>) -> Pair {
+/// `f` of each run's samples for each model.
+fn pair_samples(runs: &[&PhaseRun], f: impl Fn(&PhaseRun, &str) -> Option<f64>) -> Pair {
     let mut p = Pair::default();
     for run in runs {
         for model in ["pull", "push"] {
-            p.side(model)
-                .extend(f(&run.samples, model, run.produce_start_s));
+            p.side(model).extend(f(run, model));
         }
     }
     p
 }
 
-fn load(name: &str, runs: &[&PhaseRun]) -> Option<LoadFigures> {
+/// The phases `<name>-<repeat>`.
+fn load(r: &ClaimsRun, name: &str) -> Option<LoadFigures> {
+    let repeat = |p: &&PhaseRun| {
+        let split = p.name.split_once('-');
+        split.is_some_and(|(n, k)| n == name && k.parse::<u64>().is_ok())
+    };
+    let runs: Vec<&PhaseRun> = r.phases.iter().filter(repeat).collect();
     let first = runs.first()?;
     Some(LoadFigures {
         name: name.into(),
         events: first.producer.events_acknowledged,
         segment_rates: first.segments.iter().map(|s| s.events_per_second).collect(),
-        p50_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p50))),
-        p99_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p99))),
-        p999_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.p999))),
-        max_ms: pair_of(runs, |_, c| Some(ms(c.stats.latency_us.max))),
-        max_lag: pair_samples(runs, |s, m, _| Some(timeline::max_lag(s, m) as f64)),
-        peak_rss_mb: pair_samples(runs, |s, m, _| Some(timeline::max_rss(s, m) as f64 / 1e6)),
-        cpu_s: pair_of(runs, |_, c| c.active_cpu_seconds),
-        events_per_second: pair_of(runs, |_, c| Some(c.stats.events_per_second)),
-        catch_up_spread_s: pair_samples(runs, timeline::catch_up_spread),
-        lag_skew: pair_samples(runs, |s, m, _| timeline::lag_skew_at_peak(s, m)),
-        rebalances: pair_of(runs, |_, c| {
-            Some((c.assignments + c.revocations).saturating_sub(1) as f64)
+        p50_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.p50))),
+        p99_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.p99))),
+        p999_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.p999))),
+        max_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.max))),
+        max_lag: pair_samples(&runs, |r, m| Some(timeline::max_lag(&r.samples, m) as f64)),
+        peak_rss_mb: pair_samples(&runs, |r, m| {
+            Some(timeline::max_rss(&r.samples, m) as f64 / 1e6)
         }),
-        batches: pair_of(runs, |_, c| Some(c.stats.batches as f64)),
+        cpu_s: pair_of(&runs, |c| c.active_cpu_seconds),
+        events_per_second: pair_of(&runs, |c| Some(c.stats.events_per_second)),
+        catch_up_spread_s: pair_samples(&runs, |r, m| {
+            timeline::catch_up_spread(&r.samples, m, r.produce_start_s)
+        }),
+        lag_skew: pair_samples(&runs, |r, m| timeline::lag_skew_at_peak(&r.samples, m)),
+        rebalances: pair_of(&runs, |c| Some(rebalances(c) as f64)),
+        batches: pair_of(&runs, |c| Some(c.stats.batches as f64)),
     })
+}
+
+/// Assignments and revocations beyond the first assignment.
+fn rebalances(c: &ConsumerRun) -> u64 {
+    (c.assignments + c.revocations).saturating_sub(1)
 }
 
 /// The phases with a `key` (a rate, a group size), by key in increasing
@@ -83,20 +94,19 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
 
     // Steady rates.
     for (rate, runs) in grouped(r, |name| latency_phase(name).map(|x| x.1)) {
-        let events = runs.first().map_or(0, |p| p.producer.events_acknowledged);
         a.latency.push(RateFigures {
             rate,
-            events,
+            events: runs.first().map_or(0, |p| p.producer.events_acknowledged),
             producer_events_per_second: runs.iter().map(|p| p.producer.events_per_second).collect(),
-            p50_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.p50))),
-            p99_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.p99))),
-            p999_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.p999))),
-            max_ms: pair_of(&runs, |_, c| Some(ms(c.stats.latency_us.max))),
-            cpu_us_per_event: pair_of(&runs, |_, c| {
+            p50_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.p50))),
+            p99_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.p99))),
+            p999_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.p999))),
+            max_ms: pair_of(&runs, |c| Some(ms(c.stats.latency_us.max))),
+            cpu_us_per_event: pair_of(&runs, |c| {
                 let n = c.stats.events_committed.max(1) as f64;
                 c.active_cpu_seconds.map(|s| s * 1e6 / n)
             }),
-            cores: pair_of(&runs, |_, c| {
+            cores: pair_of(&runs, |c| {
                 c.active_cpu_seconds
                     .zip(c.active_seconds)
                     .filter(|(_, t)| *t > 0.0)
@@ -112,36 +122,15 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
         .find(|p| p.name == "idle" && p.idle_window_s > 0)
     {
         let half = p.idle_window_s as f64 / 2.0;
-        let mut cpu = Pair::default();
-        for c in &p.consumers {
-            if let Some(h) = c.idle_cpu_seconds {
-                cpu.side(&c.model).extend(h.iter().map(|x| x * 1e3 / half));
-            }
-        }
+        let per_s = |h: Option<[f64; 2]>| h.into_iter().flatten().map(move |x| x * 1e3 / half);
         a.idle = Some(IdleFigures {
             seconds: p.idle_window_s,
-            cpu_ms_per_s: cpu,
-            broker_cpu_ms_per_s: p
-                .broker_idle_cpu_seconds
-                .map(|h| h.iter().map(|x| x * 1e3 / half).collect())
-                .unwrap_or_default(),
+            cpu_ms_per_s: pair_of(&[p], |c| per_s(c.idle_cpu_seconds)),
+            broker_cpu_ms_per_s: per_s(p.broker_idle_cpu_seconds).collect(),
         });
     }
 
-    let runs_named = |prefix: &str| -> Vec<&PhaseRun> {
-        r.phases
-            .iter()
-            .filter(|p| {
-                p.name
-                    .strip_prefix(prefix)
-                    .and_then(|x| x.strip_prefix('-'))
-                    .is_some_and(|x| x.parse::<u64>().is_ok())
-            })
-            .collect()
-    };
-    a.burst = load("burst", &runs_named("burst"));
-    a.step = load("step", &runs_named("step"));
-    a.slow = load("slow", &runs_named("slow"));
+    (a.burst, a.step, a.slow) = (load(r, "burst"), load(r, "step"), load(r, "slow"));
 
     // Scale-out.
     for (k, runs) in grouped(r, |name| scale_phase(name).map(|x| x.1)) {
@@ -150,9 +139,7 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
             ..Default::default()
         };
         for run in &runs {
-            let Some((model, _)) = scale_phase(&run.name) else {
-                continue;
-            };
+            let (model, _) = scale_phase(&run.name).unwrap_or_default();
             let cs = &run.consumers;
             // The group's span: from the first instance's assignment (it
             // can consume from then on) until the group's lag was 0.
@@ -171,15 +158,11 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
                 .iter()
                 .map(|c| c.ready_s.unwrap_or(f64::NAN))
                 .fold(0.0, f64::max);
-            let rebalances = cs
-                .iter()
-                .map(|c| (c.assignments + c.revocations).saturating_sub(1));
             f.events_per_second.side(model).push(eps);
             f.join_s.side(model).push(join);
             f.drain_s.side(model).extend(drain);
-            f.rebalances
-                .side(model)
-                .push(rebalances.sum::<u64>() as f64);
+            let rebalances = cs.iter().map(rebalances).sum::<u64>();
+            f.rebalances.side(model).push(rebalances as f64);
             let per_instance = cs.iter().map(|c| c.stats.events_committed).collect();
             f.per_instance.push((run.name.clone(), per_instance));
         }
@@ -195,24 +178,21 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
                 (s.wall_seconds - s.count as f64 / s.rate.max(1) as f64) * 1e3
             })
         };
-        let live: Vec<&PhaseRun> = r
+        let live = r
             .phases
             .iter()
-            .filter(|x| latency_phase(&x.name).is_some_and(|l| l.1 == rate))
-            .collect();
+            .filter(|x| latency_phase(&x.name).is_some_and(|l| l.1 == rate));
+        let live = |f: fn(&PhaseRun) -> f64| live.clone().map(f).collect();
         a.outage = Some(OutageFigures {
             rate,
             producer_events_per_second: p.producer.events_per_second,
             producer_tail_ms: tail(p),
             producer_cpu_s: p.producer.cpu_seconds,
-            live_producer_events_per_second: live
-                .iter()
-                .map(|x| x.producer.events_per_second)
-                .collect(),
-            live_producer_tail_ms: live.iter().map(|x| tail(x)).collect(),
-            live_producer_cpu_s: live.iter().map(|x| x.producer.cpu_seconds).collect(),
-            drain_events_per_second: pair_of(&[p], |_, c| Some(c.stats.events_per_second)),
-            max_ms: pair_of(&[p], |_, c| Some(ms(c.stats.latency_us.max))),
+            live_producer_events_per_second: live(|x| x.producer.events_per_second),
+            live_producer_tail_ms: live(tail),
+            live_producer_cpu_s: live(|x| x.producer.cpu_seconds),
+            drain_events_per_second: pair_of(&[p], |c| Some(c.stats.events_per_second)),
+            max_ms: pair_of(&[p], |c| Some(ms(c.stats.latency_us.max))),
         });
     }
 

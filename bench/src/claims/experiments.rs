@@ -77,36 +77,30 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
             })
             .collect(),
         Experiment::Scale => {
-            let mut seen = std::collections::BTreeMap::new();
-            let mut out = Vec::new();
-            for &k in a.scale_instances.iter().filter(|&&k| k > 0) {
-                let nth = seen.entry(k).or_insert(0u8);
-                let tag = (b'a' + *nth) as char;
-                *nth += 1;
-                for model in Model::ALL {
-                    let backlog = Segment {
-                        count: a.scale_events,
-                        rate: 0,
-                        pause_after_s: 0.0,
-                    };
-                    out.push(PhaseSpec {
-                        models: vec![model],
-                        instances: k,
-                        // The backlog is there before the instances start,
-                        // so that the group drains it (a producer running
-                        // alongside measured the producer). The first to
-                        // join takes every partition until the others'
-                        // joins rebalance the group; a member learns of a
-                        // rebalance at its next heartbeat (3 s by
-                        // default), so heartbeats every 100 ms keep that
-                        // head start short. Its share shows per instance.
-                        consumers_after_producer: true,
-                        consumer_properties: vec![("heartbeat.interval.ms".into(), "100".into())],
-                        ..PhaseSpec::new(format!("scale-{}-{k}-{tag}", model.name()), vec![backlog])
-                    });
-                }
-            }
-            out
+            // The backlog is there before the instances start, so that the
+            // group drains it (a producer running alongside measured the
+            // producer). The first to join takes every partition until the
+            // others' joins rebalance the group; a member learns of a
+            // rebalance at its next heartbeat (3 s by default), so
+            // heartbeats every 100 ms keep that head start short. Its share
+            // shows per instance.
+            let ks = &a.scale_instances;
+            let groups = ks.iter().enumerate().filter(|(_, k)| **k > 0);
+            let phases = groups.flat_map(|(i, &k)| {
+                // a, b, ...: the how-manieth group of k instances.
+                let tag = (b'a' + ks[..i].iter().filter(|&&x| x == k).count() as u8) as char;
+                Model::ALL.map(|model| PhaseSpec {
+                    models: vec![model],
+                    instances: k,
+                    consumers_after_producer: true,
+                    consumer_properties: vec![("heartbeat.interval.ms".into(), "100".into())],
+                    ..PhaseSpec::new(
+                        format!("scale-{}-{k}-{tag}", model.name()),
+                        vec![steady(0, 0, a.scale_events)],
+                    )
+                })
+            });
+            phases.collect()
         }
         Experiment::Outage => vec![PhaseSpec {
             consumers_after_producer: true,

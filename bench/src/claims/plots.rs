@@ -15,34 +15,36 @@ use super::ClaimsRun;
 use super::analysis::{Analysis, RateFigures};
 use super::verdict::Pair;
 use crate::phase::PhaseRun;
+use crate::phase::sampler::Sample;
 use crate::plots::draw::{self, FONT, XAxis, color, err, human, legend, line, svg};
 
 /// Returns the files written.
 pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    if !a.latency.is_empty() {
-        let p = dir.join("claims-latency.svg");
-        per_rate(
-            &a.latency,
-            &p,
+    let latency: &[(&str, Pick)] = &[
+        ("p50", |f| &f.p50_ms),
+        ("p99", |f| &f.p99_ms),
+        ("p99.9", |f| &f.p999_ms),
+    ];
+    let cpu: &[(&str, Pick)] = &[("CPU", |f| &f.cpu_us_per_event)];
+    for (file, title, y_desc, picks) in [
+        (
+            "claims-latency.svg",
             "End-to-end latency per steady rate (mean of repeats)",
             "latency, ms (log)",
-            &[
-                ("p50", |f: &RateFigures| &f.p50_ms),
-                ("p99", |f: &RateFigures| &f.p99_ms),
-                ("p99.9", |f: &RateFigures| &f.p999_ms),
-            ],
-        )?;
-        out.push(p);
-        let p = dir.join("claims-cpu.svg");
-        per_rate(
-            &a.latency,
-            &p,
+            latency,
+        ),
+        (
+            "claims-cpu.svg",
             "Consumer CPU per event per steady rate (mean of repeats)",
             "CPU per event, µs (log)",
-            &[("CPU", |f: &RateFigures| &f.cpu_us_per_event)],
-        )?;
-        out.push(p);
+            cpu,
+        ),
+    ] {
+        if !a.latency.is_empty() {
+            out.push(dir.join(file));
+            per_rate(&a.latency, &dir.join(file), title, y_desc, picks)?;
+        }
     }
     for (prefix, file, title) in [
         ("burst-1", "claims-burst.svg", "Bursts"),
@@ -50,9 +52,8 @@ pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<P
         ("slow-1", "claims-slow.svg", "Slow sink"),
     ] {
         if let Some(phase) = r.phases.iter().find(|p| p.name == prefix) {
-            let p = dir.join(file);
-            timeline(phase, &p, title)?;
-            out.push(p);
+            out.push(dir.join(file));
+            timeline(phase, &dir.join(file), title)?;
         }
     }
     Ok(out)
@@ -75,11 +76,14 @@ fn per_rate(
         });
         points.collect()
     });
-    let xs = figures.iter().map(|f| f.rate.max(1) as f64);
-    let x_lo = xs.clone().fold(f64::INFINITY, f64::min).min(1.0) / 1.5;
-    let x_hi = xs.fold(1.0, f64::max) * 1.5;
+    // The rates are from 1/s up.
+    let x_hi = figures
+        .iter()
+        .map(|f| f.rate.max(1) as f64)
+        .fold(1.0, f64::max)
+        * 1.5;
     let x = XAxis {
-        range: (x_lo..x_hi).log_scale(),
+        range: (1.0 / 1.5..x_hi).log_scale(),
         desc: "offered rate, events/s (log)",
         labels: 10,
         format: &|v| human(*v),
@@ -89,30 +93,17 @@ fn per_rate(
 
 fn timeline(phase: &PhaseRun, path: &Path, title: &str) -> anyhow::Result<()> {
     let t0 = phase.produce_start_s;
-    let series = |f: &dyn Fn(&crate::phase::sampler::Sample, &str) -> Option<f64>| {
+    let series = |f: &dyn Fn(&Sample, &str) -> Option<f64>| {
         ["pull", "push"].map(|m| {
-            (
-                m,
-                phase
-                    .samples
-                    .iter()
-                    .filter_map(|s| f(s, m).map(|v| (s.t - t0, v)))
-                    .collect::<Vec<(f64, f64)>>(),
-            )
+            let points = phase
+                .samples
+                .iter()
+                .filter_map(|s| f(s, m).map(|v| (s.t - t0, v)));
+            (m, points.collect::<Vec<_>>())
         })
     };
-    let lag = series(&|s, m| {
-        s.lag
-            .iter()
-            .find(|l| l.model == m)
-            .map(|l| l.total() as f64)
-    });
-    let rss = series(&|s, m| {
-        s.procs
-            .iter()
-            .find(|p| p.name == m)
-            .map(|p| p.rss_bytes as f64 / 1e6)
-    });
+    let lag = series(&|s, m| Some(s.lag.iter().find(|l| l.model == m)?.total() as f64));
+    let rss = series(&|s, m| Some(s.procs.iter().find(|p| p.name == m)?.rss_bytes as f64 / 1e6));
     let x_lo = phase.samples.first().map_or(0.0, |s| s.t - t0).min(0.0);
     let x_hi = phase.samples.last().map_or(1.0, |s| s.t - t0).max(1.0);
     svg(path, (960, 640), |root| {

@@ -3,15 +3,12 @@
 
 mod figures;
 mod table;
-mod text;
-mod timeline;
 
 use serde::{Deserialize, Serialize};
 
 use super::verdict::{Pair, Verdict};
 
 pub use figures::analyse;
-pub use text::{num, pct, rate_text, values};
 
 /// One steady rate, over the repeats.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -126,4 +123,47 @@ pub struct Analysis {
     pub outage: Option<OutageFigures>,
     pub claims: Vec<ClaimRow>,
     pub phases: Vec<(String, String, f64)>,
+}
+
+/// A relative figure as a percentage; "∞" when infinite.
+pub fn pct(x: f64) -> String {
+    if x.is_infinite() {
+        "∞".into()
+    } else {
+        format!("{:.0}%", x * 100.0)
+    }
+}
+
+/// `v` with few significant digits.
+pub fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A rate as `1/s`, `20k/s`.
+pub fn rate_text(rate: u64) -> String {
+    if rate >= 1000 && rate % 1000 == 0 {
+        format!("{}k/s", rate / 1000)
+    } else {
+        format!("{rate}/s")
+    }
+}
+
+/// Several figures: `1.20, 1.31`.
+pub fn values(v: &[f64]) -> String {
+    v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
+}
+
+/// `items` joined with `sep`.
+pub fn joined(items: impl Iterator<Item = String>, sep: &str) -> String {
+    items.collect::<Vec<_>>().join(sep)
 }

@@ -1,8 +1,8 @@
 //! The claims table: each claim's figures voted into a verdict, with what
 //! the verdict rests on.
 
-use super::text::{joined, noise_text, num, pct, rate_text, values};
 use super::{Analysis, ClaimRow, LoadFigures, RateFigures};
+use super::{joined, num, pct, rate_text, values};
 use crate::claims::verdict::{Better, Pair, Verdict, majority, mean, relative, spread, tally};
 
 /// A part of a claim's pull and push cells: each `#` in the text stands
@@ -31,7 +31,8 @@ fn judged(
             num(p.mean("pull")),
             num(p.mean("push")),
             pct(p.difference()),
-            noise_text(p),
+            p.noise()
+                .map_or("no repeat".into(), |n| format!("spread {}", pct(n))),
             v.text()
         )
     });

@@ -127,40 +127,36 @@ pub struct Analysis {
 
 /// A relative figure as a percentage; "∞" when infinite.
 pub fn pct(x: f64) -> String {
-    if x.is_infinite() {
-        "∞".into()
-    } else {
-        format!("{:.0}%", x * 100.0)
+    match x.is_infinite() {
+        true => "∞".into(),
+        false => format!("{:.0}%", x * 100.0),
     }
 }
 
 /// `v` with few significant digits.
 pub fn num(v: f64) -> String {
-    if !v.is_finite() {
-        return "–".into();
-    }
-    let a = v.abs();
-    if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
+    let digits = match v.abs() {
+        a if a >= 100.0 => 0,
+        a if a >= 10.0 => 1,
+        _ => 2,
+    };
+    match v.is_finite() {
+        true => format!("{v:.digits$}"),
+        false => "–".into(),
     }
 }
 
 /// A rate as `1/s`, `20k/s`.
 pub fn rate_text(rate: u64) -> String {
-    if rate >= 1000 && rate % 1000 == 0 {
-        format!("{}k/s", rate / 1000)
-    } else {
-        format!("{rate}/s")
+    match rate >= 1000 && rate % 1000 == 0 {
+        true => format!("{}k/s", rate / 1000),
+        false => format!("{rate}/s"),
     }
 }
 
 /// Several figures: `1.20, 1.31`.
 pub fn values(v: &[f64]) -> String {
-    v.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
+    joined(v.iter().map(|x| num(*x)), ", ")
 }
 
 /// `items` joined with `sep`.

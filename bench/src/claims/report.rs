@@ -41,7 +41,6 @@ fn when(cond: bool, text: impl FnOnce() -> String) -> String {
     cond.then(text).unwrap_or_default()
 }
 
-/// The claims table alone.
 pub fn claims_table(a: &Analysis) -> String {
     let mut s =
         String::from("| claim | experiment | pull | push | verdict |\n|---|---|---|---|---|\n");

@@ -67,18 +67,16 @@ pub struct Pair {
 
 impl Pair {
     pub fn side(&mut self, model: &str) -> &mut Vec<f64> {
-        if model == "pull" {
-            &mut self.pull
-        } else {
-            &mut self.push
+        match model {
+            "pull" => &mut self.pull,
+            _ => &mut self.push,
         }
     }
 
     pub fn values(&self, model: &str) -> &[f64] {
-        if model == "pull" {
-            &self.pull
-        } else {
-            &self.push
+        match model {
+            "pull" => &self.pull,
+            _ => &self.push,
         }
     }
 

@@ -90,7 +90,6 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
         ..Default::default()
     };
 
-    // Steady rates.
     for (rate, runs) in grouped(r, |name| latency_phase(name).map(|x| x.1)) {
         a.latency.push(RateFigures {
             rate,
@@ -113,7 +112,6 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
         });
     }
 
-    // Idle.
     if let Some(p) = r
         .phases
         .iter()
@@ -130,7 +128,6 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
 
     (a.burst, a.step, a.slow) = (load(r, "burst"), load(r, "step"), load(r, "slow"));
 
-    // Scale-out.
     for (k, runs) in grouped(r, |name| scale_phase(name).map(|x| x.1)) {
         let mut f = ScaleFigures {
             instances: k,
@@ -167,7 +164,6 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
         a.scale.push(f);
     }
 
-    // Outage.
     if let Some(p) = r.phases.iter().find(|p| p.name == "outage") {
         let rate = p.segments.first().map_or(0, |s| s.rate);
         let tail = |run: &PhaseRun| {
@@ -201,14 +197,20 @@ pub fn analyse(r: &ClaimsRun) -> Analysis {
 // The timeline's figures ([`crate::phase::sampler`]): the largest lag and
 // memory, and how evenly the partitions caught up.
 
+/// `model`'s lag points, with their sample's time.
+fn lags<'a>(samples: &'a [Sample], model: &'a str) -> impl Iterator<Item = (f64, &'a LagPoint)> {
+    let of = move |s: &'a Sample| {
+        s.lag
+            .iter()
+            .filter(move |l| l.model == model)
+            .map(move |l| (s.t, l))
+    };
+    samples.iter().flat_map(of)
+}
+
 /// The largest total lag of `model`'s group over the samples.
 pub fn max_lag(samples: &[Sample], model: &str) -> i64 {
-    samples
-        .iter()
-        .flat_map(|s| s.lag.iter().filter(|l| l.model == model))
-        .map(LagPoint::total)
-        .max()
-        .unwrap_or(0)
+    lags(samples, model).map(|l| l.1.total()).max().unwrap_or(0)
 }
 
 /// The highest `VmRSS` sampled of the processes whose name starts with
@@ -228,15 +230,13 @@ pub fn max_rss(samples: &[Sample], model: &str) -> u64 {
 /// samples after `from` (seconds). `None` when no partition lagged.
 pub fn catch_up_spread(samples: &[Sample], model: &str, from: f64) -> Option<f64> {
     let mut last: Vec<Option<f64>> = Vec::new();
-    for s in samples.iter().filter(|s| s.t >= from) {
-        for l in s.lag.iter().filter(|l| l.model == model) {
-            if last.len() < l.partitions.len() {
-                last.resize(l.partitions.len(), None);
-            }
-            for (p, &lag) in l.partitions.iter().enumerate() {
-                if lag > 0 {
-                    last[p] = Some(s.t);
-                }
+    for (t, l) in lags(samples, model).filter(|l| l.0 >= from) {
+        if last.len() < l.partitions.len() {
+            last.resize(l.partitions.len(), None);
+        }
+        for (p, &lag) in l.partitions.iter().enumerate() {
+            if lag > 0 {
+                last[p] = Some(t);
             }
         }
     }
@@ -248,17 +248,10 @@ pub fn catch_up_spread(samples: &[Sample], model: &str, from: f64) -> Option<f64
 /// At the moment of `model`'s largest total lag, the largest partition's
 /// lag over the mean partition's (1.0: evenly spread).
 pub fn lag_skew_at_peak(samples: &[Sample], model: &str) -> Option<f64> {
-    let peak = samples
-        .iter()
-        .flat_map(|s| s.lag.iter().filter(|l| l.model == model))
-        .max_by_key(|l| l.total())?;
-    let n = peak.partitions.len() as f64;
-    let total = peak.total() as f64;
-    if total <= 0.0 || n == 0.0 {
-        return None;
-    }
+    let (_, peak) = lags(samples, model).max_by_key(|l| l.1.total())?;
+    let (n, total) = (peak.partitions.len() as f64, peak.total() as f64);
     let max = peak.partitions.iter().copied().max().unwrap_or(0) as f64;
-    Some(max / (total / n))
+    (total > 0.0 && n > 0.0).then(|| max / (total / n))
 }
 
 /// Seconds from `from` until `model`'s group lag is 0 in a sample (after
@@ -281,7 +274,6 @@ pub fn drained_after(samples: &[Sample], model: &str, from: f64) -> Option<f64> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phase::sampler::LagPoint;
     use crate::phase::sampler::ProcPoint;
 
     fn sample(t: f64, pull: &[i64], rss: u64) -> Sample {

@@ -14,8 +14,8 @@ use plotters::prelude::*;
 use super::ClaimsRun;
 use super::analysis::{Analysis, RateFigures};
 use super::verdict::Pair;
-use crate::phase::PhaseRun;
 use crate::phase::sampler::Sample;
+use crate::phase::{PhaseRun, SegmentRun};
 use crate::plots::draw::{self, FONT, XAxis, color, err, human, legend, line, svg};
 
 /// Returns the files written.
@@ -77,11 +77,8 @@ fn per_rate(
         points.collect()
     });
     // The rates are from 1/s up.
-    let x_hi = figures
-        .iter()
-        .map(|f| f.rate.max(1) as f64)
-        .fold(1.0, f64::max)
-        * 1.5;
+    let rates = figures.iter().map(|f| f.rate.max(1) as f64);
+    let x_hi = rates.fold(1.0, f64::max) * 1.5;
     let x = XAxis {
         range: (1.0 / 1.5..x_hi).log_scale(),
         desc: "offered rate, events/s (log)",
@@ -142,15 +139,13 @@ fn timeline(phase: &PhaseRun, path: &Path, title: &str) -> anyhow::Result<()> {
                 .y_label_formatter(&|v| human(*v))
                 .draw()
                 .map_err(err)?;
-            for seg in &phase.segments {
-                let band = RGBColor(200, 200, 200).mix(0.35);
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(seg.start_s - t0, 0.0), (seg.end_s - t0, y_hi)],
-                        band.filled(),
-                    )))
-                    .map_err(err)?;
-            }
+            let band = RGBColor(200, 200, 200).mix(0.35).filled();
+            let band = |s: &SegmentRun| {
+                Rectangle::new([(s.start_s - t0, 0.0), (s.end_s - t0, y_hi)], band)
+            };
+            chart
+                .draw_series(phase.segments.iter().map(band))
+                .map_err(err)?;
             for (model, points) in data.iter() {
                 let style = ShapeStyle::from(&color(model)).stroke_width(2);
                 line(&mut chart, points, style, model.to_string(), None)?;

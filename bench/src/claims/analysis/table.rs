@@ -1,8 +1,7 @@
 //! The claims table: each claim's figures voted into a verdict, with what
 //! the verdict rests on.
 
-use super::{Analysis, ClaimRow, LoadFigures, RateFigures};
-use super::{joined, num, pct, rate_text, values};
+use super::{Analysis, ClaimRow, LoadFigures, RateFigures, joined, num, pct, rate_text, values};
 use crate::claims::verdict::{Better, Pair, Verdict, majority, mean, relative, spread, tally};
 
 /// A part of a claim's pull and push cells: each `#` in the text stands
@@ -71,12 +70,11 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
     let mut rows = Vec::new();
     let (push_lower, pull_lower) = (("push", Better::Lower), ("pull", Better::Lower));
     let rate = |f: &RateFigures| rate_text(f.rate);
-    let named = |name: String, p| (name, p);
     let shown = |p| (String::new(), p);
     if !a.latency.is_empty() {
         let parts = a.latency.iter().map(|f| {
             let name = |n| format!("{} {n} ms", rate(f));
-            let figures = vec![named(name("p50"), &f.p50_ms), named(name("p99"), &f.p99_ms)];
+            let figures = vec![(name("p50"), &f.p50_ms), (name("p99"), &f.p99_ms)];
             (format!("{} #/#", rate(f)), figures)
         });
         rows.push(judged(
@@ -89,11 +87,11 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
     }
     if !a.latency.is_empty() || a.idle.is_some() {
         let idle = a.idle.iter().map(|i| {
-            let figures = vec![named("idle CPU ms/s".into(), &i.cpu_ms_per_s)];
+            let figures = vec![("idle CPU ms/s".into(), &i.cpu_ms_per_s)];
             ("idle # ms/s".to_string(), figures)
         });
         let per_event = a.latency.iter().map(|f| {
-            let figures = vec![named(format!("{} µs/event", rate(f)), &f.cpu_us_per_event)];
+            let figures = vec![(format!("{} µs/event", rate(f)), &f.cpu_us_per_event)];
             (format!("{} # µs/ev", rate(f)), figures)
         });
         rows.push(judged(
@@ -110,9 +108,9 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
         let parts = varying.iter().map(|f| {
             let name = |n| format!("{} {n}", f.name);
             let figures = vec![
-                named(name("p99 ms"), &f.p99_ms),
-                named(name("max lag"), &f.max_lag),
-                named(name("peak RSS MB"), &f.peak_rss_mb),
+                (name("p99 ms"), &f.p99_ms),
+                (name("max lag"), &f.max_lag),
+                (name("peak RSS MB"), &f.peak_rss_mb),
             ];
             (
                 format!("{}: p99 # ms, lag ≤ #, RSS ≤ # MB", f.name),
@@ -129,11 +127,11 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
     }
     if let Some(f) = &a.slow {
         let figures = vec![
-            named("peak RSS MB".into(), &f.peak_rss_mb),
-            named("max lag".into(), &f.max_lag),
-            named("partition catch-up spread s".into(), &f.catch_up_spread_s),
+            ("peak RSS MB".into(), &f.peak_rss_mb),
+            ("max lag".into(), &f.max_lag),
+            ("partition catch-up spread s".into(), &f.catch_up_spread_s),
             shown(&f.lag_skew),
-            named("rebalances".into(), &f.rebalances),
+            ("rebalances".into(), &f.rebalances),
             shown(&f.events_per_second),
         ];
         let text = "RSS ≤ # MB, lag ≤ #, catch-up spread # s, skew #×, # rebalances, # ev/s";
@@ -170,11 +168,7 @@ pub(super) fn claims(a: &Analysis) -> Vec<ClaimRow> {
         // gives them no measured noise.
         let k = scaled.iter().zip(&ratios).map(|(s, p)| {
             let name = format!("{} instances ÷ 1, group events/s", s.instances);
-            let figures = vec![
-                shown(&s.events_per_second),
-                named(name, p),
-                shown(&s.join_s),
-            ];
+            let figures = vec![shown(&s.events_per_second), (name, p), shown(&s.join_s)];
             (
                 format!("×{}: # ev/s (#× of 1), join # s", s.instances),
                 figures,

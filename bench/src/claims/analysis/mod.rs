@@ -107,7 +107,6 @@ pub struct ClaimRow {
     /// What the verdict rests on: differences, noise, counts.
     pub basis: String,
     /// The figures whose own verdict differs from the claim's.
-    #[serde(default)]
     pub exceptions: String,
 }
 

@@ -86,9 +86,7 @@ fn load_table(s: &mut String, f: &LoadFigures) {
 
 pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let pic = |name: &str| {
-        let drawn = pictures
-            .iter()
-            .any(|p| p.file_name().is_some_and(|n| n == name));
+        let drawn = pictures.iter().any(|p| p.ends_with(name));
         when(drawn, || format!("\n![{name}]({name})\n"))
     };
     let (m, st, o) = (&r.machine, &r.settings, &r.options);

@@ -239,13 +239,8 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
             r.min_isr
         );
         let started = std::time::Instant::now();
-        launch(
-            place,
-            run,
-            nodes,
-            &(1..=nodes).collect::<Vec<_>>(),
-            &start.heap,
-        )?;
+        let all: Vec<u32> = (1..=nodes).collect();
+        launch(place, run, nodes, &all, &start.heap)?;
         say!(
             "Apache Kafka is up ({nodes} node(s)) after {} s",
             started.elapsed().as_secs()
@@ -346,8 +341,7 @@ pub fn start_node(place: &Place, id: u32) -> Result<()> {
 /// Stops node `id` (SIGTERM; SIGKILL after 60 s), or `kill -9`s it.
 pub fn stop_node(run_dir: &Path, id: u32, kill: bool) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
-    let nodes = node_in(&run, id)?;
-    stop_kafka_node(&run, nodes, id, kill);
+    stop_kafka_node(&run, node_in(&run, id)?, id, kill);
     Ok(())
 }
 

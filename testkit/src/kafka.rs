@@ -112,16 +112,11 @@ impl Kafka {
                     None => Kafka::start(options),
                 };
                 let started = started.map(|k| -> &'static Kafka { Box::leak(Box::new(k)) });
-                if let Ok(kafka) = started {
-                    stop_at_exit(kafka);
-                }
-                let serving = started.is_ok();
+                let serving = started.as_ref().map(|kafka| stop_at_exit(kafka)).is_ok();
                 let _ = tx.send(started);
-                if serving {
-                    // A process-wide broker lives as long as this thread.
-                    loop {
-                        thread::park();
-                    }
+                // A process-wide broker lives as long as this thread.
+                while serving {
+                    thread::park();
                 }
             })
             .context("spawn a thread for Apache Kafka")?;

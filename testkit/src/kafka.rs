@@ -115,8 +115,10 @@ impl Kafka {
                 let serving = started.as_ref().map(|kafka| stop_at_exit(kafka)).is_ok();
                 let _ = tx.send(started);
                 // A process-wide broker lives as long as this thread.
-                while serving {
-                    thread::park();
+                if serving {
+                    loop {
+                        thread::park();
+                    }
                 }
             })
             .context("spawn a thread for Apache Kafka")?;

@@ -382,21 +382,18 @@ pub fn stop(run_dir: &Path) -> Result<()> {
         (Some("nisshi"), Some(pid)) => {
             say!("stopping Nisshi (pid {pid})");
             brokerproc::terminate(pid, Duration::from_secs(10), "broker: Nisshi");
-            run.remove("pid");
             match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
                 true => say!("Nisshi stopped (its log stays in nisshi.db)"),
                 false => say!("Nisshi stopped (in-memory storage: its topics are gone)"),
             }
         }
-        (Some("nisshi"), None) => {
-            say!("Nisshi is not running");
-            run.remove("pid");
-        }
+        (Some("nisshi"), None) => say!("Nisshi is not running"),
         _ => say!(
             "nothing was started from {}; nothing to stop",
             run_dir.display()
         ),
     }
+    run.remove("pid");
     run.remove("address");
     Ok(())
 }

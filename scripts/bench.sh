@@ -132,12 +132,5 @@ if [[ "$kind" == nisshi ]]; then
 fi
 
 export BENCH_RESULTS="${BENCH_RESULTS:-$REPO_ROOT/bench-results}"
-status=0
-"$BENCH" "$subcommand" \
-    --brokers "$brokers" \
-    --broker-run-dir "$RUN_DIR" \
-    --bin-dir "$BIN_DIR" \
-    --command-line "$cmdline" \
-    "${per_broker[@]}" \
-    "$@" || status=$?
-exit "$status"
+"$BENCH" "$subcommand" --brokers "$brokers" --broker-run-dir "$RUN_DIR" --bin-dir "$BIN_DIR" \
+    --command-line "$cmdline" "${per_broker[@]}" "$@"

@@ -45,24 +45,17 @@ broker_place
 DOCKER_PORT="${DOCKER_PORT:-9092}"
 BROKER_KIND="${BROKER_KIND:-auto}"
 state() { cat "$RUN_DIR/$1" 2>/dev/null || true; }
-# broker ARGS...: the `broker` binary (exec'd when the first argument is exec).
+# broker ARGS...: the `broker` binary (exec'd when the first argument is exec):
+# BROKER_BIN, else BIN_DIR/broker, else built once.
 broker() {
-    local bin
-    bin=$(broker_bin) || exit 1
-    if [[ "$1" == exec ]]; then shift && exec "$bin" "$@"; else "$bin" "$@"; fi
-}
-
-broker_bin() {
-    if [[ -n "${BROKER_BIN:-}" ]]; then
-        printf '%s\n' "$BROKER_BIN"
-    elif [[ -n "${BIN_DIR:-}" && -x "$BIN_DIR/broker" ]]; then
-        printf '%s\n' "$BIN_DIR/broker"
-    else
+    if [[ -z "${BROKER_BIN:-}" && -n "${BIN_DIR:-}" && -x "$BIN_DIR/broker" ]]; then
+        BROKER_BIN=$BIN_DIR/broker
+    elif [[ -z "${BROKER_BIN:-}" ]]; then
         (cd "$REPO_ROOT" && cargo build --release -q -p testkit --bin broker) >&2 ||
             die "cargo build --release -p testkit --bin broker failed"
         BROKER_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/broker"
-        printf '%s\n' "$BROKER_BIN"
     fi
+    if [[ "$1" == exec ]]; then shift && exec "$BROKER_BIN" "$@"; else "$BROKER_BIN" "$@"; fi
 }
 
 # --- Docker ------------------------------------------------------------------

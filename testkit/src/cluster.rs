@@ -33,15 +33,10 @@ impl Cluster {
         let controllers: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
         let ids: Vec<u32> = (1..=nodes as u32).collect();
         let place = |i: u32| {
-            let options = KafkaOptions::default();
-            (
-                dir.join(format!("node-{i}")),
-                options,
-                controllers[i as usize - 1],
-            )
+            let node = dir.join(format!("node-{i}"));
+            (node, KafkaOptions::default(), controllers[i as usize - 1])
         };
-        let nodes =
-            kafka::start_nodes(ids.len() as u32, &ids, "127.0.0.1", Lifetime::Thread, place)?;
+        let nodes = kafka::start_nodes(nodes as u32, &ids, "127.0.0.1", Lifetime::Thread, place)?;
         let bootstrap = Cluster::bootstrap_of(nodes.iter());
         Ok(Cluster { nodes, bootstrap })
     }
@@ -80,22 +75,17 @@ impl Cluster {
         config.create().context("create a metadata client")
     }
 
-    /// Partition → leader's node id of `topic` (partitions without one left
-    /// out).
-    pub fn leaders(&self, topic: &str) -> Result<BTreeMap<i32, u32>> {
-        let leaders = |t: &MetadataTopic| {
-            let led = t.partitions().iter().filter(|p| p.leader() > 0);
-            led.map(|p| (p.id(), p.leader() as u32)).collect()
-        };
-        topic_metadata(self.metadata_client()?.client(), topic, leaders)?
-            .with_context(|| format!("no topic {topic}"))
-    }
-
     /// The node leading the most partitions (the lowest id on a tie), and
     /// how many.
     pub fn busiest_leader(&self, topic: &str) -> Result<(u32, usize)> {
+        let leaders = |t: &MetadataTopic| {
+            let led = t.partitions().iter().filter(|p| p.leader() > 0);
+            led.map(|p| p.leader() as u32).collect::<Vec<_>>()
+        };
+        let leaders = topic_metadata(self.metadata_client()?.client(), topic, leaders)?
+            .with_context(|| format!("no topic {topic}"))?;
         let mut per_node: BTreeMap<u32, usize> = BTreeMap::new();
-        for node in self.leaders(topic)?.into_values() {
+        for node in leaders {
             *per_node.entry(node).or_default() += 1;
         }
         per_node

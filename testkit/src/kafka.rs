@@ -112,13 +112,10 @@ impl Kafka {
                     None => Kafka::start(options),
                 };
                 let started = started.map(|k| -> &'static Kafka { Box::leak(Box::new(k)) });
-                if let Ok(kafka) = started {
-                    stop_at_exit(kafka);
-                }
-                let serving = started.is_ok();
+                let serving = started.as_ref().map(|kafka| stop_at_exit(kafka)).is_ok();
                 let _ = tx.send(started);
+                // A process-wide broker lives as long as this thread.
                 if serving {
-                    // A process-wide broker lives as long as this thread.
                     loop {
                         thread::park();
                     }
@@ -356,50 +353,41 @@ fn java(libs: &Path, dir: &Path, heap: &str) -> Command {
     cmd
 }
 
-static BROKERS: Mutex<Vec<&'static Kafka>> = Mutex::new(Vec::new());
-static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-static REGISTER: std::sync::Once = std::sync::Once::new();
+/// At exit: the process-wide brokers' pids killed, then directories removed.
+static AT_EXIT: Mutex<(Vec<u32>, Vec<PathBuf>)> = Mutex::new((Vec::new(), Vec::new()));
 
-/// At exit: process-wide brokers killed, registered directories removed.
-fn register() {
-    REGISTER.call_once(|| {
-        // SAFETY: registers a plain function with the C runtime.
-        unsafe { libc::atexit(run) };
+fn at_exit(add: impl FnOnce(&mut (Vec<u32>, Vec<PathBuf>))) {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a plain function with the C runtime.
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(run);
     });
+    add(&mut AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()));
 }
 
-fn stop_at_exit(kafka: &'static Kafka) {
-    register();
-    BROKERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(kafka);
-    if kafka.temp.is_some() {
-        remove_at_exit(&kafka.dir);
-    }
+fn stop_at_exit(kafka: &Kafka) {
+    at_exit(|(pids, dirs)| {
+        pids.extend(kafka.pid());
+        dirs.extend(kafka.temp.is_some().then(|| kafka.dir.clone()));
+    });
 }
 
 /// Removes `dir` when the process exits.
 pub fn remove_at_exit(dir: &Path) {
-    register();
-    DIRS.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(dir.to_path_buf());
+    at_exit(|(_, dirs)| dirs.push(dir.to_path_buf()));
 }
 
 extern "C" fn run() {
-    let brokers = std::mem::take(&mut *BROKERS.lock().unwrap_or_else(|e| e.into_inner()));
-    for kafka in brokers {
-        if let Some(pid) = kafka.pid() {
-            // SAFETY: kill(2) and waitpid(2) on the broker this process
-            // started and has not reaped.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
-            }
+    let (pids, dirs) = std::mem::take(&mut *AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()));
+    for pid in pids {
+        // SAFETY: kill(2) and waitpid(2) on a broker this process started
+        // and has not reaped.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
         }
     }
-    for dir in std::mem::take(&mut *DIRS.lock().unwrap_or_else(|e| e.into_inner())) {
+    for dir in dirs {
         let _ = fs::remove_dir_all(dir);
     }
 }

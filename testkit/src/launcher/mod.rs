@@ -239,13 +239,8 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
             r.min_isr
         );
         let started = std::time::Instant::now();
-        launch(
-            place,
-            run,
-            nodes,
-            &(1..=nodes).collect::<Vec<_>>(),
-            &start.heap,
-        )?;
+        let all: Vec<u32> = (1..=nodes).collect();
+        launch(place, run, nodes, &all, &start.heap)?;
         say!(
             "Apache Kafka is up ({nodes} node(s)) after {} s",
             started.elapsed().as_secs()
@@ -346,8 +341,7 @@ pub fn start_node(place: &Place, id: u32) -> Result<()> {
 /// Stops node `id` (SIGTERM; SIGKILL after 60 s), or `kill -9`s it.
 pub fn stop_node(run_dir: &Path, id: u32, kill: bool) -> Result<()> {
     let run = RunDir::lock(run_dir)?;
-    let nodes = node_in(&run, id)?;
-    stop_kafka_node(&run, nodes, id, kill);
+    stop_kafka_node(&run, node_in(&run, id)?, id, kill);
     Ok(())
 }
 
@@ -388,21 +382,18 @@ pub fn stop(run_dir: &Path) -> Result<()> {
         (Some("nisshi"), Some(pid)) => {
             say!("stopping Nisshi (pid {pid})");
             brokerproc::terminate(pid, Duration::from_secs(10), "broker: Nisshi");
-            run.remove("pid");
             match run.get("storage").is_some_and(|s| s.starts_with("sqlite")) {
                 true => say!("Nisshi stopped (its log stays in nisshi.db)"),
                 false => say!("Nisshi stopped (in-memory storage: its topics are gone)"),
             }
         }
-        (Some("nisshi"), None) => {
-            say!("Nisshi is not running");
-            run.remove("pid");
-        }
+        (Some("nisshi"), None) => say!("Nisshi is not running"),
         _ => say!(
             "nothing was started from {}; nothing to stop",
             run_dir.display()
         ),
     }
+    run.remove("pid");
     run.remove("address");
     Ok(())
 }

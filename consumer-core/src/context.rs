@@ -398,7 +398,7 @@ impl ExactlyOnceContext {
                  database but are not committed to Kafka"
             );
         } else {
-            match group::commit_revoked(consumer, &offsets, limit) {
+            match group::commit_within(consumer, &offsets, limit) {
                 Ok(()) => info!("revoked {partitions:?}; committed {offsets:?} to Kafka"),
                 Err(e) => warn!(
                     "could not commit offsets {offsets:?} to Kafka on revocation ({e}): the next \

@@ -79,11 +79,13 @@ pub fn commit_final<C: Consumer<ExactlyOnceContext>>(consumer: &C, limit: Durati
     }
 }
 
-/// A commit that waits for its answer at most `limit`: librdkafka's
-/// `rd_kafka_commit_queue` with a private queue (the rdkafka crate only
-/// offers a synchronous commit that waits without a bound, or an
-/// asynchronous one whose answer comes through the consumer's poll).
-fn commit_within<C: Consumer<ExactlyOnceContext>>(
+/// Commits `offsets` and waits for the answer at most `limit`: at exit,
+/// and on revocation so that the partitions' next owner starts exactly
+/// where this member stopped. librdkafka's `rd_kafka_commit_queue` with a
+/// private queue (the rdkafka crate only offers a synchronous commit that
+/// waits without a bound, or an asynchronous one whose answer comes
+/// through the consumer's poll).
+pub(crate) fn commit_within<C: Consumer<ExactlyOnceContext>>(
     consumer: &C,
     offsets: &[(i32, i64)],
     limit: Duration,
@@ -116,17 +118,6 @@ fn commit_within<C: Consumer<ExactlyOnceContext>>(
         rdsys::rd_kafka_queue_destroy(queue);
         result
     }
-}
-
-/// Commits the revoked partitions' offsets and waits at most `limit` for
-/// the answer, so that their next owner starts exactly where this member
-/// stopped.
-pub(crate) fn commit_revoked<C: Consumer<ExactlyOnceContext>>(
-    consumer: &C,
-    offsets: &[(i32, i64)],
-    limit: Duration,
-) -> Result<(), String> {
-    commit_within(consumer, offsets, limit)
 }
 
 /// Commits this database's stored offsets of the partitions in `mine` to

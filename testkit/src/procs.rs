@@ -111,6 +111,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// When it was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();

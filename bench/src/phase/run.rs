@@ -35,7 +35,6 @@ pub fn instance_name(model: Model, i: usize, instances: usize) -> String {
 struct Running {
     model: Model,
     proc: Proc,
-    started: Instant,
 }
 
 /// Runs one phase in `env.out/<name>` on a topic of its own, deleted
@@ -97,7 +96,6 @@ fn run_on(
                 running.push(Running {
                     model: *model,
                     proc: env.consumer(*model, &name, dir, &args)?,
-                    started: Instant::now(),
                 });
             }
         }
@@ -265,7 +263,7 @@ fn run_on(
         let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count() as u64;
         // From the producer's start to the consumer's exit (its start plus
         // its own process time).
-        let exited = r.started + Duration::from_secs_f64(stats.process_seconds.max(0.0));
+        let exited = r.proc.started() + Duration::from_secs_f64(stats.process_seconds.max(0.0));
         let after = spec.consumers_after_producer;
         consumers.push(ConsumerRun {
             model: r.model.name().to_string(),
@@ -317,7 +315,7 @@ fn wait_ready(running: &mut [Running], dir: &Path, limit: Duration) -> Vec<Optio
         for (k, r) in running.iter().enumerate() {
             let file = dir.join(format!("{}.ready", r.proc.name));
             if ready_at[k].is_none() && Ready::read(&file).is_some_and(|x| x.pid == r.proc.pid()) {
-                ready_at[k] = Some(r.started.elapsed().as_secs_f64());
+                ready_at[k] = Some(r.proc.started().elapsed().as_secs_f64());
             }
         }
         if let Some(r) = running

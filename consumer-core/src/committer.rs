@@ -541,12 +541,12 @@ mod tests {
     const NEVER: Duration = Duration::from_secs(3600);
 
     fn event(partition: i32, offset: i64) -> Decoded {
-        Decoded::Event {
+        Decoded::Event(store::BatchEvent {
             partition,
             offset,
             event: deposit(offset as u64 + 1 + partition as u64 * 1_000_000),
             payload: vec![1],
-        }
+        })
     }
 
     struct Fixture {

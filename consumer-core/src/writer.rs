@@ -11,9 +11,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use common::Progress;
-use proto::BankingEvent;
 use rdkafka::message::Message;
-use store::{Batch, Store, StoreOptions};
+use store::{Batch, BatchDeadLetter, BatchEvent, Store, StoreOptions};
 use tracing::{error, warn};
 
 use crate::error::ConsumerError;
@@ -25,79 +24,45 @@ use crate::stats::{RunClock, RunStats};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
     /// A valid banking event.
-    Event {
-        /// Kafka partition.
-        partition: i32,
-        /// Kafka offset.
-        offset: i64,
-        /// The event.
-        event: BankingEvent,
-        /// The raw protobuf bytes, stored with the row.
-        payload: Vec<u8>,
-    },
-    /// A message that cannot be stored as an event.
-    DeadLetter {
-        /// Kafka partition.
-        partition: i32,
-        /// Kafka offset.
-        offset: i64,
-        /// Kafka key, if any.
-        key: Option<Vec<u8>>,
-        /// Raw value, if any.
-        payload: Option<Vec<u8>>,
-        /// Why it was refused.
-        error: String,
-    },
+    Event(BatchEvent),
+    /// A message that cannot be stored as an event, with the reason.
+    DeadLetter(BatchDeadLetter),
 }
 
 impl Decoded {
     /// Decodes and validates `message` ([`proto::decode_event`]).
     /// Never fails: a bad message becomes a dead letter.
     pub fn from_message<M: Message>(message: &M) -> Decoded {
-        let partition = message.partition();
-        let offset = message.offset();
-        match message.payload() {
+        let (partition, offset) = (message.partition(), message.offset());
+        let error = match message.payload() {
             Some(bytes) => match proto::decode_event(bytes) {
-                Ok(event) => Decoded::Event {
-                    partition,
-                    offset,
-                    event,
-                    payload: bytes.to_vec(),
-                },
-                Err(e) => Decoded::DeadLetter {
-                    partition,
-                    offset,
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: Some(bytes.to_vec()),
-                    error: e.to_string(),
-                },
+                Ok(event) => {
+                    let payload = bytes.to_vec();
+                    return Decoded::Event(BatchEvent {
+                        partition,
+                        offset,
+                        event,
+                        payload,
+                    });
+                }
+                Err(e) => e.to_string(),
             },
-            None => Decoded::DeadLetter {
-                partition,
-                offset,
-                key: message.key().map(<[u8]>::to_vec),
-                payload: None,
-                error: "message has no value (null payload)".to_string(),
-            },
-        }
+            None => "message has no value (null payload)".to_string(),
+        };
+        Decoded::DeadLetter(BatchDeadLetter {
+            partition,
+            offset,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            error,
+        })
     }
 
     /// Adds it to `batch`.
     pub fn push_into(self, batch: &mut Batch) {
         match self {
-            Decoded::Event {
-                partition,
-                offset,
-                event,
-                payload,
-            } => batch.push_event(partition, offset, event, payload),
-            Decoded::DeadLetter {
-                partition,
-                offset,
-                key,
-                payload,
-                error,
-            } => batch.push_dead_letter(partition, offset, key, payload, error),
+            Decoded::Event(event) => batch.add_event(event),
+            Decoded::DeadLetter(dead) => batch.add_dead_letter(dead),
         }
     }
 }
@@ -250,6 +215,7 @@ impl StoreWriter {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use proto::BankingEvent;
     use rdkafka::Timestamp;
     use rdkafka::message::OwnedMessage;
 
@@ -268,28 +234,26 @@ pub(crate) mod tests {
     #[test]
     fn bad_messages_become_dead_letters() {
         match Decoded::from_message(&message(Some(vec![0xff, 0xff, 0xff]))) {
-            Decoded::DeadLetter {
-                partition,
-                offset,
-                key,
-                payload,
-                error,
-            } => {
-                assert_eq!((partition, offset), (2, 7));
-                assert_eq!(key.as_deref(), Some(&b"k"[..]));
-                assert_eq!(payload, Some(vec![0xff, 0xff, 0xff]));
-                assert!(error.contains("not a banking.v1.BankingEvent"), "{error}");
+            Decoded::DeadLetter(d) => {
+                assert_eq!((d.partition, d.offset), (2, 7));
+                assert_eq!(d.key.as_deref(), Some(&b"k"[..]));
+                assert_eq!(d.payload, Some(vec![0xff, 0xff, 0xff]));
+                assert!(
+                    d.error.contains("not a banking.v1.BankingEvent"),
+                    "{}",
+                    d.error
+                );
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
             Decoded::from_message(&message(None)),
-            Decoded::DeadLetter { payload: None, .. }
+            Decoded::DeadLetter(BatchDeadLetter { payload: None, .. })
         ));
         // Decodes (empty message) but fails validation.
         assert!(matches!(
             Decoded::from_message(&message(Some(Vec::new()))),
-            Decoded::DeadLetter { .. }
+            Decoded::DeadLetter(_)
         ));
     }
 

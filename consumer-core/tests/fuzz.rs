@@ -279,36 +279,28 @@ fn check_decoded(
 ) -> TestCaseResult {
     let decoded = Decoded::from_message(&message(payload.clone(), key.clone(), partition, offset));
     match decoded {
-        Decoded::Event {
-            partition: p,
-            offset: o,
-            event,
-            payload: bytes,
-        } => {
-            prop_assert_eq!((p, o), (partition, offset));
+        Decoded::Event(e) => {
+            prop_assert_eq!((e.partition, e.offset), (partition, offset));
             prop_assert_eq!(
-                Some(&bytes),
+                Some(&e.payload),
                 payload.as_ref(),
                 "the row keeps the exact bytes"
             );
-            prop_assert!(proto::validate(&event).is_ok(), "stored events are valid");
-            prop_assert_eq!(BankingEvent::decode(bytes.as_slice()).ok(), Some(event));
+            prop_assert!(proto::validate(&e.event).is_ok(), "stored events are valid");
+            prop_assert_eq!(
+                BankingEvent::decode(e.payload.as_slice()).ok(),
+                Some(e.event)
+            );
         }
-        Decoded::DeadLetter {
-            partition: p,
-            offset: o,
-            key: k,
-            payload: bytes,
-            error,
-        } => {
-            prop_assert_eq!((p, o), (partition, offset));
-            prop_assert_eq!(k, key);
-            prop_assert_eq!(&bytes, &payload);
-            prop_assert!(!error.is_empty());
-            if let Some(bytes) = bytes {
+        Decoded::DeadLetter(d) => {
+            prop_assert_eq!((d.partition, d.offset), (partition, offset));
+            prop_assert_eq!(d.key, key);
+            prop_assert_eq!(&d.payload, &payload);
+            prop_assert!(!d.error.is_empty());
+            if let Some(bytes) = d.payload {
                 let refused = proto::decode_event(&bytes);
                 prop_assert!(refused.is_err(), "a dead letter the decoder accepts");
-                prop_assert_eq!(refused.unwrap_err().to_string(), error);
+                prop_assert_eq!(refused.unwrap_err().to_string(), d.error);
             }
         }
     }
@@ -358,10 +350,11 @@ fn check_rows(payloads: Vec<Option<Vec<u8>>>, partition: i32) -> TestCaseResult 
             offset,
         ));
         match &decoded {
-            Decoded::Event { event, payload, .. }
-                if !expected_rows.contains_key(&event.event_id) =>
-            {
-                expected_rows.insert(event.event_id, (event.clone(), offset, payload.clone()));
+            Decoded::Event(e) if !expected_rows.contains_key(&e.event.event_id) => {
+                expected_rows.insert(
+                    e.event.event_id,
+                    (e.event.clone(), offset, e.payload.clone()),
+                );
             }
             // A repeated id is refused by the store, as a dead letter.
             _ => expected_dead.push((offset, payload.clone())),

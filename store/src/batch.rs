@@ -84,8 +84,7 @@ impl Batch {
         event: BankingEvent,
         payload: Vec<u8>,
     ) {
-        self.advance(partition, offset);
-        self.events.push(BatchEvent {
+        self.add_event(BatchEvent {
             partition,
             offset,
             event,
@@ -93,8 +92,20 @@ impl Batch {
         });
     }
 
+    /// [`push_event`](Batch::push_event) for an event already in its struct.
+    pub fn add_event(&mut self, event: BatchEvent) {
+        self.advance(event.partition, event.offset);
+        self.events.push(event);
+    }
+
     /// Adds a message that cannot be stored as an event. Its offset moves
     /// forward like any other: a poison message must not stop the pipeline.
+    pub fn add_dead_letter(&mut self, dead: BatchDeadLetter) {
+        self.advance(dead.partition, dead.offset);
+        self.dead_letters.push(dead);
+    }
+
+    /// [`add_dead_letter`](Batch::add_dead_letter) from its parts.
     pub fn push_dead_letter(
         &mut self,
         partition: i32,
@@ -103,8 +114,7 @@ impl Batch {
         payload: Option<Vec<u8>>,
         error: String,
     ) {
-        self.advance(partition, offset);
-        self.dead_letters.push(BatchDeadLetter {
+        self.add_dead_letter(BatchDeadLetter {
             partition,
             offset,
             key,

@@ -15,7 +15,7 @@
 //! figures and verdicts ([`verdict`]: the noise is the spread between two
 //! measurements of the same thing), [`report`] and [`plots`] write
 //! `claims.md` and its pictures next to `claims.json`. What "push" is here:
-//! [`report::WHAT_PUSH_IS`].
+//! `docs/benchmark.md`.
 
 pub mod analysis;
 pub mod experiments;

@@ -168,6 +168,14 @@ impl Env {
         Ok(())
     }
 
+    /// Gives the broker its memory and disk back; a leftover topic costs
+    /// memory, not correctness.
+    pub fn delete_topic(&self, topic: &str) {
+        if let Err(e) = testkit::clients::delete_topic(&self.settings.brokers, topic) {
+            eprintln!("bench: note: {e:#}; the topic stays on the broker");
+        }
+    }
+
     /// Runs the producer: `count` events at `rate` (0: unpaced) from id
     /// `first_id`, or its raw ceiling; `name` in `dir` (`{name}.json`,
     /// `{name}.log`).

@@ -174,16 +174,12 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
         .map_or(", not a local process: not sampled".into(), |pid| {
             format!(", process {pid}")
         });
-    let setting = |who, k| r.setting(who, k);
     let _ = writeln!(
         s,
         "- Command: `{}`\n\
          - Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, once both consumers are ready (at most {} s).\n\
          - Machine: {} cores, {}, {:.1} GB memory, Linux {}{code}.\n\
-         - Broker: {} ({}{}) at {}{pid}.\n\
-         - Latency-deciding settings: producer `linger.ms`={}, `batch.size`={}, `compression.type`={}; \
-         pull batch size {}, flush interval {} ms, `fetch.wait.max.ms`={}; \
-         push batch size {}, flush interval {} ms, `fetch.wait.max.ms`={}. All settings below.\n",
+         - Broker: {} ({}{}) at {}{pid}; the settings that decide latency are in the table of settings.\n",
         or_dash(&run.command),
         num(c.events),
         c.settings.partitions,
@@ -200,15 +196,6 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
         or_dash(&b.version),
         heap.unwrap_or_default(),
         or_dash(&b.address),
-        setting("producer", "linger.ms"),
-        setting("producer", "batch.size"),
-        setting("producer", "compression.type"),
-        setting("pull", "batch_size"),
-        setting("pull", "flush_interval_ms"),
-        setting("pull", "fetch.wait.max.ms"),
-        setting("push", "batch_size"),
-        setting("push", "flush_interval_ms"),
-        setting("push", "fetch.wait.max.ms"),
     );
     s.push_str("## Results\n\n");
     s.push_str(&table(r));

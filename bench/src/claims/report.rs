@@ -238,27 +238,6 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
         }
         s.push('\n');
     }
-    if let Some(o) = &a.outage {
-        let (drain, max) = (&o.drain_events_per_second, &o.max_ms);
-        let _ = writeln!(
-            s,
-            "## Consumer outage\n\n\
-             The producer offered {} while no consumer ran: it made {} ev/s, acknowledgement tail {} ms, \
-             CPU {} s; with both consumers live: {} ev/s, tail {} ms, CPU {} s. Then pull drained at \
-             {} ev/s, push at {}; the oldest event waited {} / {} s.\n",
-            rate_text(o.rate),
-            num(o.producer_events_per_second),
-            num(o.producer_tail_ms),
-            num(o.producer_cpu_s),
-            values(&o.live_producer_events_per_second),
-            values(&o.live_producer_tail_ms),
-            values(&o.live_producer_cpu_s),
-            num(drain.mean("pull")),
-            num(drain.mean("push")),
-            num(max.mean("pull") / 1e3),
-            num(max.mean("push") / 1e3),
-        );
-    }
     s.push_str("## Phases\n\n");
     let rows = a
         .phases

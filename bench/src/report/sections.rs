@@ -131,16 +131,6 @@ pub(super) fn saturation_section(r: &Results, s: &mut String) {
         }
     }
     s.push_str(&md_table("Offered/s | Producer/s | Model | Events/s | p50 ms | p99 ms | p99.9 ms | max ms | Sustains", rows));
-    let rate =
-        |x: Option<u64>| x.map_or("none of the rates".to_string(), |r| format!("{}/s", num(r)));
-    let _ = writeln!(
-        s,
-        "Highest offered rate sustained within {bound} ms at p99 (every lower one too): pull {}, push {}. Highest kept pace with, whatever the latency: pull {}, push {}.\n",
-        rate(sat.pull_max_rate),
-        rate(sat.push_max_rate),
-        rate(sat.pull_max_rate_keeping_pace),
-        rate(sat.push_max_rate_keeping_pace)
-    );
 }
 
 pub(super) fn queries_section(r: &Results, s: &mut String) {

@@ -38,7 +38,6 @@ pub struct Segment {
     pub pause_after_s: f64,
 }
 
-/// What a phase runs.
 #[derive(Debug, Clone)]
 pub struct PhaseSpec {
     pub name: String,

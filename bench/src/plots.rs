@@ -50,7 +50,6 @@ pub fn window_for(timeline: &[(f64, u64)]) -> f64 {
     (span / 60.0).clamp(0.25, 5.0)
 }
 
-/// Returns the files written.
 pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let backlog: Vec<(&str, &Figures)> = [("pull", &r.pull), ("push", &r.push)]

@@ -270,7 +270,6 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
     s
 }
 
-/// `text` when `cond`, else nothing.
 pub fn when(cond: bool, text: impl FnOnce() -> String) -> String {
     cond.then(text).unwrap_or_default()
 }

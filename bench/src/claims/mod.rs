@@ -136,7 +136,6 @@ pub struct ClaimsRun {
     pub failures: Vec<String>,
 }
 
-/// The experiments' options as given.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Options {
     pub rates: Vec<u64>,

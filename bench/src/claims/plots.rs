@@ -18,7 +18,6 @@ use crate::phase::sampler::Sample;
 use crate::phase::{PhaseRun, SegmentRun};
 use crate::plots::draw::{self, XAxis, color, err, human, legend, line, svg};
 
-/// Returns the files written.
 pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let latency: &[(&str, Pick)] = &[

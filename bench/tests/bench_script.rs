@@ -40,25 +40,8 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
     let run_dir = tmp.path().join("broker");
 
     let mut cmd = bench_sh();
-    cmd.args([
-        "--events",
-        "20000",
-        "--partitions",
-        "3",
-        "--rates",
-        "1000,5000",
-        "--duration",
-        "3",
-        "--warmup",
-        "3",
-        "--saturation",
-        "--saturation-start",
-        "2000",
-        "--saturation-max",
-        "4000",
-        "--out",
-    ])
-    .arg(&out);
+    let args = "--events 20000 --partitions 3 --rates 1000,5000 --duration 3 --warmup 3 --saturation --saturation-start 2000 --saturation-max 4000 --out";
+    cmd.args(args.split(' ')).arg(&out);
     let log = passes_on_private_kafka("scripts/bench.sh", &mut cmd, &run_dir);
     assert!(
         !run_dir.join("pid").exists(),

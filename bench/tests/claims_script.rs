@@ -35,28 +35,8 @@ fn a_small_claims_run_passes_and_writes_its_verdicts() {
     let out = tmp.path().join("claims");
     let run_dir = tmp.path().join("broker");
     let mut cmd = bench_sh();
-    cmd.args([
-        "--claims",
-        "--only",
-        "latency,idle,scale,outage",
-        "--rates",
-        "10,1000",
-        "--duration",
-        "2",
-        "--idle-seconds",
-        "2",
-        "--scale-events",
-        "20000",
-        "--scale-instances",
-        "1,2",
-        "--outage-rate",
-        "1000",
-        "--outage-seconds",
-        "2",
-        "--skip-warmup",
-        "--out",
-    ])
-    .arg(&out);
+    let args = "--claims --only latency,idle,scale,outage --rates 10,1000 --duration 2 --idle-seconds 2 --scale-events 20000 --scale-instances 1,2 --outage-rate 1000 --outage-seconds 2 --skip-warmup --out";
+    cmd.args(args.split(' ')).arg(&out);
     let log = passes_on_private_kafka("scripts/bench.sh --claims", &mut cmd, &run_dir);
     let md = std::fs::read_to_string(out.join("claims.md")).expect("claims.md");
     for claim in [

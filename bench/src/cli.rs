@@ -20,13 +20,8 @@ use crate::{ceilings, queries, run, verify};
 #[command(
     name = "bench",
     version,
-    about = "Push-vs-pull benchmark of the banking pipeline: phases, ceilings, verification and report.",
-    long_about = "Push-vs-pull benchmark of the banking pipeline. Usually run through \
-scripts/bench.sh, which builds the binaries and provides a broker; `bench run` does the work: \
-a warm-up of the broker, the backlog phase (producer, then each consumer draining alone, the \
-two consumer ceilings, the producer's raw ceiling, the store queries) and the live phase at \
-several rates (on the embedded broker the live phase comes first, while it holds little), verification of \
-every database, and report.md / results.json / SVG pictures in the output directory.",
+    about = "Push-vs-pull benchmark of the banking pipeline, usually run through scripts/bench.sh \
+(which builds the binaries and provides a broker). Method: docs/benchmark.md.",
     // scripts/bench.sh gives --brokers and friends first; the user's own
     // flags, after them, win.
     args_override_self = true
@@ -38,12 +33,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole benchmark against a running broker.
+    /// Run the whole benchmark against a running broker: backlog, ceilings,
+    /// live rates, verification, report.md and results.json.
     Run(Box<RunArgs>),
-    /// Test each claim made about push against pull (latency at low and
-    /// high rates, CPU idle and per event, bursts, a step, a slow sink,
-    /// scale-out, a consumer outage) on one broker, each phase verified,
-    /// and write claims.md with a verdict per claim.
+    /// Test each claim made about push against pull on one broker, each
+    /// phase verified, and write claims.md with a verdict per claim.
     Claims(Box<crate::claims::ClaimsArgs>),
     /// Redraw claims.md and its pictures from an earlier claims run's
     /// claims.json (no broker needed).
@@ -70,24 +64,20 @@ pub enum Command {
     CeilingConsume(ConsumeArgs),
     /// Ceiling: commit the generator's events into a scratch store, no Kafka.
     CeilingStore(StoreArgs),
-    /// Ceiling: insert the same events as bare rows (the store's event
-    /// columns, one table, one b-tree, same pragmas and transaction size;
-    /// no balances, offsets, dead letters or duplicate check): the physical
-    /// limit of the store's design on this machine.
+    /// Ceiling: insert the same events as bare rows of one table (the
+    /// store's columns and pragmas, nothing else): the store design's limit.
     CeilingBare(StoreArgs),
     /// Time "the 50 latest events of one account" and "the balance of one
     /// account" on a database (builds the query index first).
     Queries(QueryArgs),
 }
 
-/// What `bench run` and `bench claims` share.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     #[command(flatten)]
     pub settings: Settings,
 
-    /// Output directory (must not exist or be empty); default
-    /// <RESULTS>/<UTC time> (claims-<UTC time> for `bench claims`).
+    /// Output directory (new or empty); default <RESULTS>/[claims-]<UTC time>.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -101,7 +91,7 @@ pub struct Common {
     pub results: PathBuf,
 
     /// scripts/broker.sh's run directory: the broker's kind, version, heap
-    /// and process id (whose CPU and memory are sampled in each step).
+    /// and process id (sampled in each step).
     #[arg(long, value_name = "DIR")]
     pub broker_run_dir: Option<PathBuf>,
 
@@ -114,17 +104,15 @@ pub struct Common {
     #[arg(long, hide = true)]
     pub command_line: Option<String>,
 
-    /// Check the arguments and settings, then exit.
     #[arg(long, hide = true)]
     pub dry_run: bool,
 }
 
-/// A run's start: the environment of its phases, its broker and command.
 pub struct Start {
     pub env: Env,
     pub broker: BrokerInfo,
     pub command: String,
-    /// UTC start, `YYYY-MM-DDTHH:MM:SSZ`.
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
     pub iso: String,
 }
 
@@ -179,8 +167,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub events: u64,
 
-    /// Live-phase rates in events/s, comma-separated: a low, a middle and a
-    /// high one for a 2-core machine by default.
+    /// Live-phase rates in events/s, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "2000,20000,100000")]
     pub rates: Vec<u64>,
 
@@ -203,8 +190,7 @@ pub struct RunArgs {
 
     /// After the other phases, find each model's saturation point: live
     /// steps at offered rates doubling from --saturation-start until both
-    /// consumers fall behind, the producer cannot offer the rate, or past
-    /// --saturation-max (~30 s per step).
+    /// consumers fall behind (~30 s per step).
     #[arg(long)]
     pub saturation: bool,
 
@@ -317,7 +303,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints a subcommand's figures and writes them to `path`, if given.
 fn write_stats<T: Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(value)?);
     if let Some(p) = path {
@@ -327,12 +312,10 @@ fn write_stats<T: Serialize>(path: &Option<PathBuf>, value: &T) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-/// 0 when `pass`, 1 otherwise.
 pub fn exit_code(pass: bool) -> ExitCode {
     ExitCode::from(u8::from(!pass))
 }
 
-/// Prints each check; PASS when all passed.
 fn print_checks(checks: &[verify::Check]) -> &'static str {
     for c in checks {
         println!("{}", c.line());

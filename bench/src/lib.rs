@@ -24,7 +24,6 @@ pub mod results;
 pub mod run;
 pub mod settings;
 pub mod stats;
-pub mod topics;
 pub mod verify;
 
 #[cfg(test)]

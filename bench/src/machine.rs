@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::phase::sampler::{Lags, Sampler};
 
-/// The machine a run used.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
     pub cores: usize,

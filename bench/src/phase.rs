@@ -38,7 +38,6 @@ pub struct Segment {
     pub pause_after_s: f64,
 }
 
-/// What a phase runs.
 #[derive(Debug, Clone)]
 pub struct PhaseSpec {
     pub name: String,
@@ -166,6 +165,14 @@ impl Env {
         testkit::kafka::create_new_topic(&self.settings.brokers, topic, partitions)?;
         eprintln!("    topic {topic} created with {partitions} partitions");
         Ok(())
+    }
+
+    /// Gives the broker its memory and disk back; a leftover topic costs
+    /// memory, not correctness.
+    pub fn delete_topic(&self, topic: &str) {
+        if let Err(e) = testkit::clients::delete_topic(&self.settings.brokers, topic) {
+            eprintln!("bench: note: {e:#}; the topic stays on the broker");
+        }
     }
 
     /// Runs the producer: `count` events at `rate` (0: unpaced) from id

@@ -18,7 +18,7 @@ use crate::stats::Latency;
 pub mod draw;
 
 pub use draw::human;
-use draw::{Area, CEILING, FONT, XAxis, color, err, legend, line, per_rate, svg};
+use draw::{Area, CEILING, XAxis, color, legend, line, per_rate, svg};
 
 /// Events per second from a cumulative timeline (which starts, implicitly,
 /// at 0 events at 0 s: the first message), over windows of at least
@@ -50,7 +50,6 @@ pub fn window_for(timeline: &[(f64, u64)]) -> f64 {
     (span / 60.0).clamp(0.25, 5.0)
 }
 
-/// Returns the files written.
 pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let backlog: Vec<(&str, &Figures)> = [("pull", &r.pull), ("push", &r.push)]
@@ -121,20 +120,8 @@ fn throughput_panel(
         .chain(ceiling.as_ref().map(|c| c.1))
         .fold(1.0f64, f64::max)
         * 1.4;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the consumer's first message")
-        .y_desc("events/s")
-        .y_label_formatter(&|v| human(*v))
-        .draw()
-        .map_err(err)?;
+    let x_desc = "seconds since the consumer's first message";
+    let mut chart = draw::linear(area, title, (0.0..x_max, y_max), (x_desc, "events/s"))?;
     for (model, points) in &rates {
         line(
             &mut chart,

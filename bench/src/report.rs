@@ -1,9 +1,7 @@
 //! `report.md`: one table of every consumer run, a short reading computed
-//! from the figures (one sentence per phase, every difference stated as the
-//! percentage it is), the pictures, the ceilings and the producer, the
-//! store queries, the settings, the broker during each phase, the
-//! verification, and where the time went. The method and the discussion of
-//! past runs are in `docs/benchmark.md`, written by hand.
+//! from the figures, the pictures, the ceilings and the producer, the store
+//! queries, the settings, the broker during each phase, the verification,
+//! and where the time went. What each figure means: `docs/benchmark.md`.
 
 use std::fmt::Write as _;
 
@@ -55,23 +53,46 @@ fn eps(x: f64) -> String {
     }
 }
 
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "–" } else { s }
+}
+
+fn dash_or<T>(x: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    x.map_or_else(|| "–".into(), f)
+}
+
+/// A Markdown table from its header and rows, cells separated by ` | `; a
+/// column whose cells are all figures is right-aligned.
+pub fn md_table(head: &str, rows: impl IntoIterator<Item = String>) -> String {
+    let rows: Vec<String> = rows.into_iter().collect();
+    let figure = |c: &str| c.chars().all(|ch| "0123456789.,%–/ ×∞".contains(ch));
+    let align = head.split(" | ").enumerate().map(|(i, _)| {
+        let mut column = rows.iter().map(|r| r.split(" | ").nth(i).unwrap_or(""));
+        if !rows.is_empty() && column.all(figure) {
+            "--:"
+        } else {
+            "---"
+        }
+    });
+    let mut s = format!("| {head} |\n|{}|\n", align.collect::<Vec<_>>().join("|"));
+    for r in rows {
+        let _ = writeln!(s, "| {r} |");
+    }
+    s.push('\n');
+    s
+}
+
 /// The main table: one row per consumer run.
 pub fn table(r: &Results) -> String {
-    let mut s = String::new();
-    s.push_str(
-        "| Phase | Model | Events | Wall s | Events/s | Fraction of ceiling | p50 ms | p99 ms | p99.9 ms | max ms | CPU s | Peak RSS MB | DB MB | Verification |\n",
-    );
-    s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
-    for (phase, model, f, fraction) in phase_rows(r) {
+    let rows = phase_rows(r).into_iter().map(|(phase, model, f, fraction)| {
         let l = &f.latency_us;
         let lat = |v: u64| if l.count > 0 { ms(v) } else { "–".into() };
         let verification = match f.exit_code {
             Some(code) if code != 0 => format!("{} (exit {code})", f.verification),
             _ => f.verification.clone(),
         };
-        let _ = writeln!(
-            s,
-            "| {phase} | {model} | {} | {:.2} | {} | {fraction} | {} | {} | {} | {} | {:.1} | {} | {} | {verification} |",
+        format!(
+            "{phase} | {model} | {} | {:.2} | {} | {fraction} | {} | {} | {} | {} | {:.1} | {} | {} | {verification}",
             num(f.events),
             f.wall_seconds,
             eps(f.events_per_second),
@@ -82,9 +103,12 @@ pub fn table(r: &Results) -> String {
             f.cpu_seconds,
             mb(f.max_rss_bytes),
             mb(f.db_bytes),
-        );
-    }
-    s
+        )
+    });
+    md_table(
+        "Phase | Model | Events | Wall s | Events/s | Fraction of ceiling | p50 ms | p99 ms | p99.9 ms | max ms | CPU s | Peak RSS MB | DB MB | Verification",
+        rows,
+    )
 }
 
 /// The rows of the results, in report order: each model's backlog drain
@@ -113,169 +137,107 @@ fn phase_rows(r: &Results) -> Vec<(String, &'static str, &Figures, String)> {
 
 /// Per phase and model: the batches and their SQLite commit times.
 pub fn commit_table(r: &Results) -> String {
-    let mut s = String::new();
-    s.push_str("| Phase | Model | Batches | Events per batch | p50 ms | p99 ms | max ms |\n");
-    s.push_str("|---|---|--:|--:|--:|--:|--:|\n");
-    for (phase, model, f, _) in phase_rows(r) {
+    let rows = phase_rows(r)
+        .into_iter()
+        .filter(|row| row.2.commit_us.count > 0);
+    let rows = rows.map(|(phase, model, f, _)| {
         let c = &f.commit_us;
-        if c.count > 0 {
-            let _ = writeln!(
-                s,
-                "| {phase} | {model} | {} | {:.0} | {} | {} | {} |",
-                num(f.batches),
-                f.events as f64 / f.batches.max(1) as f64,
-                ms(c.p50),
-                ms(c.p99),
-                ms(c.max),
-            );
-        }
-    }
-    s.push('\n');
-    s
+        let per_batch = f.events as f64 / f.batches.max(1) as f64;
+        let (batches, p50, p99, max) = (num(f.batches), ms(c.p50), ms(c.p99), ms(c.max));
+        format!("{phase} | {model} | {batches} | {per_batch:.0} | {p50} | {p99} | {max}")
+    });
+    md_table(
+        "Phase | Model | Batches | Events per batch | p50 ms | p99 ms | max ms",
+        rows,
+    )
 }
 
 pub fn render(r: &Results, pictures: &[String]) -> String {
-    let mut s = String::new();
-    let run = &r.run;
-    let c = &run.config;
-    let _ = writeln!(s, "# Push vs pull: benchmark report\n");
+    let (run, c, m, b) = (&r.run, &r.run.config, &r.run.machine, &r.run.broker);
+    let mut s = String::from("# Push vs pull: benchmark report\n\n");
     let _ = writeln!(
         s,
-        "Run started {} (UTC), finished {}; {:.0} s in all (builds excluded). Verification: **{}**.\n",
+        "Run started {} (UTC), finished {}; {:.0} s in all (builds excluded). Verification: **{}**. \
+         What each figure means and how it is measured, and what past runs showed: `docs/benchmark.md`.\n",
         or_dash(&run.started_at),
         or_dash(&run.finished_at),
         run.wall_seconds,
         r.verification
     );
-    let _ = writeln!(s, "- Command: `{}`", or_dash(&run.command));
+    let rates: Vec<String> = c.rates.iter().map(|x| num(*x)).collect();
+    let code = when(!m.git_revision.is_empty(), || {
+        format!(", code at `{}`", m.git_revision)
+    });
+    let heap = b.heap.as_ref().map(|h| format!(", JVM heap `{h}`"));
+    let pid = b
+        .pid
+        .map_or(", not a local process: not sampled".into(), |pid| {
+            format!(", process {pid}")
+        });
     let _ = writeln!(
         s,
-        "- Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, once both consumers are ready (at most {} s).",
+        "- Command: `{}`\n\
+         - Backlog: {} events, {} partitions, seed {}, {} accounts. Live: {} s per rate at {} events/s, once both consumers are ready (at most {} s).\n\
+         - Machine: {} cores, {}, {:.1} GB memory, Linux {}{code}.\n\
+         - Broker: {} ({}{}) at {}{pid}; the settings that decide latency are in the table of settings.\n",
+        or_dash(&run.command),
         num(c.events),
         c.settings.partitions,
         c.settings.seed,
         num(c.settings.accounts),
         c.duration_s,
-        c.rates
-            .iter()
-            .map(|x| num(*x))
-            .collect::<Vec<_>>()
-            .join(", "),
-        c.warmup_s
-    );
-    let m = &run.machine;
-    let _ = writeln!(
-        s,
-        "- Machine: {} cores, {}, {:.1} GB memory, Linux {}{}.",
+        rates.join(", "),
+        c.warmup_s,
         m.cores,
         or_dash(&m.cpu_model),
         m.memory_bytes as f64 / 1e9,
         or_dash(&m.kernel),
-        if m.git_revision.is_empty() {
-            String::new()
-        } else {
-            format!(", code at `{}`", m.git_revision)
-        }
-    );
-    let b = &run.broker;
-    let _ = writeln!(
-        s,
-        "- Broker: {} ({}{}) at {}{}.",
         or_dash(&b.kind),
         or_dash(&b.version),
-        b.heap
-            .as_ref()
-            .map(|h| format!(", JVM heap `{h}`"))
-            .unwrap_or_default(),
+        heap.unwrap_or_default(),
         or_dash(&b.address),
-        match b.pid {
-            Some(pid) => format!(", process {pid} (its CPU and memory per phase below)"),
-            None => ", not a local process: its CPU and memory were not sampled".into(),
-        }
     );
-    let _ = writeln!(
-        s,
-        "- Latency-deciding settings: producer `linger.ms`={}, `batch.size`={}, `compression.type`={}; \
-         pull batch size {}, flush interval {} ms, `fetch.wait.max.ms`={}; \
-         push batch size {}, flush interval {} ms, `fetch.wait.max.ms`={}. All settings below.\n",
-        r.setting("producer", "linger.ms"),
-        r.setting("producer", "batch.size"),
-        r.setting("producer", "compression.type"),
-        r.setting("pull", "batch_size"),
-        r.setting("pull", "flush_interval_ms"),
-        r.setting("pull", "fetch.wait.max.ms"),
-        r.setting("push", "batch_size"),
-        r.setting("push", "flush_interval_ms"),
-        r.setting("push", "fetch.wait.max.ms"),
-    );
-
-    let _ = writeln!(s, "## Results\n");
+    s.push_str("## Results\n\n");
     s.push_str(&table(r));
-    let ceiling = r
+    if let Some((what, e)) = r
         .ceilings
         .as_ref()
-        .and_then(|c| c.lower_events_per_second.map(|e| (c.lower.clone(), e)));
-    let _ = writeln!(
-        s,
-        "\nEvents/s = events committed per second of wall time (first message to last commit). \
-         Fraction of ceiling = events/s ÷ the lower of the two consumer ceilings{}. \
-         Latency = SQLite commit time − the event's creation time in the producer, per event; in the \
-         backlog phase it mostly measures how long events waited in the backlog, so compare \
-         latency in the live rows. CPU and peak RSS are the consumer process's own (getrusage). \
-         DB MB = database file + WAL after the run, before any query index.\n",
-        ceiling
-            .as_ref()
-            .map(|(what, e)| format!(" ({what}, {}/s)", eps(*e)))
-            .unwrap_or_default()
-    );
-
-    let _ = writeln!(
-        s,
-        "Time of each batch's SQLite commit, which the end-to-end latency includes: a stall \
-         here is the store's (the disk, the checkpoints), one that is not is delivery's (the \
-         producer, the broker, the consumer's feed).\n"
+        .and_then(|c| Some((&c.lower, c.lower_events_per_second?)))
+    {
+        let _ = writeln!(
+            s,
+            "The ceiling: the lower of the two consumer ceilings ({what}, {}/s).\n",
+            eps(e)
+        );
+    }
+    s.push_str(
+        "SQLite commit time per batch (a latency stall without a commit stall is delivery's):\n\n",
     );
     s.push_str(&commit_table(r));
-
     let reading = reading(r);
     if !reading.is_empty() {
-        let _ = writeln!(s, "## Reading\n");
+        s.push_str("## Reading\n\n");
         for p in reading {
             let _ = writeln!(s, "- {p}");
         }
-        let _ = writeln!(
-            s,
-            "\nWhat each figure means and how it is measured, and what past runs showed: `docs/benchmark.md`.\n"
-        );
+        s.push('\n');
     }
-
     if !pictures.is_empty() {
-        let _ = writeln!(s, "## Pictures\n");
+        s.push_str("## Pictures\n\n");
         for p in pictures {
-            let title = match p.as_str() {
-                "backlog-throughput.svg" => "Backlog drain: throughput over time",
-                "live-latency.svg" => "Live latency percentiles per rate, pull vs push",
-                "live-throughput.svg" => "Live phases: throughput over time",
-                other => other,
-            };
-            let _ = writeln!(s, "![{title}]({p})\n");
+            let _ = writeln!(s, "![{p}]({p})\n");
         }
     }
-
     ceilings_section(r, &mut s);
     saturation_section(r, &mut s);
     queries_section(r, &mut s);
     settings_section(r, &mut s);
     broker_section(r, &mut s);
-
-    let _ = writeln!(s, "## Verification\n");
     let _ = writeln!(
         s,
-        "Each database against the producer's acknowledged events (count, distinct ids, amount sum, \
-         id checksum; no dead letters). Overall: **{}**.\n",
+        "## Verification\n\nEach database against the producer's acknowledged events. Overall: **{}**.\n\n```",
         r.verification
     );
-    s.push_str("```\n");
     for check in &r.checks {
         let _ = writeln!(s, "{}", check.line());
     }
@@ -283,36 +245,33 @@ pub fn render(r: &Results, pictures: &[String]) -> String {
         s.push_str("(verification did not run)\n");
     }
     s.push_str("```\n\n");
-
     if !run.failures.is_empty() {
-        let _ = writeln!(s, "## Failures\n");
+        s.push_str("## Failures\n\n");
         for f in &run.failures {
             let _ = writeln!(s, "- {f}");
         }
         s.push('\n');
     }
-
     if !run.steps.is_empty() {
-        let _ = writeln!(s, "## Where the time went\n");
-        s.push_str("| Phase | Step | Seconds | OK |\n|---|---|--:|---|\n");
-        for st in &run.steps {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {:.1} | {} |",
+        s.push_str("## Where the time went\n\n");
+        let yes = |ok| if ok { "yes" } else { "no" };
+        let rows = run.steps.iter().map(|st| {
+            format!(
+                "{} | {} | {:.1} | {}",
                 st.phase,
                 st.name,
                 st.seconds,
-                if st.ok { "yes" } else { "no" }
-            );
-        }
-        s.push('\n');
+                yes(st.ok)
+            )
+        });
+        s.push_str(&md_table("Phase | Step | Seconds | OK", rows));
     }
-    let _ = writeln!(
-        s,
-        "Raw figures: `results.json`; each process's stats and log are in `backlog/` and `live-<rate>/`. \
-         Re-check the databases with `scripts/bench.sh --verify-only <this directory>`."
-    );
+    s.push_str("Raw figures: `results.json`, and each process's stats and log in its phase's directory. Re-check the databases with `scripts/bench.sh --verify-only <this directory>`.\n");
     s
+}
+
+pub fn when(cond: bool, text: impl FnOnce() -> String) -> String {
+    cond.then(text).unwrap_or_default()
 }
 
 #[cfg(test)]

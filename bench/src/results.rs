@@ -179,7 +179,6 @@ pub struct Ceilings {
     pub lower: String,
 }
 
-/// One live rate.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveResult {
     pub rate: u64,

@@ -37,7 +37,7 @@ use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
 use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
 use crate::verify::{self, Check};
-use crate::{plots, queries, report, topics};
+use crate::{plots, queries, report};
 use testkit::procs::{Finished, Proc};
 
 mod backlog;

@@ -12,9 +12,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{
-    bench_sh, bin_dir, passes_on_private_kafka, refused_before_any_broker, repo_root, show,
-};
+use common::{bench_sh, bin_dir, passes_in_temp_dir, refused_before_any_broker, repo_root, show};
 
 #[test]
 fn small_run_passes_and_a_deleted_event_fails_verify_only() {
@@ -35,31 +33,8 @@ fn small_run_passes_and_a_deleted_event_fails_verify_only() {
             bins.join(b).display()
         );
     }
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let out = tmp.path().join("run");
-    let run_dir = tmp.path().join("broker");
-
-    let mut cmd = bench_sh();
-    cmd.args([
-        "--events",
-        "20000",
-        "--partitions",
-        "3",
-        "--rates",
-        "1000,5000",
-        "--duration",
-        "3",
-        "--warmup",
-        "3",
-        "--saturation",
-        "--saturation-start",
-        "2000",
-        "--saturation-max",
-        "4000",
-        "--out",
-    ])
-    .arg(&out);
-    let log = passes_on_private_kafka("scripts/bench.sh", &mut cmd, &run_dir);
+    let args = "--events 20000 --partitions 3 --rates 1000,5000 --duration 3 --warmup 3 --saturation --saturation-start 2000 --saturation-max 4000";
+    let (_tmp, out, run_dir, log) = passes_in_temp_dir("scripts/bench.sh", args, "run");
     assert!(
         !run_dir.join("pid").exists(),
         "the broker this run started must be stopped at the end\n{log}"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bench_sh, passes_on_private_kafka, refused_before_any_broker, show};
+use common::{bench_sh, passes_in_temp_dir, refused_before_any_broker, show};
 
 #[test]
 fn a_mistyped_claims_option_fails_before_any_broker_starts() {
@@ -31,33 +31,8 @@ fn a_small_claims_run_passes_and_writes_its_verdicts() {
         testkit::skip("a_small_claims_run_passes_and_writes_its_verdicts", &why);
         return;
     }
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let out = tmp.path().join("claims");
-    let run_dir = tmp.path().join("broker");
-    let mut cmd = bench_sh();
-    cmd.args([
-        "--claims",
-        "--only",
-        "latency,idle,scale,outage",
-        "--rates",
-        "10,1000",
-        "--duration",
-        "2",
-        "--idle-seconds",
-        "2",
-        "--scale-events",
-        "20000",
-        "--scale-instances",
-        "1,2",
-        "--outage-rate",
-        "1000",
-        "--outage-seconds",
-        "2",
-        "--skip-warmup",
-        "--out",
-    ])
-    .arg(&out);
-    let log = passes_on_private_kafka("scripts/bench.sh --claims", &mut cmd, &run_dir);
+    let args = "--claims --only latency,idle,scale,outage --rates 10,1000 --duration 2 --idle-seconds 2 --scale-events 20000 --scale-instances 1,2 --outage-rate 1000 --outage-seconds 2 --skip-warmup";
+    let (_tmp, out, _, log) = passes_in_temp_dir("scripts/bench.sh --claims", args, "claims");
     let md = std::fs::read_to_string(out.join("claims.md")).expect("claims.md");
     for claim in [
         "| Push has lower latency",

@@ -10,6 +10,12 @@ use crate::phase::{PhaseSpec, Segment};
 
 /// At each steady rate (1 event/s runs longer than --duration).
 pub const MIN_EVENTS: u64 = 20;
+/// Bursts: rate (events/s), seconds, seconds of nothing after each, count.
+pub const BURST: (u64, u64, f64, u64) = (200_000, 1, 4.0, 4);
+/// The step: rates in order (events/s), seconds at each.
+pub const STEP: ([u64; 3], u64) = ([2_000, 100_000, 2_000], 5);
+/// The slow sink: the consumers' --batch-size, offered rate, seconds.
+pub const SLOW: (usize, u64, u64) = (1, 20_000, 5);
 
 fn steady(rate: u64, seconds: u64, min_events: u64) -> Segment {
     Segment {
@@ -45,12 +51,13 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
         }],
         Experiment::Burst => rounds
             .map(|r| {
+                let (rate, secs, gap, n) = BURST;
                 let burst = Segment {
-                    count: a.burst_rate * a.burst_seconds,
-                    rate: a.burst_rate,
-                    pause_after_s: a.burst_gap,
+                    count: rate * secs,
+                    rate,
+                    pause_after_s: gap,
                 };
-                let mut segments = vec![burst; a.bursts as usize];
+                let mut segments = vec![burst; n as usize];
                 if let Some(last) = segments.last_mut() {
                     last.pause_after_s = 0.0;
                 }
@@ -59,21 +66,14 @@ pub fn specs(e: Experiment, a: &ClaimsArgs) -> Vec<PhaseSpec> {
             .collect(),
         Experiment::Step => rounds
             .map(|r| {
-                let segments = a
-                    .step_rates
-                    .iter()
-                    .map(|&rate| steady(rate, a.step_seconds, 1))
-                    .collect();
+                let segments = STEP.0.map(|rate| steady(rate, STEP.1, 1)).to_vec();
                 PhaseSpec::new(format!("step-{r}"), segments)
             })
             .collect(),
         Experiment::Slow => rounds
             .map(|r| PhaseSpec {
-                batch_size: Some(a.slow_batch_size),
-                ..PhaseSpec::new(
-                    format!("slow-{r}"),
-                    vec![steady(a.slow_rate, a.slow_seconds, 1)],
-                )
+                batch_size: Some(SLOW.0),
+                ..PhaseSpec::new(format!("slow-{r}"), vec![steady(SLOW.1, SLOW.2, 1)])
             })
             .collect(),
         Experiment::Scale => {

@@ -15,7 +15,7 @@
 //! figures and verdicts ([`verdict`]: the noise is the spread between two
 //! measurements of the same thing), [`report`] and [`plots`] write
 //! `claims.md` and its pictures next to `claims.json`. What "push" is here:
-//! [`report::WHAT_PUSH_IS`].
+//! `docs/benchmark.md`.
 
 pub mod analysis;
 pub mod experiments;
@@ -86,42 +86,6 @@ pub struct ClaimsArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub idle_seconds: u64,
 
-    /// Rate of each burst, events/s.
-    #[arg(long, default_value_t = 200_000)]
-    pub burst_rate: u64,
-
-    /// Seconds of each burst.
-    #[arg(long, default_value_t = 1)]
-    pub burst_seconds: u64,
-
-    /// Seconds of nothing after each burst.
-    #[arg(long, default_value_t = 4.0)]
-    pub burst_gap: f64,
-
-    /// Bursts per burst phase.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
-    pub bursts: u64,
-
-    /// Rates of the step experiment, in order, events/s.
-    #[arg(long, value_delimiter = ',', default_value = "2000,100000,2000")]
-    pub step_rates: Vec<u64>,
-
-    /// Seconds at each rate of the step.
-    #[arg(long, default_value_t = 5)]
-    pub step_seconds: u64,
-
-    /// The slow sink: the consumers' --batch-size.
-    #[arg(long, default_value_t = 1)]
-    pub slow_batch_size: usize,
-
-    /// The slow sink: offered rate, events/s.
-    #[arg(long, default_value_t = 20_000)]
-    pub slow_rate: u64,
-
-    /// The slow sink: seconds the producer offers it.
-    #[arg(long, default_value_t = 5)]
-    pub slow_seconds: u64,
-
     /// The scale-out: events in the backlog each group drains.
     #[arg(long, default_value_t = 1_000_000)]
     pub scale_events: u64,
@@ -172,7 +136,6 @@ pub struct ClaimsRun {
     pub failures: Vec<String>,
 }
 
-/// The experiments' options as given.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Options {
     pub rates: Vec<u64>,
@@ -215,9 +178,9 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
             duration: a.duration,
             repeats: a.repeats,
             idle_seconds: a.idle_seconds,
-            burst: (a.burst_rate, a.burst_seconds, a.burst_gap, a.bursts),
-            step: (a.step_rates.clone(), a.step_seconds),
-            slow: (a.slow_batch_size, a.slow_rate, a.slow_seconds),
+            burst: experiments::BURST,
+            step: (experiments::STEP.0.to_vec(), experiments::STEP.1),
+            slow: experiments::SLOW,
             scale: (a.scale_events, a.scale_instances.clone()),
             outage: (a.outage_rate, a.outage_seconds),
         },

@@ -16,9 +16,8 @@ use super::analysis::{Analysis, RateFigures};
 use super::verdict::Pair;
 use crate::phase::sampler::Sample;
 use crate::phase::{PhaseRun, SegmentRun};
-use crate::plots::draw::{self, FONT, XAxis, color, err, human, legend, line, svg};
+use crate::plots::draw::{self, XAxis, color, err, human, legend, line, svg};
 
-/// Returns the files written.
 pub fn draw_all(r: &ClaimsRun, a: &Analysis, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let latency: &[(&str, Pick)] = &[
@@ -124,21 +123,8 @@ fn timeline(phase: &PhaseRun, path: &Path, title: &str) -> anyhow::Result<()> {
                 .flat_map(|(_, s)| s.iter().map(|p| p.1))
                 .fold(1.0, f64::max)
                 * 1.1;
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, (FONT, 16))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(70)
-                .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .light_line_style(TRANSPARENT)
-                .x_desc("seconds since the producer started")
-                .y_desc(y_desc)
-                .y_label_formatter(&|v| human(*v))
-                .draw()
-                .map_err(err)?;
+            let x_desc = "seconds since the producer started";
+            let mut chart = draw::linear(area, &caption, (x_lo..x_hi, y_hi), (x_desc, y_desc))?;
             let band = RGBColor(200, 200, 200).mix(0.35).filled();
             let band = |s: &SegmentRun| {
                 Rectangle::new([(s.start_s - t0, 0.0), (s.end_s - t0, y_hi)], band)

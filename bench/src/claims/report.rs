@@ -7,20 +7,7 @@ use std::path::PathBuf;
 use super::ClaimsRun;
 use super::analysis::{Analysis, LoadFigures, num, pct, rate_text, values};
 use super::verdict::Pair;
-
-pub const WHAT_PUSH_IS: &str = "**What \"push\" is here.** No Kafka consumer is pushed to by the broker: \
-in both models librdkafka's own fetcher thread sends fetch requests (long-polled up to \
-`fetch.wait.max.ms`) and fills the same prefetch queue (capped at `queued.max.messages.kbytes`). \
-The models differ only in how a message leaves that queue for the application. **Pull** \
-(consumer-pull): a `BaseConsumer` loop calls `poll(100 ms)`, which returns as soon as a message \
-is queued (the 100 ms is only how long it waits when nothing is, i.e. how often it looks at \
-signals and idleness). **Push** (consumer-push): a `StreamConsumer` on tokio; librdkafka's \
-queue calls back when it becomes non-empty (`rd_kafka_queue_cb_event_enable`), which wakes the \
-async handler, which then takes the message. That callback is librdkafka's most push-shaped \
-path; its legacy consume callback (`rd_kafka_conf_set_consume_cb`) is itself driven by a poll \
-call. Either way the fetch path, and with it everything the broker and the network do, is the \
-same, so a truly callback-driven handler could only change the in-process hand-off, which the \
-latency rows below bound from above.";
+use crate::report::{md_table, when};
 
 /// `pull<sep>push`, their means.
 fn means(p: &Pair, sep: &str) -> String {
@@ -36,29 +23,20 @@ fn noise(p: &Pair) -> String {
     p.noise().map_or("–".into(), pct)
 }
 
-/// `text` when `cond`, else nothing.
-fn when(cond: bool, text: impl FnOnce() -> String) -> String {
-    cond.then(text).unwrap_or_default()
-}
-
 pub fn claims_table(a: &Analysis) -> String {
-    let mut s =
-        String::from("| claim | experiment | pull | push | verdict |\n|---|---|---|---|---|\n");
-    for c in &a.claims {
+    let rows = a.claims.iter().map(|c| {
         let except = when(!c.exceptions.is_empty(), || format!(" ({})", c.exceptions));
         let (verdict, claim, exp) = (c.verdict.text(), &c.claim, &c.experiment);
-        let _ = writeln!(
-            s,
-            "| {claim} | {exp} | {} | {} | **{verdict}**{except} |",
+        format!(
+            "{claim} | {exp} | {} | {} | **{verdict}**{except}",
             c.pull, c.push
-        );
-    }
-    s
+        )
+    });
+    md_table("claim | experiment | pull | push | verdict", rows)
 }
 
-fn load_table(s: &mut String, f: &LoadFigures) {
-    s.push_str("| figure | pull | push | run-to-run spread |\n|---|--:|--:|--:|\n");
-    for (name, p) in [
+fn load_table(f: &LoadFigures) -> String {
+    let rows = [
         ("latency p50, ms", &f.p50_ms),
         ("latency p99, ms", &f.p99_ms),
         ("latency p99.9, ms", &f.p999_ms),
@@ -77,17 +55,18 @@ fn load_table(s: &mut String, f: &LoadFigures) {
             "rebalances (assignments beyond the first, revocations logged)",
             &f.rebalances,
         ),
-    ] {
-        if !p.pull.is_empty() || !p.push.is_empty() {
-            let _ = writeln!(s, "| {name} | {} | {} |", means(p, " | "), noise(p));
-        }
-    }
+    ];
+    let rows = rows
+        .into_iter()
+        .filter(|(_, p)| !p.pull.is_empty() || !p.push.is_empty());
+    let rows = rows.map(|(name, p)| format!("{name} | {} | {}", means(p, " | "), noise(p)));
+    md_table("figure | pull | push | run-to-run spread", rows)
 }
 
 pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let pic = |name: &str| {
         let drawn = pictures.iter().any(|p| p.ends_with(name));
-        when(drawn, || format!("\n![{name}]({name})\n"))
+        when(drawn, || format!("![{name}]({name})\n\n"))
     };
     let (m, st, o) = (&r.machine, &r.settings, &r.options);
     let mut s = String::from("# Push or pull: the claims, measured\n\n");
@@ -95,7 +74,8 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let _ = writeln!(
         s,
         "Command: `{}`. Started {}, finished {}, **{:.0} s**. Machine: {} cores, {}, {:.0} GB; \
-         load average (1, 5, 15 min) before `{}`, after `{}`. Broker: {} ({}{}). Code: `{}`.\n",
+         load average (1, 5, 15 min) before `{}`, after `{}`. Broker: {} ({}{}). Code: `{}`. \
+         The method, what \"push\" is here, and past runs: `docs/benchmark.md`, \"Push or pull, answered\".\n",
         r.command,
         r.started_at,
         r.finished_at,
@@ -127,8 +107,7 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let _ = writeln!(
         s,
         "Settings that decide latency: producer `linger.ms` {linger}; consumers batch size {}, \
-         flush interval {} ms, `fetch.wait.max.ms` {wait}; pull's poll timeout 100 ms; \
-         push wakes on librdkafka's queue callback. {} partitions.\n",
+         flush interval {} ms, `fetch.wait.max.ms` {wait}. {} partitions.\n",
         st.batch_size, st.flush_interval_ms, st.partitions
     );
     let passed = a.phases.iter().filter(|p| p.1 == "PASS").count();
@@ -138,43 +117,26 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     });
     let _ = writeln!(
         s,
-        "Verification: **{}** in {passed} of {} phases (each database holds exactly the acknowledged \
-         events: count, distinct ids, amount sum, id checksum, no dead letters; a group of \
-         several instances checked as one with `ledger`).{failures}\n",
+        "Verification: **{}** in {passed} of {} phases.{failures}\n\n## The claims\n\n\
+         Each experiment ran {} times; a verdict weighs the difference against the run-to-run spread.\n",
         if pass { "PASS" } else { "FAIL" },
         a.phases.len(),
-    );
-    let _ = writeln!(
-        s,
-        "{WHAT_PUSH_IS}\n\n## The claims\n\n\
-         A verdict: **holds** when the model the claim favours is better by more than the \
-         run-to-run spread, **does not hold** when the other is, **no difference** within it. \
-         The spread is measured: each experiment ran {} times (the idle window in two halves) \
-         and the spread is the larger relative difference between one model's repeats. Where a \
-         claim rests on several figures, the verdict is the most frequent of theirs (a tie: no \
-         difference); each one is listed under the table.\n",
         o.repeats
     );
     s.push_str(&claims_table(a));
-    let _ = writeln!(s);
     for c in &a.claims {
         let _ = writeln!(s, "- **{}** ({}): {}", c.claim, c.verdict.text(), c.basis);
     }
-    let _ = writeln!(s);
-
+    s.push('\n');
     if let Some(first) = a.latency.first() {
         let _ = writeln!(
             s,
             "## Steady rates: latency and CPU\n\n\
-             Each rate for {} s (at least {} events), both consumers on the same events; the \
-             mean of the repeats, and each figure's spread between repeats. CPU: the consumer \
-             process's user + system time from the producer's start to the consumer's exit (at \
-             low rates mostly its idle cost, which is the point).\n",
+             Each rate for {} s (at least {} events); the mean of the repeats, and the spread between them.\n",
             o.duration,
             first.events.min(20)
         );
-        s.push_str("| rate | producer made, ev/s | p50 ms pull / push | p99 ms pull / push | p99.9 ms pull / push | max ms pull / push | CPU µs/event pull / push | cores pull / push | spread p50 / p99 / CPU |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-        for f in &a.latency {
+        let rows = a.latency.iter().map(|f| {
             let cells = [
                 &f.p50_ms,
                 &f.p99_ms,
@@ -188,33 +150,25 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
                 .map(noise)
                 .join(" / ");
             let (rate, made) = (rate_text(f.rate), values(&f.producer_events_per_second));
-            let _ = writeln!(s, "| {rate} | {made} | {cells} | {noises} |");
-        }
+            format!("{rate} | {made} | {cells} | {noises}")
+        });
+        s.push_str(&md_table("rate | producer made, ev/s | p50 ms pull / push | p99 ms pull / push | p99.9 ms pull / push | max ms pull / push | CPU µs/event pull / push | cores pull / push | spread p50 / p99 / CPU", rows));
         if let Some(f) = a.latency.iter().find(|f| f.events > 0 && f.events < 1000) {
+            let also = when(f.events < 100, || " and so is p99".into());
+            let (rate, n) = (rate_text(f.rate), f.events);
             let _ = writeln!(
                 s,
-                "\nAt {} ({} events) p99.9 is the largest sample{}: the first event of a run \
-                 waits for the idempotent producer's id handshake before it is sent (the same \
-                 event for both models), so the tail at the lowest rates is the producer's start, \
-                 and p50 is the figure that compares the models there.",
-                rate_text(f.rate),
-                f.events,
-                if f.events < 100 { " and so is p99" } else { "" }
+                "At {rate} ({n} events) p99.9 is the largest sample{also}: the producer's start; p50 compares the models there.\n",
             );
         }
-        let _ = writeln!(s, "{}{}", pic("claims-latency.svg"), pic("claims-cpu.svg"));
+        s.push_str(&(pic("claims-latency.svg") + &pic("claims-cpu.svg")));
     }
     if let Some(i) = &a.idle {
-        let c = &i.cpu_ms_per_s;
-        let broker = &i.broker_cpu_ms_per_s;
+        let (c, broker) = (&i.cpu_ms_per_s, &i.broker_cpu_ms_per_s);
         let _ = writeln!(
             s,
-            "## Idle\n\n\
-             Both consumers assigned and positioned, nothing sent for {} s, CPU read from \
-             `/proc` in two halves: pull {} ms of CPU per second (halves {}), push {} (halves \
-             {}); the broker meanwhile {} ms/s (halves {}). Both wake every 100 ms (pull's poll \
-             timeout, push's tick) and librdkafka's fetcher sends a fetch per partition's broker \
-             every `fetch.wait.max.ms`.\n",
+            "## Idle\n\nNothing sent for {} s: pull {} ms of CPU per second (halves {}), push {} \
+             (halves {}); the broker {} ms/s (halves {}).\n",
             i.seconds,
             num(c.mean("pull")),
             values(&c.pull),
@@ -227,107 +181,67 @@ pub fn render(r: &ClaimsRun, a: &Analysis, pictures: &[PathBuf]) -> String {
     let (rate, secs, gap, n) = o.burst;
     let steps: Vec<String> = o.step.0.iter().map(|x| rate_text(*x)).collect();
     let (batch, slow_rate, slow_secs) = o.slow;
-    for (title, f, picture, what) in [
+    let burst = num((rate * secs) as f64);
+    let loads = [
         (
             "Bursts",
             &a.burst,
             "claims-burst.svg",
             format!(
-                "{n} bursts of {} at {} for {secs} s, {gap} s of nothing after each (one producer process per burst)",
-                num((rate * secs) as f64),
-                rate_text(rate),
+                "{n} bursts of {burst} at {} for {secs} s, {gap} s of nothing after each",
+                rate_text(rate)
             ),
         ),
         (
             "Step",
             &a.step,
             "claims-step.svg",
-            format!(
-                "{} for {} s each, one after the other (a producer process per rate)",
-                steps.join(" → "),
-                o.step.1
-            ),
+            format!("{} for {} s each", steps.join(" → "), o.step.1),
         ),
         (
             "Slow sink",
             &a.slow,
             "claims-slow.svg",
             format!(
-                "the consumers with --batch-size {batch} (one SQLite transaction per {batch} event(s)), offered {} for {slow_secs} s",
-                rate_text(slow_rate),
+                "--batch-size {batch}, offered {} for {slow_secs} s",
+                rate_text(slow_rate)
             ),
         ),
-    ] {
+    ];
+    for (title, f, picture, what) in loads {
         let Some(f) = f else { continue };
+        let (events, made) = (num(f.events as f64), values(&f.segment_rates));
         let _ = writeln!(
             s,
-            "## {title}\n\n\
-             {what}; {} events per repeat; the producer made {} ev/s per segment (first repeat). \
-             Lag: the topic's end minus the group's offset in Kafka, sampled every 250 ms; RSS \
-             sampled from `/proc` every 250 ms.\n",
-            num(f.events as f64),
-            values(&f.segment_rates)
+            "## {title}\n\n{what}; {events} events per repeat; the producer made {made} ev/s per segment (first repeat).\n",
         );
-        load_table(&mut s, f);
-        let _ = writeln!(s, "{}", pic(picture));
+        s.push_str(&(load_table(f) + &pic(picture)));
     }
     if !a.scale.is_empty() {
         let _ = writeln!(
             s,
-            "## Scale-out\n\n\
-             Each group drains its own fresh topic of {} partitions holding {} events, written \
-             before its instances start; the instances start together, each with its own \
-             database (`-X heartbeat.interval.ms=100`, so a member learns of a rebalance within \
-             100 ms; the first to join holds every partition until then), and exit 3 s after \
-             the backlog is drained. The databases are verified as one with `ledger`. Group \
-             events/s: the events over the span from the first instance's assignment until the \
-             group's lag was 0 (lag sampled every 250 ms); join: from the start until every \
-             instance had partitions; drain: from the start until the lag was 0; rebalances: \
-             assignments beyond one per instance, and revocations logged.\n",
+            "## Scale-out\n\nEach group drains its own topic of {} partitions holding {} events.\n",
             st.partitions,
             num(o.scale.0 as f64),
         );
-        s.push_str("| instances | group ev/s pull | push | join s pull / push | drain s pull / push | rebalances pull / push |\n|--:|--:|--:|--:|--:|--:|\n");
-        for f in &a.scale {
+        let rows = a.scale.iter().map(|f| {
             let eps = &f.events_per_second;
             let cells = [&f.join_s, &f.drain_s, &f.rebalances]
                 .map(all_values)
                 .join(" | ");
             let (k, pull, push) = (f.instances, values(&eps.pull), values(&eps.push));
-            let _ = writeln!(s, "| {k} | {pull} | {push} | {cells} |");
-        }
-        let _ = writeln!(s);
+            format!("{k} | {pull} | {push} | {cells}")
+        });
+        s.push_str(&md_table("instances | group ev/s pull | push | join s pull / push | drain s pull / push | rebalances pull / push", rows));
         for (phase, per) in a.scale.iter().flat_map(|f| &f.per_instance) {
             let _ = writeln!(s, "- {phase}: events per instance {per:?}");
         }
-        let _ = writeln!(s);
+        s.push('\n');
     }
-    if let Some(o) = &a.outage {
-        let (drain, max) = (&o.drain_events_per_second, &o.max_ms);
-        let _ = writeln!(
-            s,
-            "## Consumer outage\n\n\
-             The producer offered {} while no consumer ran; both started after it finished and \
-             drained. The producer made {} ev/s, acknowledgement tail {} ms, CPU {} s; in the \
-             steady-rate phases at the same rate with both consumers live: {} ev/s, tail {} ms, \
-             CPU {} s. After the outage pull drained at {} ev/s, push at {}; the oldest event \
-             waited {} / {} s.\n",
-            rate_text(o.rate),
-            num(o.producer_events_per_second),
-            num(o.producer_tail_ms),
-            num(o.producer_cpu_s),
-            values(&o.live_producer_events_per_second),
-            values(&o.live_producer_tail_ms),
-            values(&o.live_producer_cpu_s),
-            num(drain.mean("pull")),
-            num(drain.mean("push")),
-            num(max.mean("pull") / 1e3),
-            num(max.mean("push") / 1e3),
-        );
-    }
-    s.push_str("## Phases\n\n| phase | verification | seconds |\n|---|---|--:|\n");
-    for (name, v, secs) in &a.phases {
-        let _ = writeln!(s, "| {name} | {v} | {secs:.0} |");
-    }
-    s
+    s.push_str("## Phases\n\n");
+    let rows = a
+        .phases
+        .iter()
+        .map(|(name, v, secs)| format!("{name} | {v} | {secs:.0}"));
+    s + &md_table("phase | verification | seconds", rows)
 }

@@ -15,7 +15,6 @@ pub enum Better {
     Higher,
 }
 
-/// What the figures say about a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     /// The model the claim favours is better by more than the noise.

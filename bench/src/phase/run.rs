@@ -15,7 +15,6 @@ use super::sampler::{EVERY, Lags, Sampler, Tracked};
 use super::{ConsumerRun, Env, PhaseRun, PhaseSpec, SegmentRun, drain_limit};
 use crate::machine::cpu_seconds;
 use crate::stats::{ConsumerStats, ProducerStats, read_json};
-use crate::topics;
 
 /// After all are ready: their first fetches, before the first event.
 const READY_MARGIN: Duration = Duration::from_millis(500);
@@ -47,7 +46,7 @@ pub fn run(env: &Env, spec: &PhaseSpec, first_id: u64) -> anyhow::Result<PhaseRu
     let topic = env.topic(&spec.name);
     env.create_topic(&topic)?;
     let run = run_on(env, spec, &dir, &topic, first_id);
-    topics::delete(&env.settings.brokers, &topic);
+    env.delete_topic(&topic);
     run
 }
 

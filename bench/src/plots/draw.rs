@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 pub const PULL: RGBColor = RGBColor(31, 119, 180);
@@ -41,6 +42,32 @@ pub fn svg(
     root.fill(&WHITE).map_err(err)?;
     f(&root)?;
     root.present().map_err(err)
+}
+
+/// A linear chart on `area`, `x` against `0..y_hi`, the y values
+/// labelled by [`human`].
+pub fn linear<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    (x, y_hi): (std::ops::Range<f64>, f64),
+    (x_desc, y_desc): (&str, &str),
+) -> anyhow::Result<Chart<'a, 'b, RangedCoordf64, RangedCoordf64>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 17))
+        .margin(10)
+        .x_label_area_size(38)
+        .y_label_area_size(75)
+        .build_cartesian_2d(x, 0.0..y_hi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| human(*v))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
 }
 
 /// A line of `points` with its legend entry; with `marker` Some(k), a mark

@@ -52,32 +52,15 @@ pub fn reading(r: &Results) -> Vec<String> {
             push.backlog.events_per_second,
         );
         if a > 0.0 && b > 0.0 {
-            let mut p = format!(
-                "Backlog: pull drained {} events/s, push {} events/s ({})",
-                eps(a),
-                eps(b),
-                versus("pull", a, "push", b)
-            );
-            if let Some(c) = &r.ceilings
-                && let Some(lower) = c.lower_events_per_second
-            {
-                let _ = write!(
-                    p,
-                    "; the lower ceiling, {} at {} events/s, was reached to {} by pull and {} by push",
-                    c.lower,
-                    eps(lower),
-                    pct(pull.fraction_of_ceiling),
-                    pct(push.fraction_of_ceiling)
-                );
-            }
             let per_million = |f: &Figures| f.cpu_seconds / (f.events.max(1) as f64 / 1e6);
             let (cp, cu) = (per_million(&pull.backlog), per_million(&push.backlog));
-            let _ = write!(
-                p,
-                "; CPU per million events pull {cp:.2} s, push {cu:.2} s ({}).",
+            out.push(format!(
+                "Backlog: pull drained {} events/s, push {} events/s ({}); CPU per million events pull {cp:.2} s, push {cu:.2} s ({}).",
+                eps(a),
+                eps(b),
+                versus("pull", a, "push", b),
                 versus("pull", cp, "push", cu)
-            );
-            out.push(p);
+            ));
         }
     }
     for live in &r.live {
@@ -102,16 +85,6 @@ pub fn reading(r: &Results) -> Vec<String> {
             num(b),
             num(sat.pull_max_rate_keeping_pace.unwrap_or(0)),
             num(sat.push_max_rate_keeping_pace.unwrap_or(0))
-        ));
-    }
-    if let Some(p) = &r.producer
-        && let (Some(raw), Some(ratio)) = (p.raw_events_per_second, p.ratio_to_raw)
-    {
-        out.push(format!(
-            "Producer: {} events/s, {:.0}% of its raw ceiling ({} events/s with pre-encoded payloads).",
-            eps(p.events_per_second),
-            ratio * 100.0,
-            eps(raw)
         ));
     }
     let peak = |m: &str| r.peak_rss_bytes.get(m).copied().unwrap_or(0);

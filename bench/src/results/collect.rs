@@ -129,15 +129,14 @@ impl Results {
         let mut steps: Vec<LiveResult> = Vec::new();
         for phase_dir in verify::phase_dirs(dir).unwrap_or_default() {
             let phase = verify::file_name(&phase_dir);
-            let (sweep, rate) = match (
-                phase.strip_prefix("live-"),
-                phase.strip_prefix("saturation-"),
-            ) {
-                (Some(x), _) => (false, x.parse::<u64>().ok()),
-                (_, Some(x)) => (true, x.parse::<u64>().ok()),
+            let (sweep, rate) = match phase.split_once('-') {
+                Some(("live", rate)) => (false, rate),
+                Some(("saturation", rate)) => (true, rate),
                 _ => continue,
             };
-            let Some(rate) = rate else { continue };
+            let Ok(rate) = rate.parse::<u64>() else {
+                continue;
+            };
             let live = self.collect_live_phase(&phase_dir, &phase, rate, sweep)?;
             if sweep {
                 steps.push(live);
@@ -249,8 +248,7 @@ impl Results {
                 .run
                 .db_bytes
                 .get(&format!("{key}.db"))
-                .copied()
-                .unwrap_or(0),
+                .map_or(0, |b| *b),
             dead_letters: s.dead_letters,
             batches: s.batches,
             exit_reason: s.exit_reason.name().to_string(),

@@ -14,7 +14,7 @@ pub(super) fn raw_to_throwaway_topic(
     let topic = ctx.env.topic(name);
     ctx.env.create_topic(&topic)?;
     let f = ctx.env.producer(dir, name, &topic, (count, 0), 1, true);
-    topics::delete(&ctx.env.settings.brokers, &topic);
+    ctx.env.delete_topic(&topic);
     f
 }
 
@@ -160,7 +160,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
         remove_db(&scratch);
         remove_db(&bare_scratch);
     }
-    topics::delete(&ctx.env.settings.brokers, &topic);
+    ctx.env.delete_topic(&topic);
 
     ctx.step(phase, "verification of pull.db and push.db", |ctx| {
         ctx.verify_phase(phase, &dir)

@@ -48,13 +48,29 @@ pub fn refused_before_any_broker(what: &str, cmd: &mut Command) -> (String, Stri
 /// Runs `cmd` (`what`) on a private Apache Kafka that it starts and stops
 /// itself, and asserts that it passed verification; returns its output,
 /// readable.
-pub fn passes_on_private_kafka(what: &str, cmd: &mut Command, run_dir: &Path) -> String {
+fn passes_on_private_kafka(what: &str, cmd: &mut Command, run_dir: &Path) -> String {
     let o = on_private_kafka(cmd, run_dir).output().expect(what);
     let log = show(what, &o);
     assert!(o.status.success(), "{log}");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("verification PASS"), "{log}");
     log
+}
+
+/// `scripts/bench.sh ARGS --out <temp>/<name>` (`args` split at spaces)
+/// on a private Apache Kafka, passed: the temp directory (removed when
+/// dropped), the output and broker run directories, and the output.
+pub fn passes_in_temp_dir(
+    what: &str,
+    args: &str,
+    name: &str,
+) -> (tempfile::TempDir, PathBuf, PathBuf, String) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (out, run_dir) = (tmp.path().join(name), tmp.path().join("broker"));
+    let mut cmd = bench_sh();
+    cmd.args(args.split(' ')).arg("--out").arg(&out);
+    let log = passes_on_private_kafka(what, &mut cmd, &run_dir);
+    (tmp, out, run_dir, log)
 }
 
 /// `cmd` with a private Apache Kafka on free ports, its run directory

@@ -96,7 +96,6 @@ pub struct OutageFigures {
     pub max_ms: Pair,
 }
 
-/// One line of the claims table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClaimRow {
     pub claim: String,
@@ -158,7 +157,6 @@ pub fn values(v: &[f64]) -> String {
     joined(v.iter().map(|x| num(*x)), ", ")
 }
 
-/// `items` joined with `sep`.
 pub fn joined(items: impl Iterator<Item = String>, sep: &str) -> String {
     items.collect::<Vec<_>>().join(sep)
 }

@@ -216,10 +216,7 @@ impl ExactlyOnceContext {
                 plan.join(" ")
             }
         );
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
+        let cooperative = cooperative(consumer);
         let result = if cooperative {
             consumer.incremental_assign(tpl)
         } else {
@@ -408,10 +405,7 @@ impl ExactlyOnceContext {
                 ),
             }
         }
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
+        let cooperative = cooperative(consumer);
         let result = if cooperative {
             consumer.incremental_unassign(tpl)
         } else {
@@ -433,6 +427,15 @@ impl ExactlyOnceContext {
             }
         });
     }
+}
+
+/// Whether the group rebalances cooperatively (incremental assign and
+/// unassign) rather than eagerly (everything revoked, then assigned).
+fn cooperative(consumer: &BaseConsumer<ExactlyOnceContext>) -> bool {
+    matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    )
 }
 
 impl ClientContext for ExactlyOnceContext {

@@ -17,7 +17,7 @@ use crate::stats::{
 use crate::verify::{self, Check};
 
 /// What the orchestrator records as it goes (`run.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunRecord {
     pub version: u32,
     pub command: String,
@@ -37,7 +37,7 @@ pub struct RunRecord {
     pub orchestrator_max_rss_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Backlog size (0: skipped).
     pub events: u64,
@@ -261,7 +261,7 @@ pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bo
 }
 
 /// Everything `results.json` holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Results {
     pub verification: String,
     pub checks: Vec<Check>,

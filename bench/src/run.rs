@@ -69,8 +69,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         version: STATS_VERSION,
         command: start.command,
         started_at: start.iso,
-        finished_at: String::new(),
-        wall_seconds: 0.0,
         config: RunConfig {
             events,
             rates: rates.clone(),
@@ -82,11 +80,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
         machine: Machine::probe(),
         broker: start.broker,
-        steps: Vec::new(),
-        db_bytes: Default::default(),
-        exit_codes: Default::default(),
-        failures: Vec::new(),
-        orchestrator_max_rss_bytes: 0,
+        ..Default::default()
     };
     let mut ctx = Ctx {
         args,

@@ -118,7 +118,7 @@ impl ClaimsArgs {
 }
 
 /// Everything a claims run measured: `claims.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClaimsRun {
     pub command: String,
     pub started_at: String,
@@ -166,10 +166,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     let mut record = ClaimsRun {
         command: start.command,
         started_at: start.iso,
-        finished_at: String::new(),
-        wall_seconds: 0.0,
         load_before: loadavg(),
-        load_after: String::new(),
         machine: Machine::probe(),
         broker: start.broker,
         settings: args.common.settings.clone(),
@@ -184,8 +181,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
             scale: (a.scale_events, a.scale_instances.clone()),
             outage: (a.outage_rate, a.outage_seconds),
         },
-        phases: Vec::new(),
-        failures: Vec::new(),
+        ..Default::default()
     };
     let env = start.env;
     let out = &env.out;

@@ -14,15 +14,8 @@ impl Results {
             checks,
             benchmark_wall_seconds: run.wall_seconds,
             run,
-            pull: None,
-            push: None,
-            producer: None,
-            ceilings: None,
             queries: read_opt(&dir.join("queries.json"))?,
-            live: Vec::new(),
-            saturation: None,
-            settings: Reported::default(),
-            peak_rss_bytes: BTreeMap::new(),
+            ..Default::default()
         };
         let backlog = dir.join("backlog");
         r.collect_producer(&backlog)?;

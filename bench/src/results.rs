@@ -12,7 +12,7 @@ use crate::machine::{BrokerInfo, Machine, ProcUsage};
 use crate::queries::QueryStats;
 use crate::settings::Settings;
 use crate::stats::{
-    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, read_json,
+    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, read_stats,
 };
 use crate::verify::{self, Check};
 
@@ -285,7 +285,7 @@ mod collect;
 /// A stats file a failed or skipped step may not have written (one of
 /// another format version is an error).
 fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
-    path.is_file().then(|| read_json(path)).transpose()
+    Ok(path.is_file().then(|| read_stats(path)).transpose()?)
 }
 
 #[cfg(test)]

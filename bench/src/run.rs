@@ -35,7 +35,7 @@ use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
 use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
+use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_stats};
 use crate::verify::{self, Check};
 use crate::{plots, queries, report};
 use testkit::procs::{Finished, Proc};

@@ -14,7 +14,7 @@ use super::checks::merge;
 use super::sampler::{EVERY, Lags, Sampler, Tracked};
 use super::{ConsumerRun, Env, PhaseRun, PhaseSpec, SegmentRun, drain_limit};
 use crate::machine::cpu_seconds;
-use crate::stats::{ConsumerStats, ProducerStats, read_json};
+use crate::stats::{ConsumerStats, ProducerStats, read_stats};
 
 /// After all are ready: their first fetches, before the first event.
 const READY_MARGIN: Duration = Duration::from_millis(500);
@@ -183,7 +183,7 @@ fn run_on(
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
         }
-        match read_json::<ProducerStats>(&dir.join(format!("{name}.json"))) {
+        match read_stats::<ProducerStats>(&dir.join(format!("{name}.json"))) {
             Ok(p) => {
                 segments.push(SegmentRun {
                     rate: seg.rate,
@@ -232,7 +232,7 @@ fn run_on(
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
         }
-        let stats: ConsumerStats = match read_json(&dir.join(format!("{}.json", proc.name))) {
+        let stats: ConsumerStats = match read_stats(&dir.join(format!("{}.json", proc.name))) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(format!("{}: {e:#}", spec.name));

@@ -7,7 +7,7 @@ impl Results {
     /// The backlog phase (producer, ceilings, both consumers), then every
     /// live and saturation step.
     pub fn collect(dir: &Path) -> anyhow::Result<Results> {
-        let run: RunRecord = read_json(&dir.join("run.json"))?;
+        let run: RunRecord = read_stats(&dir.join("run.json"))?;
         let checks: Vec<Check> = verify::read_checks(&dir.join("verification.json"))?;
         let mut r = Results {
             verification: verify::verdict(&checks).to_string(),

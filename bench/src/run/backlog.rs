@@ -40,7 +40,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             |ctx| {
                 let f = raw_to_throwaway_topic(ctx, &dir, name, count)?;
                 ctx.finished(phase, &f)?;
-                let p: ProducerStats = read_json(&dir.join(format!("{name}.json")))?;
+                let p: ProducerStats = read_stats(&dir.join(format!("{name}.json")))?;
                 eprintln!("    raw ceiling {:.0} events/s", p.events_per_second);
                 Ok(())
             },
@@ -57,7 +57,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 .env
                 .producer(&dir, "producer", &topic, (n, 0), 1, false)?;
             ctx.finished(phase, &f)?;
-            let p: ProducerStats = read_json(&dir.join("producer.json"))?;
+            let p: ProducerStats = read_stats(&dir.join("producer.json"))?;
             eprintln!(
                 "    acknowledged {} events in {:.2}s: {:.0} events/s",
                 p.events_acknowledged, p.wall_seconds, p.events_per_second
@@ -127,7 +127,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let f = ctx.env.consumer(model, name, &dir, &args)?.finish_within(drain_limit(acked))?;
                 ctx.record_db(phase, name, &args.db);
                 ctx.finished(phase, &f)?;
-                let s: ConsumerStats = read_json(&dir.join(format!("{name}.json")))?;
+                let s: ConsumerStats = read_stats(&dir.join(format!("{name}.json")))?;
                 eprintln!(
                     "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
                     s.events_committed,
@@ -184,7 +184,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 let limit = Duration::from_secs(3600);
                 let f = bench_child(&dir, "queries", "queries", &args, limit)?;
                 ctx.finished(phase, &f)?;
-                let q: queries::QueryStats = read_json(&json)?;
+                let q: queries::QueryStats = read_stats(&json)?;
                 eprintln!(
                     "    index built in {:.1}s; 50 latest events p99 {:.3} ms; balance p99 {:.3} ms",
                     q.index_build_seconds, q.latest_events_50.p99_ms, q.account_balance.p99_ms

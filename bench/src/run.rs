@@ -35,9 +35,9 @@ use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
 use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_stats};
+use crate::stats::{ProducerStats, STATS_VERSION, read_stats};
 use crate::verify::{self, Check};
-use crate::{plots, queries, report};
+use crate::{plots, report};
 use testkit::procs::{Finished, Proc};
 
 mod backlog;

@@ -239,17 +239,6 @@ fn run_on(
                 continue;
             }
         };
-        let ms = |us: u64| us as f64 / 1e3;
-        let l = stats.latency_us;
-        eprintln!(
-            "    {}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            proc.name,
-            stats.events_committed,
-            ms(l.p50),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max)
-        );
         let log = std::fs::read_to_string(&f.log).unwrap_or_default();
         let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count() as u64;
         // From the producer's start to the consumer's exit (its start plus

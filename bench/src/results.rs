@@ -191,14 +191,6 @@ pub struct LiveResult {
     pub push: Option<Figures>,
 }
 
-/// Settings that decide latency, as each process reported them.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Reported {
-    pub producer: BTreeMap<String, String>,
-    pub pull: BTreeMap<String, String>,
-    pub push: BTreeMap<String, String>,
-}
-
 /// p99, ms.
 pub const DEFAULT_SATURATION_P99_MS: f64 = 100.0;
 
@@ -273,7 +265,8 @@ pub struct Results {
     pub live: Vec<LiveResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saturation: Option<Saturation>,
-    pub settings: Reported,
+    /// As `producer`, `pull` and `push` reported them.
+    pub settings: BTreeMap<String, BTreeMap<String, String>>,
     /// Per program, over every run of it.
     pub peak_rss_bytes: BTreeMap<String, u64>,
     pub benchmark_wall_seconds: f64,

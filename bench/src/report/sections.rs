@@ -182,8 +182,7 @@ const NEVER_SHOWN: [&str; 4] = [
 ];
 
 pub(super) fn settings_section(r: &Results, s: &mut String) {
-    let st = &r.settings;
-    let all = [&st.producer, &st.pull, &st.push];
+    let all: Vec<_> = r.settings.values().collect();
     let shown = |k: &str, v: &String| v != "[redacted]" && !crate::defaults::is_default(k, v);
     let chosen = |k: &&String| {
         ALWAYS_SHOWN.contains(&k.as_str())

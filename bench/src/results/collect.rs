@@ -15,6 +15,9 @@ impl Results {
             benchmark_wall_seconds: run.wall_seconds,
             run,
             queries: read_opt(&dir.join("queries.json"))?,
+            settings: ["producer", "pull", "push"]
+                .map(|w| (w.into(), BTreeMap::new()))
+                .into(),
             ..Default::default()
         };
         let backlog = dir.join("backlog");
@@ -30,7 +33,7 @@ impl Results {
         let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"))?;
         let raw_producer = RawProducer::read(backlog)?;
         let Some(p) = &producer else { return Ok(()) };
-        self.settings.producer = p.settings.clone();
+        self.reported("producer", &p.settings);
         let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
         let [raw_before, raw_after] = raw_producer.as_ref().map_or([None; 2], |s| s.halves);
         self.producer = Some(ProducerResult {
@@ -92,7 +95,7 @@ impl Results {
                 read_opt(&backlog.join(format!("{}.json", model.name())))?;
             let Some(stats) = stats else { continue };
             let figures = self.figures("backlog", model, &stats);
-            let settings = stats.settings.flat();
+            self.reported(model.name(), &stats.settings.flat());
             let result = ModelResult {
                 fraction_of_ceiling: ceiling
                     .filter(|&c| c > 0.0)
@@ -101,20 +104,23 @@ impl Results {
                 backlog: figures,
                 live: Vec::new(),
             };
-            let (slot, reported) = self.model_mut(model);
-            *reported = settings;
-            *slot = Some(result);
+            *self.model_mut(model) = Some(result);
         }
         Ok(())
     }
 
-    fn model_mut(
-        &mut self,
-        model: Model,
-    ) -> (&mut Option<ModelResult>, &mut BTreeMap<String, String>) {
+    fn model_mut(&mut self, model: Model) -> &mut Option<ModelResult> {
         match model {
-            Model::Pull => (&mut self.pull, &mut self.settings.pull),
-            Model::Push => (&mut self.push, &mut self.settings.push),
+            Model::Pull => &mut self.pull,
+            Model::Push => &mut self.push,
+        }
+    }
+
+    /// The settings `who` reported, unless an earlier phase's are there.
+    fn reported(&mut self, who: &str, settings: &BTreeMap<String, String>) {
+        let slot = self.settings.entry(who.into()).or_default();
+        if slot.is_empty() {
+            slot.clone_from(settings);
         }
     }
 
@@ -163,9 +169,7 @@ impl Results {
             ..LiveResult::default()
         };
         if let Some(p) = p {
-            if self.settings.producer.is_empty() {
-                self.settings.producer = p.settings.clone();
-            }
+            self.reported("producer", &p.settings);
             live.produced = p.events_acknowledged;
             live.producer_events_per_second = p.events_per_second;
             live.producer_cpu_seconds = p.cpu_seconds;
@@ -177,11 +181,9 @@ impl Results {
             let Some(stats) = stats else { continue };
             let figures = self.figures(phase, model, &stats);
             if !sweep {
-                let (slot, reported) = self.model_mut(model);
-                if reported.is_empty() {
-                    *reported = stats.settings.flat();
-                }
-                slot.get_or_insert_with(ModelResult::default)
+                self.reported(model.name(), &stats.settings.flat());
+                self.model_mut(model)
+                    .get_or_insert_with(ModelResult::default)
                     .live
                     .push(LiveLatency {
                         rate,
@@ -257,11 +259,7 @@ impl Results {
 
     /// A setting of `producer`, `pull` or `push`, or "–".
     pub fn setting(&self, who: &str, key: &str) -> String {
-        let map = match who {
-            "producer" => &self.settings.producer,
-            "pull" => &self.settings.pull,
-            _ => &self.settings.push,
-        };
-        map.get(key).cloned().unwrap_or_else(|| "–".into())
+        let value = self.settings.get(who).and_then(|m| m.get(key));
+        value.cloned().unwrap_or_else(|| "–".into())
     }
 }

@@ -1,24 +1,7 @@
 //! `bench run`: the phases, in order, each step timed and recorded in
-//! `run.json` as it completes, then the report.
-//!
-//! Layout of the output directory:
-//!
-//! ```text
-//! run.json            what was run, where, each step's duration
-//! verification.json   every check
-//! queries.json        the two store queries on backlog/pull.db
-//! results.json        all figures (what report.md is drawn from)
-//! report.md, *.svg    the report
-//! backlog/            producer.json, producer-raw-{before,after}.json, pull.json, push.json,
-//!                     pull.db, push.db, raw-consume.json,
-//!                     store-insert-{before,after}.json, *.log
-//! live-<rate>/        producer.json, pull.json, push.json, pull.db, push.db,
-//!                     pull.ready, push.ready, *.log
-//! ```
-//!
-//! Every process is started with arguments built from the run's
-//! settings (see [`crate::settings`]); the live producer starts once
-//! both consumers have written their ready files (`--ready-file`).
+//! `run.json` as it completes, then the report. The output directory's
+//! layout: `docs/benchmark.md`, "Stats files". The live producer starts
+//! once both consumers have written their ready files (`--ready-file`).
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -113,7 +113,7 @@ pub struct ProducerResult {
     pub wall_seconds: f64,
     pub events_per_second: f64,
     /// `producer --raw` (pre-encoded payloads), its halves right before and
-    /// right after the producer together.
+    /// right after the producer together: their events over their time.
     pub raw_events_per_second: Option<f64>,
     pub raw_before_events_per_second: Option<f64>,
     pub raw_after_events_per_second: Option<f64>,
@@ -122,39 +122,6 @@ pub struct ProducerResult {
     pub max_rss_bytes: u64,
     pub raw_cpu_seconds: Option<f64>,
     pub raw_max_rss_bytes: Option<u64>,
-}
-
-/// The producer's raw ceiling, from its halves (`producer-raw-before.json`,
-/// `producer-raw-after.json`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawProducer {
-    pub events: u64,
-    /// `events` over the runs' wall time together.
-    pub events_per_second: f64,
-    /// The before and after halves' own rates.
-    pub halves: [Option<f64>; 2],
-    pub cpu_seconds: f64,
-    pub max_rss_bytes: u64,
-}
-
-impl RawProducer {
-    pub fn read(backlog: &Path) -> anyhow::Result<Option<RawProducer>> {
-        let halves: [Option<ProducerStats>; 2] = [
-            read_opt(&backlog.join("producer-raw-before.json"))?,
-            read_opt(&backlog.join("producer-raw-after.json"))?,
-        ];
-        let rates = [0, 1].map(|i| halves[i].as_ref().map(|r| r.events_per_second));
-        let runs: Vec<&ProducerStats> = halves.iter().flatten().collect();
-        let events: u64 = runs.iter().map(|r| r.events_acknowledged).sum();
-        let wall: f64 = runs.iter().map(|r| r.wall_seconds).sum();
-        Ok((wall > 0.0).then(|| RawProducer {
-            events,
-            events_per_second: events as f64 / wall,
-            halves: rates,
-            cpu_seconds: runs.iter().map(|r| r.cpu_seconds).sum(),
-            max_rss_bytes: runs.iter().map(|r| r.max_rss_bytes).max().unwrap_or(0),
-        }))
-    }
 }
 
 /// An insert ceiling's two halves (`{name}-before.json`, `-after.json`)
@@ -296,20 +263,31 @@ mod tests {
         common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
 
+    fn producer(dir: &Path) -> anyhow::Result<ProducerResult> {
+        let mut r = Results::default();
+        r.collect_producer(dir)?;
+        Ok(r.producer.expect("producer.json is there"))
+    }
+
     /// The ceiling is both halves' events over both halves' time, not the
     /// mean of their rates.
     #[test]
     fn the_raw_ceiling_joins_its_two_halves() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(RawProducer::read(dir.path()).unwrap(), None);
+        write(dir.path(), "producer.json", 1_000_000, 1.0, 10);
+        assert_eq!(producer(dir.path()).unwrap().raw_events_per_second, None);
         write(dir.path(), "producer-raw-before.json", 5_000_000, 2.0, 40);
         write(dir.path(), "producer-raw-after.json", 5_000_000, 3.0, 60);
-        let raw = RawProducer::read(dir.path()).unwrap().unwrap();
-        assert_eq!(raw.events, 10_000_000);
-        assert_eq!(raw.events_per_second, 2_000_000.0);
-        assert_eq!(raw.halves, [Some(2_500_000.0), Some(5_000_000.0 / 3.0)]);
-        assert_eq!(raw.cpu_seconds, 4.0);
-        assert_eq!(raw.max_rss_bytes, 60);
+        let p = producer(dir.path()).unwrap();
+        assert_eq!(p.raw_events_per_second, Some(2_000_000.0));
+        assert_eq!(p.ratio_to_raw, Some(0.5));
+        let halves = (
+            p.raw_before_events_per_second,
+            p.raw_after_events_per_second,
+        );
+        assert_eq!(halves, (Some(2_500_000.0), Some(5_000_000.0 / 3.0)));
+        assert_eq!(p.raw_cpu_seconds, Some(4.0));
+        assert_eq!(p.raw_max_rss_bytes, Some(60));
     }
 
     fn write_store(dir: &Path, name: &str, events: u64, commit: f64, rss: u64) {
@@ -358,7 +336,7 @@ mod tests {
             r#"{"mode":"raw","events_acknowledged":3}"#,
         )
         .unwrap();
-        let e = format!("{:#}", RawProducer::read(dir.path()).unwrap_err());
+        let e = format!("{:#}", producer(dir.path()).unwrap_err());
         assert!(e.contains("producer-raw-before.json"), "{e}");
         assert!(e.contains("format version 1"), "{e}");
     }

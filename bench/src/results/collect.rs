@@ -29,27 +29,32 @@ impl Results {
         Ok(r)
     }
 
-    fn collect_producer(&mut self, backlog: &Path) -> anyhow::Result<()> {
+    pub(super) fn collect_producer(&mut self, backlog: &Path) -> anyhow::Result<()> {
         let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"))?;
-        let raw_producer = RawProducer::read(backlog)?;
+        let halves: [Option<ProducerStats>; 2] = [
+            read_opt(&backlog.join("producer-raw-before.json"))?,
+            read_opt(&backlog.join("producer-raw-after.json"))?,
+        ];
         let Some(p) = &producer else { return Ok(()) };
         self.reported("producer", &p.settings);
-        let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
-        let [raw_before, raw_after] = raw_producer.as_ref().map_or([None; 2], |s| s.halves);
+        let raw: Vec<&ProducerStats> = halves.iter().flatten().collect();
+        let wall: f64 = raw.iter().map(|r| r.wall_seconds).sum();
+        let events: u64 = raw.iter().map(|r| r.events_acknowledged).sum();
+        let raw_eps = (wall > 0.0).then(|| events as f64 / wall);
         self.producer = Some(ProducerResult {
             events: p.events_acknowledged,
             wall_seconds: p.wall_seconds,
             events_per_second: p.events_per_second,
             raw_events_per_second: raw_eps,
-            raw_before_events_per_second: raw_before,
-            raw_after_events_per_second: raw_after,
+            raw_before_events_per_second: halves[0].as_ref().map(|r| r.events_per_second),
+            raw_after_events_per_second: halves[1].as_ref().map(|r| r.events_per_second),
             ratio_to_raw: raw_eps
                 .filter(|&x| x > 0.0)
                 .map(|x| p.events_per_second / x),
             cpu_seconds: p.cpu_seconds,
             max_rss_bytes: p.max_rss_bytes,
-            raw_cpu_seconds: raw_producer.as_ref().map(|s| s.cpu_seconds),
-            raw_max_rss_bytes: raw_producer.as_ref().map(|s| s.max_rss_bytes),
+            raw_cpu_seconds: raw_eps.and(Some(raw.iter().map(|r| r.cpu_seconds).sum())),
+            raw_max_rss_bytes: raw_eps.and(raw.iter().map(|r| r.max_rss_bytes).max()),
         });
         Ok(())
     }

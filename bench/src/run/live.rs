@@ -18,8 +18,8 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>) {
             let sat = sat.filter(|s| s.steps.last().is_some_and(|s| s.rate == rate));
             sat.with_context(|| format!("no figures for the saturation step at {rate}/s"))
         });
-        let sat = match sweep {
-            Ok(s) => s,
+        let (sat, step) = match &sweep {
+            Ok(s) => (s, &s.steps[s.steps.len() - 1]),
             Err(e) => {
                 ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
                 break;
@@ -28,20 +28,17 @@ pub(super) fn saturation(ctx: &mut Ctx<'_>) {
         // Every step so far sustained, or kept pace with.
         let held = |max: Option<u64>| max == Some(rate);
         let said = |sustained, paced| match (held(sustained), held(paced)) {
-            (true, _) => "sustains it",
-            (false, true) => "keeps pace, p99 above the bound",
-            _ => "falls behind",
+            (true, _) => "sustains every rate so far",
+            (false, true) => "keeps pace, p99 above the bound at some rate",
+            _ => "has fallen behind",
         };
-        let offered = sat.steps.last().filter(|s| crate::results::offered(s));
         eprintln!(
             "    saturation at {rate}/s: producer {:.0}/s; pull {}, push {}",
-            sat.steps
-                .last()
-                .map_or(0.0, |s| s.producer_events_per_second),
+            step.producer_events_per_second,
             said(sat.pull_max_rate, sat.pull_max_rate_keeping_pace),
             said(sat.push_max_rate, sat.push_max_rate_keeping_pace)
         );
-        if offered.is_none() {
+        if !crate::results::offered(step) {
             eprintln!("    the producer could not offer {rate}/s: the sweep ends here");
             break;
         }

@@ -170,7 +170,8 @@ pub struct Saturation {
     /// The highest rate it [`sustains`], every lower one too.
     pub pull_max_rate: Option<u64>,
     pub push_max_rate: Option<u64>,
-    /// The highest rate it [`keeps_pace`] with, every lower one too.
+    /// The highest rate it keeps pace with (sustains with no bound), every
+    /// lower one too.
     pub pull_max_rate_keeping_pace: Option<u64>,
     pub push_max_rate_keeping_pace: Option<u64>,
 }
@@ -200,23 +201,19 @@ pub fn offered(step: &LiveResult) -> bool {
     step.producer_events_per_second >= 0.9 * step.rate as f64
 }
 
-/// Whether a consumer kept pace with a live step: the producer
-/// [`offered`] the rate, the consumer stored every acknowledged event,
-/// committed at 95% or more of the producer's achieved rate (first message
-/// to last commit: it did not fall behind), and its database passed
-/// verification.
-pub fn keeps_pace(step: &LiveResult, f: Option<&Figures>) -> bool {
+/// Whether a consumer sustained a live step: the producer [`offered`] the
+/// rate, the consumer stored every acknowledged event, committed at 95% or
+/// more of the producer's achieved rate (first message to last commit: it
+/// did not fall behind) and its database passed verification (it kept
+/// pace), and its p99 stayed within the bound (none when infinite).
+pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
     let Some(f) = f else { return false };
     offered(step)
         && step.produced > 0
         && f.events == step.produced
         && f.events_per_second >= 0.95 * step.producer_events_per_second
         && f.verification != "FAIL"
-}
-
-/// [`keeps_pace`], and its p99 stayed within the bound.
-pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
-    keeps_pace(step, f) && f.is_some_and(|f| (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3)
+        && (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3
 }
 
 /// Everything `results.json` holds.

@@ -5,7 +5,7 @@ use super::*;
 
 /// The saturation sweep: live steps (`saturation-<rate>`) at offered rates
 /// doubling from `--saturation-start`, while at least one consumer keeps
-/// pace ([`crate::results::keeps_pace`]; a p99 above the bound alone does
+/// pace ([`crate::results::sustains`] with no bound; a p99 above the bound alone does
 /// not end the sweep, so the picture shows latency across the whole
 /// range) and the producer can offer the rate. Each step's figures are
 /// read back from the run's files as the report will read them.

@@ -14,7 +14,6 @@ pub mod argv;
 pub mod ceilings;
 pub mod claims;
 pub mod cli;
-pub mod defaults;
 pub mod machine;
 pub mod phase;
 pub mod plots;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use crate::claims::analysis::rate_text;
 use crate::results::{Figures, LiveResult, Results};
 use crate::stats::Latency;
 
@@ -75,10 +76,8 @@ pub fn draw_all(r: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let title = format!(
             "Saturation: latency per offered rate (p99 bound {} ms; pull sustains {}, push {})",
             sat.p99_bound_ms,
-            sat.pull_max_rate
-                .map_or("none".into(), |x| format!("{}/s", human(x as f64))),
-            sat.push_max_rate
-                .map_or("none".into(), |x| format!("{}/s", human(x as f64)))
+            sat.pull_max_rate.map_or("none".into(), rate_text),
+            sat.push_max_rate.map_or("none".into(), rate_text)
         );
         live_latency(&sat.steps, &title, &path)?;
         written.push(path);
@@ -169,8 +168,7 @@ fn live_latency(live: &[LiveResult], title: &str, path: &Path) -> anyhow::Result
         let rate = rates
             .get(i as usize)
             .filter(|_| (v - i).abs() < 1e-6 && i >= 0.0);
-        rate.map(|r| format!("{}/s", human(*r as f64)))
-            .unwrap_or_default()
+        rate.map(|r| rate_text(*r)).unwrap_or_default()
     };
     let x = XAxis {
         range: -0.5..rates.len() as f64 - 0.5,
@@ -190,10 +188,8 @@ fn live_throughput(r: &Results, path: &Path) -> anyhow::Result<()> {
                 .filter_map(|(m, f)| f.as_ref().map(|f| (m, f)))
                 .filter(|(_, f)| !f.timeline.is_empty())
                 .collect();
-            let title = format!(
-                "Live at {}/s offered: events committed per second",
-                human(live.rate as f64)
-            );
+            let rate = rate_text(live.rate);
+            let title = format!("Live at {rate} offered: events committed per second");
             throughput_panel(
                 area,
                 &title,

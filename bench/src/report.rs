@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::plots::human;
+use crate::claims::analysis::rate_text;
 use crate::results::{Figures, LiveResult, Results};
 use crate::stats::Latency;
 
@@ -125,7 +125,7 @@ fn phase_rows(r: &Results) -> Vec<(String, &'static str, &Figures, String)> {
         }
     }
     for live in &r.live {
-        let phase = format!("live {}/s", human(live.rate as f64));
+        let phase = format!("live {}", rate_text(live.rate));
         for (model, f) in [("pull", &live.pull), ("push", &live.push)] {
             if let Some(f) = f {
                 rows.push((phase.clone(), model, f, "–".into()));

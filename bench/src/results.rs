@@ -12,12 +12,12 @@ use crate::machine::{BrokerInfo, Machine, ProcUsage};
 use crate::queries::QueryStats;
 use crate::settings::Settings;
 use crate::stats::{
-    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, read_json,
+    ConsumerStats, Latency, ProducerStats, RawConsumeStats, StoreInsertStats, read_stats,
 };
 use crate::verify::{self, Check};
 
 /// What the orchestrator records as it goes (`run.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunRecord {
     pub version: u32,
     pub command: String,
@@ -37,7 +37,7 @@ pub struct RunRecord {
     pub orchestrator_max_rss_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunConfig {
     /// Backlog size (0: skipped).
     pub events: u64,
@@ -113,7 +113,7 @@ pub struct ProducerResult {
     pub wall_seconds: f64,
     pub events_per_second: f64,
     /// `producer --raw` (pre-encoded payloads), its halves right before and
-    /// right after the producer together.
+    /// right after the producer together: their events over their time.
     pub raw_events_per_second: Option<f64>,
     pub raw_before_events_per_second: Option<f64>,
     pub raw_after_events_per_second: Option<f64>,
@@ -122,39 +122,6 @@ pub struct ProducerResult {
     pub max_rss_bytes: u64,
     pub raw_cpu_seconds: Option<f64>,
     pub raw_max_rss_bytes: Option<u64>,
-}
-
-/// The producer's raw ceiling, from its halves (`producer-raw-before.json`,
-/// `producer-raw-after.json`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawProducer {
-    pub events: u64,
-    /// `events` over the runs' wall time together.
-    pub events_per_second: f64,
-    /// The before and after halves' own rates.
-    pub halves: [Option<f64>; 2],
-    pub cpu_seconds: f64,
-    pub max_rss_bytes: u64,
-}
-
-impl RawProducer {
-    pub fn read(backlog: &Path) -> anyhow::Result<Option<RawProducer>> {
-        let halves: [Option<ProducerStats>; 2] = [
-            read_opt(&backlog.join("producer-raw-before.json"))?,
-            read_opt(&backlog.join("producer-raw-after.json"))?,
-        ];
-        let rates = [0, 1].map(|i| halves[i].as_ref().map(|r| r.events_per_second));
-        let runs: Vec<&ProducerStats> = halves.iter().flatten().collect();
-        let events: u64 = runs.iter().map(|r| r.events_acknowledged).sum();
-        let wall: f64 = runs.iter().map(|r| r.wall_seconds).sum();
-        Ok((wall > 0.0).then(|| RawProducer {
-            events,
-            events_per_second: events as f64 / wall,
-            halves: rates,
-            cpu_seconds: runs.iter().map(|r| r.cpu_seconds).sum(),
-            max_rss_bytes: runs.iter().map(|r| r.max_rss_bytes).max().unwrap_or(0),
-        }))
-    }
 }
 
 /// An insert ceiling's two halves (`{name}-before.json`, `-after.json`)
@@ -191,14 +158,6 @@ pub struct LiveResult {
     pub push: Option<Figures>,
 }
 
-/// Settings that decide latency, as each process reported them.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Reported {
-    pub producer: BTreeMap<String, String>,
-    pub pull: BTreeMap<String, String>,
-    pub push: BTreeMap<String, String>,
-}
-
 /// p99, ms.
 pub const DEFAULT_SATURATION_P99_MS: f64 = 100.0;
 
@@ -211,7 +170,8 @@ pub struct Saturation {
     /// The highest rate it [`sustains`], every lower one too.
     pub pull_max_rate: Option<u64>,
     pub push_max_rate: Option<u64>,
-    /// The highest rate it [`keeps_pace`] with, every lower one too.
+    /// The highest rate it keeps pace with (sustains with no bound), every
+    /// lower one too.
     pub pull_max_rate_keeping_pace: Option<u64>,
     pub push_max_rate_keeping_pace: Option<u64>,
 }
@@ -241,27 +201,23 @@ pub fn offered(step: &LiveResult) -> bool {
     step.producer_events_per_second >= 0.9 * step.rate as f64
 }
 
-/// Whether a consumer kept pace with a live step: the producer
-/// [`offered`] the rate, the consumer stored every acknowledged event,
-/// committed at 95% or more of the producer's achieved rate (first message
-/// to last commit: it did not fall behind), and its database passed
-/// verification.
-pub fn keeps_pace(step: &LiveResult, f: Option<&Figures>) -> bool {
+/// Whether a consumer sustained a live step: the producer [`offered`] the
+/// rate, the consumer stored every acknowledged event, committed at 95% or
+/// more of the producer's achieved rate (first message to last commit: it
+/// did not fall behind) and its database passed verification (it kept
+/// pace), and its p99 stayed within the bound (none when infinite).
+pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
     let Some(f) = f else { return false };
     offered(step)
         && step.produced > 0
         && f.events == step.produced
         && f.events_per_second >= 0.95 * step.producer_events_per_second
         && f.verification != "FAIL"
-}
-
-/// [`keeps_pace`], and its p99 stayed within the bound.
-pub fn sustains(step: &LiveResult, f: Option<&Figures>, p99_bound_ms: f64) -> bool {
-    keeps_pace(step, f) && f.is_some_and(|f| (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3)
+        && (f.latency_us.p99 as f64) <= p99_bound_ms * 1e3
 }
 
 /// Everything `results.json` holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Results {
     pub verification: String,
     pub checks: Vec<Check>,
@@ -273,7 +229,8 @@ pub struct Results {
     pub live: Vec<LiveResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saturation: Option<Saturation>,
-    pub settings: Reported,
+    /// As `producer`, `pull` and `push` reported them.
+    pub settings: BTreeMap<String, BTreeMap<String, String>>,
     /// Per program, over every run of it.
     pub peak_rss_bytes: BTreeMap<String, u64>,
     pub benchmark_wall_seconds: f64,
@@ -285,7 +242,7 @@ mod collect;
 /// A stats file a failed or skipped step may not have written (one of
 /// another format version is an error).
 fn read_opt<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
-    path.is_file().then(|| read_json(path)).transpose()
+    Ok(path.is_file().then(|| read_stats(path)).transpose()?)
 }
 
 #[cfg(test)]
@@ -303,20 +260,31 @@ mod tests {
         common::stats::write_json(&dir.join(name), &stats).unwrap();
     }
 
+    fn producer(dir: &Path) -> anyhow::Result<ProducerResult> {
+        let mut r = Results::default();
+        r.collect_producer(dir)?;
+        Ok(r.producer.expect("producer.json is there"))
+    }
+
     /// The ceiling is both halves' events over both halves' time, not the
     /// mean of their rates.
     #[test]
     fn the_raw_ceiling_joins_its_two_halves() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(RawProducer::read(dir.path()).unwrap(), None);
+        write(dir.path(), "producer.json", 1_000_000, 1.0, 10);
+        assert_eq!(producer(dir.path()).unwrap().raw_events_per_second, None);
         write(dir.path(), "producer-raw-before.json", 5_000_000, 2.0, 40);
         write(dir.path(), "producer-raw-after.json", 5_000_000, 3.0, 60);
-        let raw = RawProducer::read(dir.path()).unwrap().unwrap();
-        assert_eq!(raw.events, 10_000_000);
-        assert_eq!(raw.events_per_second, 2_000_000.0);
-        assert_eq!(raw.halves, [Some(2_500_000.0), Some(5_000_000.0 / 3.0)]);
-        assert_eq!(raw.cpu_seconds, 4.0);
-        assert_eq!(raw.max_rss_bytes, 60);
+        let p = producer(dir.path()).unwrap();
+        assert_eq!(p.raw_events_per_second, Some(2_000_000.0));
+        assert_eq!(p.ratio_to_raw, Some(0.5));
+        let halves = (
+            p.raw_before_events_per_second,
+            p.raw_after_events_per_second,
+        );
+        assert_eq!(halves, (Some(2_500_000.0), Some(5_000_000.0 / 3.0)));
+        assert_eq!(p.raw_cpu_seconds, Some(4.0));
+        assert_eq!(p.raw_max_rss_bytes, Some(60));
     }
 
     fn write_store(dir: &Path, name: &str, events: u64, commit: f64, rss: u64) {
@@ -365,7 +333,7 @@ mod tests {
             r#"{"mode":"raw","events_acknowledged":3}"#,
         )
         .unwrap();
-        let e = format!("{:#}", RawProducer::read(dir.path()).unwrap_err());
+        let e = format!("{:#}", producer(dir.path()).unwrap_err());
         assert!(e.contains("producer-raw-before.json"), "{e}");
         assert!(e.contains("format version 1"), "{e}");
     }

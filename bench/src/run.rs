@@ -1,24 +1,7 @@
 //! `bench run`: the phases, in order, each step timed and recorded in
-//! `run.json` as it completes, then the report.
-//!
-//! Layout of the output directory:
-//!
-//! ```text
-//! run.json            what was run, where, each step's duration
-//! verification.json   every check
-//! queries.json        the two store queries on backlog/pull.db
-//! results.json        all figures (what report.md is drawn from)
-//! report.md, *.svg    the report
-//! backlog/            producer.json, producer-raw-{before,after}.json, pull.json, push.json,
-//!                     pull.db, push.db, raw-consume.json,
-//!                     store-insert-{before,after}.json, *.log
-//! live-<rate>/        producer.json, pull.json, push.json, pull.db, push.db,
-//!                     pull.ready, push.ready, *.log
-//! ```
-//!
-//! Every process is started with arguments built from the run's
-//! settings (see [`crate::settings`]); the live producer starts once
-//! both consumers have written their ready files (`--ready-file`).
+//! `run.json` as it completes, then the report. The output directory's
+//! layout: `docs/benchmark.md`, "Stats files". The live producer starts
+//! once both consumers have written their ready files (`--ready-file`).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -35,9 +18,9 @@ use crate::cli::{QueryArgs, RunArgs};
 use crate::machine::{Machine, ProcSampler};
 use crate::phase::{self, Env, PhaseSpec, Segment, drain_limit};
 use crate::results::{Results, RunConfig, RunRecord, Step};
-use crate::stats::{ConsumerStats, ProducerStats, STATS_VERSION, read_json};
+use crate::stats::{ProducerStats, STATS_VERSION, read_stats};
 use crate::verify::{self, Check};
-use crate::{plots, queries, report};
+use crate::{plots, report};
 use testkit::procs::{Finished, Proc};
 
 mod backlog;
@@ -69,8 +52,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         version: STATS_VERSION,
         command: start.command,
         started_at: start.iso,
-        finished_at: String::new(),
-        wall_seconds: 0.0,
         config: RunConfig {
             events,
             rates: rates.clone(),
@@ -82,11 +63,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
         machine: Machine::probe(),
         broker: start.broker,
-        steps: Vec::new(),
-        db_bytes: Default::default(),
-        exit_codes: Default::default(),
-        failures: Vec::new(),
-        orchestrator_max_rss_bytes: 0,
+        ..Default::default()
     };
     let mut ctx = Ctx {
         args,

@@ -18,7 +18,7 @@ use crate::cli::{ConsumeArgs, StoreArgs};
 
 const PRODUCER_TIMEOUT_S: u64 = 60;
 
-#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]
 pub struct Settings {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]

@@ -1,11 +1,9 @@
 //! The stats files of the ceilings, versioned like the producer's and the
-//! consumers' (`common::stats`), and [`read_json`], which reads any of them.
+//! consumers' (`common::stats`), whose [`read_stats`] reads any of them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 pub use common::stats::{ConsumerStats, Latency, ProducerStats, STATS_VERSION, read_stats};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Written by `bench ceiling-consume`: the raw consume rate, no storage.
@@ -92,9 +90,4 @@ pub(crate) fn rate(n: u64, seconds: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// Reads a stats file of the current version.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    Ok(read_stats(path)?)
 }

@@ -13,7 +13,7 @@ pub use testkit::verify::{Check, check_producer, totals, verdict};
 
 use crate::cli::CheckPhaseArgs;
 use crate::run::bench_child;
-use crate::stats::{ProducerStats, read_json};
+use crate::stats::{ProducerStats, read_stats};
 
 /// Verifies a phase in a child process (`bench check-phase`): a summary
 /// scan of a large database grows SQLite's page cache, and every process
@@ -46,7 +46,7 @@ pub fn verdict_of(checks: &[Check], phase: &str, model: &str) -> &'static str {
 /// one core's work).
 pub fn check_phase(dir: &Path) -> anyhow::Result<Vec<Check>> {
     let phase = file_name(dir);
-    let producer: ProducerStats = read_json(&dir.join("producer.json"))?;
+    let producer: ProducerStats = read_stats(&dir.join("producer.json"))?;
     let mut checks = vec![check_producer(&phase, &producer)];
     let there = |model: &str| {
         ["db", "json", "log"]

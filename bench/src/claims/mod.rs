@@ -1,21 +1,10 @@
 //! `bench claims` (`scripts/bench.sh --claims`): each claim commonly made
-//! about push against pull consumption, tested by a measurement on one
-//! broker, with a verdict.
-//!
-//! | claim | experiment ([`experiments`], `--only`) |
-//! |---|---|
-//! | push has lower latency | `latency`: steady rates from 1 to 100k events/s, repeated |
-//! | pull uses more CPU | the same phases' CPU per event, and `idle` |
-//! | pull for variable rates, push for steady | `burst`, `step` |
-//! | push is hard to manage under load | `slow`: a slow sink |
-//! | pull scales more easily | `scale`: 1, 2, 3 instances per group |
-//! | push couples producer and consumer | `outage` |
-//!
-//! Every experiment is made of [`phase`]s. [`analysis`] turns them into
+//! about push against pull, tested by an experiment ([`experiments`],
+//! `--only`) made of [`phase`]s on one broker. [`analysis`] turns them into
 //! figures and verdicts ([`verdict`]: the noise is the spread between two
-//! measurements of the same thing), [`report`] and [`plots`] write
-//! `claims.md` and its pictures next to `claims.json`. What "push" is here:
-//! `docs/benchmark.md`.
+//! measurements of the same thing); [`report`] and [`plots`] write
+//! `claims.md` next to `claims.json`. The claims, their experiments and
+//! what "push" is here: `docs/benchmark.md`, "Push or pull, answered".
 
 pub mod analysis;
 pub mod experiments;
@@ -118,7 +107,7 @@ impl ClaimsArgs {
 }
 
 /// Everything a claims run measured: `claims.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClaimsRun {
     pub command: String,
     pub started_at: String,
@@ -166,10 +155,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
     let mut record = ClaimsRun {
         command: start.command,
         started_at: start.iso,
-        finished_at: String::new(),
-        wall_seconds: 0.0,
         load_before: loadavg(),
-        load_after: String::new(),
         machine: Machine::probe(),
         broker: start.broker,
         settings: args.common.settings.clone(),
@@ -184,8 +170,7 @@ pub fn run(args: &ClaimsArgs) -> anyhow::Result<ExitCode> {
             scale: (a.scale_events, a.scale_instances.clone()),
             outage: (a.outage_rate, a.outage_seconds),
         },
-        phases: Vec::new(),
-        failures: Vec::new(),
+        ..Default::default()
     };
     let env = start.env;
     let out = &env.out;

@@ -14,7 +14,7 @@ use super::checks::merge;
 use super::sampler::{EVERY, Lags, Sampler, Tracked};
 use super::{ConsumerRun, Env, PhaseRun, PhaseSpec, SegmentRun, drain_limit};
 use crate::machine::cpu_seconds;
-use crate::stats::{ConsumerStats, ProducerStats, read_json};
+use crate::stats::{ConsumerStats, ProducerStats, read_stats};
 
 /// After all are ready: their first fetches, before the first event.
 const READY_MARGIN: Duration = Duration::from_millis(500);
@@ -28,12 +28,6 @@ pub fn instance_name(model: Model, i: usize, instances: usize) -> String {
     } else {
         format!("{}-{}", model.name(), i + 1)
     }
-}
-
-/// A consumer process of the phase.
-struct Running {
-    model: Model,
-    proc: Proc,
 }
 
 /// Runs one phase in `env.out/<name>` on a topic of its own, deleted
@@ -74,7 +68,8 @@ fn run_on(
     } else {
         3
     };
-    let spawn_consumers = || -> anyhow::Result<Vec<Running>> {
+    // Each model's instances in turn: the `k`th is of `spec.models[k / instances]`.
+    let spawn_consumers = || -> anyhow::Result<Vec<Proc>> {
         let mut running = Vec::new();
         for (model, (_, group)) in spec.models.iter().zip(&groups) {
             for i in 0..spec.instances {
@@ -92,17 +87,14 @@ fn run_on(
                     // hand-overs (docs/offsets.md).
                     args.scale_out = true;
                 }
-                running.push(Running {
-                    model: *model,
-                    proc: env.consumer(*model, &name, dir, &args)?,
-                });
+                running.push(env.consumer(*model, &name, dir, &args)?);
             }
         }
         Ok(running)
     };
-    let track = |tracked: &Tracked, running: &[Running]| {
+    let track = |tracked: &Tracked, running: &[Proc]| {
         let mut t = tracked.lock().expect("not poisoned");
-        t.extend(running.iter().map(|r| (r.proc.name.clone(), r.proc.pid())));
+        t.extend(running.iter().map(|p| (p.name.clone(), p.pid())));
     };
 
     let tracked: Tracked = Arc::new(Mutex::new(
@@ -148,10 +140,10 @@ fn run_on(
             spec.idle_window_s
         );
         let half = Duration::from_secs_f64(spec.idle_window_s as f64 / 2.0);
-        let snap = |running: &[Running]| -> Vec<Option<f64>> {
+        let snap = |running: &[Proc]| -> Vec<Option<f64>> {
             running
                 .iter()
-                .map(|r| cpu_seconds(r.proc.pid()))
+                .map(|p| cpu_seconds(p.pid()))
                 .chain(std::iter::once(env.broker_pid.and_then(cpu_seconds)))
                 .collect()
         };
@@ -168,7 +160,7 @@ fn run_on(
     }
 
     // The load.
-    let cpu_before: Vec<Option<f64>> = running.iter().map(|r| cpu_seconds(r.proc.pid())).collect();
+    let cpu_before: Vec<Option<f64>> = running.iter().map(|p| cpu_seconds(p.pid())).collect();
     let produce_start = Instant::now();
     let produce_start_s = now();
     let mut segments = Vec::new();
@@ -191,7 +183,7 @@ fn run_on(
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
         }
-        match read_json::<ProducerStats>(&dir.join(format!("{name}.json"))) {
+        match read_stats::<ProducerStats>(&dir.join(format!("{name}.json"))) {
             Ok(p) => {
                 segments.push(SegmentRun {
                     rate: seg.rate,
@@ -230,43 +222,32 @@ fn run_on(
     // without every event produced, none would come: stopped at once.
     let mut consumers = Vec::new();
     let produced_all = producer.events_acknowledged == producer.events_requested;
-    for (k, mut r) in running.into_iter().enumerate() {
+    for (k, mut proc) in running.into_iter().enumerate() {
         let f = if produced_all || spec.instances > 1 {
-            r.proc.finish_within(drain_limit(total))?
+            proc.finish_within(drain_limit(total))?
         } else {
-            r.proc.stop()?
+            proc.stop()?
         };
-        exit_codes.push((r.proc.name.clone(), f.code()));
+        exit_codes.push((proc.name.clone(), f.code()));
         if !f.ok() {
             failures.push(format!("{}: {}", spec.name, f.failure()));
         }
-        let stats: ConsumerStats = match read_json(&dir.join(format!("{}.json", r.proc.name))) {
+        let stats: ConsumerStats = match read_stats(&dir.join(format!("{}.json", proc.name))) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(format!("{}: {e:#}", spec.name));
                 continue;
             }
         };
-        let ms = |us: u64| us as f64 / 1e3;
-        let l = stats.latency_us;
-        eprintln!(
-            "    {}: {} events, latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            r.proc.name,
-            stats.events_committed,
-            ms(l.p50),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max)
-        );
         let log = std::fs::read_to_string(&f.log).unwrap_or_default();
         let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count() as u64;
         // From the producer's start to the consumer's exit (its start plus
         // its own process time).
-        let exited = r.proc.started() + Duration::from_secs_f64(stats.process_seconds.max(0.0));
+        let exited = proc.started() + Duration::from_secs_f64(stats.process_seconds.max(0.0));
         let after = spec.consumers_after_producer;
         consumers.push(ConsumerRun {
-            model: r.model.name().to_string(),
-            name: r.proc.name.clone(),
+            model: spec.models[k / spec.instances].name().to_string(),
+            name: proc.name.clone(),
             ready_s: ready_at.get(k).copied().flatten(),
             idle_cpu_seconds: idle_cpu.get(k).copied().flatten(),
             active_cpu_seconds: if after {
@@ -307,21 +288,18 @@ fn run_on(
 /// Waits at most `limit` until every consumer has written its ready file
 /// in `dir` (partitions assigned and positioned) or one has exited; for
 /// each, the seconds from its start until it was ready.
-fn wait_ready(running: &mut [Running], dir: &Path, limit: Duration) -> Vec<Option<f64>> {
+fn wait_ready(running: &mut [Proc], dir: &Path, limit: Duration) -> Vec<Option<f64>> {
     let mut ready_at = vec![None; running.len()];
     let until = Instant::now() + limit;
     while Instant::now() < until && ready_at.iter().any(Option::is_none) {
-        for (k, r) in running.iter().enumerate() {
-            let file = dir.join(format!("{}.ready", r.proc.name));
-            if ready_at[k].is_none() && Ready::read(&file).is_some_and(|x| x.pid == r.proc.pid()) {
-                ready_at[k] = Some(r.proc.started().elapsed().as_secs_f64());
+        for (k, p) in running.iter().enumerate() {
+            let file = dir.join(format!("{}.ready", p.name));
+            if ready_at[k].is_none() && Ready::read(&file).is_some_and(|x| x.pid == p.pid()) {
+                ready_at[k] = Some(p.started().elapsed().as_secs_f64());
             }
         }
-        if let Some(r) = running
-            .iter_mut()
-            .find_map(|r| r.proc.try_status().map(|_| r))
-        {
-            eprintln!("    {} exited before it was ready", r.proc.name);
+        if let Some(p) = running.iter_mut().find_map(|p| p.try_status().map(|_| p)) {
+            eprintln!("    {} exited before it was ready", p.name);
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

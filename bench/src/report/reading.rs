@@ -114,8 +114,8 @@ pub(super) fn live_reading(live: &LiveResult) -> Option<String> {
         return None;
     }
     let mut p = format!(
-        "Live {}/s: {}; {}",
-        human(live.rate as f64),
+        "Live {}: {}; {}",
+        rate_text(live.rate),
         latency_pair("p50", |l| l.p50, pull, push),
         latency_pair("p99", |l| l.p99, pull, push)
     );

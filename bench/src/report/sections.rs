@@ -1,6 +1,9 @@
 //! The report's sections after the table: ceilings, saturation, queries,
 //! settings, the broker.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
 use super::*;
 
 pub(super) fn ceilings_section(r: &Results, s: &mut String) {
@@ -181,10 +184,22 @@ const NEVER_SHOWN: [&str; 4] = [
     "client.id",
 ];
 
+/// Whether `key=value` is just librdkafka's default (as `rd_kafka_conf_dump`
+/// shows an empty configuration): the consumers report every property in
+/// force, a hundred or so. Keys librdkafka does not know (the consumers'
+/// own knobs, topic-level properties) are never defaults.
+fn is_default(key: &str, value: &str) -> bool {
+    static DEFAULTS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    let empty = || common::kafka::conf_dump(&rdkafka::ClientConfig::new()).unwrap_or_default();
+    DEFAULTS
+        .get_or_init(empty)
+        .get(key)
+        .is_some_and(|d| d == value)
+}
+
 pub(super) fn settings_section(r: &Results, s: &mut String) {
-    let st = &r.settings;
-    let all = [&st.producer, &st.pull, &st.push];
-    let shown = |k: &str, v: &String| v != "[redacted]" && !crate::defaults::is_default(k, v);
+    let all: Vec<_> = r.settings.values().collect();
+    let shown = |k: &str, v: &String| v != "[redacted]" && !is_default(k, v);
     let chosen = |k: &&String| {
         ALWAYS_SHOWN.contains(&k.as_str())
             || (!NEVER_SHOWN.contains(&k.as_str())
@@ -243,4 +258,16 @@ pub(super) fn broker_section(r: &Results, s: &mut String) {
         "Phase | Seconds | CPU s | Cores busy | Peak RSS MB | VmHWM MB",
         rows,
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_a_few_defaults() {
+        assert!(is_default("fetch.wait.max.ms", "500"));
+        assert!(!is_default("fetch.wait.max.ms", "10"));
+        assert!(!is_default("batch_size", "20000"));
+    }
 }

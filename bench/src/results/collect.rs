@@ -7,22 +7,18 @@ impl Results {
     /// The backlog phase (producer, ceilings, both consumers), then every
     /// live and saturation step.
     pub fn collect(dir: &Path) -> anyhow::Result<Results> {
-        let run: RunRecord = read_json(&dir.join("run.json"))?;
+        let run: RunRecord = read_stats(&dir.join("run.json"))?;
         let checks: Vec<Check> = verify::read_checks(&dir.join("verification.json"))?;
         let mut r = Results {
             verification: verify::verdict(&checks).to_string(),
             checks,
             benchmark_wall_seconds: run.wall_seconds,
             run,
-            pull: None,
-            push: None,
-            producer: None,
-            ceilings: None,
             queries: read_opt(&dir.join("queries.json"))?,
-            live: Vec::new(),
-            saturation: None,
-            settings: Reported::default(),
-            peak_rss_bytes: BTreeMap::new(),
+            settings: ["producer", "pull", "push"]
+                .map(|w| (w.into(), BTreeMap::new()))
+                .into(),
+            ..Default::default()
         };
         let backlog = dir.join("backlog");
         r.collect_producer(&backlog)?;
@@ -33,27 +29,32 @@ impl Results {
         Ok(r)
     }
 
-    fn collect_producer(&mut self, backlog: &Path) -> anyhow::Result<()> {
+    pub(super) fn collect_producer(&mut self, backlog: &Path) -> anyhow::Result<()> {
         let producer: Option<ProducerStats> = read_opt(&backlog.join("producer.json"))?;
-        let raw_producer = RawProducer::read(backlog)?;
+        let halves: [Option<ProducerStats>; 2] = [
+            read_opt(&backlog.join("producer-raw-before.json"))?,
+            read_opt(&backlog.join("producer-raw-after.json"))?,
+        ];
         let Some(p) = &producer else { return Ok(()) };
-        self.settings.producer = p.settings.clone();
-        let raw_eps = raw_producer.as_ref().map(|s| s.events_per_second);
-        let [raw_before, raw_after] = raw_producer.as_ref().map_or([None; 2], |s| s.halves);
+        self.reported("producer", &p.settings);
+        let raw: Vec<&ProducerStats> = halves.iter().flatten().collect();
+        let wall: f64 = raw.iter().map(|r| r.wall_seconds).sum();
+        let events: u64 = raw.iter().map(|r| r.events_acknowledged).sum();
+        let raw_eps = (wall > 0.0).then(|| events as f64 / wall);
         self.producer = Some(ProducerResult {
             events: p.events_acknowledged,
             wall_seconds: p.wall_seconds,
             events_per_second: p.events_per_second,
             raw_events_per_second: raw_eps,
-            raw_before_events_per_second: raw_before,
-            raw_after_events_per_second: raw_after,
+            raw_before_events_per_second: halves[0].as_ref().map(|r| r.events_per_second),
+            raw_after_events_per_second: halves[1].as_ref().map(|r| r.events_per_second),
             ratio_to_raw: raw_eps
                 .filter(|&x| x > 0.0)
                 .map(|x| p.events_per_second / x),
             cpu_seconds: p.cpu_seconds,
             max_rss_bytes: p.max_rss_bytes,
-            raw_cpu_seconds: raw_producer.as_ref().map(|s| s.cpu_seconds),
-            raw_max_rss_bytes: raw_producer.as_ref().map(|s| s.max_rss_bytes),
+            raw_cpu_seconds: raw_eps.and(Some(raw.iter().map(|r| r.cpu_seconds).sum())),
+            raw_max_rss_bytes: raw_eps.and(raw.iter().map(|r| r.max_rss_bytes).max()),
         });
         Ok(())
     }
@@ -99,7 +100,7 @@ impl Results {
                 read_opt(&backlog.join(format!("{}.json", model.name())))?;
             let Some(stats) = stats else { continue };
             let figures = self.figures("backlog", model, &stats);
-            let settings = stats.settings.flat();
+            self.reported(model.name(), &stats.settings.flat());
             let result = ModelResult {
                 fraction_of_ceiling: ceiling
                     .filter(|&c| c > 0.0)
@@ -108,20 +109,23 @@ impl Results {
                 backlog: figures,
                 live: Vec::new(),
             };
-            let (slot, reported) = self.model_mut(model);
-            *reported = settings;
-            *slot = Some(result);
+            *self.model_mut(model) = Some(result);
         }
         Ok(())
     }
 
-    fn model_mut(
-        &mut self,
-        model: Model,
-    ) -> (&mut Option<ModelResult>, &mut BTreeMap<String, String>) {
+    fn model_mut(&mut self, model: Model) -> &mut Option<ModelResult> {
         match model {
-            Model::Pull => (&mut self.pull, &mut self.settings.pull),
-            Model::Push => (&mut self.push, &mut self.settings.push),
+            Model::Pull => &mut self.pull,
+            Model::Push => &mut self.push,
+        }
+    }
+
+    /// The settings `who` reported, unless an earlier phase's are there.
+    fn reported(&mut self, who: &str, settings: &BTreeMap<String, String>) {
+        let slot = self.settings.entry(who.into()).or_default();
+        if slot.is_empty() {
+            slot.clone_from(settings);
         }
     }
 
@@ -170,9 +174,7 @@ impl Results {
             ..LiveResult::default()
         };
         if let Some(p) = p {
-            if self.settings.producer.is_empty() {
-                self.settings.producer = p.settings.clone();
-            }
+            self.reported("producer", &p.settings);
             live.produced = p.events_acknowledged;
             live.producer_events_per_second = p.events_per_second;
             live.producer_cpu_seconds = p.cpu_seconds;
@@ -184,11 +186,9 @@ impl Results {
             let Some(stats) = stats else { continue };
             let figures = self.figures(phase, model, &stats);
             if !sweep {
-                let (slot, reported) = self.model_mut(model);
-                if reported.is_empty() {
-                    *reported = stats.settings.flat();
-                }
-                slot.get_or_insert_with(ModelResult::default)
+                self.reported(model.name(), &stats.settings.flat());
+                self.model_mut(model)
+                    .get_or_insert_with(ModelResult::default)
                     .live
                     .push(LiveLatency {
                         rate,
@@ -264,11 +264,7 @@ impl Results {
 
     /// A setting of `producer`, `pull` or `push`, or "–".
     pub fn setting(&self, who: &str, key: &str) -> String {
-        let map = match who {
-            "producer" => &self.settings.producer,
-            "pull" => &self.settings.pull,
-            _ => &self.settings.push,
-        };
-        map.get(key).cloned().unwrap_or_else(|| "–".into())
+        let value = self.settings.get(who).and_then(|m| m.get(key));
+        value.cloned().unwrap_or_else(|| "–".into())
     }
 }

@@ -39,10 +39,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             &format!("producer raw ceiling ({name})"),
             |ctx| {
                 let f = raw_to_throwaway_topic(ctx, &dir, name, count)?;
-                ctx.finished(phase, &f)?;
-                let p: ProducerStats = read_json(&dir.join(format!("{name}.json")))?;
-                eprintln!("    raw ceiling {:.0} events/s", p.events_per_second);
-                Ok(())
+                ctx.finished(phase, &f)
             },
         );
     };
@@ -57,26 +54,12 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 .env
                 .producer(&dir, "producer", &topic, (n, 0), 1, false)?;
             ctx.finished(phase, &f)?;
-            let p: ProducerStats = read_json(&dir.join("producer.json"))?;
-            eprintln!(
-                "    acknowledged {} events in {:.2}s: {:.0} events/s",
-                p.events_acknowledged, p.wall_seconds, p.events_per_second
-            );
-            Ok(p)
+            Ok(read_stats(&dir.join("producer.json"))?)
         },
     )?;
     let acked = produced.events_acknowledged;
 
     raw_half(ctx, "producer-raw-after", n - n / 2);
-    if !skip_ceilings {
-        if let Some(raw) = crate::results::RawProducer::read(&dir)? {
-            eprintln!(
-                "    raw ceiling over both halves {:.0} events/s; the producer reached {:.0}% of it",
-                raw.events_per_second,
-                100.0 * produced.events_per_second / raw.events_per_second.max(1e-9)
-            );
-        }
-    }
 
     // The insert ceilings' halves go into one scratch database each, the
     // second continuing the first: store, bare, drains, bare, store.
@@ -122,21 +105,17 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
             &format!("consumer-{name} backlog drain"),
             |ctx| {
                 let group = ctx.env.group(model, phase);
-                let mut args = ctx.env.settings.consumer(model, &dir, name, &topic, &group, acked);
+                let mut args = ctx
+                    .env
+                    .settings
+                    .consumer(model, &dir, name, &topic, &group, acked);
                 args.ready_file = None;
-                let f = ctx.env.consumer(model, name, &dir, &args)?.finish_within(drain_limit(acked))?;
+                let f = ctx
+                    .env
+                    .consumer(model, name, &dir, &args)?
+                    .finish_within(drain_limit(acked))?;
                 ctx.record_db(phase, name, &args.db);
-                ctx.finished(phase, &f)?;
-                let s: ConsumerStats = read_json(&dir.join(format!("{name}.json")))?;
-                eprintln!(
-                    "    {name}: {} events in {:.2}s: {:.0} events/s, CPU {:.1}s, peak RSS {:.0} MB",
-                    s.events_committed,
-                    s.wall_seconds,
-                    s.events_per_second,
-                    s.cpu_seconds,
-                    s.max_rss_bytes as f64 / 1e6
-                );
-                Ok(())
+                ctx.finished(phase, &f)
             },
         );
     }
@@ -183,13 +162,7 @@ pub(super) fn backlog(ctx: &mut Ctx<'_>) -> anyhow::Result<()> {
                 };
                 let limit = Duration::from_secs(3600);
                 let f = bench_child(&dir, "queries", "queries", &args, limit)?;
-                ctx.finished(phase, &f)?;
-                let q: queries::QueryStats = read_json(&json)?;
-                eprintln!(
-                    "    index built in {:.1}s; 50 latest events p99 {:.3} ms; balance p99 {:.3} ms",
-                    q.index_build_seconds, q.latest_events_50.p99_ms, q.account_balance.p99_ms
-                );
-                Ok(())
+                ctx.finished(phase, &f)
             },
         );
     }

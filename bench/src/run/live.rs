@@ -5,63 +5,48 @@ use super::*;
 
 /// The saturation sweep: live steps (`saturation-<rate>`) at offered rates
 /// doubling from `--saturation-start`, while at least one consumer keeps
-/// pace ([`crate::results::keeps_pace`]; a p99 above the bound alone does
+/// pace ([`crate::results::sustains`] with no bound; a p99 above the bound alone does
 /// not end the sweep, so the picture shows latency across the whole
-/// range) and the producer can offer the rate.
+/// range) and the producer can offer the rate. Each step's figures are
+/// read back from the run's files as the report will read them.
 pub(super) fn saturation(ctx: &mut Ctx<'_>) {
-    let args = ctx.args;
-    let bound = args.saturation_p99_ms;
-    let mut rate = args.saturation_start;
-    let mut holding = [true, true];
-    while rate <= args.saturation_max {
-        let step = live_phase(ctx, "saturation", rate).and_then(|()| live_step(ctx, rate));
-        let step = match step {
-            Ok(s) => s,
+    let mut rate = ctx.args.saturation_start;
+    while rate <= ctx.args.saturation_max {
+        let sweep = live_phase(ctx, "saturation", rate).and_then(|()| {
+            ctx.save()?;
+            let sat = Results::collect(&ctx.env.out)?.saturation;
+            let sat = sat.filter(|s| s.steps.last().is_some_and(|s| s.rate == rate));
+            sat.with_context(|| format!("no figures for the saturation step at {rate}/s"))
+        });
+        let (sat, step) = match &sweep {
+            Ok(s) => (s, &s.steps[s.steps.len() - 1]),
             Err(e) => {
                 ctx.fail(format!("saturation step at {rate}/s: {e:#}"));
                 break;
             }
         };
-        let mut said = Vec::new();
-        for (i, (model, f)) in [("pull", step.pull.as_ref()), ("push", step.push.as_ref())]
-            .into_iter()
-            .enumerate()
-        {
-            holding[i] = holding[i] && crate::results::keeps_pace(&step, f);
-            let verdict = if !crate::results::offered(&step) {
-                "not offered the rate".to_string()
-            } else if crate::results::sustains(&step, f, bound) {
-                "sustains it".to_string()
-            } else if holding[i] {
-                format!("keeps pace, p99 above {bound} ms")
-            } else {
-                "falls behind".to_string()
-            };
-            said.push(format!("{model} {verdict}"));
-        }
+        // Every step so far sustained, or kept pace with.
+        let held = |max: Option<u64>| max == Some(rate);
+        let said = |sustained, paced| match (held(sustained), held(paced)) {
+            (true, _) => "sustains every rate so far",
+            (false, true) => "keeps pace, p99 above the bound at some rate",
+            _ => "has fallen behind",
+        };
         eprintln!(
-            "    saturation at {rate}/s: producer {:.0}/s; {}",
+            "    saturation at {rate}/s: producer {:.0}/s; pull {}, push {}",
             step.producer_events_per_second,
-            said.join(", ")
+            said(sat.pull_max_rate, sat.pull_max_rate_keeping_pace),
+            said(sat.push_max_rate, sat.push_max_rate_keeping_pace)
         );
-        if !crate::results::offered(&step) {
+        if !crate::results::offered(step) {
             eprintln!("    the producer could not offer {rate}/s: the sweep ends here");
             break;
         }
-        if !holding.iter().any(|h| *h) {
+        if !held(sat.pull_max_rate_keeping_pace) && !held(sat.push_max_rate_keeping_pace) {
             break;
         }
         rate = rate.saturating_mul(2);
     }
-}
-
-/// The figures of one finished saturation step, read back from the run's
-/// files as the report will read them.
-fn live_step(ctx: &Ctx<'_>, rate: u64) -> anyhow::Result<crate::results::LiveResult> {
-    ctx.save()?;
-    let steps = Results::collect(&ctx.env.out)?.saturation.map(|s| s.steps);
-    let step = steps.into_iter().flatten().find(|s| s.rate == rate);
-    step.with_context(|| format!("no figures for the saturation step at {rate}/s"))
 }
 
 /// One live phase, `{prefix}-{rate}`: both consumers live in fresh groups

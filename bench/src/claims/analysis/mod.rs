@@ -146,10 +146,7 @@ pub fn num(v: f64) -> String {
 
 /// A rate as `1/s`, `20k/s`.
 pub fn rate_text(rate: u64) -> String {
-    match rate >= 1000 && rate % 1000 == 0 {
-        true => format!("{}k/s", rate / 1000),
-        false => format!("{rate}/s"),
-    }
+    format!("{}/s", crate::plots::human(rate as f64))
 }
 
 /// Several figures: `1.20, 1.31`.

@@ -9,10 +9,11 @@ use testkit::ConsumerStats;
 use anyhow::{Context, Result, bail};
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::committed_messages;
-use testkit::{Expected, ProducerCmd, verify};
+use testkit::{Expected, verify};
 
 use super::{
-    broker, check, consumer, each, exactness, expected, fresh_dir, producer, secret_leaks, topic,
+    broker, check, consumer, each, exactness, expected, fresh_dir, produce, producer, secret_leaks,
+    topic,
 };
 use crate::{Config, Outcome, Scenario};
 
@@ -36,9 +37,8 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
     Ok(each(Scenario::DbLock, topics, |(c, topic)| {
         let topic = &topic;
         let part = |name: &str, count: u64, first_id: u64| {
-            let mut cmd = ProducerCmd::new(&brokers, topic, count, cfg.seed, cfg.accounts);
-            cmd.first_id = first_id;
-            cmd.run(&cfg.bins, dir, &format!("producer-{}-{name}", c.name()))
+            let name = format!("producer-{}-{name}", c.name());
+            produce(cfg, (&brokers, topic), (first_id, count), dir, &name)
         };
         part("before", first, 1)?;
         let cmd = consumer(cfg, Scenario::DbLock, c, &brokers, topic, dir);

@@ -1,4 +1,4 @@
-//! Item 6: bad command lines and files (chaos/README.md, `bad-input`).
+//! `bad-input` (chaos/README.md).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -1,7 +1,5 @@
-//! Item 4: 1% bad messages of every kind (chaos/README.md, `bad-messages`).
-//! The good events are the producer's (same generator, seed and keys), sent
-//! by a plain rdkafka producer so that the bad ones can be interleaved; the
-//! clean run reads the same good events from a topic of its own.
+//! `bad-messages` (chaos/README.md). The good events are the producer's,
+//! sent by a plain rdkafka producer so that the bad ones can be interleaved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

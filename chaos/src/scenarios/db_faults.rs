@@ -1,5 +1,4 @@
-//! Item 5: the database locked by another process, and a disk that fills
-//! up (chaos/README.md, `db-lock`, `disk-full`).
+//! `db-lock` and `disk-full` (chaos/README.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

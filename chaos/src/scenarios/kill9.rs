@@ -1,7 +1,5 @@
-//! Item 1: `kill -9` of the consumer at random moments (chaos/README.md,
-//! `kill9`). Most moments are points of progress, so that a kill lands
-//! inside a batch as often as between two; every fourth is a delay after the
-//! restart, so that some hit a consumer still joining the group.
+//! `kill9` (chaos/README.md): kills at points of progress land inside a
+//! batch as often as between two; those after a restart hit a joining one.
 
 use std::thread;
 use std::time::Duration;

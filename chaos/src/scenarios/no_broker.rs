@@ -1,4 +1,4 @@
-//! Item 3: the broker unreachable at start (chaos/README.md, `no-broker`).
+//! `no-broker` (chaos/README.md).
 
 use std::time::{Duration, Instant};
 

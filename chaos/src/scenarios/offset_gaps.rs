@@ -1,7 +1,6 @@
-//! No skipped offset is silent (issue 15; chaos/README.md, `offset-gaps`):
-//! the log start moved past the stored offset, and a hand-over. A broker
-//! answering from a later offset than asked is refused by the store whatever
-//! the broker (tested in the store's tests, `offsets.rs`).
+//! `offset-gaps` (chaos/README.md): the log start moved past the stored
+//! offset, and a hand-over. A broker answering from a later offset than
+//! asked is refused by the store (its tests, `offsets.rs`).
 
 use std::path::Path;
 

@@ -1,8 +1,5 @@
-//! Item 2: the broker down mid-run (chaos/README.md, `outage`). The
-//! consumers run until they have committed every event (no idle timeout:
-//! it could fire during the outage); then the broker stops for good and
-//! they get SIGTERM, which they must obey within the SIGTERM scenario's
-//! bound though Kafka no longer answers their last commit and their leave.
+//! `outage` (chaos/README.md). No idle timeout: it could fire during the
+//! outage; the consumers get SIGTERM once every event is committed.
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
-//! SIGTERM mid-run (chaos/README.md, `sigterm`). The first run's batches are
-//! larger than the topic and its flush interval longer than the scenario,
-//! so what it stores is exactly its open batch, committed on the way out.
+//! `sigterm` (chaos/README.md): batches larger than the topic and a flush
+//! interval longer than the scenario, so the first run stores exactly its
+//! open batch, committed on the way out.
 
 use std::thread;
 use std::time::{Duration, Instant};

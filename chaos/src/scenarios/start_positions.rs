@@ -1,6 +1,5 @@
-//! Operator moves that used to lose events silently (issue 23;
-//! chaos/README.md, `start-positions`): each ends with every event stored
-//! once, or a refusal naming the range and the flag that accepts it.
+//! `start-positions` (chaos/README.md): each case ends with every event
+//! stored once, or a refusal naming the range and the flag that accepts it.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! Scenarios on a cluster of three Apache Kafka nodes (issue 16;
-//! chaos/README.md), one file each; this one holds what they share.
+//! The scenarios on a cluster of three Apache Kafka nodes
+//! (chaos/README.md), one file each; this one holds what they share.
 
 use std::path::{Path, PathBuf};
 use std::thread;

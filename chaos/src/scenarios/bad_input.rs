@@ -12,6 +12,8 @@ use testkit::procs::{Proc, SECRET};
 use super::fresh_dir;
 use crate::{Config, Outcome, Scenario};
 
+const SC: Scenario = Scenario::BadInput;
+
 /// Which binaries a case is for.
 #[derive(Clone, Copy, PartialEq)]
 enum For {
@@ -95,15 +97,11 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             leaks += 1;
             problems.push("--help printed the secret given with -X".into());
         }
-        outcomes.push(Outcome::new(
-            Scenario::BadInput,
-            bin,
-            format!(
-                "cases {} clear_errors {clear} files_changed {changed} secret_leaks {leaks}",
-                cases.len()
-            ),
-            problems,
-        ));
+        let figures = format!(
+            "cases {} clear_errors {clear} files_changed {changed} secret_leaks {leaks}",
+            cases.len()
+        );
+        outcomes.push(Outcome::new(SC, bin, figures, problems));
     }
     Ok(outcomes)
 }

@@ -16,6 +16,8 @@ use testkit::verify;
 use super::{broker, consumer, exactness, expected, fresh_dir, topic};
 use crate::{Config, Outcome, Scenario};
 
+const SC: Scenario = Scenario::BadMessages;
+
 /// The kinds of bad message, in the order they cycle.
 const KINDS: [&str; 7] = [
     "empty",
@@ -69,7 +71,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             let i = usize::from(bad > 0);
             let sub = dir.join(format!("{}-{name}-{round}", c.name()));
             std::fs::create_dir_all(&sub)?;
-            let mut cmd = consumer(cfg, Scenario::BadMessages, c, &brokers, topic, &sub);
+            let mut cmd = consumer(cfg, SC, c, &brokers, topic, &sub);
             cmd.idle_secs = Some(3);
             let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
             let status = p.wait(testkit::procs::GENEROUS)?;
@@ -104,22 +106,18 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             ));
         }
         let f = figures.last().cloned().unwrap_or_default();
-        outcomes.push(Outcome::new(
-            Scenario::BadMessages,
-            c.name(),
-            format!(
-                "events {} bad {bad_count} kinds {} dead_letters {} {} events_per_s (best of {}) clean {:.0} bad {:.0} ({:+.1}%)",
-                f.events,
-                KINDS.len(),
-                f.dead_letters,
-                f.brief(),
-                cfg.throughput_rounds.max(1),
-                eps[0],
-                eps[1],
-                (ratio - 1.0) * 100.0
-            ),
-            problems,
-        ));
+        let line = format!(
+            "events {} bad {bad_count} kinds {} dead_letters {} {} events_per_s (best of {}) clean {:.0} bad {:.0} ({:+.1}%)",
+            f.events,
+            KINDS.len(),
+            f.dead_letters,
+            f.brief(),
+            cfg.throughput_rounds.max(1),
+            eps[0],
+            eps[1],
+            (ratio - 1.0) * 100.0
+        );
+        outcomes.push(Outcome::new(SC, c.name(), line, problems));
     }
     Ok(outcomes)
 }

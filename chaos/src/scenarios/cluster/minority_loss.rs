@@ -87,19 +87,15 @@ pub fn minority_loss(cfg: &Config) -> Result<Vec<Outcome>> {
             stats.events_committed
         ));
     }
-    Ok(vec![Outcome::new(
-        sc,
-        "all",
-        format!(
-            "first run {first} events: acknowledged {acked}, gave up after {:.0} s; second run {}; {}",
-            took.as_secs_f64(),
-            if second_ok.is_ok() {
-                "complete"
-            } else {
-                "FAILED"
-            },
-            figures.join(", ")
-        ),
-        problems,
-    )])
+    let figures = format!(
+        "first run {first} events: acknowledged {acked}, gave up after {:.0} s; second run {}; {}",
+        took.as_secs_f64(),
+        if second_ok.is_ok() {
+            "complete"
+        } else {
+            "FAILED"
+        },
+        figures.join(", ")
+    );
+    Ok(vec![Outcome::new(sc, "all", figures, problems)])
 }

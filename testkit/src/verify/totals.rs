@@ -50,12 +50,8 @@ impl Check {
 /// `PASS` when every check passed (and there was at least one).
 pub fn verdict<'a>(checks: impl IntoIterator<Item = &'a Check>) -> &'static str {
     let mut checks = checks.into_iter().peekable();
-    let any = checks.peek().is_some();
-    if any && checks.all(|c| c.pass) {
-        "PASS"
-    } else {
-        "FAIL"
-    }
+    let pass = checks.peek().is_some() && checks.all(|c| c.pass);
+    if pass { "PASS" } else { "FAIL" }
 }
 
 /// The producer itself: everything it was asked to send was acknowledged.

@@ -87,14 +87,10 @@ pub fn minority_loss(cfg: &Config) -> Result<Vec<Outcome>> {
             stats.events_committed
         ));
     }
+    let second = second_ok.as_ref().map_or("FAILED", |_| "complete");
     let figures = format!(
-        "first run {first} events: acknowledged {acked}, gave up after {:.0} s; second run {}; {}",
+        "first run {first} events: acknowledged {acked}, gave up after {:.0} s; second run {second}; {}",
         took.as_secs_f64(),
-        if second_ok.is_ok() {
-            "complete"
-        } else {
-            "FAILED"
-        },
         figures.join(", ")
     );
     Ok(vec![Outcome::new(sc, "all", figures, problems)])

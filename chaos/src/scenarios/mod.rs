@@ -188,8 +188,16 @@ impl Filled {
     }
 }
 
+/// Where a case of [`cases`] runs: for one consumer, its files in `dir`.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) model: Model,
+    pub(crate) dir: &'a Path,
+}
+
 /// One case of a scenario made of several: its figures; problems pushed.
-pub(crate) type Case = fn(&Config, Model, &Path, &mut Vec<String>) -> Result<String>;
+pub(crate) type Case = fn(At<'_>, &mut Vec<String>) -> Result<String>;
 
 /// Runs `cases` one after the other for every consumer at once, each
 /// consumer's files in `<out>/<sc>/<model>`; figures `<case>: ...; ...`.
@@ -199,7 +207,12 @@ pub(crate) fn cases(cfg: &Config, sc: Scenario, cases: &[(&str, Case)]) -> Resul
         let (dir, mut problems) = (dir.join(m.name()), Vec::new());
         let mut figures = Vec::new();
         for (name, case) in cases {
-            figures.push(format!("{name}: {}", case(cfg, m, &dir, &mut problems)?));
+            let at = At {
+                cfg,
+                model: m,
+                dir: &dir,
+            };
+            figures.push(format!("{name}: {}", case(at, &mut problems)?));
         }
         Ok(Outcome::new(sc, m.name(), figures.join("; "), problems))
     }))

@@ -8,9 +8,9 @@ use anyhow::{Result, bail};
 use store::{OffsetGap, Store};
 use testkit::clients::delete_records;
 use testkit::verify::row_count;
-use testkit::{ConsumerStats, Expected, Model, verify_all};
+use testkit::{ConsumerStats, Expected, verify_all};
 
-use super::{Case, Filled, cases, check, refused};
+use super::{At, Case, Filled, cases, check, refused};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::OffsetGaps;
@@ -30,12 +30,7 @@ fn gaps(db: &Path) -> Result<Vec<OffsetGap>> {
 /// One partition of `n` events; the consumer stores a third, the broker
 /// deletes up to two thirds, the consumer must refuse to go on, then go on
 /// with `--accept-data-loss`. Returns the figures.
-fn log_start_moved(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
+fn log_start_moved(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let n = cfg.events.clamp(3, 30_000);
     let (first_part, deleted_to) = (n / 3, 2 * n / 3);
     let filled = Filled::new(cfg, dir, "log-start", 1, n)?;
@@ -110,7 +105,7 @@ fn log_start_moved(
 /// Instance A drains the topic; instance B of the same group starts later
 /// with a new database: it records the hand-over, then stores only what
 /// is produced afterwards.
-fn hand_over(cfg: &Config, model: Model, dir: &Path, problems: &mut Vec<String>) -> Result<String> {
+fn hand_over(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let n = cfg.events.clamp(2, 20_000);
     let more = (n / 4).max(1);
     let filled = Filled::new(cfg, dir, "hand-over", cfg.partitions, n)?;

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use testkit::clients::delete_topic;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::row_count;
-use testkit::{ConsumerStats, Expected, Model, group_offsets, kafka, verify_all};
+use testkit::{ConsumerStats, Expected, group_offsets, kafka, verify_all};
 
-use super::{Case, Filled, cases, check, consumer, refused};
+use super::{At, Case, Filled, cases, check, consumer, refused};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::StartPositions;
@@ -46,12 +46,7 @@ fn case(cfg: &Config, dir: &Path, name: &str) -> Result<Filled> {
 
 /// The restored backup, then a new `--db` and `auto.offset.reset=latest`
 /// against the same group.
-fn restored_backup(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
+fn restored_backup(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let case = case(cfg, dir, "restored")?;
     let (n, dir, half) = (case.n, &case.dir, case.n / 2);
     let cmd = case.consumer(cfg, SC, model);
@@ -117,12 +112,7 @@ fn restored_backup(
 
 /// The topic deleted and created again under the same name, with new
 /// events.
-fn recreated_topic(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
+fn recreated_topic(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let case = case(cfg, dir, "recreated")?;
     let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
     let cmd = case.consumer(cfg, SC, model);
@@ -162,12 +152,7 @@ fn recreated_topic(
 
 /// A second instance takes one of the first's three partitions; both keep
 /// running while the group's offsets are read.
-fn partial_revocation(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
+fn partial_revocation(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let case = case(cfg, dir, "revoke-one")?;
     let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use testkit::bins::PRODUCER;
 use testkit::procs::{Proc, SECRET};
 
-use super::fresh_dir;
+use super::{fresh_dir, sub};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::BadInput;
@@ -60,8 +60,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         let cases = CASES.iter().filter(|c| [All, kind].contains(&c.0));
         let cases: Vec<_> = cases.collect();
         for (i, &&(_, what, args, needle, file)) in cases.iter().enumerate() {
-            let cwd = dir.join(format!("{bin}-{i}"));
-            std::fs::create_dir_all(&cwd)?;
+            let cwd = sub(&dir, &format!("{bin}-{i}"))?;
             prepare(&cwd, file)?;
             let before = snapshot(&cwd);
             let args: Vec<String> = args.iter().map(|a| a.replace("SECRET", SECRET)).collect();
@@ -84,8 +83,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
                 Some(p) => problems.push(format!("{what}: {p}")),
             }
         }
-        let cwd = dir.join(format!("{bin}-help"));
-        std::fs::create_dir_all(&cwd)?;
+        let cwd = sub(&dir, &format!("{bin}-help"))?;
         let help = [
             "-X".into(),
             format!("sasl.password={SECRET}"),

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use testkit::clients::RawProducer;
 use testkit::verify;
 
-use super::{broker, consumer, exactness, expected, fresh_dir, topic};
+use super::{broker, consumer, exactness, expected, fresh_dir, sub, topic};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::BadMessages;
@@ -69,9 +69,8 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             .flat_map(|r| [(r, "clean", &clean, 0), (r, "bad", &bad, bad_count)]);
         for (round, name, topic, bad) in runs {
             let i = usize::from(bad > 0);
-            let sub = dir.join(format!("{}-{name}-{round}", c.name()));
-            std::fs::create_dir_all(&sub)?;
-            let mut cmd = consumer(cfg, SC, c, &brokers, topic, &sub);
+            let run_dir = sub(&dir, &format!("{}-{name}-{round}", c.name()))?;
+            let mut cmd = consumer(cfg, SC, c, &brokers, topic, &run_dir);
             cmd.idle_secs = Some(3);
             let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
             let status = p.wait(testkit::procs::GENEROUS)?;
@@ -93,7 +92,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             }
             // The databases of a 1M run take ~0.5 GB each: keep the last.
             if round + 1 < cfg.throughput_rounds {
-                let _ = std::fs::remove_dir_all(&sub);
+                let _ = std::fs::remove_dir_all(&run_dir);
             }
         }
         let ratio = if eps[0] > 0.0 { eps[1] / eps[0] } else { 0.0 };

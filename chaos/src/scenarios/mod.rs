@@ -85,6 +85,13 @@ pub(crate) fn fresh_dir(cfg: &Config, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// `<dir>/<name>`, made.
+pub(crate) fn sub(dir: &Path, name: &str) -> Result<PathBuf> {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+    Ok(d)
+}
+
 /// The broker of the scenarios that do not stop it: the process's Apache
 /// Kafka, or a new Nisshi in memory or mock cluster.
 pub(crate) fn broker(cfg: &Config) -> Result<Box<dyn Broker>> {
@@ -157,10 +164,9 @@ impl Filled {
         partitions: i32,
         n: u64,
     ) -> Result<Filled> {
-        let (kafka, dir) = (Kafka::shared()?, dir.join(name));
+        let (kafka, dir) = (Kafka::shared()?, sub(dir, name)?);
         let topic = kafka::unique(&format!("chaos.{name}"));
         kafka.create_topic(&topic, partitions)?;
-        std::fs::create_dir_all(&dir)?;
         produce(cfg, (kafka.bootstrap(), &topic), (1, n), &dir, "producer-1")?;
         Ok(Filled {
             kafka,

@@ -10,7 +10,7 @@ use testkit::clients::delete_records;
 use testkit::verify::row_count;
 use testkit::{ConsumerStats, Expected, verify_all};
 
-use super::{At, Case, Filled, cases, check, refused};
+use super::{At, Case, Filled, cases, check, refused, sub};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::OffsetGaps;
@@ -115,8 +115,7 @@ fn hand_over(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<S
     // One of several instances of the group: without it the new database
     // would be refused (a mistyped --db; see start-positions).
     b.extra.push("--scale-out".into());
-    b.dir = filled.dir.join("b");
-    std::fs::create_dir_all(&b.dir)?;
+    b.dir = sub(&filled.dir, "b")?;
     b.db = b.dir.join(format!("{}.db", model.name()));
     let first: ConsumerStats = b.spawn(&cfg.bins, 0, &[])?.wait_success()?;
     let expected = filled.more(cfg, more)?;

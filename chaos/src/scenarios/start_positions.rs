@@ -10,7 +10,7 @@ use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::row_count;
 use testkit::{ConsumerStats, Expected, group_offsets, kafka, verify_all};
 
-use super::{At, Case, Filled, cases, check, consumer, refused};
+use super::{At, Case, Filled, cases, check, consumer, refused, sub};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::StartPositions;
@@ -156,8 +156,7 @@ fn partial_revocation(At { cfg, model, dir }: At, problems: &mut Vec<String>) ->
     let case = case(cfg, dir, "revoke-one")?;
     let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
-        let d = case.dir.join(name);
-        std::fs::create_dir_all(&d)?;
+        let d = sub(&case.dir, name)?;
         let mut cmd = consumer(cfg, SC, model, kafka.bootstrap(), topic, &d);
         cmd.idle_secs = None;
         cmd.extra.push("--scale-out".into());

@@ -8,7 +8,7 @@ use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{row_count, stored_ids};
 use testkit::{Model, verify_all};
 
-use super::{Producing, check, consumer, exactness, while_producing};
+use super::{Producing, check, consumer, exactness, sub, while_producing};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::TwoInstances;
@@ -24,9 +24,8 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     let (expected, background) = (&s.expected, s.background);
     let n = cfg.events;
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
-        let sub = dir.join(format!("{}-{name}", model.name()));
-        std::fs::create_dir_all(&sub)?;
-        let mut cmd = consumer(cfg, SC, model, brokers, topic, &sub);
+        let own = sub(dir, &format!("{}-{name}", model.name()))?;
+        let mut cmd = consumer(cfg, SC, model, brokers, topic, &own);
         // Idle longer than a rebalance takes: the newcomer holds no
         // partition between the two rounds of the cooperative protocol.
         cmd.idle_secs = Some(8);

@@ -137,13 +137,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn spawn(cfg: &Config, bin: &str, cwd: &Path, args: &[String]) -> Result<Proc> {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-    Proc::spawn(
-        &cfg.bins.dir().join(bin),
-        &args,
-        &cwd.join("run.out"),
-        Some(cwd),
-        bin,
-    )
+    let (path, log) = (cfg.bins.dir().join(bin), cwd.join("run.out"));
+    Proc::spawn(&path, &args, &log, Some(cwd), bin)
 }
 
 /// Runs one case: what is wrong with its refusal, and whether it leaked.

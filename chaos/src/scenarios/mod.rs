@@ -180,11 +180,8 @@ impl Filled {
     pub(crate) fn more(&self, cfg: &Config, more: u64) -> Result<Expected> {
         let (brokers, n) = ((self.kafka.bootstrap(), self.topic.as_str()), self.n);
         produce(cfg, brokers, (n + 1, more), &self.dir, "producer-2")?;
-        Ok(Expected::of_runs(
-            cfg.seed,
-            cfg.accounts,
-            &[(1, n), (n + 1, more)],
-        ))
+        let runs = [(1, n), (n + 1, more)];
+        Ok(Expected::of_runs(cfg.seed, cfg.accounts, &runs))
     }
 
     /// Consumer `model` of `sc` reading it, its files in the same directory.
@@ -250,14 +247,8 @@ where
     F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
 {
     let rate = cfg.events.checked_div(secs).map_or(0, |r| r.max(1));
-    producing_on(
-        cfg,
-        sc,
-        fresh_dir(cfg, &sc.name())?,
-        &*broker(cfg)?,
-        rate,
-        one,
-    )
+    let (dir, broker) = (fresh_dir(cfg, &sc.name())?, broker(cfg)?);
+    producing_on(cfg, sc, dir, &*broker, rate, one)
 }
 
 /// [`while_producing`] on `broker` at `rate` events/s, files in `dir`.

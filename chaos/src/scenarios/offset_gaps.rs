@@ -44,25 +44,15 @@ fn log_start_moved(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Re
         format!("the first run stored {stored}, not {first_part}")
     });
 
-    delete_records(
-        filled.kafka.bootstrap(),
-        &filled.topic,
-        0,
-        deleted_to as i64,
-    )?;
+    let (brokers, topic) = (filled.kafka.bootstrap(), &filled.topic);
+    delete_records(brokers, topic, 0, deleted_to as i64)?;
     let lost = deleted_to - first_part;
 
     // Without the flag: a clear error, nothing stored past the gap.
     let named = format!("{lost} event(s) were deleted before they were read");
     let needles = [named.as_str(), "partition 0", "--accept-data-loss"];
-    let refusal = refused(
-        cfg,
-        &cmd,
-        1,
-        &needles,
-        "the restart after the deletion",
-        problems,
-    )?;
+    let what = "the restart after the deletion";
+    let refusal = refused(cfg, &cmd, 1, &needles, what, problems)?;
 
     // With it: the gap recorded, the rest stored.
     let stats: ConsumerStats = cmd

@@ -92,18 +92,10 @@ fn restored_backup(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Re
     let mut latest = cmd.clone();
     latest.db = dir.join("latest.db");
     latest.group = kafka::unique("chaos-start-positions-latest");
-    latest
-        .extra
-        .extend(["-X", "auto.offset.reset=latest"].map(String::from));
+    let what = "auto.offset.reset=latest";
+    latest.extra.extend(["-X", what].map(String::from));
     let needles = ["auto.offset.reset=latest is not accepted"];
-    refused(
-        cfg,
-        &latest,
-        6,
-        &needles,
-        "auto.offset.reset=latest",
-        problems,
-    )?;
+    refused(cfg, &latest, 6, &needles, what, problems)?;
     Ok(format!(
         "{before} of {n} after the restore, {} re-read; new db: refused, then {} with a new group",
         again.events_committed, fresh.events_committed

@@ -56,14 +56,9 @@ pub fn verdict<'a>(checks: impl IntoIterator<Item = &'a Check>) -> &'static str 
 
 /// The producer itself: everything it was asked to send was acknowledged.
 pub fn check_producer(phase: &str, p: &ProducerStats) -> Check {
-    let (requested, acked) = (p.events_requested, p.events_acknowledged);
-    Check::new(
-        phase,
-        "producer",
-        "events acknowledged",
-        requested.to_string(),
-        acked.to_string(),
-    )
+    let requested = p.events_requested.to_string();
+    let acked = p.events_acknowledged.to_string();
+    Check::new(phase, "producer", "events acknowledged", requested, acked)
 }
 
 /// Totals-only verification of one database against the producer's stats:

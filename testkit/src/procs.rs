@@ -172,12 +172,8 @@ impl Proc {
             .as_ref()
             .with_context(|| format!("{} writes no stats file", self.name))?;
         if !path.exists() {
-            bail!(
-                "{}: no stats file {}:\n{}",
-                self.name,
-                path.display(),
-                self.log_tail(10)
-            );
+            let tail = self.log_tail(10);
+            bail!("{}: no stats file {}:\n{tail}", self.name, path.display());
         }
         Ok(read_stats(path)?)
     }

@@ -146,12 +146,9 @@ fn hand_over(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<S
     check(problems, f.exact(), || {
         format!("the two databases together: {}", f.brief())
     });
-    if f.events != n + more {
-        bail!(
-            "the two databases hold {} events, not {}",
-            f.events,
-            n + more
-        );
+    let (events, total) = (f.events, n + more);
+    if events != total {
+        bail!("the two databases hold {events} events, not {total}");
     }
     Ok(format!(
         "a {n}, b {} after the hand-over, gaps {}, {}",

@@ -1,19 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes the decoder (decode -> validate -> store rows) and the store's
-# balance rule with proptest (consumer-core/tests/fuzz.rs) for a stated
-# time, on stable Rust.
+# Fuzzes the decoder and the store's balance rule with proptest
+# (consumer-core/tests/fuzz.rs) for a stated time (docs/operations.md):
+# rounds of PROPTEST_CASES cases with fresh seeds until FUZZ_SECS have
+# passed; a failure's seed is saved in consumer-core/tests/
+# fuzz.proptest-regressions (commit it). The dev profile: dependencies are
+# built with opt-level 2 there, so a release build would add little.
 #
 #   scripts/fuzz.sh              # 60 s per property
-#   FUZZ_SECS=600 scripts/fuzz.sh
-#   PROPTEST_CASES=2000 scripts/fuzz.sh   # cases per round (default 256)
-#
-# Each property runs rounds of PROPTEST_CASES cases with fresh seeds until
-# FUZZ_SECS have passed, then prints "fuzz <property>: N executions in T s".
-# A failure is shrunk to a minimal case, its seed saved in
-# consumer-core/tests/fuzz.proptest-regressions (commit it: every later run,
-# `cargo test` included, replays it first) and the script exits non-zero.
-# The dev profile: dependencies (SQLite, prost) are built with opt-level 2
-# there (Cargo.toml), so a release build would add little but a long compile.
+#   FUZZ_SECS=600 PROPTEST_CASES=2000 scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

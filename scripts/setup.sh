@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building and testing the project needs and a fresh Debian
-# machine may lack; skips everything that is already there, so it is cheap
-# to run every time.
+# machine may lack, skipping what is there (cheap to run every time):
 #
 #   scripts/setup.sh                         system packages + the broker
 #   scripts/setup.sh --no-broker [PACKAGE...] system packages (and PACKAGEs) only
 #
-# - Debian packages: librdkafka's bundled build (C toolchain, make,
-#   pkg-config, OpenSSL headers for `ssl`, zlib), python3, and the PACKAGEs
-#   given. Installed with apt-get as root (or through sudo) when missing.
-# - The broker the tests, the benchmark and the fault suite run on:
-#   `broker install` (testkit/src/launcher/install.rs), built here. Apache
-#   Kafka's jars from Maven Central (docker-compose.yml's version) into
-#   ~/.cache/banking-pipeline/kafka-<version>, OpenJDK 17 and Maven from
-#   Debian's packages when missing (~15 s, once); where that cannot be done,
-#   Nisshi, the embedded Rust broker, with cargo install (~20-45 minutes on
-#   2 cores, once). It says which happened.
+# - Debian packages (apt-get as root or through sudo): librdkafka's bundled
+#   build (C toolchain, pkg-config, OpenSSL and zlib headers), python3.
+# - The broker of the tests, the benchmark and the fault suite: `broker
+#   install` (testkit/src/launcher/install.rs): Apache Kafka's jars from
+#   Maven Central into ~/.cache/banking-pipeline/kafka-<version>, with
+#   OpenJDK 17 and Maven from Debian when missing (~15 s, once); where that
+#   cannot be done, Nisshi, the embedded Rust broker (cargo install, ~20-45
+#   minutes on 2 cores, once). It says which happened.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -298,11 +298,8 @@ pub fn short_run(
         .map(|o| o.to_string())
         .collect();
     if !failed.is_empty() {
-        panic!(
-            "failed (files kept in {}):\n{}",
-            out.keep().display(),
-            failed.join("\n")
-        );
+        let (kept, failed) = (out.keep(), failed.join("\n"));
+        panic!("failed (files kept in {}):\n{failed}", kept.display());
     }
     outcomes
 }

@@ -1,16 +1,8 @@
 # shellcheck shell=bash disable=SC2154 # run_dir, debian_release, debian_image: the caller's
-# The Docker engine's CLI plugins, the engine itself and the base images
-# docker-compose.yml needs, for scripts/compose-test.sh, which sources this
-# file after defining log, note, now_ms, secs_since and run_dir. Every
-# function is a no-op when what it makes is already there.
-#
-#   docker_install_plugins    compose v2 and buildx, built from their Go module
-#                             sources into the CLI plugins directory (cached)
-#   docker_start_engine       starts dockerd when none answers; sets
-#                             DOCKERD_STARTED_PID to what it started
-#   docker_stop_engine        stops only what docker_start_engine started
-#   present_or_pulled TAG     the image is there, or pulled (PULL_TIMEOUT s)
-#   built TAG FN WHAT         FN TAG builds the stand-in TAG; says it did
+# The Docker engine, its compose and buildx plugins and the base images
+# docker-compose.yml needs, for scripts/compose-test.sh (which defines log,
+# note, now_ms, secs_since and run_dir first). Every function is a no-op
+# when what it makes is already there.
 
 COMPOSE_VERSION=${COMPOSE_VERSION:-v5.6.0}
 BUILDX_VERSION=${BUILDX_VERSION:-v0.38.2}
@@ -19,9 +11,9 @@ DOCKER_CACHE=${DOCKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/banking-pipeline/do
 DOCKERD_STARTED_PID=
 STANDIN_LABEL=org.banking-pipeline.standin
 
-# Builds the Go module MODULE@VERSION's package PKG into the plugins
-# directory as NAME, from the module's source (the Go module proxy), once:
-# the binary is kept in $DOCKER_CACHE and copied from there next time.
+# _build_plugin NAME MODULE VERSION PKG LDFLAGS: the Go package PKG of
+# MODULE@VERSION (from the Go module proxy) built once into $DOCKER_CACHE,
+# installed as the CLI plugin NAME.
 _build_plugin() {
     local name=$1 module=$2 version=$3 pkg=$4 ldflags=$5
     local cached="$DOCKER_CACHE/$name-$version"
@@ -66,6 +58,7 @@ docker_install_plugins() {
         "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION"
 }
 
+# Starts dockerd when none answers; DOCKERD_STARTED_PID is what it started.
 docker_start_engine() {
     if docker info >/dev/null 2>&1; then
         log "a Docker engine answers: using it"
@@ -93,6 +86,7 @@ docker_start_engine() {
     return 1
 }
 
+# Stops only what docker_start_engine started.
 docker_stop_engine() {
     [[ -n "$DOCKERD_STARTED_PID" ]] || return 0
     log "stopping the dockerd this script started (pid $DOCKERD_STARTED_PID)"
@@ -115,6 +109,7 @@ present() {
     fi
 }
 
+# present_or_pulled TAG: present, or pulled within PULL_TIMEOUT s.
 present_or_pulled() {
     present "$1" && return 0
     log "pulling $1 (at most ${PULL_TIMEOUT:-60} s)"
@@ -125,6 +120,7 @@ present_or_pulled() {
     fi
 }
 
+# built TAG FN WHAT: FN TAG builds the stand-in TAG; noted with WHAT.
 built() {
     local t
     t=$(now_ms)

@@ -110,11 +110,8 @@ impl BrokerProc {
                 let last = crate::last_lines(&text, 15);
                 format!("last lines of {}:\n{last}\n", f.display())
             };
-            bail!(
-                "{} {why}; {}",
-                self.what,
-                logs.iter().map(tail).collect::<String>()
-            );
+            let tails: String = logs.iter().map(tail).collect();
+            bail!("{} {why}; {tails}", self.what);
         }
         Ok(())
     }

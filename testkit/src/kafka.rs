@@ -1,13 +1,9 @@
 //! Apache Kafka for tests: a local JVM in KRaft combined mode, from the
-//! jars `broker install` puts in [`home`], on free loopback ports, with the
-//! compose file's settings ([`crate::settings`]). [`Kafka::shared`] is one
-//! broker per process (tests keep apart with [`unique`] topics and groups),
-//! [`Kafka::start`] a private one, [`Kafka::start_for_process`] one with
-//! options of its own that several tests share.
-//!
-//! A broker dies with the thread that started it (`PR_SET_PDEATHSIG`); the
-//! process-wide ones are started from a thread that never ends, and killed
-//! when the process exits.
+//! jars in [`home`], on free loopback ports, with the compose file's
+//! settings. [`Kafka::shared`] is one per process (tests keep apart with
+//! [`unique`] names). A broker dies with the thread that started it
+//! (`PR_SET_PDEATHSIG`): the process-wide ones run in a thread that never
+//! ends, and are killed at exit.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -34,18 +30,14 @@ const JVM_OPTS: &[&str] = &[
     "-XX:+ExplicitGCInvokesConcurrent",
     "-XX:MaxInlineLevel=15",
 ];
-const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub use crate::settings::version;
 
 /// A name no other test of this process uses: `<prefix>-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
 }
 
 /// What a private broker needs beyond the defaults.
@@ -66,8 +58,7 @@ pub struct KafkaOptions {
     pub heap: Option<String>,
 }
 
-/// A local Apache Kafka broker; killed on drop. `stop`, `kill` and the
-/// rest are its [`BrokerProc`]'s.
+/// A local Apache Kafka broker; killed on drop.
 pub struct Kafka {
     proc: BrokerProc,
     listeners: Vec<(String, String)>,
@@ -78,7 +69,6 @@ pub struct Kafka {
 broker_guard!(Kafka);
 
 impl Kafka {
-    /// One broker for the whole process, started on first use.
     pub fn shared() -> Result<&'static Kafka> {
         static SHARED: OnceLock<Result<&'static Kafka, String>> = OnceLock::new();
         SHARED
@@ -125,7 +115,6 @@ impl Kafka {
         rx.recv().context("the Kafka thread answers")?
     }
 
-    /// Starts a private broker in a new temporary directory.
     pub fn start(options: KafkaOptions) -> Result<Kafka> {
         let temp = tempfile::Builder::new().prefix("kafka-").tempdir()?;
         let mut kafka = Kafka::start_in_dir(temp.path(), options)?;
@@ -133,7 +122,6 @@ impl Kafka {
         Ok(kafka)
     }
 
-    /// Starts a broker with its files in `dir` (kept afterwards).
     pub fn start_in_dir(dir: &Path, options: KafkaOptions) -> Result<Kafka> {
         let (dir, controller) = (created(dir)?, free_port());
         let place = |_: u32| (dir.clone(), options.clone(), controller);
@@ -204,7 +192,7 @@ impl Kafka {
             }
         }
 
-        let times = (Duration::from_secs(60), START_TIMEOUT);
+        let times = (Duration::from_secs(60), Duration::from_secs(120));
         Ok(Kafka {
             proc: BrokerProc::new("Apache Kafka", format!("{host}:{port}"), dir, times),
             listeners,
@@ -247,7 +235,7 @@ impl Kafka {
             .unwrap_or_else(|| panic!("no listener {name}"))
     }
 
-    /// Starts the JVM again (same ports and data) and waits until it serves.
+    /// Same ports and data.
     pub fn restart(&mut self) -> Result<()> {
         self.launch_as(Lifetime::Thread)?;
         self.wait_serving()
@@ -372,7 +360,6 @@ fn stop_at_exit(kafka: &Kafka) {
     });
 }
 
-/// Removes `dir` when the process exits.
 pub fn remove_at_exit(dir: &Path) {
     at_exit(|(_, dirs)| dirs.push(dir.to_path_buf()));
 }

@@ -90,26 +90,12 @@ pub fn metrics_match_the_database(test: &str, model: Model) -> Result<()> {
     kafka.create_topic(&topic, PARTITIONS)?;
 
     let consumer_addr = format!("127.0.0.1:{}", free_port());
-    let mut cmd = ConsumerCmd::new(
-        model,
-        kafka.bootstrap(),
-        &topic,
-        &unique("metrics"),
-        dir.path(),
-    );
+    let group = unique("metrics");
+    let mut cmd = ConsumerCmd::new(model, kafka.bootstrap(), &topic, &group, dir.path());
     cmd.idle_secs = None;
-    let mut consumer = cmd.spawn(
-        &bins,
-        1,
-        &[
-            "--metrics-addr",
-            &consumer_addr,
-            "--log-format",
-            "json",
-            "-X",
-            "statistics.interval.ms=200",
-        ],
-    )?;
+    let args =
+        format!("--metrics-addr {consumer_addr} --log-format json -X statistics.interval.ms=200");
+    let mut consumer = cmd.spawn(&bins, 1, &args.split(' ').collect::<Vec<_>>())?;
     let producer_addr = format!("127.0.0.1:{}", free_port());
     let mut pcmd = ProducerCmd::new(kafka.bootstrap(), &topic, COUNT, 11, 200);
     pcmd.rate = 2_000;

@@ -33,12 +33,10 @@ pub const SECRET: &str = "chaos-Secret-7f3a9c";
 /// How long anything but the explicit bounds of a test may take.
 pub const GENEROUS: Duration = Duration::from_secs(900);
 
-/// One running (or finished) process.
 pub struct Proc {
     child: Child,
     /// Its stdout and stderr.
     pub log: PathBuf,
-    /// Its `--stats-json` file.
     pub stats: Option<PathBuf>,
     pub name: String,
     status: Option<ExitStatus>,
@@ -111,7 +109,6 @@ impl Proc {
         self.child.id()
     }
 
-    /// When it was spawned.
     pub fn started(&self) -> Instant {
         self.started
     }
@@ -175,12 +172,8 @@ impl Proc {
             .as_ref()
             .with_context(|| format!("{} writes no stats file", self.name))?;
         if !path.exists() {
-            bail!(
-                "{}: no stats file {}:\n{}",
-                self.name,
-                path.display(),
-                self.log_tail(10)
-            );
+            let tail = self.log_tail(10);
+            bail!("{}: no stats file {}:\n{tail}", self.name, path.display());
         }
         Ok(read_stats(path)?)
     }
@@ -270,7 +263,6 @@ impl ConsumerCmd {
         self.dir.join(format!("{}.json", self.name(n)))
     }
 
-    /// Starts run `n`, with `extra` arguments.
     pub fn spawn(&self, bins: &Bins, n: u32, extra: &[&str]) -> Result<Proc> {
         let (b, t, g) = (&self.brokers, &self.topic, &self.group);
         let mut args = words(&["--brokers", b, "--topic", t, "--group", g, "--db"]);
@@ -334,7 +326,6 @@ impl ProducerCmd {
         Proc::spawn_in(&bins.producer(), args, dir, name)
     }
 
-    /// Runs it to the end: see [`ProducerCmd::finish`].
     pub fn run(&self, bins: &Bins, dir: &Path, name: &str) -> Result<ProducerStats> {
         let mut p = self.spawn(bins, dir, name)?;
         self.finish(&mut p)

@@ -82,32 +82,19 @@ impl Expected {
 }
 
 /// What databases hold compared with what they should (chaos/README.md
-/// explains each figure).
+/// explains each figure; `offsets_inconsistent` counts partitions).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Figures {
-    /// Rows in `events`.
     pub events: u64,
     pub lost: u64,
-    /// Rows sharing an id, plus dead letters holding an event read again
-    /// from the partition and offset it was stored from.
     pub duplicated: u64,
-    /// Copies of stored events at another offset (written twice upstream),
-    /// beyond the ones sent on purpose.
     pub topic_duplicates: u64,
-    /// Dead letters neither sent bad nor duplicates.
     pub unexpected_dead_letters: u64,
-    /// Rows whose id was never produced as a good event.
     pub unexpected: u64,
-    /// Balances that differ from the expected ones, are missing or extra.
     pub wrong_balances: u64,
     pub dead_letters: u64,
-    /// Bad messages that are not in `dead_letters`.
     pub missing_dead_letters: u64,
-    /// The amount sum and id checksum match.
     pub totals_match: bool,
-    /// Partitions whose stored next offset is not exactly the number of
-    /// messages stored from them, each offset from 0 once across the
-    /// databases (a range accepted as deleted by the broker counts).
     pub offsets_inconsistent: u64,
 }
 

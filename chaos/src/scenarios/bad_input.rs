@@ -1,4 +1,4 @@
-//! Item 6: bad command lines and files (chaos/README.md, `bad-input`).
+//! `bad-input` (chaos/README.md).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -9,8 +9,10 @@ use anyhow::Result;
 use testkit::bins::PRODUCER;
 use testkit::procs::{Proc, SECRET};
 
-use super::fresh_dir;
+use super::{fresh_dir, sub};
 use crate::{Config, Outcome, Scenario};
+
+const SC: Scenario = Scenario::BadInput;
 
 /// Which binaries a case is for.
 #[derive(Clone, Copy, PartialEq)]
@@ -58,8 +60,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         let cases = CASES.iter().filter(|c| [All, kind].contains(&c.0));
         let cases: Vec<_> = cases.collect();
         for (i, &&(_, what, args, needle, file)) in cases.iter().enumerate() {
-            let cwd = dir.join(format!("{bin}-{i}"));
-            std::fs::create_dir_all(&cwd)?;
+            let cwd = sub(&dir, &format!("{bin}-{i}"))?;
             prepare(&cwd, file)?;
             let before = snapshot(&cwd);
             let args: Vec<String> = args.iter().map(|a| a.replace("SECRET", SECRET)).collect();
@@ -82,8 +83,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
                 Some(p) => problems.push(format!("{what}: {p}")),
             }
         }
-        let cwd = dir.join(format!("{bin}-help"));
-        std::fs::create_dir_all(&cwd)?;
+        let cwd = sub(&dir, &format!("{bin}-help"))?;
         let help = [
             "-X".into(),
             format!("sasl.password={SECRET}"),
@@ -95,15 +95,11 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             leaks += 1;
             problems.push("--help printed the secret given with -X".into());
         }
-        outcomes.push(Outcome::new(
-            Scenario::BadInput,
-            bin,
-            format!(
-                "cases {} clear_errors {clear} files_changed {changed} secret_leaks {leaks}",
-                cases.len()
-            ),
-            problems,
-        ));
+        let figures = format!(
+            "cases {} clear_errors {clear} files_changed {changed} secret_leaks {leaks}",
+            cases.len()
+        );
+        outcomes.push(Outcome::new(SC, bin, figures, problems));
     }
     Ok(outcomes)
 }
@@ -141,13 +137,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn spawn(cfg: &Config, bin: &str, cwd: &Path, args: &[String]) -> Result<Proc> {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-    Proc::spawn(
-        &cfg.bins.dir().join(bin),
-        &args,
-        &cwd.join("run.out"),
-        Some(cwd),
-        bin,
-    )
+    let (path, log) = (cfg.bins.dir().join(bin), cwd.join("run.out"));
+    Proc::spawn(&path, &args, &log, Some(cwd), bin)
 }
 
 /// Runs one case: what is wrong with its refusal, and whether it leaked.

@@ -1,7 +1,5 @@
-//! Item 4: 1% bad messages of every kind (chaos/README.md, `bad-messages`).
-//! The good events are the producer's (same generator, seed and keys), sent
-//! by a plain rdkafka producer so that the bad ones can be interleaved; the
-//! clean run reads the same good events from a topic of its own.
+//! `bad-messages` (chaos/README.md). The good events are the producer's,
+//! sent by a plain rdkafka producer so that the bad ones can be interleaved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -15,8 +13,10 @@ use rand_chacha::ChaCha8Rng;
 use testkit::clients::RawProducer;
 use testkit::verify;
 
-use super::{broker, consumer, exactness, expected, fresh_dir, topic};
+use super::{broker, consumer, exactness, expected, fresh_dir, sub, topic};
 use crate::{Config, Outcome, Scenario};
+
+const SC: Scenario = Scenario::BadMessages;
 
 /// The kinds of bad message, in the order they cycle.
 const KINDS: [&str; 7] = [
@@ -69,9 +69,8 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             .flat_map(|r| [(r, "clean", &clean, 0), (r, "bad", &bad, bad_count)]);
         for (round, name, topic, bad) in runs {
             let i = usize::from(bad > 0);
-            let sub = dir.join(format!("{}-{name}-{round}", c.name()));
-            std::fs::create_dir_all(&sub)?;
-            let mut cmd = consumer(cfg, Scenario::BadMessages, c, &brokers, topic, &sub);
+            let run_dir = sub(&dir, &format!("{}-{name}-{round}", c.name()))?;
+            let mut cmd = consumer(cfg, SC, c, &brokers, topic, &run_dir);
             cmd.idle_secs = Some(3);
             let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
             let status = p.wait(testkit::procs::GENEROUS)?;
@@ -93,7 +92,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             }
             // The databases of a 1M run take ~0.5 GB each: keep the last.
             if round + 1 < cfg.throughput_rounds {
-                let _ = std::fs::remove_dir_all(&sub);
+                let _ = std::fs::remove_dir_all(&run_dir);
             }
         }
         let ratio = if eps[0] > 0.0 { eps[1] / eps[0] } else { 0.0 };
@@ -106,22 +105,18 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             ));
         }
         let f = figures.last().cloned().unwrap_or_default();
-        outcomes.push(Outcome::new(
-            Scenario::BadMessages,
-            c.name(),
-            format!(
-                "events {} bad {bad_count} kinds {} dead_letters {} {} events_per_s (best of {}) clean {:.0} bad {:.0} ({:+.1}%)",
-                f.events,
-                KINDS.len(),
-                f.dead_letters,
-                f.brief(),
-                cfg.throughput_rounds.max(1),
-                eps[0],
-                eps[1],
-                (ratio - 1.0) * 100.0
-            ),
-            problems,
-        ));
+        let line = format!(
+            "events {} bad {bad_count} kinds {} dead_letters {} {} events_per_s (best of {}) clean {:.0} bad {:.0} ({:+.1}%)",
+            f.events,
+            KINDS.len(),
+            f.dead_letters,
+            f.brief(),
+            cfg.throughput_rounds.max(1),
+            eps[0],
+            eps[1],
+            (ratio - 1.0) * 100.0
+        );
+        outcomes.push(Outcome::new(SC, c.name(), line, problems));
     }
     Ok(outcomes)
 }

@@ -1,5 +1,4 @@
-//! Item 5: the database locked by another process, and a disk that fills
-//! up (chaos/README.md, `db-lock`, `disk-full`).
+//! `db-lock` and `disk-full` (chaos/README.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,12 +8,16 @@ use testkit::ConsumerStats;
 use anyhow::{Context, Result, bail};
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::committed_messages;
-use testkit::{Expected, ProducerCmd, verify};
+use testkit::{Expected, verify};
 
 use super::{
-    broker, check, consumer, each, exactness, expected, fresh_dir, producer, secret_leaks, topic,
+    broker, check, consumer, each, exactness, expected, fresh_dir, produce, producer, secret_leaks,
+    topic,
 };
 use crate::{Config, Outcome, Scenario};
+
+const DB_LOCK: Scenario = Scenario::DbLock;
+const DISK_FULL: Scenario = Scenario::DiskFull;
 
 /// Each consumer on a topic of its own. The lock is taken once the first
 /// third is committed, and only then the rest produced, so the consumer
@@ -33,15 +36,14 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
     }
     let brokers = broker.bootstrap().to_string();
     let (dir, expected) = (&dir, &expected);
-    Ok(each(Scenario::DbLock, topics, |(c, topic)| {
+    Ok(each(DB_LOCK, topics, |(c, topic)| {
         let topic = &topic;
         let part = |name: &str, count: u64, first_id: u64| {
-            let mut cmd = ProducerCmd::new(&brokers, topic, count, cfg.seed, cfg.accounts);
-            cmd.first_id = first_id;
-            cmd.run(&cfg.bins, dir, &format!("producer-{}-{name}", c.name()))
+            let name = format!("producer-{}-{name}", c.name());
+            produce(cfg, (&brokers, topic), (first_id, count), dir, &name)
         };
         part("before", first, 1)?;
-        let cmd = consumer(cfg, Scenario::DbLock, c, &brokers, topic, dir);
+        let cmd = consumer(cfg, DB_LOCK, c, &brokers, topic, dir);
         let db = &cmd.db;
         let mut p = cmd.spawn(&cfg.bins, 0, &[])?;
         let mut problems = Vec::new();
@@ -96,18 +98,14 @@ pub fn lock(cfg: &Config) -> Result<Vec<Outcome>> {
         let f = verify(db, expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(dir));
-        Ok(Outcome::new(
-            Scenario::DbLock,
-            c.name(),
-            format!(
-                "events {} locked_s {:.1} at_message {locked_at} of {} lock_wait_lines_logged {waits_logged} peak_rss_mib {rss} {}",
-                f.events,
-                held.as_secs_f64(),
-                cfg.events,
-                f.brief()
-            ),
-            problems,
-        ))
+        let figures = format!(
+            "events {} locked_s {:.1} at_message {locked_at} of {} lock_wait_lines_logged {waits_logged} peak_rss_mib {rss} {}",
+            f.events,
+            held.as_secs_f64(),
+            cfg.events,
+            f.brief()
+        );
+        Ok(Outcome::new(DB_LOCK, c.name(), figures, problems))
     }))
 }
 
@@ -155,11 +153,7 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         match Tmpfs::mount(&dir.join(format!("{}-disk", c.name())), small) {
             Ok(t) => disks.push((c, (c, t))),
             Err(e) => {
-                return Ok(vec![Outcome::skipped(
-                    Scenario::DiskFull,
-                    "all",
-                    format!("{e:#}"),
-                )]);
+                return Ok(vec![Outcome::skipped(DISK_FULL, "all", format!("{e:#}"))]);
             }
         }
     }
@@ -169,8 +163,8 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
     producer(cfg, &brokers, &topic).run(&cfg.bins, &dir, "producer")?;
     let expected = expected(cfg);
     let (dir, topic) = (&dir, &topic);
-    Ok(each(Scenario::DiskFull, disks, |(c, disk)| {
-        let mut cmd = consumer(cfg, Scenario::DiskFull, c, &brokers, topic, dir);
+    Ok(each(DISK_FULL, disks, |(c, disk)| {
+        let mut cmd = consumer(cfg, DISK_FULL, c, &brokers, topic, dir);
         cmd.db = disk.0.join(format!("{}.db", c.name()));
         let db = &cmd.db;
         let mut problems = Vec::new();
@@ -207,16 +201,12 @@ pub fn disk_full(cfg: &Config) -> Result<Vec<Outcome>> {
         problems.extend(secret_leaks(dir));
         let shown = error_line.rsplit("error: ").next().unwrap_or("");
         let shown: String = shown.chars().take(120).collect();
-        Ok(Outcome::new(
-            Scenario::DiskFull,
-            c.name(),
-            format!(
-                "events {} fs_bytes {small} stopped_at {at_full} exit_code {} error {shown:?} {}",
-                f.events,
-                first_code,
-                f.brief()
-            ),
-            problems,
-        ))
+        let figures = format!(
+            "events {} fs_bytes {small} stopped_at {at_full} exit_code {} error {shown:?} {}",
+            f.events,
+            first_code,
+            f.brief()
+        );
+        Ok(Outcome::new(DISK_FULL, c.name(), figures, problems))
     }))
 }

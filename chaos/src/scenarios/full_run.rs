@@ -8,8 +8,10 @@ use testkit::{Model, group_offsets, kafka, verify};
 use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
+const SC: Scenario = Scenario::FullRun;
+
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    while_producing(cfg, Scenario::FullRun, 0, |s, m| one(cfg, m, s))
+    while_producing(cfg, SC, 0, |s, m| one(cfg, m, s))
 }
 
 fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
@@ -20,7 +22,7 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
         bail!("the producer's id checksum differs from the regenerated events'");
     }
     let n = cfg.events;
-    let cmd = consumer(cfg, Scenario::FullRun, model, brokers, topic, dir);
+    let cmd = consumer(cfg, SC, model, brokers, topic, dir);
     let mut problems = Vec::new();
     let stats: ConsumerStats = cmd.spawn(&cfg.bins, 0, &[])?.wait_success()?;
     let f = verify(&cmd.db, expected, 0)?;
@@ -69,15 +71,11 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     });
     let f = verify(&cmd.db, expected, 0)?;
     exactness(&f, n, &mut problems);
-    Ok(Outcome::new(
-        Scenario::FullRun,
-        model.name(),
-        format!(
-            "events {} kafka_offsets_match {} stored_again_in_new_group {read_again} {}",
-            f.events,
-            in_kafka == stored,
-            f.brief()
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "events {} kafka_offsets_match {} stored_again_in_new_group {read_again} {}",
+        f.events,
+        in_kafka == stored,
+        f.brief()
+    );
+    Ok(Outcome::new(SC, model.name(), figures, problems))
 }

@@ -1,7 +1,5 @@
-//! Item 1: `kill -9` of the consumer at random moments (chaos/README.md,
-//! `kill9`). Most moments are points of progress, so that a kill lands
-//! inside a batch as often as between two; every fourth is a delay after the
-//! restart, so that some hit a consumer still joining the group.
+//! `kill9` (chaos/README.md): kills at points of progress land inside a
+//! batch as often as between two; those after a restart hit a joining one.
 
 use std::thread;
 use std::time::Duration;
@@ -17,6 +15,8 @@ use testkit::{Model, verify};
 use super::{Producing, check, consumer, exactness, loose_modes, secret_leaks, while_producing};
 use crate::{Config, Outcome, Scenario};
 
+const SC: Scenario = Scenario::Kill9;
+
 enum Moment {
     /// Kill once this many messages are committed (plus a short random delay).
     Progress(u64, u64),
@@ -25,13 +25,13 @@ enum Moment {
 }
 
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    while_producing(cfg, Scenario::Kill9, 0, |s, m| one(cfg, m, s))
+    while_producing(cfg, SC, 0, |s, m| one(cfg, m, s))
 }
 
 fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     let (brokers, topic, dir, expected) =
         (s.brokers.as_str(), s.topic.as_str(), &s.dir, &s.expected);
-    let cmd = consumer(cfg, Scenario::Kill9, model, brokers, topic, dir);
+    let cmd = consumer(cfg, SC, model, brokers, topic, dir);
     let db = &cmd.db;
     let n = cfg.events;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ ((model as u64 + 1) * 0x9e37_79b9));
@@ -100,14 +100,10 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     problems.extend(secret_leaks(dir));
     let files = vec![db.clone(), dir.join("producer.json"), cmd.stats(run_no)];
     problems.extend(loose_modes(&files));
-    Ok(Outcome::new(
-        Scenario::Kill9,
-        model.name(),
-        format!(
-            "events {} kills {kills} restarts {run_no} {}",
-            f.events,
-            f.brief()
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "events {} kills {kills} restarts {run_no} {}",
+        f.events,
+        f.brief()
+    );
+    Ok(Outcome::new(SC, model.name(), figures, problems))
 }

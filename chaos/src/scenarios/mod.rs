@@ -85,6 +85,13 @@ pub(crate) fn fresh_dir(cfg: &Config, name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// `<dir>/<name>`, made.
+pub(crate) fn sub(dir: &Path, name: &str) -> Result<PathBuf> {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+    Ok(d)
+}
+
 /// The broker of the scenarios that do not stop it: the process's Apache
 /// Kafka, or a new Nisshi in memory or mock cluster.
 pub(crate) fn broker(cfg: &Config) -> Result<Box<dyn Broker>> {
@@ -126,25 +133,92 @@ pub(crate) fn producer(cfg: &Config, brokers: &str, topic: &str) -> ProducerCmd 
     ProducerCmd::new(brokers, topic, cfg.events, cfg.seed, cfg.accounts)
 }
 
-/// A new topic on the process's Apache Kafka holding events 1..=`n`, the
-/// producer's files in `dir` (made).
-pub(crate) fn filled_topic(
+/// Runs the producer to the end: `n` events of `cfg.seed` with ids from
+/// `first_id`, its files `<dir>/<name>.*`.
+pub(crate) fn produce(
     cfg: &Config,
+    (brokers, topic): (&str, &str),
+    (first_id, n): (u64, u64),
     dir: &Path,
     name: &str,
-    partitions: i32,
-    n: u64,
-) -> Result<(&'static Kafka, String)> {
-    let kafka = Kafka::shared()?;
-    let topic = kafka::unique(&format!("chaos.{name}"));
-    kafka.create_topic(&topic, partitions)?;
-    std::fs::create_dir_all(dir)?;
-    ProducerCmd::new(kafka.bootstrap(), &topic, n, cfg.seed, cfg.accounts).run(
-        &cfg.bins,
-        dir,
-        "producer-1",
-    )?;
-    Ok((kafka, topic))
+) -> Result<ProducerStats> {
+    let mut cmd = ProducerCmd::new(brokers, topic, n, cfg.seed, cfg.accounts);
+    cmd.first_id = first_id;
+    cmd.run(&cfg.bins, dir, name)
+}
+
+/// A new topic on the process's Apache Kafka holding events 1..=`n`.
+pub(crate) struct Filled {
+    pub(crate) kafka: &'static Kafka,
+    pub(crate) topic: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) n: u64,
+}
+
+impl Filled {
+    /// The topic named after `name`, its files in `<dir>/<name>`.
+    pub(crate) fn new(
+        cfg: &Config,
+        dir: &Path,
+        name: &str,
+        partitions: i32,
+        n: u64,
+    ) -> Result<Filled> {
+        let (kafka, dir) = (Kafka::shared()?, sub(dir, name)?);
+        let topic = kafka::unique(&format!("chaos.{name}"));
+        kafka.create_topic(&topic, partitions)?;
+        produce(cfg, (kafka.bootstrap(), &topic), (1, n), &dir, "producer-1")?;
+        Ok(Filled {
+            kafka,
+            topic,
+            dir,
+            n,
+        })
+    }
+
+    /// `more` events after the first `n`; what both runs make.
+    pub(crate) fn more(&self, cfg: &Config, more: u64) -> Result<Expected> {
+        let (brokers, n) = ((self.kafka.bootstrap(), self.topic.as_str()), self.n);
+        produce(cfg, brokers, (n + 1, more), &self.dir, "producer-2")?;
+        let runs = [(1, n), (n + 1, more)];
+        Ok(Expected::of_runs(cfg.seed, cfg.accounts, &runs))
+    }
+
+    /// Consumer `model` of `sc` reading it, its files in the same directory.
+    pub(crate) fn consumer(&self, cfg: &Config, sc: Scenario, model: Model) -> ConsumerCmd {
+        let (brokers, topic) = (self.kafka.bootstrap(), &self.topic);
+        consumer(cfg, sc, model, brokers, topic, &self.dir)
+    }
+}
+
+/// Where a case of [`cases`] runs: for one consumer, its files in `dir`.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) model: Model,
+    pub(crate) dir: &'a Path,
+}
+
+/// One case of a scenario made of several: its figures; problems pushed.
+pub(crate) type Case = fn(At<'_>, &mut Vec<String>) -> Result<String>;
+
+/// Runs `cases` one after the other for every consumer at once, each
+/// consumer's files in `<out>/<sc>/<model>`; figures `<case>: ...; ...`.
+pub(crate) fn cases(cfg: &Config, sc: Scenario, cases: &[(&str, Case)]) -> Result<Vec<Outcome>> {
+    let dir = fresh_dir(cfg, &sc.name())?;
+    Ok(per_consumer(cfg, sc, |m| {
+        let (dir, mut problems) = (dir.join(m.name()), Vec::new());
+        let mut figures = Vec::new();
+        for (name, case) in cases {
+            let at = At {
+                cfg,
+                model: m,
+                dir: &dir,
+            };
+            figures.push(format!("{name}: {}", case(at, &mut problems)?));
+        }
+        Ok(Outcome::new(sc, m.name(), figures.join("; "), problems))
+    }))
 }
 
 pub(crate) fn expected(cfg: &Config) -> Expected {
@@ -173,14 +247,8 @@ where
     F: Fn(&Producing<'_>, Model) -> Result<Outcome> + Sync,
 {
     let rate = cfg.events.checked_div(secs).map_or(0, |r| r.max(1));
-    producing_on(
-        cfg,
-        sc,
-        fresh_dir(cfg, &sc.name())?,
-        &*broker(cfg)?,
-        rate,
-        one,
-    )
+    let (dir, broker) = (fresh_dir(cfg, &sc.name())?, broker(cfg)?);
+    producing_on(cfg, sc, dir, &*broker, rate, one)
 }
 
 /// [`while_producing`] on `broker` at `rate` events/s, files in `dir`.

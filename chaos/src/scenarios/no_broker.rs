@@ -1,4 +1,4 @@
-//! Item 3: the broker unreachable at start (chaos/README.md, `no-broker`).
+//! `no-broker` (chaos/README.md).
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,8 @@ use testkit::{Kafka, KafkaOptions, free_port, kafka, verify};
 
 use super::{check, consumer, each, exactness, expected, fresh_dir, producer, secret_leaks};
 use crate::{Config, Outcome, Scenario};
+
+const SC: Scenario = Scenario::NoBroker;
 
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "no-broker")?;
@@ -23,7 +25,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let started = Instant::now();
     let mut runs = Vec::new();
     for &c in &cfg.consumers {
-        let cmd = consumer(cfg, Scenario::NoBroker, c, &brokers, &topic, &dir);
+        let cmd = consumer(cfg, SC, c, &brokers, &topic, &dir);
         runs.push((c, (cmd.spawn(&cfg.bins, 0, &[])?, cmd)));
     }
     std::thread::sleep(Duration::from_secs(cfg.no_broker_secs));
@@ -53,45 +55,37 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let expected = expected(cfg);
     let items = runs.into_iter().zip(problems);
     let items = items.map(|((c, (p, cmd)), (lines, found))| (c, (p, cmd, lines, found)));
-    let results = each(
-        Scenario::NoBroker,
-        items.collect(),
-        |(mut p, cmd, lines, mut problems)| {
-            let db = &cmd.db;
-            let mut first_commit = None;
-            let proceeded = wait_until(GENEROUS, "the first commit", || {
-                if committed_messages(db) > 0 {
-                    first_commit.get_or_insert(started.elapsed());
-                    return true;
-                }
-                p.try_status().is_some()
-            });
-            if let Err(e) = proceeded {
-                problems.push(format!("{e}"));
+    let results = each(SC, items.collect(), |(mut p, cmd, lines, mut problems)| {
+        let db = &cmd.db;
+        let mut first_commit = None;
+        let proceeded = wait_until(GENEROUS, "the first commit", || {
+            if committed_messages(db) > 0 {
+                first_commit.get_or_insert(started.elapsed());
+                return true;
             }
-            let status = p.wait(GENEROUS)?;
-            if !status.success() {
-                problems.push(format!("exited with {status}: {}", p.log_tail(5)));
-            }
-            let f = verify(db, &expected, 0)?;
-            exactness(&f, cfg.events, &mut problems);
-            problems.extend(secret_leaks(&dir));
-            let resumed = first_commit
-                .map(|t| format!("{:.1}", t.saturating_sub(appeared).as_secs_f64()))
-                .unwrap_or_else(|| "never".into());
-            Ok(Outcome::new(
-                Scenario::NoBroker,
-                cmd.model.name(),
-                format!(
-                    "events {} waited_s {} log_lines_while_waiting {lines} first_commit_after_broker_s {resumed} {}",
-                    f.events,
-                    appeared.as_secs(),
-                    f.brief()
-                ),
-                problems,
-            ))
-        },
-    );
+            p.try_status().is_some()
+        });
+        if let Err(e) = proceeded {
+            problems.push(format!("{e}"));
+        }
+        let status = p.wait(GENEROUS)?;
+        if !status.success() {
+            problems.push(format!("exited with {status}: {}", p.log_tail(5)));
+        }
+        let f = verify(db, &expected, 0)?;
+        exactness(&f, cfg.events, &mut problems);
+        problems.extend(secret_leaks(&dir));
+        let resumed = first_commit
+            .map(|t| format!("{:.1}", t.saturating_sub(appeared).as_secs_f64()))
+            .unwrap_or_else(|| "never".into());
+        let figures = format!(
+            "events {} waited_s {} log_lines_while_waiting {lines} first_commit_after_broker_s {resumed} {}",
+            f.events,
+            appeared.as_secs(),
+            f.brief()
+        );
+        Ok(Outcome::new(SC, cmd.model.name(), figures, problems))
+    });
     outcomes.extend(results);
     Ok(outcomes)
 }
@@ -122,15 +116,11 @@ fn producer_fails_clearly(cfg: &Config, dir: &std::path::Path, brokers: &str) ->
     check(&mut problems, last_error.contains("cannot reach"), || {
         format!("no clear error line: {last_error:?}")
     });
-    Ok(Outcome::new(
-        Scenario::NoBroker,
-        "producer",
-        format!(
-            "timeout_s {timeout} exited_after_s {:.1} exit_code {} error {:?}",
-            took.as_secs_f64(),
-            status.code().unwrap_or(-1),
-            last_error
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "timeout_s {timeout} exited_after_s {:.1} exit_code {} error {:?}",
+        took.as_secs_f64(),
+        status.code().unwrap_or(-1),
+        last_error
+    );
+    Ok(Outcome::new(SC, "producer", figures, problems))
 }

@@ -1,56 +1,26 @@
-//! No skipped offset is silent (issue 15; chaos/README.md, `offset-gaps`):
-//! the log start moved past the stored offset, and a hand-over. A broker
-//! answering from a later offset than asked is refused by the store whatever
-//! the broker (tested in the store's tests, `offsets.rs`).
+//! `offset-gaps` (chaos/README.md): the log start moved past the stored
+//! offset, and a hand-over. A broker answering from a later offset than
+//! asked is refused by the store (its tests, `offsets.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Result, bail};
 use store::{OffsetGap, Store};
 use testkit::clients::delete_records;
 use testkit::verify::row_count;
-use testkit::{ConsumerCmd, ConsumerStats, Expected, Kafka, Model, ProducerCmd, verify_all};
+use testkit::{ConsumerStats, Expected, verify_all};
 
-use super::{check, consumer, filled_topic, fresh_dir, per_consumer, refused};
+use super::{At, Case, Filled, cases, check, refused, sub};
 use crate::{Config, Outcome, Scenario};
 
-pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    let dir = fresh_dir(cfg, "offset-gaps")?;
-    let dir = &dir;
-    Ok(per_consumer(cfg, Scenario::OffsetGaps, |m| {
-        let mut problems = Vec::new();
-        let deleted = log_start_moved(cfg, m, dir, &mut problems)?;
-        let handed = hand_over(cfg, m, dir, &mut problems)?;
-        Ok(Outcome::new(
-            Scenario::OffsetGaps,
-            m.name(),
-            format!("log_start_moved: {deleted}; hand_over: {handed}"),
-            problems,
-        ))
-    }))
-}
+const SC: Scenario = Scenario::OffsetGaps;
 
-/// A topic of `partitions` holding `n` events, `<dir>/<what>-<model>/`,
-/// and a consumer of it with its files there.
-fn produced(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    what: &str,
-    partitions: i32,
-    n: u64,
-) -> Result<(&'static Kafka, String, PathBuf, ConsumerCmd)> {
-    let dir = dir.join(format!("{what}-{}", model.name()));
-    let (kafka, topic) = filled_topic(cfg, &dir, what, partitions, n)?;
-    let cmd = consumer(
-        cfg,
-        Scenario::OffsetGaps,
-        model,
-        kafka.bootstrap(),
-        &topic,
-        &dir,
-    );
-    Ok((kafka, topic, dir, cmd))
+pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
+    let all: [(&str, Case); 2] = [
+        ("log_start_moved", log_start_moved),
+        ("hand_over", hand_over),
+    ];
+    cases(cfg, SC, &all)
 }
 
 fn gaps(db: &Path) -> Result<Vec<OffsetGap>> {
@@ -60,15 +30,11 @@ fn gaps(db: &Path) -> Result<Vec<OffsetGap>> {
 /// One partition of `n` events; the consumer stores a third, the broker
 /// deletes up to two thirds, the consumer must refuse to go on, then go on
 /// with `--accept-data-loss`. Returns the figures.
-fn log_start_moved(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
+fn log_start_moved(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let n = cfg.events.clamp(3, 30_000);
     let (first_part, deleted_to) = (n / 3, 2 * n / 3);
-    let (kafka, topic, _, cmd) = produced(cfg, model, dir, "log-start", 1, n)?;
+    let filled = Filled::new(cfg, dir, "log-start", 1, n)?;
+    let cmd = filled.consumer(cfg, SC, model);
     let first_arg = first_part.to_string();
     let _: ConsumerStats = cmd
         .spawn(&cfg.bins, 0, &["--max-events", &first_arg])?
@@ -78,20 +44,15 @@ fn log_start_moved(
         format!("the first run stored {stored}, not {first_part}")
     });
 
-    delete_records(kafka.bootstrap(), &topic, 0, deleted_to as i64)?;
+    let (brokers, topic) = (filled.kafka.bootstrap(), &filled.topic);
+    delete_records(brokers, topic, 0, deleted_to as i64)?;
     let lost = deleted_to - first_part;
 
     // Without the flag: a clear error, nothing stored past the gap.
     let named = format!("{lost} event(s) were deleted before they were read");
     let needles = [named.as_str(), "partition 0", "--accept-data-loss"];
-    let refusal = refused(
-        cfg,
-        &cmd,
-        1,
-        &needles,
-        "the restart after the deletion",
-        problems,
-    )?;
+    let what = "the restart after the deletion";
+    let refusal = refused(cfg, &cmd, 1, &needles, what, problems)?;
 
     // With it: the gap recorded, the rest stored.
     let stats: ConsumerStats = cmd
@@ -134,22 +95,20 @@ fn log_start_moved(
 /// Instance A drains the topic; instance B of the same group starts later
 /// with a new database: it records the hand-over, then stores only what
 /// is produced afterwards.
-fn hand_over(cfg: &Config, model: Model, dir: &Path, problems: &mut Vec<String>) -> Result<String> {
+fn hand_over(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
     let n = cfg.events.clamp(2, 20_000);
     let more = (n / 4).max(1);
-    let (kafka, topic, dir, a) = produced(cfg, model, dir, "hand-over", cfg.partitions, n)?;
+    let filled = Filled::new(cfg, dir, "hand-over", cfg.partitions, n)?;
+    let a = filled.consumer(cfg, SC, model);
     let _: ConsumerStats = a.spawn(&cfg.bins, 0, &[])?.wait_success()?;
     let mut b = a.clone();
     // One of several instances of the group: without it the new database
     // would be refused (a mistyped --db; see start-positions).
     b.extra.push("--scale-out".into());
-    b.dir = dir.join("b");
-    std::fs::create_dir_all(&b.dir)?;
+    b.dir = sub(&filled.dir, "b")?;
     b.db = b.dir.join(format!("{}.db", model.name()));
     let first: ConsumerStats = b.spawn(&cfg.bins, 0, &[])?.wait_success()?;
-    let mut second_run = ProducerCmd::new(kafka.bootstrap(), &topic, more, cfg.seed, cfg.accounts);
-    second_run.first_id = n + 1;
-    second_run.run(&cfg.bins, &dir, "producer-2")?;
+    let expected = filled.more(cfg, more)?;
     let second: ConsumerStats = b.spawn(&cfg.bins, 1, &[])?.wait_success()?;
 
     check(problems, first.events_committed == 0, || {
@@ -166,7 +125,7 @@ fn hand_over(cfg: &Config, model: Model, dir: &Path, problems: &mut Vec<String>)
     });
     let recorded = gaps(&b.db)?;
     let a_store = Store::open(&a.db)?;
-    let a_offsets = a_store.stored_offsets(&topic)?;
+    let a_offsets = a_store.stored_offsets(&filled.topic)?;
     let a_id = a_store.database_id().to_string();
     let as_expected = recorded.len() == a_offsets.len()
         && recorded.iter().all(|g| {
@@ -183,17 +142,13 @@ fn hand_over(cfg: &Config, model: Model, dir: &Path, problems: &mut Vec<String>)
     check(problems, gaps(&a.db)?.is_empty(), || {
         "the first instance recorded a gap".into()
     });
-    let expected = Expected::of_runs(cfg.seed, cfg.accounts, &[(1, n), (n + 1, more)]);
     let f = verify_all(&[&a.db, &b.db], &expected, 0)?;
     check(problems, f.exact(), || {
         format!("the two databases together: {}", f.brief())
     });
-    if f.events != n + more {
-        bail!(
-            "the two databases hold {} events, not {}",
-            f.events,
-            n + more
-        );
+    let (events, total) = (f.events, n + more);
+    if events != total {
+        bail!("the two databases hold {events} events, not {total}");
     }
     Ok(format!(
         "a {n}, b {} after the hand-over, gaps {}, {}",

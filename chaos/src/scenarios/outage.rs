@@ -1,8 +1,5 @@
-//! Item 2: the broker down mid-run (chaos/README.md, `outage`). The
-//! consumers run until they have committed every event (no idle timeout:
-//! it could fire during the outage); then the broker stops for good and
-//! they get SIGTERM, which they must obey within the SIGTERM scenario's
-//! bound though Kafka no longer answers their last commit and their leave.
+//! `outage` (chaos/README.md). No idle timeout: it could fire during the
+//! outage; the consumers get SIGTERM once every event is committed.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +14,8 @@ use testkit::{Kafka, KafkaOptions, Nisshi, verify};
 use super::sigterm::SIGTERM_BOUND;
 use super::{check, consumer, exactness, expected, fresh_dir, producer, secret_leaks, topic};
 use crate::{BrokerKind, Config, Outcome, Scenario};
+
+const SC: Scenario = Scenario::Outage;
 
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     let dir = fresh_dir(cfg, "outage")?;
@@ -37,7 +36,7 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
 
     let mut consumers = Vec::new();
     for &c in &cfg.consumers {
-        let mut cmd = consumer(cfg, Scenario::Outage, c, &brokers, &topic, &dir);
+        let mut cmd = consumer(cfg, SC, c, &brokers, &topic, &dir);
         cmd.idle_secs = None;
         let p = cmd.spawn(&cfg.bins, 0, &[])?;
         consumers.push((cmd, p));
@@ -94,16 +93,12 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
             0
         }
     };
-    outcomes.push(Outcome::new(
-        Scenario::Outage,
-        "producer",
-        format!(
-            "events {} rate {rate}/s outage_s {:.1} acknowledged {acked} log_lines_during_outage {producer_lines}",
-            cfg.events,
-            down_for.as_secs_f64()
-        ),
-        pproblems,
-    ));
+    let figures = format!(
+        "events {} rate {rate}/s outage_s {:.1} acknowledged {acked} log_lines_during_outage {producer_lines}",
+        cfg.events,
+        down_for.as_secs_f64()
+    );
+    outcomes.push(Outcome::new(SC, "producer", figures, pproblems));
 
     // Every event committed (a consumer that exited is reported below),
     // then the broker goes for good and the consumers are stopped: the
@@ -150,21 +145,17 @@ pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
         let f = verify(&cmd.db, &expected, 0)?;
         exactness(&f, cfg.events, &mut problems);
         problems.extend(secret_leaks(&dir));
-        outcomes.push(Outcome::new(
-            Scenario::Outage,
-            cmd.model.name(),
-            format!(
-                "events {} outage_s {:.1} committed_at_outage {} log_lines_during_outage {} \
+        let figures = format!(
+            "events {} outage_s {:.1} committed_at_outage {} log_lines_during_outage {} \
                  exit_without_broker_s {:.1} {}",
-                f.events,
-                down_for.as_secs_f64(),
-                at_down[i],
-                during[i],
-                exit_s.as_secs_f64(),
-                f.brief()
-            ),
-            problems,
-        ));
+            f.events,
+            down_for.as_secs_f64(),
+            at_down[i],
+            during[i],
+            exit_s.as_secs_f64(),
+            f.brief()
+        );
+        outcomes.push(Outcome::new(SC, cmd.model.name(), figures, problems));
     }
     Ok(outcomes)
 }

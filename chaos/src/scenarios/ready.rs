@@ -13,19 +13,16 @@ use testkit::{Bins, ConsumerCmd, ConsumerStats, Kafka, Model, kafka};
 /// Partitions of the check's topic.
 const PARTITIONS: i32 = 4;
 
-/// The test: skipped (see [`testkit::skip`]) where Apache Kafka cannot start.
+/// The test (skipped where Apache Kafka cannot start): `model` on an empty
+/// topic with a stale ready file in place, which must be replaced after the
+/// assignment with the topic, every partition and the consumer's pid.
 pub fn ready_file_test(test: &str, model: Model) {
-    if let Err(why) = kafka::available() {
-        return testkit::skip(test, &format!("{why:#}"));
+    if let Some(kafka) = Kafka::shared_or_skip(test) {
+        ready_file(kafka, model).unwrap_or_else(|e| panic!("{e:#}"));
     }
-    ready_file_check(model).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
-/// Starts `model` on an empty topic of the process's Apache Kafka with a
-/// stale ready file in place, and checks that the file is replaced after
-/// the assignment with the topic, every partition and the consumer's pid.
-pub fn ready_file_check(model: Model) -> Result<()> {
-    let kafka = Kafka::shared()?;
+fn ready_file(kafka: &Kafka, model: Model) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("ready-file-").tempdir()?;
     let topic = kafka::unique("ready");
     kafka.create_topic(&topic, PARTITIONS)?;

@@ -1,6 +1,6 @@
-//! SIGTERM mid-run (chaos/README.md, `sigterm`). The first run's batches are
-//! larger than the topic and its flush interval longer than the scenario,
-//! so what it stores is exactly its open batch, committed on the way out.
+//! `sigterm` (chaos/README.md): batches larger than the topic and a flush
+//! interval longer than the scenario, so the first run stores exactly its
+//! open batch, committed on the way out.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use testkit::{Model, group_offsets, verify};
 use super::{Producing, check, consumer, exactness, while_producing};
 use crate::{Config, Outcome, Scenario};
 
+const SC: Scenario = Scenario::Sigterm;
+
 /// The bound on the exit after SIGTERM.
 pub(crate) const SIGTERM_BOUND: Duration = Duration::from_secs(5);
 
@@ -23,13 +25,13 @@ const DOCKER_GRACE: Duration = Duration::from_secs(10);
 
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 10 s of production: the signal comes while events arrive.
-    while_producing(cfg, Scenario::Sigterm, 10, |s, m| one(cfg, m, s))
+    while_producing(cfg, SC, 10, |s, m| one(cfg, m, s))
 }
 
 fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     let (brokers, topic, expected) = (s.brokers.as_str(), s.topic.as_str(), &s.expected);
     let n = cfg.events;
-    let cmd = consumer(cfg, Scenario::Sigterm, model, brokers, topic, &s.dir);
+    let cmd = consumer(cfg, SC, model, brokers, topic, &s.dir);
     let db = &cmd.db;
     let mut problems = Vec::new();
     let mut unbatched = cmd.clone();
@@ -127,17 +129,13 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
             n - at_signal.min(n)
         )
     });
-    Ok(Outcome::new(
-        Scenario::Sigterm,
-        model.name(),
-        format!(
-            "events {} at_signal {at_signal} exit_after_sigterm_s {:.2} locked_exit_s {:.2} kafka_offsets_match {} {}",
-            f.events,
-            took.as_secs_f64(),
-            locked_took.as_secs_f64(),
-            in_kafka == stored,
-            f.brief()
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "events {} at_signal {at_signal} exit_after_sigterm_s {:.2} locked_exit_s {:.2} kafka_offsets_match {} {}",
+        f.events,
+        took.as_secs_f64(),
+        locked_took.as_secs_f64(),
+        in_kafka == stored,
+        f.brief()
+    );
+    Ok(Outcome::new(SC, model.name(), figures, problems))
 }

@@ -1,41 +1,28 @@
-//! Operator moves that used to lose events silently (issue 23;
-//! chaos/README.md, `start-positions`): each ends with every event stored
-//! once, or a refusal naming the range and the flag that accepts it.
+//! `start-positions` (chaos/README.md): each case ends with every event
+//! stored once, or a refusal naming the range and the flag that accepts it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use testkit::clients::delete_topic;
 use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::row_count;
-use testkit::{
-    ConsumerStats, Expected, Kafka, Model, ProducerCmd, group_offsets, kafka, verify_all,
-};
+use testkit::{ConsumerStats, Expected, group_offsets, kafka, verify_all};
 
-use super::{check, consumer, filled_topic, fresh_dir, per_consumer, refused};
+use super::{At, Case, Filled, cases, check, consumer, refused, sub};
 use crate::{Config, Outcome, Scenario};
 
 const SC: Scenario = Scenario::StartPositions;
 const PARTITIONS: i32 = 3;
 
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
-    let dir = fresh_dir(cfg, "start-positions")?;
-    let dir = &dir;
-    Ok(per_consumer(cfg, SC, |m| {
-        let mut problems = Vec::new();
-        let d = dir.join(m.name());
-        std::fs::create_dir_all(&d)?;
-        let restored = restored_backup(cfg, m, &d, &mut problems)?;
-        let recreated = recreated_topic(cfg, m, &d, &mut problems)?;
-        let revoked = partial_revocation(cfg, m, &d, &mut problems)?;
-        Ok(Outcome::new(
-            SC,
-            m.name(),
-            format!("{restored}; {recreated}; {revoked}"),
-            problems,
-        ))
-    }))
+    let all: [(&str, Case); 3] = [
+        ("restored", restored_backup),
+        ("recreated", recreated_topic),
+        ("revoke-one", partial_revocation),
+    ];
+    cases(cfg, SC, &all)
 }
 
 fn copy_db(from: &Path, to: &Path) -> Result<()> {
@@ -52,58 +39,17 @@ fn copy_db(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One case: a topic of its own with [`PARTITIONS`] partitions, a
-/// directory, and the first `n` events in the topic.
-struct Case {
-    kafka: &'static Kafka,
-    topic: String,
-    dir: PathBuf,
-    n: u64,
-}
-
-impl Case {
-    fn new(cfg: &Config, dir: &Path, name: &str) -> Result<Case> {
-        let n = cfg.events.clamp(30, 30_000);
-        let dir = dir.join(name);
-        let (kafka, topic) = filled_topic(cfg, &dir, name, PARTITIONS, n)?;
-        Ok(Case {
-            kafka,
-            topic,
-            dir,
-            n,
-        })
-    }
-
-    /// Half as many events again (ids after the first `n`); what both runs
-    /// make.
-    fn produce_more(&self, cfg: &Config) -> Result<(u64, Expected)> {
-        let more = (self.n / 2).max(3);
-        let mut next = ProducerCmd::new(
-            self.kafka.bootstrap(),
-            &self.topic,
-            more,
-            cfg.seed,
-            cfg.accounts,
-        );
-        next.first_id = self.n + 1;
-        next.run(&cfg.bins, &self.dir, "producer-2")?;
-        let runs = [(1, self.n), (self.n + 1, more)];
-        Ok((more, Expected::of_runs(cfg.seed, cfg.accounts, &runs)))
-    }
+/// A case's topic of [`PARTITIONS`] partitions and its first events.
+fn case(cfg: &Config, dir: &Path, name: &str) -> Result<Filled> {
+    Filled::new(cfg, dir, name, PARTITIONS, cfg.events.clamp(30, 30_000))
 }
 
 /// The restored backup, then a new `--db` and `auto.offset.reset=latest`
 /// against the same group.
-fn restored_backup(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
-    let case = Case::new(cfg, dir, "restored")?;
-    let (n, dir) = (case.n, &case.dir);
-    let half = n / 2;
-    let cmd = consumer(cfg, SC, model, case.kafka.bootstrap(), &case.topic, dir);
+fn restored_backup(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
+    let case = case(cfg, dir, "restored")?;
+    let (n, dir, half) = (case.n, &case.dir, case.n / 2);
+    let cmd = case.consumer(cfg, SC, model);
     let half_arg = half.to_string();
     let _: ConsumerStats = cmd
         .spawn(&cfg.bins, 0, &["--max-events", &half_arg])?
@@ -146,40 +92,28 @@ fn restored_backup(
     let mut latest = cmd.clone();
     latest.db = dir.join("latest.db");
     latest.group = kafka::unique("chaos-start-positions-latest");
-    latest
-        .extra
-        .extend(["-X", "auto.offset.reset=latest"].map(String::from));
+    let what = "auto.offset.reset=latest";
+    latest.extra.extend(["-X", what].map(String::from));
     let needles = ["auto.offset.reset=latest is not accepted"];
-    refused(
-        cfg,
-        &latest,
-        6,
-        &needles,
-        "auto.offset.reset=latest",
-        problems,
-    )?;
+    refused(cfg, &latest, 6, &needles, what, problems)?;
     Ok(format!(
-        "restored: {before} of {n} after the restore, {} re-read; new db: refused, then {} with a new group",
+        "{before} of {n} after the restore, {} re-read; new db: refused, then {} with a new group",
         again.events_committed, fresh.events_committed
     ))
 }
 
 /// The topic deleted and created again under the same name, with new
 /// events.
-fn recreated_topic(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
-    let case = Case::new(cfg, dir, "recreated")?;
+fn recreated_topic(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
+    let case = case(cfg, dir, "recreated")?;
     let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
-    let cmd = consumer(cfg, SC, model, kafka.bootstrap(), topic, &case.dir);
+    let cmd = case.consumer(cfg, SC, model);
     let _: ConsumerStats = cmd.spawn(&cfg.bins, 0, &[])?.wait_success()?;
 
     delete_topic(kafka.bootstrap(), topic)?;
     kafka.create_topic(topic, PARTITIONS)?;
-    let (more, expected) = case.produce_more(cfg)?;
+    let more = (n / 2).max(3);
+    let expected = case.more(cfg, more)?;
 
     let needles = [topic.as_str(), "--accept-new-topic"];
     refused(cfg, &cmd, 1, &needles, "recreated topic", problems)?;
@@ -203,24 +137,18 @@ fn recreated_topic(
         format!("recreated: {resets} rows in topic_resets, not 1")
     });
     Ok(format!(
-        "recreated: refused, then {} new events stored",
+        "refused, then {} new events stored",
         stats.events_committed
     ))
 }
 
 /// A second instance takes one of the first's three partitions; both keep
 /// running while the group's offsets are read.
-fn partial_revocation(
-    cfg: &Config,
-    model: Model,
-    dir: &Path,
-    problems: &mut Vec<String>,
-) -> Result<String> {
-    let case = Case::new(cfg, dir, "revoke-one")?;
+fn partial_revocation(At { cfg, model, dir }: At, problems: &mut Vec<String>) -> Result<String> {
+    let case = case(cfg, dir, "revoke-one")?;
     let (kafka, topic, n) = (case.kafka, &case.topic, case.n);
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
-        let d = case.dir.join(name);
-        std::fs::create_dir_all(&d)?;
+        let d = sub(&case.dir, name)?;
         let mut cmd = consumer(cfg, SC, model, kafka.bootstrap(), topic, &d);
         cmd.idle_secs = None;
         cmd.extra.push("--scale-out".into());
@@ -237,7 +165,8 @@ fn partial_revocation(
     wait_until(GENEROUS, "the second instance to get a partition", || {
         b.log_text().contains("assigned 1 partition") || b.try_status().is_some()
     })?;
-    let (more, expected) = case.produce_more(cfg)?;
+    let more = (n / 2).max(3);
+    let expected = case.more(cfg, more)?;
     let total = n + more;
     wait_until(GENEROUS, "both instances to store everything", || {
         row_count(&a_cmd.db) + row_count(&b_cmd.db) >= total
@@ -269,8 +198,5 @@ fn partial_revocation(
     check(problems, f.exact() && f.events == total, || {
         format!("revoke-one: the two databases: {}", f.brief())
     });
-    Ok(format!(
-        "revoke-one: lag 0 while running: {}",
-        caught_up.is_ok()
-    ))
+    Ok(format!("lag 0 while running: {}", caught_up.is_ok()))
 }

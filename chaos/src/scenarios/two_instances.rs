@@ -8,13 +8,15 @@ use testkit::procs::{GENEROUS, wait_until};
 use testkit::verify::{row_count, stored_ids};
 use testkit::{Model, verify_all};
 
-use super::{Producing, check, consumer, exactness, while_producing};
+use super::{Producing, check, consumer, exactness, sub, while_producing};
 use crate::{Config, Outcome, Scenario};
+
+const SC: Scenario = Scenario::TwoInstances;
 
 pub fn run(cfg: &Config) -> Result<Vec<Outcome>> {
     // About 12 s of production, so that the second instance joins, and the
     // group rebalances, while events are still arriving.
-    while_producing(cfg, Scenario::TwoInstances, 12, |s, m| one(cfg, m, s))
+    while_producing(cfg, SC, 12, |s, m| one(cfg, m, s))
 }
 
 fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
@@ -22,9 +24,8 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     let (expected, background) = (&s.expected, s.background);
     let n = cfg.events;
     let instance = |name: &str| -> Result<testkit::ConsumerCmd> {
-        let sub = dir.join(format!("{}-{name}", model.name()));
-        std::fs::create_dir_all(&sub)?;
-        let mut cmd = consumer(cfg, Scenario::TwoInstances, model, brokers, topic, &sub);
+        let own = sub(dir, &format!("{}-{name}", model.name()))?;
+        let mut cmd = consumer(cfg, SC, model, brokers, topic, &own);
         // Idle longer than a rebalance takes: the newcomer holds no
         // partition between the two rounds of the cooperative protocol.
         cmd.idle_secs = Some(8);
@@ -80,14 +81,10 @@ fn one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outcome> {
     check(&mut problems, both == 0, || {
         format!("{both} events are in both databases")
     });
-    Ok(Outcome::new(
-        Scenario::TwoInstances,
-        model.name(),
-        format!(
-            "events {} first {na} second {nb} in_both {both} {}",
-            f.events,
-            f.brief()
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "events {} first {na} second {nb} in_both {both} {}",
+        f.events,
+        f.brief()
+    );
+    Ok(Outcome::new(SC, model.name(), figures, problems))
 }

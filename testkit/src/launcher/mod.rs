@@ -219,11 +219,8 @@ fn start_kafka(place: &Place, run: &RunDir, start: &Start) -> Result<String> {
             run.remove(&pid_name(nodes, id));
             free(run, &place.address(id), "the client address")?;
             let controller = format!("{}:{}", place.host, place.controller(nodes, id));
-            free(
-                run,
-                &controller,
-                "the controller address (KAFKA_CONTROLLER_PORT)",
-            )?;
+            let what = "the controller address (KAFKA_CONTROLLER_PORT)";
+            free(run, &controller, what)?;
             let data = place.node_dir(nodes, id).join("data");
             if start.fresh && data.is_dir() {
                 say!("--fresh: deleting the stored log {}", data.display());

@@ -78,13 +78,11 @@ pub fn answers(addresses: &str) -> bool {
     addresses.split(',').any(|a| {
         let a = a.trim();
         let a = a.split_once("://").map_or(a, |(_, rest)| rest);
-        let a = if a.contains(':') {
-            a.to_string()
-        } else {
-            format!("{a}:9092")
-        };
-        a.to_socket_addrs().is_ok_and(|mut addrs| {
-            addrs.any(|sa| TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_ok())
-        })
+        let default_port = if a.contains(':') { "" } else { ":9092" };
+        format!("{a}{default_port}")
+            .to_socket_addrs()
+            .is_ok_and(|mut addrs| {
+                addrs.any(|sa| TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_ok())
+            })
     })
 }

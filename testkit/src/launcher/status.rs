@@ -14,12 +14,11 @@ pub fn status(place: &Place) -> bool {
     let any_pid = pids.iter().any(|p| p != "-");
     let up = (!local || any_pid) && address.as_deref().is_some_and(answers);
     let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let kind_or_none = kind
+        .clone()
+        .unwrap_or_else(|| "none (nothing started from this run dir)".into());
     let mut rows = vec![
-        (
-            "kind",
-            kind.clone()
-                .unwrap_or_else(|| "none (nothing started from this run dir)".into()),
-        ),
+        ("kind", kind_or_none),
         ("address", dash(address.clone())),
         ("pid", if any_pid { pids.join(" ") } else { "-".into() }),
         ("version", dash(run.get("version"))),
@@ -27,17 +26,13 @@ pub fn status(place: &Place) -> bool {
     match kind.as_deref() {
         Some("nisshi") => {
             rows.push(("storage", dash(run.get("storage"))));
-            rows.push((
-                "log",
-                place.run_dir.join("nisshi.log").display().to_string(),
-            ));
+            let log = place.run_dir.join("nisshi.log");
+            rows.push(("log", log.display().to_string()));
         }
         Some("kafka") => {
             let r = Replication::for_nodes(nodes as usize);
-            let replication = format!(
-                "replication {}, min.insync.replicas {}",
-                r.replicas, r.min_isr
-            );
+            let (rf, isr) = (r.replicas, r.min_isr);
+            let replication = format!("replication {rf}, min.insync.replicas {isr}");
             rows.push(("nodes", format!("{nodes} ({replication})")));
             rows.push(("heap", dash(run.get("heap"))));
             let log = place.node_dir(nodes, 1).join("logs/server.log");
@@ -49,10 +44,8 @@ pub fn status(place: &Place) -> bool {
     rows.push(("run dir", place.run_dir.display().to_string()));
     let own = place.address(1);
     if (kind.is_none() || address.is_none()) && answers(&own) {
-        rows.push((
-            "note",
-            format!("something not started from this run dir listens on {own}"),
-        ));
+        let note = format!("something not started from this run dir listens on {own}");
+        rows.push(("note", note));
     }
     let out: String = rows
         .iter()

@@ -87,19 +87,11 @@ pub fn minority_loss(cfg: &Config) -> Result<Vec<Outcome>> {
             stats.events_committed
         ));
     }
-    Ok(vec![Outcome::new(
-        sc,
-        "all",
-        format!(
-            "first run {first} events: acknowledged {acked}, gave up after {:.0} s; second run {}; {}",
-            took.as_secs_f64(),
-            if second_ok.is_ok() {
-                "complete"
-            } else {
-                "FAILED"
-            },
-            figures.join(", ")
-        ),
-        problems,
-    )])
+    let second = second_ok.as_ref().map_or("FAILED", |_| "complete");
+    let figures = format!(
+        "first run {first} events: acknowledged {acked}, gave up after {:.0} s; second run {second}; {}",
+        took.as_secs_f64(),
+        figures.join(", ")
+    );
+    Ok(vec![Outcome::new(sc, "all", figures, problems)])
 }

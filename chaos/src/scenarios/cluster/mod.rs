@@ -1,5 +1,5 @@
-//! Scenarios on a cluster of three Apache Kafka nodes (issue 16;
-//! chaos/README.md), one file each; this one holds what they share.
+//! The scenarios on a cluster of three Apache Kafka nodes
+//! (chaos/README.md), one file each; this one holds what they share.
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -12,7 +12,7 @@ use testkit::{Broker, Cluster, ConsumerCmd, ConsumerStats, Expected, Model, Proc
 
 use super::{
     Background, Producing, check, consumer, each, exactness, expected, fresh_dir, producer,
-    producing_on, topic,
+    producing_on, sub, topic,
 };
 use crate::{Config, Outcome, Scenario};
 use common::now_us;
@@ -60,12 +60,6 @@ fn start_cluster(cfg: &Config, sc: Scenario) -> Result<(PathBuf, Cluster, String
 /// The live rate, lower when there are too few events to last `secs`.
 fn live_rate(cfg: &Config, secs: u64) -> u64 {
     cfg.live_rate.min(cfg.events / secs).max(1)
-}
-
-fn sub(dir: &Path, name: &str) -> Result<PathBuf> {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
-    Ok(d)
 }
 
 /// Starts one consumer per model, each in a group of its own, and waits

@@ -27,12 +27,6 @@ pub fn rolling_restart(cfg: &Config) -> Result<Vec<Outcome>> {
     let what = format!("nodes restarted {NODES} in {secs:.0} s");
     let window = (start_us, Some(end_us));
     let parts = ("", what.as_str());
-    Ok(finish_consumers(
-        sc,
-        consumers,
-        (&expected, n),
-        produced,
-        parts,
-        window,
-    ))
+    let outcomes = finish_consumers(sc, consumers, (&expected, n), produced, parts, window);
+    Ok(outcomes)
 }

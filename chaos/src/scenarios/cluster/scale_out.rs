@@ -157,15 +157,11 @@ fn scale_out_one(
             summary.extra_copies
         )
     });
-    Ok(Outcome::new(
-        sc,
-        model.name(),
-        format!(
-            "instances 4 events {} distinct {} lost {lost} stored_twice {} (bound {bound}) wrong_balances {wrong}",
-            summary.rows, summary.distinct_events, summary.stored_twice
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "instances 4 events {} distinct {} lost {lost} stored_twice {} (bound {bound}) wrong_balances {wrong}",
+        summary.rows, summary.distinct_events, summary.stored_twice
+    );
+    Ok(Outcome::new(sc, model.name(), figures, problems))
 }
 
 /// Events a database stored in the last `span` before its last commit.

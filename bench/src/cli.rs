@@ -190,7 +190,8 @@ pub struct RunArgs {
 
     /// After the other phases, find each model's saturation point: live
     /// steps at offered rates doubling from --saturation-start until both
-    /// consumers fall behind (~30 s per step).
+    /// consumers fall behind, the producer cannot offer the rate, or past
+    /// --saturation-max (~30 s per step).
     #[arg(long)]
     pub saturation: bool,
 

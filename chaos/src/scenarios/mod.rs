@@ -142,8 +142,8 @@ pub(crate) fn produce(
     dir: &Path,
     name: &str,
 ) -> Result<ProducerStats> {
-    let mut cmd = ProducerCmd::new(brokers, topic, n, cfg.seed, cfg.accounts);
-    cmd.first_id = first_id;
+    let mut cmd = producer(cfg, brokers, topic);
+    (cmd.count, cmd.first_id) = (n, first_id);
     cmd.run(&cfg.bins, dir, name)
 }
 
